@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything gpurent needs from the package registries alone: Node packages (solc-js,
+# anvil, forge, OpenZeppelin), a Python virtualenv with the pinned lock, the solc shim where
+# py-solc-x, Brownie and forge find it, and Brownie's network entries. Idempotent.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+solc_version="$(node -p "require('./package.json').devDependencies.solc")"
+
+if [ ! -x node_modules/.bin/anvil ] || [ package-lock.json -nt node_modules/.installed ]; then
+  echo "==> npm ci (solc ${solc_version}, anvil, forge, OpenZeppelin Contracts)"
+  npm ci --no-audit --no-fund
+  touch node_modules/.installed
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  python3 -m venv .venv
+fi
+if [ requirements.lock -nt .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "==> pip install -r requirements.lock"
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -r requirements.lock
+  .venv/bin/pip install --quiet --no-deps -e .
+  touch .venv/.installed
+fi
+
+echo "==> solc ${solc_version} (solc-js behind a native-style front end)"
+mkdir -p "$HOME/.solcx"
+shim="$HOME/.solcx/solc-v${solc_version}"
+printf '#!/bin/sh\nexec node "%s/tools/solc-shim.js" "$@"\n' "$root" > "$shim"
+chmod +x "$shim"
+
+# Brownie 1.22 rejects a networks: section in brownie-config.yaml; declare them here.
+export PATH="$root/node_modules/.bin:$PATH"
+declare_network() {  # env id key=value...
+  local env="$1" id="$2"; shift 2
+  if .venv/bin/brownie networks list 2>/dev/null | grep -q -- "\b${id}\b"; then
+    .venv/bin/brownie networks modify "$id" "$@" >/dev/null
+  else
+    .venv/bin/brownie networks add "$env" "$id" "$@" >/dev/null
+  fi
+}
+echo "==> brownie networks: sepolia-rpc, base-sepolia-rpc (RPC URLs from the environment)"
+declare_network Ethereum sepolia-rpc 'host=$SEPOLIA_RPC_URL' chainid=11155111 explorer=https://api-sepolia.etherscan.io/api
+declare_network "Base" base-sepolia-rpc 'host=$BASE_SEPOLIA_RPC_URL' chainid=84532 explorer=https://api-sepolia.basescan.org/api
