@@ -1,0 +1,375 @@
+"""Wire telemetry batches: canonical JSON, the hash chain, and the agent's EIP-191 signature.
+
+The bytes are fixed by ``docs/protocol.md`` ("Telemetry batches"):
+
+- ``batch_hash = keccak256(canonical_json(batch without "signature"))``;
+- ``signature`` is the agent key's EIP-191 signature of ``batch_hash``
+  (``encode_defunct(primitive=batch_hash)``), 65 bytes ``r || s || v`` with ``v`` in {27, 28};
+- samples are ordered by ``(t_ms, gpu)``; batch 0 of a rental has ``prev_hash`` = 32 zero bytes.
+
+Signing and recovery go through coincurve (libsecp256k1): a node recovers thousands of batch
+signatures a second, and the pure-Python backend is two orders of magnitude slower. The recovered
+address is the one ``eth_account.Account.recover_message`` gives (a test proves it).
+
+``from_wire`` is strict so that the node can hash what it parsed and get the agent's bytes back:
+every field present and no other, integers only (``bool`` and ``float`` refused), values in range,
+hex in the one canonical spelling (``0x`` + lowercase), the agent as an EIP-55 checksummed
+address, GPUs ordered by index, samples ordered by ``(t_ms, gpu)`` without duplicates and only
+for GPUs listed in ``gpus``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from coincurve import PrivateKey, PublicKey
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+
+from oracle.errors import BatchVerificationError
+from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
+
+GENESIS_PREV_HASH = bytes(32)
+"""``prev_hash`` of batch 0 of every rental."""
+
+# Ranges enforced by ``from_wire`` (inclusive). Physics (power above the board limit, a counter
+# that runs backwards) is the metering core's business; these only keep the wire sane.
+UINT64_MAX = 2**64 - 1
+UINT256_MAX = 2**256 - 1
+MAX_GPUS_PER_BATCH = 64
+MAX_SAMPLES_PER_BATCH = 4096
+MAX_TEXT_CHARS = 128
+SAMPLE_RANGES: dict[str, tuple[int, int]] = {
+    "gpu": (0, MAX_GPUS_PER_BATCH * 4 - 1),
+    "t_ms": (0, 2**63 - 1),
+    "energy_mj": (0, 2**63 - 1),
+    "power_mw": (0, 10_000_000),  # 10 kW: no single accelerator board draws more
+    "util_gpu_pct": (0, 100),
+    "util_mem_pct": (0, 100),
+    "mem_used_mib": (0, 2**24),  # 16 TiB
+    "temp_c": (0, 200),
+}
+POWER_LIMIT_RANGE_MW = (1, 10_000_000)
+
+_EIP191_PREFIX_32 = b"\x19Ethereum Signed Message:\n32"
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _SECP256K1_N // 2
+_HEX32 = re.compile(r"0x[0-9a-f]{64}\Z")
+_HEX65 = re.compile(r"0x[0-9a-f]{130}\Z")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}\Z")
+_WIRE_FIELDS = frozenset(
+    {"rental_id", "agent", "batch_seq", "prev_hash", "gpus", "samples", "signature"}
+)
+_GPU_FIELDS = ("index", "uuid", "name", "power_limit_mw")
+_SAMPLE_FIELD_SET = frozenset(SAMPLE_FIELDS)
+_GPU_FIELD_SET = frozenset(_GPU_FIELDS)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The protocol's canonical JSON: sorted keys, no whitespace, ASCII only.
+
+    Floats are refused anywhere in ``obj`` (signed telemetry holds integers and strings only).
+    """
+    _refuse_floats(obj)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def _refuse_floats(obj: Any) -> None:
+    if isinstance(obj, float):
+        raise BatchVerificationError(f"float {obj!r} in canonical JSON; only integers are allowed")
+    if isinstance(obj, dict):
+        for value in obj.values():
+            _refuse_floats(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _refuse_floats(value)
+
+
+def eip191_digest(batch_hash: bytes) -> bytes:
+    """The digest an EIP-191 ``personal_sign`` of the 32-byte ``batch_hash`` signs."""
+    return keccak(_EIP191_PREFIX_32 + batch_hash)
+
+
+def sign_batch_hash(private_key: bytes, batch_hash: bytes) -> bytes:
+    """65-byte ``r || s || v`` (v in {27, 28}, low s) EIP-191 signature of ``batch_hash``."""
+    if len(private_key) != 32:
+        raise BatchVerificationError("an agent private key is 32 bytes")
+    raw = PrivateKey(private_key).sign_recoverable(eip191_digest(batch_hash), hasher=None)
+    return raw[:64] + bytes([raw[64] + 27])
+
+
+def recover_batch_signer(batch_hash: bytes, signature: bytes) -> str:
+    """Checksummed address that made ``signature`` over ``batch_hash`` (EIP-191)."""
+    if len(signature) != 65:
+        raise BatchVerificationError(f"signature is {len(signature)} bytes, expected 65")
+    v = signature[64]
+    if v not in (27, 28):
+        raise BatchVerificationError(f"signature v is {v}, expected 27 or 28")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < _SECP256K1_N and 0 < s <= _HALF_N):
+        raise BatchVerificationError("signature r or s out of range (s must be in the lower half)")
+    try:
+        public = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), eip191_digest(batch_hash), hasher=None
+        )
+    except Exception as exc:  # coincurve raises plain Exception/ValueError on unrecoverable input
+        raise BatchVerificationError(f"signature does not recover to a key: {exc}") from exc
+    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+def address_of(private_key: bytes) -> str:
+    """Checksummed Ethereum address of a 32-byte secp256k1 private key."""
+    public = PrivateKey(private_key).public_key.format(compressed=False)[1:]
+    return to_checksum_address(keccak(public)[-20:])
+
+
+@dataclass(frozen=True)
+class TelemetryBatch:
+    """One signed, hash-chained batch of samples for one rental, as it travels on the wire.
+
+    ``prev_hash`` and ``signature`` are bytes here and ``0x``-hex on the wire. ``signature`` is
+    ``None`` until :meth:`signed` is called. Build batches with samples already sorted by
+    ``(t_ms, gpu)``; the constructor does not re-validate (``from_wire`` does).
+    """
+
+    rental_id: int
+    agent: str
+    batch_seq: int
+    prev_hash: bytes
+    gpus: tuple[GpuInfo, ...]
+    samples: tuple[Sample, ...]
+    signature: bytes | None = None
+    _hash_cache: list = field(default_factory=list, init=False, repr=False, compare=False)
+
+    # -- hashing -------------------------------------------------------------------------------
+
+    def unsigned_wire(self) -> dict[str, Any]:
+        """The batch as a wire dict without ``signature``: what ``batch_hash`` covers."""
+        return {
+            "rental_id": self.rental_id,
+            "agent": self.agent,
+            "batch_seq": self.batch_seq,
+            "prev_hash": "0x" + self.prev_hash.hex(),
+            "gpus": [
+                {
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "name": g.name,
+                    "power_limit_mw": g.power_limit_mw,
+                }
+                for g in self.gpus
+            ],
+            "samples": [s.to_wire() for s in self.samples],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """``canonical_json`` of the batch without ``signature``."""
+        return canonical_json(self.unsigned_wire())
+
+    def batch_hash(self) -> bytes:
+        """keccak256 of :meth:`canonical_bytes`; cached (the batch is immutable)."""
+        if not self._hash_cache:
+            self._hash_cache.append(keccak(self.canonical_bytes()))
+        return self._hash_cache[0]
+
+    # -- signatures ----------------------------------------------------------------------------
+
+    def signed(self, private_key: bytes) -> TelemetryBatch:
+        """A copy carrying the agent key's signature of :meth:`batch_hash`.
+
+        The key must belong to ``agent``: a batch signed by any other key would never verify.
+        """
+        if address_of(private_key) != self.agent:
+            raise BatchVerificationError(
+                f"private key does not belong to the batch's agent {self.agent}"
+            )
+        batch_hash = self.batch_hash()
+        copy = TelemetryBatch(
+            self.rental_id,
+            self.agent,
+            self.batch_seq,
+            self.prev_hash,
+            self.gpus,
+            self.samples,
+            sign_batch_hash(private_key, batch_hash),
+        )
+        copy._hash_cache.append(batch_hash)
+        return copy
+
+    def recover_agent(self) -> str:
+        """The checksummed address that signed this batch (not compared with ``agent``)."""
+        if self.signature is None:
+            raise BatchVerificationError("batch is not signed")
+        return recover_batch_signer(self.batch_hash(), self.signature)
+
+    def verify_signature(self, expected_agent: str | None = None) -> None:
+        """Raise ``BatchVerificationError`` unless the signature recovers to ``agent``.
+
+        With ``expected_agent`` (the offer's registered agent key) that must match too.
+        """
+        recovered = self.recover_agent()
+        if recovered != self.agent:
+            raise BatchVerificationError(
+                f"batch signed by {recovered}, but its agent field says {self.agent}"
+            )
+        if expected_agent is not None and recovered.lower() != expected_agent.lower():
+            raise BatchVerificationError(
+                f"batch signed by {recovered}, but the rental's agent is {expected_agent}"
+            )
+
+    # -- wire ----------------------------------------------------------------------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object of ``POST /v1/batches`` (requires a signed batch)."""
+        if self.signature is None:
+            raise BatchVerificationError("an unsigned batch has no wire form; call signed() first")
+        wire = self.unsigned_wire()
+        wire["signature"] = "0x" + self.signature.hex()
+        return wire
+
+    def to_wire_bytes(self) -> bytes:
+        """``to_wire()`` serialised as canonical JSON (the body the agent POSTs)."""
+        return canonical_json(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> TelemetryBatch:
+        """Parse and validate a wire batch; raise ``BatchVerificationError`` on any defect.
+
+        Checks shape and ranges only. The signature's recovery, the rental's registered agent,
+        the sequence, the hash chain and freshness are checked by the caller
+        (:meth:`verify_signature`, then the node's chain state).
+        """
+        if not isinstance(wire, Mapping):
+            raise BatchVerificationError("a batch is a JSON object")
+        keys = set(wire)
+        if keys != _WIRE_FIELDS:
+            _refuse_fields("batch", keys, _WIRE_FIELDS)
+        rental_id = _int(wire["rental_id"], "rental_id", 0, UINT256_MAX)
+        batch_seq = _int(wire["batch_seq"], "batch_seq", 0, UINT64_MAX)
+        agent = wire["agent"]
+        if not isinstance(agent, str) or not _ADDRESS.match(agent):
+            raise BatchVerificationError("agent must be a 0x-prefixed 20-byte hex address")
+        if to_checksum_address(agent) != agent:
+            raise BatchVerificationError("agent must be an EIP-55 checksummed address")
+        prev_hash = _hex(wire["prev_hash"], "prev_hash", _HEX32, 32)
+        signature = _hex(wire["signature"], "signature", _HEX65, 65)
+        gpus = _parse_gpus(wire["gpus"])
+        samples = _parse_samples(wire["samples"], {g.index for g in gpus})
+        return cls(rental_id, agent, batch_seq, prev_hash, gpus, samples, signature)
+
+    @classmethod
+    def from_wire_bytes(cls, body: bytes) -> TelemetryBatch:
+        """Parse a JSON body (refusing NaN/Infinity literals and floats) into a batch."""
+        try:
+            wire = json.loads(body, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BatchVerificationError(f"batch body is not JSON: {exc}") from exc
+        return cls.from_wire(wire)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BatchVerificationError(f"{name} is not allowed in telemetry")
+
+
+def _refuse_fields(where: str, keys: set, expected: frozenset) -> None:
+    missing = sorted(expected - keys)
+    unknown = sorted(str(k) for k in keys - expected)
+    parts = []
+    if missing:
+        parts.append(f"missing {', '.join(missing)}")
+    if unknown:
+        parts.append(f"unknown {', '.join(unknown)}")
+    raise BatchVerificationError(f"{where}: {'; '.join(parts)}")
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    # type() rather than isinstance(): bool is an int subclass, and True is not a sample value.
+    if type(value) is not int:
+        raise BatchVerificationError(f"{name} must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise BatchVerificationError(f"{name}={value} out of range [{low}, {high}]")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if type(value) is not str or not value or len(value) > MAX_TEXT_CHARS:
+        raise BatchVerificationError(f"{name} must be a non-empty string of <= {MAX_TEXT_CHARS}")
+    if not value.isprintable():
+        raise BatchVerificationError(f"{name} must be printable text")
+    return value
+
+
+def _hex(value: Any, name: str, pattern: re.Pattern[str], size: int) -> bytes:
+    if type(value) is not str or not pattern.match(value):
+        raise BatchVerificationError(f"{name} must be 0x + {size} bytes of lowercase hex")
+    return bytes.fromhex(value[2:])
+
+
+def _parse_gpus(value: Any) -> tuple[GpuInfo, ...]:
+    if type(value) is not list or not value:
+        raise BatchVerificationError("gpus must be a non-empty list")
+    if len(value) > MAX_GPUS_PER_BATCH:
+        raise BatchVerificationError(f"more than {MAX_GPUS_PER_BATCH} gpus")
+    gpus = []
+    last_index = -1
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise BatchVerificationError(f"gpus[{i}] must be an object")
+        keys = set(item)
+        if keys != _GPU_FIELD_SET:
+            _refuse_fields(f"gpus[{i}]", keys, _GPU_FIELD_SET)
+        index = _int(item["index"], f"gpus[{i}].index", *SAMPLE_RANGES["gpu"])
+        if index <= last_index:
+            raise BatchVerificationError("gpus must be ordered by index without duplicates")
+        last_index = index
+        gpus.append(
+            GpuInfo(
+                index=index,
+                uuid=_text(item["uuid"], f"gpus[{i}].uuid"),
+                name=_text(item["name"], f"gpus[{i}].name"),
+                power_limit_mw=_int(
+                    item["power_limit_mw"], f"gpus[{i}].power_limit_mw", *POWER_LIMIT_RANGE_MW
+                ),
+            )
+        )
+    return tuple(gpus)
+
+
+def _parse_samples(value: Any, gpu_indices: set[int]) -> tuple[Sample, ...]:
+    if type(value) is not list or not value:
+        raise BatchVerificationError("samples must be a non-empty list")
+    if len(value) > MAX_SAMPLES_PER_BATCH:
+        raise BatchVerificationError(f"more than {MAX_SAMPLES_PER_BATCH} samples")
+    samples = []
+    last_key = (-1, -1)
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise BatchVerificationError(f"samples[{i}] must be an object")
+        keys = set(item)
+        if keys != _SAMPLE_FIELD_SET:
+            _refuse_fields(f"samples[{i}]", keys, _SAMPLE_FIELD_SET)
+        values = {
+            name: _int(item[name], f"samples[{i}].{name}", *SAMPLE_RANGES[name])
+            for name in SAMPLE_FIELDS
+        }
+        if values["gpu"] not in gpu_indices:
+            raise BatchVerificationError(f"samples[{i}].gpu={values['gpu']} is not in gpus")
+        key = (values["t_ms"], values["gpu"])
+        if key <= last_key:
+            raise BatchVerificationError(
+                f"samples[{i}] out of order: samples are strictly ordered by (t_ms, gpu)"
+            )
+        last_key = key
+        samples.append(Sample(**values))
+    return tuple(samples)
+
+
+def sort_samples(samples: Iterable[Sample]) -> tuple[Sample, ...]:
+    """Samples in the wire order ``(t_ms, gpu)``."""
+    return tuple(sorted(samples, key=lambda s: (s.t_ms, s.gpu)))
