@@ -1,0 +1,461 @@
+"""Sending transactions with a local signer: nonces, fees, retries, receipts.
+
+``TransactionSender`` is the one place that turns a contract call into a mined, successful
+transaction or a ``ChainError`` that says why not:
+
+- **Signer**: a local key (from an encrypted keystore, see ``oracle.keys``); nothing is signed by
+  the RPC node.
+- **Nonces**: the next nonce is ``max(local counter, chain's pending count)``, taken under a lock so
+  threads of one process never collide; "nonce too low" from the node resyncs and rebuilds
+  (unless the rejected nonce already carries *our* transaction, which then counts as sent).
+- **Fees**: EIP-1559 (``maxFeePerGas = base_fee * multiplier + tip``) capped by
+  ``TxPolicy.max_fee_per_gas_cap_wei``; a base fee above the cap refuses to send
+  (``FeeCapExceededError``). Chains without a base fee get a legacy ``gasPrice``, same cap.
+  A transaction not mined within ``receipt_timeout_s`` is replaced with the same nonce and fees
+  raised by ``fee_bump_bps`` (at most ``max_fee_bumps`` times, never above the cap).
+- **Retries**: transient RPC failures (connection refused or reset, timeouts, HTTP 429/5xx,
+  "header not found") are retried with exponential backoff and jitter, ``rpc_retries`` times;
+  then ``RpcUnavailableError``. Re-sending the same signed bytes is idempotent.
+- **Receipts**: status 0 raises ``TransactionRevertedError`` with the custom error decoded from
+  the contract ABI (the failed call is replayed with ``eth_call`` to recover revert data);
+  a call that would revert is caught before sending, at gas estimation, with the same error.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+import requests
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import (
+    ContractLogicError,
+    ProviderConnectionError,
+    TimeExhausted,
+    TooManyRequests,
+    TransactionNotFound,
+    Web3RPCError,
+)
+
+from oracle.chain.errors import (
+    ErrorDecoder,
+    FeeCapExceededError,
+    NonceError,
+    RpcUnavailableError,
+    TransactionRevertedError,
+    TransactionTimeoutError,
+)
+from oracle.errors import ChainError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GWEI = 10**9
+
+
+@dataclass(frozen=True)
+class TxPolicy:
+    """How transactions are priced, retried and awaited."""
+
+    max_fee_per_gas_cap_wei: int = 500 * GWEI
+    priority_fee_wei: int | None = None  # None: ask the node (eth_maxPriorityFeePerGas)
+    default_priority_fee_wei: int = 1 * GWEI  # when the node cannot say
+    max_priority_fee_cap_wei: int = 50 * GWEI
+    base_fee_multiplier: int = 2
+    legacy: bool | None = None  # None: detect from the latest block's baseFeePerGas
+    gas_margin_bps: int = 2_000  # +20 % over the estimate
+    receipt_timeout_s: float = 120.0
+    receipt_poll_s: float = 0.1
+    max_fee_bumps: int = 3
+    fee_bump_bps: int = 1_250  # +12.5 %: nodes want >= 10 % for a replacement
+    rpc_retries: int = 5
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 5.0
+    nonce_retries: int = 3
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction."""
+
+    tx_hash: str
+    receipt: Any
+    gas_used: int
+    effective_gas_price_wei: int
+    block_number: int
+    events: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def fee_wei(self) -> int:
+        return self.gas_used * self.effective_gas_price_wei
+
+
+_TRANSIENT_MESSAGES = (
+    "header not found",
+    "timeout",
+    "timed out",
+    "too many requests",
+    "rate limit",
+    "service unavailable",
+    "bad gateway",
+    "gateway",
+    "connection",
+    "internal error",
+    "try again",
+    "temporarily",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an RPC failure is worth retrying as is (never a revert or a rejected tx)."""
+    if isinstance(exc, (ContractLogicError, TransactionRevertedError)):
+        return False
+    if isinstance(
+        exc,
+        (
+            requests.ConnectionError,
+            requests.Timeout,
+            ConnectionError,
+            TimeoutError,
+            ProviderConnectionError,
+            TooManyRequests,
+        ),
+    ):
+        return True
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        return status == 429 or status >= 500
+    if isinstance(exc, Web3RPCError):
+        msg = str(exc.message if hasattr(exc, "message") else exc).lower()
+        return any(m in msg for m in _TRANSIENT_MESSAGES)
+    return False
+
+
+def _rpc_message(exc: BaseException) -> str:
+    if isinstance(exc, Web3RPCError):
+        resp = getattr(exc, "rpc_response", None) or {}
+        err = resp.get("error") if isinstance(resp, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"]).lower()
+        return str(getattr(exc, "message", exc)).lower()
+    if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], dict):
+        return str(exc.args[0].get("message", "")).lower()
+    return str(exc).lower()
+
+
+class NonceManager:
+    """Next-nonce bookkeeping for one account, shared by every sender of this process."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self._w3 = w3
+        self._address = address
+        self._next: int | None = None
+        self.lock = threading.RLock()
+
+    def peek(self, chain_pending: int) -> int:
+        if self._next is None or chain_pending > self._next:
+            self._next = chain_pending
+        return self._next
+
+    def consumed(self, nonce: int) -> None:
+        self._next = max(self._next or 0, nonce + 1)
+
+    def reset(self) -> None:
+        """Forget the local counter; the next send reads the chain's pending count."""
+        self._next = None
+
+
+class TransactionSender:
+    """Signs with a local key and sends, awaiting and checking receipts."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        *,
+        policy: TxPolicy | None = None,
+        error_decoder: ErrorDecoder | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.address = account.address
+        self.policy = policy or TxPolicy()
+        self.decoder = error_decoder or ErrorDecoder.from_abis()
+        self.nonces = NonceManager(w3, account.address)
+        self._sleep = sleep
+        self._chain_id: int | None = None
+
+    # ------------------------------------------------------------------ RPC with retries
+    def rpc(self, fn: Callable[[], T], what: str = "rpc") -> T:
+        """Call ``fn`` retrying transient RPC failures with exponential backoff and jitter."""
+        p = self.policy
+        for attempt in range(p.rpc_retries + 1):
+            try:
+                return fn()
+            except Exception as exc:  # classified below
+                if not is_transient(exc):
+                    raise
+                if attempt == p.rpc_retries:
+                    raise RpcUnavailableError(f"{what}: RPC kept failing: {exc}") from exc
+                delay = min(p.backoff_max_s, p.backoff_base_s * 2**attempt)
+                delay *= 0.5 + random.random() / 2
+                log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, exc, attempt + 1, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.rpc(lambda: self.w3.eth.chain_id, "eth_chainId")
+        return self._chain_id
+
+    # ------------------------------------------------------------------ fees
+    def _priority_fee(self) -> int:
+        p = self.policy
+        if p.priority_fee_wei is not None:
+            return p.priority_fee_wei
+        try:
+            tip = int(self.rpc(lambda: self.w3.eth.max_priority_fee, "eth_maxPriorityFeePerGas"))
+        except ChainError:
+            raise
+        except Exception:  # node without the method
+            tip = p.default_priority_fee_wei
+        return min(tip, p.max_priority_fee_cap_wei)
+
+    def fee_fields(self) -> dict[str, int]:
+        """Fee fields for a new transaction, within the cap."""
+        p = self.policy
+        latest = self.rpc(lambda: self.w3.eth.get_block("latest"), "eth_getBlockByNumber")
+        base_fee = latest.get("baseFeePerGas")
+        legacy = p.legacy if p.legacy is not None else base_fee is None
+        cap = p.max_fee_per_gas_cap_wei
+        if legacy:
+            price = int(self.rpc(lambda: self.w3.eth.gas_price, "eth_gasPrice"))
+            if price > cap:
+                raise FeeCapExceededError(f"gas price {price} wei is above the cap {cap} wei")
+            return {"gasPrice": price}
+        base_fee = int(base_fee or 0)
+        if base_fee > cap:
+            raise FeeCapExceededError(f"base fee {base_fee} wei is above the cap {cap} wei")
+        tip = min(self._priority_fee(), cap - base_fee)
+        max_fee = min(cap, base_fee * p.base_fee_multiplier + tip)
+        return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+
+    def _bumped(self, fees: dict[str, int]) -> dict[str, int] | None:
+        """Fees raised for a replacement, or None when the cap leaves no room to bump."""
+        p = self.policy
+        cap = p.max_fee_per_gas_cap_wei
+
+        def up(v: int) -> int:
+            return v + max(1, v * p.fee_bump_bps // 10_000)
+
+        if "gasPrice" in fees:
+            new = up(fees["gasPrice"])
+            return None if new > cap else {"gasPrice": new}
+        new_max, new_tip = up(fees["maxFeePerGas"]), up(fees["maxPriorityFeePerGas"])
+        if new_max > cap:
+            return None
+        return {"maxFeePerGas": new_max, "maxPriorityFeePerGas": min(new_tip, new_max)}
+
+    # ------------------------------------------------------------------ revert data
+    def _revert_from_exception(self, exc: ContractLogicError, function: str) -> TransactionRevertedError:
+        data: str = ""
+        if isinstance(exc.data, str):
+            data = exc.data
+        elif isinstance(exc.data, dict):
+            data = str(exc.data.get("data") or "")
+        name, args = self.decoder.decode(data)
+        if not name and exc.message:
+            msg = str(exc.message)
+            if msg.startswith("execution reverted: "):
+                name, args = "Error", {"message": msg[len("execution reverted: "):]}
+        return TransactionRevertedError(name, args, data=data or "", function=function)
+
+    def estimate_gas(self, tx: dict[str, Any], function: str = "") -> int:
+        """Gas estimate plus the policy margin; a would-be revert raises TransactionRevertedError."""
+        try:
+            est = self.rpc(lambda: self.w3.eth.estimate_gas(tx), f"estimate {function}")
+        except ContractLogicError as exc:
+            raise self._revert_from_exception(exc, function) from exc
+        except Web3RPCError as exc:
+            msg = _rpc_message(exc)
+            if "revert" in msg:
+                raise TransactionRevertedError("", {"message": msg}, function=function) from exc
+            raise ChainError(f"estimate {function}: {msg}") from exc
+        return est + est * self.policy.gas_margin_bps // 10_000
+
+    def call(self, tx: dict[str, Any], function: str = "", block: Any = "latest") -> bytes:
+        """eth_call with retries and decoded reverts."""
+        try:
+            return self.rpc(lambda: self.w3.eth.call(tx, block_identifier=block), f"call {function}")
+        except ContractLogicError as exc:
+            raise self._revert_from_exception(exc, function) from exc
+
+    # ------------------------------------------------------------------ sending
+    def send(
+        self,
+        tx: dict[str, Any],
+        *,
+        function: str = "",
+        wait: bool = True,
+    ) -> TxResult | str:
+        """Sign and send ``tx`` (``to``/``data``/``value``; ``gas`` optional) and await its receipt.
+
+        Returns the TxResult of the mined transaction (or the hash with ``wait=False``).
+        """
+        base = {k: v for k, v in tx.items() if k not in ("nonce", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas")}
+        base["from"] = self.address
+        base.setdefault("value", 0)
+        base["chainId"] = self.chain_id
+        if "gas" not in base:
+            base["gas"] = self.estimate_gas({k: v for k, v in base.items() if k != "chainId"}, function)
+
+        with self.nonces.lock:
+            signed, nonce, fees = self._sign_and_send_new(base, function)
+        if not wait:
+            return signed.hash.to_0x_hex()
+        return self._await(base, signed, nonce, fees, function)
+
+    def _sign(self, base: dict[str, Any], nonce: int, fees: dict[str, int]) -> Any:
+        return self.account.sign_transaction({**base, "nonce": nonce, **fees})
+
+    def _sign_and_send_new(self, base: dict[str, Any], function: str) -> tuple[Any, int, dict[str, int]]:
+        last_exc: Exception | None = None
+        for _ in range(self.policy.nonce_retries + 1):
+            pending = self.rpc(
+                lambda: self.w3.eth.get_transaction_count(self.address, "pending"), "eth_getTransactionCount"
+            )
+            nonce = self.nonces.peek(pending)
+            fees = self.fee_fields()
+            signed = self._sign(base, nonce, fees)
+            try:
+                self._send_raw(signed, function)
+            except _NonceConflict as exc:
+                last_exc = exc
+                log.info("%s: nonce %d conflicts (%s); resyncing", function, nonce, exc)
+                self.nonces.reset()
+                continue
+            self.nonces.consumed(nonce)
+            return signed, nonce, fees
+        raise NonceError(f"{function}: could not find a free nonce: {last_exc}")
+
+    def _send_raw(self, signed: Any, function: str) -> None:
+        """Send signed bytes; resending the same bytes is harmless (idempotent)."""
+        raw = signed.raw_transaction
+        try:
+            self.rpc(lambda: self.w3.eth.send_raw_transaction(raw), f"send {function}")
+        except Web3RPCError as exc:
+            msg = _rpc_message(exc)
+            if "already known" in msg or "already imported" in msg:
+                return  # ours, already in the pool
+            if "nonce too low" in msg or "replacement transaction underpriced" in msg or "nonce has already been used" in msg:
+                if self._known(signed.hash):
+                    return  # the rejected nonce carries our own transaction
+                raise _NonceConflict(msg) from exc
+            if "fee" in msg and "base fee" in msg:
+                raise FeeCapExceededError(f"{function}: {msg}") from exc
+            raise ChainError(f"{function}: transaction rejected: {msg}") from exc
+
+    def _known(self, tx_hash: HexBytes) -> bool:
+        try:
+            self.rpc(lambda: self.w3.eth.get_transaction(tx_hash), "eth_getTransactionByHash")
+            return True
+        except TransactionNotFound:
+            return False
+
+    def _receipt(self, tx_hash: HexBytes) -> Any | None:
+        try:
+            return self.rpc(lambda: self.w3.eth.get_transaction_receipt(tx_hash), "eth_getTransactionReceipt")
+        except TransactionNotFound:
+            return None
+
+    def _await(
+        self, base: dict[str, Any], signed: Any, nonce: int, fees: dict[str, int], function: str
+    ) -> TxResult:
+        p = self.policy
+        candidates = [signed.hash]
+        stage_timeout = p.receipt_timeout_s
+        bumps = 0
+        while True:
+            deadline = time.monotonic() + stage_timeout
+            while time.monotonic() < deadline:
+                for h in candidates:
+                    receipt = self._receipt(h)
+                    if receipt is not None:
+                        return self._checked(receipt, base, function)
+                self._sleep(p.receipt_poll_s)
+            # Not mined in time. If the nonce has been used by something else, stop.
+            mined_nonce = self.rpc(
+                lambda: self.w3.eth.get_transaction_count(self.address, "latest"), "eth_getTransactionCount"
+            )
+            if mined_nonce > nonce:
+                for h in candidates:
+                    receipt = self._receipt(h)
+                    if receipt is not None:
+                        return self._checked(receipt, base, function)
+                self.nonces.reset()
+                raise NonceError(f"{function}: nonce {nonce} was used by another transaction")
+            new_fees = self._bumped(fees) if bumps < p.max_fee_bumps else None
+            if new_fees is None:
+                self.nonces.reset()
+                raise TransactionTimeoutError(
+                    f"{function}: {signed.hash.to_0x_hex()} not mined after {bumps} fee bumps"
+                )
+            bumps += 1
+            fees = new_fees
+            with self.nonces.lock:
+                signed = self._sign(base, nonce, fees)
+                log.info("%s: replacing nonce %d with fees %s", function, nonce, fees)
+                try:
+                    self._send_raw(signed, function)
+                except _NonceConflict:
+                    pass  # the original got mined meanwhile: found by the loop above
+            candidates.append(signed.hash)
+
+    def _checked(self, receipt: Any, base: dict[str, Any], function: str) -> TxResult:
+        tx_hash = receipt["transactionHash"].to_0x_hex()
+        if receipt["status"] != 1:
+            raise self._explain_failure(receipt, base, function, tx_hash)
+        return TxResult(
+            tx_hash=tx_hash,
+            receipt=receipt,
+            gas_used=int(receipt["gasUsed"]),
+            effective_gas_price_wei=int(receipt.get("effectiveGasPrice", 0) or 0),
+            block_number=int(receipt["blockNumber"]),
+        )
+
+    def _explain_failure(self, receipt: Any, base: dict[str, Any], function: str, tx_hash: str) -> TransactionRevertedError:
+        """Replay the failed transaction at its block's parent to recover the revert data."""
+        call = {k: base[k] for k in ("from", "to", "data", "value", "gas") if k in base}
+        block = max(0, int(receipt["blockNumber"]) - 1)
+        try:
+            self.w3.eth.call(call, block_identifier=block)
+        except ContractLogicError as exc:
+            err = self._revert_from_exception(exc, function)
+            return TransactionRevertedError(
+                err.error_name, err.error_args, data=err.data, function=function, tx_hash=tx_hash, receipt=receipt
+            )
+        except Exception as exc:  # replay itself failed; report what we know
+            log.debug("replay of %s failed: %s", tx_hash, exc)
+        hint = "out of gas" if int(receipt["gasUsed"]) >= int(base.get("gas", 0) or 0) else "not reproduced by replay"
+        return TransactionRevertedError("", {"reason": hint}, function=function, tx_hash=tx_hash, receipt=receipt)
+
+
+class _NonceConflict(ChainError):
+    pass
+
+
+def wait_for_block(w3: Web3, number: int, timeout_s: float = 30.0) -> None:
+    """Block until the chain head reaches ``number``."""
+    deadline = time.monotonic() + timeout_s
+    while w3.eth.block_number < number:
+        if time.monotonic() > deadline:
+            raise TimeExhausted(f"block {number} not reached in {timeout_s}s")
+        time.sleep(0.05)
