@@ -1,0 +1,75 @@
+"""Report building: metered ``UsageTotals`` in, EIP-712 structs out. Pure, like metering."""
+
+from __future__ import annotations
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from oracle.attestation.eip712 import FaultReport, ReportFieldError, UsageReport
+from oracle.metering import Fault, UsageTotals
+
+#: ABI layout of a fault's evidence: keccak256(abi.encode(kind, gpu, startMs, endMs, detail)).
+FAULT_EVIDENCE_ABI = ("uint8", "uint32", "uint64", "uint64", "string")
+
+
+def _hash32(value: bytes | str, what: str) -> bytes:
+    if isinstance(value, str):
+        text = value[2:] if value.startswith(("0x", "0X")) else value
+        try:
+            value = bytes.fromhex(text)
+        except ValueError:
+            raise ReportFieldError(f"{what} is not hex: {value!r}") from None
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise ReportFieldError(f"{what} must be 32 bytes, got {value!r}")
+    return value
+
+
+def build_usage_report(
+    rental_id: int,
+    sequence: int,
+    totals: UsageTotals,
+    telemetry_hash: bytes | str,
+    signer_set_version: int,
+) -> UsageReport:
+    """The cumulative report for ``sequence`` batches (``periodEnd`` = last sample, floor s)."""
+    return UsageReport(
+        rental_id=rental_id,
+        sequence=sequence,
+        period_end=totals.period_end_ms // 1000,
+        available_gpu_seconds=totals.available_gpu_seconds,
+        busy_gpu_seconds=totals.busy_gpu_seconds,
+        energy_millijoules=totals.energy_millijoules,
+        carbon_milligrams=totals.carbon_milligrams,
+        uptime_bps=totals.uptime_bps,
+        fault_flags=totals.fault_flags,
+        telemetry_hash=_hash32(telemetry_hash, "telemetry_hash"),
+        signer_set_version=signer_set_version,
+    )
+
+
+def fault_evidence_hash(fault: Fault) -> bytes:
+    """keccak256 of the fault's canonical ABI encoding (kind, gpu, start ms, end ms, detail)."""
+    return keccak(encode(
+        list(FAULT_EVIDENCE_ABI),
+        [int(fault.kind), fault.gpu, fault.start_ms, fault.end_ms, fault.detail],
+    ))
+
+
+def build_fault_reports(
+    rental_id: int, totals: UsageTotals, signer_set_version: int
+) -> list[FaultReport]:
+    """One FaultReport per metered fault: ``faultId`` is its index, ``observedAt`` its end (s)."""
+    return [
+        FaultReport(
+            rental_id=rental_id,
+            fault_id=index,
+            kind=int(fault.kind),
+            observed_at=fault.end_ms // 1000,
+            evidence_hash=fault_evidence_hash(fault),
+            signer_set_version=signer_set_version,
+        )
+        for index, fault in enumerate(totals.faults)
+    ]
+
+
+__all__ = ["FAULT_EVIDENCE_ABI", "build_fault_reports", "build_usage_report", "fault_evidence_hash"]
