@@ -1,0 +1,1 @@
+"""The ``gpurent`` command line: a click group in ``main``, one module per subcommand."""
