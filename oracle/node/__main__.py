@@ -1,0 +1,3 @@
+from oracle.node.server import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP edge of the node: dependencies and routes only move data to and from the attestor."""

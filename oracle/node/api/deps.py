@@ -1,0 +1,53 @@
+"""What routes receive: the node's runtime pieces as ``Annotated`` dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from oracle.node.attestor import Attestor
+from oracle.node.metrics import NodeMetrics
+from oracle.node.ratelimit import TokenBucketLimiter
+from oracle.node.settings import NodeSettings
+from oracle.node.storage import GroupCommitWriter, NodeStorage
+
+
+@dataclass
+class NodeRuntime:
+    """Everything one running node holds; lives on ``app.state.node``."""
+
+    settings: NodeSettings
+    storage: NodeStorage
+    attestor: Attestor
+    writer: GroupCommitWriter
+    ip_limiter: TokenBucketLimiter
+    agent_limiter: TokenBucketLimiter
+    metrics: NodeMetrics
+
+    def close(self) -> None:
+        self.writer.close()
+        self.storage.close()
+
+
+def get_node(request: Request) -> NodeRuntime:
+    return request.app.state.node
+
+
+def get_attestor(request: Request) -> Attestor:
+    return request.app.state.node.attestor
+
+
+def get_metrics(request: Request) -> NodeMetrics:
+    return request.app.state.node.metrics
+
+
+def get_client_host(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+NodeDep = Annotated[NodeRuntime, Depends(get_node)]
+AttestorDep = Annotated[Attestor, Depends(get_attestor)]
+MetricsDep = Annotated[NodeMetrics, Depends(get_metrics)]
+ClientHostDep = Annotated[str, Depends(get_client_host)]

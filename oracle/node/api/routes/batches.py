@@ -1,0 +1,129 @@
+"""POST /v1/batches: signed telemetry from a provider's agent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from oracle.node.api.deps import ClientHostDep, NodeDep
+from oracle.node.errors import BodyTooLarge, RateLimited
+
+router = APIRouter(tags=["telemetry"])
+
+
+class GpuWire(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    index: int = Field(ge=0, le=255)
+    uuid: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128)
+    power_limit_mw: int = Field(ge=1, le=10_000_000)
+
+
+class SampleWire(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    gpu: int = Field(ge=0, le=255)
+    t_ms: int = Field(ge=0, description="unix milliseconds")
+    energy_mj: int = Field(ge=0, description="hardware energy counter, millijoules")
+    power_mw: int = Field(ge=0, description="at most twice the GPU's power_limit_mw")
+    util_gpu_pct: int = Field(ge=0, le=100)
+    util_mem_pct: int = Field(ge=0, le=100)
+    mem_used_mib: int = Field(ge=0)
+    temp_c: int = Field(ge=0, le=200)
+
+
+class BatchWire(BaseModel):
+    """A signed telemetry batch (docs/protocol.md, "Telemetry batches"). Integers only: floats,
+    NaN and Infinity are refused, as are unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    rental_id: int = Field(ge=0)
+    agent: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EIP-55 checksummed agent address")
+    batch_seq: int = Field(ge=0, description="0 for the rental's first batch, then +1")
+    prev_hash: str = Field(pattern=r"^0x[0-9a-f]{64}$", description="hash of batch batch_seq-1 (zeros for 0)")
+    gpus: list[GpuWire]
+    samples: list[SampleWire] = Field(description="ordered by (t_ms, gpu)")
+    signature: str = Field(pattern=r"^0x[0-9a-f]{130}$", description="agent's EIP-191 signature of batch_hash")
+
+
+class BatchAck(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    rental_id: int
+    batch_seq: int
+    batch_hash: str
+    next_seq: int
+
+
+class Problem(BaseModel):
+    detail: str
+    reason: str
+
+
+_REFUSALS = {
+    401: "signature does not recover to the batch's agent",
+    403: "signed by a key other than the rental's registered agent",
+    404: "unknown rental",
+    409: "sequence gap (expected_seq), conflicting duplicate, broken hash chain, GPU set changed",
+    413: "body larger than the limit",
+    422: "malformed (unknown field, float, NaN, out of range), impossible values, future or stale",
+    429: "rate limited (see Retry-After)",
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"batch body is {declared} bytes, the limit is {limit}", limit_bytes=limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"batch body exceeds the limit of {limit} bytes", limit_bytes=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/v1/batches",
+    response_model=BatchAck,
+    summary="Ingest one signed, hash-chained telemetry batch",
+    description="Idempotent: re-sending a stored batch answers 200 with status `duplicate`.",
+    responses={code: {"model": Problem, "description": text} for code, text in _REFUSALS.items()},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchWire"}}},
+        }
+    },
+)
+async def post_batch(request: Request, node: NodeDep, client_host: ClientHostDep) -> JSONResponse:
+    wait = node.ip_limiter.acquire(client_host)
+    if wait:
+        raise RateLimited(f"too many batches from {client_host}", retry_after_s=wait)
+    body = await _read_body(request, node.settings.max_body_bytes)
+    attestor = node.attestor
+    now_ms = attestor.now_ms()
+    verified = attestor.verify(body, now_ms)
+    wait = node.agent_limiter.acquire(verified.rental.agent)
+    if wait:
+        raise RateLimited(f"too many batches from agent {verified.rental.agent}", retry_after_s=wait)
+    outcome = await asyncio.wrap_future(node.writer.submit(verified.record))
+    result = attestor.finish(verified, outcome)
+    if result.status == "accepted":
+        node.metrics.batches_accepted.inc()
+        node.metrics.ingest_lag_seconds.set((now_ms - result.newest_sample_ms) / 1000)
+    else:
+        node.metrics.batches_duplicate.inc()
+    return JSONResponse(
+        {
+            "status": result.status,
+            "rental_id": result.rental_id,
+            "batch_seq": result.batch_seq,
+            "batch_hash": "0x" + result.batch_hash.hex(),
+            "next_seq": result.next_seq,
+        }
+    )

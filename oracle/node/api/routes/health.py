@@ -1,0 +1,38 @@
+"""Liveness, Prometheus metrics, and what this node is."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from oracle.node.api.deps import NodeDep
+from oracle.node.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the node answers and its database is readable")
+def healthz(node: NodeDep) -> JSONResponse:
+    try:
+        node.storage.batch_head(0)
+    except Exception as exc:  # any storage failure makes the node unhealthy
+        return JSONResponse({"status": "unhealthy", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok", "signer": node.attestor.address})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(node: NodeDep) -> Response:
+    return Response(node.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/node", summary="This node's signer address, EIP-712 domain and peers")
+def node_info(node: NodeDep) -> dict:
+    settings = node.settings
+    return {
+        "signer": node.attestor.address,
+        "chain_id": settings.chain_id,
+        "market_address": settings.market_address,
+        "signer_set_version": settings.signer_set_version,
+        "peers": list(settings.peers),
+        "dev_mode": settings.dev_mode,
+    }

@@ -1,0 +1,386 @@
+"""The node's domain flow: verify a batch -> append it -> meter -> record the report -> sign it.
+
+No HTTP here. Parsing and the wire format belong to ``oracle.telemetry.batches``; metering to
+the pure core ``oracle.metering``; report building and digests to ``oracle.attestation``; this
+module only checks a batch against the node's own view (the rental registry, its clock, the
+stored hash chain) and drives the record-before-sign rule of ``oracle.node.storage``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Sequence
+
+from oracle.errors import BatchVerificationError, SigningError
+from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
+from oracle.node.errors import (
+    BadSignature,
+    BodyTooLarge,
+    BrokenHashChain,
+    ConflictingBatch,
+    FutureBatch,
+    GpuSetChanged,
+    ImplausibleBatch,
+    MalformedBatch,
+    ReportConflict,
+    ReportUnavailable,
+    SequenceGap,
+    StaleBatch,
+    TimeRegression,
+    UnknownRental,
+    WrongAgent,
+)
+from oracle.node.rentals import Rental, RentalRegistry
+from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
+from oracle.telemetry.batches import TelemetryBatch, address_of
+
+FAULT_KILL_AFTER_RECORD = "kill_after_record"
+
+
+class SequenceUnavailable(ReportUnavailable):
+    """The node does not (yet) hold the contiguous batches the asked sequence covers."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_body_bytes: int = 1 << 20
+    max_samples_per_batch: int = 8192
+    max_clock_skew_ms: int = 10_000
+    max_batch_age_ms: int = 24 * 3600 * 1000
+    #: Power above this many times the board limit is impossible (not merely a fault).
+    max_power_factor_of_limit: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedBatch:
+    batch: TelemetryBatch
+    rental: Rental
+    record: BatchRecord
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    status: str  # "accepted" or "duplicate"
+    rental_id: int
+    batch_seq: int
+    batch_hash: bytes
+    next_seq: int
+    newest_sample_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignedReport:
+    """A usage or fault report as recorded and signed by this node."""
+
+    report: Any  # oracle.attestation.eip712.UsageReport or FaultReport
+    digest: bytes
+    signature: bytes
+    signer: str
+
+
+@dataclass(frozen=True, slots=True)
+class FaultOutcome:
+    fault_id: int
+    signed: SignedReport | None
+    refused: str | None  # why the node will not sign this fault report
+
+
+def report_fields(report: Any) -> dict[str, Any]:
+    """A report dataclass as JSON-ready fields: ints stay ints, bytes become 0x-hex."""
+    out = {}
+    for name, value in asdict(report).items():
+        if isinstance(value, (bytes, bytearray)):
+            value = "0x" + bytes(value).hex()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = int(value)  # IntEnum -> int
+        else:
+            raise SigningError(f"report field {name}={value!r} is neither an integer nor bytes")
+        out[name] = value
+    return out
+
+
+def report_bytes(report: Any) -> bytes:
+    """The bytes recorded for a report: canonical JSON of its fields (integers and hex only)."""
+    return json.dumps(report_fields(report), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def report_from_bytes(cls: type, body: bytes) -> Any:
+    """Rebuild a report dataclass from :func:`report_bytes` (bytes fields from 0x-hex)."""
+    data = json.loads(body)
+    values = {}
+    for field in fields(cls):
+        value = data[field.name]
+        values[field.name] = bytes.fromhex(value[2:]) if isinstance(value, str) and value.startswith("0x") else value
+    return cls(**values)
+
+
+def _unix_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _RentalSamples:
+    """Decoded samples of a rental's first ``len(ends)`` batches (append-only cache)."""
+
+    __slots__ = ("samples", "ends", "hashes", "gpus")
+
+    def __init__(self) -> None:
+        self.samples: list = []
+        self.ends: list[int] = []
+        self.hashes: list[bytes] = []
+        self.gpus: tuple = ()
+
+
+class Attestor:
+    """One node's view: verifies batches, meters them, records and signs reports."""
+
+    def __init__(
+        self,
+        *,
+        storage: NodeStorage,
+        registry: RentalRegistry,
+        node_key: bytes,
+        chain_id: int,
+        market_address: str,
+        signer_set_version: int,
+        limits: IngestLimits = IngestLimits(),
+        policy: MeteringPolicy = DEFAULT_POLICY,
+        clock: Callable[[], int] = _unix_ms,
+        fault: str | None = None,
+        cached_rentals: int = 32,
+    ) -> None:
+        if len(node_key) != 32:
+            raise SigningError("the node key is 32 bytes")
+        self.storage = storage
+        self.registry = registry
+        self._node_key = node_key
+        self.address = address_of(node_key)
+        self.chain_id = chain_id
+        self.market_address = market_address
+        self.signer_set_version = signer_set_version
+        self.limits = limits
+        self.policy = policy
+        self.now_ms = clock
+        self._fault = fault
+        self._cache: OrderedDict[int, _RentalSamples] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cached_rentals = cached_rentals
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def verify(self, body: bytes, now_ms: int) -> VerifiedBatch:
+        """Everything that does not need the stored chain: shape, physics, freshness, signature."""
+        if len(body) > self.limits.max_body_bytes:
+            raise BodyTooLarge(f"batch body is {len(body)} bytes, the limit is {self.limits.max_body_bytes}",
+                               limit_bytes=self.limits.max_body_bytes)
+        try:
+            batch = TelemetryBatch.from_wire_bytes(body)
+        except BatchVerificationError as exc:
+            raise MalformedBatch(str(exc)) from None
+        rental = self.registry.get(batch.rental_id)
+        if rental is None:
+            raise UnknownRental(f"this node meters no rental {batch.rental_id}", rental_id=batch.rental_id)
+        self._check_physics(batch, rental)
+        self._check_freshness(batch, rental, now_ms)
+        try:
+            recovered = batch.recover_agent()
+        except BatchVerificationError as exc:
+            raise BadSignature(f"bad batch signature: {exc}") from None
+        if recovered != batch.agent:
+            raise BadSignature(f"signature recovers to {recovered}, not to the batch's agent {batch.agent}")
+        if recovered.lower() != rental.agent.lower():
+            raise WrongAgent(f"batch signed by {recovered}, but rental {rental.rental_id}'s agent is {rental.agent}")
+        samples = batch.samples
+        record = BatchRecord(
+            rental_id=batch.rental_id,
+            batch_seq=batch.batch_seq,
+            batch_hash=batch.batch_hash(),
+            prev_hash=batch.prev_hash,
+            first_t_ms=samples[0].t_ms,
+            last_t_ms=samples[-1].t_ms,
+            gpus_key=json.dumps([[g.index, g.uuid, g.name, g.power_limit_mw] for g in batch.gpus]).encode(),
+            body=body,
+            received_ms=now_ms,
+        )
+        return VerifiedBatch(batch, rental, record)
+
+    def _check_physics(self, batch: TelemetryBatch, rental: Rental) -> None:
+        if len(batch.samples) > self.limits.max_samples_per_batch:
+            raise ImplausibleBatch(f"{len(batch.samples)} samples in one batch, the limit is "
+                                   f"{self.limits.max_samples_per_batch}")
+        if len(batch.gpus) > rental.gpu_count:
+            raise ImplausibleBatch(f"batch lists {len(batch.gpus)} GPUs, rental {rental.rental_id} has "
+                                   f"{rental.gpu_count}")
+        limits = {g.index: g.power_limit_mw * self.limits.max_power_factor_of_limit for g in batch.gpus}
+        for i, sample in enumerate(batch.samples):
+            if sample.power_mw > limits[sample.gpu]:
+                raise ImplausibleBatch(
+                    f"samples[{i}].power_mw={sample.power_mw} is beyond {self.limits.max_power_factor_of_limit}x "
+                    f"the board limit of GPU {sample.gpu}"
+                )
+
+    def _check_freshness(self, batch: TelemetryBatch, rental: Rental, now_ms: int) -> None:
+        newest = batch.samples[-1].t_ms
+        oldest = batch.samples[0].t_ms
+        skew = self.limits.max_clock_skew_ms
+        if newest > now_ms + skew:
+            raise FutureBatch(f"sample at t_ms={newest} is {newest - now_ms} ms ahead of this node's clock "
+                              f"(allowed skew {skew} ms)", node_time_ms=now_ms)
+        if newest < now_ms - self.limits.max_batch_age_ms:
+            raise StaleBatch(f"newest sample at t_ms={newest} is {now_ms - newest} ms old (limit "
+                             f"{self.limits.max_batch_age_ms} ms)", node_time_ms=now_ms)
+        if oldest < rental.start_ms - skew:
+            raise StaleBatch(f"sample at t_ms={oldest} is before rental {rental.rental_id} started "
+                             f"({rental.start_ms})")
+
+    def finish(self, verified: VerifiedBatch, outcome: AppendOutcome) -> IngestResult:
+        """Turn the storage outcome into a result or the matching refusal."""
+        batch = verified.batch
+        status = outcome.status
+        if status in (AppendStatus.APPENDED, AppendStatus.DUPLICATE):
+            return IngestResult(
+                "accepted" if status is AppendStatus.APPENDED else "duplicate",
+                batch.rental_id, batch.batch_seq, verified.record.batch_hash, outcome.next_seq,
+                verified.record.last_t_ms,
+            )
+        where = f"rental {batch.rental_id} batch {batch.batch_seq}"
+        if status is AppendStatus.GAP:
+            raise SequenceGap(f"{where}: expected batch_seq {outcome.next_seq}", expected_seq=outcome.next_seq)
+        if status is AppendStatus.CONFLICT:
+            raise ConflictingBatch(f"{where}: a different batch is already stored at this sequence",
+                                   expected_seq=outcome.next_seq)
+        head = "0x" + (outcome.head_hash or bytes(32)).hex()
+        if status is AppendStatus.BAD_PREV_HASH:
+            raise BrokenHashChain(f"{where}: prev_hash does not match the stored batch {outcome.next_seq - 1}",
+                                  expected_prev_hash=head)
+        if status is AppendStatus.TIME_REGRESSION:
+            raise TimeRegression(f"{where}: samples start before the previous batch's last sample")
+        if status is AppendStatus.GPUS_CHANGED:
+            raise GpuSetChanged(f"{where}: the GPU list differs from the rental's earlier batches")
+        raise AssertionError(status)
+
+    def ingest(self, body: bytes, now_ms: int | None = None) -> IngestResult:
+        """Verify and durably append one batch (synchronous; the HTTP route group-commits)."""
+        now_ms = self.now_ms() if now_ms is None else now_ms
+        verified = self.verify(body, now_ms)
+        return self.finish(verified, self.storage.append_batches([verified.record])[0])
+
+    # -- metering ---------------------------------------------------------------------------
+
+    def contiguous_batches(self, rental_id: int) -> int:
+        return self.storage.batch_head(rental_id)[0]
+
+    def _samples(self, rental_id: int, sequence: int) -> tuple[list, tuple, bytes]:
+        """(samples of batches 0..sequence-1, gpus, hash of batch sequence-1)."""
+        with self._cache_lock:
+            entry = self._cache.pop(rental_id, None) or _RentalSamples()
+            if len(entry.ends) < sequence:
+                for _, batch_hash, body in self.storage.iter_batches(rental_id, len(entry.ends), sequence):
+                    batch = TelemetryBatch.from_wire_bytes(body)
+                    entry.samples.extend(batch.samples)
+                    entry.ends.append(len(entry.samples))
+                    entry.hashes.append(batch_hash)
+                    entry.gpus = batch.gpus
+                if len(entry.ends) < sequence:
+                    raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
+            self._cache[rental_id] = entry
+            while len(self._cache) > self._cached_rentals:
+                self._cache.popitem(last=False)
+            return entry.samples[: entry.ends[sequence - 1]], entry.gpus, entry.hashes[sequence - 1]
+
+    def meter(self, rental_id: int, sequence: int | None = None) -> tuple[Rental, int, Any, bytes]:
+        """(rental, sequence, UsageTotals, telemetry hash) over batches ``0 .. sequence-1``."""
+        from oracle.metering import meter_samples
+
+        rental = self.registry.get(rental_id)
+        if rental is None:
+            raise ReportUnavailable(f"this node meters no rental {rental_id}")
+        available = self.contiguous_batches(rental_id)
+        if sequence is None:
+            sequence = available
+        if sequence < 1:
+            raise SequenceUnavailable(f"rental {rental_id}: no telemetry batches yet")
+        if sequence > available:
+            raise SequenceUnavailable(f"rental {rental_id}: asked for sequence {sequence}, this node holds "
+                                      f"{available} contiguous batches", available=available)
+        samples, gpus, telemetry_hash = self._samples(rental_id, sequence)
+        totals = meter_samples(samples, list(gpus), self.policy, rental.grid_intensity_g_per_kwh,
+                               rental_start_ms=rental.start_ms)
+        return rental, sequence, totals, telemetry_hash
+
+    # -- reports: record, then sign ---------------------------------------------------------
+
+    def _sign(self, digest: bytes) -> bytes:
+        from oracle.attestation.signing import sign_digest
+
+        return sign_digest(self._node_key, digest)
+
+    def _fault_point(self, name: str) -> None:
+        if self._fault == name:  # test-only crash injection (settings refuse it outside dev mode)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def record_and_sign(self, kind: str, rental_id: int, key: int, report: Any, digest: bytes) -> SignedReport:
+        """The one path to a signature: commit the report durably, then sign the recorded digest."""
+        now_ms = self.now_ms()
+        self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms)
+        self._fault_point(FAULT_KILL_AFTER_RECORD)
+        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign, now_ms)
+        return SignedReport(report, digest, signature, self.address)
+
+    def usage_report(self, rental_id: int, sequence: int | None = None) -> SignedReport:
+        from oracle.attestation.eip712 import usage_report_digest
+        from oracle.attestation.reports import build_usage_report
+
+        rental, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)
+        report = build_usage_report(rental_id, sequence, totals, telemetry_hash, self.signer_set_version)
+        digest = usage_report_digest(report, self.chain_id, self.market_address)
+        return self.record_and_sign("usage", rental_id, sequence, report, digest)
+
+    def fault_reports(self, rental_id: int) -> list[FaultOutcome]:
+        from oracle.attestation.eip712 import fault_report_digest
+        from oracle.attestation.reports import build_fault_reports
+
+        rental, sequence, totals, _ = self.meter(rental_id)
+        outcomes = []
+        for report in build_fault_reports(rental_id, totals, self.signer_set_version):
+            digest = fault_report_digest(report, self.chain_id, self.market_address)
+            try:
+                signed = self.record_and_sign("fault", rental_id, report.fault_id, report, digest)
+            except ReportConflict as exc:
+                outcomes.append(FaultOutcome(report.fault_id, None, str(exc)))
+            else:
+                outcomes.append(FaultOutcome(report.fault_id, signed, None))
+        return outcomes
+
+    def sign_usage_batch(self, items: Sequence[tuple[int, int, bytes]]) -> tuple[bytes, bytes, list]:
+        """Sign the UsageReportBatch of ``(rental_id, sequence, digest)`` items, in the given order.
+
+        Only reports this node itself recorded, with the identical digest, are accepted; the batch
+        digest is a pure function of them, so it needs no record of its own.
+        """
+        from oracle.attestation.eip712 import UsageReport, usage_batch_digest
+
+        if not items:
+            raise SigningError("an empty report batch")
+        seen_rentals = set()
+        reports = []
+        for rental_id, sequence, digest in items:
+            if rental_id in seen_rentals:
+                raise SigningError(f"rental {rental_id} appears twice in the batch")
+            seen_rentals.add(rental_id)
+            recorded = self.storage.get_report("usage", rental_id, sequence)
+            if recorded is None:
+                raise ReportUnavailable(f"this node has no report for rental {rental_id} sequence {sequence}; "
+                                        f"ask GET /v1/rentals/{rental_id}/report?sequence={sequence} first")
+            if recorded.digest != digest:
+                raise ReportConflict(f"rental {rental_id} sequence {sequence}: this node recorded digest "
+                                     f"0x{recorded.digest.hex()}, the batch proposes 0x{digest.hex()}")
+            reports.append(report_from_bytes(UsageReport, recorded.body))
+        batch_digest = usage_batch_digest(reports, self.chain_id, self.market_address)
+        return batch_digest, self._sign(batch_digest), reports

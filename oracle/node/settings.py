@@ -1,0 +1,243 @@
+"""Typed node configuration that refuses to start on unsafe values.
+
+Sources, later ones winning: defaults, a TOML or JSON file (``GPURENT_NODE_CONFIG`` or the
+``config_file`` argument), then environment variables named ``GPURENT_NODE_<FIELD>``
+(for example ``GPURENT_NODE_CHAIN_ID=31337``; list and table values as JSON).
+
+Outside ``dev_mode`` the node refuses a plaintext key, a missing keystore, and an empty or
+well-known password: :func:`load_settings_or_exit` turns that into ``SystemExit`` with the
+reason, no traceback. pydantic-settings is not used on purpose (its python-dotenv pin
+conflicts with eth-brownie's); this is a plain pydantic model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from oracle.errors import ConfigError, KeystoreError
+
+ENV_PREFIX = "GPURENT_NODE_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def _checksum(address: str) -> str:
+    from eth_utils import to_checksum_address
+
+    if not _ADDRESS.match(address):
+        raise ValueError(f"not a 20-byte hex address: {address!r}")
+    return to_checksum_address(address)
+
+
+class RentalConfig(BaseModel):
+    """One rental this node meters (until the chain follower feeds them from contract events)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rental_id: int = Field(ge=0, lt=2**256)
+    agent: str
+    gpu_count: int = Field(ge=1, le=256)
+    region: str = Field(default="", max_length=64)
+    grid_intensity_g_per_kwh: int = Field(ge=0, le=10_000)
+    start_ms: int = Field(ge=0, description="unix milliseconds the rental started")
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_address(cls, value: str) -> str:
+        return _checksum(value)
+
+
+class NodeSettings(BaseModel):
+    """Everything one attestation node needs to start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dev_mode: bool = False
+
+    # The node key: an encrypted keystore (Web3 Secret Storage) and its password.
+    keystore_path: Path | None = None
+    keystore_password: SecretStr | None = None
+    keystore_password_file: Path | None = None
+    private_key: SecretStr | None = Field(default=None, description="plaintext hex key; dev mode only")
+
+    # The EIP-712 domain and the signer set the node signs for.
+    chain_id: int = Field(ge=1, lt=2**256)
+    market_address: str
+    signer_set_version: int = Field(default=1, ge=0, lt=2**32)
+
+    db_path: Path = Path("gpurent-node.sqlite3")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=0, le=65535)
+    peers: tuple[str, ...] = ()
+    rentals: tuple[RentalConfig, ...] = ()
+
+    # Ingest limits.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    max_samples_per_batch: int = Field(default=8192, ge=1, le=1_000_000)
+    max_clock_skew_ms: int = Field(default=10_000, ge=0, le=600_000)
+    max_batch_age_ms: int = Field(default=24 * 3600 * 1000, ge=1000)
+    ip_rate_per_s: float = Field(default=100.0, gt=0)
+    ip_burst: int = Field(default=200, ge=1)
+    agent_rate_per_s: float = Field(default=20.0, gt=0)
+    agent_burst: int = Field(default=100, ge=1)
+
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Test-only fault injection (crash tests); refused outside dev mode.
+    fault: Literal["kill_after_record"] | None = None
+
+    @field_validator("market_address")
+    @classmethod
+    def _market_address(cls, value: str) -> str:
+        return _checksum(value)
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"peer is not an http(s) URL: {url!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> "NodeSettings":
+        if len({rental.rental_id for rental in self.rentals}) != len(self.rentals):
+            raise ValueError("rentals: a rental_id is listed twice")
+        if self.keystore_password is not None and self.keystore_password_file is not None:
+            raise ValueError("set keystore_password or keystore_password_file, not both")
+        if self.dev_mode:
+            if self.private_key is None and self.keystore_path is None:
+                raise ValueError("no node key: set keystore_path (or private_key in dev mode)")
+            return self
+        if self.private_key is not None:
+            raise ValueError(
+                "refusing a plaintext private_key outside dev mode: put the node key in an encrypted "
+                "keystore (gpurent oracle keys new) and set keystore_path"
+            )
+        if self.fault is not None:
+            raise ValueError("fault injection is for tests and needs dev_mode")
+        if self.market_address == _ZERO_ADDRESS:
+            raise ValueError("market_address is the zero address")
+        if self.keystore_path is None:
+            raise ValueError("keystore_path is required: the node key lives in an encrypted keystore")
+        if not self.keystore_path.is_file():
+            raise ValueError(f"keystore not found: {self.keystore_path}")
+        from oracle.keys import check_password
+
+        try:
+            check_password(self._read_password())
+        except KeystoreError as exc:
+            raise ValueError(f"keystore password: {exc}") from None
+        return self
+
+    def _read_password(self) -> str:
+        if self.keystore_password is not None:
+            return self.keystore_password.get_secret_value()
+        if self.keystore_password_file is not None:
+            try:
+                return self.keystore_password_file.read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read keystore_password_file: {exc}") from exc
+        return ""
+
+    def load_node_key(self) -> bytes:
+        """The node's 32-byte secp256k1 key: decrypted from the keystore, or (dev) the plaintext key."""
+        if self.private_key is not None:
+            text = self.private_key.get_secret_value().strip().removeprefix("0x")
+            try:
+                key = bytes.fromhex(text)
+            except ValueError as exc:
+                raise ConfigError("private_key is not hex") from exc
+            if len(key) != 32:
+                raise ConfigError("private_key must be 32 bytes")
+            return key
+        assert self.keystore_path is not None
+        from oracle.keys import load_keystore
+
+        try:
+            return load_keystore(self.keystore_path, self._read_password(), dev=self.dev_mode)
+        except KeystoreError as exc:
+            raise ConfigError(f"cannot open keystore {self.keystore_path}: {exc}") from exc
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    fields = NodeSettings.model_fields
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        field = name[len(ENV_PREFIX):].lower()
+        if field not in fields:
+            raise ConfigError(f"unknown setting {name} (known: {', '.join(ENV_PREFIX + f.upper() for f in fields)})")
+        if field in ("peers", "rentals"):
+            text = raw.strip()
+            if text.startswith("["):
+                try:
+                    values[field] = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
+            elif field == "peers":
+                values[field] = [part.strip() for part in text.split(",") if part.strip()]
+            else:
+                raise ConfigError(f"{name} must be a JSON list")
+        else:
+            values[field] = raw
+    return values
+
+
+def _file_values(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return data
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> NodeSettings:
+    """Settings from a file, then env vars, then keyword overrides. Raises :class:`ConfigError`."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get(CONFIG_ENV)
+    if config_file:
+        values.update(_file_values(Path(config_file)))
+    values.update(_env_values(env))
+    values.update(overrides)
+    try:
+        return NodeSettings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "invalid node settings: " + "; ".join(lines)
+
+
+def load_settings_or_exit(config_file: str | Path | None = None, **overrides: Any) -> NodeSettings:
+    """For entry points: a clear one-line message and exit status 1 instead of a traceback."""
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as exc:
+        raise SystemExit(f"gpurent node: {exc}") from None

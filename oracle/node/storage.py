@@ -1,0 +1,397 @@
+"""The node's durable state in one SQLite file (stdlib sqlite3, WAL, ``synchronous=FULL``).
+
+Tables: ``batches`` (each rental's hash chain of telemetry batches), ``reports`` and
+``fault_reports`` (every report the node was asked to sign), ``rentals`` (the registry).
+
+The invariant this module enforces: **a report is committed durably before it is signed, and
+the node never signs two different reports for the same key** (``(rental_id, sequence)`` for
+usage reports, ``(rental_id, fault_id)`` for fault reports), across crashes and restarts.
+:meth:`NodeStorage.record_report` commits the report's digest and bytes, or finds the one
+already recorded and refuses (:class:`ReportConflict`) if it differs;
+:meth:`NodeStorage.sign_recorded` re-reads the recorded row, refuses unless the digest matches,
+and only then calls the signer and stores the signature.
+
+Batches are appended through :meth:`NodeStorage.append_batches`, which checks sequence, hash
+chain, time order and GPU set against the stored head inside the same transaction, for any
+number of batches per commit (group commit: one fsync for many requests, see
+:class:`GroupCommitWriter`).
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import sqlite3
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from oracle.errors import SigningError, StorageError
+from oracle.node.errors import ReportConflict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    rental_id   TEXT    NOT NULL,
+    batch_seq   INTEGER NOT NULL,
+    batch_hash  BLOB    NOT NULL,
+    prev_hash   BLOB    NOT NULL,
+    first_t_ms  INTEGER NOT NULL,
+    last_t_ms   INTEGER NOT NULL,
+    gpus_key    BLOB    NOT NULL,
+    body        BLOB    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (rental_id, batch_seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reports (
+    rental_id   TEXT    NOT NULL,
+    sequence    INTEGER NOT NULL,
+    digest      BLOB    NOT NULL,
+    body        BLOB    NOT NULL,
+    signature   BLOB,
+    created_ms  INTEGER NOT NULL,
+    signed_ms   INTEGER,
+    PRIMARY KEY (rental_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS fault_reports (
+    rental_id   TEXT    NOT NULL,
+    fault_id    INTEGER NOT NULL,
+    digest      BLOB    NOT NULL,
+    body        BLOB    NOT NULL,
+    signature   BLOB,
+    created_ms  INTEGER NOT NULL,
+    signed_ms   INTEGER,
+    PRIMARY KEY (rental_id, fault_id)
+);
+CREATE TABLE IF NOT EXISTS rentals (
+    rental_id   TEXT    PRIMARY KEY,
+    agent       TEXT    NOT NULL,
+    gpu_count   INTEGER NOT NULL,
+    region      TEXT    NOT NULL,
+    grid_intensity_g_per_kwh INTEGER NOT NULL,
+    start_ms    INTEGER NOT NULL
+);
+"""
+
+REPORT_TABLES = {"usage": ("reports", "sequence"), "fault": ("fault_reports", "fault_id")}
+
+
+class AppendStatus(enum.Enum):
+    APPENDED = "appended"
+    DUPLICATE = "duplicate"          # the identical batch is already stored
+    CONFLICT = "conflict"            # a different batch is stored at this sequence
+    GAP = "gap"                      # not the next sequence number
+    BAD_PREV_HASH = "bad_prev_hash"  # prev_hash is not the stored head's hash
+    TIME_REGRESSION = "time_regression"
+    GPUS_CHANGED = "gpus_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    rental_id: int
+    batch_seq: int
+    batch_hash: bytes
+    prev_hash: bytes
+    first_t_ms: int
+    last_t_ms: int
+    gpus_key: bytes
+    body: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    status: AppendStatus
+    next_seq: int           # the sequence the rental expects next, after this append
+    head_hash: bytes | None  # hash of the stored head, after this append
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReport:
+    kind: str
+    rental_id: int
+    key: int  # sequence (usage) or fault_id (fault)
+    digest: bytes
+    body: bytes
+    signature: bytes | None
+
+
+class NodeStorage:
+    """One connection, serialised by a lock; every write is its own durable transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal" and str(path) != ":memory:":
+                raise StorageError(f"{path}: SQLite refused WAL mode (got {mode})")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open node database {path}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _transaction(self) -> "_Tx":
+        return _Tx(self)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def _head(self, rental: str) -> tuple[int, bytes | None, int | None, bytes | None]:
+        row = self._conn.execute(
+            "SELECT batch_seq, batch_hash, last_t_ms, gpus_key FROM batches WHERE rental_id=? "
+            "ORDER BY batch_seq DESC LIMIT 1",
+            (rental,),
+        ).fetchone()
+        if row is None:
+            return 0, None, None, None
+        return row[0] + 1, row[1], row[2], row[3]
+
+    def batch_head(self, rental_id: int) -> tuple[int, bytes | None]:
+        """(next expected sequence, hash of the last stored batch or None)."""
+        with self._lock:
+            next_seq, head_hash, _, _ = self._head(str(rental_id))
+            return next_seq, head_hash
+
+    def append_batches(self, records: list[BatchRecord]) -> list[AppendOutcome]:
+        """Check and append in one transaction (one fsync); one outcome per record, in order."""
+        outcomes: list[AppendOutcome] = []
+        with self._lock, self._transaction():
+            for record in records:
+                outcomes.append(self._append_one(record))
+        return outcomes
+
+    def _append_one(self, record: BatchRecord) -> AppendOutcome:
+        rental = str(record.rental_id)
+        next_seq, head_hash, head_last_t, head_gpus = self._head(rental)
+        if record.batch_seq < next_seq:
+            row = self._conn.execute(
+                "SELECT batch_hash FROM batches WHERE rental_id=? AND batch_seq=?",
+                (rental, record.batch_seq),
+            ).fetchone()
+            status = AppendStatus.DUPLICATE if row and row[0] == record.batch_hash else AppendStatus.CONFLICT
+            return AppendOutcome(status, next_seq, head_hash)
+        if record.batch_seq > next_seq:
+            return AppendOutcome(AppendStatus.GAP, next_seq, head_hash)
+        expected_prev = head_hash if head_hash is not None else bytes(32)
+        if record.prev_hash != expected_prev:
+            return AppendOutcome(AppendStatus.BAD_PREV_HASH, next_seq, head_hash)
+        if head_last_t is not None and record.first_t_ms < head_last_t:
+            return AppendOutcome(AppendStatus.TIME_REGRESSION, next_seq, head_hash)
+        if head_gpus is not None and record.gpus_key != head_gpus:
+            return AppendOutcome(AppendStatus.GPUS_CHANGED, next_seq, head_hash)
+        self._conn.execute(
+            "INSERT INTO batches (rental_id, batch_seq, batch_hash, prev_hash, first_t_ms, last_t_ms, "
+            "gpus_key, body, received_ms) VALUES (?,?,?,?,?,?,?,?,?)",
+            (rental, record.batch_seq, record.batch_hash, record.prev_hash, record.first_t_ms,
+             record.last_t_ms, record.gpus_key, record.body, record.received_ms),
+        )
+        return AppendOutcome(AppendStatus.APPENDED, next_seq + 1, record.batch_hash)
+
+    def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(batch_seq, batch_hash, body) for ``start_seq <= batch_seq < end_seq``, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT batch_seq, batch_hash, body FROM batches WHERE rental_id=? AND batch_seq>=? "
+                "AND batch_seq<? ORDER BY batch_seq",
+                (str(rental_id), start_seq, end_seq),
+            ).fetchall()
+        return iter(rows)
+
+    def batch_hash(self, rental_id: int, batch_seq: int) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT batch_hash FROM batches WHERE rental_id=? AND batch_seq=?", (str(rental_id), batch_seq)
+            ).fetchone()
+        return row[0] if row else None
+
+    # -- reports: record before sign --------------------------------------------------------
+
+    def record_report(self, kind: str, rental_id: int, key: int, digest: bytes, body: bytes, now_ms: int) -> RecordedReport:
+        """Durably record the report about to be signed, or return the identical one already there.
+
+        Raises :class:`ReportConflict` if a different report is recorded under the same key.
+        """
+        table, key_column = REPORT_TABLES[kind]
+        rental = str(rental_id)
+        with self._lock, self._transaction():
+            self._conn.execute(
+                f"INSERT OR IGNORE INTO {table} (rental_id, {key_column}, digest, body, created_ms) "
+                "VALUES (?,?,?,?,?)",
+                (rental, key, digest, body, now_ms),
+            )
+            row = self._conn.execute(
+                f"SELECT digest, body, signature FROM {table} WHERE rental_id=? AND {key_column}=?",
+                (rental, key),
+            ).fetchone()
+        recorded = RecordedReport(kind, rental_id, key, row[0], row[1], row[2])
+        if recorded.digest != digest or recorded.body != body:
+            raise ReportConflict(
+                f"refusing to sign: a different {kind} report is already recorded for rental {rental_id} "
+                f"{key_column} {key} (recorded digest 0x{recorded.digest.hex()}, asked 0x{digest.hex()})"
+            )
+        return recorded
+
+    def get_report(self, kind: str, rental_id: int, key: int) -> RecordedReport | None:
+        table, key_column = REPORT_TABLES[kind]
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT digest, body, signature FROM {table} WHERE rental_id=? AND {key_column}=?",
+                (str(rental_id), key),
+            ).fetchone()
+        return None if row is None else RecordedReport(kind, rental_id, key, row[0], row[1], row[2])
+
+    def sign_recorded(
+        self, kind: str, rental_id: int, key: int, digest: bytes, sign: Callable[[bytes], bytes], now_ms: int
+    ) -> bytes:
+        """Sign ``digest`` only if it is the report recorded under the key; store the signature.
+
+        Never signs anything that was not recorded first, nor a digest other than the recorded one.
+        """
+        table, key_column = REPORT_TABLES[kind]
+        with self._lock:
+            recorded = self.get_report(kind, rental_id, key)
+            if recorded is None:
+                raise SigningError(f"refusing to sign a {kind} report that was not recorded first "
+                                   f"(rental {rental_id}, {key_column} {key})")
+            if recorded.digest != digest:
+                raise ReportConflict(
+                    f"refusing to sign: rental {rental_id} {key_column} {key} is recorded with digest "
+                    f"0x{recorded.digest.hex()}, asked 0x{digest.hex()}"
+                )
+            if recorded.signature is not None:
+                return recorded.signature
+            signature = sign(digest)
+            with self._transaction():
+                self._conn.execute(
+                    f"UPDATE {table} SET signature=?, signed_ms=? WHERE rental_id=? AND {key_column}=? "
+                    "AND digest=? AND signature IS NULL",
+                    (signature, now_ms, str(rental_id), key, digest),
+                )
+            return signature
+
+    # -- rentals ----------------------------------------------------------------------------
+
+    def get_rental(self, rental_id: int) -> tuple | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT rental_id, agent, gpu_count, region, grid_intensity_g_per_kwh, start_ms FROM rentals "
+                "WHERE rental_id=?",
+                (str(rental_id),),
+            ).fetchone()
+        return None if row is None else (int(row[0]), *row[1:])
+
+    def put_rental(self, rental_id: int, agent: str, gpu_count: int, region: str, grid: int, start_ms: int) -> None:
+        with self._lock, self._transaction():
+            self._conn.execute(
+                "INSERT INTO rentals (rental_id, agent, gpu_count, region, grid_intensity_g_per_kwh, start_ms) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(rental_id) DO UPDATE SET agent=excluded.agent, "
+                "gpu_count=excluded.gpu_count, region=excluded.region, "
+                "grid_intensity_g_per_kwh=excluded.grid_intensity_g_per_kwh, start_ms=excluded.start_ms",
+                (str(rental_id), agent, gpu_count, region, grid, start_ms),
+            )
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT (durable: synchronous=FULL), ROLLBACK on any error."""
+
+    def __init__(self, storage: NodeStorage) -> None:
+        self._conn = storage._conn
+
+    def __enter__(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot begin a transaction: {exc}") from exc
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"node database write failed: {exc}") from exc
+            return
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise StorageError(f"node database commit failed: {exc}") from exc
+
+
+class GroupCommitWriter:
+    """One thread that appends batches for many concurrent requests per commit (one fsync).
+
+    ``submit`` returns a future resolved once the batch's transaction is durable. Bounded:
+    at most ``max_pending`` records wait; more are refused with :class:`StorageError`.
+    """
+
+    def __init__(self, storage: NodeStorage, max_group: int = 256, max_pending: int = 4096) -> None:
+        self._storage = storage
+        self._max_group = max_group
+        self._queue: queue.Queue[tuple[BatchRecord, Future] | None] = queue.Queue(maxsize=max_pending)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, record: BatchRecord) -> Future:
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((record, future))
+        except queue.Full:
+            raise StorageError("ingest queue full; retry later") from None
+        return future
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gpurent-batch-writer", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            while len(group) < self._max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._commit(group)
+                    return
+                group.append(nxt)
+            self._commit(group)
+
+    def _commit(self, group: list[tuple[BatchRecord, Future]]) -> None:
+        try:
+            outcomes = self._storage.append_batches([record for record, _ in group])
+        except BaseException as exc:  # resolve every waiter, whatever went wrong
+            for _, future in group:
+                future.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            return
+        for (_, future), outcome in zip(group, outcomes):
+            future.set_result(outcome)
