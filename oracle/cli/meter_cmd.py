@@ -147,11 +147,12 @@ def meter(trace: str, as_json: bool, region: str | None, grid_intensity: int | N
     path = Path(trace)
     try:
         if grid_intensity is None:
-            grid_intensity = StaticGridIntensity.default().g_per_kwh(region)
-            region = region.upper() if region else StaticGridIntensity.default().default_region
+            table = StaticGridIntensity.default()
+            grid_intensity = table.g_per_kwh(region)
+            region = region.strip().upper() if region else table.default_region
         policy = MeteringPolicy(**{**asdict(DEFAULT_POLICY), "max_gap_ms": max_gap_ms})
         if not path.is_file():
-            raise MeterError(f"{trace}: no such file" if not path.exists() else f"{trace}: not a file")
+            raise MeterError(f"{trace}: " + ("not a file" if path.exists() else "no such file"))
         gpu = _gpu_info(path, power_limit_mw)
         samples = read_trace_csv(path, gpu=gpu.index)
         if not samples:
