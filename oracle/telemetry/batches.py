@@ -259,6 +259,8 @@ class TelemetryBatch:
             raise BatchVerificationError("agent must be an EIP-55 checksummed address")
         prev_hash = _hex(wire["prev_hash"], "prev_hash", _HEX32, 32)
         signature = _hex(wire["signature"], "signature", _HEX65, 65)
+        if signature[64] not in (27, 28):
+            raise BatchVerificationError(f"signature v is {signature[64]}, expected 27 or 28")
         gpus = _parse_gpus(wire["gpus"])
         samples = _parse_samples(wire["samples"], {g.index for g in gpus})
         return cls(rental_id, agent, batch_seq, prev_hash, gpus, samples, signature)
