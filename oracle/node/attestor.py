@@ -308,7 +308,7 @@ class Attestor:
             raise SequenceUnavailable(f"rental {rental_id}: no telemetry batches yet")
         if sequence > available:
             raise SequenceUnavailable(f"rental {rental_id}: asked for sequence {sequence}, this node holds "
-                                      f"{available} contiguous batches", available=available)
+                                      f"{available} contiguous batches")
         samples, gpus, telemetry_hash = self._samples(rental_id, sequence)
         totals = meter_samples(samples, list(gpus), self.policy, rental.grid_intensity_g_per_kwh,
                                rental_start_ms=rental.start_ms)

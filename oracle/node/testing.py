@@ -1,0 +1,138 @@
+"""Helpers for tests and benchmarks of the node: signed batches of a real trace, a node process.
+
+Not used by the node itself. ``NodeProcess`` runs a real uvicorn server in a subprocess on
+loopback, configured only through ``GPURENT_NODE_*`` environment variables (the same path an
+operator uses), so crash tests can SIGKILL it and restart it on the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of
+from oracle.telemetry.samples import GpuInfo, Sample, read_trace_csv
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_TELEMETRY = Path(os.environ.get("GPURENT_SHARED_TELEMETRY", REPO_ROOT.parent / "shared" / "telemetry"))
+TRACE_A = SHARED_TELEMETRY / "h100_trace_a.csv"
+H100 = GpuInfo(index=0, uuid="GPU-5e1c0a3e-h100-trace-a", name="NVIDIA H100 80GB HBM3", power_limit_mw=700_000)
+
+AGENT_KEY = bytes.fromhex("a1" * 32)
+NODE_KEY = bytes.fromhex("b2" * 32)
+
+
+def chain_batches(
+    agent_key: bytes,
+    rental_id: int,
+    samples: Sequence[Sample],
+    gpus: Sequence[GpuInfo] = (H100,),
+    samples_per_batch: int = 10,
+    first_seq: int = 0,
+    prev_hash: bytes = GENESIS_PREV_HASH,
+) -> list[TelemetryBatch]:
+    """Split ``samples`` (in wire order) into signed, hash-chained batches."""
+    agent = address_of(agent_key)
+    batches = []
+    for seq, start in enumerate(range(0, len(samples), samples_per_batch), start=first_seq):
+        batch = TelemetryBatch(rental_id, agent, seq, prev_hash, tuple(gpus),
+                               tuple(samples[start:start + samples_per_batch])).signed(agent_key)
+        prev_hash = batch.batch_hash()
+        batches.append(batch)
+    return batches
+
+
+def shifted(samples: Iterable[Sample], end_ms: int) -> list[Sample]:
+    """The samples moved in time so that the last one is at ``end_ms`` (for freshness checks)."""
+    samples = list(samples)
+    offset = end_ms - samples[-1].t_ms
+    return [replace(sample, t_ms=sample.t_ms + offset) for sample in samples]
+
+
+def trace_samples(path: Path = TRACE_A) -> list[Sample]:
+    return read_trace_csv(path)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
+               gpu_count: int = 1, region: str = "test") -> str:
+    import json
+
+    return json.dumps([{
+        "rental_id": rental_id, "agent": agent, "gpu_count": gpu_count, "region": region,
+        "grid_intensity_g_per_kwh": grid_intensity_g_per_kwh, "start_ms": start_ms,
+    }])
+
+
+class NodeProcess:
+    """``python -m uvicorn --factory oracle.node.server:app_from_env`` on 127.0.0.1."""
+
+    def __init__(self, env: Mapping[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("GPURENT_NODE_")}
+        self._env.update(env)
+        self._env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + self._env.get("PYTHONPATH", "")
+        self._log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout_s: float = 30.0) -> "NodeProcess":
+        import httpx
+
+        self._log = open(self._log_path, "a+b") if self._log_path else tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "oracle.node.server:app_from_env",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node exited with {self.proc.returncode} before serving: {self.output()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"node did not answer /healthz within {timeout_s} s")
+
+    def wait(self, timeout_s: float = 10.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def output(self) -> str:
+        """What the node wrote to stdout and stderr so far."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def __enter__(self) -> "NodeProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
