@@ -1,0 +1,59 @@
+"""A real node: uvicorn in a subprocess on loopback, configured from env with an encrypted keystore."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from oracle.attestation.signing import recover_signer
+from oracle.keys import new_keystore
+from oracle.node.testing import (
+    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, rental_env, shifted, trace_samples,
+)
+from oracle.telemetry.batches import address_of
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not TRACE_A.is_file(), reason="shared H100 trace not present")]
+
+RENTAL = 11
+PASSWORD = "a long and unguessable node password"
+
+
+def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_path):
+    keystore = tmp_path / "node-key.json"
+    new_keystore(keystore, PASSWORD, private_key=NODE_KEY, kdf="pbkdf2", iterations=16)
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD)
+    samples = shifted(trace_samples(), time.time_ns() // 1_000_000 - 1000)
+    env = {
+        "GPURENT_NODE_KEYSTORE_PATH": str(keystore),
+        "GPURENT_NODE_KEYSTORE_PASSWORD_FILE": str(password_file),
+        "GPURENT_NODE_CHAIN_ID": "31337",
+        "GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20,
+        "GPURENT_NODE_DB_PATH": str(tmp_path / "node.sqlite3"),
+        "GPURENT_NODE_RENTALS": rental_env(RENTAL, address_of(AGENT_KEY), samples[0].t_ms),
+    }
+    batches = chain_batches(AGENT_KEY, RENTAL, samples, samples_per_batch=10)
+    with NodeProcess(env) as node, httpx.Client(base_url=node.url, timeout=10) as client:
+        assert client.get("/healthz").json() == {"status": "ok", "signer": address_of(NODE_KEY)}
+        for batch in batches:
+            response = client.post("/v1/batches", content=batch.to_wire_bytes(),
+                                   headers={"content-type": "application/json"})
+            assert response.status_code == 200, response.text
+        gap = client.post("/v1/batches", content=batches[3].to_wire_bytes())
+        assert gap.json()["status"] == "duplicate"
+
+        report = client.get(f"/v1/rentals/{RENTAL}/report").json()
+        assert report["sequence"] == len(batches)
+        assert report["report"]["available_gpu_seconds"] == 85
+        digest = bytes.fromhex(report["digest"][2:])
+        assert recover_signer(digest, bytes.fromhex(report["signature"][2:])) == address_of(NODE_KEY)
+
+        metrics = client.get("/metrics").text
+        assert f"gpurent_node_batches_accepted_total {len(batches)}.0" in metrics
+        assert "gpurent_node_ingest_lag_seconds" in metrics
+        assert "/v1/rentals/{rental_id}/report" in client.get("/openapi.json").json()["paths"]
+        assert client.get("/docs").status_code == 200
