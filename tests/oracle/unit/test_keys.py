@@ -1,0 +1,80 @@
+"""Encrypted keystores: round trip, file mode, and refusals outside dev mode."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from eth_account import Account
+
+from oracle.errors import KeystoreError
+from oracle.keys import load_keystore, new_keystore
+
+CHEAP = dict(kdf="pbkdf2", iterations=2)  # the default scrypt costs ~1 s per call
+PASSWORD = "correct horse battery staple"
+KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+
+
+def test_new_keystore_round_trips_with_mode_0600(tmp_path):
+    path = tmp_path / "agent.json"
+    address = new_keystore(path, PASSWORD, private_key=KEY, **CHEAP)
+    assert address == Account.from_key(KEY).address
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_keystore(path, PASSWORD) == KEY
+
+
+def test_new_keystore_makes_a_fresh_key_when_none_is_given(tmp_path):
+    a = new_keystore(tmp_path / "a.json", PASSWORD, **CHEAP)
+    b = new_keystore(tmp_path / "b.json", PASSWORD, **CHEAP)
+    assert a != b
+    assert Account.from_key(load_keystore(tmp_path / "a.json", PASSWORD)).address == a
+
+
+def test_new_keystore_never_overwrites(tmp_path):
+    path = tmp_path / "agent.json"
+    new_keystore(path, PASSWORD, private_key=KEY, **CHEAP)
+    with pytest.raises(KeystoreError):
+        new_keystore(path, PASSWORD, **CHEAP)
+    assert load_keystore(path, PASSWORD) == KEY
+
+
+@pytest.mark.parametrize("password", ["", "password", "changeme", "Password", " secret ", "short"])
+def test_unsafe_passwords_are_refused_outside_dev_mode(tmp_path, password):
+    with pytest.raises(KeystoreError):
+        new_keystore(tmp_path / "k.json", password, **CHEAP)
+    assert not (tmp_path / "k.json").exists()
+    new_keystore(tmp_path / "k.json", password, private_key=KEY, dev=True, **CHEAP)
+    with pytest.raises(KeystoreError):
+        load_keystore(tmp_path / "k.json", password)
+    assert load_keystore(tmp_path / "k.json", password, dev=True) == KEY
+
+
+def test_wrong_password_is_a_keystore_error(tmp_path):
+    path = tmp_path / "agent.json"
+    new_keystore(path, PASSWORD, private_key=KEY, **CHEAP)
+    with pytest.raises(KeystoreError):
+        load_keystore(path, PASSWORD + "!")
+
+
+def test_group_readable_keystore_is_refused_outside_dev_mode(tmp_path):
+    path = tmp_path / "agent.json"
+    new_keystore(path, PASSWORD, private_key=KEY, **CHEAP)
+    os.chmod(path, 0o644)
+    with pytest.raises(KeystoreError, match="chmod 600"):
+        load_keystore(path, PASSWORD)
+    assert load_keystore(path, PASSWORD, dev=True) == KEY
+
+
+@pytest.mark.parametrize("content", [KEY.hex(), "0x" + KEY.hex(), '{"address": "x"}', "[]"])
+def test_plaintext_or_foreign_files_are_not_keystores(tmp_path, content):
+    path = tmp_path / "key.txt"
+    path.write_text(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(KeystoreError):
+        load_keystore(path, PASSWORD)
+
+
+def test_missing_keystore_is_a_keystore_error(tmp_path):
+    with pytest.raises(KeystoreError):
+        load_keystore(tmp_path / "nope.json", PASSWORD)
