@@ -237,25 +237,30 @@ def meter_samples(
 
 
 def _dedup(stream: list[Sample], faults: list[tuple[int, Fault]]) -> list[Sample]:
-    """Drop identical duplicates; keep the smallest of conflicting ones and record a fault."""
+    """Drop identical duplicates; keep the smallest of conflicting ones and record a fault.
+
+    ``stream`` is sorted by ``_sample_key``, so the first sample at each time is the smallest.
+    """
     out: list[Sample] = []
-    conflicts = 0
+    distinct = 1
     for sample in stream:
         if out and out[-1].t_ms == sample.t_ms:
-            if out[-1] != sample:
-                conflicts += 1
+            if sample != previous:
+                distinct += 1
+            previous = sample
             continue
-        if conflicts:
-            _conflict_fault(out[-1], conflicts, faults)
-            conflicts = 0
+        if distinct > 1:
+            _conflict_fault(out[-1], distinct, faults)
+        distinct = 1
+        previous = sample
         out.append(sample)
-    if conflicts:
-        _conflict_fault(out[-1], conflicts, faults)
+    if distinct > 1:
+        _conflict_fault(out[-1], distinct, faults)
     return out
 
 
-def _conflict_fault(kept: Sample, conflicts: int, faults: list[tuple[int, Fault]]) -> None:
-    detail = (f"gpu {kept.gpu}: {conflicts + 1} different samples at t_ms {kept.t_ms};"
+def _conflict_fault(kept: Sample, distinct: int, faults: list[tuple[int, Fault]]) -> None:
+    detail = (f"gpu {kept.gpu}: {distinct} different samples at t_ms {kept.t_ms};"
               f" kept the smallest")
     faults.append((kept.t_ms, Fault(FaultKind.COUNTER_PHYSICS, kept.t_ms, kept.t_ms, detail,
                                     kept.gpu)))
