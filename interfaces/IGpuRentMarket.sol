@@ -15,7 +15,14 @@ import {IReputation} from "./IReputation.sol";
 /// @dev Roles (OpenZeppelin AccessControl): DEFAULT_ADMIN_ROLE grants roles; GOVERNANCE_ROLE =
 /// keccak256("GOVERNANCE_ROLE") sets the signer set, parameters and token allowlists.
 /// EIP-712 domain: name "gpurent", version "1".
-interface IGpuRentMarket is IOracleQuorum, IProviderStaking, IOfferBook, IRentalEscrow, IUsageSettlement, IReputation {
+interface IGpuRentMarket is
+    IUsageSettlement,
+    IRentalEscrow,
+    IOfferBook,
+    IProviderStaking,
+    IOracleQuorum,
+    IReputation
+{
     /// @notice Emitted when governance changes parameters.
     event ParamsUpdated(MarketParams params);
     /// @notice Emitted when a payment token is allowed or disallowed.

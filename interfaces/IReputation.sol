@@ -15,8 +15,8 @@ interface IReputation {
     function reputationOf(address provider) external view returns (Reputation memory);
 
     /// @notice Score in 0..10000.
-    /// @dev finalized = completed + abandoned; if finalized == 0 the score is 0. Otherwise
-    /// avgUptimeBps = uptimeBpsSum / finalized and
+    /// @dev If reportedRentals == 0 the score is 0. Otherwise
+    /// avgUptimeBps = uptimeBpsSum / reportedRentals and
     /// score = avgUptimeBps * completed / (completed + abandoned + 2 * slashCount + 1)
     /// (integer division, floor). The +1 is a prior: a provider earns its score with history.
     function reputationScore(address provider) external view returns (uint256);

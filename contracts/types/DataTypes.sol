@@ -157,10 +157,17 @@ struct Stake {
 }
 
 /// @notice Reputation counters, updated only from what settled on chain.
+/// @param completedRentals Finalized rentals not closed for silence.
+/// @param abandonedRentals Finalized rentals closed because the provider's reports stopped.
+/// @param slashCount Fault reports slashed.
+/// @param reportedRentals Finalized rentals with at least one settled report (uptime samples).
+/// @param attestedGpuSeconds Sum of the last settled availableGpuSeconds of finalized rentals.
+/// @param uptimeBpsSum Sum of the last settled uptimeBps of the reportedRentals.
 struct Reputation {
     uint32 completedRentals;
     uint32 abandonedRentals;
     uint32 slashCount;
+    uint32 reportedRentals;
     uint64 attestedGpuSeconds;
     uint64 uptimeBpsSum;
 }

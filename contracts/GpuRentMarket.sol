@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+import {MarketParams} from "./types/DataTypes.sol";
+import {IGpuRentMarket} from "../interfaces/IGpuRentMarket.sol";
+import {UsageSettlement} from "./abstracts/UsageSettlement.sol";
+
+/// @title GpuRentMarket
+/// @notice gpurent's single deployed contract: budget escrow for GPU rentals paid only from
+/// oracle-attested usage, provider staking and slashing, reputation, and the oracle signer set.
+/// @dev One contract so that settlement reads the signer set, rentals and balances without
+/// external calls. Features live in abstract contracts (contracts/abstracts), state in
+/// MarketStorage, types in contracts/types, documentation in interfaces/.
+/// NOTE: governance (GOVERNANCE_ROLE, meant for a multisig or timelock) can replace the oracle
+/// signer set, and a colluding quorum can pay out any running rental's budget; governance
+/// cannot otherwise move escrowed funds.
+/// NOTE: only plain ERC-20 tokens belong on the allowlists (no rebasing, no fee-on-transfer,
+/// no callbacks); fee-on-transfer is detected and refused at deposit, the rest is not.
+contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
+    uint16 private constant _MAX_FEE_BPS = 1000;
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE.
+    /// @param initialParams First parameters (same limits as setParams).
+    constructor(address admin, MarketParams memory initialParams) EIP712("gpurent", "1") {
+        if (admin == address(0)) revert GpuRentMarket_InvalidParam("admin");
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(_GOVERNANCE_ROLE, admin);
+        _setParams(initialParams);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function setParams(MarketParams calldata newParams) external onlyRole(_GOVERNANCE_ROLE) {
+        _setParams(newParams);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function setPaymentToken(address token, bool allowed) external onlyRole(_GOVERNANCE_ROLE) {
+        if (token == address(0)) revert GpuRentMarket_InvalidParam("token");
+        _paymentTokens[token] = allowed;
+        emit PaymentTokenSet(token, allowed);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function setStakeToken(address token, uint256 minStakePerGpu_) external onlyRole(_GOVERNANCE_ROLE) {
+        if (token == address(0)) revert GpuRentMarket_InvalidParam("token");
+        if (minStakePerGpu_ > type(uint96).max) revert GpuRentMarket_InvalidParam("minStakePerGpu");
+        bool allowed = minStakePerGpu_ != 0;
+        _stakeTokens[token] = allowed;
+        // A disallowed token keeps its last minimum: existing stakes stay slashable by it.
+        if (allowed) _stakeTokenMinPerGpu[token] = minStakePerGpu_;
+        emit StakeTokenSet(token, minStakePerGpu_);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function params() external view returns (MarketParams memory) {
+        return _params;
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function isPaymentToken(address token) external view returns (bool) {
+        return _paymentTokens[token];
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function minStakePerGpu(address token) external view returns (uint256) {
+        return _stakeTokens[token] ? _stakeTokenMinPerGpu[token] : 0;
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function GOVERNANCE_ROLE() external pure returns (bytes32) {
+        return _GOVERNANCE_ROLE;
+    }
+
+    /// @dev Validates and stores parameters.
+    function _setParams(MarketParams memory newParams) private {
+        if (newParams.treasury == address(0)) revert GpuRentMarket_InvalidParam("treasury");
+        if (newParams.protocolFeeBps > _MAX_FEE_BPS) revert GpuRentMarket_InvalidParam("protocolFeeBps");
+        if (newParams.renterSlashShareBps > 10_000) revert GpuRentMarket_InvalidParam("renterSlashShareBps");
+        if (newParams.slashBps > 10_000) revert GpuRentMarket_InvalidParam("slashBps");
+        if (newParams.startTimeout == 0) revert GpuRentMarket_InvalidParam("startTimeout");
+        if (newParams.silenceTimeout == 0) revert GpuRentMarket_InvalidParam("silenceTimeout");
+        if (newParams.settlementGrace == 0) revert GpuRentMarket_InvalidParam("settlementGrace");
+        if (newParams.unbondingDelay == 0) revert GpuRentMarket_InvalidParam("unbondingDelay");
+        _params = newParams;
+        emit ParamsUpdated(newParams);
+    }
+}
