@@ -13,9 +13,10 @@ ended):
   pay for time nobody could observe). A GPU that is silent at the start of the period (or since
   ``rental_start_ms``), or since its last sample while others still report, is downtime too.
 - **Available.** The sum of the other intervals' lengths in ms, over all GPUs;
-  ``available_gpu_seconds = floor(total_ms / 1000)``: floor once over the sum, so it never
-  exceeds the truth by a single ms and never decreases when samples are appended (a removed
-  stretch of ``n`` seconds lowers it by ``n`` or ``n + 1`` seconds, and by at least ``n - 1``).
+  ``available_gpu_seconds = floor(total_ms / 1000)``: floored once over the sum, so it never
+  exceeds the truth by a single ms and never decreases when samples are appended. Samples
+  missing over a gap of ``g`` ms lower it by ``floor(g / 1000)`` or one second more (the
+  rounding of the remainder): cutting 10 s out of a 10 Hz trace lowers it by 10 s, +-1 s.
 - **Busy.** ``interval_ms * util_gpu_pct / 100`` summed over intervals whose power is at least
   ``busy_min_power_permille_of_limit`` of the GPU's power limit (floored once, like available).
   Utilization of at least ``idle_busy_min_util_pct`` while power stays below that threshold for
