@@ -33,7 +33,7 @@ def no_floats(value) -> bool:
     return True
 
 
-def test_meter_json_prints_one_object_with_the_required_fields(trace_a_path, trace_a_samples):
+def test_meter_json_prints_one_object_with_the_required_fields(trace_a_path):
     result = run(str(trace_a_path), "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)

@@ -11,7 +11,6 @@ from oracle.metering import (
     DEFAULT_POLICY,
     Fault,
     FaultKind,
-    MeteringPolicy,
     UsageTotals,
     meter_samples,
 )
