@@ -183,6 +183,8 @@ class Attestor:
             batch = TelemetryBatch.from_wire_bytes(body)
         except BatchVerificationError as exc:
             raise MalformedBatch(str(exc)) from None
+        except RecursionError:
+            raise MalformedBatch("batch body is nested too deeply to be a telemetry batch") from None
         rental = self.registry.get(batch.rental_id)
         if rental is None:
             raise UnknownRental(f"this node meters no rental {batch.rental_id}", rental_id=batch.rental_id)

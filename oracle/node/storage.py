@@ -19,11 +19,10 @@ number of batches per commit (group commit: one fsync for many requests, see
 
 from __future__ import annotations
 
+import asyncio
 import enum
-import queue
 import sqlite3
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -335,63 +334,50 @@ class _Tx:
 
 
 class GroupCommitWriter:
-    """One thread that appends batches for many concurrent requests per commit (one fsync).
+    """Appends the batches of many concurrent requests in one transaction (one fsync).
 
-    ``submit`` returns a future resolved once the batch's transaction is durable. Bounded:
-    at most ``max_pending`` records wait; more are refused with :class:`StorageError`.
+    ``await writer.append(record)`` returns once the record's transaction is durable. While one
+    commit runs (in a worker thread, off the event loop), newly arriving records queue up and
+    go into the next commit together: one thread hand-off and one fsync per group instead of
+    per request. Bounded: beyond ``max_pending`` waiting records, ``append`` refuses with
+    :class:`StorageError` (the agent retries later).
     """
 
     def __init__(self, storage: NodeStorage, max_group: int = 256, max_pending: int = 4096) -> None:
         self._storage = storage
         self._max_group = max_group
-        self._queue: queue.Queue[tuple[BatchRecord, Future] | None] = queue.Queue(maxsize=max_pending)
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._max_pending = max_pending
+        self._pending: list[tuple[BatchRecord, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
-    def submit(self, record: BatchRecord) -> Future:
-        if self._thread is None or not self._thread.is_alive():
-            self._start()
-        future: Future = Future()
+    async def append(self, record: BatchRecord) -> AppendOutcome:
+        if len(self._pending) >= self._max_pending:
+            raise StorageError("ingest queue full; retry later")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((record, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
         try:
-            self._queue.put_nowait((record, future))
-        except queue.Full:
-            raise StorageError("ingest queue full; retry later") from None
-        return future
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="gpurent-batch-writer", daemon=True)
-                self._thread.start()
+            while self._pending:
+                group = self._pending[: self._max_group]
+                del self._pending[: self._max_group]
+                try:
+                    outcomes = await asyncio.to_thread(self._storage.append_batches, [r for r, _ in group])
+                except Exception as exc:  # resolve every waiter, whatever went wrong
+                    error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), outcome in zip(group, outcomes):
+                    if not future.done():  # a waiter whose client went away is simply skipped
+                        future.set_result(outcome)
+        finally:
+            self._flusher = None
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            group = [item]
-            while len(group) < self._max_group:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._commit(group)
-                    return
-                group.append(nxt)
-            self._commit(group)
-
-    def _commit(self, group: list[tuple[BatchRecord, Future]]) -> None:
-        try:
-            outcomes = self._storage.append_batches([record for record, _ in group])
-        except BaseException as exc:  # resolve every waiter, whatever went wrong
-            for _, future in group:
-                future.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
-            return
-        for (_, future), outcome in zip(group, outcomes):
-            future.set_result(outcome)
+        """Nothing to stop: an in-flight commit finishes in its worker thread."""

@@ -31,19 +31,19 @@ class NodeRuntime:
         self.storage.close()
 
 
-def get_node(request: Request) -> NodeRuntime:
+async def get_node(request: Request) -> NodeRuntime:
     return request.app.state.node
 
 
-def get_attestor(request: Request) -> Attestor:
+async def get_attestor(request: Request) -> Attestor:
     return request.app.state.node.attestor
 
 
-def get_metrics(request: Request) -> NodeMetrics:
+async def get_metrics(request: Request) -> NodeMetrics:
     return request.app.state.node.metrics
 
 
-def get_client_host(request: Request) -> str:
+async def get_client_host(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

@@ -138,6 +138,10 @@ def test_post_batch_refuses_malformed_input(client, batches, edit, words):
     assert_refused(post(client, edited.encode()), 422, "schema", words)
 
 
+def test_post_batch_refuses_deeply_nested_json(client):
+    assert_refused(post(client, b"[" * 100_000 + b"]" * 100_000), 422, "schema", "nested too deeply")
+
+
 def test_post_batch_refuses_power_beyond_twice_the_board_limit(client, samples):
     from dataclasses import replace
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import asyncio
+
 import pytest
 
 from oracle.errors import SigningError
@@ -100,17 +102,24 @@ def test_append_batches_checks_sequence_chain_time_and_gpus(storage):
     assert [row[0] for row in storage.iter_batches(7, 0, 10)] == [0, 1]
 
 
-def test_group_commit_writer_resolves_every_waiter(storage):
+def test_group_commit_writer_resolves_every_waiter_in_few_commits(storage, monkeypatch):
+    commits = []
+    append = storage.append_batches
+    monkeypatch.setattr(storage, "append_batches", lambda records: commits.append(len(records)) or append(records))
     writer = GroupCommitWriter(storage)
-    prev = bytes(32)
-    futures = []
+    records, prev = [], bytes(32)
     for seq in range(20):
         h = bytes([seq + 1]) * 32
-        futures.append(writer.submit(record(seq, h, prev, seq, seq)))
+        records.append(record(seq, h, prev, seq, seq))
         prev = h
-    assert all(f.result(timeout=10).status is AppendStatus.APPENDED for f in futures)
-    writer.close()
+
+    async def run():
+        return await asyncio.gather(*(writer.append(r) for r in records))
+
+    outcomes = asyncio.run(run())
+    assert all(o.status is AppendStatus.APPENDED for o in outcomes)
     assert storage.batch_head(7)[0] == 20
+    assert sum(commits) == 20 and len(commits) < 20  # grouped
 
 
 def test_huge_rental_ids_are_stored_exactly(storage):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -111,7 +110,7 @@ async def post_batch(request: Request, node: NodeDep, client_host: ClientHostDep
     wait = node.agent_limiter.acquire(verified.rental.agent)
     if wait:
         raise RateLimited(f"too many batches from agent {verified.rental.agent}", retry_after_s=wait)
-    outcome = await asyncio.wrap_future(node.writer.submit(verified.record))
+    outcome = await node.writer.append(verified.record)
     result = attestor.finish(verified, outcome)
     if result.status == "accepted":
         node.metrics.batches_accepted.inc()
