@@ -238,8 +238,13 @@ class Agent:
                 if next_tick > now:
                     self._sleep((next_tick - now) / 1000)
         finally:
-            self.flush_open_batch()
-            self.shutdown()
+            try:
+                self.flush_open_batch()
+            except Exception:
+                log.exception("could not spool the open batch of %d samples on the way out",
+                              len(self._buffer))
+            finally:
+                self.shutdown()
         return self.stats
 
     def shutdown(self) -> None:
@@ -274,7 +279,8 @@ def build_source(config: AgentConfig) -> Source:
     if src.kind == "replay":
         assert src.trace is not None
         replays = [
-            ReplaySource(src.trace, speed=src.speed, gpu=i, period_ms=src.period_ms)
+            ReplaySource(src.trace, speed=src.speed, gpu=i, period_ms=src.period_ms,
+                         not_before_ms=src.not_before_ms)
             for i in range(src.replay_gpus)
         ]
         return replays[0] if len(replays) == 1 else MultiSource(replays)

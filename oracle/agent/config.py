@@ -38,6 +38,7 @@ class SourceConfig(BaseModel):
     speed: float = Field(default=1.0, gt=0, le=10_000)
     replay_gpus: int = Field(default=1, ge=1, le=64)
     period_ms: int | None = Field(default=1000, gt=0)
+    not_before_ms: int | None = Field(default=None, ge=0, description="e.g. the rental's start")
     # simulated: the load script (see oracle.telemetry.sources.simulated), seed, GPU count
     load_script: str | None = None
     seed: int = 0

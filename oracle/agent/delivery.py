@@ -5,11 +5,19 @@ spool, POSTs its exact spooled bytes to ``{node}/v1/batches`` and acts on the an
 
 | answer | meaning | action |
 |---|---|---|
-| 2xx | accepted | drop from this node's queue |
-| 409 | the node already has this batch (an earlier POST whose answer was lost) | drop, as delivered |
+| 2xx | accepted (our node also answers 200 with status "duplicate" for a batch it already has) | drop from this node's queue |
+| 409 without a ``reason``, or reason "duplicate" | the node already has this batch | drop, as delivered |
+| 409 with another ``reason`` (sequence_gap, conflict, prev_hash, gpus_changed) | a chain refusal, not a duplicate | park (below) |
 | 408, 425, 429, 5xx, no connection, timeout | the node is down or busy | retry the same batch after a backoff |
+| 404 | the node does not know the rental *yet* (it follows chain events with confirmations) or the URL is wrong | retry after a backoff, logged at ERROR once |
+| 422 with reason "future" | our clock is ahead of the node's; the batch stops being "future" by itself | retry after a backoff |
 | other 4xx | the node refuses this batch for good | log at ERROR with the node's reason, park it, go on |
 | anything else (1xx, 3xx) | misconfigured node URL | log at ERROR, retry after a backoff |
+
+The node's JSON error body ``{"detail": ..., "reason": ...}`` is read for ``reason``. Parking never
+blocks the queue: the batch stays in the spool (``Spool.parked``) and can be requeued with
+``Spool.requeue_parked(node)``; the batches after it will usually be refused by that node too
+(its chain has a hole), so a park needs an operator.
 
 Only after a batch is dropped from the queue does the next one go, so every node receives the
 chain in order. The backoff doubles from ``initial_s`` up to ``max_s``, with up to
@@ -32,7 +40,19 @@ from oracle.agent.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_4XX = frozenset({408, 425, 429})
+RETRYABLE_4XX = frozenset({404, 408, 425, 429})
+RETRYABLE_REASONS = frozenset({"future", "unknown_rental", "rate_limited"})
+DUPLICATE_REASONS = frozenset({None, "", "duplicate"})
+
+
+def _reason(response: httpx.Response) -> str | None:
+    """The ``reason`` word of a node's JSON error body, if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 @dataclass
@@ -150,7 +170,8 @@ class DeliveryWorker:
         except httpx.HTTPError as exc:
             return self._retry(item, f"{type(exc).__name__}: {exc}", None)
         status = response.status_code
-        if 200 <= status < 300 or status == 409:
+        reason_word = None if 200 <= status < 300 else _reason(response)
+        if 200 <= status < 300 or (status == 409 and reason_word in DUPLICATE_REASONS):
             self.spool.mark_delivered(self.node, item.rental_id, item.seq)
             self.backoff.reset()
             if status == 409:
@@ -163,7 +184,8 @@ class DeliveryWorker:
                 self._on_delivered(self.node, item)
             return None
         reason = f"HTTP {status}: {response.text[:300]}"
-        if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        retryable = status >= 500 or status in RETRYABLE_4XX or reason_word in RETRYABLE_REASONS
+        if 400 <= status < 500 and not retryable:
             self.spool.park(self.node, item.rental_id, item.seq, reason)
             self.stats.parked += 1
             log.error(
@@ -172,8 +194,9 @@ class DeliveryWorker:
                 self.node, label, reason, self.node,
             )
             return None
-        if not (status >= 500 or status in RETRYABLE_4XX):
-            log.error("%s answered %s with %s; check the node URL", self.node, label, reason)
+        if not 400 <= status < 600 or (status == 404 and item.attempts == 0):
+            log.error("%s answered %s with %s; retrying. Check the node URL and that the node "
+                      "knows the rental", self.node, label, reason)
         return self._retry(item, reason, response.headers.get("retry-after"))
 
     def _retry(self, item: SpooledBatch, reason: str, retry_after: str | None) -> float:

@@ -19,6 +19,14 @@ This matters because nodes refuse samples whose timestamps are ahead of their ow
 that kept ``t_ms = start + rel`` at speed 50 would stamp the last sample 83 s in the future.
 At ``s <= 1`` no back-dating is needed (``base = start``).
 
+The back-dated start has a price: a fast replay begun right at a rental's start stamps its first
+samples before the rental began, which nodes also refuse. ``not_before_ms`` (the rental's start)
+caps the back-dating: ``base = max(start - (D - D/s), not_before_ms)``, and a sample is released
+only once both its replay time has come and ``t_ms <= now``. Spacing is still the file's; the
+replay then runs as fast as the two limits allow (real time once it has caught up with "now").
+Compressing 85 s of GPU time into less than 85 s of wall clock *and* keeping every sample after
+the rental's start and before "now" is impossible; this option picks the honest side.
+
 ``period_ms`` subsamples: of the samples in each ``period_ms`` window of the trace (counted from
 its first sample), only the first is kept. ``period_ms=1000`` turns the 10 Hz capture into the
 agent's 1 Hz rate.
@@ -56,6 +64,7 @@ class ReplaySource:
         uuid: str | None = None,
         name: str | None = None,
         power_limit_mw: int | None = None,
+        not_before_ms: int | None = None,
     ) -> None:
         if not speed > 0:
             raise TelemetryError(f"replay speed must be positive, got {speed}")
@@ -84,6 +93,7 @@ class ReplaySource:
         self.duration_ms = trace[-1].t_ms - trace[0].t_ms
         self.speed = speed
         self._clock_ms = clock_ms
+        self.not_before_ms = not_before_ms
         self._start_ms: int | None = None
         self._base_ms = 0
         self._next = 0
@@ -96,6 +106,8 @@ class ReplaySource:
         start = self._clock_ms() if now_ms is None else now_ms
         self._start_ms = start
         self._base_ms = start - backdate_ms(self.duration_ms, self.speed)
+        if self.not_before_ms is not None:
+            self._base_ms = max(self._base_ms, self.not_before_ms)
 
     def read(self) -> list[Sample]:
         now_ms = self._clock_ms()
@@ -104,6 +116,8 @@ class ReplaySource:
         assert self._start_ms is not None
         # Trace time due by now: elapsed wall time times speed (floor, in integer ms).
         due_rel_ms = int((now_ms - self._start_ms) * self.speed)
+        # Never in the future (only binds when not_before_ms moved the base forward).
+        due_rel_ms = min(due_rel_ms, now_ms - self._base_ms)
         out = []
         trace = self._trace
         while self._next < len(trace) and trace[self._next].t_ms - self._t0_ms <= due_rel_ms:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from oracle.agent import Agent, Backoff, Spool, make_agent_config
+from oracle.agent import Agent, Backoff, DeliveryWorker, Spool, make_agent_config
 from oracle.errors import BatchVerificationError, ConfigError
 from oracle.keys import new_keystore
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch
@@ -54,7 +54,8 @@ ACCEPT_BUT_LOSE_ANSWER = -1
 class NodeServer:
     """A minimal oracle node: verifies signature and chain, records what it accepted.
 
-    Answers 200 for the next batch of the chain, 409 for one it already has, 422 otherwise;
+    Answers 200 for the next batch of the chain, 409 (no reason) for one it already has, and
+    409 with the real node's reason words for chain breaks;
     ``script`` can force answers for given batch_seq values (consumed in order);
     ``ACCEPT_BUT_LOSE_ANSWER`` stores the batch and answers 503, as when a reply is lost.
     """
@@ -69,11 +70,14 @@ class NodeServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["content-length"]))
-                status = node.handle(self.path, body)
+                answer = node.handle(self.path, body)
+                status, reason = answer if isinstance(answer, tuple) else (answer, None)
+                payload = json.dumps({"detail": "test node", "reason": reason}).encode()
                 self.send_response(status)
-                self.send_header("content-length", "2")
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(payload)
 
             def log_message(self, *args) -> None:
                 pass
@@ -86,14 +90,14 @@ class NodeServer:
         )
         self.thread.start()
 
-    def handle(self, path: str, body: bytes) -> int:
+    def handle(self, path: str, body: bytes) -> int | tuple[int, str]:
         if path != "/v1/batches":
             return 404
         try:
             batch = TelemetryBatch.from_wire_bytes(body)
             batch.verify_signature(expected_agent=AGENT)
         except BatchVerificationError:
-            return 422
+            return 422, "schema"
         with self.lock:
             self.posts.append(batch.batch_seq)
             forced = self.script.get(batch.batch_seq)
@@ -105,13 +109,15 @@ class NodeServer:
                 return 503
             return self._accept(batch)
 
-    def _accept(self, batch: TelemetryBatch) -> int:
+    def _accept(self, batch: TelemetryBatch) -> int | tuple[int, str]:
         have = len(self.accepted)
         if batch.batch_seq < have:
-            return 409 if self.accepted[batch.batch_seq] == batch else 422
+            return 409 if self.accepted[batch.batch_seq] == batch else (409, "conflict")
+        if batch.batch_seq > have:
+            return 409, "sequence_gap"
         prev = self.accepted[-1].batch_hash() if self.accepted else GENESIS_PREV_HASH
-        if batch.batch_seq != have or batch.prev_hash != prev:
-            return 422
+        if batch.prev_hash != prev:
+            return 409, "prev_hash"
         self.accepted.append(batch)
         return 200
 
@@ -235,9 +241,11 @@ def test_restart_with_another_agent_key_is_refused(tmp_path):
 
 def test_duplicate_answers_count_as_delivered_and_refusals_are_parked(tmp_path, caplog):
     node = NodeServer()
-    # batch 1: stored but the answer is lost, so the retry gets 409; batch 2: 503 twice;
+    # batch 1: stored but the answer is lost, so the retry gets 409 (duplicate);
+    # batch 2: 503, then 404 (rental not known yet), then 422 "future", then accepted;
     # batch 3: refused for good with 422 and parked.
-    node.script = {1: [ACCEPT_BUT_LOSE_ANSWER], 2: [503, 503], 3: [422]}
+    node.script = {1: [ACCEPT_BUT_LOSE_ANSWER], 2: [503, (404, "unknown_rental"),
+                                                    (422, "future")], 3: [(422, "schema")]}
     clock = FakeClock()
     try:
         with Spool(tmp_path / "spool.db") as spool:
@@ -246,13 +254,24 @@ def test_duplicate_answers_count_as_delivered_and_refusals_are_parked(tmp_path, 
                 agent.run(max_ticks=50)
             worker = agent.workers[0]
             assert worker.stats.duplicates == 1 and worker.stats.parked == 2
-            assert node.posts == [0, 1, 1, 2, 2, 2, 3, 4]
+            assert node.posts == [0, 1, 1, 2, 2, 2, 2, 3, 4]
             assert [b.batch_seq for b in node.accepted] == [0, 1, 2]
-            # batch 3 refused; batch 4 then fails this node's chain check and is parked too:
-            # the queue never blocks, and the spool keeps both for inspection and requeueing.
+            # batch 3 refused; batch 4 then fails this node's chain check (409 sequence_gap),
+            # which is a refusal, not a duplicate: parked too, never counted as delivered. The
+            # queue never blocks, and the spool keeps both for inspection and requeueing.
             assert [p[:2] for p in spool.parked(node.url)] == [(7, 3), (7, 4)]
             assert "REFUSED" in caplog.text
             assert spool.pending(node.url) == []
+            assert "sequence_gap" in spool.parked(node.url)[1][2]
+            # once the cause is fixed, requeueing delivers them in order
+            node.script = {}
+            assert spool.requeue_parked(node.url) == 2
+            again = DeliveryWorker(node.url, spool, stop=threading.Event())
+            while (item := spool.next_pending(node.url)) is not None:
+                assert again.deliver_one(item) is None
+            again.close()
+            assert [b.batch_seq for b in node.accepted] == [0, 1, 2, 3, 4]
+            assert spool.pending(node.url) == [] and spool.parked(node.url) == []
     finally:
         node.stop()
 

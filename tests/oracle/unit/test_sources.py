@@ -94,6 +94,19 @@ def test_replay_slower_than_real_time_never_stamps_the_future():
     assert got[-1].t_ms - got[0].t_ms <= 5_000
 
 
+def test_replay_not_before_keeps_samples_after_the_rental_start_and_never_in_the_future():
+    trace = read_trace_csv(TRACE_A)
+    clock = FakeClock(1_900_000_000_000)
+    rental_start = clock.ms - 40_000  # the rental began 40 s ago
+    source = ReplaySource(TRACE_A, speed=50, clock_ms=clock, not_before_ms=rental_start)
+    replayed = replay_all(source, clock, step_ms=20)
+    assert len(replayed) == len(trace)
+    assert replayed[0].t_ms == rental_start
+    assert [s.t_ms - replayed[0].t_ms for s in replayed] == [s.t_ms - trace[0].t_ms for s in trace]
+    # 40 s of back-dating were allowed, so the 85.3 s trace took about 45.3 s, not 1.7 s
+    assert 45_000 <= clock.ms - (rental_start + 40_000) <= 45_400
+
+
 def test_replay_subsampled_to_1_hz_keeps_one_sample_per_second_with_file_values():
     trace = {s.energy_mj: s for s in read_trace_csv(TRACE_A)}
     clock = FakeClock(1_900_000_000_000)
