@@ -1,30 +1,79 @@
-"""Shared fixtures for the Brownie tests of the gpurent contracts."""
+"""Shared fixtures for the Brownie tests of GpuRentMarket.
+
+Accounts (Brownie's anvil accounts): 0 admin (DEFAULT_ADMIN_ROLE), 1 governance
+(GOVERNANCE_ROLE), 2 provider, 3 renter, 4 second provider, 5 second renter, 6 relayer /
+front-runner, 7 the provider's telemetry agent, 8 treasury, 9 stranger (no role, no stake).
+
+Module-scoped fixtures build the market once per module (a fresh chain per module); every test
+runs in its own snapshot (``fn_isolation``), so tests are independent and order-free.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
+from brownie import chain
 from eth_account import Account
+
+from market_testkit import (
+    FaultReport,
+    UsageReport,
+    fault_report_digest,
+    sign_digest,
+    usage_batch_digest,
+    usage_report_digest,
+)
 
 ORACLE_KEYS = [f"0x{(0xA11CE000 + i):064x}" for i in range(8)]
 
+DECIMALS = 6
+UNIT = 10**DECIMALS
+MIN_STAKE_PER_GPU = 1_000 * UNIT
+PRICE_PER_GPU_HOUR = 3_600_000  # 3.6 tokens per GPU-hour = 1,000 units per GPU-second
+PRICE_PER_KWH = 200_000  # 0.2 tokens per kWh
+MJ_PER_KWH = 3_600_000_000
+OFFER_GPUS = 4
+THRESHOLD = 3
+
+PARAMS = {
+    "protocolFeeBps": 250,
+    "renterSlashShareBps": 6_000,
+    "slashBps": 1_000,
+    "startTimeout": 3_600,
+    "silenceTimeout": 6 * 3_600,
+    "settlementGrace": 24 * 3_600,
+    "unbondingDelay": 7 * 24 * 3_600,
+}
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------ isolation
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_chain(module_isolation):
+    """A fresh chain per module."""
+
 
 @pytest.fixture(autouse=True)
-def isolation(fn_isolation):
+def _isolation(fn_isolation):
     """Every test starts from the module's deployed state; nothing leaks between tests."""
 
 
-@pytest.fixture(scope="session")
-def oracle_keys():
-    return ORACLE_KEYS[:5]
+def pytest_configure(config):
+    # Brownie's own isolation fixtures call rpc.snapshot/revert and warn about it on every test.
+    config.addinivalue_line("filterwarnings", "ignore:rpc\\.(snapshot|revert) should not:FutureWarning")
 
 
-@pytest.fixture(scope="session")
-def oracle_accounts(oracle_keys):
-    return [Account.from_key(k) for k in oracle_keys]
+# ------------------------------------------------------------------ people
 
 
-@pytest.fixture(scope="session")
-def spare_oracle_keys():
-    """Keys that are not in the initial signer set (rotation tests)."""
-    return ORACLE_KEYS[5:]
+@pytest.fixture(scope="module")
+def admin(accounts):
+    return accounts[0]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +82,328 @@ def deployer(accounts):
 
 
 @pytest.fixture(scope="module")
+def gov(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="module")
+def provider(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="module")
+def renter(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="module")
+def provider2(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="module")
+def renter2(accounts):
+    return accounts[5]
+
+
+@pytest.fixture(scope="module")
+def relayer(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="module")
+def agent(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="module")
+def treasury(accounts):
+    return accounts[8]
+
+
+@pytest.fixture(scope="module")
 def stranger(accounts):
     return accounts[9]
 
 
-def pytest_configure(config):
-    # Brownie's own isolation fixtures call rpc.snapshot/revert and warn about it on every test.
-    config.addinivalue_line("filterwarnings", "ignore:rpc\\.(snapshot|revert) should not:FutureWarning")
+@pytest.fixture(scope="session")
+def oracle_keys():
+    """The initial signer set's keys, ascending by address."""
+    return sorted(ORACLE_KEYS[:5], key=lambda k: int(Account.from_key(k).address, 16))
+
+
+@pytest.fixture(scope="session")
+def oracle_addresses(oracle_keys):
+    return [Account.from_key(k).address for k in oracle_keys]
+
+
+@pytest.fixture(scope="session")
+def spare_oracle_keys():
+    """Keys that are not in the initial signer set (rotation tests), ascending by address."""
+    return sorted(ORACLE_KEYS[5:], key=lambda k: int(Account.from_key(k).address, 16))
+
+
+# ------------------------------------------------------------------ tokens and market
+
+
+def _deploy_token(TestToken, deployer, name, symbol):
+    return TestToken.deploy(name, symbol, DECIMALS, {"from": deployer})
+
+
+@pytest.fixture(scope="module")
+def stablecoin(deployer, accounts, TestStablecoin):
+    token = _deploy_stablecoin(TestStablecoin, deployer)
+    for acct in accounts[:8]:
+        _mint(token, acct, 1_000_000 * UNIT, deployer)
+    return token
+
+
+def _deploy_stablecoin(TestStablecoin, deployer):
+    inputs = next(
+        (i["inputs"] for i in TestStablecoin.abi if i["type"] == "constructor"), []
+    )
+    args = {
+        0: [],
+        1: [deployer],
+        2: ["Test USD", "tUSD"],
+        3: ["Test USD", "tUSD", DECIMALS],
+    }[len(inputs)]
+    return TestStablecoin.deploy(*args, {"from": deployer})
+
+
+def _mint(token, to, amount, sender):
+    token.mint(to, amount, {"from": sender})
+
+
+def params_tuple(treasury, /, **overrides):
+    p = dict(PARAMS, **overrides)
+    return (
+        overrides.get("treasury", treasury),
+        p["protocolFeeBps"],
+        p["renterSlashShareBps"],
+        p["slashBps"],
+        p["startTimeout"],
+        p["silenceTimeout"],
+        p["settlementGrace"],
+        p["unbondingDelay"],
+    )
+
+
+def _load_deploy_module():
+    path = ROOT / "scripts" / "deploy.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("gpurent_deploy_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def deploy_market(GpuRentMarket, admin, gov, treasury, oracle_addresses, **param_overrides):
+    """A market with its parameters set, governance granted and the signer set installed."""
+    ctor = next((i["inputs"] for i in GpuRentMarket.abi if i["type"] == "constructor"), [])
+    names = [i["name"].lstrip("_") for i in ctor]
+    values = {
+        "admin": admin,
+        "defaultAdmin": admin,
+        "governance": gov,
+        "governor": gov,
+        "params": params_tuple(treasury, **param_overrides),
+        "initialParams": params_tuple(treasury, **param_overrides),
+        "treasury": treasury,
+    }
+    market = GpuRentMarket.deploy(*[values[n] for n in names], {"from": admin})
+    role = market.GOVERNANCE_ROLE()
+    if not market.hasRole(role, gov):
+        market.grantRole(role, gov, {"from": admin})
+    if admin != gov and market.hasRole(role, admin):
+        # keep the roles apart: admin only administers roles, gov governs
+        market.renounceRole(role, admin, {"from": admin})
+    if "params" not in names and "initialParams" not in names:
+        market.setParams(params_tuple(treasury, **param_overrides), {"from": gov})
+    market.setSignerSet(oracle_addresses, THRESHOLD, {"from": gov})
+    return market
+
+
+@pytest.fixture(scope="module")
+def market(GpuRentMarket, admin, gov, treasury, oracle_addresses, stablecoin):
+    m = deploy_market(GpuRentMarket, admin, gov, treasury, oracle_addresses)
+    m.setPaymentToken(stablecoin, True, {"from": gov})
+    m.setStakeToken(stablecoin, MIN_STAKE_PER_GPU, {"from": gov})
+    return m
+
+
+# ------------------------------------------------------------------ offers and rentals
+
+
+def offer_terms(token, agent, **overrides):
+    t = {
+        "gpuModel": "NVIDIA H100 80GB HBM3",
+        "gpuCount": OFFER_GPUS,
+        "memoryMib": 81_559,
+        "paymentToken": str(token),
+        "pricePerGpuHour": PRICE_PER_GPU_HOUR,
+        "pricePerKwh": PRICE_PER_KWH,
+        "region": b"eu-north-1".ljust(32, b"\0"),
+        "gridIntensityGPerKwh": 30,
+        "maxDurationSeconds": 7 * 24 * 3_600,
+        "minUptimeBps": 9_500,
+        "agent": str(agent),
+    }
+    t.update(overrides)
+    return tuple(t.values())
+
+
+def stake_for(market, token, provider, gpus=OFFER_GPUS, extra=0):
+    amount = MIN_STAKE_PER_GPU * gpus + extra
+    token.approve(market, amount, {"from": provider})
+    return market.stake(token, amount, {"from": provider})
+
+
+@pytest.fixture(scope="module")
+def offer_id(market, stablecoin, provider, agent):
+    """Provider staked for exactly its OFFER_GPUS GPUs, with one active offer."""
+    stake_for(market, stablecoin, provider)
+    tx = market.createOffer(offer_terms(stablecoin, agent), {"from": provider})
+    return tx.return_value
+
+
+def open_rental(market, token, renter, offer, budget, gpus=1, version=None):
+    if version is None:
+        version = market.getOffer(offer)["version"]
+    token.approve(market, budget, {"from": renter})
+    tx = market.openRental(offer, version, gpus, budget, {"from": renter})
+    return tx.return_value
+
+
+BUDGET = 100 * UNIT  # 100,000 GPU-seconds at 1,000 units per second on one GPU
+
+
+@pytest.fixture
+def rental_id(market, stablecoin, renter, provider, offer_id):
+    """An Active one-GPU rental with BUDGET escrowed."""
+    rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    market.startRental(rid, {"from": provider})
+    return rid
+
+
+# ------------------------------------------------------------------ reports
+
+
+class Signer:
+    """Builds and signs reports for one market (EIP-712 domain: this chain and this contract)."""
+
+    def __init__(self, market, keys, chain_id=None):
+        self.market = market
+        self.keys = list(keys)
+        self.chain_id = chain_id if chain_id is not None else chain.id
+
+    def version(self) -> int:
+        return self.market.signerSet()[0]
+
+    def _sign(self, digest, keys, order=True):
+        keys = self.keys[:THRESHOLD] if keys is None else list(keys)
+        if order:
+            keys = sorted(keys, key=lambda k: int(Account.from_key(k).address, 16))
+        return b"".join(sign_digest(k, digest) for k in keys)
+
+    def usage(self, rental_id, sequence, available, **fields) -> UsageReport:
+        fields.setdefault("periodEnd", chain.time())
+        fields.setdefault("signerSetVersion", self.version())
+        fields.setdefault("busyGpuSeconds", available)
+        return UsageReport(rentalId=int(rental_id), sequence=sequence, availableGpuSeconds=available, **fields)
+
+    def fault(self, rental_id, fault_id=0, kind=1, **fields) -> FaultReport:
+        fields.setdefault("observedAt", chain.time())
+        fields.setdefault("signerSetVersion", self.version())
+        return FaultReport(rentalId=int(rental_id), faultId=fault_id, kind=kind, **fields)
+
+    def usage_digest(self, report, chain_id=None, contract=None):
+        return usage_report_digest(report, chain_id or self.chain_id, contract or self.market.address)
+
+    def sign_usage(self, report, keys=None, chain_id=None, contract=None, order=True) -> bytes:
+        return self._sign(self.usage_digest(report, chain_id, contract), keys, order)
+
+    def sign_batch(self, reports, keys=None, chain_id=None, contract=None) -> bytes:
+        digest = usage_batch_digest(list(reports), chain_id or self.chain_id, contract or self.market.address)
+        return self._sign(digest, keys)
+
+    def sign_fault(self, report, keys=None, chain_id=None, contract=None) -> bytes:
+        digest = fault_report_digest(report, chain_id or self.chain_id, contract or self.market.address)
+        return self._sign(digest, keys)
+
+    # convenience: build, sign with the first THRESHOLD keys and submit
+    def settle(self, rental_id, sequence, available, sender, energy=0, **fields):
+        report = self.usage(rental_id, sequence, available, energyMillijoules=energy, **fields)
+        return self.market.settle(report.as_tuple(), self.sign_usage(report), {"from": sender})
+
+    def slash(self, rental_id, sender, fault_id=0, kind=1, **fields):
+        report = self.fault(rental_id, fault_id, kind, **fields)
+        return self.market.slash(report.as_tuple(), self.sign_fault(report), {"from": sender})
+
+
+@pytest.fixture(scope="module")
+def oracle(market, oracle_keys):
+    return Signer(market, oracle_keys)
+
+
+# ------------------------------------------------------------------ money
+
+
+def fee_of(paid: int, fee_bps: int) -> int:
+    return paid * fee_bps // 10_000
+
+
+def cost(available: int, energy: int = 0, price_hour: int = PRICE_PER_GPU_HOUR, price_kwh: int = PRICE_PER_KWH) -> int:
+    return available * price_hour // 3_600 + energy * price_kwh // MJ_PER_KWH
+
+
+def held_for_rentals(market, token) -> int:
+    """What the market must hold for rentals not yet finalized: budget - provider credit."""
+    total = 0
+    for rid in range(1, market.rentalCount() + 1):
+        r = market.getRental(rid)
+        status = int(r["status"])
+        if status in (4, 5):  # Cancelled, Finalized: everything moved to withdrawable balances
+            continue
+        offer = market.getOffer(r["offerId"])
+        if str(offer["paymentToken"]) != str(token):
+            continue
+        paid = int(r["paid"])
+        total += int(r["budget"]) - (paid - fee_of(paid, int(r["feeBps"])))
+    return total
+
+
+def held_for_stakes(market, token, providers) -> int:
+    total = 0
+    for p in providers:
+        st = market.stakeOf(p)
+        if str(st["token"]) == str(token):
+            total += int(st["active"]) + int(st["unbonding"])
+    return total
+
+
+def held_for_withdrawals(market, token, accounts_) -> int:
+    return sum(int(market.withdrawable(a, token)) for a in accounts_)
+
+
+def assert_solvent(market, token, accounts_):
+    """The market's token balance equals escrow + stakes + withdrawable balances, exactly."""
+    accounts_ = list(dict.fromkeys(str(a) for a in accounts_))
+    escrow = held_for_rentals(market, token)
+    stakes = held_for_stakes(market, token, accounts_)
+    owed = held_for_withdrawals(market, token, accounts_)
+    balance = token.balanceOf(market)
+    assert balance == escrow + stakes + owed, (
+        f"balance {balance} != escrow {escrow} + stakes {stakes} + withdrawable {owed}"
+    )
+
+
+@pytest.fixture(scope="module")
+def solvent(market, stablecoin, accounts):
+    """``solvent()`` asserts conservation of the stablecoin over all test accounts (+ extras)."""
+
+    def check(*extra, token=None):
+        assert_solvent(market, token or stablecoin, list(accounts) + list(extra))
+
+    return check

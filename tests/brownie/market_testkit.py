@@ -335,3 +335,31 @@ def reverts_with(signature: str, *args, any_args: bool = False):
 def cost(available_gpu_seconds: int, energy_mj: int, price_per_gpu_hour: int, price_per_kwh: int) -> int:
     """docs/protocol.md settlement arithmetic."""
     return (available_gpu_seconds * price_per_gpu_hour) // 3600 + (energy_mj * price_per_kwh) // MJ_PER_KWH
+
+
+# --- events ---
+
+
+def plain(value):
+    """Brownie return/event values as plain Python (ints, checksummed address strings, bytes
+    as 0x-hex, tuples) so that they compare with ``==`` against literals."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, str):
+        if value.startswith("0x") and len(value) == 42:
+            return to_checksum_address(value)
+        return value.lower() if value.startswith("0x") else value
+    if hasattr(value, "address") and isinstance(getattr(value, "address"), str):
+        return to_checksum_address(value.address)
+    if isinstance(value, (list, tuple)) or hasattr(value, "__iter__"):
+        return tuple(plain(v) for v in value)
+    return value
+
+
+def event_args(event) -> tuple:
+    """The arguments of one decoded event, in ABI order, as plain Python values."""
+    return tuple(plain(event[k]) for k in event.keys())

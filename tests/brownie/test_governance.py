@@ -1,0 +1,139 @@
+"""IGpuRentMarket governance: parameters, token allowlists and roles. Every governance
+function refuses a caller without GOVERNANCE_ROLE (role-gated function called by a stranger)."""
+
+import pytest
+from brownie import ZERO_ADDRESS
+from eth_utils import keccak
+
+from conftest import MIN_STAKE_PER_GPU, PARAMS, offer_terms, params_tuple
+from market_testkit import event_args, plain, reverts_with
+
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+UNAUTHORIZED = "AccessControlUnauthorizedAccount(address,bytes32)"
+
+
+def test_GOVERNANCE_ROLE_is_keccak_of_its_name(market):
+    assert market.GOVERNANCE_ROLE() == "0x" + keccak(text="GOVERNANCE_ROLE").hex()
+
+
+def test_roles_after_deployment(market, admin, gov, stranger):
+    assert market.hasRole(DEFAULT_ADMIN_ROLE, admin)
+    assert market.hasRole(market.GOVERNANCE_ROLE(), gov)
+    assert not market.hasRole(market.GOVERNANCE_ROLE(), stranger)
+
+
+def test_params_returns_what_was_set(market, treasury):
+    assert tuple(market.params()) == params_tuple(treasury)
+
+
+# ------------------------------------------------------------------ setParams
+
+
+def test_setParams_updates_and_emits(market, gov, stranger):
+    new = params_tuple(stranger, protocolFeeBps=1_000, slashBps=10_000, renterSlashShareBps=10_000)
+    tx = market.setParams(new, {"from": gov})
+    assert tuple(market.params()) == new
+    assert tuple(tx.events["ParamsUpdated"]["params"]) == new
+
+
+def test_setParams_fee_change_does_not_touch_open_rentals(market, gov, treasury, rental_id):
+    market.setParams(params_tuple(treasury, protocolFeeBps=0), {"from": gov})
+    assert market.getRental(rental_id)["feeBps"] == PARAMS["protocolFeeBps"]
+
+
+@pytest.mark.parametrize(
+    "field,overrides",
+    [
+        ("treasury", {"treasury": ZERO_ADDRESS}),
+        ("protocolFeeBps", {"protocolFeeBps": 1_001}),
+        ("renterSlashShareBps", {"renterSlashShareBps": 10_001}),
+        ("slashBps", {"slashBps": 10_001}),
+        ("startTimeout", {"startTimeout": 0}),
+        ("silenceTimeout", {"silenceTimeout": 0}),
+        ("settlementGrace", {"settlementGrace": 0}),
+        ("unbondingDelay", {"unbondingDelay": 0}),
+    ],
+)
+def test_RevertWhen_setParams_out_of_range(market, gov, treasury, field, overrides):
+    with reverts_with("GpuRentMarket_InvalidParam(string)", field):
+        market.setParams(params_tuple(treasury, **overrides), {"from": gov})
+
+
+def test_RevertWhen_setParams_called_by_stranger(market, stranger, treasury):
+    with reverts_with(UNAUTHORIZED, stranger.address, market.GOVERNANCE_ROLE()):
+        market.setParams(params_tuple(treasury), {"from": stranger})
+
+
+def test_RevertWhen_setParams_called_by_admin_without_governance_role(market, admin, treasury):
+    with reverts_with(UNAUTHORIZED, admin.address, market.GOVERNANCE_ROLE()):
+        market.setParams(params_tuple(treasury), {"from": admin})
+
+
+# ------------------------------------------------------------------ setPaymentToken
+
+
+def test_setPaymentToken_allows_and_disallows_with_event(market, gov, stablecoin):
+    tx = market.setPaymentToken(stablecoin, False, {"from": gov})
+    assert not market.isPaymentToken(stablecoin)
+    assert event_args(tx.events["PaymentTokenSet"]) == plain((stablecoin.address, False,))
+    tx = market.setPaymentToken(stablecoin, True, {"from": gov})
+    assert market.isPaymentToken(stablecoin)
+    assert event_args(tx.events["PaymentTokenSet"]) == plain((stablecoin.address, True,))
+
+
+def test_setPaymentToken_disallowed_token_refuses_new_offers(market, gov, stablecoin, provider, agent):
+    market.setPaymentToken(stablecoin, False, {"from": gov})
+    with reverts_with("OfferBook_PaymentTokenNotAllowed(address)", stablecoin.address):
+        market.createOffer(offer_terms(stablecoin, agent, gpuCount=1), {"from": provider})
+
+
+def test_RevertWhen_setPaymentToken_called_by_stranger(market, stranger, stablecoin):
+    with reverts_with(UNAUTHORIZED, stranger.address, market.GOVERNANCE_ROLE()):
+        market.setPaymentToken(stablecoin, False, {"from": stranger})
+
+
+# ------------------------------------------------------------------ setStakeToken
+
+
+def test_setStakeToken_sets_minimum_with_event(market, gov, stablecoin):
+    tx = market.setStakeToken(stablecoin, 5 * MIN_STAKE_PER_GPU, {"from": gov})
+    assert market.minStakePerGpu(stablecoin) == 5 * MIN_STAKE_PER_GPU
+    assert event_args(tx.events["StakeTokenSet"]) == plain((stablecoin.address, 5 * MIN_STAKE_PER_GPU,))
+
+
+def test_setStakeToken_zero_disallows_new_stake(market, gov, stablecoin, provider2):
+    tx = market.setStakeToken(stablecoin, 0, {"from": gov})
+    assert event_args(tx.events["StakeTokenSet"]) == plain((stablecoin.address, 0,))
+    assert market.minStakePerGpu(stablecoin) == 0
+    stablecoin.approve(market, 1, {"from": provider2})
+    with reverts_with("ProviderStaking_TokenNotAllowed(address)", stablecoin.address):
+        market.stake(stablecoin, 1, {"from": provider2})
+
+
+def test_RevertWhen_setStakeToken_called_by_stranger(market, stranger, stablecoin):
+    with reverts_with(UNAUTHORIZED, stranger.address, market.GOVERNANCE_ROLE()):
+        market.setStakeToken(stablecoin, 1, {"from": stranger})
+
+
+# ------------------------------------------------------------------ roles
+
+
+def test_RevertWhen_grantRole_called_by_stranger(market, stranger):
+    with reverts_with(UNAUTHORIZED, stranger.address, DEFAULT_ADMIN_ROLE):
+        market.grantRole(market.GOVERNANCE_ROLE(), stranger, {"from": stranger})
+
+
+def test_RevertWhen_grantRole_called_by_governance_not_admin(market, gov, stranger):
+    with reverts_with(UNAUTHORIZED, gov.address, DEFAULT_ADMIN_ROLE):
+        market.grantRole(market.GOVERNANCE_ROLE(), stranger, {"from": gov})
+
+
+def test_RevertWhen_revokeRole_called_by_stranger(market, stranger, gov):
+    with reverts_with(UNAUTHORIZED, stranger.address, DEFAULT_ADMIN_ROLE):
+        market.revokeRole(market.GOVERNANCE_ROLE(), gov, {"from": stranger})
+
+
+def test_revokeRole_removes_governance(market, admin, gov, treasury):
+    market.revokeRole(market.GOVERNANCE_ROLE(), gov, {"from": admin})
+    with reverts_with(UNAUTHORIZED, gov.address, market.GOVERNANCE_ROLE()):
+        market.setParams(params_tuple(treasury), {"from": gov})
