@@ -50,7 +50,7 @@ class SequenceUnavailable(ReportUnavailable):
 @dataclass(frozen=True, slots=True)
 class IngestLimits:
     max_body_bytes: int = 1 << 20
-    max_samples_per_batch: int = 8192
+    max_samples_per_batch: int = 4096
     max_clock_skew_ms: int = 10_000
     max_batch_age_ms: int = 24 * 3600 * 1000
     #: Power above this many times the board limit is impossible (not merely a fault).

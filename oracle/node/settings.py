@@ -82,7 +82,7 @@ class NodeSettings(BaseModel):
 
     # Ingest limits.
     max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
-    max_samples_per_batch: int = Field(default=8192, ge=1, le=1_000_000)
+    max_samples_per_batch: int = Field(default=4096, ge=1, le=1_000_000)
     max_clock_skew_ms: int = Field(default=10_000, ge=0, le=600_000)
     max_batch_age_ms: int = Field(default=24 * 3600 * 1000, ge=1000)
     ip_rate_per_s: float = Field(default=100.0, gt=0)
@@ -193,6 +193,9 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+_PATH_FIELDS = ("keystore_path", "keystore_password_file", "db_path")
+
+
 def _file_values(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
@@ -204,6 +207,9 @@ def _file_values(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table of settings")
+    for name in _PATH_FIELDS:  # relative paths in a file are relative to the file
+        if isinstance(data.get(name), str) and not Path(data[name]).expanduser().is_absolute():
+            data[name] = str(path.parent / data[name])
     return data
 
 

@@ -219,3 +219,9 @@ def test_openapi_documents_the_wire_batch(client):
     assert wire["additionalProperties"] is False
     assert set(wire["properties"]) == {"rental_id", "agent", "batch_seq", "prev_hash", "gpus", "samples", "signature"}
     assert client.get("/healthz").json()["signer"] == address_of(NODE_KEY)
+
+
+def test_post_batch_verifies_a_big_batch_off_the_event_loop(client, samples):
+    whole = chain_batches(AGENT_KEY, RENTAL, samples, samples_per_batch=len(samples))[0]
+    assert len(whole.to_wire_bytes()) > 64 * 1024
+    assert post(client, whole).json()["status"] == "accepted"

@@ -43,12 +43,13 @@ def test_settings_load_a_keystore_with_a_strong_password(keystore, tmp_path):
 
 def test_settings_read_rentals_and_a_toml_file(tmp_path, keystore):
     config = tmp_path / "node.toml"
-    config.write_text(f'chain_id = 5\nmarket_address = "{MARKET}"\nkeystore_path = "{keystore}"\n'
+    config.write_text(f'chain_id = 5\nmarket_address = "{MARKET}"\nkeystore_path = "{keystore.name}"\n'
                       f'[[rentals]]\nrental_id = 7\nagent = "0x{"ab" * 20}"\ngpu_count = 8\n'
                       f'grid_intensity_g_per_kwh = 300\nstart_ms = 1\n')
     settings = load_settings(config, env={"GPURENT_NODE_KEYSTORE_PASSWORD": STRONG,
                                           "GPURENT_NODE_CHAIN_ID": "6"})
     assert settings.chain_id == 6  # env wins over the file
+    assert settings.keystore_path == keystore  # relative to the file
     assert settings.rentals[0].gpu_count == 8
     assert settings.rentals[0].agent == to_checksum_address("0x" + "ab" * 20)
 
