@@ -8,7 +8,7 @@ consecutive samples ``a`` and ``b``, and is described by ``b``'s readings, becau
 ``power_mw`` is a trailing 1-second average and ``util_gpu_pct`` covers the sample period just
 ended):
 
-- **Downtime.** An interval longer than ``policy.max_gap_ms`` is downtime: one DOWNTIME fault,
+- **Downtime.** An interval longer than ``policy.max_gap_ms`` is downtime: a DOWNTIME fault,
   and nothing else is metered over it (no available, busy or energy time; the renter does not
   pay for time nobody could observe). A GPU that is silent at the start of the period (or since
   ``rental_start_ms``), or since its last sample while others still report, is downtime too.
@@ -42,12 +42,16 @@ ended):
 - **Arrival order.** Samples are sorted by ``(gpu, t_ms)``; identical duplicates count once.
   Conflicting duplicates (same GPU and time, different readings) are contradictory telemetry:
   a COUNTER_PHYSICS fault, and the smallest reading (field by field, in field order) is kept,
-  so the choice does not depend on arrival order.
-- **Fault order.** Consecutive offending intervals merge into one fault that grows while the
-  offence lasts. Faults are ordered by the time they became detectable (the first sample of
-  any GPU that proves them), then GPU, kind and start; metering a longer prefix of the same
-  telemetry keeps every earlier fault at its index (``faultId``), though a fault still in
-  progress may extend its ``end_ms``.
+  so the choice does not depend on arrival order (its fault is fixed at that time; one that
+  arrives after later samples were metered is the only way a fault lands mid-list).
+- **Faults are fixed when detected.** Each offence (a run of consecutive offending samples,
+  intervals or windows, or one silence) yields exactly one fault, written down at the moment
+  it became detectable and never changed by later telemetry: its ``end_ms`` is that moment
+  (the sample that proved it), and a run that goes on adds nothing more. A silence of a GPU
+  is detectable at the first sample of any GPU past ``last + max_gap_ms``. Faults are ordered
+  by that moment, then GPU, kind and start. So every node holding the telemetry up to the
+  proving sample builds the identical FaultReport, and metering more telemetry only appends
+  to the fault list: a fault's index (``faultId``) never changes.
 """
 
 from __future__ import annotations
@@ -85,19 +89,6 @@ class UsageTotals:
     busy_gpu_milliseconds: int = 0
     sample_count: int = 0
     gpu_count: int = 0
-
-
-@dataclass(slots=True)
-class _Run:
-    """An offence that lasts over consecutive intervals; a fault once ``detected_ms`` is set."""
-
-    start_ms: int
-    end_ms: int
-    duration_ms: int = 0
-    count: int = 0
-    detected_ms: int | None = None
-    a: int = 0  # kind-specific accumulators for the detail text
-    b: int = 0
 
 
 @dataclass(slots=True)
@@ -251,18 +242,17 @@ def _dedup(stream: list[Sample], faults: list[tuple[int, Fault]]) -> list[Sample
             previous = sample
             continue
         if distinct > 1:
-            _conflict_fault(out[-1], distinct, faults)
+            _conflict_fault(out[-1], faults)
         distinct = 1
         previous = sample
         out.append(sample)
     if distinct > 1:
-        _conflict_fault(out[-1], distinct, faults)
+        _conflict_fault(out[-1], faults)
     return out
 
 
-def _conflict_fault(kept: Sample, distinct: int, faults: list[tuple[int, Fault]]) -> None:
-    detail = (f"gpu {kept.gpu}: {distinct} different samples at t_ms {kept.t_ms};"
-              f" kept the smallest")
+def _conflict_fault(kept: Sample, faults: list[tuple[int, Fault]]) -> None:
+    detail = f"gpu {kept.gpu}: conflicting samples at t_ms {kept.t_ms}; kept the smallest"
     faults.append((kept.t_ms, Fault(FaultKind.COUNTER_PHYSICS, kept.t_ms, kept.t_ms, detail,
                                     kept.gpu)))
 
@@ -284,101 +274,65 @@ def _meter_gpu(
     window_ms = policy.energy_check_window_ms
     floor_uj = limit_mw * policy.energy_tolerance_floor_ms_at_limit
 
-    def emit(detected_ms: int | None, fault: Fault) -> None:
-        if detected_ms is not None:
-            totals.faults.append((detected_ms, fault))
+    def emit(detected_ms: int, kind: FaultKind, start_ms: int, detail: str) -> None:
+        totals.faults.append(
+            (detected_ms, Fault(kind, start_ms, detected_ms, f"gpu {g}: {detail}", g))
+        )
 
-    def downtime(start_ms: int, end_ms: int, detail: str) -> None:
-        emit(detector.first_after(start_ms + max_gap), Fault(
-            FaultKind.DOWNTIME, start_ms, end_ms,
-            f"gpu {g}: {detail} for {end_ms - start_ms} ms (gap threshold {max_gap} ms)", g))
+    def silence(since_ms: int, next_ms: int | None, what: str) -> None:
+        """A DOWNTIME fault if no sample of this GPU follows ``since_ms`` within the gap
+        threshold, fixed at the first sample of any GPU that proves the silence."""
+        if next_ms is not None and next_ms - since_ms <= max_gap:
+            return
+        proof_ms = detector.first_after(since_ms + max_gap)
+        if proof_ms is not None:
+            emit(proof_ms, FaultKind.DOWNTIME, since_ms,
+                 f"no telemetry{what} for {proof_ms - since_ms} ms"
+                 f" (gap threshold {max_gap} ms)")
 
     if not stream:
-        if period_end_ms - span_start_ms > max_gap:
-            downtime(span_start_ms, period_end_ms, "never reported")
+        silence(span_start_ms, None, " since the start")
         return totals
-    if stream[0].t_ms - span_start_ms > max_gap:
-        downtime(span_start_ms, stream[0].t_ms, "no telemetry since the start")
+    if stream[0].t_ms > span_start_ms:
+        silence(span_start_ms, stream[0].t_ms, " since the start")
 
-    # Offences that merge over consecutive intervals, closed by close().
-    idle_busy: _Run | None = None
-    over_power: _Run | None = None
-    over_counter: _Run | None = None
-    mismatch: _Run | None = None
-    mismatch_last_window = -2
-
-    def close_idle_busy() -> None:
-        nonlocal idle_busy
-        if idle_busy is not None and idle_busy.detected_ms is not None:
-            emit(idle_busy.detected_ms, Fault(
-                FaultKind.IDLE_POWER_BUSY, idle_busy.start_ms, idle_busy.end_ms,
-                f"gpu {g}: utilization >= {policy.idle_busy_min_util_pct}% while power stayed"
-                f" below {busy_power_x1000 // 1000} mW for {idle_busy.duration_ms} ms", g))
-        idle_busy = None
-
-    def close_over_power() -> None:
-        nonlocal over_power
-        if over_power is not None:
-            emit(over_power.detected_ms, Fault(
-                FaultKind.COUNTER_PHYSICS, over_power.start_ms, over_power.end_ms,
-                f"gpu {g}: power up to {over_power.a} mW in {over_power.count} samples, above"
-                f" the {limit_mw} mW limit plus {policy.power_limit_margin_permille} per mille",
-                g))
-        over_power = None
-
-    def close_over_counter() -> None:
-        nonlocal over_counter
-        if over_counter is not None:
-            emit(over_counter.detected_ms, Fault(
-                FaultKind.COUNTER_PHYSICS, over_counter.start_ms, over_counter.end_ms,
-                f"gpu {g}: energy counter rose {over_counter.a} mJ more than the {limit_mw} mW"
-                f" limit allows in {over_counter.count} intervals (excess not billed)", g))
-        over_counter = None
-
-    def close_mismatch() -> None:
-        nonlocal mismatch
-        if mismatch is not None:
-            emit(mismatch.detected_ms, Fault(
-                FaultKind.ENERGY_MISMATCH, mismatch.start_ms, mismatch.end_ms,
-                f"gpu {g}: energy counter {mismatch.a} mJ against integrated power"
-                f" {mismatch.b // 1000} mJ over {mismatch.count} windows of {window_ms} ms", g))
-        mismatch = None
+    # Runs of one offence: one fault per run, emitted when the run becomes detectable.
+    idle_busy_start_ms: int | None = None
+    idle_busy_ms = 0
+    idle_busy_reported = False
+    over_power = False
+    over_counter = False
+    last_bad_window = -2
 
     def check_power(sample: Sample) -> None:
         nonlocal over_power
-        if sample.power_mw * 1000 > power_ceiling_x1000:
-            if over_power is None:
-                over_power = _Run(sample.t_ms, sample.t_ms, detected_ms=sample.t_ms)
-            over_power.end_ms = sample.t_ms
-            over_power.count += 1
-            over_power.a = max(over_power.a, sample.power_mw)
-        else:
-            close_over_power()
+        if sample.power_mw * 1000 <= power_ceiling_x1000:
+            over_power = False
+        elif not over_power:
+            over_power = True
+            emit(sample.t_ms, FaultKind.COUNTER_PHYSICS, sample.t_ms,
+                 f"power {sample.power_mw} mW is above the {limit_mw} mW limit plus"
+                 f" {policy.power_limit_margin_permille} per mille")
 
     # The energy-check window being filled: index, counter mJ, integrated uJ, intervals.
     window = stream[0].t_ms // window_ms
     win_counter_mj = win_integrated_uj = win_intervals = 0
 
-    def close_window(detected_ms: int) -> None:
-        nonlocal mismatch, mismatch_last_window
+    def close_window(closed_at_ms: int) -> None:
+        nonlocal last_bad_window
         if win_intervals == 0:
             return
         counter_uj = win_counter_mj * 1000
         diff_uj = abs(counter_uj - win_integrated_uj)
         base_uj = max(counter_uj, win_integrated_uj)
-        bad = (diff_uj * 1000 > policy.energy_tolerance_permille * base_uj
-               and diff_uj > floor_uj)
-        if not bad:
-            close_mismatch()
+        if diff_uj * 1000 <= policy.energy_tolerance_permille * base_uj or diff_uj <= floor_uj:
             return
-        if mismatch is None or mismatch_last_window != window - 1:
-            close_mismatch()
-            mismatch = _Run(window * window_ms, (window + 1) * window_ms, detected_ms=detected_ms)
-        mismatch.end_ms = (window + 1) * window_ms
-        mismatch.count += 1
-        mismatch.a += win_counter_mj
-        mismatch.b += win_integrated_uj
-        mismatch_last_window = window
+        if last_bad_window != window - 1:  # a new run of disagreeing windows
+            emit(closed_at_ms, FaultKind.ENERGY_MISMATCH, window * window_ms,
+                 f"energy counter {win_counter_mj} mJ against integrated power"
+                 f" {win_integrated_uj // 1000} mJ in the {window_ms} ms window from"
+                 f" {window * window_ms}")
+        last_bad_window = window
 
     check_power(stream[0])
     for prev, cur in zip(stream, stream[1:]):
@@ -388,10 +342,8 @@ def _meter_gpu(
             window = cur.t_ms // window_ms
             win_counter_mj = win_integrated_uj = win_intervals = 0
         if interval_ms > max_gap:
-            downtime(prev.t_ms, cur.t_ms, "no telemetry")
-            close_idle_busy()
-            close_over_power()
-            close_over_counter()
+            silence(prev.t_ms, cur.t_ms, "")
+            idle_busy_start_ms, over_power, over_counter = None, False, False
             check_power(cur)
             continue
 
@@ -399,17 +351,18 @@ def _meter_gpu(
         # Busy: utilization-weighted time, only while power is above idle draw.
         if cur.power_mw * 1000 >= busy_power_x1000:
             totals.busy_pct_ms += interval_ms * cur.util_gpu_pct
-            close_idle_busy()
+            idle_busy_start_ms = None
         elif cur.util_gpu_pct >= policy.idle_busy_min_util_pct:
-            if idle_busy is None:
-                idle_busy = _Run(prev.t_ms, cur.t_ms)
-            idle_busy.end_ms = cur.t_ms
-            idle_busy.duration_ms += interval_ms
-            if (idle_busy.detected_ms is None
-                    and idle_busy.duration_ms >= policy.idle_busy_min_duration_ms):
-                idle_busy.detected_ms = cur.t_ms
+            if idle_busy_start_ms is None:
+                idle_busy_start_ms, idle_busy_ms, idle_busy_reported = prev.t_ms, 0, False
+            idle_busy_ms += interval_ms
+            if not idle_busy_reported and idle_busy_ms >= policy.idle_busy_min_duration_ms:
+                idle_busy_reported = True
+                emit(cur.t_ms, FaultKind.IDLE_POWER_BUSY, idle_busy_start_ms,
+                     f"utilization >= {policy.idle_busy_min_util_pct}% while power stayed"
+                     f" below {busy_power_x1000 // 1000} mW for {idle_busy_ms} ms")
         else:
-            close_idle_busy()
+            idle_busy_start_ms = None
 
         # Energy: counter delta (a drop is a driver reload), capped by what physics allows.
         if cur.energy_mj >= prev.energy_mj:
@@ -418,14 +371,14 @@ def _meter_gpu(
             delta_mj = cur.energy_mj
         cap_mj = power_ceiling_x1000 * (interval_ms + policy.counter_slack_ms) // 1_000_000
         if delta_mj > cap_mj:
-            if over_counter is None:
-                over_counter = _Run(prev.t_ms, cur.t_ms, detected_ms=cur.t_ms)
-            over_counter.end_ms = cur.t_ms
-            over_counter.count += 1
-            over_counter.a += delta_mj - cap_mj
+            if not over_counter:
+                over_counter = True
+                emit(cur.t_ms, FaultKind.COUNTER_PHYSICS, prev.t_ms,
+                     f"energy counter rose {delta_mj} mJ in {interval_ms} ms, more than the"
+                     f" {limit_mw} mW limit allows; {cap_mj} mJ billed")
             delta_mj = cap_mj
         else:
-            close_over_counter()
+            over_counter = False
         integrated_uj = cur.power_mw * interval_ms
         totals.energy_mj += delta_mj
         totals.integrated_uj += integrated_uj
@@ -434,12 +387,7 @@ def _meter_gpu(
         win_intervals += 1
         check_power(cur)
 
-    # Still-running offences are reported as they stand; the open energy window is not judged.
-    close_idle_busy()
-    close_over_power()
-    close_over_counter()
-    close_mismatch()
-    last_ms = stream[-1].t_ms
-    if period_end_ms - last_ms > max_gap:
-        downtime(last_ms, period_end_ms, "silent while other GPUs report")
+    # The still-open energy window is not judged yet; a GPU silent at the end may be down.
+    if period_end_ms > stream[-1].t_ms:
+        silence(stream[-1].t_ms, None, "")
     return totals
