@@ -139,10 +139,12 @@ def _print_table(result: dict[str, Any]) -> None:
               show_default=True, help="Longest gap between samples that still counts as present.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Meter every Nth row only (10 on a 10 Hz trace: the agent's 1 Hz).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --every: start at this row (0-based) of the trace.")
 @click.option("--power-limit-mw", type=click.IntRange(min=1), default=None,
               help="GPU power limit; default: static.power_limit_mw of TRACE.json beside the CSV.")
 def meter(trace: str, as_json: bool, region: str | None, grid_intensity: int | None,
-          max_gap_ms: int, every: int, power_limit_mw: int | None) -> None:
+          max_gap_ms: int, every: int, offset: int, power_limit_mw: int | None) -> None:
     """Meter a telemetry CSV as one GPU for one rental spanning the whole file."""
     if region is not None and grid_intensity is not None:
         raise MeterError("give --region or --grid-intensity, not both")
@@ -156,7 +158,7 @@ def meter(trace: str, as_json: bool, region: str | None, grid_intensity: int | N
         if not path.is_file():
             raise MeterError(f"{trace}: " + ("not a file" if path.exists() else "no such file"))
         gpu = _gpu_info(path, power_limit_mw)
-        samples = read_trace_csv(path, gpu=gpu.index)[::every]
+        samples = read_trace_csv(path, gpu=gpu.index)[offset::every]
         if not samples:
             raise MeterError(f"{trace}: no samples in the file")
         totals = meter_samples(samples, [gpu], policy, grid_intensity)

@@ -123,8 +123,8 @@ def test_meter_runs_as_a_subprocess_and_prints_one_json_object(trace_a_path):
 def test_meter_every_nth_row_meters_the_subsampled_trace(trace_a_path, trace_a_samples, h100):
     from oracle.metering import DEFAULT_POLICY, meter_samples
 
-    out = json.loads(run(str(trace_a_path), "--json", "--every", "10").output)
-    expected = meter_samples(trace_a_samples[::10], [h100], DEFAULT_POLICY, 481)
-    assert out["samples"] == len(trace_a_samples[::10])
+    out = json.loads(run(str(trace_a_path), "--json", "--every", "10", "--offset", "6").output)
+    expected = meter_samples(trace_a_samples[6::10], [h100], DEFAULT_POLICY, 481)
+    assert out["samples"] == len(trace_a_samples[6::10])
     assert out["energy_millijoules"] == expected.energy_millijoules
     assert out["busy_gpu_milliseconds"] == expected.busy_gpu_milliseconds
