@@ -65,7 +65,8 @@ def _problem(status: int, detail: str, reason: str, **extra) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatchRejected)
     async def batch_rejected(request: Request, exc: BatchRejected) -> JSONResponse:
-        request.app.state.node.metrics.batches_rejected.labels(exc.reason).inc()
+        if request.url.path == "/v1/batches":
+            request.app.state.node.metrics.batches_rejected.labels(exc.reason).inc()
         status = BATCH_STATUS.get(type(exc), 400)
         response = _problem(status, exc.message, exc.reason, **exc.extra)
         if isinstance(exc, RateLimited):
@@ -147,6 +148,7 @@ def build_runtime(
         writer=GroupCommitWriter(storage),
         ip_limiter=TokenBucketLimiter(settings.ip_rate_per_s, settings.ip_burst),
         agent_limiter=TokenBucketLimiter(settings.agent_rate_per_s, settings.agent_burst),
+        report_limiter=TokenBucketLimiter(settings.report_rate_per_s, settings.report_burst),
         metrics=NodeMetrics(),
     )
 

@@ -89,6 +89,8 @@ class NodeSettings(BaseModel):
     ip_burst: int = Field(default=200, ge=1)
     agent_rate_per_s: float = Field(default=20.0, gt=0)
     agent_burst: int = Field(default=100, ge=1)
+    report_rate_per_s: float = Field(default=20.0, gt=0)
+    report_burst: int = Field(default=100, ge=1)
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.

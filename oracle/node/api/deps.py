@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from oracle.node.attestor import Attestor
+from oracle.node.errors import RateLimited
 from oracle.node.metrics import NodeMetrics
 from oracle.node.ratelimit import TokenBucketLimiter
 from oracle.node.settings import NodeSettings
@@ -24,6 +25,7 @@ class NodeRuntime:
     writer: GroupCommitWriter
     ip_limiter: TokenBucketLimiter
     agent_limiter: TokenBucketLimiter
+    report_limiter: TokenBucketLimiter
     metrics: NodeMetrics
 
     def close(self) -> None:
@@ -45,6 +47,14 @@ async def get_metrics(request: Request) -> NodeMetrics:
 
 async def get_client_host(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def limit_report_requests(request: Request) -> None:
+    """Metering and signing cost CPU: a per-client budget for the report routes."""
+    host = request.client.host if request.client else "unknown"
+    wait = request.app.state.node.report_limiter.acquire(host)
+    if wait:
+        raise RateLimited(f"too many report requests from {host}", retry_after_s=wait)
 
 
 NodeDep = Annotated[NodeRuntime, Depends(get_node)]

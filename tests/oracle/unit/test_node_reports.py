@@ -136,3 +136,15 @@ def test_faults_are_recorded_and_signed(node, samples):
         address_of(NODE_KEY)
     recorded = app.state.node.storage.get_report("fault", RENTAL, downtime[0]["fault_id"])
     assert "0x" + recorded.signature.hex() == signed["signature"]
+
+
+def test_report_routes_are_rate_limited_per_client(tmp_path, samples):
+    settings = NodeSettings(
+        dev_mode=True, private_key="0x" + NODE_KEY.hex(), chain_id=CHAIN_ID, market_address=MARKET,
+        db_path=tmp_path / "node.sqlite3", report_rate_per_s=0.01, report_burst=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/rentals/1/report").status_code == 404
+        limited = client.get("/v1/rentals/1/faults")
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "batches_rejected_total{" not in client.get("/metrics").text

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from oracle.node.api.deps import NodeDep
+from oracle.node.api.deps import NodeDep, limit_report_requests
 from oracle.node.attestor import SignedReport, report_fields
 from oracle.node.errors import ReportConflict
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=[Depends(limit_report_requests)])
 
 RentalIdPath = Annotated[int, Path(ge=0, lt=2**256, description="the rental's on-chain id")]
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
