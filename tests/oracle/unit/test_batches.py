@@ -23,6 +23,7 @@ from oracle.telemetry.samples import GpuInfo, Sample
 AGENT_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 AGENT = Account.from_key(AGENT_KEY).address
 OTHER_KEY = bytes.fromhex("11" * 32)
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 GPUS = (
     GpuInfo(0, "GPU-4612aaaa-0000-0000-0000-000000000000", "NVIDIA H100 80GB HBM3", 700_000),
@@ -95,7 +96,7 @@ def test_signed_signature_equals_eth_account_and_recovers_the_agent():
 @settings(max_examples=25, deadline=None)
 @given(st.binary(min_size=32, max_size=32), st.integers(1, 2**200))
 def test_recovery_equals_eth_account_for_any_hash_and_key(digest, key_int):
-    key = (key_int % (2**256 - 2**32 - 977 - 1) or 1).to_bytes(32, "big")
+    key = (key_int % (SECP256K1_N - 1) + 1).to_bytes(32, "big")
     from oracle.telemetry.batches import sign_batch_hash
 
     signature = sign_batch_hash(key, digest)
@@ -183,7 +184,7 @@ def _gpu(i, **changes):
 
 
 HIGH_S = bytearray(SIGNED.signature)
-_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_N = SECP256K1_N
 HIGH_S[32:64] = (_N - int.from_bytes(SIGNED.signature[32:64], "big")).to_bytes(32, "big")
 HIGH_S[64] = 55 - SIGNED.signature[64]
 
@@ -250,3 +251,52 @@ def test_chained_batches_commit_to_their_predecessor():
     assert second.prev_hash == SIGNED.batch_hash()
     assert second.batch_hash() != SIGNED.batch_hash()
     assert TelemetryBatch.from_wire(second.to_wire()).prev_hash == SIGNED.batch_hash()
+
+
+_ints = st.integers(0, 2**63 - 1)
+_texts = st.text(min_size=1, max_size=20)  # any unicode, quotes and controls included
+_samples = st.lists(
+    st.builds(Sample, gpu=st.integers(0, 3), t_ms=_ints, energy_mj=_ints, power_mw=_ints,
+              util_gpu_pct=st.integers(0, 100), util_mem_pct=st.integers(0, 100),
+              mem_used_mib=_ints, temp_c=st.integers(0, 200)),
+    min_size=1, max_size=6,
+)
+_gpus = st.lists(
+    st.builds(GpuInfo, index=st.integers(0, 3), uuid=_texts, name=_texts,
+              power_limit_mw=st.integers(1, 10_000_000)),
+    min_size=1, max_size=4,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**256 - 1), st.integers(0, 2**64 - 1), st.binary(min_size=32, max_size=32),
+       _gpus, _samples)
+def test_fast_canonical_bytes_equal_json_dumps_of_the_wire_dict(rental_id, seq, prev, gpus,
+                                                                  samples):
+    batch = make_batch(rental_id=rental_id, batch_seq=seq, prev_hash=prev, gpus=tuple(gpus),
+                       samples=tuple(samples))
+    assert batch.canonical_bytes() == canonical_json(batch.unsigned_wire())
+    signed = batch.signed(AGENT_KEY)
+    assert signed.to_wire_bytes() == canonical_json(signed.to_wire())
+
+
+@pytest.mark.parametrize("bad", [
+    dict(rental_id=True), dict(batch_seq=1.0), dict(prev_hash=b"\x00" * 31),
+    dict(samples=(Sample(0, 1.5, 1, 1, 1, 1, 1, 1),)),
+    dict(samples=(Sample(0, 1, True, 1, 1, 1, 1, 1),)),
+    dict(gpus=(GpuInfo(0, "u", "n", 700_000.0),)),
+])
+def test_constructor_refuses_values_whose_canonical_bytes_would_be_ambiguous(bad):
+    with pytest.raises(BatchVerificationError):
+        make_batch(**bad)
+
+
+def test_checksum_matches_eth_utils():
+    from eth_utils import to_checksum_address as reference
+
+    from oracle.telemetry.batches import to_checksum_address
+
+    for i in range(50):
+        raw = bytes([i * 7 % 256]) * 3 + bytes(range(i, i + 17))
+        assert to_checksum_address(raw) == reference(raw)
+        assert to_checksum_address("0x" + raw.hex()) == reference(raw)
