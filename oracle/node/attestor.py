@@ -82,6 +82,7 @@ class SignedReport:
     digest: bytes
     signature: bytes
     signer: str
+    newly_signed: bool = True  # False: the signature was made earlier and is returned again
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,10 +331,10 @@ class Attestor:
     def record_and_sign(self, kind: str, rental_id: int, key: int, report: Any, digest: bytes) -> SignedReport:
         """The one path to a signature: commit the report durably, then sign the recorded digest."""
         now_ms = self.now_ms()
-        self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms)
+        recorded = self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms)
         self._fault_point(FAULT_KILL_AFTER_RECORD)
         signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign, now_ms)
-        return SignedReport(report, digest, signature, self.address)
+        return SignedReport(report, digest, signature, self.address, newly_signed=recorded.signature is None)
 
     def usage_report(self, rental_id: int, sequence: int | None = None) -> SignedReport:
         from oracle.attestation.eip712 import usage_report_digest

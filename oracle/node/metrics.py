@@ -23,7 +23,7 @@ class NodeMetrics:
             registry=self.registry,
         )
         self.reports_signed = Counter(
-            "gpurent_node_reports_signed", "Reports recorded and signed, by kind (usage, fault)", ["kind"],
+            "gpurent_node_reports_signed", "Reports recorded and newly signed, by kind (usage, fault)", ["kind"],
             registry=self.registry,
         )
         self.reports_refused = Counter(
@@ -31,7 +31,7 @@ class NodeMetrics:
             ["kind"], registry=self.registry,
         )
         self.signatures = Counter(
-            "gpurent_node_signatures", "Signatures made with the node key, by what was signed", ["kind"],
+            "gpurent_node_signatures", "Signatures made with the node key, by what was signed (not counting re-served ones)", ["kind"],
             registry=self.registry,
         )
         self.submissions = Counter(

@@ -66,10 +66,11 @@ def test_report_equals_metering_from_scratch_and_is_signed_by_the_node(node, sam
         assert body["digest"] == "0x" + digest.hex()
         assert recover_signer(digest, bytes.fromhex(body["signature"][2:])) == address_of(NODE_KEY)
         assert body["signer"] == address_of(NODE_KEY)
-    whole = client.get(f"/v1/rentals/{RENTAL}/report").json()
+    whole = client.get(f"/v1/rentals/{RENTAL}/report").json()  # default: all it holds
     assert whole["sequence"] == len(batches)
+    assert whole["signature"] == body["signature"]  # the same report, signed once
     assert whole["report"]["available_gpu_seconds"] == 85  # the trace's length
-    assert 'gpurent_node_reports_signed_total{kind="usage"} 4.0' in client.get("/metrics").text
+    assert 'gpurent_node_reports_signed_total{kind="usage"} 3.0' in client.get("/metrics").text
 
 
 def test_report_refuses_a_sequence_the_node_does_not_hold(node, samples):

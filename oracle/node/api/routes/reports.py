@@ -92,8 +92,9 @@ def get_usage_report(
     except ReportConflict:
         node.metrics.reports_refused.labels("usage").inc()
         raise
-    node.metrics.reports_signed.labels("usage").inc()
-    node.metrics.signatures.labels("usage_report").inc()
+    if signed.newly_signed:
+        node.metrics.reports_signed.labels("usage").inc()
+        node.metrics.signatures.labels("usage_report").inc()
     return {
         "rental_id": rental_id,
         "sequence": signed.report.sequence,
@@ -113,8 +114,9 @@ def get_fault_reports(rental_id: RentalIdPath, node: NodeDep) -> dict:
     faults = []
     for outcome in outcomes:
         if outcome.signed is not None:
-            node.metrics.reports_signed.labels("fault").inc()
-            node.metrics.signatures.labels("fault_report").inc()
+            if outcome.signed.newly_signed:
+                node.metrics.reports_signed.labels("fault").inc()
+                node.metrics.signatures.labels("fault_report").inc()
             faults.append({"fault_id": outcome.fault_id, "signed": _signed_out(outcome.signed)})
         else:
             node.metrics.reports_refused.labels("fault").inc()
