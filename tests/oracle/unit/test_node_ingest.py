@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from oracle.node.app import create_app
 from oracle.node.settings import NodeSettings
 from oracle.node.testing import AGENT_KEY, H100, NODE_KEY, TRACE_A, chain_batches, trace_samples
-from oracle.telemetry.batches import TelemetryBatch, address_of, canonical_json
+from oracle.telemetry.batches import TelemetryBatch, address_of
 
 pytestmark = pytest.mark.skipif(not TRACE_A.is_file(), reason="shared H100 trace not present")
 
