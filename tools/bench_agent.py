@@ -81,18 +81,18 @@ class FakeClock:
 
 
 class Timed:
-    """Wraps a callable and accumulates the process CPU time spent in it."""
+    """Wraps a callable and accumulates the CPU time its (calling) thread spends in it."""
 
     def __init__(self, fn):
         self.fn = fn
         self.cpu_s = 0.0
 
     def __call__(self, *args, **kwargs):
-        t0 = time.process_time()
+        t0 = time.thread_time()
         try:
             return self.fn(*args, **kwargs)
         finally:
-            self.cpu_s += time.process_time() - t0
+            self.cpu_s += time.thread_time() - t0
 
 
 def run_once(trace: Path, gpus: int, seconds: int, batch_samples: int, node_urls: list[str],
@@ -183,8 +183,10 @@ def main() -> int:
         if servers is not None:
             servers.kill()
             servers.wait()
-    print("read: CPU ms/GPU/s in source.read(); cut: in cutting batches (canonical JSON, keccak,"
-          " coincurve signature, SQLite spool); the rest is the loop and, with nodes, delivery")
+    print("CPU ms/GPU/s: whole process (all threads). read / cut: the sampling thread's CPU in"
+          " source.read() / in cutting batches (canonical JSON, keccak, coincurve signature,"
+          " SQLite spool with fsync); the rest is the loop and, with nodes, the delivery threads"
+          " (httpx POST, spool bookkeeping)")
     return 0
 
 
