@@ -54,8 +54,9 @@ class SourceConfig(BaseModel):
 
 class AgentConfig(BaseModel):
     """Everything ``run_agent`` needs. Build it in code, or load a TOML/JSON file with
-    ``load_agent_config``; the keystore password comes from ``keystore_password`` or the
-    ``GPURENT_AGENT_PASSWORD`` environment variable."""
+    ``load_agent_config``; the keystore password comes from ``keystore_password``,
+    ``keystore_password_file`` (first line) or the ``GPURENT_AGENT_PASSWORD`` environment
+    variable, in that order."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +64,7 @@ class AgentConfig(BaseModel):
     nodes: list[AnyHttpUrl] = Field(min_length=1)
     keystore_path: Path
     keystore_password: SecretStr | None = None
+    keystore_password_file: Path | None = None
     dev: bool = False
     spool_path: Path
     source: SourceConfig = SourceConfig()
@@ -87,6 +89,8 @@ class AgentConfig(BaseModel):
     def _consistent(self) -> AgentConfig:
         if self.backoff_initial_s > self.backoff_max_s:
             raise ValueError("backoff_initial_s must not exceed backoff_max_s")
+        if self.keystore_password is not None and self.keystore_password_file is not None:
+            raise ValueError("set keystore_password or keystore_password_file, not both")
         return self
 
     @property
@@ -103,6 +107,11 @@ class AgentConfig(BaseModel):
     def password(self) -> str:
         if self.keystore_password is not None:
             return self.keystore_password.get_secret_value()
+        if self.keystore_password_file is not None:
+            try:
+                return self.keystore_password_file.read_text().splitlines()[0]
+            except (OSError, IndexError) as exc:
+                raise ConfigError(f"cannot read keystore_password_file: {exc}") from exc
         value = os.environ.get(PASSWORD_ENV)
         if value is None:
             raise ConfigError(

@@ -336,3 +336,40 @@ def test_config_refuses_unsafe_or_impossible_values(tmp_path):
     ):
         with pytest.raises(ConfigError):
             make_agent_config({**base, **bad})
+
+
+def test_toml_config_builds_each_source_kind(tmp_path, monkeypatch):
+    from oracle.agent import build_source, load_agent_config
+    from oracle.errors import TelemetryError
+    from oracle.telemetry.sources import MultiSource
+
+    path = tmp_path / "agent.toml"
+    path.write_text(textwrap.dedent(f"""
+        rental_id = 7
+        nodes = ["http://127.0.0.1:8701", "http://127.0.0.1:8702"]
+        keystore_path = "agent.json"
+        keystore_password_file = "{tmp_path / 'pw'}"
+        spool_path = "spool.db"
+        [source]
+        kind = "replay"
+        trace = "{TRACE_A}"
+        speed = 50
+        replay_gpus = 2
+    """))
+    (tmp_path / "pw").write_text("a long passphrase\n")
+    config = load_agent_config(path)
+    assert config.node_urls == ["http://127.0.0.1:8701", "http://127.0.0.1:8702"]
+    assert config.password() == "a long passphrase"
+    source = build_source(config)
+    assert isinstance(source, MultiSource) and [g.index for g in source.gpus()] == [0, 1]
+    simulated = load_agent_config(path, source={"kind": "simulated", "simulated_gpus": 3})
+    assert len(build_source(simulated).gpus()) == 3
+    with pytest.raises(TelemetryError):  # no NVIDIA driver on this machine (or a fake one)
+        import pynvml
+
+        monkeypatch.setattr(pynvml, "nvmlInit", lambda: (_ for _ in ()).throw(
+            pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)))
+        build_source(load_agent_config(path, source={"kind": "nvml"}))
+    monkeypatch.delenv("GPURENT_AGENT_PASSWORD", raising=False)
+    with pytest.raises(ConfigError):
+        load_agent_config(path, keystore_password_file=None).password()
