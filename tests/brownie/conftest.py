@@ -236,9 +236,22 @@ def market(GpuRentMarket, admin, gov, treasury, oracle_addresses, stablecoin):
 # ------------------------------------------------------------------ offers and rentals
 
 
+def _terms_type(field):
+    import brownie
+
+    abi = brownie.project.get_loaded_projects()[0].GpuRentMarket.abi
+    fn = next(i for i in abi if i.get("name") == "createOffer")
+    return next(c["type"] for c in fn["inputs"][0]["components"] if c["name"] == field)
+
+
+def gpu_model(name="NVIDIA H100 80GB HBM3"):
+    """The GPU model as the contract takes it (a string, or a right-padded bytes32)."""
+    return name.encode().ljust(32, b"\0")[:32] if _terms_type("gpuModel") == "bytes32" else name
+
+
 def offer_terms(token, agent, **overrides):
     t = {
-        "gpuModel": "NVIDIA H100 80GB HBM3",
+        "gpuModel": gpu_model(),
         "gpuCount": OFFER_GPUS,
         "memoryMib": 81_559,
         "paymentToken": str(token),
@@ -265,7 +278,7 @@ def offer_id(market, stablecoin, provider, agent):
     """Provider staked for exactly its OFFER_GPUS GPUs, with one active offer."""
     stake_for(market, stablecoin, provider)
     tx = market.createOffer(offer_terms(stablecoin, agent), {"from": provider})
-    return tx.return_value
+    return tx.events["OfferCreated"]["offerId"]
 
 
 def open_rental(market, token, renter, offer, budget, gpus=1, version=None):
@@ -273,7 +286,7 @@ def open_rental(market, token, renter, offer, budget, gpus=1, version=None):
         version = market.getOffer(offer)["version"]
     token.approve(market, budget, {"from": renter})
     tx = market.openRental(offer, version, gpus, budget, {"from": renter})
-    return tx.return_value
+    return tx.events["RentalOpened"]["rentalId"]
 
 
 BUDGET = 100 * UNIT  # 100,000 GPU-seconds at 1,000 units per second on one GPU
