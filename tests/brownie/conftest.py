@@ -249,7 +249,7 @@ def gpu_model(name="NVIDIA H100 80GB HBM3"):
     return name.encode().ljust(32, b"\0")[:32] if _terms_type("gpuModel") == "bytes32" else name
 
 
-def offer_terms(token, agent, **overrides):
+def offer_terms(token, agent, /, **overrides):
     t = {
         "gpuModel": gpu_model(),
         "gpuCount": OFFER_GPUS,
