@@ -245,8 +245,8 @@ def main() -> None:
         print(f"{name:58} {node:10.0f} {base:10.0f} {ratio:7.2f} {'>=' + str(goal):>7}  "
               f"{'ok' if ratio >= goal else 'MISSED'}")
     print("\n(a) is wall-clock throughput seen by the httpx client, which shares this machine's cores with "
-          "the server; (a') divides by the server process's own CPU time (/proc), which other load on the "
-          "machine does not move.")
+          "the server; (a') divides by the server process's own CPU time (/proc, all threads), far less "
+          "sensitive to other load on the machine (not immune: shared caches and cores still move it).")
     print(f"baselines: (a) bare FastAPI endpoint (dict body) under the same uvicorn flags; "
           f"(b) raw coincurve PublicKey.from_signature_and_message. (a) median of {args.rounds} rounds of "
           f"{ingest['batches']} batches; (b) best of 3 x {args.recoveries}.")
