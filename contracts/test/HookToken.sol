@@ -10,11 +10,13 @@ interface ITokenReceiverHook {
 
 /// @title HookToken
 /// @notice Test-only ERC-20 that calls `onTokenReceived(from, amount)` on a recipient that has
-///         code, and reverts if that hook reverts (ERC-777 / ERC-1363 style push semantics).
-///         A recipient contract can therefore refuse a payment, or re-enter the payer.
+///         registered for hooks (as ERC-777 recipients register in ERC-1820), and reverts if that
+///         hook reverts (push semantics). A recipient contract can therefore refuse a payment,
+///         or re-enter the payer.
 /// @dev NOTE: not for production; anyone can mint.
 contract HookToken is ERC20 {
     uint8 private immutable _decimals;
+    mapping(address account => bool registered) public hooked;
 
     constructor(string memory name_, string memory symbol_, uint8 decimals_) ERC20(name_, symbol_) {
         _decimals = decimals_;
@@ -28,9 +30,14 @@ contract HookToken is ERC20 {
         _mint(to, amount);
     }
 
+    /// @notice Registers (or unregisters) `account` for the receive hook.
+    function setHooked(address account, bool registered) external {
+        hooked[account] = registered;
+    }
+
     function _update(address from, address to, uint256 value) internal override {
         super._update(from, to, value);
-        if (from != address(0) && to.code.length > 0) {
+        if (from != address(0) && hooked[to]) {
             ITokenReceiverHook(to).onTokenReceived(from, value);
         }
     }

@@ -71,6 +71,9 @@ def test_hook_token_lets_a_receiver_refuse(HookToken, RevertingReceiver, deploye
     receiver = RevertingReceiver.deploy({"from": deployer})
     token.mint(accounts[1], 100, {"from": accounts[1]})
     token.transfer(receiver, 10, {"from": accounts[1]})
+    assert receiver.hookCalls() == 0  # not registered
+    token.setHooked(receiver, True, {"from": accounts[1]})
+    token.transfer(receiver, 10, {"from": accounts[1]})
     assert receiver.hookCalls() == 1
     receiver.setRefuse(True, {"from": accounts[1]})
     with reverts_with("RevertingReceiver_Refused(address,uint256)", accounts[1].address, 5):
