@@ -72,6 +72,7 @@ class TxPolicy:
     gas_margin_bps: int = 2_000  # +20 % over the estimate
     receipt_timeout_s: float = 120.0
     receipt_poll_s: float = 0.1
+    rebroadcast_after_s: float = 2.0  # a sent tx the node no longer knows is sent again
     max_fee_bumps: int = 3
     fee_bump_bps: int = 1_250  # +12.5 %: nodes want >= 10 % for a replacement
     rpc_retries: int = 5
@@ -149,26 +150,71 @@ def _rpc_message(exc: BaseException) -> str:
     return str(exc).lower()
 
 
+def retry_rpc(
+    fn: Callable[[], T],
+    what: str = "rpc",
+    *,
+    retries: int = 5,
+    backoff_base_s: float = 0.2,
+    backoff_max_s: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``fn``, retrying transient RPC failures with exponential backoff and jitter.
+
+    After ``retries`` retries raises ``RpcUnavailableError``; non-transient errors pass through.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception as exc:  # classified below
+            if not is_transient(exc):
+                raise
+            if attempt == retries:
+                raise RpcUnavailableError(f"{what}: RPC kept failing: {exc}") from exc
+            delay = min(backoff_max_s, backoff_base_s * 2**attempt) * (0.5 + random.random() / 2)
+            log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, exc, attempt + 1, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
 class NonceManager:
-    """Next-nonce bookkeeping for one account, shared by every sender of this process."""
+    """Next-nonce bookkeeping for one account, shared by every sender of this process.
+
+    The next nonce is the chain's pending count, or the local counter when that is ahead *and*
+    the transaction we sent at the chain's count is still known to the node (the RPC's pending
+    view lags behind our own sends). When that transaction is gone (dropped from the pool, or
+    reorganised away) the local counter is ahead for nothing and falls back to the chain's.
+    """
 
     def __init__(self, w3: Web3, address: str) -> None:
         self._w3 = w3
         self._address = address
         self._next: int | None = None
+        self._sent: dict[int, HexBytes] = {}
         self.lock = threading.RLock()
 
-    def peek(self, chain_pending: int) -> int:
-        if self._next is None or chain_pending > self._next:
+    def next_nonce(self, chain_pending: int, is_known: Callable[[HexBytes], bool]) -> int:
+        for n in [n for n in self._sent if n < chain_pending]:
+            del self._sent[n]
+        if self._next is None or chain_pending >= self._next:
             self._next = chain_pending
+        else:
+            ours = self._sent.get(chain_pending)
+            if ours is None or not is_known(ours):
+                log.info("local nonce %d is ahead of the chain's %d with nothing in flight; resyncing",
+                         self._next, chain_pending)
+                self._sent = {n: h for n, h in self._sent.items() if n < chain_pending}
+                self._next = chain_pending
         return self._next
 
-    def consumed(self, nonce: int) -> None:
+    def consumed(self, nonce: int, tx_hash: HexBytes) -> None:
+        self._sent[nonce] = tx_hash
         self._next = max(self._next or 0, nonce + 1)
 
     def reset(self) -> None:
         """Forget the local counter; the next send reads the chain's pending count."""
         self._next = None
+        self._sent.clear()
 
 
 class TransactionSender:
@@ -196,19 +242,10 @@ class TransactionSender:
     def rpc(self, fn: Callable[[], T], what: str = "rpc") -> T:
         """Call ``fn`` retrying transient RPC failures with exponential backoff and jitter."""
         p = self.policy
-        for attempt in range(p.rpc_retries + 1):
-            try:
-                return fn()
-            except Exception as exc:  # classified below
-                if not is_transient(exc):
-                    raise
-                if attempt == p.rpc_retries:
-                    raise RpcUnavailableError(f"{what}: RPC kept failing: {exc}") from exc
-                delay = min(p.backoff_max_s, p.backoff_base_s * 2**attempt)
-                delay *= 0.5 + random.random() / 2
-                log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, exc, attempt + 1, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")
+        return retry_rpc(
+            fn, what, retries=p.rpc_retries, backoff_base_s=p.backoff_base_s,
+            backoff_max_s=p.backoff_max_s, sleep=self._sleep,
+        )
 
     @property
     def chain_id(self) -> int:
@@ -332,7 +369,7 @@ class TransactionSender:
             pending = self.rpc(
                 lambda: self.w3.eth.get_transaction_count(self.address, "pending"), "eth_getTransactionCount"
             )
-            nonce = self.nonces.peek(pending)
+            nonce = self.nonces.next_nonce(pending, self._known)
             fees = self.fee_fields()
             signed = self._sign(base, nonce, fees)
             try:
@@ -342,7 +379,7 @@ class TransactionSender:
                 log.info("%s: nonce %d conflicts (%s); resyncing", function, nonce, exc)
                 self.nonces.reset()
                 continue
-            self.nonces.consumed(nonce)
+            self.nonces.consumed(nonce, signed.hash)
             return signed, nonce, fees
         raise NonceError(f"{function}: could not find a free nonce: {last_exc}")
 
@@ -385,17 +422,26 @@ class TransactionSender:
         bumps = 0
         while True:
             deadline = time.monotonic() + stage_timeout
+            next_presence_check = time.monotonic() + p.rebroadcast_after_s
             while time.monotonic() < deadline:
                 for h in candidates:
                     receipt = self._receipt(h)
                     if receipt is not None:
                         return self._checked(receipt, base, function)
+                if time.monotonic() >= next_presence_check:
+                    next_presence_check = time.monotonic() + p.rebroadcast_after_s
+                    if not any(self._known(h) for h in candidates):
+                        if self._nonce_used(nonce):
+                            break  # something else took the nonce; decided below
+                        log.info("%s: %s vanished from the pool; rebroadcasting", function, signed.hash.to_0x_hex())
+                        with self.nonces.lock:
+                            try:
+                                self._send_raw(signed, function)
+                            except _NonceConflict:
+                                pass
                 self._sleep(p.receipt_poll_s)
             # Not mined in time. If the nonce has been used by something else, stop.
-            mined_nonce = self.rpc(
-                lambda: self.w3.eth.get_transaction_count(self.address, "latest"), "eth_getTransactionCount"
-            )
-            if mined_nonce > nonce:
+            if self._nonce_used(nonce):
                 for h in candidates:
                     receipt = self._receipt(h)
                     if receipt is not None:
@@ -418,6 +464,12 @@ class TransactionSender:
                 except _NonceConflict:
                     pass  # the original got mined meanwhile: found by the loop above
             candidates.append(signed.hash)
+
+    def _nonce_used(self, nonce: int) -> bool:
+        mined = self.rpc(
+            lambda: self.w3.eth.get_transaction_count(self.address, "latest"), "eth_getTransactionCount"
+        )
+        return int(mined) > nonce
 
     def _checked(self, receipt: Any, base: dict[str, Any], function: str) -> TxResult:
         tx_hash = receipt["transactionHash"].to_0x_hex()
