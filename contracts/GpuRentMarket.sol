@@ -6,6 +6,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MarketParams} from "./types/DataTypes.sol";
 import {IGpuRentMarket} from "../interfaces/IGpuRentMarket.sol";
 import {UsageSettlement} from "./abstracts/UsageSettlement.sol";
+import {GovernanceLogic} from "./libraries/GovernanceLogic.sol";
 
 /// @title GpuRentMarket
 /// @notice gpurent's single deployed contract: budget escrow for GPU rentals paid only from
@@ -19,8 +20,6 @@ import {UsageSettlement} from "./abstracts/UsageSettlement.sol";
 /// NOTE: only plain ERC-20 tokens belong on the allowlists (no rebasing, no fee-on-transfer,
 /// no callbacks); fee-on-transfer is detected and refused at deposit, the rest is not.
 contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
-    uint16 private constant _MAX_FEE_BPS = 1000;
-
     /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE.
     /// @param initialParams First parameters (same limits as setParams).
     constructor(address admin, MarketParams memory initialParams) EIP712("gpurent", "1") {
@@ -75,14 +74,7 @@ contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
 
     /// @dev Validates and stores parameters.
     function _setParams(MarketParams memory newParams) private {
-        if (newParams.treasury == address(0)) revert GpuRentMarket_InvalidParam("treasury");
-        if (newParams.protocolFeeBps > _MAX_FEE_BPS) revert GpuRentMarket_InvalidParam("protocolFeeBps");
-        if (newParams.renterSlashShareBps > 10_000) revert GpuRentMarket_InvalidParam("renterSlashShareBps");
-        if (newParams.slashBps > 10_000) revert GpuRentMarket_InvalidParam("slashBps");
-        if (newParams.startTimeout == 0) revert GpuRentMarket_InvalidParam("startTimeout");
-        if (newParams.silenceTimeout == 0) revert GpuRentMarket_InvalidParam("silenceTimeout");
-        if (newParams.settlementGrace == 0) revert GpuRentMarket_InvalidParam("settlementGrace");
-        if (newParams.unbondingDelay == 0) revert GpuRentMarket_InvalidParam("unbondingDelay");
+        GovernanceLogic.validateParams(newParams);
         _params = newParams;
         emit ParamsUpdated(newParams);
     }

@@ -5,6 +5,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {IOracleQuorum} from "../../interfaces/IOracleQuorum.sol";
 import {MarketStorage} from "./MarketStorage.sol";
+import {GovernanceLogic} from "../libraries/GovernanceLogic.sol";
 
 /// @title OracleQuorum
 /// @notice Versioned oracle signer set and quorum verification.
@@ -17,28 +18,14 @@ import {MarketStorage} from "./MarketStorage.sol";
 abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
     /// @dev Signatures are 65 bytes each: r (32) || s (32) || v (1).
     uint256 private constant _SIGNATURE_LENGTH = 65;
-    uint256 private constant _MAX_SIGNERS = 31;
 
     /// @inheritdoc IOracleQuorum
     function setSignerSet(address[] calldata signers, uint8 threshold) external onlyRole(_GOVERNANCE_ROLE) {
-        uint256 count = signers.length;
-        // Check:
-        if (count == 0 || count > _MAX_SIGNERS) revert OracleQuorum_InvalidSignerList(count);
-        if (threshold == 0 || threshold > count) revert OracleQuorum_InvalidThreshold(threshold, count);
         uint32 version = _signerSetVersion + 1;
-        address previous;
-        for (uint256 i; i < count; ++i) {
-            address signer = signers[i];
-            if (signer == address(0)) revert OracleQuorum_ZeroSigner(i);
-            if (signer <= previous) revert OracleQuorum_SignersNotAscending(i, previous, signer);
-            // Effect:
-            _signerVersion[signer] = version;
-            previous = signer;
-        }
-        _signers = signers;
+        // Check and effect (signer list, membership), then the version and threshold:
+        GovernanceLogic.installSignerSet(_signers, _signerVersion, version, signers, threshold);
         _signerSetVersion = version;
         _threshold = threshold;
-        emit SignerSetUpdated(version, signers, threshold);
     }
 
     /// @inheritdoc IOracleQuorum

@@ -62,7 +62,8 @@ struct FaultReport {
 }
 
 /// @notice What a provider lists (input of createOffer/updateOffer, and part of `Offer`).
-/// @param gpuModel Marketing name as NVML reports it, e.g. "NVIDIA H100 80GB HBM3".
+/// @param gpuModel GPU name as NVML reports it, UTF-8, left-aligned and zero-padded to 32 bytes
+/// (e.g. bytes32("NVIDIA H100 80GB HBM3")).
 /// @param gpuCount GPUs offered (a rental takes 1..gpuCount of them).
 /// @param memoryMib Memory per GPU in MiB.
 /// @param paymentToken Allowed payment ERC-20; fixed for the offer's life.
@@ -74,7 +75,7 @@ struct FaultReport {
 /// @param minUptimeBps Uptime the provider promises (basis points); downtime beyond it is a fault.
 /// @param agent Address whose key signs the provider's telemetry batches.
 struct OfferTerms {
-    string gpuModel;
+    bytes32 gpuModel;
     uint16 gpuCount;
     uint32 memoryMib;
     address paymentToken;
@@ -109,8 +110,8 @@ struct Offer {
     uint32 gridIntensityGPerKwh;
     // slot 4
     bytes32 region;
-    // slot 5..
-    string gpuModel;
+    // slot 5
+    bytes32 gpuModel;
 }
 
 /// @notice One rental as stored.

@@ -64,15 +64,15 @@ def test_smoke_whole_rental(accounts, chain):
     assert usd.balanceOf(market) == 1_100 * USD
 
     # 2 GPUs x 1000 s available, 2 x 500 Wh of energy: cost = 2000 * 3.6 / 3600 + 1 kWh * 0.36.
-    version = market.signerSet()[0]
-    report = UsageReport(rental_id=rental_id, sequence=10, period_end=chain.time(), available_gpu_seconds=2_000,
+    version = int(market.signerSet()[0])
+    report = UsageReport(rental_id=int(rental_id), sequence=10, period_end=chain.time(), available_gpu_seconds=2_000,
                          busy_gpu_seconds=1_800, energy_millijoules=3_600_000_000, carbon_milligrams=45_000,
                          uptime_bps=10_000, fault_flags=0, telemetry_hash=keccak(text="head"),
                          signer_set_version=version)
     digest = usage_report_digest(report, chain.id, market.address)
-    assert market.usageReportDigest(_as_tuple(report)) == digest
+    assert bytes(market.usageReportDigest(_as_tuple(report))) == digest
     tx = market.settle(_as_tuple(report), _sign(digest, SIGNER_KEYS[1:4]), {"from": keeper})
-    cost = 2_000 * USD + 360_000
+    cost = 2 * USD + 360_000  # 2 tUSD of GPU time + 0.36 tUSD of energy
     fee = cost * 100 // 10_000
     assert tx.events["UsageSettled"]["payment"] == cost
     assert market.withdrawable(provider, usd) == cost - fee

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {Offer, OfferTerms, Stake} from "../types/DataTypes.sol";
+import {IOfferBook} from "../../interfaces/IOfferBook.sol";
+import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
+
+/// @title OfferLogic
+/// @notice Offer listing logic of GpuRentMarket, deployed once as an external library and
+/// reached by DELEGATECALL, so it runs on GpuRentMarket's storage and emits its events.
+/// @dev Why a library: GpuRentMarket compiled with optimizer runs 10000 (for cheap settlement)
+/// exceeds the 24,576-byte code limit of EIP-170 as one contract; offer listing is a cold path
+/// whose extra DELEGATECALL (~2,600 gas cold) does not matter. The hot paths (settlement,
+/// escrow) stay in GpuRentMarket. Deployers link this library (Brownie links the latest
+/// deployed OfferLogic automatically; forge links it in tests).
+library OfferLogic {
+    /// @notice Lists offer `offerId` for the caller after validating terms and stake.
+    /// @param minStakePerGpu The provider's stake token's minimum per GPU.
+    function create(
+        Offer storage offer,
+        Stake storage providerStake,
+        uint256 minStakePerGpu,
+        bool paymentTokenAllowed,
+        uint256 offerId,
+        OfferTerms calldata terms
+    ) external {
+        address provider = msg.sender; // DELEGATECALL keeps the caller of GpuRentMarket
+        // Check:
+        _validateTerms(terms, paymentTokenAllowed);
+        uint256 listedGpus = uint256(providerStake.listedGpus) + terms.gpuCount;
+        _requireStakeCovers(providerStake, provider, minStakePerGpu, listedGpus);
+        // Effect:
+        providerStake.listedGpus = uint32(listedGpus); // checked by _requireStakeCovers
+        offer.provider = provider;
+        offer.paymentToken = terms.paymentToken;
+        offer.active = true;
+        _writeTerms(offer, terms);
+        emit IOfferBook.OfferCreated(offerId, provider, terms);
+    }
+
+    /// @notice Replaces the terms of `offer` (checked by the caller to be the provider's active
+    /// offer).
+    function update(
+        Offer storage offer,
+        Stake storage providerStake,
+        uint256 minStakePerGpu,
+        bool paymentTokenAllowed,
+        uint256 offerId,
+        OfferTerms calldata terms
+    ) external {
+        address provider = msg.sender; // DELEGATECALL keeps the caller of GpuRentMarket
+        // Check:
+        if (terms.paymentToken != offer.paymentToken) {
+            revert IOfferBook.OfferBook_PaymentTokenChanged(offer.paymentToken, terms.paymentToken);
+        }
+        _validateTerms(terms, paymentTokenAllowed);
+        uint256 listedGpus = uint256(providerStake.listedGpus) - offer.gpuCount + terms.gpuCount;
+        if (terms.gpuCount > offer.gpuCount) {
+            _requireStakeCovers(providerStake, provider, minStakePerGpu, listedGpus);
+        }
+        // Effect:
+        providerStake.listedGpus = uint32(listedGpus); // not above the value before, or checked
+        uint32 version = offer.version + 1;
+        offer.version = version;
+        _writeTerms(offer, terms);
+        emit IOfferBook.OfferUpdated(offerId, version, terms);
+    }
+
+    /// @dev Reverts on terms no rental could use.
+    function _validateTerms(OfferTerms calldata terms, bool paymentTokenAllowed) private pure {
+        if (!paymentTokenAllowed) revert IOfferBook.OfferBook_PaymentTokenNotAllowed(terms.paymentToken);
+        if (terms.gpuCount == 0) revert IOfferBook.OfferBook_InvalidTerms("gpuCount");
+        if (terms.agent == address(0)) revert IOfferBook.OfferBook_InvalidTerms("agent");
+        if (terms.pricePerGpuHour == 0 && terms.pricePerKwh == 0) revert IOfferBook.OfferBook_InvalidTerms("price");
+        if (terms.maxDurationSeconds == 0) revert IOfferBook.OfferBook_InvalidTerms("maxDurationSeconds");
+        if (terms.minUptimeBps > 10_000) revert IOfferBook.OfferBook_InvalidTerms("minUptimeBps");
+    }
+
+    /// @dev Reverts unless the provider chose a stake token and its active stake covers `gpus`
+    /// (which must also fit the uint32 listedGpus counter).
+    function _requireStakeCovers(Stake storage providerStake, address provider, uint256 minStakePerGpu, uint256 gpus)
+        private
+        view
+    {
+        if (gpus > type(uint32).max) revert IOfferBook.OfferBook_InvalidTerms("gpuCount");
+        uint256 required = minStakePerGpu * gpus;
+        uint256 active = providerStake.active;
+        if (providerStake.token == address(0) || active < required) {
+            revert IProviderStaking.ProviderStaking_InsufficientStake(provider, active, required);
+        }
+    }
+
+    /// @dev Stores the mutable terms of an offer.
+    function _writeTerms(Offer storage offer, OfferTerms calldata terms) private {
+        offer.gpuCount = terms.gpuCount;
+        offer.minUptimeBps = terms.minUptimeBps;
+        offer.pricePerKwh = terms.pricePerKwh;
+        offer.agent = terms.agent;
+        offer.pricePerGpuHour = terms.pricePerGpuHour;
+        offer.memoryMib = terms.memoryMib;
+        offer.maxDurationSeconds = terms.maxDurationSeconds;
+        offer.gridIntensityGPerKwh = terms.gridIntensityGPerKwh;
+        offer.region = terms.region;
+        offer.gpuModel = terms.gpuModel;
+    }
+}
