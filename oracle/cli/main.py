@@ -6,7 +6,15 @@ from __future__ import annotations
 import click
 
 from oracle import __version__
+from oracle.cli.agent_cmd import agent
+from oracle.cli.chain_cmd import chain
+from oracle.cli.demo_cmd import demo
+from oracle.cli.deploy_cmd import deploy
+from oracle.cli.market_cmd import market
 from oracle.cli.meter_cmd import meter
+from oracle.cli.oracle_cmd import oracle
+from oracle.cli.provider_cmd import provider
+from oracle.cli.rent_cmd import rent
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +24,8 @@ def main() -> None:
 
 
 main.add_command(meter)
+for command in (chain, deploy, provider, rent, market, agent, oracle, demo):
+    main.add_command(command)
 
 if __name__ == "__main__":  # python -m oracle.cli.main
     main()

@@ -1,0 +1,48 @@
+"""``gpurent demo`` (what ``make demo`` runs): a whole rental on a local anvil, with a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from oracle.cli.common import GuardedCommand, print_json
+
+
+@click.command(cls=GuardedCommand)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where the demo keeps its chain, keys, node databases and logs (default var/demo)")
+@click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="telemetry CSV to replay (default shared/telemetry/h100_trace_train.csv)")
+@click.option("--speed", type=click.FloatRange(1, 1000), default=8.0, show_default=True,
+              help="replay time compression")
+@click.option("--source", type=click.Choice(["auto", "replay", "nvml"]), default="auto", show_default=True,
+              help="auto: NVML when this host has a GPU, else replay the trace")
+@click.option("--nvml-seconds", type=click.FloatRange(5), default=30.0, show_default=True,
+              help="how long to meter a real GPU")
+@click.option("--stop-node-after", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="stop one oracle node this far into the rental (the other two still settle)")
+@click.option("--budget", default="5", show_default=True, help="renter's budget in tUSD")
+@click.option("--keep-running", is_flag=True, help="leave the chain and the nodes running afterwards")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON, no progress")
+def demo(state_dir: Path | None, trace: Path | None, speed: float, source: str, nvml_seconds: float,
+         stop_node_after: float | None, budget: str, keep_running: bool, as_json: bool) -> None:
+    """Run a whole rental on a local anvil: deploy, 3 oracle nodes (threshold 2), stake, offer,
+    rent, telemetry, metering, settlement, end, refund, and print what the chain recorded."""
+    from oracle.demo import DemoOptions, Ui, render_summary, run_demo
+
+    options = DemoOptions(speed=speed, source=source, nvml_seconds=nvml_seconds, budget=budget,
+                          stop_node_after_s=stop_node_after, keep_running=keep_running)
+    if state_dir is not None:
+        options.state_dir = state_dir
+    if trace is not None:
+        options.trace = trace
+    result = run_demo(options, Ui(not as_json))
+    if as_json:
+        print_json({"summary": result.summary, "transactions": result.transactions, "wall_s": result.wall_s})
+        return
+    from rich.console import Console
+
+    Console(highlight=False).print(render_summary(result))
+    if keep_running:
+        click.echo(f"chain {result.rpc_url} and nodes left running; deployment file {result.deployments}")

@@ -1,0 +1,98 @@
+"""``gpurent deploy``: deploy the market (and a test stablecoin) to any RPC, no Brownie needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from oracle.cli.common import (
+    ADDRESS,
+    ChainOptions,
+    Session,
+    WalletSpec,
+    chain_options,
+    console,
+    format_amount,
+    parse_amount,
+    print_json,
+    progress_steps,
+    wallet_options,
+)
+from oracle.cli.common import GuardedCommand
+from oracle.deployment import (
+    DAY_S,
+    MarketParamsConfig,
+    deploy_market,
+    save_deployment,
+    verification_lines,
+)
+
+
+@click.command(cls=GuardedCommand)
+@chain_options
+@wallet_options
+@click.option("--signer", "signers", multiple=True, type=ADDRESS, metavar="ADDRESS",
+              help="oracle node signer address (repeat for each node)")
+@click.option("--threshold", type=click.IntRange(1, 31), default=None,
+              help="signatures needed (default: a majority of --signer)")
+@click.option("--payment-token", type=ADDRESS, default=None,
+              help="an existing ERC-20 for payment and stake (default: deploy a TestStablecoin)")
+@click.option("--min-stake-per-gpu", default="1000", show_default=True,
+              help="stake per listed GPU, in token units")
+@click.option("--fee-bps", type=click.IntRange(0, 1000), default=100, show_default=True, help="protocol fee")
+@click.option("--treasury", type=ADDRESS, default=None, help="fee recipient (default: the deployer)")
+@click.option("--unbonding-days", type=click.FloatRange(0, 365), default=7.0, show_default=True)
+@click.option("--start-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
+@click.option("--silence-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
+@click.option("--settlement-grace", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
+@click.option("--mint-dev/--no-mint-dev", default=None,
+              help="mint 1,000,000 test tokens to the 10 anvil dev accounts (default: on a local anvil)")
+def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], threshold: int | None,
+           payment_token: str | None, min_stake_per_gpu: str, fee_bps: int, treasury: str | None,
+           unbonding_days: float, start_timeout: int, silence_timeout: int, settlement_grace: int,
+           mint_dev: bool | None) -> None:
+    """Deploy GpuRentMarket to --rpc from a keystore account (or --dev-account on anvil) and
+    record the addresses for this chain id in the deployment file."""
+    session = Session(chain, wallet, need_deployment=False, rpc_retries=3)
+    session.require_signer()
+    decimals = 6
+    if payment_token is not None:
+        from oracle.chain.artifacts import get_artifact
+        from oracle.chain.contract import BoundContract
+
+        decimals = int(BoundContract(session.sender, payment_token, get_artifact("TestStablecoin").abi).call("decimals"))
+    min_stake = parse_amount(min_stake_per_gpu, decimals, "--min-stake-per-gpu")
+    if signers and threshold is None:
+        threshold = len(signers) // 2 + 1
+    params = MarketParamsConfig(
+        treasury=treasury or session.address, protocol_fee_bps=fee_bps,
+        start_timeout_s=start_timeout, silence_timeout_s=silence_timeout, settlement_grace_s=settlement_grace,
+        unbonding_delay_s=max(1, int(unbonding_days * DAY_S)),
+    )
+    mint = session.is_anvil if mint_dev is None else mint_dev
+    from oracle.localchain import dev_accounts
+
+    with progress_steps(not chain.as_json) as step:
+        step(f"deploying from {session.address} to chain {session.chain_id} at {chain.rpc}")
+        deployment = deploy_market(
+            session.sender, params=params, payment_token=payment_token, min_stake_per_gpu=min_stake,
+            signers=signers, threshold=threshold or 0,
+            mint_test_tokens_to=dev_accounts() if (mint and payment_token is None) else (),
+            progress=step,
+        )
+    path = save_deployment(deployment, chain.deployments)
+    if chain.as_json:
+        print_json({**deployment.to_json(), "deployments_file": str(path)})
+        return
+    con = console()
+    con.print(f"deployed to chain {deployment.chain_id}; written to {path}")
+    con.print(f"  market         {deployment.market}")
+    con.print(f"  payment token  {deployment.payment_token} ({deployment.payment_token_symbol or '?'}, "
+              f"{deployment.payment_token_decimals} decimals)")
+    con.print(f"  min stake/GPU  {format_amount(min_stake, decimals, deployment.payment_token_symbol)}")
+    ss = deployment.signer_set
+    con.print(f"  signer set     v{ss.get('version')}: {ss.get('threshold')} of {len(ss.get('signers', []))}")
+    if not session.is_anvil:
+        for line in verification_lines(deployment):
+            con.print(line)

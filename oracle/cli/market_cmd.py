@@ -1,0 +1,104 @@
+"""``gpurent market list``: offers with price, reputation, uptime and grid intensity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from oracle.cli.common import (
+    ChainOptions,
+    GuardedGroup,
+    Session,
+    chain_options,
+    console,
+    offer_view,
+    print_json,
+    reputation_view,
+    table,
+)
+
+SORT_KEYS = {
+    "price": lambda o: o["price_per_gpu_hour"],
+    "reputation": lambda o: -o["reputation_score_bps"],
+    "uptime": lambda o: -(o["avg_uptime_bps"] or 0),
+    "grid": lambda o: o["grid_intensity_g_per_kwh"],
+    "id": lambda o: o["offer_id"],
+}
+
+
+@click.group(cls=GuardedGroup)
+def market() -> None:
+    """Browse the market's offers."""
+
+
+def _parse_filter(text: str) -> tuple[str, str, str]:
+    for op in ("<=", ">=", "=", "<", ">", "~"):
+        if op in text:
+            key, _, value = text.partition(op)
+            return key.strip().replace("-", "_"), op, value.strip()
+    raise click.BadParameter(f"{text!r}: expected KEY=VALUE, KEY<=VALUE, KEY>=VALUE or KEY~TEXT")
+
+
+_NUMERIC = {"price": "price_per_gpu_hour", "grid": "grid_intensity_g_per_kwh", "reputation": "reputation_score_bps",
+            "uptime": "avg_uptime_bps", "gpus": "gpu_count", "memory": "memory_mib"}
+
+
+def _matches(offer: dict[str, Any], flt: tuple[str, str, str], s: Session) -> bool:
+    key, op, value = flt
+    if key in ("gpu", "gpu_model", "model", "region", "provider"):
+        field = {"gpu": "gpu_model", "model": "gpu_model"}.get(key, key)
+        have = str(offer[field]).lower()
+        want = value.lower()
+        return want in have if op in ("~", "=") and field == "gpu_model" else have == want
+    field = _NUMERIC.get(key, key)
+    if field not in offer:
+        raise click.BadParameter(f"unknown filter key {key!r} (gpu, region, provider, price, grid, reputation, "
+                                 "uptime, gpus, memory)")
+    have = offer[field] if offer[field] is not None else 0
+    want = s.parse(value, key) if field == "price_per_gpu_hour" else (
+        int(float(value) * 100) if field in ("reputation_score_bps", "avg_uptime_bps") else int(value))
+    return {"=": have == want, "<": have < want, ">": have > want, "<=": have <= want,
+            ">=": have >= want, "~": have == want}[op]
+
+
+@market.command("list")
+@click.option("--filter", "filters", multiple=True, metavar="EXPR",
+              help="e.g. gpu~H100, region=SE, price<=3, grid<=100, reputation>=50, uptime>=99 (repeatable)")
+@click.option("--sort", type=click.Choice(sorted(SORT_KEYS)), default="price", show_default=True)
+@click.option("--all", "include_inactive", is_flag=True, help="include withdrawn offers")
+@chain_options
+def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, chain: ChainOptions) -> None:
+    """List offers: price, GPU, provider reputation and uptime, region and grid intensity."""
+    s = Session(chain)
+    parsed = [_parse_filter(f) for f in filters]
+    count = int(s.market.call("offerCount"))
+    reputations: dict[str, dict[str, Any]] = {}
+    offers = []
+    for offer_id in range(1, count + 1):
+        offer = offer_view(s, offer_id)
+        if not offer["active"] and not include_inactive:
+            continue
+        rep = reputations.get(offer["provider"])
+        if rep is None:
+            rep = reputations[offer["provider"]] = reputation_view(s, offer["provider"])
+        offer["reputation_score_bps"] = rep["score_bps"]
+        offer["avg_uptime_bps"] = rep["avg_uptime_bps"]
+        offer["completed_rentals"] = rep["completed_rentals"]
+        if all(_matches(offer, f, s) for f in parsed):
+            offers.append(offer)
+    offers.sort(key=SORT_KEYS[sort])
+    if chain.as_json:
+        print_json({"chain_id": s.chain_id, "market": s.deployment.market, "offers": offers})
+        return
+    if not offers:
+        click.echo("no offers match" if count else "no offers listed yet")
+        return
+    console().print(table(f"offers on chain {s.chain_id} (sorted by {sort})",
+                          ["id", "GPU", "n", "price/GPU-h", "price/kWh", "reputation", "uptime", "rentals",
+                           "region", "gCO2e/kWh", "provider"],
+                          [(o["offer_id"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"]),
+                            s.fmt(o["price_per_kwh"]), f"{o['reputation_score_bps'] / 100:.1f}",
+                            "-" if o["avg_uptime_bps"] is None else f"{o['avg_uptime_bps'] / 100:.2f} %",
+                            o["completed_rentals"], o["region"], o["grid_intensity_g_per_kwh"],
+                            o["provider"][:10] + "…") for o in offers]))

@@ -1,0 +1,318 @@
+"""``gpurent provider``: stake, unstake, offers, starting and finalizing rentals, earnings, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from oracle.cli.common import (
+    ADDRESS,
+    ChainOptions,
+    GuardedGroup,
+    Session,
+    WalletSpec,
+    chain_options,
+    console,
+    gpu_model_arg,
+    kv_table,
+    offer_view,
+    print_json,
+    rental_view,
+    reputation_view,
+    table,
+    text_bytes32,
+    wallet_options,
+)
+
+
+@click.group(cls=GuardedGroup)
+def provider() -> None:
+    """For GPU owners: stake, list offers, start rentals, withdraw earnings."""
+
+
+def _done(chain: ChainOptions, out: dict[str, Any], line: str) -> None:
+    if chain.as_json:
+        print_json(out)
+    else:
+        click.echo(line)
+
+
+@provider.command()
+@click.argument("amount")
+@click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the tokens")
+@chain_options
+@wallet_options
+def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Stake AMOUNT of the market's stake token (in token units, e.g. 2000)."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    units = s.parse(amount)
+    approve_tx = s.ensure_allowance(s.stake_token, units, approve=not no_approve)
+    result = s.market.transact("stake", s.deployment.stake_token, units)
+    active = int(s.market.call("stakeOf", s.address)[1])
+    _done(chain, {**s.tx_out(result), "approve_tx": approve_tx, "staked": units, "active_stake": active},
+          f"staked {s.fmt(units)}; active stake {s.fmt(active)} (tx {result.tx_hash})")
+
+
+@provider.command()
+@click.argument("amount", required=False)
+@click.option("--complete", is_flag=True, help="withdraw stake whose unbonding delay has passed")
+@chain_options
+@wallet_options
+def unstake(amount: str | None, complete: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Move AMOUNT of active stake into unbonding; with --complete, take back unbonded stake."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    if complete:
+        result = s.market.transact("completeUnstake")
+        events = result.events.get("Unstaked", [])
+        got = int(events[0]["amount"]) if events else 0
+        _done(chain, {**s.tx_out(result), "returned": got}, f"returned {s.fmt(got)} of stake (tx {result.tx_hash})")
+        return
+    if amount is None:
+        raise click.UsageError("give AMOUNT to unstake, or --complete")
+    units = s.parse(amount)
+    result = s.market.transact("requestUnstake", units)
+    ev = result.events.get("UnstakeRequested", [{}])[0]
+    release = int(ev.get("releaseAt", 0))
+    _done(chain, {**s.tx_out(result), "unbonding": int(ev.get("unbondingStake", units)), "release_at": release},
+          f"unbonding {s.fmt(units)}; withdraw after unix time {release} with `gpurent provider unstake --complete`"
+          f" (tx {result.tx_hash})")
+
+
+@provider.group(cls=GuardedGroup)
+def offer() -> None:
+    """Create, update or withdraw an offer."""
+
+
+def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tuple:
+    """OfferTerms as a tuple, from options (missing ones keep ``base``'s values)."""
+    from oracle.metering import StaticGridIntensity
+
+    def pick(name: str, default: Any = None) -> Any:
+        value = opts.get(name)
+        return value if value is not None else (base or {}).get(name, default)
+
+    region = pick("region", "WORLD")
+    grid = opts.get("grid_intensity_g_per_kwh")
+    if grid is None:
+        if base is not None and opts.get("region") is None:
+            grid = base["grid_intensity_g_per_kwh"]
+        else:
+            try:
+                grid = StaticGridIntensity().g_per_kwh(region or None)
+            except Exception as exc:
+                raise click.UsageError(f"{exc}; or pass --grid-intensity") from None
+    price_h = opts.get("price_per_gpu_hour")
+    price_h = s.parse(price_h, "--price-per-gpu-hour") if price_h is not None else (base or {}).get("price_per_gpu_hour")
+    price_kwh = opts.get("price_per_kwh")
+    price_kwh = s.parse(price_kwh, "--price-per-kwh") if price_kwh is not None else (base or {}).get("price_per_kwh", 0)
+    if price_h is None:
+        raise click.UsageError("--price-per-gpu-hour is required")
+    agent = pick("agent")
+    if agent is None:
+        raise click.UsageError("--agent ADDRESS is required: the address whose key signs your GPUs' telemetry")
+    return (
+        gpu_model_arg(s, pick("gpu_model", "NVIDIA H100 80GB HBM3")),
+        int(pick("gpu_count", 1)),
+        int(pick("memory_mib", 81559)),
+        s.deployment.payment_token,
+        int(price_h),
+        int(price_kwh),
+        text_bytes32(region, "--region"),
+        int(grid),
+        int(pick("max_duration_seconds", 86_400)),
+        int(pick("min_uptime_bps", 9_500)),
+        agent,
+    )
+
+
+def offer_options(fn):
+    for option in reversed([
+        click.option("--gpu-model", default=None, help='as NVML names it (default "NVIDIA H100 80GB HBM3")'),
+        click.option("--gpu-count", type=click.IntRange(1, 65535), default=None, help="GPUs offered (default 1)"),
+        click.option("--memory-mib", type=click.IntRange(1), default=None, help="memory per GPU"),
+        click.option("--price-per-gpu-hour", default=None, help="token units per attested GPU-hour"),
+        click.option("--price-per-kwh", default=None, help="token units per attested kWh (default 0)"),
+        click.option("--region", default=None, help="grid region: ISO country code (SE, DE, US, ...) or WORLD; sets the grid intensity"),
+        click.option("--grid-intensity", "grid_intensity_g_per_kwh", type=click.IntRange(0, 10_000), default=None,
+                     help="gCO2e/kWh (default: the static table's value for --region)"),
+        click.option("--max-duration", "max_duration_seconds", type=click.IntRange(1), default=None,
+                     help="longest rental in seconds (default 86400)"),
+        click.option("--min-uptime-bps", type=click.IntRange(0, 10_000), default=None,
+                     help="promised uptime, basis points (default 9500)"),
+        click.option("--agent", type=ADDRESS, default=None, help="telemetry agent address (`gpurent oracle keys new`)"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+_OFFER_KEYS = ("gpu_model", "gpu_count", "memory_mib", "price_per_gpu_hour", "price_per_kwh", "region",
+               "grid_intensity_g_per_kwh", "max_duration_seconds", "min_uptime_bps", "agent")
+
+
+@offer.command("create")
+@offer_options
+@chain_options
+@wallet_options
+def offer_create(chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
+    """List an offer (needs enough stake for its GPUs)."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    terms = _terms(s, None, {k: opts[k] for k in _OFFER_KEYS})
+    result = s.market.transact("createOffer", terms)
+    offer_id = int(result.events["OfferCreated"][0]["offerId"])
+    view = offer_view(s, offer_id)
+    _done(chain, {**s.tx_out(result), "offer": view},
+          f"offer {offer_id} listed: {view['gpu_count']} x {view['gpu_model']} at "
+          f"{s.fmt(view['price_per_gpu_hour'])}/GPU-hour, region {view['region']} "
+          f"({view['grid_intensity_g_per_kwh']} gCO2e/kWh) (tx {result.tx_hash})")
+
+
+@offer.command("update")
+@click.argument("offer_id", type=click.IntRange(1))
+@offer_options
+@chain_options
+@wallet_options
+def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
+    """Change an offer's terms (options left out keep their value; running rentals keep theirs)."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    current = offer_view(s, offer_id)
+    terms = _terms(s, current, {k: opts[k] for k in _OFFER_KEYS})
+    result = s.market.transact("updateOffer", offer_id, terms)
+    view = offer_view(s, offer_id)
+    _done(chain, {**s.tx_out(result), "offer": view},
+          f"offer {offer_id} updated to version {view['version']} (tx {result.tx_hash})")
+
+
+@offer.command("withdraw")
+@click.argument("offer_id", type=click.IntRange(1))
+@chain_options
+@wallet_options
+def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Withdraw an offer: no new rentals; running ones continue."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    result = s.market.transact("withdrawOffer", offer_id)
+    _done(chain, {**s.tx_out(result), "offer_id": offer_id}, f"offer {offer_id} withdrawn (tx {result.tx_hash})")
+
+
+@provider.command("start")
+@click.argument("rental_id", type=click.IntRange(1))
+@chain_options
+@wallet_options
+def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Start an opened rental (before its start deadline); then run `gpurent agent run`."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    result = s.market.transact("startRental", rental_id)
+    started = int(result.events["RentalStarted"][0]["startedAt"])
+    _done(chain, {**s.tx_out(result), "rental_id": rental_id, "started_at": started},
+          f"rental {rental_id} started at unix time {started} (tx {result.tx_hash})")
+
+
+@provider.command("finalize")
+@click.argument("rental_id", type=click.IntRange(1))
+@chain_options
+@wallet_options
+def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Finalize an ended rental: refund the renter's unused budget, update your reputation."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    result = s.market.transact("finalizeRental", rental_id)
+    ev = result.events["RentalFinalized"][0]
+    _done(chain, {**s.tx_out(result), "rental_id": rental_id, "paid": int(ev["paid"]), "fee": int(ev["fee"]),
+                  "refund": int(ev["refund"]), "abandoned": bool(ev["abandoned"])},
+          f"rental {rental_id} finalized: paid {s.fmt(ev['paid'])} (fee {s.fmt(ev['fee'])}), "
+          f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
+
+
+@provider.command("withdraw")
+@click.option("--token", type=ADDRESS, default=None, help="token to withdraw (default: the payment token)")
+@chain_options
+@wallet_options
+def withdraw(token: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Withdraw your earnings (and slash shares, refunds) to your wallet."""
+    s = Session(chain, wallet)
+    s.require_signer()
+    token = token or s.deployment.payment_token
+    result = s.market.transact("withdraw", token)
+    amount = int(result.events["Withdrawn"][0]["amount"])
+    _done(chain, {**s.tx_out(result), "token": token, "amount": amount},
+          f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
+
+
+@provider.command("status")
+@click.argument("address", type=ADDRESS, required=False)
+@chain_options
+@wallet_options
+def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Stake, offers, earnings and reputation of ADDRESS (default: your account)."""
+    s = Session(chain, wallet if wallet.given else None)
+    if address is None:
+        if not s.can_sign:
+            raise click.UsageError("give ADDRESS, or --keystore/--dev-account for your own status")
+        address = s.address
+    token, active, unbonding, release_at, listed = s.market.call("stakeOf", address)
+    offers = [offer_view(s, i) for i in range(1, int(s.market.call("offerCount")) + 1)]
+    offers = [o for o in offers if o["provider"] == address]
+    out = {
+        "provider": address,
+        "stake": {"token": token, "active": int(active), "unbonding": int(unbonding),
+                  "unbonding_release_at": int(release_at), "listed_gpus": int(listed)},
+        "withdrawable": int(s.market.call("withdrawable", address, s.deployment.payment_token)),
+        "wallet_balance": int(s.token.call("balanceOf", address)),
+        "reputation": reputation_view(s, address),
+        "offers": offers,
+    }
+    if chain.as_json:
+        print_json(out)
+        return
+    rep = out["reputation"]
+    con = console()
+    con.print(kv_table(f"provider {address}", [
+        ("active stake", s.fmt(out["stake"]["active"])),
+        ("unbonding", f"{s.fmt(out['stake']['unbonding'])} (release at {out['stake']['unbonding_release_at']})"),
+        ("listed GPUs", out["stake"]["listed_gpus"]),
+        ("withdrawable earnings", s.fmt(out["withdrawable"])),
+        ("wallet balance", s.fmt(out["wallet_balance"])),
+        ("reputation score", f"{rep['score_bps'] / 100:.2f} / 100"),
+        ("completed / abandoned / slashes",
+         f"{rep['completed_rentals']} / {rep['abandoned_rentals']} / {rep['slash_count']}"),
+    ]))
+    if offers:
+        con.print(table("offers", ["id", "active", "GPU", "count", "price/GPU-h", "region", "gCO2e/kWh"], [
+            (o["offer_id"], o["active"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"]),
+             o["region"], o["grid_intensity_g_per_kwh"]) for o in offers]))
+
+
+@provider.command("rental")
+@click.argument("rental_id", type=click.IntRange(1))
+@chain_options
+def rental(rental_id: int, chain: ChainOptions) -> None:
+    """A rental as the chain stores it (same as `gpurent rent status`)."""
+    s = Session(chain)
+    print_json(rental_view(s, rental_id))
+
+
+@provider.command("settle")
+@click.argument("rental_id", type=click.IntRange(1))
+@click.option("--node", "nodes", multiple=True, required=True, metavar="URL",
+              help="oracle node URL (repeat; at least the threshold must answer)")
+@chain_options
+@wallet_options
+def settle(rental_id: int, nodes: tuple[str, ...], chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Get paid now: collect a quorum of node signatures on RENTAL_ID's usage and submit it."""
+    from oracle.cli.settle import settle_from_nodes
+
+    s = Session(chain, wallet)
+    s.require_signer()
+    out = settle_from_nodes(s, rental_id, nodes)
+    if out["settled"]:
+        line = (f"settled rental {rental_id} up to sequence {out['sequence']}: {s.fmt(out['payment'])} "
+                f"moved from escrow (tx {out['tx']})")
+    else:
+        line = f"nothing to settle for rental {rental_id}: {out['reason']}"
+    _done(chain, out, line)

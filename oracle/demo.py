@@ -1,0 +1,538 @@
+"""``make demo`` / ``gpurent demo``: one whole rental on a local anvil chain, end to end.
+
+What runs, in order (each chain step is the ``gpurent`` command shown beside it, run in-process):
+
+1. a local anvil (its own state directory, so it never touches a chain you started yourself);
+2. four encrypted keystores: three oracle nodes and the provider's telemetry agent;
+3. ``gpurent deploy``: GpuRentMarket + TestStablecoin, signer set = the three nodes, threshold 2;
+4. ``gpurent provider stake`` and ``gpurent provider offer create`` (an H100 offer);
+5. ``gpurent rent open`` with a budget;
+6. three attestation nodes as real uvicorn servers (``gpurent oracle run``, subprocesses);
+7. ``gpurent provider start``, then ``gpurent agent run`` (subprocess) on the NVML source where a
+   GPU exists, else replaying the real H100 training trace from ``shared/telemetry``
+   time-compressed; the nodes ingest and meter it;
+8. settlement while it runs and at the end: a quorum (2 of 3) of node signatures on the same
+   cumulative report is submitted (``gpurent provider settle``);
+9. ``gpurent rent end``, ``gpurent provider finalize``, both sides withdraw;
+10. a summary in which every number is read back from the chain or from a node.
+
+Time compression on a local chain. A replay at speed ``s`` of a trace of ``D`` seconds stamps its
+samples over the real ``D`` seconds that end "now" (nodes refuse future samples), so the rental
+must have started ``D - D/s`` seconds ago. The demo starts anvil with its clock in the past and
+sets the timestamp of the ``startRental`` block to that moment (``evm_setNextBlockTimestamp``),
+and before ``endRental`` moves the chain clock to the wall clock again. The chain then records
+a rental as long as the GPU time in the trace, which is what the nodes attest. On a real
+network no clock is touched: the NVML source runs in real time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from oracle.errors import GpurentError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_TELEMETRY = Path(os.environ.get("GPURENT_SHARED_TELEMETRY", REPO_ROOT.parent / "shared" / "telemetry"))
+DEFAULT_TRACE = SHARED_TELEMETRY / "h100_trace_train.csv"
+GPU_MODEL = "NVIDIA H100 80GB HBM3"
+
+DEPLOYER, PROVIDER, RENTER = 0, 1, 2
+
+
+class DemoError(GpurentError, RuntimeError):
+    """A demo step failed; the message names the step and where its logs are."""
+
+
+@dataclass
+class DemoOptions:
+    state_dir: Path = REPO_ROOT / "var" / "demo"
+    trace: Path = DEFAULT_TRACE
+    speed: float = 8.0
+    source: str = "auto"  # auto | replay | nvml
+    nvml_seconds: float = 30.0
+    nodes: int = 3
+    threshold: int = 2
+    stop_node_after_s: float | None = None  # stop one node mid-rental (resilience demo)
+    settle_every_s: float = 4.0
+    price_per_gpu_hour: str = "3.00"
+    price_per_kwh: str = "0.20"
+    region: str = "SE"
+    stake: str = "2000"
+    budget: str = "5"
+    keep_running: bool = False
+    fast_kdf: bool = False  # cheap keystore KDF (tests)
+
+
+@dataclass
+class DemoResult:
+    summary: dict[str, Any]
+    transactions: dict[str, list[str]]
+    wall_s: float
+    rpc_url: str
+    deployments: Path
+
+
+class Ui:
+    """Progress for a person (rich, on stderr) or nothing (``--json``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0 = time.monotonic()
+        self.console = None
+        if enabled:
+            from rich.console import Console
+
+            self.console = Console(stderr=True, highlight=False)
+
+    def step(self, title: str, command: str | None = None) -> None:
+        if self.console is None:
+            return
+        elapsed = time.monotonic() - self.t0
+        self.console.print(f"[dim]{elapsed:6.1f}s[/dim] [bold cyan]▸[/bold cyan] {title}")
+        if command:
+            self.console.print(f"         [dim]$ {command}[/dim]")
+
+    def note(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(f"         {text}")
+
+    @contextlib.contextmanager
+    def bar(self, title: str, total: float):
+        if self.console is None:
+            yield lambda completed, description=None: None
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("         {task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), console=self.console, transient=False) as progress:
+            task = progress.add_task(title, total=total)
+
+            def update(completed: float, description: str | None = None) -> None:
+                progress.update(task, completed=completed, **({"description": description} if description else {}))
+
+            yield update
+
+
+class Gpurent:
+    """Runs ``gpurent`` subcommands in-process with ``--json`` and returns their JSON output."""
+
+    def __init__(self, rpc: str, deployments: Path, record: Callable[[str, str], None]) -> None:
+        self.rpc = rpc
+        self.deployments = deployments
+        self.record = record
+
+    def __call__(self, *args: str, dev_account: int | None = None, chain: bool = True) -> Any:
+        from oracle.cli.main import main
+
+        argv = list(args)
+        if chain:
+            argv += ["--rpc", self.rpc, "--deployments", str(self.deployments), "--json"]
+        if dev_account is not None:
+            argv += ["--dev-account", str(dev_account)]
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                main.main(argv, prog_name="gpurent", standalone_mode=False)
+        except Exception as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise DemoError(f"`gpurent {' '.join(args)}` failed: {message}") from None
+        data = json.loads(out.getvalue())
+        if isinstance(data, dict):
+            for key in ("tx", "approve_tx"):
+                if data.get(key):
+                    self.record(" ".join(args[:2]) + (" (approve)" if key == "approve_tx" else ""), data[key])
+        return data
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 40.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise DemoError(f"process exited with {proc.returncode} before serving {url}; log {log}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise DemoError(f"{url} did not answer within {timeout_s:.0f} s; see {log}")
+
+
+def _stop(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
+@dataclass
+class _Processes:
+    nodes: list[subprocess.Popen] = field(default_factory=list)
+    agent: subprocess.Popen | None = None
+
+    def stop_all(self) -> None:
+        _stop(self.agent)
+        for proc in self.nodes:
+            _stop(proc)
+
+
+def _cli_env(state: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["GPURENT_HOME"] = str(state)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return {k: v for k, v in env.items() if not k.startswith("GPURENT_NODE_")}
+
+
+def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
+    """Run the whole rental; returns the summary (every number from the chain or a node)."""
+    from oracle.agent.agent import wall_clock_ms
+    from oracle.cli.agent_cmd import nvml_gpu_count
+    from oracle.keys import new_keystore
+    from oracle.localchain import LocalChain, _rpc, dev_address
+    from oracle.telemetry.sources.replay import ReplaySource, backdate_ms
+
+    ui = ui or Ui(False)
+    started = time.monotonic()
+    state = options.state_dir.resolve()
+    if state.exists():
+        LocalChain(state / "chain").stop()
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
+    os.environ["GPURENT_HOME"] = str(state)
+    txs: dict[str, list[str]] = {}
+
+    def record(label: str, tx: str) -> None:
+        txs.setdefault(label, []).append(tx)
+
+    procs = _Processes()
+    chain = LocalChain(state / "chain")
+    try:
+        # -- telemetry source ---------------------------------------------------------------
+        gpus = nvml_gpu_count() if options.source in ("auto", "nvml") else 0
+        use_nvml = options.source == "nvml" or (options.source == "auto" and gpus > 0)
+        if options.source == "nvml" and gpus == 0:
+            raise DemoError("--source nvml: NVML sees no GPU on this host")
+        if use_nvml:
+            duration_s, backdate_s = options.nvml_seconds, 0
+            ui.step(f"telemetry: NVML, {gpus} GPU(s) on this host, metered live for {duration_s:.0f} s")
+        else:
+            if not options.trace.is_file():
+                raise DemoError(f"trace not found: {options.trace} (set GPURENT_SHARED_TELEMETRY)")
+            replay = ReplaySource(options.trace, speed=options.speed, period_ms=1000)
+            duration_s = replay.duration_ms / 1000
+            backdate_s = backdate_ms(replay.duration_ms, options.speed) / 1000
+            ui.step(f"telemetry: no GPU here; replaying {options.trace.name} ({duration_s:.0f} s of a real H100) "
+                    f"at {options.speed:g}x")
+
+        # -- chain --------------------------------------------------------------------------
+        port = _free_port()
+        ui.step("starting a local anvil chain", f"gpurent chain start --port {port}")
+        chain_state = chain.start(port=port, timestamp=int(time.time()) - 900)
+        rpc = chain_state.url
+        deployments = state / "deployments.json"
+        gp = Gpurent(rpc, deployments, record)
+
+        # -- keys -----------------------------------------------------------------------------
+        ui.step(f"creating encrypted keystores: {options.nodes} oracle nodes + the telemetry agent",
+                "gpurent oracle keys new node-1.json")
+        password = secrets.token_urlsafe(24)
+        password_file = state / "keystore-password"
+        password_file.write_text(password + "\n")
+        password_file.chmod(0o600)
+        kdf = {"kdf": "pbkdf2", "iterations": 1000} if options.fast_kdf else {}
+        node_addresses = [new_keystore(state / f"node-{i + 1}.json", password, **kdf) for i in range(options.nodes)]
+        agent_address = new_keystore(state / "agent.json", password, **kdf)
+
+        # -- deploy ---------------------------------------------------------------------------
+        signer_args = [a for address in node_addresses for a in ("--signer", address)]
+        ui.step(f"deploying GpuRentMarket + TestStablecoin, oracle quorum {options.threshold} of {options.nodes}",
+                f"gpurent deploy --dev-account {DEPLOYER} --signer … --threshold {options.threshold}")
+        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), dev_account=DEPLOYER)
+        for label, tx in deployment["transactions"].items():
+            record(f"deploy {label}", tx)
+        ui.note(f"market {deployment['market']}  tUSD {deployment['payment_token']}")
+
+        provider, renter = dev_address(PROVIDER), dev_address(RENTER)
+        balances_before = {
+            "provider": gp("provider", "status", provider)["wallet_balance"],
+        }
+
+        # -- provider -------------------------------------------------------------------------
+        ui.step(f"provider {provider[:10]}… stakes {options.stake} tUSD",
+                f"gpurent provider stake {options.stake} --dev-account {PROVIDER}")
+        gp("provider", "stake", options.stake, dev_account=PROVIDER)
+        ui.step(f"provider lists an H100 offer at {options.price_per_gpu_hour} tUSD/GPU-hour + "
+                f"{options.price_per_kwh} tUSD/kWh in {options.region}",
+                f"gpurent provider offer create --gpu-model '{GPU_MODEL}' --price-per-gpu-hour "
+                f"{options.price_per_gpu_hour} --region {options.region} --agent {agent_address[:10]}…")
+        offer = gp("provider", "offer", "create", "--gpu-model", GPU_MODEL, "--gpu-count", "1",
+                   "--memory-mib", "81559", "--price-per-gpu-hour", options.price_per_gpu_hour,
+                   "--price-per-kwh", options.price_per_kwh, "--region", options.region,
+                   "--agent", agent_address, dev_account=PROVIDER)["offer"]
+        balances_before["provider"] = gp("provider", "status", provider)["wallet_balance"]
+
+        # -- renter ---------------------------------------------------------------------------
+        ui.step(f"renter {renter[:10]}… opens a rental of offer {offer['offer_id']} with a {options.budget} tUSD budget",
+                f"gpurent rent open {offer['offer_id']} --budget {options.budget} --dev-account {RENTER}")
+        renter_before = gp("provider", "status", renter)["wallet_balance"]
+        opened = gp("rent", "open", str(offer["offer_id"]), "--budget", options.budget, dev_account=RENTER)
+        rental_id = opened["rental_id"]
+
+        # -- oracle nodes ---------------------------------------------------------------------
+        # The rental starts at a planned chain time; the nodes are told the rental up front.
+        margin_s = 12
+        planned_start = int(time.time() + margin_s - backdate_s)
+        node_ports = [_free_port() for _ in range(options.nodes)]
+        node_urls = [f"http://127.0.0.1:{p}" for p in node_ports]
+        grid = offer["grid_intensity_g_per_kwh"]
+        ui.step(f"starting {options.nodes} attestation nodes (uvicorn subprocesses)",
+                "gpurent oracle run --config node-1.json")
+        env = _cli_env(state)
+        for i, port_i in enumerate(node_ports):
+            config = {
+                "keystore_path": str(state / f"node-{i + 1}.json"),
+                "keystore_password_file": str(password_file),
+                "chain_id": deployment["chain_id"],
+                "market_address": deployment["market"],
+                "signer_set_version": deployment["signer_set"]["version"],
+                "db_path": str(state / f"node-{i + 1}.sqlite3"),
+                "host": "127.0.0.1", "port": port_i,
+                "peers": [u for j, u in enumerate(node_urls) if j != i],
+                "rentals": [{"rental_id": rental_id, "agent": agent_address, "gpu_count": 1,
+                             "region": offer["region"], "grid_intensity_g_per_kwh": grid,
+                             "start_ms": planned_start * 1000}],
+                "log_level": "warning",
+            }
+            config_path = state / f"node-{i + 1}.config.json"
+            config_path.write_text(json.dumps(config, indent=2))
+            log = state / f"node-{i + 1}.log"
+            procs.nodes.append(subprocess.Popen(
+                [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(config_path)],
+                env=env, cwd=str(state), stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True))
+        for i, url in enumerate(node_urls):
+            _wait_http(url + "/healthz", procs.nodes[i], state / f"node-{i + 1}.log")
+        ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, node_addresses)))
+
+        # -- start the rental and the agent ---------------------------------------------------
+        ui.step(f"provider starts rental {rental_id}", f"gpurent provider start {rental_id} --dev-account {PROVIDER}")
+        head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        if planned_start <= head:
+            raise DemoError("the local chain clock is ahead of the planned rental start; rerun")
+        _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
+        started_tx = gp("provider", "start", str(rental_id), dev_account=PROVIDER)
+        started_at = started_tx["started_at"]
+        # Launch the agent so that its first sample lands on the rental's start (about 1 s of
+        # interpreter start-up; a replay that starts earlier is held back by not_before_ms).
+        while time.time() < started_at + backdate_s - 2.5:
+            time.sleep(0.05)
+
+        agent_config = {
+            "rental_id": rental_id, "nodes": node_urls, "keystore_path": str(state / "agent.json"),
+            "keystore_password_file": str(password_file), "spool_path": str(state / "agent-spool.sqlite3"),
+            "sample_hz": 4.0 if not use_nvml else 1.0, "batch_samples": 10,
+            "source": ({"kind": "nvml"} if use_nvml else
+                       {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
+                        "not_before_ms": started_at * 1000}),
+        }
+        (state / "agent.config.json").write_text(json.dumps(agent_config, indent=2))
+        ui.step("telemetry agent signs batches and sends them to every node",
+                f"gpurent agent run --config agent.config.json")
+        agent_log = state / "agent.log"
+        procs.agent = subprocess.Popen(
+            [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(state / "agent.config.json"),
+             "-v"], env=env, cwd=str(state), stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+        # -- metering and settlement while it runs --------------------------------------------
+        from oracle.cli.settle import QuorumUnavailable
+
+        settled: list[dict[str, Any]] = []
+        agent_deadline = time.monotonic() + (duration_s / (1 if use_nvml else options.speed)) + margin_s + 60
+        live_nodes = list(node_urls)
+        stopped_node = None
+        with ui.bar("GPU time attested", duration_s) as update:
+            last_settle = time.monotonic()
+            while True:
+                finished = procs.agent.poll() is not None
+                if use_nvml and time.monotonic() - started > 0 and not finished and \
+                        time.time() - started_at >= duration_s:
+                    procs.agent.send_signal(signal.SIGTERM)
+                if (options.stop_node_after_s is not None and stopped_node is None
+                        and time.time() - started_at - backdate_s >= options.stop_node_after_s):
+                    stopped_node = live_nodes.pop()
+                    _stop(procs.nodes[node_urls.index(stopped_node)])
+                    ui.note(f"stopped node {stopped_node}: the other {len(live_nodes)} still reach the threshold")
+                if finished or time.monotonic() - last_settle >= options.settle_every_s:
+                    last_settle = time.monotonic()
+                    try:
+                        out = gp("provider", "settle", str(rental_id), *[a for u in live_nodes for a in ("--node", u)],
+                                 dev_account=PROVIDER)
+                    except DemoError as exc:
+                        if "gave a report" not in str(exc) and "no telemetry" not in str(exc):
+                            raise
+                        out = None
+                    if out and out.get("settled"):
+                        settled.append(out)
+                        report = out["report"]
+                        update(report["available_gpu_seconds"],
+                               f"GPU time attested — seq {report['sequence']}, settled {out['payment'] / 1e6:.6f} tUSD")
+                if finished:
+                    break
+                if time.monotonic() > agent_deadline:
+                    raise DemoError(f"the agent did not finish in time; see {agent_log}")
+                time.sleep(0.2)
+        if procs.agent.returncode != 0:
+            raise DemoError(f"the agent exited with {procs.agent.returncode}; see {agent_log}")
+        if not settled:
+            raise DemoError("no usage report was settled; see the node logs in " + str(state))
+
+        # -- end, finalize, withdraw ----------------------------------------------------------
+        ui.step(f"renter ends rental {rental_id}", f"gpurent rent end {rental_id} --dev-account {RENTER}")
+        head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        _rpc(rpc, "evm_setNextBlockTimestamp", [max(head + 1, int(time.time()))])
+        gp("rent", "end", str(rental_id), dev_account=RENTER)
+        ui.step("provider finalizes: unused budget back to the renter, reputation updated",
+                f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
+        finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
+        ui.step("provider withdraws earnings, renter withdraws the refund",
+                f"gpurent provider withdraw --dev-account {PROVIDER}; gpurent rent withdraw --dev-account {RENTER}")
+        provider_withdrawal = gp("provider", "withdraw", dev_account=PROVIDER)
+        renter_withdrawal = gp("rent", "withdraw", dev_account=RENTER)
+
+        # -- summary: read back ---------------------------------------------------------------
+        ui.step("reading the summary back from the chain and the nodes",
+                f"gpurent rent status {rental_id}; gpurent provider status {provider}")
+        status = gp("rent", "status", str(rental_id))
+        provider_after = gp("provider", "status", provider)
+        renter_after = gp("provider", "status", renter)
+        usage = status["settled_usage"]
+        node_report = _node_report(live_nodes, rental_id, usage["sequence"])
+        rep = provider_after["reputation"]
+        summary = {
+            "rental_id": rental_id,
+            "chain_id": deployment["chain_id"],
+            "market": deployment["market"],
+            "telemetry_source": "nvml" if use_nvml else f"replay {options.trace.name} at {options.speed:g}x",
+            "status": status["status"],
+            "gpu_hours": status["available_gpu_seconds"] / 3600,
+            "available_gpu_seconds": status["available_gpu_seconds"],
+            "busy_gpu_hours": usage["busy_gpu_seconds"] / 3600,
+            "busy_gpu_seconds": usage["busy_gpu_seconds"],
+            "energy_kwh": usage["energy_millijoules"] / 3.6e9,
+            "energy_millijoules": usage["energy_millijoules"],
+            "carbon_g": usage["carbon_milligrams"] / 1000,
+            "carbon_milligrams": usage["carbon_milligrams"],
+            "uptime_bps": status["uptime_bps"],
+            "settled_reports": len(settled),
+            "last_sequence": status["sequence"],
+            "budget": status["budget"],
+            "paid_from_escrow": status["paid"],
+            "protocol_fee": finalized["fee"],
+            "paid_to_provider": provider_withdrawal["amount"],
+            "refunded_to_renter": renter_withdrawal["amount"],
+            "provider_balance_before": balances_before["provider"],
+            "provider_balance_after": provider_after["wallet_balance"],
+            "renter_balance_before": renter_before,
+            "renter_balance_after": renter_after["wallet_balance"],
+            "provider_reputation_score_bps": rep["score_bps"],
+            "provider_completed_rentals": rep["completed_rentals"],
+            "provider_attested_gpu_seconds": rep["attested_gpu_seconds"],
+            "node_report": node_report,
+            "decimals": deployment["payment_token_decimals"],
+            "symbol": deployment["payment_token_symbol"],
+            "stopped_node": stopped_node,
+        }
+        return DemoResult(summary=summary, transactions=txs, wall_s=time.monotonic() - started, rpc_url=rpc,
+                          deployments=deployments)
+    finally:
+        if not options.keep_running:
+            procs.stop_all()
+            chain.stop()
+        elif procs.agent is not None:
+            _stop(procs.agent)
+
+
+def _node_report(urls: Sequence[str], rental_id: int, sequence: int) -> dict[str, Any] | None:
+    """One node's signed report for the settled sequence (a node's own view of the numbers)."""
+    import httpx
+
+    for url in urls:
+        try:
+            r = httpx.get(f"{url}/v1/rentals/{rental_id}/report", params={"sequence": sequence}, timeout=10)
+        except httpx.HTTPError:
+            continue
+        if r.status_code == 200:
+            body = r.json()
+            return {"node": url, "signer": body["signer"], **body["report"]}
+    return None
+
+
+def render_summary(result: DemoResult) -> Any:
+    """The final table (rich renderable)."""
+    from rich.console import Group
+    from rich.table import Table
+
+    s = result.summary
+    scale = 10 ** s["decimals"]
+    sym = s["symbol"]
+    t = Table(title=f"gpurent demo: rental {s['rental_id']} on chain {s['chain_id']} "
+                    f"({result.wall_s:.0f} s wall clock)", title_justify="left")
+    t.add_column("", style="bold")
+    t.add_column("value", justify="right")
+    t.add_column("read from", style="dim")
+    rows = [
+        ("GPU-hours (attested available)", f"{s['gpu_hours']:.4f}", "chain: getRental"),
+        ("busy GPU-hours", f"{s['busy_gpu_hours']:.4f}", "chain: last settled report"),
+        ("energy", f"{s['energy_kwh']:.5f} kWh", "chain: last settled report"),
+        ("carbon", f"{s['carbon_g']:.2f} gCO2e", "chain: last settled report"),
+        ("uptime", f"{s['uptime_bps'] / 100:.2f} %", "chain: getRental"),
+        ("reports settled (quorum 2 of 3)", f"{s['settled_reports']} (last sequence {s['last_sequence']})",
+         "chain: UsageSettled"),
+        ("budget escrowed", f"{s['budget'] / scale:.6f} {sym}", "chain: getRental"),
+        ("paid from escrow", f"{s['paid_from_escrow'] / scale:.6f} {sym}", "chain: getRental"),
+        ("  of which protocol fee", f"{s['protocol_fee'] / scale:.6f} {sym}", "chain: RentalFinalized"),
+        ("paid to provider", f"{s['paid_to_provider'] / scale:.6f} {sym}", "chain: Withdrawn"),
+        ("refunded to renter", f"{s['refunded_to_renter'] / scale:.6f} {sym}", "chain: Withdrawn"),
+        ("provider reputation", f"{s['provider_reputation_score_bps'] / 100:.2f} / 100 "
+                                f"({s['provider_completed_rentals']} completed)", "chain: reputationScore"),
+    ]
+    node = s.get("node_report")
+    if node:
+        rows.append(("node's report, same sequence", f"{node['energy_millijoules'] / 3.6e9:.5f} kWh, "
+                     f"{node['busy_gpu_seconds'] / 3600:.4f} busy GPU-h", f"node {node['node']}"))
+    for row in rows:
+        t.add_row(*row)
+    txt = Table(title="transactions", title_justify="left", show_header=False)
+    txt.add_column("step", style="bold")
+    txt.add_column("tx hash", overflow="fold")
+    for label, hashes in result.transactions.items():
+        for h in hashes[:1] if label != "provider settle" else hashes:
+            txt.add_row(label, h)
+    return Group(t, txt)

@@ -1,0 +1,327 @@
+"""The deployment file: where gpurent's contracts live on each chain, and deploying them.
+
+Every ``gpurent`` subcommand that talks to a chain reads the addresses from one JSON file, keyed
+by chain id, so the same file can hold a local anvil deployment, Sepolia and Base Sepolia side
+by side::
+
+    {"deployments": {"11155111": {"chain_id": 11155111, "market": "0x...", ...}}}
+
+The file is ``$GPURENT_DEPLOYMENTS`` if set, else ``$GPURENT_HOME/deployments.json`` (default
+home ``~/.gpurent``). ``gpurent deploy`` and ``brownie run scripts/deploy.py`` both write it
+through :func:`save_deployment`.
+
+:func:`deploy_market` is the deployment itself without Brownie: the market (``GpuRentMarket``),
+optionally a ``TestStablecoin`` as payment and stake token, the token allowlists and the oracle
+signer set, each step a checked transaction of :mod:`oracle.chain`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from oracle.errors import ConfigError, GpurentError
+
+DEPLOYMENTS_ENV = "GPURENT_DEPLOYMENTS"
+HOME_ENV = "GPURENT_HOME"
+
+# Public explorers of the testnets the project deploys to (chain id -> base URL).
+EXPLORERS = {
+    1: "https://etherscan.io",
+    11155111: "https://sepolia.etherscan.io",
+    84532: "https://sepolia.basescan.org",
+    8453: "https://basescan.org",
+}
+NETWORK_NAMES = {31337: "anvil", 11155111: "sepolia", 84532: "base-sepolia", 1: "mainnet", 8453: "base"}
+
+DAY_S = 86_400
+
+
+class DeploymentError(GpurentError, LookupError):
+    """No deployment for this chain in the deployment file, or a file that cannot be read."""
+
+
+def gpurent_home() -> Path:
+    """Where gpurent keeps local state (deployment file, local chain pid file, keystores)."""
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".gpurent").expanduser()
+
+
+def default_deployments_path() -> Path:
+    env = os.environ.get(DEPLOYMENTS_ENV)
+    return Path(env).expanduser() if env else gpurent_home() / "deployments.json"
+
+
+@dataclass(frozen=True)
+class MarketParamsConfig:
+    """``MarketParams`` of the contract (types/DataTypes.sol), in its field order."""
+
+    treasury: str
+    protocol_fee_bps: int = 100
+    renter_slash_share_bps: int = 5_000
+    slash_bps: int = 1_000
+    start_timeout_s: int = 3_600
+    silence_timeout_s: int = 3_600
+    settlement_grace_s: int = 3_600
+    unbonding_delay_s: int = 7 * DAY_S
+
+    def as_tuple(self) -> tuple:
+        return (
+            self.treasury, self.protocol_fee_bps, self.renter_slash_share_bps, self.slash_bps,
+            self.start_timeout_s, self.silence_timeout_s, self.settlement_grace_s,
+            self.unbonding_delay_s,
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One chain's gpurent contracts, as written to the deployment file."""
+
+    chain_id: int
+    market: str
+    payment_token: str
+    stake_token: str
+    deployer: str
+    governance: str
+    block_number: int
+    network: str = ""
+    payment_token_symbol: str = ""
+    payment_token_decimals: int = 18
+    test_stablecoin: bool = False
+    min_stake_per_gpu: int = 0
+    signer_set: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    transactions: dict[str, str] = field(default_factory=dict)
+    tool: str = "gpurent deploy"
+    deployed_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Deployment":
+        known = {f for f in cls.__dataclass_fields__}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise DeploymentError(f"deployment entry is missing fields: {exc}") from None
+
+    def explorer_url(self, address_or_tx: str) -> str | None:
+        base = EXPLORERS.get(self.chain_id)
+        if base is None:
+            return None
+        kind = "tx" if len(address_or_tx) == 66 else "address"
+        return f"{base}/{kind}/{address_or_tx}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"deployments": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DeploymentError(f"cannot read the deployment file {path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("deployments"), dict):
+        raise DeploymentError(f"{path} is not a gpurent deployment file (no 'deployments' table)")
+    return data
+
+
+def load_deployment(chain_id: int, path: str | os.PathLike[str] | None = None) -> Deployment:
+    """The deployment for ``chain_id``; :class:`DeploymentError` saying what to run if none."""
+    path = Path(path) if path is not None else default_deployments_path()
+    data = _read(path)
+    entry = data["deployments"].get(str(chain_id))
+    if entry is None:
+        known = ", ".join(sorted(data["deployments"])) or "none"
+        raise DeploymentError(
+            f"no gpurent deployment for chain {chain_id} in {path} (chains there: {known}); "
+            "run `gpurent deploy` against this RPC first, or pass --deployments FILE"
+        )
+    return Deployment.from_json(entry)
+
+
+def all_deployments(path: str | os.PathLike[str] | None = None) -> dict[int, Deployment]:
+    path = Path(path) if path is not None else default_deployments_path()
+    return {int(k): Deployment.from_json(v) for k, v in _read(path)["deployments"].items()}
+
+
+def save_deployment(deployment: Deployment, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write (or replace) the entry of ``deployment.chain_id``; other chains are kept. Atomic."""
+    path = Path(path) if path is not None else default_deployments_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _read(path)
+    data["deployments"][str(deployment.chain_id)] = deployment.to_json()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def verification_lines(deployment: Deployment) -> list[str]:
+    """What a deployer checks on a block explorer after a public deployment."""
+    lines = []
+    base = EXPLORERS.get(deployment.chain_id)
+    where = base or f"chain {deployment.chain_id} (no known explorer)"
+    lines.append(f"Verify on {where}:")
+    for label, address in (("GpuRentMarket", deployment.market),
+                           ("payment token", deployment.payment_token),
+                           ("stake token", deployment.stake_token)):
+        url = deployment.explorer_url(address)
+        lines.append(f"  {label:<14} {address}" + (f"  {url}" if url else ""))
+    for label, tx in deployment.transactions.items():
+        url = deployment.explorer_url(tx)
+        lines.append(f"  tx {label:<11} {tx}" + (f"  {url}" if url else ""))
+    lines += [
+        "Check there:",
+        "  - the contract creation txs came from the deployer " + deployment.deployer,
+        "  - GpuRentMarket: source verified with solc 0.8.30, optimizer 10000 runs, evm cancun",
+        "    (constructor args: admin, MarketParams)",
+        f"  - events: PaymentTokenSet/StakeTokenSet for {deployment.payment_token},"
+        f" SignerSetUpdated(version {deployment.signer_set.get('version', '?')},"
+        f" threshold {deployment.signer_set.get('threshold', '?')})",
+        f"  - DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE held by {deployment.governance}"
+        " (move them to a multisig/timelock before real funds)",
+    ]
+    return lines
+
+
+# -- deploying without Brownie ------------------------------------------------------------------
+
+_LINK_PLACEHOLDER = re.compile(r"__\$([0-9a-f]{34})\$__")
+
+
+def _linked(sender: Any, artifact: Any, txs: dict[str, str], progress: "Progress",
+            deployed: dict[str, str] | None = None) -> str:
+    """``artifact``'s creation code with every external library it links deployed and filled in.
+
+    solc marks a library call site with ``__$<34 hex of keccak256("<source>:<name>")>$__``.
+    """
+    from eth_utils import keccak
+
+    from oracle.chain.artifacts import compile_contracts
+    from oracle.chain.contract import deploy
+
+    code = artifact.bytecode
+    wanted = set(_LINK_PLACEHOLDER.findall(code))
+    if not wanted:
+        return code
+    deployed = {} if deployed is None else deployed
+    by_hash = {keccak(text=f"{a.source}:{a.name}").hex()[:34]: a for a in compile_contracts().values()}
+    for placeholder in sorted(wanted):
+        library = by_hash.get(placeholder)
+        if library is None:
+            raise ConfigError(f"{artifact.name} links an unknown library (placeholder {placeholder})")
+        if library.name not in deployed:
+            library_code = _linked(sender, library, txs, progress, deployed)
+            progress(f"deploying library {library.name}")
+            address, result = deploy(sender, library.abi, library_code)
+            deployed[library.name] = address
+            txs[f"library {library.name}"] = result.tx_hash
+        code = code.replace(f"__${placeholder}$__", deployed[library.name][2:].lower())
+    return code
+
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def deploy_market(
+    sender: Any,
+    *,
+    params: MarketParamsConfig | None = None,
+    payment_token: str | None = None,
+    min_stake_per_gpu: int = 1_000 * 10**6,
+    signers: Sequence[str] = (),
+    threshold: int = 0,
+    mint_test_tokens_to: Sequence[str] = (),
+    mint_amount: int = 1_000_000 * 10**6,
+    progress: Progress = _noop,
+) -> Deployment:
+    """Deploy the market (and a ``TestStablecoin`` unless ``payment_token`` is given).
+
+    ``sender`` is an :class:`oracle.chain.tx.TransactionSender`; its account becomes the admin,
+    the governance role and (unless ``params`` say otherwise) the treasury. The token is allowed
+    for payment and for stake (``min_stake_per_gpu`` in its smallest unit). With ``signers`` the
+    oracle signer set is installed (sorted ascending, as the contract wants) with ``threshold``.
+    """
+    from web3 import Web3
+
+    from oracle.chain.artifacts import get_artifact
+    from oracle.chain.contract import BoundContract, deploy
+
+    if signers and not 1 <= threshold <= len(signers):
+        raise ConfigError(f"threshold {threshold} must be between 1 and the {len(signers)} signers")
+    chain_id = sender.chain_id
+    params = params or MarketParamsConfig(treasury=sender.address)
+    txs: dict[str, str] = {}
+
+    progress("compiling contracts (cached after the first run)")
+    market_art = get_artifact("GpuRentMarket")
+    token_art = get_artifact("TestStablecoin")
+
+    test_stablecoin = payment_token is None
+    if test_stablecoin:
+        progress("deploying TestStablecoin (tUSD, 6 decimals)")
+        payment_token, result = deploy(sender, token_art.abi, token_art.bytecode)
+        txs["stablecoin"] = result.tx_hash
+    assert payment_token is not None
+    payment_token = Web3.to_checksum_address(payment_token)
+
+    market_code = _linked(sender, market_art, txs, progress)
+    progress("deploying GpuRentMarket")
+    market_address, result = deploy(sender, market_art.abi, market_code, sender.address, params.as_tuple())
+    txs["market"] = result.tx_hash
+    block_number = result.block_number
+    market = BoundContract(sender, market_address, market_art.abi, extra_error_abis=[token_art.abi])
+
+    progress("allowing the payment and stake token")
+    txs["payment_token"] = market.transact("setPaymentToken", payment_token, True).tx_hash
+    txs["stake_token"] = market.transact("setStakeToken", payment_token, min_stake_per_gpu).tx_hash
+
+    signer_set: dict[str, Any] = {"version": 0, "threshold": 0, "signers": []}
+    if signers:
+        ordered = sorted({Web3.to_checksum_address(s) for s in signers}, key=lambda a: int(a, 16))
+        if len(ordered) != len(signers):
+            raise ConfigError("a signer is listed twice")
+        progress(f"installing the oracle signer set ({threshold} of {len(ordered)})")
+        txs["signer_set"] = market.transact("setSignerSet", ordered, threshold).tx_hash
+        version, thr, current = market.call("signerSet")
+        signer_set = {"version": int(version), "threshold": int(thr), "signers": list(current)}
+
+    token = BoundContract(sender, payment_token, token_art.abi)
+    symbol, decimals = "", 18
+    try:
+        symbol, decimals = str(token.call("symbol")), int(token.call("decimals"))
+    except GpurentError:
+        pass  # a token without the optional metadata
+    if test_stablecoin and mint_test_tokens_to:
+        progress(f"minting test tokens to {len(mint_test_tokens_to)} dev accounts")
+        for account in mint_test_tokens_to:
+            token.transact("mint", Web3.to_checksum_address(account), mint_amount)
+
+    return Deployment(
+        chain_id=chain_id,
+        market=market_address,
+        payment_token=payment_token,
+        stake_token=payment_token,
+        deployer=sender.address,
+        governance=sender.address,
+        block_number=block_number,
+        network=NETWORK_NAMES.get(chain_id, f"chain-{chain_id}"),
+        payment_token_symbol=symbol,
+        payment_token_decimals=decimals,
+        test_stablecoin=test_stablecoin,
+        min_stake_per_gpu=min_stake_per_gpu,
+        signer_set=signer_set,
+        params=asdict(params),
+        transactions=txs,
+        tool="gpurent deploy",
+        deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
