@@ -80,6 +80,8 @@ def deploy(
 
 
 def main() -> dict:
+    if _is_live_network():
+        return deploy_live()
     account = accounts[0]
     deployed = deploy(account)
     print(f"GpuRentMarket   {deployed['market'].address}")
@@ -87,4 +89,89 @@ def main() -> dict:
         print(f"TestStablecoin  {deployed['stablecoin'].address}")
     for name, lib in deployed["libraries"].items():
         print(f"{name:<15} {lib.address}")
+    return deployed
+
+
+# -- public testnets (Sepolia, Base Sepolia): `brownie run scripts/deploy.py --network <network>` --
+
+LIVE_ENV_HELP = """\
+  GPURENT_DEPLOYER           Brownie account id (`brownie accounts new <id>`), default gpurent-deployer
+  GPURENT_DEPLOYER_PASSWORD  its password (prompted if unset)
+  GPURENT_PAYMENT_TOKEN      an existing ERC-20 for payment and stake (default: deploy TestStablecoin)
+  GPURENT_MIN_STAKE_PER_GPU  in the token's smallest unit (default 100 tUSD = 100000000)
+  GPURENT_SIGNERS            comma-separated oracle node addresses; GPURENT_THRESHOLD (default: majority)
+  GPURENT_DEPLOYMENTS        deployment file (default ~/.gpurent/deployments.json)"""
+
+
+def _is_live_network() -> bool:
+    active = network.show_active() or ""
+    return not (active.startswith("development") or active == "anvil" or active.endswith("-fork"))
+
+
+def deploy_live() -> dict:
+    """Deploy to the active live network from Brownie's encrypted account store and write the
+    gpurent deployment file (the same one `gpurent deploy` writes), then print what to verify."""
+    import os
+    import time
+
+    from brownie import chain, web3
+
+    from oracle.deployment import (
+        Deployment,
+        NETWORK_NAMES,
+        save_deployment,
+        verification_lines,
+    )
+
+    name = os.environ.get("GPURENT_DEPLOYER", "gpurent-deployer")
+    if name not in accounts.load():  # the ids in ~/.brownie/accounts
+        raise SystemExit(f"no Brownie account {name!r}: create it with `brownie accounts new {name}` "
+                         f"(or `brownie accounts import {name} keystore.json`), or set GPURENT_DEPLOYER.\n"
+                         + LIVE_ENV_HELP)
+    account = accounts.load(name, password=os.environ.get("GPURENT_DEPLOYER_PASSWORD"))
+    payment_token = os.environ.get("GPURENT_PAYMENT_TOKEN") or None
+    min_stake = int(os.environ.get("GPURENT_MIN_STAKE_PER_GPU", DEFAULT_MIN_STAKE_PER_GPU))
+    signers = [s.strip() for s in os.environ.get("GPURENT_SIGNERS", "").split(",") if s.strip()]
+    threshold = int(os.environ["GPURENT_THRESHOLD"]) if os.environ.get("GPURENT_THRESHOLD") else None
+    print(f"deploying gpurent to {network.show_active()} (chain {chain.id}) from {account.address}")
+
+    deployed = deploy(account, signers=signers, threshold=threshold, stablecoin=payment_token is None,
+                      min_stake_per_gpu=min_stake)
+    market = deployed["market"]
+    txs = {f"library {n}": lib.tx.txid for n, lib in deployed["libraries"].items()}
+    txs["market"] = market.tx.txid
+    token_address = payment_token
+    if deployed["stablecoin"] is not None:
+        token_address = deployed["stablecoin"].address
+        txs["stablecoin"] = deployed["stablecoin"].tx.txid
+    else:
+        txs["payment_token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
+        txs["stake_token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
+    token = web3.eth.contract(address=token_address, abi=TestStablecoin.abi)
+    version, thr, current = market.signerSet()
+    deployment = Deployment(
+        chain_id=chain.id,
+        market=market.address,
+        payment_token=token_address,
+        stake_token=token_address,
+        deployer=account.address,
+        governance=account.address,
+        block_number=market.tx.block_number,
+        network=NETWORK_NAMES.get(chain.id, network.show_active()),
+        payment_token_symbol=token.functions.symbol().call(),
+        payment_token_decimals=token.functions.decimals().call(),
+        test_stablecoin=deployed["stablecoin"] is not None,
+        min_stake_per_gpu=min_stake,
+        signer_set={"version": int(version), "threshold": int(thr), "signers": [str(a) for a in current]},
+        params=dict(zip(("treasury", "protocol_fee_bps", "renter_slash_share_bps", "slash_bps", "start_timeout_s",
+                         "silence_timeout_s", "settlement_grace_s", "unbonding_delay_s"),
+                        [str(v) if i == 0 else int(v) for i, v in enumerate(market.params())])),
+        transactions=txs,
+        tool="brownie run scripts/deploy.py",
+        deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    path = save_deployment(deployment, os.environ.get("GPURENT_DEPLOYMENTS") or None)
+    print(f"deployment written to {path}")
+    for line in verification_lines(deployment):
+        print(line)
     return deployed

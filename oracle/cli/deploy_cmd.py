@@ -38,14 +38,14 @@ from oracle.deployment import (
               help="signatures needed (default: a majority of --signer)")
 @click.option("--payment-token", type=ADDRESS, default=None,
               help="an existing ERC-20 for payment and stake (default: deploy a TestStablecoin)")
-@click.option("--min-stake-per-gpu", default="1000", show_default=True,
+@click.option("--min-stake-per-gpu", default="100", show_default=True,
               help="stake per listed GPU, in token units")
 @click.option("--fee-bps", type=click.IntRange(0, 1000), default=100, show_default=True, help="protocol fee")
 @click.option("--treasury", type=ADDRESS, default=None, help="fee recipient (default: the deployer)")
-@click.option("--unbonding-days", type=click.FloatRange(0, 365), default=7.0, show_default=True)
+@click.option("--unbonding-days", type=click.FloatRange(0, 365), default=14.0, show_default=True)
 @click.option("--start-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
 @click.option("--silence-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
-@click.option("--settlement-grace", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
+@click.option("--settlement-grace", type=click.IntRange(1), default=86400, show_default=True, help="seconds")
 @click.option("--mint-dev/--no-mint-dev", default=None,
               help="mint 1,000,000 test tokens to the 10 anvil dev accounts (default: on a local anvil)")
 def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], threshold: int | None,
