@@ -1,0 +1,450 @@
+"""``MarketClient``: typed access to the deployed ``GpuRentMarket`` for every role.
+
+Views return plain Python values (structs as dicts keyed by the Solidity field names);
+writes return a :class:`oracle.chain.tx.TxResult` (gas used, fee, decoded events) after the
+receipt was checked, or raise :class:`oracle.chain.errors.TransactionRevertedError` with the
+contract's custom error and its arguments (``UsageSettlement_StaleSequence(rentalId=...)``).
+
+Transactions are signed locally (key from an encrypted keystore, :meth:`MarketClient.from_keystore`)
+and sent by :class:`oracle.chain.tx.TransactionSender` (nonces, capped fees, retries).
+
+Reports are accepted as the dataclasses of :mod:`oracle.attestation.eip712`, as dicts with the
+snake_case or camelCase field names (bytes as ``0x`` hex or bytes), or as tuples in struct order.
+Signatures are accepted as one ``bytes`` value or a sequence of 65-byte signatures; a sequence
+is ordered by recovered signer before it is packed, as the contract requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from eth_account import Account
+from eth_keys import keys as eth_keys_mod
+from web3 import Web3
+
+from oracle.chain.artifacts import load_abi
+from oracle.chain.contract import BoundContract, connect
+from oracle.chain.tx import TransactionSender, TxPolicy, TxResult
+from oracle.errors import ChainError
+
+USAGE_REPORT_FIELDS = (
+    "rental_id", "sequence", "period_end", "available_gpu_seconds", "busy_gpu_seconds",
+    "energy_millijoules", "carbon_milligrams", "uptime_bps", "fault_flags", "telemetry_hash",
+    "signer_set_version",
+)
+FAULT_REPORT_FIELDS = ("rental_id", "fault_id", "kind", "observed_at", "evidence_hash", "signer_set_version")
+OFFER_TERMS_FIELDS = (
+    "gpu_model", "gpu_count", "memory_mib", "payment_token", "price_per_gpu_hour", "price_per_kwh",
+    "region", "grid_intensity_g_per_kwh", "max_duration_seconds", "min_uptime_bps", "agent",
+)
+_BYTES32_FIELDS = {"telemetry_hash", "evidence_hash", "gpu_model", "region"}
+
+RENTAL_STATUS = ("None", "Open", "Active", "Ended", "Cancelled", "Finalized")
+END_REASON = ("None", "ByRenter", "ByProvider", "BudgetExhausted", "MaxDuration", "Silence")
+
+ERC20_ABI: list[dict[str, Any]] = [
+    {"type": "function", "name": "approve", "stateMutability": "nonpayable",
+     "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+    {"type": "function", "name": "allowance", "stateMutability": "view",
+     "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+     "outputs": [{"name": "", "type": "uint256"}]},
+    {"type": "function", "name": "balanceOf", "stateMutability": "view",
+     "inputs": [{"name": "account", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]},
+    {"type": "function", "name": "transfer", "stateMutability": "nonpayable",
+     "inputs": [{"name": "to", "type": "address"}, {"name": "amount", "type": "uint256"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _bytes32(value: Any, name: str) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        raw = bytes(value)
+    elif isinstance(value, str) and value.startswith("0x") and len(value) == 66:
+        raw = bytes.fromhex(value[2:])
+    elif isinstance(value, str) and name in ("gpu_model", "region"):
+        raw = value.encode("utf-8")
+        if len(raw) > 32:
+            raise ChainError(f"{name} {value!r} is longer than 32 bytes")
+        raw = raw.ljust(32, b"\0")
+    else:
+        raise ChainError(f"{name} must be 32 bytes (bytes or 0x-hex), got {value!r}")
+    if len(raw) != 32:
+        raise ChainError(f"{name} must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+def struct_tuple(value: Any, names: Sequence[str]) -> tuple:
+    """A struct argument in ABI order from a dataclass, a mapping (snake or camel case) or a tuple."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != len(names):
+            raise ChainError(f"expected {len(names)} struct fields, got {len(value)}")
+        items = dict(zip(names, value))
+    else:
+        if is_dataclass(value) and not isinstance(value, type):
+            data: Mapping[str, Any] = {f.name: getattr(value, f.name) for f in fields(value)}
+        elif isinstance(value, Mapping):
+            data = value
+        else:
+            raise ChainError(f"cannot read struct fields from {type(value).__name__}")
+        items = {}
+        for n in names:
+            if n in data:
+                items[n] = data[n]
+            elif _camel(n) in data:
+                items[n] = data[_camel(n)]
+            else:
+                raise ChainError(f"struct field {n!r} is missing")
+    out = []
+    for n in names:
+        v = items[n]
+        if n in _BYTES32_FIELDS:
+            out.append(_bytes32(v, n))
+        elif n in ("payment_token", "agent"):
+            out.append(Web3.to_checksum_address(v))
+        else:
+            out.append(int(v))
+    return tuple(out)
+
+
+def usage_report_tuple(report: Any) -> tuple:
+    return struct_tuple(report, USAGE_REPORT_FIELDS)
+
+
+def fault_report_tuple(report: Any) -> tuple:
+    return struct_tuple(report, FAULT_REPORT_FIELDS)
+
+
+def recover(digest: bytes, signature: bytes) -> str:
+    """Checksummed signer of a 65-byte (v in 27/28 or 0/1) signature over a 32-byte digest."""
+    if len(signature) != 65:
+        raise ChainError(f"signature must be 65 bytes, got {len(signature)}")
+    v = signature[64]
+    v = v - 27 if v >= 27 else v
+    sig = eth_keys_mod.Signature(signature[:64] + bytes([v]))
+    return sig.recover_public_key_from_msg_hash(digest).to_checksum_address()
+
+
+def pack_signatures(digest: bytes, signatures: Iterable[bytes]) -> bytes:
+    """Concatenate 65-byte signatures in strictly ascending recovered-signer order.
+
+    Duplicate signers are dropped (the contract rejects a repeated signer).
+    """
+    by_signer: dict[int, bytes] = {}
+    for sig in signatures:
+        by_signer.setdefault(int(recover(digest, sig), 16), bytes(sig))
+    return b"".join(by_signer[k] for k in sorted(by_signer))
+
+
+def _named(outputs: Sequence[dict[str, Any]], value: Any) -> Any:
+    """Decode web3's positional return value into dicts keyed by the ABI's component names."""
+    if len(outputs) == 1:
+        return _named_one(outputs[0], value)
+    return tuple(_named_one(o, v) for o, v in zip(outputs, value))
+
+
+def _named_one(param: dict[str, Any], value: Any) -> Any:
+    t = param["type"]
+    if t == "tuple":
+        return {c["name"]: _named_one(c, v) for c, v in zip(param["components"], value)}
+    if t.startswith("tuple["):
+        inner = dict(param, type="tuple")
+        return [_named_one(inner, v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class SignerSet:
+    version: int
+    threshold: int
+    signers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OfferTerms:
+    """Input of ``createOffer``/``updateOffer`` (``gpu_model``/``region`` as text or bytes32)."""
+
+    gpu_model: str | bytes
+    gpu_count: int
+    memory_mib: int
+    payment_token: str
+    price_per_gpu_hour: int
+    price_per_kwh: int
+    region: str | bytes
+    grid_intensity_g_per_kwh: int
+    max_duration_seconds: int
+    min_uptime_bps: int
+    agent: str
+
+    def as_tuple(self) -> tuple:
+        return struct_tuple(asdict(self), OFFER_TERMS_FIELDS)
+
+
+class MarketClient:
+    """One account's handle on the deployed market."""
+
+    def __init__(
+        self,
+        sender: TransactionSender,
+        market_address: str,
+        abi: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        self.sender = sender
+        self.w3 = sender.w3
+        self.abi = list(abi) if abi is not None else load_abi("GpuRentMarket")
+        self.market = BoundContract(sender, market_address, self.abi, extra_error_abis=[ERC20_ABI])
+        self.address = self.market.address
+        self._outputs = {
+            item["name"]: item.get("outputs", []) for item in self.abi if item.get("type") == "function"
+        }
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_private_key(
+        cls, rpc_url: str, private_key: bytes | str, market_address: str, *, policy: TxPolicy | None = None
+    ) -> "MarketClient":
+        """For tests and dev mode; production keys come from :meth:`from_keystore`."""
+        sender = TransactionSender(connect(rpc_url), Account.from_key(private_key), policy=policy)
+        return cls(sender, market_address)
+
+    @classmethod
+    def from_keystore(
+        cls,
+        rpc_url: str,
+        keystore_path: str | Path,
+        password: str,
+        market_address: str,
+        *,
+        policy: TxPolicy | None = None,
+        dev: bool = False,
+    ) -> "MarketClient":
+        from oracle.keys import load_keystore
+
+        key = load_keystore(keystore_path, password, dev=dev)
+        return cls.from_private_key(rpc_url, key, market_address, policy=policy)
+
+    def as_account(self, private_key: bytes | str) -> "MarketClient":
+        """The same market and RPC with another signer (renter, provider, governance...)."""
+        sender = TransactionSender(self.w3, Account.from_key(private_key), policy=self.sender.policy)
+        return MarketClient(sender, self.address, self.abi)
+
+    @property
+    def account(self) -> str:
+        return self.sender.address
+
+    @property
+    def chain_id(self) -> int:
+        return self.sender.chain_id
+
+    # ------------------------------------------------------------------ plumbing
+    def view(self, name: str, *args: Any, block: Any = "latest") -> Any:
+        """Any view of the market, structs decoded to dicts."""
+        return _named(self._outputs.get(name, []), self.market.call(name, *args, block=block))
+
+    def transact(self, name: str, *args: Any, gas: int | None = None) -> TxResult:
+        """Any state-changing function of the market, as a checked transaction."""
+        return self.market.transact(name, *args, gas=gas)
+
+    def token(self, address: str) -> BoundContract:
+        return BoundContract(self.sender, address, ERC20_ABI)
+
+    # ------------------------------------------------------------------ ERC-20 helpers
+    def balance_of(self, token: str, account: str | None = None) -> int:
+        return int(self.token(token).call("balanceOf", Web3.to_checksum_address(account or self.account)))
+
+    def ensure_allowance(self, token: str, amount: int) -> TxResult | None:
+        """Approve the market for ``amount`` of ``token`` unless the allowance already covers it."""
+        erc20 = self.token(token)
+        if int(erc20.call("allowance", self.account, self.address)) >= amount:
+            return None
+        return erc20.transact("approve", self.address, amount)
+
+    # ------------------------------------------------------------------ views
+    def signer_set(self) -> SignerSet:
+        version, threshold, signers = self.market.call("signerSet")
+        return SignerSet(int(version), int(threshold), tuple(Web3.to_checksum_address(s) for s in signers))
+
+    def is_signer(self, account: str) -> bool:
+        return bool(self.market.call("isSigner", Web3.to_checksum_address(account)))
+
+    def params(self) -> dict[str, Any]:
+        return self.view("params")
+
+    def is_payment_token(self, token: str) -> bool:
+        return bool(self.market.call("isPaymentToken", Web3.to_checksum_address(token)))
+
+    def min_stake_per_gpu(self, token: str) -> int:
+        return int(self.market.call("minStakePerGpu", Web3.to_checksum_address(token)))
+
+    def get_offer(self, offer_id: int) -> dict[str, Any]:
+        return self.view("getOffer", offer_id)
+
+    def offer_count(self) -> int:
+        return int(self.market.call("offerCount"))
+
+    def get_rental(self, rental_id: int) -> dict[str, Any]:
+        """The stored rental; ``status``/``endReason`` also as names (``statusName``)."""
+        rental = self.view("getRental", rental_id)
+        rental["statusName"] = RENTAL_STATUS[rental["status"]]
+        rental["endReasonName"] = END_REASON[rental["endReason"]]
+        return rental
+
+    def rental_count(self) -> int:
+        return int(self.market.call("rentalCount"))
+
+    def last_settled_sequence(self, rental_id: int) -> int:
+        return int(self.get_rental(rental_id)["sequence"])
+
+    def withdrawable(self, account: str, token: str) -> int:
+        return int(self.market.call("withdrawable", Web3.to_checksum_address(account), Web3.to_checksum_address(token)))
+
+    def stake_of(self, provider: str) -> dict[str, Any]:
+        return self.view("stakeOf", Web3.to_checksum_address(provider))
+
+    def required_stake(self, provider: str, gpus: int) -> int:
+        return int(self.market.call("requiredStake", Web3.to_checksum_address(provider), gpus))
+
+    def is_fault_settled(self, rental_id: int, fault_id: int) -> bool:
+        return bool(self.market.call("isFaultSettled", rental_id, fault_id))
+
+    def usage_report_digest(self, report: Any) -> bytes:
+        return bytes(self.market.call("usageReportDigest", usage_report_tuple(report)))
+
+    def usage_batch_digest(self, reports: Sequence[Any]) -> bytes:
+        return bytes(self.market.call("usageBatchDigest", [usage_report_tuple(r) for r in reports]))
+
+    def fault_report_digest(self, report: Any) -> bytes:
+        return bytes(self.market.call("faultReportDigest", fault_report_tuple(report)))
+
+    def verify_quorum(self, digest: bytes, signatures: bytes) -> None:
+        """Raises TransactionRevertedError (OracleQuorum_*) unless ``signatures`` are a quorum."""
+        self.market.call("verifyQuorum", digest, signatures)
+
+    def cost_of(self, rental_id: int, available_gpu_seconds: int, energy_millijoules: int) -> int:
+        return int(self.market.call("costOf", rental_id, available_gpu_seconds, energy_millijoules))
+
+    def reputation_of(self, provider: str) -> dict[str, Any]:
+        return self.view("reputationOf", Web3.to_checksum_address(provider))
+
+    def reputation_score(self, provider: str) -> int:
+        return int(self.market.call("reputationScore", Web3.to_checksum_address(provider)))
+
+    def eip712_domain(self) -> dict[str, Any]:
+        """OpenZeppelin's ERC-5267 ``eip712Domain()``."""
+        fields_, name, version, chain_id, contract, salt, extensions = self.market.call("eip712Domain")
+        return {"name": name, "version": version, "chainId": int(chain_id),
+                "verifyingContract": Web3.to_checksum_address(contract)}
+
+    # ------------------------------------------------------------------ provider: stake and offers
+    def stake(self, token: str, amount: int, *, approve: bool = True) -> TxResult:
+        if approve:
+            self.ensure_allowance(token, amount)
+        return self.transact("stake", Web3.to_checksum_address(token), amount)
+
+    def request_unstake(self, amount: int) -> TxResult:
+        return self.transact("requestUnstake", amount)
+
+    def complete_unstake(self) -> TxResult:
+        return self.transact("completeUnstake")
+
+    def create_offer(self, terms: OfferTerms | Mapping[str, Any]) -> tuple[int, TxResult]:
+        terms_tuple = terms.as_tuple() if isinstance(terms, OfferTerms) else struct_tuple(terms, OFFER_TERMS_FIELDS)
+        result = self.transact("createOffer", terms_tuple)
+        return int(result.events["OfferCreated"][0]["offerId"]), result
+
+    def update_offer(self, offer_id: int, terms: OfferTerms | Mapping[str, Any]) -> TxResult:
+        terms_tuple = terms.as_tuple() if isinstance(terms, OfferTerms) else struct_tuple(terms, OFFER_TERMS_FIELDS)
+        return self.transact("updateOffer", offer_id, terms_tuple)
+
+    def withdraw_offer(self, offer_id: int) -> TxResult:
+        return self.transact("withdrawOffer", offer_id)
+
+    # ------------------------------------------------------------------ rentals
+    def open_rental(
+        self, offer_id: int, gpu_count: int, budget: int, *, expected_offer_version: int | None = None,
+        approve: bool = True,
+    ) -> tuple[int, TxResult]:
+        """Open a rental (escrowing ``budget``); returns (rental id, tx)."""
+        offer = self.get_offer(offer_id)
+        version = offer["version"] if expected_offer_version is None else expected_offer_version
+        if approve:
+            self.ensure_allowance(offer["paymentToken"], budget)
+        result = self.transact("openRental", offer_id, version, gpu_count, budget)
+        return int(result.events["RentalOpened"][0]["rentalId"]), result
+
+    def start_rental(self, rental_id: int) -> TxResult:
+        return self.transact("startRental", rental_id)
+
+    def top_up(self, rental_id: int, amount: int, *, approve: bool = True) -> TxResult:
+        if approve:
+            offer = self.get_offer(self.get_rental(rental_id)["offerId"])
+            self.ensure_allowance(offer["paymentToken"], amount)
+        return self.transact("topUp", rental_id, amount)
+
+    def cancel_rental(self, rental_id: int) -> TxResult:
+        return self.transact("cancelRental", rental_id)
+
+    def end_rental(self, rental_id: int) -> TxResult:
+        return self.transact("endRental", rental_id)
+
+    def close_silent_rental(self, rental_id: int) -> TxResult:
+        return self.transact("closeSilentRental", rental_id)
+
+    def finalize_rental(self, rental_id: int) -> TxResult:
+        return self.transact("finalizeRental", rental_id)
+
+    def withdraw(self, token: str) -> TxResult:
+        return self.transact("withdraw", Web3.to_checksum_address(token))
+
+    # ------------------------------------------------------------------ settlement and slashing
+    def _packed(self, digest_fn: Any, arg: Any, signatures: bytes | Sequence[bytes]) -> bytes:
+        if isinstance(signatures, (bytes, bytearray)):
+            return bytes(signatures)
+        return pack_signatures(digest_fn(arg), signatures)
+
+    def settle(self, report: Any, signatures: bytes | Sequence[bytes]) -> TxResult:
+        """Submit one quorum-signed usage report; the payout goes to the rental's provider."""
+        sigs = self._packed(self.usage_report_digest, report, signatures)
+        return self.transact("settle", usage_report_tuple(report), sigs)
+
+    def settle_batch(self, reports: Sequence[Any], signatures: bytes | Sequence[bytes]) -> TxResult:
+        """Submit many reports under one quorum signature over ``UsageReportBatch`` (same order)."""
+        sigs = self._packed(self.usage_batch_digest, list(reports), signatures)
+        return self.transact("settleBatch", [usage_report_tuple(r) for r in reports], sigs)
+
+    def slash(self, fault_report: Any, signatures: bytes | Sequence[bytes]) -> TxResult:
+        """Submit a quorum-signed fault report: slashes the provider's stake once per fault."""
+        sigs = self._packed(self.fault_report_digest, fault_report, signatures)
+        return self.transact("slash", fault_report_tuple(fault_report), sigs)
+
+    submit_fault = slash
+
+    # ------------------------------------------------------------------ governance
+    def set_signer_set(self, signers: Sequence[str], threshold: int) -> TxResult:
+        ordered = sorted({Web3.to_checksum_address(s) for s in signers}, key=lambda a: int(a, 16))
+        return self.transact("setSignerSet", ordered, threshold)
+
+    def set_payment_token(self, token: str, allowed: bool) -> TxResult:
+        return self.transact("setPaymentToken", Web3.to_checksum_address(token), allowed)
+
+    def set_stake_token(self, token: str, min_stake_per_gpu: int) -> TxResult:
+        return self.transact("setStakeToken", Web3.to_checksum_address(token), min_stake_per_gpu)
+
+    def set_params(self, params: Mapping[str, Any] | Sequence[Any]) -> TxResult:
+        if isinstance(params, Mapping):
+            order = [c["name"] for c in self._function_inputs("setParams")[0]["components"]]
+            params = tuple(params[n] for n in order)
+        return self.transact("setParams", tuple(params))
+
+    def _function_inputs(self, name: str) -> list[dict[str, Any]]:
+        for item in self.abi:
+            if item.get("type") == "function" and item.get("name") == name:
+                return item["inputs"]
+        raise ChainError(f"market ABI has no function {name}")
