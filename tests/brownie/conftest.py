@@ -199,29 +199,24 @@ def _load_deploy_module():
     return module
 
 
-def deploy_market(GpuRentMarket, admin, gov, treasury, oracle_addresses, **param_overrides):
-    """A market with its parameters set, governance granted and the signer set installed."""
-    ctor = next((i["inputs"] for i in GpuRentMarket.abi if i["type"] == "constructor"), [])
-    names = [i["name"].lstrip("_") for i in ctor]
-    values = {
-        "admin": admin,
-        "defaultAdmin": admin,
-        "governance": gov,
-        "governor": gov,
-        "params": params_tuple(treasury, **param_overrides),
-        "initialParams": params_tuple(treasury, **param_overrides),
-        "treasury": treasury,
-    }
-    market = GpuRentMarket.deploy(*[values[n] for n in names], {"from": admin})
+def deploy_market(GpuRentMarket, admin, gov, treasury, oracle_addresses=None, **param_overrides):
+    """A market deployed by scripts/deploy.py's ``deploy`` (libraries linked), with governance
+    handed from the deployer to ``gov`` and, if given, the signer set installed (threshold 3)."""
+    treasury = param_overrides.pop("treasury", treasury)
+    params = dict(PARAMS, **param_overrides)
+    deploy_script = _load_deploy_module()
+    if deploy_script is not None:
+        market = deploy_script.deploy(admin, treasury=str(treasury), stablecoin=False, **params)["market"]
+    else:  # before the deploy script existed: constructor(admin, params)
+        market = GpuRentMarket.deploy(admin, params_tuple(treasury, **params), {"from": admin})
     role = market.GOVERNANCE_ROLE()
     if not market.hasRole(role, gov):
         market.grantRole(role, gov, {"from": admin})
     if admin != gov and market.hasRole(role, admin):
         # keep the roles apart: admin only administers roles, gov governs
         market.renounceRole(role, admin, {"from": admin})
-    if "params" not in names and "initialParams" not in names:
-        market.setParams(params_tuple(treasury, **param_overrides), {"from": gov})
-    market.setSignerSet(oracle_addresses, THRESHOLD, {"from": gov})
+    if oracle_addresses:
+        market.setSignerSet(oracle_addresses, THRESHOLD, {"from": gov})
     return market
 
 

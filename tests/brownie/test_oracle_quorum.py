@@ -139,12 +139,7 @@ def test_RevertWhen_verifyQuorum_before_any_signer_set(GpuRentMarket, admin, gov
 
 
 def _fresh_market_without_signers(GpuRentMarket, admin, gov, treasury):
-    ctor = next((i["inputs"] for i in GpuRentMarket.abi if i["type"] == "constructor"), [])
-    from conftest import params_tuple
-
-    values = {"admin": admin, "defaultAdmin": admin, "governance": gov, "governor": gov,
-              "params": params_tuple(treasury), "initialParams": params_tuple(treasury), "treasury": treasury}
-    return GpuRentMarket.deploy(*[values[i["name"].lstrip("_")] for i in ctor], {"from": admin})
+    return deploy_market(GpuRentMarket, admin, gov, treasury)
 
 
 # ------------------------------------------------------------------ adversarial, through settle
