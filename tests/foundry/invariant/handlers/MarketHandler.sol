@@ -1,0 +1,877 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {GpuRentMarket} from "../../../../contracts/GpuRentMarket.sol";
+import {TestStablecoin} from "../../../../contracts/test/TestStablecoin.sol";
+import {
+    Offer,
+    OfferTerms,
+    Rental,
+    RentalStatus,
+    EndReason,
+    Stake,
+    UsageReport,
+    FaultReport,
+    MarketParams
+} from "../../../../contracts/types/DataTypes.sol";
+import {TestBase} from "../../utils/TestBase.sol";
+import {ReportSigning} from "../../utils/ReportSigning.sol";
+
+/// @notice Drives GpuRentMarket through every user-facing entry point with bounded inputs,
+/// real quorum signatures (vm.sign with known oracle keys) and a moving clock, and keeps ghost
+/// sums of every token that enters and leaves the market.
+/// @dev Every call the handler makes is one the protocol must accept (preconditions are checked
+/// here first), so with `fail_on_revert = true` an unexpected revert, e.g. funds that cannot
+/// leave, fails the campaign. Per-call properties are asserted inline; properties across calls
+/// (allowed status transitions, monotone totals) are recorded as violations that the invariant
+/// test asserts are absent.
+contract MarketHandler is TestBase {
+    uint256 internal constant MAX_RENTALS = 48;
+    uint256 internal constant MAX_OFFERS = 12;
+    uint256 internal constant KEY_POOL = 7;
+
+    GpuRentMarket public immutable market;
+    TestStablecoin public immutable usd;
+    TestStablecoin public immutable stakeToken;
+    address public immutable governance;
+    address public immutable treasury;
+    uint256 public immutable minStakePerGpu;
+
+    address[] internal providers;
+    address[] internal renters;
+    address[] internal accounts; // every address that may hold a withdrawable balance
+    address internal keeper = address(0xC0FFEE);
+
+    uint256[] internal keyPool;
+    uint256[] internal currentKeys;
+    uint8 internal currentThreshold;
+
+    uint256 public currentTimestamp;
+    uint256[] internal offerIds;
+
+    /*//////////////////////////////////////////////////////////////
+                                 GHOSTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Tokens that entered the market (budgets, top-ups, stakes) and left it (withdrawals,
+    /// completed unstakes), per token.
+    mapping(address token => uint256 amount) public ghost_deposited;
+    mapping(address token => uint256 amount) public ghost_paidOut;
+    mapping(address account => mapping(address token => uint256 amount)) public ghost_withdrawn;
+
+    mapping(address provider => uint256 amount) public ghost_staked;
+    mapping(address provider => uint256 amount) public ghost_unstaked;
+    mapping(address provider => uint256 amount) public ghost_slashed;
+    mapping(address provider => uint256 count) public ghost_slashCount;
+    mapping(address provider => uint256 count) public ghost_completed;
+    mapping(address provider => uint256 count) public ghost_abandoned;
+
+    /// @dev Cumulative energy of the last report the handler settled per rental (the contract does
+    /// not store energy).
+    mapping(uint256 rentalId => uint128 energy) internal ghost_energy;
+    /// @dev Last observed state of every rental, refreshed after each handler call.
+    mapping(uint256 rentalId => Rental rental) internal ghost_lastSeen;
+    /// @dev The state in which a rental entered a terminal status (Cancelled or Finalized).
+    mapping(uint256 rentalId => Rental rental) internal ghost_terminal;
+    uint256[] internal terminalRentalIds;
+
+    struct FaultKey {
+        uint256 rentalId;
+        uint32 faultId;
+    }
+
+    FaultKey[] internal settledFaults;
+
+    uint32 public ghost_signerSetVersion;
+    uint256 public ghost_violationCount;
+    string public ghost_firstViolation;
+
+    mapping(string action => uint256 count) public calls;
+    string[] internal actionNames;
+
+    constructor(
+        GpuRentMarket market_,
+        TestStablecoin usd_,
+        TestStablecoin stakeToken_,
+        address governance_,
+        address treasury_,
+        uint256[] memory initialKeys,
+        uint8 initialThreshold
+    ) {
+        market = market_;
+        usd = usd_;
+        stakeToken = stakeToken_;
+        governance = governance_;
+        treasury = treasury_;
+        minStakePerGpu = market_.minStakePerGpu(address(stakeToken_));
+        currentTimestamp = block.timestamp;
+        for (uint256 i = 0; i < 3; i++) {
+            providers.push(address(uint160(0xB0B000 + i)));
+            renters.push(address(uint160(0xA11CE000 + i)));
+        }
+        for (uint256 i = 0; i < 3; i++) {
+            accounts.push(providers[i]);
+            accounts.push(renters[i]);
+        }
+        accounts.push(keeper);
+        accounts.push(treasury_);
+        for (uint256 i = 0; i < initialKeys.length; i++) {
+            currentKeys.push(initialKeys[i]);
+            keyPool.push(initialKeys[i]);
+        }
+        for (uint256 i = initialKeys.length; i < KEY_POOL; i++) {
+            keyPool.push(uint256(keccak256(abi.encode("gpurent spare oracle", i))) % ReportSigning.SECP256K1_N);
+        }
+        currentThreshold = initialThreshold;
+        (ghost_signerSetVersion,,) = market_.signerSet();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               MODIFIERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Restores the handler's clock (warps do not carry across invariant calls by
+    /// themselves), counts the call, then checks transitions of every rental.
+    modifier instrumented(string memory action) {
+        vm.warp(currentTimestamp);
+        _;
+        _count(action);
+        _sweep();
+    }
+
+    function _count(string memory action) internal {
+        if (calls[action] == 0) actionNames.push(action);
+        calls[action]++;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                STAKING
+    //////////////////////////////////////////////////////////////*/
+
+    function stake(uint256 providerSeed, uint256 amount) external instrumented("stake") {
+        address p = providers[providerSeed % providers.length];
+        _stakeFor(p, bound(amount, 1, 2_000e6));
+    }
+
+    function requestUnstake(uint256 providerSeed, uint256 amount) external instrumented("requestUnstake") {
+        address p = providers[providerSeed % providers.length];
+        Stake memory st = market.stakeOf(p);
+        uint256 required = minStakePerGpu * st.listedGpus;
+        if (st.active <= required) {
+            _count("requestUnstake:skipped");
+            return;
+        }
+        amount = bound(amount, 1, st.active - required);
+        vm.prank(p);
+        market.requestUnstake(amount);
+        Stake memory afterSt = market.stakeOf(p);
+        assertEq(afterSt.active, st.active - amount, "requestUnstake: active");
+        assertEq(afterSt.unbonding, st.unbonding + amount, "requestUnstake: unbonding");
+    }
+
+    function completeUnstake(uint256 providerSeed, bool waitForRelease) external instrumented("completeUnstake") {
+        address p = providers[providerSeed % providers.length];
+        Stake memory st = market.stakeOf(p);
+        if (st.unbonding == 0) {
+            _count("completeUnstake:skipped");
+            return;
+        }
+        if (block.timestamp < st.unbondingReleaseAt) {
+            if (!waitForRelease) {
+            _count("completeUnstake:skipped");
+            return;
+        }
+            _setTime(st.unbondingReleaseAt);
+        }
+        uint256 balanceBefore = stakeToken.balanceOf(p);
+        vm.prank(p);
+        market.completeUnstake();
+        assertEq(stakeToken.balanceOf(p) - balanceBefore, st.unbonding, "completeUnstake: amount");
+        ghost_unstaked[p] += st.unbonding;
+        ghost_paidOut[address(stakeToken)] += st.unbonding;
+    }
+
+    struct SlashExpectation {
+        address renter;
+        address provider;
+        address treasury;
+        uint256 stakeBefore;
+        uint256 expected;
+        uint256 renterBefore;
+        uint256 treasuryBefore;
+        uint16 renterShareBps;
+    }
+
+    function slash(uint256 rentalSeed, uint32 faultId, uint8 kind, uint256 submitterSeed)
+        external
+        instrumented("slash")
+    {
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isStarted);
+        if (!found) (found, rentalId) = _activeRental(rentalSeed);
+        if (!found) {
+            _count("slash:skipped");
+            return;
+        }
+        faultId = uint32(bound(faultId, 0, 3));
+        if (market.isFaultSettled(rentalId, faultId)) {
+            _count("slash:skipped");
+            return;
+        }
+        SlashExpectation memory e = _expectSlash(rentalId);
+        FaultReport memory fault = FaultReport({
+            rentalId: rentalId,
+            faultId: faultId,
+            kind: uint8(bound(kind, 1, 4)),
+            observedAt: uint64(block.timestamp),
+            evidenceHash: keccak256(abi.encode(rentalId, faultId, block.timestamp)),
+            signerSetVersion: ghost_signerSetVersion
+        });
+        bytes memory signatures = _quorumSign(ReportSigning.faultDigest(fault, address(market)), submitterSeed);
+        vm.prank(_anyActor(submitterSeed));
+        market.slash(fault, signatures);
+        _checkSlash(e);
+        settledFaults.push(FaultKey(rentalId, faultId));
+    }
+
+    function _expectSlash(uint256 rentalId) internal view returns (SlashExpectation memory e) {
+        Rental memory r = market.getRental(rentalId);
+        Stake memory st = market.stakeOf(r.provider);
+        MarketParams memory p = market.params();
+        e.renter = r.renter;
+        e.provider = r.provider;
+        e.treasury = p.treasury;
+        e.stakeBefore = uint256(st.active) + st.unbonding;
+        e.expected = minStakePerGpu * r.gpuCount * p.slashBps / 10_000;
+        if (e.expected > e.stakeBefore) e.expected = e.stakeBefore;
+        e.renterBefore = market.withdrawable(r.renter, address(stakeToken));
+        e.treasuryBefore = market.withdrawable(p.treasury, address(stakeToken));
+        e.renterShareBps = p.renterSlashShareBps;
+    }
+
+    function _checkSlash(SlashExpectation memory e) internal {
+        Stake memory afterSt = market.stakeOf(e.provider);
+        uint256 slashed = e.stakeBefore - (uint256(afterSt.active) + afterSt.unbonding);
+        uint256 renterPart = market.withdrawable(e.renter, address(stakeToken)) - e.renterBefore;
+        uint256 treasuryPart = market.withdrawable(e.treasury, address(stakeToken)) - e.treasuryBefore;
+        assertEq(slashed, e.expected, "slash: amount");
+        assertEq(renterPart + treasuryPart, slashed, "slash: renter + treasury == slashed");
+        assertEq(renterPart, slashed * e.renterShareBps / 10_000, "slash: renter share");
+        ghost_slashed[e.provider] += slashed;
+        ghost_slashCount[e.provider]++;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 OFFERS
+    //////////////////////////////////////////////////////////////*/
+
+    function createOffer(uint256 providerSeed, uint16 gpuCount, uint72 pricePerGpuHour, uint72 pricePerKwh)
+        external
+        instrumented("createOffer")
+    {
+        if (offerIds.length >= MAX_OFFERS) {
+            _count("createOffer:skipped");
+            return;
+        }
+        _createOffer(providerSeed, gpuCount, pricePerGpuHour, pricePerKwh);
+    }
+
+    function _createOffer(uint256 providerSeed, uint16 gpuCount, uint72 pricePerGpuHour, uint72 pricePerKwh)
+        internal
+        returns (uint256 offerId)
+    {
+        address p = providers[providerSeed % providers.length];
+        gpuCount = uint16(bound(gpuCount, 1, 8));
+        _coverStake(p, market.stakeOf(p).listedGpus + gpuCount);
+        vm.prank(p);
+        offerId = market.createOffer(_terms(gpuCount, pricePerGpuHour, pricePerKwh, providerSeed));
+        offerIds.push(offerId);
+    }
+
+    function updateOffer(uint256 offerSeed, uint16 gpuCount, uint72 pricePerGpuHour, uint72 pricePerKwh)
+        external
+        instrumented("updateOffer")
+    {
+        (bool found, uint256 offerId) = _findActiveOffer(offerSeed);
+        if (!found) {
+            _count("updateOffer:skipped");
+            return;
+        }
+        Offer memory o = market.getOffer(offerId);
+        gpuCount = uint16(bound(gpuCount, 1, 8));
+        if (gpuCount > o.gpuCount) _coverStake(o.provider, market.stakeOf(o.provider).listedGpus - o.gpuCount + gpuCount);
+        vm.prank(o.provider);
+        market.updateOffer(offerId, _terms(gpuCount, pricePerGpuHour, pricePerKwh, offerSeed));
+        assertEq(market.getOffer(offerId).version, o.version + 1, "updateOffer: version");
+    }
+
+    function withdrawOffer(uint256 offerSeed) external instrumented("withdrawOffer") {
+        (bool found, uint256 offerId) = _findActiveOffer(offerSeed);
+        if (!found) {
+            _count("withdrawOffer:skipped");
+            return;
+        }
+        vm.prank(market.getOffer(offerId).provider);
+        market.withdrawOffer(offerId);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                RENTALS
+    //////////////////////////////////////////////////////////////*/
+
+    function openRental(uint256 renterSeed, uint256 offerSeed, uint16 gpuCount, uint256 budget)
+        external
+        instrumented("openRental")
+    {
+        (bool opened,) = _openRental(renterSeed, offerSeed, gpuCount, budget);
+        if (!opened) _count("openRental:skipped");
+    }
+
+    /// @dev Opens a rental on an active offer (listing one first if none is active).
+    function _openRental(uint256 renterSeed, uint256 offerSeed, uint16 gpuCount, uint256 budget)
+        internal
+        returns (bool, uint256 rentalId)
+    {
+        if (market.rentalCount() >= MAX_RENTALS) return (false, 0);
+        (bool found, uint256 offerId) = _findActiveOffer(offerSeed);
+        if (!found) {
+            if (offerIds.length >= MAX_OFFERS) return (false, 0);
+            _count("createOffer:fallback");
+            offerId = _createOffer(offerSeed, uint16(offerSeed >> 16), uint72(offerSeed >> 32), uint72(offerSeed >> 104));
+        }
+        Offer memory o = market.getOffer(offerId);
+        // A slash may have left the provider under-staked; it tops up so renters can open.
+        _coverStake(o.provider, market.stakeOf(o.provider).listedGpus);
+        address r = renters[renterSeed % renters.length];
+        gpuCount = uint16(bound(gpuCount, 1, o.gpuCount));
+        budget = bound(budget, 1, 500e6);
+        usd.mint(r, budget);
+        vm.startPrank(r);
+        usd.approve(address(market), budget);
+        rentalId = market.openRental(offerId, o.version, gpuCount, budget);
+        vm.stopPrank();
+        ghost_deposited[address(usd)] += budget;
+        _sweep(); // observe each step when a call chains several (open, then start...)
+        return (true, rentalId);
+    }
+
+    function startRental(uint256 rentalSeed) external instrumented("startRental") {
+        (bool found,) = _startRental(rentalSeed);
+        if (!found) _count("startRental:skipped");
+    }
+
+    /// @dev Starts an open rental (opening one first if none can start).
+    function _startRental(uint256 seed) internal returns (bool, uint256) {
+        (bool found, uint256 rentalId) = _findRental(seed, _isStartable);
+        if (!found) {
+            _count("openRental:fallback");
+            (found, rentalId) = _openRental(seed, seed >> 8, uint16(seed >> 16), seed >> 32);
+            if (!found) return (false, 0);
+        }
+        vm.prank(market.getRental(rentalId).provider);
+        market.startRental(rentalId);
+        _sweep();
+        return (true, rentalId);
+    }
+
+    /// @dev An active rental (starting one first if none is active).
+    function _activeRental(uint256 seed) internal returns (bool found, uint256 rentalId) {
+        (found, rentalId) = _findRental(seed, _isActive);
+        if (!found) {
+            _count("startRental:fallback");
+            (found, rentalId) = _startRental(seed);
+        }
+    }
+
+    function topUp(uint256 rentalSeed, uint256 payerSeed, uint256 amount) external instrumented("topUp") {
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isOpenOrActive);
+        if (!found) (found, rentalId) = _activeRental(rentalSeed);
+        if (!found) {
+            _count("topUp:skipped");
+            return;
+        }
+        address payer = _anyActor(payerSeed);
+        amount = bound(amount, 1, 200e6);
+        usd.mint(payer, amount);
+        vm.startPrank(payer);
+        usd.approve(address(market), amount);
+        market.topUp(rentalId, amount);
+        vm.stopPrank();
+        ghost_deposited[address(usd)] += amount;
+    }
+
+    function cancelRental(uint256 rentalSeed, uint256 callerSeed) external instrumented("cancelRental") {
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isOpen);
+        if (!found) {
+            _count("openRental:fallback");
+            (found, rentalId) = _openRental(rentalSeed, callerSeed, uint16(rentalSeed >> 16), rentalSeed >> 32);
+        }
+        if (!found) {
+            _count("cancelRental:skipped");
+            return;
+        }
+        Rental memory r = market.getRental(rentalId);
+        address caller = block.timestamp > r.startDeadline
+            ? _anyActor(callerSeed)
+            : (callerSeed % 2 == 0 ? r.renter : r.provider);
+        uint256 before = market.withdrawable(r.renter, address(usd));
+        vm.prank(caller);
+        market.cancelRental(rentalId);
+        assertEq(market.withdrawable(r.renter, address(usd)) - before, r.budget, "cancel: whole budget refunded");
+    }
+
+    function endRental(uint256 rentalSeed, uint256 callerSeed) external instrumented("endRental") {
+        (bool found, uint256 rentalId) = _activeRental(rentalSeed);
+        if (!found) {
+            _count("endRental:skipped");
+            return;
+        }
+        Rental memory r = market.getRental(rentalId);
+        address caller;
+        uint256 pick = callerSeed % 3;
+        if (pick == 2 && block.timestamp >= uint256(r.startedAt) + r.maxDurationSeconds) caller = keeper;
+        else caller = pick == 0 ? r.renter : r.provider;
+        vm.prank(caller);
+        market.endRental(rentalId);
+    }
+
+    function closeSilentRental(uint256 rentalSeed, uint256 callerSeed) external instrumented("closeSilentRental") {
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isSilent);
+        if (!found) {
+            _count("closeSilentRental:skipped");
+            return;
+        }
+        vm.prank(_anyActor(callerSeed));
+        market.closeSilentRental(rentalId);
+    }
+
+    function finalizeRental(uint256 rentalSeed, uint256 callerSeed) external instrumented("finalizeRental") {
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isEnded);
+        if (!found) {
+            _count("finalizeRental:skipped");
+            return;
+        }
+        Rental memory r = market.getRental(rentalId);
+        bool graceOver = block.timestamp >= uint256(r.endedAt) + market.params().settlementGrace;
+        address caller = graceOver && callerSeed % 2 == 0 ? _anyActor(callerSeed) : r.provider;
+        address tr = market.params().treasury;
+        uint256 renterBefore = market.withdrawable(r.renter, address(usd));
+        uint256 treasuryBefore = market.withdrawable(tr, address(usd));
+        vm.prank(caller);
+        market.finalizeRental(rentalId);
+        uint256 refund = market.withdrawable(r.renter, address(usd)) - renterBefore;
+        uint256 fee = market.withdrawable(tr, address(usd)) - treasuryBefore;
+        assertEq(refund, uint256(r.budget) - r.paid, "finalize: refund == budget - paid");
+        assertEq(fee, uint256(r.paid) * r.feeBps / 10_000, "finalize: fee on cumulative paid");
+        if (r.endReason == EndReason.Silence) ghost_abandoned[r.provider]++;
+        else ghost_completed[r.provider]++;
+    }
+
+    function withdraw(uint256 accountSeed, bool stakeSide) external instrumented("withdraw") {
+        address token = stakeSide ? address(stakeToken) : address(usd);
+        address account;
+        uint256 amount;
+        for (uint256 i = 0; i < accounts.length; i++) {
+            account = accounts[(accountSeed % accounts.length + i) % accounts.length];
+            amount = market.withdrawable(account, token);
+            if (amount != 0) break;
+        }
+        if (amount == 0) {
+            _count("withdraw:skipped");
+            return;
+        }
+        uint256 before = TestStablecoin(token).balanceOf(account);
+        vm.prank(account);
+        uint256 returned = market.withdraw(token);
+        assertEq(returned, amount, "withdraw: returned amount");
+        assertEq(TestStablecoin(token).balanceOf(account) - before, amount, "withdraw: transferred");
+        assertEq(market.withdrawable(account, token), 0, "withdraw: balance cleared");
+        ghost_withdrawn[account][token] += amount;
+        ghost_paidOut[token] += amount;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               SETTLEMENT
+    //////////////////////////////////////////////////////////////*/
+
+    struct ReportInput {
+        uint256 sequenceJump;
+        uint256 availableDelta;
+        uint256 energyDelta;
+        bool lowerEnergy;
+        uint16 uptimeBps;
+    }
+
+    function settle(uint256 rentalSeed, ReportInput memory input, uint256 submitterSeed)
+        external
+        instrumented("settle")
+    {
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isSettleable);
+        if (!found) (found, rentalId) = _activeRental(rentalSeed);
+        if (!found) {
+            _count("settle:skipped");
+            return;
+        }
+        Rental memory before = market.getRental(rentalId);
+        UsageReport memory report = _nextReport(rentalId, before, input);
+        bytes memory signatures = _quorumSign(ReportSigning.usageDigest(report, address(market)), submitterSeed);
+        uint256 creditBefore = market.withdrawable(before.provider, address(usd));
+
+        vm.prank(_anyActor(submitterSeed));
+        market.settle(report, signatures);
+
+        _checkSettled(before, report, creditBefore);
+    }
+
+    function settleBatch(uint256 rentalSeed, uint256 count, ReportInput memory input, bool appendStale, uint256 submitterSeed)
+        external
+        instrumented("settleBatch")
+    {
+        count = bound(count, 1, 4);
+        uint256 total = market.rentalCount();
+        uint256[] memory picked = new uint256[](count);
+        uint256 n;
+        for (uint256 i = 0; i < total && n < count; i++) {
+            uint256 id = (rentalSeed % total + i) % total + 1;
+            if (_isSettleable(id)) picked[n++] = id;
+        }
+        if (n == 0) {
+            (bool found, uint256 id) = _activeRental(rentalSeed);
+            if (!found) {
+                _count("settleBatch:skipped");
+                return;
+            }
+            picked[n++] = id;
+        }
+        UsageReport[] memory reports = new UsageReport[](appendStale ? n + 1 : n);
+        Rental[] memory befores = new Rental[](n);
+        for (uint256 i = 0; i < n; i++) {
+            befores[i] = market.getRental(picked[i]);
+            input.availableDelta = uint256(keccak256(abi.encode(input.availableDelta, i)));
+            input.energyDelta = uint256(keccak256(abi.encode(input.energyDelta, i)));
+            reports[i] = _nextReport(picked[i], befores[i], input);
+        }
+        // The first report again: stale once the first settles, so the batch must skip it.
+        if (appendStale) reports[n] = reports[0];
+        bytes memory signatures = _quorumSign(ReportSigning.batchDigest(reports, address(market)), submitterSeed);
+        // Providers may repeat across the batch, so credits are compared in aggregate.
+        uint256 creditsBefore = _providerCredits();
+
+        vm.prank(_anyActor(submitterSeed));
+        market.settleBatch(reports, signatures);
+
+        uint256 expectedCreditIncrease;
+        for (uint256 i = 0; i < n; i++) {
+            Rental memory afterR = market.getRental(picked[i]);
+            assertEq(afterR.paid - befores[i].paid, _expectedPayment(befores[i], reports[i]), "settleBatch: payment");
+            assertEq(afterR.sequence, reports[i].sequence, "settleBatch: sequence");
+            expectedCreditIncrease += _share(afterR.paid, afterR.feeBps) - _share(befores[i].paid, befores[i].feeBps);
+            ghost_energy[picked[i]] = reports[i].energyMillijoules;
+        }
+        assertEq(_providerCredits() - creditsBefore, expectedCreditIncrease, "settleBatch: provider credits");
+    }
+
+    function _providerCredits() internal view returns (uint256 total) {
+        for (uint256 i = 0; i < providers.length; i++) {
+            total += market.withdrawable(providers[i], address(usd));
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              TIME, ORACLES
+    //////////////////////////////////////////////////////////////*/
+
+    function warp(uint256 secondsForward) external instrumented("warp") {
+        _setTime(currentTimestamp + bound(secondsForward, 1, 4 hours));
+    }
+
+    /// @dev Governance installs a random subset of the key pool with a random threshold.
+    function rotateSignerSet(uint256 mask, uint256 threshold) external instrumented("rotateSignerSet") {
+        mask = bound(mask, 1, (1 << KEY_POOL) - 1);
+        delete currentKeys;
+        for (uint256 i = 0; i < KEY_POOL; i++) {
+            if (mask & (1 << i) != 0) currentKeys.push(keyPool[i]);
+        }
+        currentThreshold = uint8(bound(threshold, 1, currentKeys.length));
+        address[] memory signers = ReportSigning.sortedAddresses(currentKeys);
+        vm.prank(governance);
+        market.setSignerSet(signers, currentThreshold);
+        ghost_signerSetVersion++;
+        (uint32 version,,) = market.signerSet();
+        assertEq(version, ghost_signerSetVersion, "rotate: version bumped by one");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                          VIEWS FOR THE INVARIANTS
+    //////////////////////////////////////////////////////////////*/
+
+    function providerList() external view returns (address[] memory) {
+        return providers;
+    }
+
+    function renterList() external view returns (address[] memory) {
+        return renters;
+    }
+
+    function accountList() external view returns (address[] memory) {
+        return accounts;
+    }
+
+    function terminalRentals() external view returns (uint256[] memory) {
+        return terminalRentalIds;
+    }
+
+    function terminalSnapshot(uint256 rentalId) external view returns (Rental memory) {
+        return ghost_terminal[rentalId];
+    }
+
+    function settledFaultCount() external view returns (uint256) {
+        return settledFaults.length;
+    }
+
+    function settledFault(uint256 i) external view returns (uint256 rentalId, uint32 faultId) {
+        FaultKey memory f = settledFaults[i];
+        return (f.rentalId, f.faultId);
+    }
+
+    function actions() external view returns (string[] memory) {
+        return actionNames;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNALS
+    //////////////////////////////////////////////////////////////*/
+
+    function _setTime(uint256 t) internal {
+        currentTimestamp = t;
+        vm.warp(t);
+    }
+
+    function _anyActor(uint256 seed) internal view returns (address) {
+        uint256 pick = seed % 7;
+        if (pick < 3) return providers[pick];
+        if (pick < 6) return renters[pick - 3];
+        return keeper;
+    }
+
+    function _stakeFor(address p, uint256 amount) internal {
+        stakeToken.mint(p, amount);
+        vm.startPrank(p);
+        stakeToken.approve(address(market), amount);
+        market.stake(address(stakeToken), amount);
+        vm.stopPrank();
+        ghost_staked[p] += amount;
+        ghost_deposited[address(stakeToken)] += amount;
+    }
+
+    /// @dev Stakes what `p` lacks to cover `gpus` listed GPUs.
+    function _coverStake(address p, uint256 gpus) internal {
+        uint256 required = minStakePerGpu * gpus;
+        uint256 active = market.stakeOf(p).active;
+        if (active < required) _stakeFor(p, required - active);
+        else if (market.stakeOf(p).token == address(0)) _stakeFor(p, 1);
+    }
+
+    function _terms(uint16 gpuCount, uint72 pricePerGpuHour, uint72 pricePerKwh, uint256 seed)
+        internal
+        view
+        returns (OfferTerms memory)
+    {
+        pricePerGpuHour = uint72(bound(pricePerGpuHour, 0, 20e6));
+        pricePerKwh = uint72(bound(pricePerKwh, 0, 2e6));
+        if (pricePerGpuHour == 0 && pricePerKwh == 0) pricePerGpuHour = 1;
+        return OfferTerms({
+            gpuModel: "NVIDIA H100 80GB HBM3",
+            gpuCount: gpuCount,
+            memoryMib: 81_559,
+            paymentToken: address(usd),
+            pricePerGpuHour: pricePerGpuHour,
+            pricePerKwh: pricePerKwh,
+            region: bytes32("eu-north-1"),
+            gridIntensityGPerKwh: 30,
+            maxDurationSeconds: uint32(bound(seed, 1 hours, 3 days)),
+            minUptimeBps: uint16(bound(seed >> 32, 0, 10_000)),
+            agent: address(0xA6E)
+        });
+    }
+
+    function _findActiveOffer(uint256 seed) internal view returns (bool, uint256) {
+        uint256 n = offerIds.length;
+        for (uint256 i = 0; i < n; i++) {
+            uint256 id = offerIds[(seed % n + i) % n];
+            if (market.getOffer(id).active) return (true, id);
+        }
+        return (false, 0);
+    }
+
+    function _findRental(uint256 seed, function(uint256) internal view returns (bool) matches)
+        internal
+        view
+        returns (bool, uint256)
+    {
+        uint256 total = market.rentalCount();
+        for (uint256 i = 0; i < total; i++) {
+            uint256 id = (seed % total + i) % total + 1;
+            if (matches(id)) return (true, id);
+        }
+        return (false, 0);
+    }
+
+    function _status(uint256 id) internal view returns (RentalStatus) {
+        return market.getRental(id).status;
+    }
+
+    function _isOpen(uint256 id) internal view returns (bool) {
+        return _status(id) == RentalStatus.Open;
+    }
+
+    function _isActive(uint256 id) internal view returns (bool) {
+        return _status(id) == RentalStatus.Active;
+    }
+
+    function _isEnded(uint256 id) internal view returns (bool) {
+        return _status(id) == RentalStatus.Ended;
+    }
+
+    function _isOpenOrActive(uint256 id) internal view returns (bool) {
+        RentalStatus s = _status(id);
+        return s == RentalStatus.Open || s == RentalStatus.Active;
+    }
+
+    function _isStarted(uint256 id) internal view returns (bool) {
+        return market.getRental(id).startedAt != 0;
+    }
+
+    function _isStartable(uint256 id) internal view returns (bool) {
+        Rental memory r = market.getRental(id);
+        return r.status == RentalStatus.Open && block.timestamp <= r.startDeadline;
+    }
+
+    function _isSilent(uint256 id) internal view returns (bool) {
+        Rental memory r = market.getRental(id);
+        return r.status == RentalStatus.Active
+            && block.timestamp > uint256(r.lastSettledAt) + market.params().silenceTimeout;
+    }
+
+    function _isSettleable(uint256 id) internal view returns (bool) {
+        Rental memory r = market.getRental(id);
+        if (r.sequence >= type(uint32).max - 3) return false;
+        if (r.status == RentalStatus.Active) return true;
+        return r.status == RentalStatus.Ended && block.timestamp <= uint256(r.endedAt) + market.params().settlementGrace;
+    }
+
+    /// @dev The next cumulative report for a rental: sequence up by 1..3, available up by at most
+    /// what its GPUs could deliver in 8 hours, energy up (or, rarely, down: a quorum error the
+    /// contract must absorb without overpaying).
+    function _nextReport(uint256 rentalId, Rental memory r, ReportInput memory input)
+        internal
+        view
+        returns (UsageReport memory report)
+    {
+        uint64 available = uint64(r.availableGpuSeconds + bound(input.availableDelta, 0, uint256(r.gpuCount) * 8 hours));
+        uint128 energy = ghost_energy[rentalId];
+        uint256 energyDelta = bound(input.energyDelta, 0, uint256(r.gpuCount) * 8 hours * 700_000);
+        if (input.lowerEnergy) energy = energy > energyDelta ? energy - uint128(energyDelta) : 0;
+        else energy += uint128(energyDelta);
+        report = UsageReport({
+            rentalId: rentalId,
+            sequence: uint64(r.sequence + bound(input.sequenceJump, 1, 3)),
+            periodEnd: uint64(r.status == RentalStatus.Active ? block.timestamp : r.endedAt),
+            availableGpuSeconds: available,
+            busyGpuSeconds: available / 2,
+            energyMillijoules: energy,
+            carbonMilligrams: uint128(uint256(energy) * 30 / 3_600_000),
+            uptimeBps: uint16(bound(input.uptimeBps, 0, 10_000)),
+            faultFlags: 0,
+            telemetryHash: keccak256(abi.encode(rentalId, r.sequence)),
+            signerSetVersion: ghost_signerSetVersion
+        });
+    }
+
+    function _expectedPayment(Rental memory before, UsageReport memory report) internal pure returns (uint256) {
+        uint256 cost = (uint256(report.availableGpuSeconds) * before.pricePerGpuHour) / 3600
+            + (uint256(report.energyMillijoules) * before.pricePerKwh) / 3_600_000_000;
+        uint256 payment = cost > before.paid ? cost - before.paid : 0;
+        uint256 remaining = uint256(before.budget) - before.paid;
+        return payment < remaining ? payment : remaining;
+    }
+
+    function _share(uint256 paid, uint256 feeBps) internal pure returns (uint256) {
+        return paid - paid * feeBps / 10_000;
+    }
+
+    function _checkSettled(Rental memory before, UsageReport memory report, uint256 creditBefore) internal {
+        Rental memory afterR = market.getRental(report.rentalId);
+        uint256 expectedPayment = _expectedPayment(before, report);
+        assertEq(afterR.paid - before.paid, expectedPayment, "settle: payment == min(cost - paid, budget - paid)");
+        assertEq(afterR.sequence, report.sequence, "settle: sequence");
+        assertEq(afterR.availableGpuSeconds, report.availableGpuSeconds, "settle: available");
+        assertEq(
+            market.withdrawable(before.provider, address(usd)) - creditBefore,
+            _share(afterR.paid, afterR.feeBps) - _share(before.paid, before.feeBps),
+            "settle: provider credit == share increase"
+        );
+        bool exhausted = before.status == RentalStatus.Active && afterR.paid == afterR.budget;
+        assertEq(afterR.status == RentalStatus.Ended, exhausted || before.status == RentalStatus.Ended, "settle: status");
+        ghost_energy[report.rentalId] = report.energyMillijoules;
+    }
+
+    /// @dev Signs with a random subset of the current keys of at least threshold size, in the
+    /// ascending signer order the contract requires.
+    function _quorumSign(bytes32 digest, uint256 seed) internal view returns (bytes memory) {
+        uint256 n = currentKeys.length;
+        uint256 size = bound(seed >> 8, currentThreshold, n);
+        uint256[] memory keys = new uint256[](size);
+        uint256 start = seed % n;
+        for (uint256 i = 0; i < size; i++) {
+            keys[i] = currentKeys[(start + i) % n];
+        }
+        return ReportSigning.signQuorum(keys, digest);
+    }
+
+    /// @dev Compares every rental with its last observed state: only the lifecycle's transitions,
+    /// monotone sequence/available/paid/budget, paid <= budget, and nothing at all changes once a
+    /// rental is terminal. Records the first violation, then refreshes the observation.
+    function _sweep() internal {
+        uint256 total = market.rentalCount();
+        for (uint256 id = 1; id <= total; id++) {
+            Rental memory r = market.getRental(id);
+            Rental memory seen = ghost_lastSeen[id];
+            if (!_allowedTransition(seen.status, r.status)) _violation(id, "illegal status transition");
+            if (r.sequence < seen.sequence) _violation(id, "sequence decreased");
+            if (r.availableGpuSeconds < seen.availableGpuSeconds) _violation(id, "available decreased");
+            if (r.paid < seen.paid) _violation(id, "paid decreased");
+            if (r.budget < seen.budget) _violation(id, "budget decreased");
+            if (r.paid > r.budget) _violation(id, "paid above budget");
+            if (_isTerminal(seen.status) && keccak256(abi.encode(r)) != keccak256(abi.encode(seen))) {
+                _violation(id, "terminal rental changed");
+            }
+            if (_isTerminal(r.status) && !_isTerminal(seen.status)) {
+                ghost_terminal[id] = r;
+                terminalRentalIds.push(id);
+            }
+            ghost_lastSeen[id] = r;
+        }
+        (uint32 version,,) = market.signerSet();
+        if (version != ghost_signerSetVersion) _violation(0, "signer set version moved without a rotation");
+    }
+
+    function _allowedTransition(RentalStatus from, RentalStatus to) internal pure returns (bool) {
+        if (from == to) return true;
+        if (from == RentalStatus.None) return to == RentalStatus.Open;
+        if (from == RentalStatus.Open) return to == RentalStatus.Active || to == RentalStatus.Cancelled;
+        if (from == RentalStatus.Active) return to == RentalStatus.Ended;
+        if (from == RentalStatus.Ended) return to == RentalStatus.Finalized;
+        return false; // Cancelled and Finalized are terminal
+    }
+
+    function _isTerminal(RentalStatus s) internal pure returns (bool) {
+        return s == RentalStatus.Cancelled || s == RentalStatus.Finalized;
+    }
+
+    function _violation(uint256 rentalId, string memory what) internal {
+        if (ghost_violationCount == 0) {
+            ghost_firstViolation = string.concat("rental ", vm.toString(rentalId), ": ", what);
+        }
+        ghost_violationCount++;
+    }
+}
