@@ -406,3 +406,48 @@ class _RangeTooLarge(Exception):
 
 class _ReorgDuringRead(Exception):
     pass
+
+
+def bytes32_text(value: bytes) -> str:
+    """A left-aligned, zero-padded bytes32 label (``region``, ``gpuModel``) as text."""
+    return bytes(value).rstrip(b"\0").decode("utf-8", errors="replace")
+
+
+class RentalRegistryFeed:
+    """Feeds a node's ``RentalRegistry`` (``oracle.node.rentals``) from market events.
+
+    On ``RentalStarted`` the rental's metering parameters are read from the chain (``getRental``
+    for the GPU count and offer, ``getOffer`` for the agent, region and grid intensity) and
+    upserted with ``start_ms = startedAt * 1000``; ``upsert`` is idempotent, so re-delivery
+    after a restart or a rewind is harmless. ``registries`` may be several (one per node DB).
+    Ended/cancelled rentals are kept: their final report can still settle within the grace.
+    """
+
+    def __init__(self, client: Any, registries: Sequence[Any]) -> None:
+        self.client = client  # oracle.chain.client.MarketClient
+        self.registries = list(registries)
+        self.started: dict[int, int] = {}
+
+    def __call__(self, event: ChainEvent) -> None:
+        if event.name != "RentalStarted":
+            return
+        from oracle.node.rentals import Rental
+
+        rental_id = int(event.args["rentalId"])
+        started_at = int(event.args["startedAt"])
+        rental = self.client.get_rental(rental_id)
+        offer = self.client.get_offer(int(rental["offerId"]))
+        entry = Rental(
+            rental_id=rental_id,
+            agent=Web3.to_checksum_address(offer["agent"]),
+            gpu_count=int(rental["gpuCount"]),
+            region=bytes32_text(offer["region"]),
+            grid_intensity_g_per_kwh=int(offer["gridIntensityGPerKwh"]),
+            start_ms=started_at * 1000,
+        )
+        for registry in self.registries:
+            registry.upsert(entry)
+        self.started[rental_id] = started_at
+
+    def on_rewind(self, first_invalid_block: int) -> None:
+        """Rentals are re-read when their events are re-delivered; nothing to drop here."""
