@@ -137,3 +137,59 @@ def test_revokeRole_removes_governance(market, admin, gov, treasury):
     market.revokeRole(market.GOVERNANCE_ROLE(), gov, {"from": admin})
     with reverts_with(UNAUTHORIZED, gov.address, market.GOVERNANCE_ROLE()):
         market.setParams(params_tuple(treasury), {"from": gov})
+
+
+# ------------------------------------------------------------------ OpenZeppelin surface
+
+
+def test_eip712Domain_is_gpurent_v1_on_this_chain_and_contract(market):
+    from brownie import chain
+
+    fields, name, version, chain_id, contract, salt, extensions = market.eip712Domain()
+    assert (name, version, chain_id, contract) == ("gpurent", "1", chain.id, market.address)
+    assert fields == "0x0f"  # name, version, chainId, verifyingContract
+    assert int(salt.hex() if isinstance(salt, bytes) else salt, 16) == 0 and list(extensions) == []
+
+
+def test_supportsInterface_access_control_and_erc165(market):
+    assert market.supportsInterface("0x7965db0b")  # IAccessControl
+    assert market.supportsInterface("0x01ffc9a7")  # IERC165
+    assert not market.supportsInterface("0xffffffff")
+
+
+def test_governance_role_is_administered_by_default_admin(market):
+    assert market.getRoleAdmin(market.GOVERNANCE_ROLE()) == "0x" + "00" * 32
+    assert market.DEFAULT_ADMIN_ROLE() == "0x" + "00" * 32
+
+
+def test_grantRole_by_admin_emits_and_gives_governance(market, admin, stranger, treasury):
+    tx = market.grantRole(market.GOVERNANCE_ROLE(), stranger, {"from": admin})
+    assert event_args(tx.events["RoleGranted"]) == plain((market.GOVERNANCE_ROLE(), stranger, admin))
+    market.setParams(params_tuple(treasury), {"from": stranger})
+
+
+def test_RevertWhen_renounceRole_for_another_account(market, gov, stranger):
+    with reverts_with("AccessControlBadConfirmation()"):
+        market.renounceRole(market.GOVERNANCE_ROLE(), gov, {"from": stranger})
+
+
+def test_setStakeToken_disallowed_token_can_still_be_unstaked(market, gov, stablecoin, provider, offer_id):
+    from brownie import chain
+
+    market.setStakeToken(stablecoin, 0, {"from": gov})
+    market.withdrawOffer(offer_id, {"from": provider})
+    market.requestUnstake(MIN_STAKE_PER_GPU * 4, {"from": provider})
+    chain.sleep(PARAMS["unbondingDelay"] + 1)
+    before = stablecoin.balanceOf(provider)
+    market.completeUnstake({"from": provider})
+    assert stablecoin.balanceOf(provider) == before + MIN_STAKE_PER_GPU * 4
+
+
+def test_setPaymentToken_disallowed_token_running_rentals_settle_and_pay_out(market, gov, oracle, stablecoin, renter, provider, relayer, rental_id):
+    market.setPaymentToken(stablecoin, False, {"from": gov})
+    oracle.settle(rental_id, 1, 100, relayer)
+    market.endRental(rental_id, {"from": renter})
+    market.finalizeRental(rental_id, {"from": provider})
+    market.withdraw(stablecoin, {"from": renter})
+    market.withdraw(stablecoin, {"from": provider})
+    assert market.withdrawable(renter, stablecoin) == market.withdrawable(provider, stablecoin) == 0

@@ -280,3 +280,19 @@ def test_RevertWhen_settle_has_no_signatures(market, oracle, report, relayer):
 def test_RevertWhen_setSignerSet_called_by_stranger(market, stranger, oracle_addresses):
     with reverts_with("AccessControlUnauthorizedAccount(address,bytes32)", stranger.address, market.GOVERNANCE_ROLE()):
         market.setSignerSet(oracle_addresses, 1, {"from": stranger})
+
+
+def test_setSignerSet_signer_kept_across_rotation_still_counts(market, gov, oracle_keys, spare_oracle_keys):
+    keep = oracle_keys[:2]
+    keys = sorted(keep + spare_oracle_keys[:1], key=lambda k: int(addr(k), 16))
+    market.setSignerSet([addr(k) for k in keys], 3, {"from": gov})
+    market.verifyQuorum(DIGEST, sigs(keys))
+    assert market.isSigner(addr(keep[0])) and not market.isSigner(addr(oracle_keys[2]))
+
+
+def test_setSignerSet_signer_removed_then_readded_counts_again(market, gov, oracle_keys, oracle_addresses, spare_oracle_keys):
+    market.setSignerSet([addr(k) for k in spare_oracle_keys], 2, {"from": gov})
+    market.setSignerSet(oracle_addresses, 3, {"from": gov})
+    assert market.signerSet()[0] == 3
+    market.verifyQuorum(DIGEST, sigs(oracle_keys[:3]))
+    assert not market.isSigner(addr(spare_oracle_keys[0]))

@@ -379,3 +379,19 @@ def test_costOf_rounds_down(market, stablecoin, provider, renter, agent, offer_i
     market.updateOffer(offer_id, offer_terms(stablecoin, agent, pricePerGpuHour=7, pricePerKwh=7), {"from": provider})
     rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
     assert market.costOf(rid, 3_599, MJ_PER_KWH - 1) == 6 + 6
+
+
+def test_settleBatch_same_report_twice_in_one_batch_settles_once(market, oracle, stablecoin, provider, relayer, rental_id):
+    report = oracle.usage(rental_id, 1, 1_000)
+    reports = [report, report]
+    tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert len(tx.events["UsageSettled"]) == 1
+    assert event_args(tx.events["UsageReportSkipped"]) == (rental_id, 1)
+    assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_000))
+
+
+def test_settleBatch_successive_reports_of_one_rental(market, oracle, stablecoin, provider, relayer, rental_id):
+    reports = [oracle.usage(rental_id, 1, 1_000), oracle.usage(rental_id, 2, 1_500)]
+    tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert [e["payment"] for e in tx.events["UsageSettled"]] == [cost(1_000), cost(1_500) - cost(1_000)]
+    assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_500))
