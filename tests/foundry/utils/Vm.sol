@@ -41,6 +41,7 @@ interface Vm {
     function pauseGasMetering() external;
     function resumeGasMetering() external;
     function lastCallGas() external view returns (Gas memory gas);
+    function cool(address target) external;
 
     // Diagnostics
     function label(address account, string calldata newLabel) external;
