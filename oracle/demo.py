@@ -82,6 +82,7 @@ class DemoResult:
     wall_s: float
     rpc_url: str
     deployments: Path
+    cleanup: Callable[[], Any] | None = None  # stops the chain and nodes left by keep_running
 
 
 class Ui:
@@ -210,13 +211,62 @@ def _cli_env(state: Path) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith("GPURENT_NODE_")}
 
 
-def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
-    """Run the whole rental; returns the summary (every number from the chain or a node)."""
-    from oracle.agent.agent import wall_clock_ms
-    from oracle.cli.agent_cmd import nvml_gpu_count
+@dataclass
+class DemoKeys:
+    """Encrypted keystores of the oracle nodes and of the provider's telemetry agent."""
+
+    password_file: Path
+    node_keystores: list[Path]
+    node_addresses: list[str]
+    agent_keystore: Path
+    agent_address: str
+
+
+def make_keys(state: Path, nodes: int, *, fast_kdf: bool = False) -> DemoKeys:
+    """Fresh keys under ``state``, sharing one random password (a file, mode 0600)."""
     from oracle.keys import new_keystore
-    from oracle.localchain import LocalChain, _rpc, dev_address
+
+    password = secrets.token_urlsafe(24)
+    password_file = state / "keystore-password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    kdf = {"kdf": "pbkdf2", "iterations": 1000} if fast_kdf else {}
+    node_keystores = [state / f"node-{i + 1}.json" for i in range(nodes)]
+    node_addresses = [new_keystore(path, password, **kdf) for path in node_keystores]
+    agent_keystore = state / "agent.json"
+    agent_address = new_keystore(agent_keystore, password, **kdf)
+    return DemoKeys(password_file, node_keystores, node_addresses, agent_keystore, agent_address)
+
+
+@dataclass
+class _Telemetry:
+    use_nvml: bool
+    duration_s: float
+    backdate_s: float
+
+
+def _telemetry(options: DemoOptions, ui: Ui) -> _Telemetry:
+    from oracle.cli.agent_cmd import nvml_gpu_count
     from oracle.telemetry.sources.replay import ReplaySource, backdate_ms
+
+    gpus = nvml_gpu_count() if options.source in ("auto", "nvml") else 0
+    if options.source == "nvml" and gpus == 0:
+        raise DemoError("--source nvml: NVML sees no GPU on this host")
+    if options.source == "nvml" or (options.source == "auto" and gpus > 0):
+        ui.step(f"telemetry: NVML, {gpus} GPU(s) on this host, metered live for {options.nvml_seconds:.0f} s")
+        return _Telemetry(True, options.nvml_seconds, 0.0)
+    if not options.trace.is_file():
+        raise DemoError(f"trace not found: {options.trace} (set GPURENT_SHARED_TELEMETRY)")
+    replay = ReplaySource(options.trace, speed=options.speed, period_ms=1000)
+    ui.step(f"telemetry: no GPU here; replaying {options.trace.name} ({replay.duration_ms / 1000:.0f} s of a real "
+            f"H100) at {options.speed:g}x")
+    return _Telemetry(False, replay.duration_ms / 1000, backdate_ms(replay.duration_ms, options.speed) / 1000)
+
+
+def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
+    """Run the whole rental on a fresh local anvil; the summary's numbers come from the chain
+    and the nodes."""
+    from oracle.localchain import LocalChain
 
     ui = ui or Ui(False)
     started = time.monotonic()
@@ -225,258 +275,251 @@ def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
         LocalChain(state / "chain").stop()
         shutil.rmtree(state)
     state.mkdir(parents=True)
-    os.environ["GPURENT_HOME"] = str(state)
-    txs: dict[str, list[str]] = {}
-
-    def record(label: str, tx: str) -> None:
-        txs.setdefault(label, []).append(tx)
-
-    procs = _Processes()
     chain = LocalChain(state / "chain")
+    procs = _Processes()
+    txs: dict[str, list[str]] = {}
     try:
-        # -- telemetry source ---------------------------------------------------------------
-        gpus = nvml_gpu_count() if options.source in ("auto", "nvml") else 0
-        use_nvml = options.source == "nvml" or (options.source == "auto" and gpus > 0)
-        if options.source == "nvml" and gpus == 0:
-            raise DemoError("--source nvml: NVML sees no GPU on this host")
-        if use_nvml:
-            duration_s, backdate_s = options.nvml_seconds, 0
-            ui.step(f"telemetry: NVML, {gpus} GPU(s) on this host, metered live for {duration_s:.0f} s")
-        else:
-            if not options.trace.is_file():
-                raise DemoError(f"trace not found: {options.trace} (set GPURENT_SHARED_TELEMETRY)")
-            replay = ReplaySource(options.trace, speed=options.speed, period_ms=1000)
-            duration_s = replay.duration_ms / 1000
-            backdate_s = backdate_ms(replay.duration_ms, options.speed) / 1000
-            ui.step(f"telemetry: no GPU here; replaying {options.trace.name} ({duration_s:.0f} s of a real H100) "
-                    f"at {options.speed:g}x")
-
-        # -- chain --------------------------------------------------------------------------
+        telemetry = _telemetry(options, ui)
         port = _free_port()
         ui.step("starting a local anvil chain", f"gpurent chain start --port {port}")
-        chain_state = chain.start(port=port, timestamp=int(time.time()) - 900)
-        rpc = chain_state.url
+        # Its clock starts 15 minutes back, so a time-compressed rental can start in the past.
+        rpc = chain.start(port=port, timestamp=int(time.time()) - 900).url
         deployments = state / "deployments.json"
-        gp = Gpurent(rpc, deployments, record)
+        gp = Gpurent(rpc, deployments, lambda label, tx: txs.setdefault(label, []).append(tx))
 
-        # -- keys -----------------------------------------------------------------------------
         ui.step(f"creating encrypted keystores: {options.nodes} oracle nodes + the telemetry agent",
                 "gpurent oracle keys new node-1.json")
-        password = secrets.token_urlsafe(24)
-        password_file = state / "keystore-password"
-        password_file.write_text(password + "\n")
-        password_file.chmod(0o600)
-        kdf = {"kdf": "pbkdf2", "iterations": 1000} if options.fast_kdf else {}
-        node_addresses = [new_keystore(state / f"node-{i + 1}.json", password, **kdf) for i in range(options.nodes)]
-        agent_address = new_keystore(state / "agent.json", password, **kdf)
+        keys = make_keys(state, options.nodes, fast_kdf=options.fast_kdf)
 
-        # -- deploy ---------------------------------------------------------------------------
-        signer_args = [a for address in node_addresses for a in ("--signer", address)]
+        signer_args = [a for address in keys.node_addresses for a in ("--signer", address)]
         ui.step(f"deploying GpuRentMarket + TestStablecoin, oracle quorum {options.threshold} of {options.nodes}",
                 f"gpurent deploy --dev-account {DEPLOYER} --signer … --threshold {options.threshold}")
         deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), dev_account=DEPLOYER)
         for label, tx in deployment["transactions"].items():
-            record(f"deploy {label}", tx)
+            txs.setdefault(f"deploy {label}", []).append(tx)
         ui.note(f"market {deployment['market']}  tUSD {deployment['payment_token']}")
 
-        provider, renter = dev_address(PROVIDER), dev_address(RENTER)
-        balances_before = {
-            "provider": gp("provider", "status", provider)["wallet_balance"],
-        }
-
-        # -- provider -------------------------------------------------------------------------
-        ui.step(f"provider {provider[:10]}… stakes {options.stake} tUSD",
-                f"gpurent provider stake {options.stake} --dev-account {PROVIDER}")
-        gp("provider", "stake", options.stake, dev_account=PROVIDER)
-        ui.step(f"provider lists an H100 offer at {options.price_per_gpu_hour} tUSD/GPU-hour + "
-                f"{options.price_per_kwh} tUSD/kWh in {options.region}",
-                f"gpurent provider offer create --gpu-model '{GPU_MODEL}' --price-per-gpu-hour "
-                f"{options.price_per_gpu_hour} --region {options.region} --agent {agent_address[:10]}…")
-        offer = gp("provider", "offer", "create", "--gpu-model", GPU_MODEL, "--gpu-count", "1",
-                   "--memory-mib", "81559", "--price-per-gpu-hour", options.price_per_gpu_hour,
-                   "--price-per-kwh", options.price_per_kwh, "--region", options.region,
-                   "--agent", agent_address, dev_account=PROVIDER)["offer"]
-        balances_before["provider"] = gp("provider", "status", provider)["wallet_balance"]
-
-        # -- renter ---------------------------------------------------------------------------
-        ui.step(f"renter {renter[:10]}… opens a rental of offer {offer['offer_id']} with a {options.budget} tUSD budget",
-                f"gpurent rent open {offer['offer_id']} --budget {options.budget} --dev-account {RENTER}")
-        renter_before = gp("provider", "status", renter)["wallet_balance"]
-        opened = gp("rent", "open", str(offer["offer_id"]), "--budget", options.budget, dev_account=RENTER)
-        rental_id = opened["rental_id"]
-
-        # -- oracle nodes ---------------------------------------------------------------------
-        # The rental starts at a planned chain time; the nodes are told the rental up front.
-        margin_s = 12
-        planned_start = int(time.time() + margin_s - backdate_s)
-        node_ports = [_free_port() for _ in range(options.nodes)]
-        node_urls = [f"http://127.0.0.1:{p}" for p in node_ports]
-        grid = offer["grid_intensity_g_per_kwh"]
-        ui.step(f"starting {options.nodes} attestation nodes (uvicorn subprocesses)",
-                "gpurent oracle run --config node-1.json")
-        env = _cli_env(state)
-        for i, port_i in enumerate(node_ports):
-            config = {
-                "keystore_path": str(state / f"node-{i + 1}.json"),
-                "keystore_password_file": str(password_file),
-                "chain_id": deployment["chain_id"],
-                "market_address": deployment["market"],
-                "signer_set_version": deployment["signer_set"]["version"],
-                "db_path": str(state / f"node-{i + 1}.sqlite3"),
-                "host": "127.0.0.1", "port": port_i,
-                "peers": [u for j, u in enumerate(node_urls) if j != i],
-                "rentals": [{"rental_id": rental_id, "agent": agent_address, "gpu_count": 1,
-                             "region": offer["region"], "grid_intensity_g_per_kwh": grid,
-                             "start_ms": planned_start * 1000}],
-                "log_level": "warning",
-            }
-            config_path = state / f"node-{i + 1}.config.json"
-            config_path.write_text(json.dumps(config, indent=2))
-            log = state / f"node-{i + 1}.log"
-            procs.nodes.append(subprocess.Popen(
-                [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(config_path)],
-                env=env, cwd=str(state), stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True))
-        for i, url in enumerate(node_urls):
-            _wait_http(url + "/healthz", procs.nodes[i], state / f"node-{i + 1}.log")
-        ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, node_addresses)))
-
-        # -- start the rental and the agent ---------------------------------------------------
-        ui.step(f"provider starts rental {rental_id}", f"gpurent provider start {rental_id} --dev-account {PROVIDER}")
-        head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-        if planned_start <= head:
-            raise DemoError("the local chain clock is ahead of the planned rental start; rerun")
-        _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
-        started_tx = gp("provider", "start", str(rental_id), dev_account=PROVIDER)
-        started_at = started_tx["started_at"]
-        # Launch the agent so that its first sample lands on the rental's start (about 1 s of
-        # interpreter start-up; a replay that starts earlier is held back by not_before_ms).
-        while time.time() < started_at + backdate_s - 2.5:
-            time.sleep(0.05)
-
-        agent_config = {
-            "rental_id": rental_id, "nodes": node_urls, "keystore_path": str(state / "agent.json"),
-            "keystore_password_file": str(password_file), "spool_path": str(state / "agent-spool.sqlite3"),
-            "sample_hz": 4.0 if not use_nvml else 1.0, "batch_samples": 10,
-            "source": ({"kind": "nvml"} if use_nvml else
-                       {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
-                        "not_before_ms": started_at * 1000}),
-        }
-        (state / "agent.config.json").write_text(json.dumps(agent_config, indent=2))
-        ui.step("telemetry agent signs batches and sends them to every node",
-                f"gpurent agent run --config agent.config.json")
-        agent_log = state / "agent.log"
-        procs.agent = subprocess.Popen(
-            [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(state / "agent.config.json"),
-             "-v"], env=env, cwd=str(state), stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT,
-            start_new_session=True)
-
-        # -- metering and settlement while it runs --------------------------------------------
-        from oracle.cli.settle import QuorumUnavailable
-
-        settled: list[dict[str, Any]] = []
-        agent_deadline = time.monotonic() + (duration_s / (1 if use_nvml else options.speed)) + margin_s + 60
-        live_nodes = list(node_urls)
-        stopped_node = None
-        with ui.bar("GPU time attested", duration_s) as update:
-            last_settle = time.monotonic()
-            while True:
-                finished = procs.agent.poll() is not None
-                if use_nvml and time.monotonic() - started > 0 and not finished and \
-                        time.time() - started_at >= duration_s:
-                    procs.agent.send_signal(signal.SIGTERM)
-                if (options.stop_node_after_s is not None and stopped_node is None
-                        and time.time() - started_at - backdate_s >= options.stop_node_after_s):
-                    stopped_node = live_nodes.pop()
-                    _stop(procs.nodes[node_urls.index(stopped_node)])
-                    ui.note(f"stopped node {stopped_node}: the other {len(live_nodes)} still reach the threshold")
-                if finished or time.monotonic() - last_settle >= options.settle_every_s:
-                    last_settle = time.monotonic()
-                    try:
-                        out = gp("provider", "settle", str(rental_id), *[a for u in live_nodes for a in ("--node", u)],
-                                 dev_account=PROVIDER)
-                    except DemoError as exc:
-                        if "gave a report" not in str(exc) and "no telemetry" not in str(exc):
-                            raise
-                        out = None
-                    if out and out.get("settled"):
-                        settled.append(out)
-                        report = out["report"]
-                        update(report["available_gpu_seconds"],
-                               f"GPU time attested — seq {report['sequence']}, settled {out['payment'] / 1e6:.6f} tUSD")
-                if finished:
-                    break
-                if time.monotonic() > agent_deadline:
-                    raise DemoError(f"the agent did not finish in time; see {agent_log}")
-                time.sleep(0.2)
-        if procs.agent.returncode != 0:
-            raise DemoError(f"the agent exited with {procs.agent.returncode}; see {agent_log}")
-        if not settled:
-            raise DemoError("no usage report was settled; see the node logs in " + str(state))
-
-        # -- end, finalize, withdraw ----------------------------------------------------------
-        ui.step(f"renter ends rental {rental_id}", f"gpurent rent end {rental_id} --dev-account {RENTER}")
-        head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-        _rpc(rpc, "evm_setNextBlockTimestamp", [max(head + 1, int(time.time()))])
-        gp("rent", "end", str(rental_id), dev_account=RENTER)
-        ui.step("provider finalizes: unused budget back to the renter, reputation updated",
-                f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
-        finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
-        ui.step("provider withdraws earnings, renter withdraws the refund",
-                f"gpurent provider withdraw --dev-account {PROVIDER}; gpurent rent withdraw --dev-account {RENTER}")
-        provider_withdrawal = gp("provider", "withdraw", dev_account=PROVIDER)
-        renter_withdrawal = gp("rent", "withdraw", dev_account=RENTER)
-
-        # -- summary: read back ---------------------------------------------------------------
-        ui.step("reading the summary back from the chain and the nodes",
-                f"gpurent rent status {rental_id}; gpurent provider status {provider}")
-        status = gp("rent", "status", str(rental_id))
-        provider_after = gp("provider", "status", provider)
-        renter_after = gp("provider", "status", renter)
-        usage = status["settled_usage"]
-        node_report = _node_report(live_nodes, rental_id, usage["sequence"])
-        rep = provider_after["reputation"]
-        summary = {
-            "rental_id": rental_id,
-            "chain_id": deployment["chain_id"],
-            "market": deployment["market"],
-            "telemetry_source": "nvml" if use_nvml else f"replay {options.trace.name} at {options.speed:g}x",
-            "status": status["status"],
-            "gpu_hours": status["available_gpu_seconds"] / 3600,
-            "available_gpu_seconds": status["available_gpu_seconds"],
-            "busy_gpu_hours": usage["busy_gpu_seconds"] / 3600,
-            "busy_gpu_seconds": usage["busy_gpu_seconds"],
-            "energy_kwh": usage["energy_millijoules"] / 3.6e9,
-            "energy_millijoules": usage["energy_millijoules"],
-            "carbon_g": usage["carbon_milligrams"] / 1000,
-            "carbon_milligrams": usage["carbon_milligrams"],
-            "uptime_bps": status["uptime_bps"],
-            "settled_reports": len(settled),
-            "last_sequence": status["sequence"],
-            "budget": status["budget"],
-            "paid_from_escrow": status["paid"],
-            "protocol_fee": finalized["fee"],
-            "paid_to_provider": provider_withdrawal["amount"],
-            "refunded_to_renter": renter_withdrawal["amount"],
-            "provider_balance_before": balances_before["provider"],
-            "provider_balance_after": provider_after["wallet_balance"],
-            "renter_balance_before": renter_before,
-            "renter_balance_after": renter_after["wallet_balance"],
-            "provider_reputation_score_bps": rep["score_bps"],
-            "provider_completed_rentals": rep["completed_rentals"],
-            "provider_attested_gpu_seconds": rep["attested_gpu_seconds"],
-            "node_report": node_report,
-            "decimals": deployment["payment_token_decimals"],
-            "symbol": deployment["payment_token_symbol"],
-            "stopped_node": stopped_node,
-        }
-        return DemoResult(summary=summary, transactions=txs, wall_s=time.monotonic() - started, rpc_url=rpc,
-                          deployments=deployments)
+        summary = run_rental(gp, deployment, keys, options, state, ui, procs, telemetry)
+        result = DemoResult(summary=summary, transactions=txs, wall_s=time.monotonic() - started, rpc_url=rpc,
+                            deployments=deployments)
+        if options.keep_running:
+            result.cleanup = lambda: (procs.stop_all(), chain.stop())
+        return result
     finally:
-        if not options.keep_running:
+        if options.keep_running:
+            _stop(procs.agent)
+        else:
             procs.stop_all()
             chain.stop()
-        elif procs.agent is not None:
-            _stop(procs.agent)
+
+
+def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options: DemoOptions, state: Path,
+               ui: Ui, procs: _Processes, telemetry: _Telemetry | None = None) -> dict[str, Any]:
+    """Stake, offer, rent, run nodes and agent, settle, end, finalize, withdraw; the summary.
+
+    Works against any anvil-backed deployment whose signer set is ``keys.node_addresses`` (the
+    local demo's own, or one made by ``brownie run scripts/deploy.py``).
+    """
+    from oracle.localchain import _rpc, dev_address
+
+    telemetry = telemetry or _telemetry(options, ui)
+    use_nvml, duration_s, backdate_s = telemetry.use_nvml, telemetry.duration_s, telemetry.backdate_s
+    rpc = gp.rpc
+    agent_address = keys.agent_address
+    provider, renter = dev_address(PROVIDER), dev_address(RENTER)
+    sym = deployment.get("payment_token_symbol") or "tokens"
+
+    # -- provider -------------------------------------------------------------------------------
+    ui.step(f"provider {provider[:10]}… stakes {options.stake} {sym}",
+            f"gpurent provider stake {options.stake} --dev-account {PROVIDER}")
+    gp("provider", "stake", options.stake, dev_account=PROVIDER)
+    ui.step(f"provider lists an H100 offer at {options.price_per_gpu_hour} {sym}/GPU-hour + "
+            f"{options.price_per_kwh} {sym}/kWh in {options.region}",
+            f"gpurent provider offer create --gpu-model '{GPU_MODEL}' --price-per-gpu-hour "
+            f"{options.price_per_gpu_hour} --region {options.region} --agent {agent_address[:10]}…")
+    offer = gp("provider", "offer", "create", "--gpu-model", GPU_MODEL, "--gpu-count", "1",
+               "--memory-mib", "81559", "--price-per-gpu-hour", options.price_per_gpu_hour,
+               "--price-per-kwh", options.price_per_kwh, "--region", options.region,
+               "--agent", agent_address, dev_account=PROVIDER)["offer"]
+    provider_before = gp("provider", "status", provider)
+    reputation_before = provider_before["reputation"]
+
+    # -- renter ---------------------------------------------------------------------------------
+    ui.step(f"renter {renter[:10]}… opens a rental of offer {offer['offer_id']} with a {options.budget} {sym} budget",
+            f"gpurent rent open {offer['offer_id']} --budget {options.budget} --dev-account {RENTER}")
+    renter_before = gp("provider", "status", renter)["wallet_balance"]
+    opened = gp("rent", "open", str(offer["offer_id"]), "--budget", options.budget, dev_account=RENTER)
+    rental_id = opened["rental_id"]
+
+    # -- oracle nodes ---------------------------------------------------------------------------
+    # The rental starts at a planned chain time; the nodes are told the rental up front.
+    margin_s = 12
+    planned_start = int(time.time() + margin_s - backdate_s)
+    node_urls = []
+    ui.step(f"starting {len(keys.node_keystores)} attestation nodes (uvicorn subprocesses)",
+            "gpurent oracle run --config node-1.config.json")
+    env = _cli_env(state)
+    ports = [_free_port() for _ in keys.node_keystores]
+    node_urls = [f"http://127.0.0.1:{p}" for p in ports]
+    first_node = len(procs.nodes)
+    for i, (keystore, port_i) in enumerate(zip(keys.node_keystores, ports)):
+        config = {
+            "keystore_path": str(keystore),
+            "keystore_password_file": str(keys.password_file),
+            "chain_id": deployment["chain_id"],
+            "market_address": deployment["market"],
+            "signer_set_version": deployment["signer_set"]["version"],
+            "db_path": str(state / f"node-{i + 1}-rental-{rental_id}.sqlite3"),
+            "host": "127.0.0.1", "port": port_i,
+            "peers": [u for j, u in enumerate(node_urls) if j != i],
+            "rentals": [{"rental_id": rental_id, "agent": agent_address, "gpu_count": 1,
+                         "region": offer["region"], "grid_intensity_g_per_kwh": offer["grid_intensity_g_per_kwh"],
+                         "start_ms": planned_start * 1000}],
+            "log_level": "warning",
+        }
+        config_path = state / f"node-{i + 1}.config.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        log = state / f"node-{i + 1}.log"
+        procs.nodes.append(subprocess.Popen(
+            [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(config_path)],
+            env=env, cwd=str(state), stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True))
+    for i, url in enumerate(node_urls):
+        _wait_http(url + "/healthz", procs.nodes[first_node + i], state / f"node-{i + 1}.log")
+    ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, keys.node_addresses)))
+
+    # -- start the rental and the agent ---------------------------------------------------------
+    ui.step(f"provider starts rental {rental_id}", f"gpurent provider start {rental_id} --dev-account {PROVIDER}")
+    head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+    if planned_start <= head:
+        raise DemoError(f"the chain's clock ({head}) is past the planned rental start ({planned_start}); "
+                        "a time-compressed replay needs an anvil whose clock starts in the past")
+    _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
+    started_at = gp("provider", "start", str(rental_id), dev_account=PROVIDER)["started_at"]
+    # Launch the agent so that its first sample lands on the rental's start (interpreter
+    # start-up takes a moment; a replay that starts earlier is held back by not_before_ms).
+    while time.time() < started_at + backdate_s - 2.5:
+        time.sleep(0.05)
+
+    agent_config = {
+        "rental_id": rental_id, "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
+        "keystore_password_file": str(keys.password_file),
+        "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
+        "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,
+        "source": ({"kind": "nvml"} if use_nvml else
+                   {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
+                    "not_before_ms": started_at * 1000}),
+    }
+    agent_config_path = state / "agent.config.json"
+    agent_config_path.write_text(json.dumps(agent_config, indent=2))
+    ui.step("telemetry agent signs batches and sends them to every node",
+            "gpurent agent run --config agent.config.json")
+    agent_log = state / "agent.log"
+    procs.agent = subprocess.Popen(
+        [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(agent_config_path), "-v"],
+        env=env, cwd=str(state), stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    # -- metering and settlement while it runs --------------------------------------------------
+    settled: list[dict[str, Any]] = []
+    deadline = time.monotonic() + duration_s / (1 if use_nvml else options.speed) + margin_s + 60
+    live_nodes = list(node_urls)
+    stopped_node = None
+    with ui.bar("GPU time attested", duration_s) as update:
+        last_settle = time.monotonic()
+        while True:
+            finished = procs.agent.poll() is not None
+            if use_nvml and not finished and time.time() - started_at >= duration_s:
+                procs.agent.send_signal(signal.SIGTERM)
+            if (options.stop_node_after_s is not None and stopped_node is None
+                    and (time.time() - started_at - backdate_s) * (1 if use_nvml else options.speed)
+                    >= options.stop_node_after_s):
+                stopped_node = live_nodes.pop()
+                _stop(procs.nodes[first_node + node_urls.index(stopped_node)])
+                ui.note(f"stopped node {stopped_node}: the other {len(live_nodes)} still reach the threshold")
+            if finished or time.monotonic() - last_settle >= options.settle_every_s:
+                last_settle = time.monotonic()
+                try:
+                    out = gp("provider", "settle", str(rental_id), *[a for u in live_nodes for a in ("--node", u)],
+                             dev_account=PROVIDER)
+                except DemoError as exc:
+                    if finished or ("gave a report" not in str(exc) and "no telemetry" not in str(exc)):
+                        raise
+                    out = None
+                if out and out.get("settled"):
+                    settled.append(out)
+                    report = out["report"]
+                    update(report["available_gpu_seconds"],
+                           f"GPU time attested: report {report['sequence']} settled")
+            if finished:
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"the agent did not finish in time; see {agent_log}")
+            time.sleep(0.2)
+    if procs.agent.returncode != 0:
+        raise DemoError(f"the agent exited with {procs.agent.returncode}; see {agent_log}")
+    if not settled:
+        raise DemoError(f"no usage report was settled; see the node logs in {state}")
+
+    # -- end, finalize, withdraw ----------------------------------------------------------------
+    ui.step(f"renter ends rental {rental_id}", f"gpurent rent end {rental_id} --dev-account {RENTER}")
+    head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+    _rpc(rpc, "evm_setNextBlockTimestamp", [max(head + 1, int(time.time()))])  # chain clock back to now
+    gp("rent", "end", str(rental_id), dev_account=RENTER)
+    ui.step("provider finalizes: unused budget back to the renter, reputation updated",
+            f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
+    finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
+    ui.step("provider withdraws earnings, renter withdraws the refund",
+            f"gpurent provider withdraw --dev-account {PROVIDER}; gpurent rent withdraw --dev-account {RENTER}")
+    provider_withdrawal = gp("provider", "withdraw", dev_account=PROVIDER)
+    renter_withdrawal = gp("rent", "withdraw", dev_account=RENTER)
+
+    # -- summary: read back ---------------------------------------------------------------------
+    ui.step("reading the summary back from the chain and the nodes",
+            f"gpurent rent status {rental_id}; gpurent provider status {provider[:10]}…")
+    status = gp("rent", "status", str(rental_id))
+    provider_after = gp("provider", "status", provider)
+    renter_after = gp("provider", "status", renter)
+    usage = status["settled_usage"]
+    rep = provider_after["reputation"]
+    return {
+        "rental_id": rental_id,
+        "offer_id": offer["offer_id"],
+        "chain_id": deployment["chain_id"],
+        "market": deployment["market"],
+        "provider": provider,
+        "renter": renter,
+        "telemetry_source": "nvml" if use_nvml else f"replay {options.trace.name} at {options.speed:g}x",
+        "status": status["status"],
+        "gpu_hours": status["available_gpu_seconds"] / 3600,
+        "available_gpu_seconds": status["available_gpu_seconds"],
+        "busy_gpu_hours": usage["busy_gpu_seconds"] / 3600,
+        "busy_gpu_seconds": usage["busy_gpu_seconds"],
+        "energy_kwh": usage["energy_millijoules"] / 3.6e9,
+        "energy_millijoules": usage["energy_millijoules"],
+        "carbon_g": usage["carbon_milligrams"] / 1000,
+        "carbon_milligrams": usage["carbon_milligrams"],
+        "uptime_bps": status["uptime_bps"],
+        "settled_reports": len(settled),
+        "settle_txs": [out["tx"] for out in settled],
+        "last_sequence": status["sequence"],
+        "budget": status["budget"],
+        "paid_from_escrow": status["paid"],
+        "protocol_fee": finalized["fee"],
+        "paid_to_provider": provider_withdrawal["amount"],
+        "refunded_to_renter": renter_withdrawal["amount"],
+        "provider_balance_before": provider_before["wallet_balance"],
+        "provider_balance_after": provider_after["wallet_balance"],
+        "renter_balance_before": renter_before,
+        "renter_balance_after": renter_after["wallet_balance"],
+        "provider_reputation_before": reputation_before,
+        "provider_reputation_score_bps": rep["score_bps"],
+        "provider_reputation": rep,
+        "provider_completed_rentals": rep["completed_rentals"],
+        "provider_attested_gpu_seconds": rep["attested_gpu_seconds"],
+        "node_report": _node_report(live_nodes, rental_id, usage["sequence"]),
+        "decimals": deployment["payment_token_decimals"],
+        "symbol": deployment["payment_token_symbol"],
+        "stopped_node": stopped_node,
+    }
 
 
 def _node_report(urls: Sequence[str], rental_id: int, sequence: int) -> dict[str, Any] | None:

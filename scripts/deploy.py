@@ -135,6 +135,13 @@ def deploy_live() -> dict:
     threshold = int(os.environ["GPURENT_THRESHOLD"]) if os.environ.get("GPURENT_THRESHOLD") else None
     print(f"deploying gpurent to {network.show_active()} (chain {chain.id}) from {account.address}")
 
+    # Brownie 1.22 fails, in a background thread and with a traceback, to record live-network
+    # deployments in its own database (a Sources-vs-dict type error); gpurent's deployment file
+    # below is the record, so that bookkeeping is switched off for this run.
+    import brownie.network.contract as brownie_contract
+
+    brownie_contract._add_deployment = lambda *args, **kwargs: None
+
     deployed = deploy(account, signers=signers, threshold=threshold, stablecoin=payment_token is None,
                       min_stake_per_gpu=min_stake)
     market = deployed["market"]

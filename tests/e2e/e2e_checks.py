@@ -1,0 +1,60 @@
+"""The checks every end-to-end rental must pass, read independently from the chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# getRental tuple indices (contracts/types/DataTypes.sol, struct Rental)
+STATUS, SEQUENCE, AVAILABLE, UPTIME, PAID, FEE_BPS, BUDGET, RENTER, PROVIDER = 0, 2, 4, 5, 6, 9, 10, 11, 15
+FINALIZED = 5
+
+
+def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_seconds: float) -> None:
+    rental_id = summary["rental_id"]
+    rental = reader.rental(rental_id)
+    assert rental[STATUS] == FINALIZED
+    provider, renter = rental[PROVIDER], rental[RENTER]
+    assert (provider, renter) == (summary["provider"], summary["renter"])
+
+    # What settled: the UsageSettled payments add up to what left the escrow.
+    settled = reader.events("UsageSettled", rentalId=rental_id)
+    assert len(settled) == summary["settled_reports"] >= 1
+    paid = sum(ev["args"]["payment"] for ev in settled)
+    assert paid == rental[PAID] == summary["paid_from_escrow"] > 0
+    (finalized,) = reader.events("RentalFinalized", rentalId=rental_id)
+    fee, refund = finalized["args"]["fee"], finalized["args"]["refund"]
+    assert finalized["args"]["paid"] == paid and not finalized["args"]["abandoned"]
+    assert fee == paid * rental[FEE_BPS] // 10_000 == summary["protocol_fee"]
+
+    # The provider's balance grew by exactly the settled amount (less the protocol fee) ...
+    assert summary["provider_balance_after"] == reader.balance(provider)
+    assert reader.balance(provider) - summary["provider_balance_before"] == paid - fee == summary["paid_to_provider"]
+    # ... and the renter got the rest of the budget back.
+    assert refund == rental[BUDGET] - paid == summary["refunded_to_renter"]
+    assert summary["renter_balance_after"] == reader.balance(renter)
+    assert reader.balance(renter) - summary["renter_balance_before"] == -paid
+    withdrawn = {ev["args"]["account"]: ev["args"]["amount"] for ev in reader.events("Withdrawn")
+                 if ev["args"]["account"] in (provider, renter)}
+    assert withdrawn == {provider: paid - fee, renter: refund}
+
+    # Reputation moved, from what settled.
+    completed, abandoned, slashes, reported, attested, uptime_sum = reader.market.functions.reputationOf(provider).call()
+    before = summary["provider_reputation_before"]
+    assert completed == before["completed_rentals"] + 1
+    assert reported == before["reported_rentals"] + 1
+    assert attested == before["attested_gpu_seconds"] + rental[AVAILABLE]
+    score = reader.market.functions.reputationScore(provider).call()
+    assert score == summary["provider_reputation_score_bps"] > before["score_bps"]
+
+    # The attested GPU time is the replayed trace's (1 Hz samples of it), at full uptime.
+    assert summary["available_gpu_seconds"] == rental[AVAILABLE]
+    assert abs(rental[AVAILABLE] - trace_seconds) <= 2
+    assert rental[UPTIME] >= 9_500
+    assert summary["busy_gpu_seconds"] < rental[AVAILABLE]
+    assert summary["energy_millijoules"] > 0 and summary["carbon_milligrams"] > 0
+
+    # The node's own report for the settled sequence says the same as the chain's calldata.
+    node = summary["node_report"]
+    assert node is not None and node["sequence"] == rental[SEQUENCE]
+    for key in ("available_gpu_seconds", "busy_gpu_seconds", "energy_millijoules", "carbon_milligrams"):
+        assert node[key] == summary[key], key

@@ -1,0 +1,59 @@
+"""What `make demo` runs (shortened: the trace replayed at 20x), checked against the chain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, TRACE, ChainReader
+from e2e_checks import check_rental_against_chain
+
+from oracle.demo import DemoOptions, render_summary, run_demo
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TRACE_SECONDS = 110  # h100_trace_train.csv, sampled at 1 Hz by the agent
+
+
+def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp_path: Path) -> None:
+    options = DemoOptions(state_dir=tmp_path / "demo", trace=TRACE, speed=20.0, settle_every_s=1.5,
+                          fast_kdf=True, keep_running=True)
+    result = run_demo(options)
+    try:
+        summary = result.summary
+        reader = ChainReader(result.rpc_url, summary["market"], json.loads(result.deployments.read_text())
+                             ["deployments"][str(summary["chain_id"])]["payment_token"])
+        check_rental_against_chain(reader, summary, TRACE_SECONDS)
+        # The table a person sees renders from the same numbers.
+        from rich.console import Console
+
+        console = Console(record=True, width=140)
+        console.print(render_summary(result))
+        text = console.export_text()
+        assert f"{summary['paid_to_provider'] / 1e6:.6f} tUSD" in text
+        assert f"{summary['refunded_to_renter'] / 1e6:.6f} tUSD" in text
+        assert summary["settle_txs"][-1] in text
+    finally:
+        assert result.cleanup is not None
+        result.cleanup()
+
+
+def test_demo_command_exits_zero_and_prints_json_summary(tmp_path: Path) -> None:
+    """`gpurent demo --json` as a subprocess, with one oracle node stopped mid-rental: the other
+    two still reach the threshold and the rental settles and refunds."""
+    out = subprocess.run(
+        [sys.executable, "-m", "oracle.cli.main", "demo", "--json", "--speed", "20", "--stop-node-after", "40",
+         "--state-dir", str(tmp_path / "demo"), "--trace", str(TRACE)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(out.stdout)
+    summary = data["summary"]
+    assert summary["status"] == "Finalized"
+    assert summary["stopped_node"] is not None
+    assert summary["paid_to_provider"] + summary["protocol_fee"] + summary["refunded_to_renter"] == summary["budget"]
+    assert summary["provider_completed_rentals"] == 1
+    assert data["wall_s"] < 180
