@@ -65,7 +65,7 @@ def _isolation(fn_isolation):
 
 def pytest_configure(config):
     # Brownie's own isolation fixtures call rpc.snapshot/revert and warn about it on every test.
-    config.addinivalue_line("filterwarnings", "ignore:rpc\\.(snapshot|revert) should not:FutureWarning")
+    config.addinivalue_line("filterwarnings", "ignore:rpc\\.\\w+ should not be called directly:FutureWarning")
 
 
 # ------------------------------------------------------------------ people
