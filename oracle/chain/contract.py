@@ -79,6 +79,7 @@ class BoundContract:
             effective_gas_price_wei=result.effective_gas_price_wei,
             block_number=result.block_number,
             events=self.decode_events(result.receipt),
+            replaced=result.replaced,
         )
 
     def decode_events(self, receipt: Any) -> dict[str, list[Any]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from oracle.errors import ChainError
 
@@ -116,17 +116,20 @@ class ErrorDecoder:
             values = abi_decode(types, raw[4:])
         except Exception:
             return name, {"data": "0x" + raw.hex()}
-        args = {n: _plain(v) for n, v in zip(names, values)}
+        args = {n: _plain(v, t) for n, v, t in zip(names, values, types)}
         if name == "Panic":
             args["reason"] = PANIC_CODES.get(args["code"], "unknown")
         return name, args
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, abi_type: str = "") -> Any:
+    if abi_type == "address" and isinstance(value, str):
+        return to_checksum_address(value)
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
+        inner = abi_type[: abi_type.rindex("[")] if abi_type.endswith("]") else ""
+        return type(value)(_plain(v, inner) for v in value)
     return value
 
 

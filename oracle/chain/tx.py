@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -91,6 +91,7 @@ class TxResult:
     effective_gas_price_wei: int
     block_number: int
     events: dict[str, list[Any]] = field(default_factory=dict)
+    replaced: tuple[str, ...] = ()  # hashes of earlier versions (same nonce, lower fees) it replaced
 
     @property
     def fee_wei(self) -> int:
@@ -158,6 +159,7 @@ def retry_rpc(
     backoff_base_s: float = 0.2,
     backoff_max_s: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """Call ``fn``, retrying transient RPC failures with exponential backoff and jitter.
 
@@ -173,6 +175,8 @@ def retry_rpc(
                 raise RpcUnavailableError(f"{what}: RPC kept failing: {exc}") from exc
             delay = min(backoff_max_s, backoff_base_s * 2**attempt) * (0.5 + random.random() / 2)
             log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, exc, attempt + 1, delay)
+            if on_retry is not None:
+                on_retry()
             sleep(delay)
     raise AssertionError("unreachable")
 
@@ -237,6 +241,9 @@ class TransactionSender:
         self.nonces = NonceManager(w3, account.address)
         self._sleep = sleep
         self._chain_id: int | None = None
+        # counters for metrics and tests: sent, nonce_resyncs, fee_bumps, rebroadcasts, rpc_retries
+        self.stats: dict[str, int] = {"sent": 0, "nonce_resyncs": 0, "fee_bumps": 0, "rebroadcasts": 0,
+                                      "rpc_retries": 0, "reverted": 0}
 
     # ------------------------------------------------------------------ RPC with retries
     def rpc(self, fn: Callable[[], T], what: str = "rpc") -> T:
@@ -244,8 +251,11 @@ class TransactionSender:
         p = self.policy
         return retry_rpc(
             fn, what, retries=p.rpc_retries, backoff_base_s=p.backoff_base_s,
-            backoff_max_s=p.backoff_max_s, sleep=self._sleep,
+            backoff_max_s=p.backoff_max_s, sleep=self._sleep, on_retry=self._count_retry,
         )
+
+    def _count_retry(self) -> None:
+        self.stats["rpc_retries"] += 1
 
     @property
     def chain_id(self) -> int:
@@ -377,9 +387,11 @@ class TransactionSender:
             except _NonceConflict as exc:
                 last_exc = exc
                 log.info("%s: nonce %d conflicts (%s); resyncing", function, nonce, exc)
+                self.stats["nonce_resyncs"] += 1
                 self.nonces.reset()
                 continue
             self.nonces.consumed(nonce, signed.hash)
+            self.stats["sent"] += 1
             return signed, nonce, fees
         raise NonceError(f"{function}: could not find a free nonce: {last_exc}")
 
@@ -427,13 +439,14 @@ class TransactionSender:
                 for h in candidates:
                     receipt = self._receipt(h)
                     if receipt is not None:
-                        return self._checked(receipt, base, function)
+                        return self._checked(receipt, base, function, candidates)
                 if time.monotonic() >= next_presence_check:
                     next_presence_check = time.monotonic() + p.rebroadcast_after_s
                     if not any(self._known(h) for h in candidates):
                         if self._nonce_used(nonce):
                             break  # something else took the nonce; decided below
                         log.info("%s: %s vanished from the pool; rebroadcasting", function, signed.hash.to_0x_hex())
+                        self.stats["rebroadcasts"] += 1
                         with self.nonces.lock:
                             try:
                                 self._send_raw(signed, function)
@@ -445,7 +458,7 @@ class TransactionSender:
                 for h in candidates:
                     receipt = self._receipt(h)
                     if receipt is not None:
-                        return self._checked(receipt, base, function)
+                        return self._checked(receipt, base, function, candidates)
                 self.nonces.reset()
                 raise NonceError(f"{function}: nonce {nonce} was used by another transaction")
             new_fees = self._bumped(fees) if bumps < p.max_fee_bumps else None
@@ -455,6 +468,7 @@ class TransactionSender:
                     f"{function}: {signed.hash.to_0x_hex()} not mined after {bumps} fee bumps"
                 )
             bumps += 1
+            self.stats["fee_bumps"] += 1
             fees = new_fees
             with self.nonces.lock:
                 signed = self._sign(base, nonce, fees)
@@ -471,9 +485,10 @@ class TransactionSender:
         )
         return int(mined) > nonce
 
-    def _checked(self, receipt: Any, base: dict[str, Any], function: str) -> TxResult:
+    def _checked(self, receipt: Any, base: dict[str, Any], function: str, candidates: Sequence[HexBytes] = ()) -> TxResult:
         tx_hash = receipt["transactionHash"].to_0x_hex()
         if receipt["status"] != 1:
+            self.stats["reverted"] += 1
             raise self._explain_failure(receipt, base, function, tx_hash)
         return TxResult(
             tx_hash=tx_hash,
@@ -481,6 +496,7 @@ class TransactionSender:
             gas_used=int(receipt["gasUsed"]),
             effective_gas_price_wei=int(receipt.get("effectiveGasPrice", 0) or 0),
             block_number=int(receipt["blockNumber"]),
+            replaced=tuple(h.to_0x_hex() for h in candidates if h.to_0x_hex() != tx_hash),
         )
 
     def _explain_failure(self, receipt: Any, base: dict[str, Any], function: str, tx_hash: str) -> TransactionRevertedError:

@@ -84,3 +84,30 @@ def chain():
 @pytest.fixture(scope="module")
 def deployed(chain) -> DeployedMarket:
     return deploy(chain)
+
+
+@dataclass
+class ActiveRental:
+    rental_id: int
+    offer_id: int
+    provider: MarketClient
+    renter: MarketClient
+    budget: int
+
+
+def open_active_rental(deployed: DeployedMarket, *, agent: str | None = None, budget: int = 50_000_000,
+                       price_per_gpu_hour: int = 3_600_000, price_per_kwh: int = 0) -> ActiveRental:
+    """Provider stakes (if needed) and lists a 1-GPU offer; renter opens; provider starts."""
+    from oracle.chain.client import OfferTerms
+
+    provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
+    provider.stake(deployed.token, provider.min_stake_per_gpu(deployed.token))  # covers one more GPU
+    offer_id, _ = provider.create_offer(OfferTerms(
+        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
+        price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, region="eu-north-1",
+        grid_intensity_g_per_kwh=40, max_duration_seconds=86_400, min_uptime_bps=9_000,
+        agent=agent or Account.from_key(ANVIL_KEYS[AGENT]).address,
+    ))
+    rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=budget)
+    provider.start_rental(rental_id)
+    return ActiveRental(rental_id, offer_id, provider, renter, budget)
