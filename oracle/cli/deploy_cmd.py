@@ -22,6 +22,7 @@ from oracle.cli.common import (
 from oracle.cli.common import GuardedCommand
 from oracle.deployment import (
     DAY_S,
+    EXPLORERS,
     MarketParamsConfig,
     deploy_market,
     save_deployment,
@@ -93,6 +94,6 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
     con.print(f"  min stake/GPU  {format_amount(min_stake, decimals, deployment.payment_token_symbol)}")
     ss = deployment.signer_set
     con.print(f"  signer set     v{ss.get('version')}: {ss.get('threshold')} of {len(ss.get('signers', []))}")
-    if not session.is_anvil:
+    if deployment.chain_id in EXPLORERS or not session.is_anvil:
         for line in verification_lines(deployment):
             con.print(line)
