@@ -101,7 +101,10 @@ def open_active_rental(deployed: DeployedMarket, *, agent: str | None = None, bu
     from oracle.chain.client import OfferTerms
 
     provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
-    provider.stake(deployed.token, provider.min_stake_per_gpu(deployed.token))  # covers one more GPU
+    stake = provider.stake_of(provider.account)
+    shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
+    if shortfall > 0 or int(stake["active"]) == 0:  # cover one more GPU (and slashes so far)
+        provider.stake(deployed.token, max(shortfall, 0) + provider.min_stake_per_gpu(deployed.token))
     offer_id, _ = provider.create_offer(OfferTerms(
         gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
         price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, region="eu-north-1",

@@ -1,0 +1,184 @@
+"""The aggregator's choices against a real market, with scripted peer nodes (httpx.MockTransport):
+lying and outside signers are refused, disagreeing nodes give no quorum, batches and faults
+are submitted once, and an ended rental settles its last report that ends by the end."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import httpx
+import pytest
+from eth_account import Account
+
+from oracle.attestation.eip712 import (
+    FaultReport,
+    UsageReport,
+    fault_report_digest,
+    usage_batch_digest,
+    usage_report_digest,
+)
+from oracle.attestation.signing import sign_digest
+from oracle.node.aggregator import Aggregator
+from oracle.node.attestor import report_fields
+
+from .conftest import RENTER, SUBMITTER, open_active_rental
+
+pytestmark = pytest.mark.integration
+
+OUTSIDER_KEY = bytes.fromhex("99" * 32)
+
+
+class FakeNode:
+    """Answers the node API for reports built deterministically from (rental, sequence)."""
+
+    def __init__(self, key: bytes, chain_id: int, market: str, *, holds: int, base_time: int,
+                 tamper: bool = False, variant: int = 0, signer_key: bytes | None = None):
+        self.key, self.chain_id, self.market = key, chain_id, market
+        self.holds, self.base_time, self.tamper, self.variant = holds, base_time, tamper, variant
+        self.signer_key = signer_key or key
+        self.address = Account.from_key(key).address
+
+    def report(self, rental_id: int, sequence: int) -> UsageReport:
+        return UsageReport(rental_id, sequence, self.base_time + 10 * sequence, 10 * sequence, 5 * sequence,
+                           1_000_000 * sequence, 40 * sequence, 10_000, 0,
+                           bytes([self.variant]) * 32, 1)
+
+    def signed(self, report, digest) -> dict:
+        shown = replace(report, available_gpu_seconds=report.available_gpu_seconds + 1) if self.tamper else report
+        return {"report": report_fields(shown), "digest": "0x" + digest.hex(),
+                "signature": "0x" + sign_digest(self.signer_key, digest).hex(), "signer": self.address}
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.strip("/").split("/")
+        if request.method == "GET" and parts[-1] == "report":
+            rental_id = int(parts[2])
+            sequence = int(request.url.params.get("sequence", self.holds))
+            if sequence > self.holds:
+                return httpx.Response(409, json={"detail": "batches not held yet"})
+            report = self.report(rental_id, sequence)
+            digest = usage_report_digest(report, self.chain_id, self.market)
+            return httpx.Response(200, json={"rental_id": rental_id, "sequence": sequence, **self.signed(report, digest)})
+        if request.method == "GET" and parts[-1] == "faults":
+            rental_id = int(parts[2])
+            fault = FaultReport(rental_id, 0, 1, self.base_time + 50, b"\x33" * 32, 1)
+            digest = fault_report_digest(fault, self.chain_id, self.market)
+            return httpx.Response(200, json={"rental_id": rental_id, "sequence": self.holds,
+                                             "faults": [{"fault_id": 0, "signed": self.signed(fault, digest)}]})
+        if request.method == "POST" and parts[-1] == "batch-signatures":
+            refs = json.loads(request.content)["reports"]
+            reports = [self.report(r["rental_id"], r["sequence"]) for r in refs]
+            for ref, report in zip(refs, reports):
+                if ref["digest"] != "0x" + usage_report_digest(report, self.chain_id, self.market).hex():
+                    return httpx.Response(409, json={"detail": "digest differs"})
+            digest = usage_batch_digest(reports, self.chain_id, self.market)
+            return httpx.Response(200, json={"digest": "0x" + digest.hex(),
+                                             "signature": "0x" + sign_digest(self.key, digest).hex(),
+                                             "signer": self.address,
+                                             "reports": [report_fields(r) for r in reports]})
+        return httpx.Response(404, json={"detail": "no such route"})
+
+
+def aggregator_for(deployed, nodes: dict[str, FakeNode]) -> Aggregator:
+    def route(request: httpx.Request) -> httpx.Response:
+        node = nodes.get(request.url.host)
+        if node is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return node.handle(request)
+
+    client = deployed.client(SUBMITTER)
+    http = httpx.Client(transport=httpx.MockTransport(route))
+    return Aggregator(client, [f"http://{name}" for name in ("n1", "n2", "n3")], http=http)
+
+
+@pytest.fixture
+def now(deployed) -> int:
+    return int(deployed.client(SUBMITTER).w3.eth.get_block("latest")["timestamp"]) - 3600
+
+
+def test_liar_and_down_node_are_refused_quorum_of_two_settles(deployed, now):
+    rental = open_active_rental(deployed)
+    chain_id, market = deployed.client(SUBMITTER).chain_id, deployed.market
+    k1, k2, k3 = deployed.node_keys
+    agg = aggregator_for(deployed, {
+        "n1": FakeNode(k1, chain_id, market, holds=6, base_time=now),
+        "n2": FakeNode(k2, chain_id, market, holds=5, base_time=now),
+        "n3": FakeNode(k3, chain_id, market, holds=6, base_time=now, tamper=True),
+    })
+    outcome = agg.settle_rental(rental.rental_id)
+    assert outcome.status == "settled", outcome.detail
+    assert outcome.sequence == 5  # the highest sequence two valid nodes hold
+    assert set(outcome.signers) == {Account.from_key(k).address for k in (k1, k2)}
+    assert outcome.notes["http://n3"].startswith("refused")
+    assert outcome.payment == 50 * 3_600_000 // 3600  # 50 GPU-seconds at 3.6 tUSD per GPU-hour
+    again = agg.settle_rental(rental.rental_id)
+    assert again.status == "nothing_new"
+
+
+def test_outsider_signer_and_disagreement_give_no_quorum(deployed, now):
+    rental = open_active_rental(deployed)
+    client = deployed.client(SUBMITTER)
+    k1, k2, _ = deployed.node_keys
+    nonce = client.w3.eth.get_transaction_count(client.account)
+    agg = aggregator_for(deployed, {
+        "n1": FakeNode(k1, client.chain_id, deployed.market, holds=3, base_time=now, variant=1),
+        "n2": FakeNode(k2, client.chain_id, deployed.market, holds=3, base_time=now, variant=2),  # other bytes
+        "n3": FakeNode(OUTSIDER_KEY, client.chain_id, deployed.market, holds=3, base_time=now, variant=1),
+    })
+    outcome = agg.settle_rental(rental.rental_id)
+    assert outcome.status == "no_quorum"
+    assert "not in signer set" in outcome.notes["http://n3"]
+    assert client.w3.eth.get_transaction_count(client.account) == nonce  # nothing sent
+
+
+def test_settle_batch_of_two_rentals_in_one_transaction(deployed, now):
+    first, second = open_active_rental(deployed), open_active_rental(deployed)
+    chain_id = deployed.client(SUBMITTER).chain_id
+    k1, k2, k3 = deployed.node_keys
+    agg = aggregator_for(deployed, {  # n3 is down
+        "n1": FakeNode(k1, chain_id, deployed.market, holds=4, base_time=now),
+        "n2": FakeNode(k2, chain_id, deployed.market, holds=4, base_time=now),
+    })
+    outcomes = agg.settle_batch([first.rental_id, second.rental_id])
+    assert [o.status for o in outcomes] == ["settled", "settled"], [o.detail for o in outcomes]
+    assert outcomes[0].tx_hash == outcomes[1].tx_hash
+    assert all(o.payment == 40 * 1000 for o in outcomes)
+    print(f"\nsettleBatch of 2 reports: gas {outcomes[0].gas_used}")
+    again = agg.settle_batch([first.rental_id, second.rental_id])
+    assert [o.status for o in again] == ["nothing_new", "nothing_new"]
+
+
+def test_fault_reports_slash_once(deployed, now):
+    rental = open_active_rental(deployed)
+    chain_id = deployed.client(SUBMITTER).chain_id
+    k1, k2, k3 = deployed.node_keys
+    agg = aggregator_for(deployed, {
+        "n1": FakeNode(k1, chain_id, deployed.market, holds=2, base_time=now),
+        "n2": FakeNode(k2, chain_id, deployed.market, holds=2, base_time=now),
+        "n3": FakeNode(k3, chain_id, deployed.market, holds=2, base_time=now),
+    })
+    renter_before = agg.client.withdrawable(rental.renter.account, deployed.token)
+    outcomes = agg.submit_faults(rental.rental_id)
+    assert [(o.status, o.fault_id) for o in outcomes] == [("slashed", 0)]
+    assert len(outcomes[0].signers) == 2
+    assert agg.client.withdrawable(rental.renter.account, deployed.token) > renter_before  # renter's share
+    assert [o.status for o in agg.submit_faults(rental.rental_id)] == ["already_settled"]
+
+
+def test_ended_rental_settles_the_last_report_that_ends_by_the_end(deployed, now):
+    rental = open_active_rental(deployed)
+    client = deployed.client(SUBMITTER)
+    renter = deployed.client(RENTER)
+    renter.end_rental(rental.rental_id)
+    ended_at = int(client.get_rental(rental.rental_id)["endedAt"])
+    base = ended_at - 10 * 7 - 3  # reports 1..7 end by ended_at, 8.. after it
+    k1, k2, k3 = deployed.node_keys
+    agg = aggregator_for(deployed, {
+        "n1": FakeNode(k1, client.chain_id, deployed.market, holds=12, base_time=base),
+        "n2": FakeNode(k2, client.chain_id, deployed.market, holds=12, base_time=base),
+        "n3": FakeNode(k3, client.chain_id, deployed.market, holds=12, base_time=base),
+    })
+    outcome = agg.settle_rental(rental.rental_id)
+    assert outcome.status == "settled", outcome.detail
+    assert outcome.sequence == 7
+    assert client.get_rental(rental.rental_id)["sequence"] == 7
