@@ -206,7 +206,10 @@ def print_json(data: Any) -> None:
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output keeps whole table rows (rich would fold them to 80 columns).
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 @contextmanager
@@ -371,14 +374,20 @@ class Session:
         self.opts = opts
         self.w3 = connect(opts.rpc, timeout_s=10.0)
         self.policy = TxPolicy(rpc_retries=rpc_retries, backoff_base_s=0.2, backoff_max_s=1.0)
+        if not os.environ.get("GPURENT_DEBUG"):
+            import logging
+
+            logging.getLogger("oracle.chain").setLevel(logging.ERROR)  # retries are not news to a person
         try:
             self.chain_id = int(retry_rpc(lambda: self.w3.eth.chain_id, f"eth_chainId at {opts.rpc}",
                                           retries=rpc_retries, backoff_base_s=0.2, backoff_max_s=1.0))
-        except GpurentError:
-            raise
         except Exception as exc:
-            mapped = _web3_error(exc)
-            raise OperationFailed(f"cannot reach the RPC at {opts.rpc}: {mapped[0] if mapped else exc}") from None
+            text = str(exc).lower()
+            why = ("connection refused" if "refused" in text else "timed out" if "timed out" in text or
+                   "timeout" in text else "name not resolved" if "resolve" in text or "name or service" in text
+                   else str(exc).splitlines()[0][:200])
+            raise OperationFailed(f"cannot reach the RPC at {opts.rpc} ({why}); is the chain running? "
+                                  "(`gpurent chain start` starts a local one)") from None
         self._client: str | None = None
         key = wallet.private_key(is_dev_chain=self.is_anvil) if wallet is not None and wallet.given else None
         if wallet is not None and key is None:

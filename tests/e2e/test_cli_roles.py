@@ -1,0 +1,141 @@
+"""Every role's `gpurent` subcommands against one local anvil, and the errors a person can act on
+(one line, no traceback, exit 1 for a failed operation, 2 for a wrong command or setup)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from oracle.cli.main import main
+from oracle.localchain import LocalChain, dev_address
+
+pytestmark = [pytest.mark.integration]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("home")
+    local = LocalChain(home / "chain")
+    state = local.start(port=_free_port())
+    deployments = home / "deployments.json"
+    try:
+        yield state.url, deployments
+    finally:
+        local.stop()
+
+
+def run(args: list[str], *, expect: int = 0) -> Any:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    if expect == 0 and "--json" in args:
+        return json.loads(result.output)
+    return result.output
+
+
+def g(chain_fixture: tuple[str, Path], *args: str, dev: int | None = None, expect: int = 0, json_out: bool = True):
+    url, deployments = chain_fixture
+    argv = list(args) + ["--rpc", url, "--deployments", str(deployments)]
+    if json_out:
+        argv.append("--json")
+    if dev is not None:
+        argv += ["--dev-account", str(dev)]
+    return run(argv, expect=expect)
+
+
+def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
+    deployed = g(chain, "deploy", "--signer", dev_address(7), "--signer", dev_address(8), "--signer",
+                 dev_address(9), dev=0)
+    assert deployed["signer_set"]["threshold"] == 2  # majority by default
+    agent = dev_address(6)
+
+    g(chain, "provider", "stake", "300", dev=1)
+    offer = g(chain, "provider", "offer", "create", "--gpu-count", "2", "--price-per-gpu-hour", "2.5",
+              "--region", "SE", "--agent", agent, dev=1)["offer"]
+    assert offer["grid_intensity_g_per_kwh"] > 0 and offer["region"] == "SE"
+    g(chain, "provider", "stake", "300", dev=3)
+    g(chain, "provider", "offer", "create", "--price-per-gpu-hour", "1.5", "--region", "PL", "--agent", agent, dev=3)
+
+    listing = g(chain, "market", "list", "--sort", "price")["offers"]
+    assert [o["price_per_gpu_hour"] for o in listing] == [1_500_000, 2_500_000]
+    greener = g(chain, "market", "list", "--filter", "grid<=100", "--filter", "gpu~H100")["offers"]
+    assert [o["offer_id"] for o in greener] == [offer["offer_id"]]
+    table = g(chain, "market", "list", "--sort", "grid", json_out=False)
+    assert "NVIDIA H100" in table and "SE" in table
+
+    updated = g(chain, "provider", "offer", "update", str(offer["offer_id"]), "--price-per-gpu-hour", "2.0",
+                dev=1)["offer"]
+    assert updated["version"] == offer["version"] + 1 and updated["price_per_gpu_hour"] == 2_000_000
+
+    opened = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "10", "--gpus", "2", dev=2)
+    rental = opened["rental_id"]
+    assert g(chain, "rent", "top-up", str(rental), "5", dev=2)["budget"] == 15_000_000
+    g(chain, "provider", "start", str(rental), dev=1)
+    status = g(chain, "rent", "status", str(rental))
+    assert status["status"] == "Active" and status["remaining"] == 15_000_000 and status["settled_usage"] is None
+    g(chain, "rent", "end", str(rental), dev=2)
+    assert g(chain, "provider", "finalize", str(rental), dev=1)["refund"] == 15_000_000
+    assert g(chain, "rent", "withdraw", dev=2)["amount"] == 15_000_000
+
+    # An open rental the renter cancels gets everything back.
+    second = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "1", dev=2)["rental_id"]
+    assert g(chain, "rent", "end", str(second), dev=2)["refund"] == 1_000_000
+
+    g(chain, "provider", "offer", "withdraw", str(offer["offer_id"]), dev=1)
+    assert g(chain, "provider", "unstake", "300", dev=1)["unbonding"] == 300_000_000
+    mine = g(chain, "provider", "status", dev=1)
+    assert mine["stake"]["unbonding"] == 300_000_000 and mine["offers"][0]["active"] is False
+    text = g(chain, "provider", "status", dev_address(1), json_out=False)
+    assert "active stake" in text and "reputation score" in text
+
+    # Errors a person can act on.
+    out = g(chain, "provider", "unstake", "--complete", dev=1, expect=1, json_out=False)
+    assert "nothing unbonded yet" in out and "Traceback" not in out
+    out = g(chain, "rent", "open", "999", "--budget", "1", dev=2, expect=1, json_out=False)
+    assert "there is no offer 999" in out
+    out = g(chain, "rent", "open", "2", "--budget", "1", "--no-approve", dev=4, expect=1, json_out=False)
+    assert "allowance too low" in out and out.count("\n") == 1
+    out = g(chain, "provider", "offer", "create", "--price-per-gpu-hour", "1", "--agent", agent, dev=5, expect=1,
+            json_out=False)
+    assert "stake too low" in out and "gpurent provider stake" in out
+    out = g(chain, "provider", "offer", "create", "--price-per-gpu-hour", "1", "--agent", "0x1234", dev=1, expect=2,
+            json_out=False)
+    assert "not a 20-byte hex address" in out
+    out = g(chain, "rent", "status", "1", "--budget", "1", expect=2, json_out=False)  # unknown option
+    out = g(chain, "provider", "stake", "1", expect=2, json_out=False)
+    assert "--keystore" in out and "--dev-account" in out
+
+
+def test_errors_without_a_chain_or_a_deployment(tmp_path: Path, chain: tuple[str, Path]) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}"
+    t0 = time.monotonic()
+    out = run(["market", "list", "--rpc", dead], expect=1)
+    assert time.monotonic() - t0 < 15
+    assert out.startswith("Error: cannot reach the RPC") and "Traceback" not in out and out.count("\n") == 1
+
+    url, _ = chain
+    out = run(["market", "list", "--rpc", url, "--deployments", str(tmp_path / "none.json")], expect=2)
+    assert "no gpurent deployment for chain 31337" in out and "gpurent deploy" in out
+
+    keystore = tmp_path / "k.json"
+    created = json.loads(CliRunner().invoke(main, ["oracle", "keys", "new", str(keystore), "--fast-kdf", "--json"],
+                                            env={"GPURENT_PASSWORD": "a-long-enough-password"}).output)
+    assert run(["oracle", "keys", "show", str(keystore)]).strip() == created["address"]
+    result = CliRunner().invoke(main, ["provider", "stake", "1", "--rpc", url, "--deployments", str(chain[1]),
+                                       "--keystore", str(keystore)], env={"GPURENT_PASSWORD": "wrong-password-here"})
+    assert result.exit_code == 2 and "wrong password" in result.output
+    refused = CliRunner().invoke(main, ["oracle", "keys", "new", str(tmp_path / "weak.json")],
+                                 env={"GPURENT_PASSWORD": "password"})
+    assert refused.exit_code == 2 and "default keystore password" in refused.output
