@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS chain_follower_checkpoints (
     hash       BLOB    NOT NULL,
     PRIMARY KEY (follower, number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chain_follower_rentals (
+    follower   TEXT NOT NULL,
+    rental_id  TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    PRIMARY KEY (follower, rental_id)
+) WITHOUT ROWID;
 """
 
 
@@ -133,6 +139,21 @@ class CursorStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def set_rental_status(self, follower: str, rental_id: int, status: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO chain_follower_rentals (follower, rental_id, status) VALUES (?,?,?) "
+                "ON CONFLICT(follower, rental_id) DO UPDATE SET status=excluded.status",
+                (follower, str(rental_id), status),
+            )
+
+    def rental_statuses(self, follower: str) -> dict[int, str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rental_id, status FROM chain_follower_rentals WHERE follower=?", (follower,)
+            ).fetchall()
+        return {int(r): s for r, s in rows}
 
     def rewind(self, follower: str, next_block: int) -> None:
         """Cursor back to ``next_block``; checkpoints at or above it are forgotten."""
@@ -414,21 +435,43 @@ def bytes32_text(value: bytes) -> str:
 
 
 class RentalRegistryFeed:
-    """Feeds a node's ``RentalRegistry`` (``oracle.node.rentals``) from market events.
+    """Feeds a node's ``RentalRegistry`` (``oracle.node.rentals``) from market events, and keeps
+    the set of rentals that may still settle.
 
     On ``RentalStarted`` the rental's metering parameters are read from the chain (``getRental``
     for the GPU count and offer, ``getOffer`` for the agent, region and grid intensity) and
     upserted with ``start_ms = startedAt * 1000``; ``upsert`` is idempotent, so re-delivery
     after a restart or a rewind is harmless. ``registries`` may be several (one per node DB).
-    Ended/cancelled rentals are kept: their final report can still settle within the grace.
+    ``RentalEnded`` keeps the rental settleable (its final report may settle within the grace);
+    ``RentalFinalized`` and ``RentalCancelled`` drop it. With a ``store`` the statuses persist
+    beside the follower's cursor, so a restarted node still knows its active rentals.
     """
 
-    def __init__(self, client: Any, registries: Sequence[Any]) -> None:
+    def __init__(self, client: Any, registries: Sequence[Any], *, store: CursorStore | None = None,
+                 name: str = "market") -> None:
         self.client = client  # oracle.chain.client.MarketClient
         self.registries = list(registries)
+        self.store = store
+        self.name = name
         self.started: dict[int, int] = {}
+        self.status: dict[int, str] = store.rental_statuses(name) if store is not None else {}
+
+    def _set(self, rental_id: int, status: str) -> None:
+        self.status[rental_id] = status
+        if self.store is not None:
+            self.store.set_rental_status(self.name, rental_id, status)
+
+    def settleable(self) -> list[int]:
+        """Rentals started and not yet finalized (Active, or Ended within the grace)."""
+        return sorted(r for r, s in self.status.items() if s in ("active", "ended"))
 
     def __call__(self, event: ChainEvent) -> None:
+        if event.name in ("RentalFinalized", "RentalCancelled"):
+            self._set(int(event.args["rentalId"]), "closed")
+            return
+        if event.name == "RentalEnded":
+            self._set(int(event.args["rentalId"]), "ended")
+            return
         if event.name != "RentalStarted":
             return
         from oracle.node.rentals import Rental
@@ -448,6 +491,8 @@ class RentalRegistryFeed:
         for registry in self.registries:
             registry.upsert(entry)
         self.started[rental_id] = started_at
+        if self.status.get(rental_id) not in ("ended", "closed"):
+            self._set(rental_id, "active")
 
     def on_rewind(self, first_invalid_block: int) -> None:
-        """Rentals are re-read when their events are re-delivered; nothing to drop here."""
+        """Statuses are re-derived as the rewound blocks' events are re-delivered."""

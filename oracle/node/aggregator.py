@@ -561,3 +561,62 @@ class SettlementLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
+
+
+class ChainServices:
+    """What a node runs beside its HTTP API when it has an RPC endpoint (for ``create_app``'s
+    lifespan or ``run_node``): an :class:`EventFollower` that feeds the node's rental registry
+    from ``RentalStarted`` (and tracks which rentals may still settle), and a
+    :class:`SettlementLoop` that aggregates signatures from ``node_urls`` (this node's own URL
+    and its peers) and submits ``settleBatch``/``settle`` and fault reports with the node key.
+
+    Its state (follower cursor, block-hash checkpoints, rental statuses) lives in its own
+    tables of ``db_path`` (the node's SQLite file is fine).
+    """
+
+    def __init__(
+        self,
+        *,
+        rpc_url: str,
+        node_key: bytes,
+        market_address: str,
+        node_urls: Sequence[str],
+        registries: Sequence[Any],
+        db_path: str,
+        start_block: int = 0,
+        confirmations: int = 2,
+        poll_interval_s: float = 2.0,
+        settle_interval_s: float = 60.0,
+        batch: bool = True,
+        submit_delay_s: float = 5.0,
+        slash_faults: bool = True,
+        policy: Any = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
+
+        self.client = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
+        self.store = CursorStore(db_path)
+        self.feed = RentalRegistryFeed(self.client, registries, store=self.store)
+        self.follower = EventFollower(
+            self.client.w3, self.client.address, self.client.abi, self.feed,
+            store=self.store, confirmations=confirmations, start_block=start_block,
+            poll_interval_s=poll_interval_s, on_rewind=self.feed.on_rewind,
+            event_names=["RentalStarted", "RentalEnded", "RentalFinalized", "RentalCancelled"],
+        )
+        self.aggregator = Aggregator(self.client, node_urls, http=http)
+        self.loop = SettlementLoop(
+            self.aggregator, self.feed.settleable, interval_s=settle_interval_s, batch=batch,
+            submit_delay_s=submit_delay_s, slash_faults=slash_faults,
+        )
+
+    def start(self) -> "ChainServices":
+        self.follower.start()
+        self.loop.start()
+        return self
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.follower.stop()
+        self.aggregator.close()
+        self.store.close()

@@ -5,6 +5,7 @@ are submitted once, and an ended rental settles its last report that ends by the
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import httpx
@@ -182,3 +183,43 @@ def test_ended_rental_settles_the_last_report_that_ends_by_the_end(deployed, now
     assert outcome.status == "settled", outcome.detail
     assert outcome.sequence == 7
     assert client.get_rental(rental.rental_id)["sequence"] == 7
+
+
+def test_chain_services_follow_settle_and_forget_finalized_rentals(deployed, now, tmp_path):
+    from oracle.node.aggregator import ChainServices
+    from oracle.node.rentals import InMemoryRentalRegistry
+
+    from .conftest import FAST_POLICY, PROVIDER
+
+    k1, k2, _ = deployed.node_keys
+    chain_id = deployed.client(SUBMITTER).chain_id
+    nodes = {"n1": FakeNode(k1, chain_id, deployed.market, holds=3, base_time=now),
+             "n2": FakeNode(k2, chain_id, deployed.market, holds=3, base_time=now)}
+    probe = aggregator_for(deployed, nodes)
+    registry = InMemoryRentalRegistry()
+    services = ChainServices(
+        rpc_url=deployed.chain.url, node_key=k1, market_address=deployed.market,
+        node_urls=probe.node_urls, registries=[registry], db_path=str(tmp_path / "node.sqlite3"),
+        start_block=deployed.deployment.block_number, confirmations=0, poll_interval_s=0.05,
+        settle_interval_s=0.2, submit_delay_s=0.0, slash_faults=False, policy=FAST_POLICY, http=probe.http,
+    ).start()
+    try:
+        rental = open_active_rental(deployed)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+                o.rental_id == rental.rental_id and o.status == "settled" for o in services.loop.outcomes):
+            time.sleep(0.1)
+        settled = [o for o in services.loop.outcomes if o.rental_id == rental.rental_id and o.status == "settled"]
+        assert settled and settled[0].sequence == 3, [(o.status, o.detail) for o in services.loop.outcomes]
+        assert registry.get(rental.rental_id).agent == deployed.client(PROVIDER).get_offer(rental.offer_id)["agent"]
+        assert services.client.get_rental(rental.rental_id)["sequence"] == 3
+        # ended and finalized: the loop stops considering it
+        rental.renter.end_rental(rental.rental_id)
+        rental.provider.finalize_rental(rental.rental_id)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and rental.rental_id in services.feed.settleable():
+            time.sleep(0.05)
+        assert rental.rental_id not in services.feed.settleable()
+        assert services.store.rental_statuses("market")[rental.rental_id] == "closed"
+    finally:
+        services.stop()
