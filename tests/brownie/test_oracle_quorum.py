@@ -296,3 +296,27 @@ def test_setSignerSet_signer_removed_then_readded_counts_again(market, gov, orac
     assert market.signerSet()[0] == 3
     market.verifyQuorum(DIGEST, sigs(oracle_keys[:3]))
     assert not market.isSigner(addr(spare_oracle_keys[0]))
+
+
+def test_RevertWhen_settle_after_chain_id_changes_under_the_contract(market, oracle, report, relayer, rental_id):
+    """Adversarial, replay across a chain split: the same deployment, same state, but the chain
+    id changes (a fork). A quorum signed for the old chain id no longer settles; the domain
+    separator follows block.chainid, so a quorum for the new id does."""
+    from brownie import accounts, web3
+
+    old_id = chain.id
+    signatures = oracle.sign_usage(report, chain_id=old_id)
+    # anvil's unlocked accounts keep signing for the old id; submit from a locally signing key
+    relayer = accounts.add(f"0x{0xF0F0:064x}")
+    accounts[0].transfer(relayer, 10**18)
+    web3.provider.make_request("anvil_setChainId", [old_id + 1000])
+    try:
+        assert web3.eth.chain_id == old_id + 1000
+        stray = recover(oracle.usage_digest(report, chain_id=old_id + 1000), signatures[:65])
+        with reverts_with("OracleQuorum_UnknownSigner(uint256,address)", 0, stray):
+            market.settle(report.as_tuple(), signatures, {"from": relayer})
+        market.settle(report.as_tuple(), oracle.sign_usage(report, chain_id=old_id + 1000), {"from": relayer})
+        assert market.getRental(rental_id)["sequence"] == 1
+    finally:
+        web3.provider.make_request("anvil_setChainId", [old_id])
+    assert web3.eth.chain_id == old_id
