@@ -135,12 +135,15 @@ def deploy_live() -> dict:
     threshold = int(os.environ["GPURENT_THRESHOLD"]) if os.environ.get("GPURENT_THRESHOLD") else None
     print(f"deploying gpurent to {network.show_active()} (chain {chain.id}) from {account.address}")
 
-    # Brownie 1.22 fails, in a background thread and with a traceback, to record live-network
-    # deployments in its own database (a Sources-vs-dict type error); gpurent's deployment file
-    # below is the record, so that bookkeeping is switched off for this run.
+    # gpurent's deployment file below is the record of this deployment; Brownie's own
+    # bookkeeping of live deployments is switched off for this run: it fails in a background
+    # thread with a traceback (Brownie 1.22: a Sources-vs-dict type error in its database), and
+    # the build/deployments/<chain id> artifacts it writes make every later `brownie run` on a
+    # chain without that code (a rehearsal anvil with the same chain id) refuse to connect.
     import brownie.network.contract as brownie_contract
 
     brownie_contract._add_deployment = lambda *args, **kwargs: None
+    brownie_contract.ProjectContract._save_deployment = lambda self: None
 
     deployed = deploy(account, signers=signers, threshold=threshold, stablecoin=payment_token is None,
                       min_stake_per_gpu=min_stake)

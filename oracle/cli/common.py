@@ -428,6 +428,9 @@ class Session:
                 f"no contract at the market address {self.deployment.market} on chain {self.chain_id}: "
                 "the deployment file is stale (a restarted local chain?); run `gpurent deploy` again")
         self.market = BoundContract(self.sender, self.deployment.market, market_abi, extra_error_abis=[token_abi])
+        from oracle.chain.client import MarketClient
+
+        self.client = MarketClient(self.sender, self.deployment.market, market_abi)
         self.token = BoundContract(self.sender, self.deployment.payment_token, token_abi)
         self.stake_token = (self.token if self.deployment.stake_token == self.deployment.payment_token
                             else BoundContract(self.sender, self.deployment.stake_token, token_abi))
@@ -477,50 +480,51 @@ class Session:
 
 
 def rental_view(session: Session, rental_id: int) -> dict[str, Any]:
-    """A rental as stored on chain, with names for its enums."""
-    r = session.market.call("getRental", rental_id)
-    (status, offer_id, sequence, last_settled_at, available, uptime_bps, paid, price_h, price_kwh, fee_bps,
-     budget, renter, start_deadline, started_at, ended_at, provider, gpu_count, max_duration, end_reason) = r
-    if int(status) == 0:
+    """A rental as stored on chain (``MarketClient.get_rental``), snake_case, with enum names."""
+    r = session.client.get_rental(rental_id)
+    if int(r["status"]) == 0:
         from oracle.chain.errors import TransactionRevertedError
 
         raise TransactionRevertedError("RentalEscrow_UnknownRental", {"rentalId": rental_id}, function="getRental")
     return {
-        "rental_id": rental_id, "status": STATUS_NAMES[int(status)], "offer_id": int(offer_id),
-        "renter": renter, "provider": provider, "gpu_count": int(gpu_count),
-        "budget": int(budget), "paid": int(paid), "remaining": int(budget) - int(paid),
-        "price_per_gpu_hour": int(price_h), "price_per_kwh": int(price_kwh), "fee_bps": int(fee_bps),
-        "sequence": int(sequence), "available_gpu_seconds": int(available), "uptime_bps": int(uptime_bps),
-        "last_settled_at": int(last_settled_at), "start_deadline": int(start_deadline),
-        "started_at": int(started_at), "ended_at": int(ended_at), "max_duration_seconds": int(max_duration),
-        "end_reason": END_REASONS[int(end_reason)],
+        "rental_id": rental_id, "status": r["statusName"], "offer_id": int(r["offerId"]),
+        "renter": r["renter"], "provider": r["provider"], "gpu_count": int(r["gpuCount"]),
+        "budget": int(r["budget"]), "paid": int(r["paid"]), "remaining": int(r["budget"]) - int(r["paid"]),
+        "price_per_gpu_hour": int(r["pricePerGpuHour"]), "price_per_kwh": int(r["pricePerKwh"]),
+        "fee_bps": int(r["feeBps"]), "sequence": int(r["sequence"]),
+        "available_gpu_seconds": int(r["availableGpuSeconds"]), "uptime_bps": int(r["uptimeBps"]),
+        "last_settled_at": int(r["lastSettledAt"]), "start_deadline": int(r["startDeadline"]),
+        "started_at": int(r["startedAt"]), "ended_at": int(r["endedAt"]),
+        "max_duration_seconds": int(r["maxDurationSeconds"]), "end_reason": r["endReasonName"],
     }
 
 
 def offer_view(session: Session, offer_id: int) -> dict[str, Any]:
-    o = session.market.call("getOffer", offer_id)
-    (provider, gpu_count, min_uptime, version, active, payment_token, price_kwh, agent, price_h,
-     memory_mib, max_duration, grid, region, gpu_model) = o
-    if provider == "0x" + "0" * 40:
+    o = session.client.get_offer(offer_id)
+    if int(o["provider"], 16) == 0:
         from oracle.chain.errors import TransactionRevertedError
 
         raise TransactionRevertedError("OfferBook_UnknownOffer", {"offerId": offer_id}, function="getOffer")
     return {
-        "offer_id": offer_id, "provider": provider, "active": bool(active), "version": int(version),
-        "gpu_model": bytes32_text(gpu_model), "gpu_count": int(gpu_count), "memory_mib": int(memory_mib),
-        "payment_token": payment_token, "price_per_gpu_hour": int(price_h), "price_per_kwh": int(price_kwh),
-        "region": bytes32_text(region), "grid_intensity_g_per_kwh": int(grid),
-        "max_duration_seconds": int(max_duration), "min_uptime_bps": int(min_uptime), "agent": agent,
+        "offer_id": offer_id, "provider": o["provider"], "active": bool(o["active"]), "version": int(o["version"]),
+        "gpu_model": bytes32_text(o["gpuModel"]), "gpu_count": int(o["gpuCount"]), "memory_mib": int(o["memoryMib"]),
+        "payment_token": o["paymentToken"], "price_per_gpu_hour": int(o["pricePerGpuHour"]),
+        "price_per_kwh": int(o["pricePerKwh"]), "region": bytes32_text(o["region"]),
+        "grid_intensity_g_per_kwh": int(o["gridIntensityGPerKwh"]),
+        "max_duration_seconds": int(o["maxDurationSeconds"]), "min_uptime_bps": int(o["minUptimeBps"]),
+        "agent": o["agent"],
     }
 
 
 def reputation_view(session: Session, provider: str) -> dict[str, Any]:
-    completed, abandoned, slashes, reported, attested, uptime_sum = session.market.call("reputationOf", provider)
-    score = int(session.market.call("reputationScore", provider))
+    r = session.client.reputation_of(provider)
+    reported = int(r["reportedRentals"])
     return {
-        "score_bps": score, "completed_rentals": int(completed), "abandoned_rentals": int(abandoned),
-        "slash_count": int(slashes), "reported_rentals": int(reported), "attested_gpu_seconds": int(attested),
-        "avg_uptime_bps": int(uptime_sum) // int(reported) if int(reported) else None,
+        "score_bps": int(session.client.reputation_score(provider)),
+        "completed_rentals": int(r["completedRentals"]), "abandoned_rentals": int(r["abandonedRentals"]),
+        "slash_count": int(r["slashCount"]), "reported_rentals": reported,
+        "attested_gpu_seconds": int(r["attestedGpuSeconds"]),
+        "avg_uptime_bps": int(r["uptimeBpsSum"]) // reported if reported else None,
     }
 
 

@@ -10,6 +10,7 @@ from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
     GuardedGroup,
+    OperationFailed,
     Session,
     WalletSpec,
     chain_options,
@@ -304,15 +305,33 @@ def rental(rental_id: int, chain: ChainOptions) -> None:
 @chain_options
 @wallet_options
 def settle(rental_id: int, nodes: tuple[str, ...], chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Get paid now: collect a quorum of node signatures on RENTAL_ID's usage and submit it."""
-    from oracle.cli.settle import settle_from_nodes
+    """Get paid now: collect a quorum of node signatures on RENTAL_ID's usage and submit it
+    (the nodes' aggregator does the same on its own; the contract pays whoever submits)."""
+    from oracle.node.aggregator import Aggregator
 
     s = Session(chain, wallet)
     s.require_signer()
-    out = settle_from_nodes(s, rental_id, nodes)
-    if out["settled"]:
-        line = (f"settled rental {rental_id} up to sequence {out['sequence']}: {s.fmt(out['payment'])} "
-                f"moved from escrow (tx {out['tx']})")
+    aggregator = Aggregator(s.client, nodes, timeout_s=10.0)
+    try:
+        outcome = aggregator.settle_rental(rental_id)
+    finally:
+        aggregator.close()
+    out = {"rental_id": rental_id, "status": outcome.status, "settled": outcome.status == "settled",
+           "sequence": outcome.sequence, "payment": outcome.payment, "tx": outcome.tx_hash,
+           "gas_used": outcome.gas_used, "signers": list(outcome.signers), "detail": outcome.detail,
+           "nodes": outcome.notes}
+    if outcome.status == "settled":
+        out["report"] = settled_report(s, rental_id, outcome.tx_hash)
+        _done(chain, out, f"settled rental {rental_id} up to sequence {outcome.sequence}: {s.fmt(outcome.payment)} "
+                          f"moved from escrow (tx {outcome.tx_hash})")
+    elif outcome.status in ("nothing_new", "already_settled"):
+        _done(chain, out, f"nothing new to settle for rental {rental_id}: {outcome.detail}")
     else:
-        line = f"nothing to settle for rental {rental_id}: {out['reason']}"
-    _done(chain, out, line)
+        raise OperationFailed(f"rental {rental_id} not settled ({outcome.status}): {outcome.detail}")
+
+
+def settled_report(s: Session, rental_id: int, tx_hash: str) -> dict[str, Any] | None:
+    """The usage report a settle transaction carried (from its calldata)."""
+    from oracle.cli.rent_cmd import report_from_tx
+
+    return report_from_tx(s, tx_hash, rental_id)

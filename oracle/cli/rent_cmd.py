@@ -44,12 +44,20 @@ def settled_usage(s: Session, rental_id: int) -> dict[str, Any] | None:
     if not logs:
         return None
     last = max(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
-    tx = s.w3.eth.get_transaction(last["transactionHash"])
-    fn, args = s.market.contract.decode_function_input(tx["input"])
-    reports = args.get("reports") or [args.get("report")]
-    for report in reports:
+    report = report_from_tx(s, last["transactionHash"], rental_id, int(last["args"]["sequence"]))
+    if report is None:
+        return None
+    return {**report, "settled_in_tx": last["transactionHash"].to_0x_hex(),
+            "settled_in_block": int(last["blockNumber"])}
+
+
+def report_from_tx(s: Session, tx_hash: Any, rental_id: int, sequence: int | None = None) -> dict[str, Any] | None:
+    """The usage report of ``rental_id`` in a ``settle``/``settleBatch`` transaction's input."""
+    tx = s.w3.eth.get_transaction(tx_hash)
+    _, args = s.market.contract.decode_function_input(tx["input"])
+    for report in args.get("reports") or [args.get("report")]:
         fields = _report_fields(report)
-        if fields["rentalId"] == rental_id and fields["sequence"] == int(last["args"]["sequence"]):
+        if fields["rentalId"] == rental_id and (sequence is None or fields["sequence"] == sequence):
             return {
                 "sequence": fields["sequence"],
                 "period_end": fields["periodEnd"],
@@ -59,8 +67,6 @@ def settled_usage(s: Session, rental_id: int) -> dict[str, Any] | None:
                 "carbon_milligrams": fields["carbonMilligrams"],
                 "uptime_bps": fields["uptimeBps"],
                 "fault_flags": fields["faultFlags"],
-                "settled_in_tx": last["transactionHash"].to_0x_hex(),
-                "settled_in_block": int(last["blockNumber"]),
             }
     return None
 
