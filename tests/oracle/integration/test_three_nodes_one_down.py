@@ -31,7 +31,9 @@ from oracle.node.storage import NodeStorage
 from oracle.node.testing import TRACE_A, NodeProcess
 from oracle.telemetry.sources.replay import ReplaySource, backdate_ms
 
-from .conftest import GOVERNANCE, PROVIDER, RENTER, deploy
+from .conftest import GOVERNANCE, PROVIDER, RENTER
+
+TRACE_A_SECONDS = 85
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,145 +58,215 @@ def _cost(available: int, energy: int) -> int:
     return available * PRICE_PER_GPU_HOUR // 3600 + energy * PRICE_PER_KWH // 3_600_000_000
 
 
-def test_three_nodes_one_stopped_two_still_settle(chain, tmp_path: Path):
-    t0 = time.monotonic()
-    deployed = deploy(chain)
-    gov, provider, renter = deployed.client(GOVERNANCE), deployed.client(PROVIDER), deployed.client(RENTER)
-    token = deployed.token
-    agent_address = Account.from_key(AGENT_KEY).address
+class Network:
+    """Three uvicorn nodes, their rental registries fed by one EventFollower, node 1's aggregator."""
 
-    # -- provider and renter --------------------------------------------------------------------
-    provider.stake(token, STAKE)
-    offer_id, _ = provider.create_offer(OfferTerms(
-        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=token,
-        price_per_gpu_hour=PRICE_PER_GPU_HOUR, price_per_kwh=PRICE_PER_KWH, region="eu-north-1",
-        grid_intensity_g_per_kwh=40, max_duration_seconds=86_400, min_uptime_bps=9_000, agent=agent_address,
-    ))
-    renter_balance_before = renter.balance_of(token)
-    provider_balance_before = provider.balance_of(token)
-    rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=BUDGET)
-
-    # -- three nodes that know nothing of the rental yet ---------------------------------------
-    nodes, dbs = [], []
-    for i, key in enumerate(deployed.node_keys):
-        db = tmp_path / f"node-{i + 1}.sqlite3"
-        dbs.append(db)
-        nodes.append(NodeProcess({
-            "GPURENT_NODE_DEV_MODE": "true",
-            "GPURENT_NODE_PRIVATE_KEY": "0x" + key.hex(),
-            "GPURENT_NODE_CHAIN_ID": str(chain.chain_id),
-            "GPURENT_NODE_MARKET_ADDRESS": deployed.market,
-            "GPURENT_NODE_SIGNER_SET_VERSION": "1",
-            "GPURENT_NODE_DB_PATH": str(db),
-            "GPURENT_NODE_LOG_LEVEL": "warning",
-        }, log_path=tmp_path / f"node-{i + 1}.log"))
-    stop_agent = threading.Event()
-    agent_thread = None
-    try:
-        for node in nodes:
+    def __init__(self, deployed, tmp: Path):
+        self.deployed = deployed
+        self.tmp = tmp
+        self.gov = deployed.client(GOVERNANCE)
+        self.nodes: list[NodeProcess] = []
+        dbs = []
+        for i, key in enumerate(deployed.node_keys):
+            db = tmp / f"node-{i + 1}.sqlite3"
+            dbs.append(db)
+            self.nodes.append(NodeProcess({
+                "GPURENT_NODE_DEV_MODE": "true",
+                "GPURENT_NODE_PRIVATE_KEY": "0x" + key.hex(),
+                "GPURENT_NODE_CHAIN_ID": str(deployed.chain.chain_id),
+                "GPURENT_NODE_MARKET_ADDRESS": deployed.market,
+                "GPURENT_NODE_SIGNER_SET_VERSION": "1",
+                "GPURENT_NODE_DB_PATH": str(db),
+                "GPURENT_NODE_LOG_LEVEL": "warning",
+            }, log_path=tmp / f"node-{i + 1}.log"))
+        for node in self.nodes:
             node.start()
-        urls = [n.url for n in nodes]
-
-        # -- the chain tells the nodes about the rental ----------------------------------------
-        storages = [NodeStorage(db) for db in dbs]
-        feed = RentalRegistryFeed(gov, [SqliteRentalRegistry(s) for s in storages])
-        follower = EventFollower(
-            gov.w3, deployed.market, gov.abi, feed, store=CursorStore(tmp_path / "follower.sqlite3"),
+        self.urls = [n.url for n in self.nodes]
+        self.storages = [NodeStorage(db) for db in dbs]
+        self.feed = RentalRegistryFeed(self.gov, [SqliteRentalRegistry(s) for s in self.storages])
+        self.follower = EventFollower(
+            self.gov.w3, deployed.market, self.gov.abi, self.feed, store=CursorStore(tmp / "follower.sqlite3"),
             confirmations=0, event_names=["RentalOpened", "RentalStarted", "RentalEnded"],
             start_block=deployed.deployment.block_number,
         )
-        follower.poll_once()
-        assert feed.started == {}  # opened, not started
+        self.aggregator = Aggregator(deployed.node_client(0), self.urls, timeout_s=3.0)
 
-        source = ReplaySource(TRACE_A, speed=SPEED, period_ms=1000)
-        back_s = backdate_ms(source.duration_ms, SPEED) / 1000
-        planned_start = int(time.time() - back_s) + 2
-        chain.set_next_timestamp(planned_start)
-        started = provider.start_rental(rental_id)
-        started_at = int(started.events["RentalStarted"][0]["startedAt"])
-        assert started_at == planned_start
-        follower.poll_once()
-        assert feed.started == {rental_id: started_at}
-        for s in storages:
-            assert s.get_rental(rental_id)[1] == agent_address
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.aggregator.close()
 
-        # -- the replay agent -----------------------------------------------------------------
-        source.not_before_ms = started_at * 1000
-        agent = Agent(source=source, spool=Spool(tmp_path / "agent-spool.sqlite3"), private_key=AGENT_KEY,
-                      rental_id=rental_id, nodes=urls, sample_hz=4.0, batch_samples=10,
-                      stop=stop_agent, drain_timeout_s=3.0, request_timeout_s=2.0)
-        agent_thread = threading.Thread(target=agent.run, daemon=True)
-        agent_thread.start()
 
+@pytest.fixture(scope="module")
+def network(deployed, tmp_path_factory):
+    net = Network(deployed, tmp_path_factory.mktemp("network"))
+    yield net
+    net.stop()
+
+
+def open_and_start(net: Network, trace: Path, agent_key: bytes) -> tuple[int, int, ReplaySource]:
+    """Offer with the agent's address, rental opened, started when the replay's first sample is stamped."""
+    deployed = net.deployed
+    provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
+    stake = provider.stake_of(provider.account)
+    shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
+    if shortfall > 0 or int(stake["active"]) == 0:
+        provider.stake(deployed.token, max(shortfall, 0) + STAKE)
+    offer_id, _ = provider.create_offer(OfferTerms(
+        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
+        price_per_gpu_hour=PRICE_PER_GPU_HOUR, price_per_kwh=PRICE_PER_KWH, region="eu-north-1",
+        grid_intensity_g_per_kwh=40, max_duration_seconds=86_400, min_uptime_bps=9_000,
+        agent=Account.from_key(agent_key).address,
+    ))
+    rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=BUDGET)
+    net.follower.poll_once()
+    assert rental_id not in net.feed.started  # opened, not started: the nodes do not meter it yet
+
+    source = ReplaySource(trace, speed=SPEED, period_ms=1000)
+    back_s = backdate_ms(source.duration_ms, SPEED) / 1000
+    head = int(net.gov.w3.eth.get_block("latest")["timestamp"])
+    planned_start = max(head + 1, int(time.time() - back_s) + 2)
+    net.deployed.chain.set_next_timestamp(planned_start)
+    started = provider.start_rental(rental_id)
+    started_at = int(started.events["RentalStarted"][0]["startedAt"])
+    assert started_at == planned_start
+    net.follower.poll_once()
+    assert net.feed.started[rental_id] == started_at
+    for storage in net.storages:
+        assert storage.get_rental(rental_id)[1] == Account.from_key(agent_key).address
+    source.not_before_ms = started_at * 1000
+    return rental_id, started_at, source
+
+
+def start_agent(net: Network, source: ReplaySource, rental_id: int, agent_key: bytes, stop: threading.Event):
+    agent = Agent(source=source, spool=Spool(net.tmp / f"agent-{rental_id}.sqlite3"), private_key=agent_key,
+                  rental_id=rental_id, nodes=net.urls, sample_hz=4.0, batch_samples=10,
+                  stop=stop, drain_timeout_s=3.0, request_timeout_s=2.0)
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_three_nodes_one_stopped_two_still_settle(deployed, network):
+    t0 = time.monotonic()
+    gov, provider, renter = deployed.client(GOVERNANCE), deployed.client(PROVIDER), deployed.client(RENTER)
+    token = deployed.token
+    treasury = gov.params()["treasury"]
+    treasury_before = gov.withdrawable(treasury, token)
+    renter_balance_before = renter.balance_of(token)
+    rental_id, started_at, source = open_and_start(network, TRACE_A, AGENT_KEY)
+    provider_balance_before = provider.balance_of(token)  # after staking
+    urls, aggregator = network.urls, network.aggregator
+
+    stop_agent = threading.Event()
+    agent_thread = start_agent(network, source, rental_id, AGENT_KEY, stop_agent)
+    try:
         # -- node 3 stops mid-rental ----------------------------------------------------------
         time.sleep(0.4 * source.duration_ms / 1000 / SPEED)
-        nodes[2].stop()
+        network.nodes[2].stop()
         stopped_at = time.monotonic()
 
-        aggregator = Aggregator(deployed.node_client(0), urls, timeout_s=3.0)
         mid = aggregator.settle_rental(rental_id)
         assert mid.status == "settled", mid.detail
         node3 = Account.from_key(deployed.node_keys[2]).address
         assert node3 not in mid.signers and len(mid.signers) == 2
         assert "unreachable" in mid.notes[urls[2]]
-        mid_rental = gov.get_rental(rental_id)
-        assert mid_rental["sequence"] == mid.sequence
+        assert gov.get_rental(rental_id)["sequence"] == mid.sequence
 
         agent_thread.join(timeout=60)
         assert not agent_thread.is_alive(), "the replay agent did not finish"
-
-        # -- final settlement, batched --------------------------------------------------------
-        final_outcomes = aggregator.settle_batch([rental_id])
-        assert [o.status for o in final_outcomes] == ["settled"], final_outcomes
-        final = final_outcomes[0]
-        assert final.sequence > mid.sequence
-        assert node3 not in final.signers
-
-        # the two live nodes hold every batch; the settled report is theirs
-        quorum = aggregator.collect_usage(rental_id, sequence=final.sequence)
-        report = quorum.report
-        rental = gov.get_rental(rental_id)
-        assert rental["sequence"] == report.sequence
-        assert rental["availableGpuSeconds"] == report.available_gpu_seconds
-
-        # -- payment lands where the contract says -------------------------------------------
-        expected_paid = min(BUDGET, _cost(report.available_gpu_seconds, report.energy_millijoules))
-        assert gov.cost_of(rental_id, report.available_gpu_seconds, report.energy_millijoules) == expected_paid
-        assert rental["paid"] == expected_paid
-        assert mid.payment + final.payment == expected_paid
-        fee = expected_paid * FEE_BPS // 10_000
-        provider_address = provider.account
-        assert provider.withdrawable(provider_address, token) == expected_paid - fee
-
-        head = gov.w3.eth.get_block("latest")["timestamp"]
-        chain.set_next_timestamp(max(head + 1, report.period_end))
-        renter.end_rental(rental_id)
-        finalized = provider.finalize_rental(rental_id).events["RentalFinalized"][0]
-        assert (finalized["paid"], finalized["fee"], finalized["refund"]) == (expected_paid, fee, BUDGET - expected_paid)
-        provider.withdraw(token)
-        renter.withdraw(token)
-        assert provider.balance_of(token) - provider_balance_before == expected_paid - fee
-        assert renter_balance_before - renter.balance_of(token) == expected_paid
-        assert gov.withdrawable(gov.params()["treasury"], token) == fee
-
-        summary = {
-            "rental_id": rental_id,
-            "available_gpu_seconds": report.available_gpu_seconds,
-            "energy_millijoules": report.energy_millijoules,
-            "busy_gpu_seconds": report.busy_gpu_seconds,
-            "sequence_mid": mid.sequence, "sequence_final": final.sequence,
-            "payment_mid": mid.payment, "payment_final": final.payment,
-            "paid": expected_paid, "fee": fee, "provider_credit": expected_paid - fee,
-            "refund": BUDGET - expected_paid,
-            "gas_settle": mid.gas_used, "gas_settle_batch_1": final.gas_used,
-            "node3_stopped_after_s": round(stopped_at - t0, 1),
-            "wall_s": round(time.monotonic() - t0, 1),
-        }
-        print("\nSETTLEMENT " + json.dumps(summary))
-        (tmp_path / "summary.json").write_text(json.dumps(summary))
     finally:
         stop_agent.set()
-        if agent_thread is not None:
-            agent_thread.join(timeout=10)
-        for node in nodes:
-            node.stop()
+        agent_thread.join(timeout=10)
+
+    # -- final settlement, batched ------------------------------------------------------------
+    final_outcomes = aggregator.settle_batch([rental_id])
+    assert [o.status for o in final_outcomes] == ["settled"], final_outcomes
+    final = final_outcomes[0]
+    assert final.sequence > mid.sequence
+    assert node3 not in final.signers
+
+    quorum = aggregator.collect_usage(rental_id, sequence=final.sequence)
+    report = quorum.report
+    rental = gov.get_rental(rental_id)
+    assert rental["sequence"] == report.sequence
+    assert rental["availableGpuSeconds"] == report.available_gpu_seconds
+    assert report.available_gpu_seconds == source.duration_ms // 1000  # the whole trace is available
+
+    # -- payment lands where the contract says ------------------------------------------------
+    expected_paid = min(BUDGET, _cost(report.available_gpu_seconds, report.energy_millijoules))
+    assert gov.cost_of(rental_id, report.available_gpu_seconds, report.energy_millijoules) == expected_paid
+    assert rental["paid"] == expected_paid
+    assert mid.payment + final.payment == expected_paid
+    fee = expected_paid * FEE_BPS // 10_000
+    assert provider.withdrawable(provider.account, token) == expected_paid - fee
+
+    renter.end_rental(rental_id)  # the final report settled while Active: no end-time constraint
+    finalized = provider.finalize_rental(rental_id).events["RentalFinalized"][0]
+    assert (finalized["paid"], finalized["fee"], finalized["refund"]) == (expected_paid, fee, BUDGET - expected_paid)
+    provider.withdraw(token)
+    renter.withdraw(token)
+    assert provider.balance_of(token) - provider_balance_before == expected_paid - fee
+    assert renter_balance_before - renter.balance_of(token) == expected_paid
+    assert gov.withdrawable(treasury, token) - treasury_before == fee
+
+    summary = {
+        "rental_id": rental_id,
+        "available_gpu_seconds": report.available_gpu_seconds,
+        "energy_millijoules": report.energy_millijoules,
+        "busy_gpu_seconds": report.busy_gpu_seconds,
+        "sequence_mid": mid.sequence, "sequence_final": final.sequence,
+        "payment_mid": mid.payment, "payment_final": final.payment,
+        "paid": expected_paid, "fee": fee, "provider_credit": expected_paid - fee,
+        "refund": BUDGET - expected_paid,
+        "gas_settle": mid.gas_used, "gas_settle_batch_1": final.gas_used,
+        "node3_stopped_after_s": round(stopped_at - t0, 1),
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
+    print("\nSETTLEMENT " + json.dumps(summary))
+
+
+def _trace_with_hole(tmp: Path, hole_s: float = 10.0) -> Path:
+    """The shared trace with ``hole_s`` seconds of rows removed from the middle."""
+    lines = TRACE_A.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    t = [float(r.split(",", 1)[0]) for r in rows]
+    middle = (t[0] + t[-1]) / 2
+    kept = [r for r, ts in zip(rows, t) if not (middle <= ts < middle + hole_s)]
+    path = tmp / "h100_trace_a_hole.csv"
+    path.write_text("\n".join([header, *kept]) + "\n")
+    return path
+
+
+def test_downtime_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tmp_path):
+    """Node 3 is still down: nodes 1 and 2 meter a 10 s hole as DOWNTIME and sign the fault
+    report; the aggregator submits it and the provider's stake is slashed once."""
+    agent_key = bytes.fromhex("a8" * 32)
+    network.nodes[2].stop()  # (already stopped when the first test ran)
+    gov, renter = deployed.client(GOVERNANCE), deployed.client(RENTER)
+    rental_id, _, source = open_and_start(network, _trace_with_hole(tmp_path), agent_key)
+    stop_agent = threading.Event()
+    thread = start_agent(network, source, rental_id, agent_key, stop_agent)
+    thread.join(timeout=60)
+    stop_agent.set()
+    assert not thread.is_alive()
+
+    settled = network.aggregator.settle_rental(rental_id)
+    assert settled.status == "settled", settled.detail
+    report = network.aggregator.collect_usage(rental_id, sequence=settled.sequence).report
+    assert report.fault_flags & (1 << 1)  # DOWNTIME
+    assert report.available_gpu_seconds <= TRACE_A_SECONDS - 9
+
+    provider_address = gov.get_rental(rental_id)["provider"]
+    stake_before = int(gov.stake_of(provider_address)["active"])
+    renter_before = gov.withdrawable(renter.account, deployed.token)
+    outcomes = network.aggregator.submit_faults(rental_id)
+    slashed = [o for o in outcomes if o.status == "slashed"]
+    assert slashed and all(len(o.signers) == 2 for o in slashed), outcomes
+    assert gov.is_fault_settled(rental_id, slashed[0].fault_id)
+    assert int(gov.stake_of(provider_address)["active"]) < stake_before
+    assert gov.withdrawable(renter.account, deployed.token) > renter_before  # the renter's share
+    again = network.aggregator.submit_faults(rental_id)
+    assert {o.status for o in again} == {"already_settled"}
+    print(f"\nFAULT slashed {len(slashed)} fault(s), gas {[o.gas_used for o in slashed]}, "
+          f"available {report.available_gpu_seconds} s, flags {report.fault_flags:#x}")
