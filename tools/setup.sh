@@ -36,7 +36,12 @@ chmod +x "$shim"
 export PATH="$root/node_modules/.bin:$PATH"
 declare_network() {  # env id key=value...
   local env="$1" id="$2"; shift 2
-  if .venv/bin/brownie networks list 2>/dev/null | grep -q -- "\b${id}\b"; then
+  # Read the whole list first (`brownie ... | grep -q` under pipefail fails when grep stops at
+  # the first match and brownie dies of SIGPIPE), without colour codes, and match the id
+  # exactly ("sepolia-rpc" must not match inside "base-sepolia-rpc").
+  local networks
+  networks="$(.venv/bin/brownie networks list 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' || true)"
+  if grep -qE -- ": ${id}\$" <<<"$networks"; then
     .venv/bin/brownie networks modify "$id" "$@" >/dev/null
   else
     .venv/bin/brownie networks add "$env" "$id" "$@" >/dev/null
