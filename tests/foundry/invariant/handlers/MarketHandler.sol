@@ -522,52 +522,116 @@ contract MarketHandler is TestBase {
         _checkSettled(before, report, creditBefore);
     }
 
-    function settleBatch(uint256 rentalSeed, uint256 count, ReportInput memory input, bool appendStale, uint256 submitterSeed)
-        external
-        instrumented("settleBatch")
-    {
-        count = bound(count, 1, 4);
-        uint256 total = market.rentalCount();
-        uint256[] memory picked = new uint256[](count);
-        uint256 n;
-        for (uint256 i = 0; i < total && n < count; i++) {
-            uint256 id = (rentalSeed % total + i) % total + 1;
-            if (_isSettleable(id)) picked[n++] = id;
+    struct BatchPlan {
+        uint256[] picked;
+        Rental[] befores;
+        UsageReport[] reports;
+        UsageReport last; // the report that should end up settled for the first rental
+        uint256 maxCost0; // the largest cost among the first rental's reports
+    }
+
+    /// @dev Settles up to four settleable rentals under one batch signature. `extra` appends, to
+    /// exercise overlapping reports: 1 = the first report again (stale, must be skipped),
+    /// 2 = a newer report for the first rental, 3 = both (newer, then the stale one).
+    function settleBatch(
+        uint256 rentalSeed,
+        uint256 count,
+        ReportInput memory input,
+        uint8 extra,
+        uint256 submitterSeed
+    ) external instrumented("settleBatch") {
+        uint256[] memory picked = _pickSettleable(rentalSeed, bound(count, 1, 4));
+        if (picked.length == 0) {
+            _count("settleBatch:skipped");
+            return;
         }
-        if (n == 0) {
-            (bool found, uint256 id) = _activeRental(rentalSeed);
-            if (!found) {
-                _count("settleBatch:skipped");
-                return;
-            }
-            picked[n++] = id;
-        }
-        UsageReport[] memory reports = new UsageReport[](appendStale ? n + 1 : n);
-        Rental[] memory befores = new Rental[](n);
-        for (uint256 i = 0; i < n; i++) {
-            befores[i] = market.getRental(picked[i]);
-            input.availableDelta = uint256(keccak256(abi.encode(input.availableDelta, i)));
-            input.energyDelta = uint256(keccak256(abi.encode(input.energyDelta, i)));
-            reports[i] = _nextReport(picked[i], befores[i], input);
-        }
-        // The first report again: stale once the first settles, so the batch must skip it.
-        if (appendStale) reports[n] = reports[0];
-        bytes memory signatures = _quorumSign(ReportSigning.batchDigest(reports, address(market)), submitterSeed);
+        BatchPlan memory plan = _planBatch(picked, input, uint8(bound(extra, 0, 3)));
+        bytes memory signatures = _quorumSign(ReportSigning.batchDigest(plan.reports, address(market)), submitterSeed);
         // Providers may repeat across the batch, so credits are compared in aggregate.
         uint256 creditsBefore = _providerCredits();
 
         vm.prank(_anyActor(submitterSeed));
-        market.settleBatch(reports, signatures);
+        market.settleBatch(plan.reports, signatures);
 
         uint256 expectedCreditIncrease;
-        for (uint256 i = 0; i < n; i++) {
-            Rental memory afterR = market.getRental(picked[i]);
-            assertEq(afterR.paid - befores[i].paid, _expectedPayment(befores[i], reports[i]), "settleBatch: payment");
-            assertEq(afterR.sequence, reports[i].sequence, "settleBatch: sequence");
-            expectedCreditIncrease += _share(afterR.paid, afterR.feeBps) - _share(befores[i].paid, befores[i].feeBps);
-            ghost_energy[picked[i]] = reports[i].energyMillijoules;
+        for (uint256 i = 0; i < plan.picked.length; i++) {
+            expectedCreditIncrease += _checkBatchEntry(plan, i);
         }
         assertEq(_providerCredits() - creditsBefore, expectedCreditIncrease, "settleBatch: provider credits");
+    }
+
+    function _planBatch(uint256[] memory picked, ReportInput memory input, uint8 extra)
+        internal
+        returns (BatchPlan memory plan)
+    {
+        uint256 n = picked.length;
+        plan.picked = picked;
+        plan.reports = new UsageReport[](n + (extra == 3 ? 2 : extra == 0 ? 0 : 1));
+        plan.befores = new Rental[](n);
+        for (uint256 i = 0; i < n; i++) {
+            plan.befores[i] = market.getRental(picked[i]);
+            input.availableDelta = uint256(keccak256(abi.encode(input.availableDelta, i)));
+            input.energyDelta = uint256(keccak256(abi.encode(input.energyDelta, i)));
+            plan.reports[i] = _nextReport(picked[i], plan.befores[i], input);
+        }
+        plan.last = plan.reports[0];
+        plan.maxCost0 = _cost(plan.befores[0], plan.reports[0]);
+        if (extra >= 2) {
+            Rental memory virtualAfter = plan.befores[0];
+            virtualAfter.sequence = uint32(plan.reports[0].sequence);
+            virtualAfter.availableGpuSeconds = uint40(plan.reports[0].availableGpuSeconds);
+            input.lowerEnergy = false;
+            ghost_energy[picked[0]] = plan.reports[0].energyMillijoules;
+            plan.last = _nextReport(picked[0], virtualAfter, input);
+            plan.reports[n] = plan.last;
+            uint256 c = _cost(plan.befores[0], plan.last);
+            if (c > plan.maxCost0) plan.maxCost0 = c;
+        }
+        if (extra == 1 || extra == 3) plan.reports[plan.reports.length - 1] = plan.reports[0]; // stale by then
+    }
+
+    /// @dev Checks rental `i` of a settled batch; returns its provider credit increase.
+    function _checkBatchEntry(BatchPlan memory plan, uint256 i) internal returns (uint256) {
+        Rental memory before = plan.befores[i];
+        Rental memory afterR = market.getRental(plan.picked[i]);
+        UsageReport memory settled = i == 0 ? plan.last : plan.reports[i];
+        uint256 maxCost = i == 0 ? plan.maxCost0 : _cost(before, plan.reports[i]);
+        // paid' = min(budget, max(paid, cost of each settled report)): the running maximum.
+        uint256 expectedPaid = maxCost > before.paid ? maxCost : before.paid;
+        if (expectedPaid > before.budget) expectedPaid = before.budget;
+        assertEq(afterR.paid, expectedPaid, "settleBatch: paid == min(budget, running max of cost)");
+        assertEq(afterR.sequence, settled.sequence, "settleBatch: sequence of the newest report");
+        assertEq(afterR.availableGpuSeconds, settled.availableGpuSeconds, "settleBatch: available");
+        bool exhausted = before.status == RentalStatus.Active && afterR.paid == afterR.budget;
+        assertEq(
+            afterR.status == RentalStatus.Ended, exhausted || before.status == RentalStatus.Ended, "settleBatch: status"
+        );
+        if (exhausted) assertEq(afterR.endedAt, block.timestamp, "settleBatch: exhausted rental ended now");
+        ghost_energy[plan.picked[i]] = settled.energyMillijoules;
+        return _share(afterR.paid, afterR.feeBps) - _share(before.paid, before.feeBps);
+    }
+
+    /// @dev Up to `count` distinct settleable rentals (starting one if none is).
+    function _pickSettleable(uint256 seed, uint256 count) internal returns (uint256[] memory picked) {
+        uint256 total = market.rentalCount();
+        picked = new uint256[](count);
+        uint256 n;
+        for (uint256 i = 0; i < total && n < count; i++) {
+            uint256 id = (seed % total + i) % total + 1;
+            if (_isSettleable(id)) picked[n++] = id;
+        }
+        if (n == 0) {
+            (bool found, uint256 id) = _activeRental(seed);
+            if (found) picked[n++] = id;
+        }
+        assembly ("memory-safe") {
+            mstore(picked, n)
+        }
+    }
+
+    function _cost(Rental memory r, UsageReport memory report) internal pure returns (uint256) {
+        return (uint256(report.availableGpuSeconds) * r.pricePerGpuHour) / 3600
+            + (uint256(report.energyMillijoules) * r.pricePerKwh) / 3_600_000_000;
     }
 
     function _providerCredits() internal view returns (uint256 total) {
