@@ -22,7 +22,7 @@ from eth_account import Account
 
 from oracle.agent.agent import Agent
 from oracle.agent.spool import Spool
-from oracle.chain.anvil import ANVIL_KEYS, Anvil
+from oracle.chain.anvil import Anvil
 from oracle.chain.client import OfferTerms
 from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
 from oracle.node.aggregator import Aggregator
