@@ -302,8 +302,8 @@ def deploy_market(
     market = BoundContract(sender, market_address, market_art.abi, extra_error_abis=[token_art.abi])
 
     progress("allowing the payment and stake token")
-    txs["payment_token"] = market.transact("setPaymentToken", payment_token, True).tx_hash
-    txs["stake_token"] = market.transact("setStakeToken", payment_token, min_stake_per_gpu).tx_hash
+    txs["allow payment token"] = market.transact("setPaymentToken", payment_token, True).tx_hash
+    txs["allow stake token"] = market.transact("setStakeToken", payment_token, min_stake_per_gpu).tx_hash
 
     signer_set: dict[str, Any] = {"version": 0, "threshold": 0, "signers": []}
     if signers:
@@ -311,7 +311,7 @@ def deploy_market(
         if len(ordered) != len(signers):
             raise ConfigError("a signer is listed twice")
         progress(f"installing the oracle signer set ({threshold} of {len(ordered)})")
-        txs["signer_set"] = market.transact("setSignerSet", ordered, threshold).tx_hash
+        txs["signer set"] = market.transact("setSignerSet", ordered, threshold).tx_hash
         version, thr, current = market.call("signerSet")
         signer_set = {"version": int(version), "threshold": int(thr), "signers": list(current)}
 

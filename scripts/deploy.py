@@ -155,8 +155,8 @@ def deploy_live() -> dict:
         token_address = deployed["stablecoin"].address
         txs["stablecoin"] = deployed["stablecoin"].tx.txid
     else:
-        txs["payment_token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
-        txs["stake_token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
+        txs["allow payment token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
+        txs["allow stake token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
     token = web3.eth.contract(address=token_address, abi=TestStablecoin.abi)
     version, thr, current = market.signerSet()
     deployment = Deployment(

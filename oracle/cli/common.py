@@ -238,7 +238,7 @@ def parse_amount(text: str, decimals: int, what: str = "amount") -> int:
         value = Decimal(str(text).replace("_", ""))
     except InvalidOperation:
         raise UsageProblem(f"{what}: {text!r} is not a number") from None
-    if value < 0 or not value.is_finite():
+    if not value.is_finite() or value < 0:
         raise UsageProblem(f"{what}: {text!r} must be a non-negative number")
     scaled = value * (Decimal(10) ** decimals)
     if scaled != scaled.to_integral_value():

@@ -1,0 +1,75 @@
+"""The deployment file, token amounts, and `gpurent chain start|status|stop` with its pid file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from oracle.cli.common import UsageProblem, format_amount, parse_amount
+from oracle.cli.main import main
+from oracle.deployment import Deployment, DeploymentError, load_deployment, save_deployment
+
+
+def _deployment(chain_id: int, market: str = "0x" + "11" * 20) -> Deployment:
+    return Deployment(chain_id=chain_id, market=market, payment_token="0x" + "22" * 20,
+                      stake_token="0x" + "22" * 20, deployer="0x" + "33" * 20, governance="0x" + "33" * 20,
+                      block_number=7, transactions={"market": "0x" + "ab" * 32})
+
+
+def test_deployment_file_keeps_one_entry_per_chain_id(tmp_path: Path) -> None:
+    path = tmp_path / "d" / "deployments.json"
+    save_deployment(_deployment(31337), path)
+    save_deployment(_deployment(11155111), path)
+    save_deployment(_deployment(31337, market="0x" + "44" * 20), path)  # a redeploy replaces its chain only
+    data = json.loads(path.read_text())
+    assert sorted(data["deployments"]) == ["11155111", "31337"]
+    assert load_deployment(31337, path).market == "0x" + "44" * 20
+    assert load_deployment(11155111, path).explorer_url("0x" + "ab" * 32) == \
+        "https://sepolia.etherscan.io/tx/0x" + "ab" * 32
+
+
+def test_missing_deployment_says_what_to_run(tmp_path: Path) -> None:
+    path = tmp_path / "deployments.json"
+    save_deployment(_deployment(31337), path)
+    with pytest.raises(DeploymentError, match=r"no gpurent deployment for chain 84532 .*chains there: 31337.*gpurent deploy"):
+        load_deployment(84532, path)
+    path.write_text("not json")
+    with pytest.raises(DeploymentError, match="cannot read the deployment file"):
+        load_deployment(31337, path)
+
+
+def test_amounts_in_token_units() -> None:
+    assert parse_amount("2.5", 6) == 2_500_000
+    assert parse_amount("1_000", 6) == 1_000_000_000
+    assert format_amount(2_500_000, 6, "tUSD") == "2.500000 tUSD"
+    for bad in ("abc", "-1", "0.0000001", "nan"):
+        with pytest.raises(UsageProblem):
+            parse_amount(bad, 6)
+
+
+def test_chain_start_status_stop_with_pid_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runner = CliRunner()
+    started = json.loads(runner.invoke(main, ["chain", "start", "--port", str(port), "--json"]).output)
+    try:
+        assert started["running"] and started["chain_id"] == 31337 and len(started["dev_accounts"]) == 10
+        assert (tmp_path / "home" / "chain" / "anvil.json").is_file()
+        again = runner.invoke(main, ["chain", "start", "--port", str(port)])
+        assert again.exit_code == 1 and "already running" in again.output
+        status = json.loads(runner.invoke(main, ["chain", "status", "--json"]).output)
+        assert status["running"] and status["pid"] == started["pid"] and status["block_number"] == 0
+    finally:
+        stopped = json.loads(runner.invoke(main, ["chain", "stop", "--json"]).output)
+    assert stopped["stopped"] and stopped["pid"] == started["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(started["pid"], 0)
+    assert json.loads(runner.invoke(main, ["chain", "status", "--json"]).output) == {"running": False}
+    assert "no local chain" in runner.invoke(main, ["chain", "stop"]).output
