@@ -73,6 +73,8 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
                 s := calldataload(add(p, 32))
                 v := byte(0, calldataload(add(p, 64)))
             }
+            // The third value (the error's argument) adds nothing to our own error.
+            // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
             if (err != ECDSA.RecoverError.NoError) revert OracleQuorum_InvalidSignature(i);
             if (signer <= previous) revert OracleQuorum_SignerOrder(i, previous, signer);

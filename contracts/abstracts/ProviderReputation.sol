@@ -16,6 +16,8 @@ abstract contract ProviderReputation is IReputation, MarketStorage {
     }
 
     /// @inheritdoc IReputation
+    /// @dev The average is floored first on purpose: the formula is documented in integers.
+    // slither-disable-next-line divide-before-multiply
     function reputationScore(address provider) external view returns (uint256) {
         Reputation memory rep = _reputations[provider];
         if (rep.reportedRentals == 0) return 0;
@@ -41,13 +43,18 @@ abstract contract ProviderReputation is IReputation, MarketStorage {
             rep.uptimeBpsSum += uint64(uptimeBps); // uptimeBps <= 10000 (checked at settlement)
         }
         rep.attestedGpuSeconds += uint64(availableGpuSeconds); // stored as uint40
-        emit ReputationUpdated(provider, rep);
+        _emitReputation(provider);
     }
 
     /// @dev Records a slash.
     function _recordSlash(address provider) internal {
         Reputation storage rep = _reputations[provider];
         ++rep.slashCount;
-        emit ReputationUpdated(provider, rep);
+        _emitReputation(provider);
+    }
+
+    /// @dev One copy of the event's encoding (code size).
+    function _emitReputation(address provider) private {
+        emit ReputationUpdated(provider, _reputations[provider]);
     }
 }

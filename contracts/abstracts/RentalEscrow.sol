@@ -110,7 +110,7 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     /// @inheritdoc IRentalEscrow
     function endRental(uint256 rentalId) external {
         Rental storage rental = _rentalIn(rentalId, RentalStatus.Active);
-        EndReason reason;
+        EndReason reason = EndReason.None; // set by every branch that does not revert
         // Check:
         if (msg.sender == rental.renter) {
             reason = EndReason.ByRenter;

@@ -41,7 +41,7 @@ library GovernanceLogic {
         // Check:
         if (count == 0 || count > _MAX_SIGNERS) revert IOracleQuorum.OracleQuorum_InvalidSignerList(count);
         if (threshold == 0 || threshold > count) revert IOracleQuorum.OracleQuorum_InvalidThreshold(threshold, count);
-        address previous;
+        address previous = address(0); // signers must be strictly above the zero address
         for (uint256 i; i < count; ++i) {
             address signer = signers[i];
             if (signer == address(0)) revert IOracleQuorum.OracleQuorum_ZeroSigner(i);

@@ -82,7 +82,9 @@ library StakingLogic {
 
     /// @notice Takes the slash of a verified fault report from the provider's stake (active
     /// first, then unbonding) and credits the renter's and treasury's shares.
-    /// @return amount The slashed amount.
+    /// @dev The slash is floored first, then split; the treasury gets the remainder, so the
+    /// shares add up to the slash exactly.
+    // slither-disable-next-line divide-before-multiply
     function slash(
         Rental storage rental,
         Stake storage providerStake,
@@ -90,11 +92,11 @@ library StakingLogic {
         mapping(address account => mapping(address token => uint256 amount)) storage balances,
         MarketParams storage params,
         FaultReport calldata report
-    ) external returns (uint256 amount) {
+    ) external {
         address token = providerStake.token;
         uint256 active = providerStake.active;
         uint256 unbonding = providerStake.unbonding;
-        amount = minStakePerGpu[token] * rental.gpuCount * params.slashBps / 10_000;
+        uint256 amount = minStakePerGpu[token] * rental.gpuCount * params.slashBps / 10_000;
         if (amount > active + unbonding) amount = active + unbonding;
         // Effect:
         if (amount <= active) {
