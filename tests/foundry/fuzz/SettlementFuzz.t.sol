@@ -120,6 +120,46 @@ contract SettlementFuzzTest is MarketFixture {
         }
     }
 
+    /// @dev Dust: up to 64 tiny cumulative reports at prices that leave a remainder on every step
+    /// pay exactly floor(cost(total)), the same as one report, and never more than deposited.
+    function testFuzz_dustSettlements_neverPayMoreThanOneReport(uint256 n, uint256 seed, uint72 oddPrice) public {
+        n = bound(n, 1, 64);
+        uint72 price = uint72(bound(oddPrice, 1, 3599)); // below one token unit per GPU-second
+        uint256 rentalId = _activeRental(1, price, 1, 1e12);
+        uint64 available;
+        uint128 energy;
+        for (uint256 i = 0; i < n; i++) {
+            available += uint64(bound(uint256(keccak256(abi.encode(seed, i))), 0, 3));
+            energy += uint128(bound(uint256(keccak256(abi.encode(seed, i, "e"))), 0, 3_599_999_999));
+            _settle(rentalId, uint64(i + 1), available, energy);
+        }
+        uint256 single = _specCost(available, energy, price, 1);
+        assertEq(_rental(rentalId).paid, single, "dust pays floor(cost(total))");
+        assertLe(_rental(rentalId).paid, 1e12, "never more than deposited");
+        assertEq(usd.balanceOf(address(market)), 1e12, "the deposit stays in the market until withdrawn");
+        assertEq(
+            market.withdrawable(provider, address(usd)) + _rental(rentalId).paid * FEE_BPS / 10_000,
+            _rental(rentalId).paid,
+            "credit + pending fee == paid"
+        );
+    }
+
+    /// @dev Whoever submits a valid report (a front-runner included), the payout and who gets it
+    /// are the same.
+    function testFuzz_settle_submitterDoesNotChangePayout(address submitter, uint64 available) public {
+        vm.assume(submitter != address(0));
+        available = uint64(bound(available, 1, MAX_AVAILABLE));
+        uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 1e12);
+        UsageReport memory report = _report(rentalId, 1, available, 0);
+        bytes memory signatures = _signUsage(report);
+        vm.prank(submitter);
+        market.settle(report, signatures);
+        uint256 expected = _specCost(available, 0, PRICE_PER_GPU_HOUR, PRICE_PER_KWH);
+        assertEq(_rental(rentalId).paid, expected, "payment independent of submitter");
+        assertEq(market.withdrawable(provider, address(usd)), _providerShare(expected, FEE_BPS), "provider paid");
+        if (submitter != provider) assertEq(market.withdrawable(submitter, address(usd)), 0, "submitter gets nothing");
+    }
+
     /// @dev With cumulative energy that may go down (a quorum error), the rental never pays more
     /// than the largest cost any settled report attested, nor more than the budget.
     function testFuzz_settle_nonMonotoneEnergyPaysRunningMaxOfCost(
