@@ -19,6 +19,8 @@ transaction or a ``ChainError`` that says why not:
 - **Receipts**: status 0 raises ``TransactionRevertedError`` with the custom error decoded from
   the contract ABI (the failed call is replayed with ``eth_call`` to recover revert data);
   a call that would revert is caught before sending, at gas estimation, with the same error.
+  With ``TxPolicy.confirmations = N`` a receipt counts only once N blocks are on top of it and
+  its block is still canonical; a transaction reorganised out is rebroadcast and awaited again.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class TxPolicy:
     receipt_timeout_s: float = 120.0
     receipt_poll_s: float = 0.1
     rebroadcast_after_s: float = 2.0  # a sent tx the node no longer knows is sent again
+    confirmations: int = 0  # blocks on top of a receipt before it counts (reorged out: rebroadcast)
     max_fee_bumps: int = 3
     fee_bump_bps: int = 1_250  # +12.5 %: nodes want >= 10 % for a replacement
     rpc_retries: int = 5
@@ -243,7 +246,7 @@ class TransactionSender:
         self._chain_id: int | None = None
         # counters for metrics and tests: sent, nonce_resyncs, fee_bumps, rebroadcasts, rpc_retries
         self.stats: dict[str, int] = {"sent": 0, "nonce_resyncs": 0, "fee_bumps": 0, "rebroadcasts": 0,
-                                      "rpc_retries": 0, "reverted": 0}
+                                      "rpc_retries": 0, "reverted": 0, "reorged": 0}
 
     # ------------------------------------------------------------------ RPC with retries
     def rpc(self, fn: Callable[[], T], what: str = "rpc") -> T:
@@ -436,10 +439,26 @@ class TransactionSender:
             deadline = time.monotonic() + stage_timeout
             next_presence_check = time.monotonic() + p.rebroadcast_after_s
             while time.monotonic() < deadline:
+                reorged = False
                 for h in candidates:
                     receipt = self._receipt(h)
                     if receipt is not None:
-                        return self._checked(receipt, base, function, candidates)
+                        confirmed = self._confirmed(receipt, function)
+                        if confirmed is not None:
+                            return self._checked(confirmed, base, function, candidates)
+                        reorged = True
+                        break
+                if reorged:
+                    log.warning("%s: %s was reorganised out of the chain; rebroadcasting", function,
+                                signed.hash.to_0x_hex())
+                    self.stats["reorged"] += 1
+                    with self.nonces.lock:
+                        try:
+                            self._send_raw(signed, function)
+                        except _NonceConflict:
+                            pass  # re-mined meanwhile: found on the next pass
+                    deadline = time.monotonic() + stage_timeout
+                    continue
                 if time.monotonic() >= next_presence_check:
                     next_presence_check = time.monotonic() + p.rebroadcast_after_s
                     if not any(self._known(h) for h in candidates):
@@ -478,6 +497,32 @@ class TransactionSender:
                 except _NonceConflict:
                     pass  # the original got mined meanwhile: found by the loop above
             candidates.append(signed.hash)
+
+    def _confirmed(self, receipt: Any, function: str) -> Any | None:
+        """The receipt once ``policy.confirmations`` blocks are on top of it and its block is still
+        canonical; None when the transaction was reorganised out (and is not mined again yet)."""
+        p = self.policy
+        if p.confirmations <= 0:
+            return receipt
+        deadline = time.monotonic() + p.receipt_timeout_s
+        while True:
+            current = self._receipt(receipt["transactionHash"])
+            if current is None:
+                return None
+            receipt = current  # re-mined in another block: confirmations count from there
+            number = int(receipt["blockNumber"])
+            head = int(self.rpc(lambda: self.w3.eth.block_number, "eth_blockNumber"))
+            if head >= number + p.confirmations:
+                block = self.rpc(lambda: self.w3.eth.get_block(number), "eth_getBlockByNumber")
+                if bytes(block["hash"]) == bytes(receipt["blockHash"]):
+                    return receipt
+                return None
+            if time.monotonic() > deadline:
+                raise TransactionTimeoutError(
+                    f"{function}: {receipt['transactionHash'].to_0x_hex()} mined in block {number} but not "
+                    f"{p.confirmations} blocks deep within {p.receipt_timeout_s} s"
+                )
+            self._sleep(p.receipt_poll_s)
 
     def _nonce_used(self, nonce: int) -> bool:
         mined = self.rpc(

@@ -191,3 +191,29 @@ def test_range_is_split_into_chunks(chain, fixture, tmp_path):
     follower = make_follower(fixture, tmp_path, confirmations=0, seen=seen, max_block_range=2)
     follower.poll_once()
     assert pings(seen) == [0, 1, 2, 3, 4]
+
+
+def test_sender_rebroadcasts_a_transaction_reorganised_out(chain, fixture):
+    contract, art = fixture
+    sender = make_sender(chain.url, ANVIL_KEYS[1], TxPolicy(receipt_poll_s=0.02, confirmations=3))
+    mine = BoundContract(sender, contract.address, art.abi)
+    w3 = contract.w3
+    nonce_before = w3.eth.get_transaction_count(sender.address)
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", mine.transact("ping", 42)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while w3.eth.get_transaction_count(sender.address) == nonce_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first_block = w3.eth.block_number  # the ping's block, no confirmations yet
+    chain.rpc("anvil_reorg", [1, []])  # replace it with an empty block: the ping is gone
+    while thread.is_alive() and time.monotonic() < deadline + 10:
+        chain.mine(1)
+        time.sleep(0.05)
+    thread.join(1)
+    result = box["result"]
+    assert sender.stats["reorged"] == 1
+    assert result.block_number != first_block or result.receipt["blockHash"] != w3.eth.get_block(first_block)["hash"]
+    assert w3.eth.get_block(result.block_number)["hash"] == result.receipt["blockHash"]  # canonical
+    assert w3.eth.get_transaction_count(sender.address) == nonce_before + 1  # included exactly once
+    assert w3.eth.block_number >= result.block_number + 3
