@@ -596,10 +596,12 @@ class ChainServices:
         from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
 
         self.client = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
+        # the follower thread reads through its own connection (no HTTP session shared across threads)
+        reader = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
         self.store = CursorStore(db_path)
-        self.feed = RentalRegistryFeed(self.client, registries, store=self.store)
+        self.feed = RentalRegistryFeed(reader, registries, store=self.store)
         self.follower = EventFollower(
-            self.client.w3, self.client.address, self.client.abi, self.feed,
+            reader.w3, reader.address, reader.abi, self.feed,
             store=self.store, confirmations=confirmations, start_block=start_block,
             poll_interval_s=poll_interval_s, on_rewind=self.feed.on_rewind,
             event_names=["RentalStarted", "RentalEnded", "RentalFinalized", "RentalCancelled"],
