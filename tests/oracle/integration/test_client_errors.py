@@ -242,3 +242,14 @@ def test_client_from_encrypted_keystore_signs_locally(deployed, tmp_path):
     assert client.account == Account.from_key(key).address
     result = client.token(deployed.token).transact("approve", deployed.market, 7)
     assert client.w3.eth.get_transaction(result.tx_hash)["from"] == client.account
+
+
+def test_legacy_fees_are_chosen_on_a_chain_without_base_fee():
+    from oracle.chain.anvil import Anvil
+    from oracle.chain.contract import make_sender
+
+    with Anvil(extra_args=["--hardfork", "berlin"]) as pre_london:
+        sender = make_sender(pre_london.url, ANVIL_KEYS[0], TxPolicy(receipt_poll_s=0.02))
+        assert "baseFeePerGas" not in sender.w3.eth.get_block("latest")
+        result = sender.send({"to": Account.from_key(ANVIL_KEYS[1]).address, "value": 1, "gas": 21_000})
+        assert sender.w3.eth.get_transaction(result.tx_hash)["type"] == 0
