@@ -163,6 +163,9 @@ def test_three_nodes_one_stopped_two_still_settle(deployed, network):
     try:
         # -- node 3 stops mid-rental ----------------------------------------------------------
         time.sleep(0.4 * source.duration_ms / 1000 / SPEED)
+        deadline = time.monotonic() + 30  # under load: at least two batches on the nodes that stay up
+        while min(st.batch_head(rental_id)[0] for st in network.storages[:2]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         network.nodes[2].stop()
         stopped_at = time.monotonic()
 
