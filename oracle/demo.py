@@ -93,9 +93,9 @@ class Ui:
         self.t0 = time.monotonic()
         self.console = None
         if enabled:
-            from rich.console import Console
+            from oracle.cli.common import console
 
-            self.console = Console(stderr=True, highlight=False)
+            self.console = console(stderr=True)
 
     def step(self, title: str, command: str | None = None) -> None:
         if self.console is None:

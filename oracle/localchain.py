@@ -160,20 +160,31 @@ class LocalChain:
         if state is None:
             return None
         if _is_anvil(state.pid):
-            try:
-                os.kill(state.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            # npm's `anvil` is a node launcher with the real binary as its child; both are in the
+            # session (process group) started for them, so the whole group is signalled.
+            _signal_group(state.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and _alive(state.pid):
                 time.sleep(0.05)
             if _alive(state.pid):
-                os.kill(state.pid, signal.SIGKILL)
+                _signal_group(state.pid, signal.SIGKILL)
+                while _alive(state.pid) and time.monotonic() < deadline + 5:
+                    time.sleep(0.05)
         try:
             self.state_file.unlink()
         except FileNotFoundError:
             pass
         return state
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        if os.getpgid(pid) == pid:  # started with start_new_session: it leads its own group
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _alive(pid: int) -> bool:
@@ -191,5 +202,7 @@ def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
         return state != "Z"
+    except FileNotFoundError:
+        return False
     except OSError:
         return True

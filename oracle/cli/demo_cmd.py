@@ -41,8 +41,8 @@ def demo(state_dir: Path | None, trace: Path | None, speed: float, source: str, 
     if as_json:
         print_json({"summary": result.summary, "transactions": result.transactions, "wall_s": result.wall_s})
         return
-    from rich.console import Console
+    from oracle.cli.common import console
 
-    Console(highlight=False).print(render_summary(result))
+    console().print(render_summary(result))
     if keep_running:
         click.echo(f"chain {result.rpc_url} and nodes left running; deployment file {result.deployments}")
