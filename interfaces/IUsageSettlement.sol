@@ -46,7 +46,11 @@ interface IUsageSettlement {
     /// @notice Settles many reports under one quorum signature over
     /// `UsageReportBatch(UsageReport[] reports)`. Reports that are stale or whose rental can no
     /// longer settle are skipped (event) so that overlapping batches do not block each other;
-    /// reverts if nothing settles.
+    /// reverts if nothing settles. Every report must name the current signer-set version.
+    /// @dev Order of effects and events: first every report of an Active rental, in order
+    /// (UsageSettled each); then, in report order, RentalEnded for rentals whose budget ran out
+    /// and the remaining reports (Ended rentals' final reports: UsageSettled; stale or
+    /// unsettleable: UsageReportSkipped). A malformed value anywhere reverts the whole batch.
     function settleBatch(UsageReport[] calldata reports, bytes calldata signatures) external;
 
     /// @notice EIP-712 digest of one usage report under this contract's domain.
