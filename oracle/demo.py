@@ -397,7 +397,9 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     started_at = gp("provider", "start", str(rental_id), dev_account=PROVIDER)["started_at"]
     # Launch the agent so that its first sample lands on the rental's start (interpreter
     # start-up takes a moment; a replay that starts earlier is held back by not_before_ms).
-    while time.time() < started_at + backdate_s - 2.5:
+    # NVML samples are live, so there the agent starts just after the rental did.
+    lead_s = -0.5 if use_nvml else 2.5
+    while time.time() < started_at + backdate_s - lead_s:
         time.sleep(0.05)
 
     agent_config = {
@@ -405,7 +407,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "keystore_password_file": str(keys.password_file),
         "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
         "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,
-        "source": ({"kind": "nvml"} if use_nvml else
+        "source": ({"kind": "nvml", "indices": [0]} if use_nvml else  # the rental is for one GPU
                    {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
                     "not_before_ms": started_at * 1000}),
     }

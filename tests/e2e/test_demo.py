@@ -57,3 +57,24 @@ def test_demo_command_exits_zero_and_prints_json_summary(tmp_path: Path) -> None
     assert summary["paid_to_provider"] + summary["protocol_fee"] + summary["refunded_to_renter"] == summary["budget"]
     assert summary["provider_completed_rentals"] == 1
     assert data["wall_s"] < 180
+
+
+def test_demo_meters_a_gpu_through_nvml_when_the_host_has_one(tmp_path: Path) -> None:
+    """The NVML path of the demo (a GPU host), on a stand-in pynvml: two GPUs on the host, the
+    rental takes GPU 0, metered live for 12 s."""
+    import os
+
+    fake = Path(__file__).parent / "fake_nvml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-m", "oracle.cli.main", "demo", "--json", "--nvml-seconds", "12",
+         "--state-dir", str(tmp_path / "demo")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)["summary"]
+    assert summary["telemetry_source"] == "nvml" and summary["status"] == "Finalized"
+    assert 8 <= summary["available_gpu_seconds"] <= 16
+    # 300 W for the attested seconds, within a second of sampling either way
+    assert abs(summary["energy_millijoules"] - 300_000 * summary["available_gpu_seconds"]) <= 300_000 * 2
+    assert summary["paid_to_provider"] > 0 and summary["provider_completed_rentals"] == 1
