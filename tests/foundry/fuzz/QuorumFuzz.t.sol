@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
+import {UsageReport} from "../../../contracts/types/DataTypes.sol";
 import {IOracleQuorum} from "../../../interfaces/IOracleQuorum.sol";
 import {MarketFixture} from "../utils/MarketFixture.sol";
 import {ReportSigning} from "../utils/ReportSigning.sol";
@@ -169,6 +170,30 @@ contract QuorumFuzzTest is MarketFixture {
             abi.encodeWithSelector(IOracleQuorum.OracleQuorum_NotEnoughSignatures.selector, ragged.length, THRESHOLD)
         );
         market.verifyQuorum(digest, ragged);
+    }
+
+    /// @dev Arbitrary 65-byte words never pass as a quorum, even of threshold 1.
+    function testFuzz_verifyQuorum_rejectsArbitrarySignature(bytes32 digest, bytes32 r, bytes32 s, uint8 v) public {
+        _installSigners(oracleKeys, 1);
+        (bool ok,) = address(market).call(
+            abi.encodeCall(market.verifyQuorum, (digest, abi.encodePacked(r, s, v)))
+        );
+        assertFalse(ok, "a random signature verified");
+    }
+
+    /// @dev A report signed by the quorum under another chain id or another deployment's domain
+    /// does not settle here.
+    function testFuzz_settle_rejectsReportSignedForAnotherDomain(uint256 otherChainId, address otherMarket) public {
+        vm.assume(otherChainId != block.chainid || otherMarket != address(market));
+        uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 1e12);
+        UsageReport memory report = _report(rentalId, 1, 3600, 0);
+        bytes32 foreignDigest = ReportSigning.toTypedDataHash(
+            ReportSigning.domainSeparator(otherChainId, otherMarket), ReportSigning.hashUsageReport(report)
+        );
+        bytes memory signatures = ReportSigning.signQuorum(_quorumKeys(), foreignDigest);
+        (bool ok,) = address(market).call(abi.encodeCall(market.settle, (report, signatures)));
+        assertFalse(ok, "foreign-domain report settled");
+        assertEq(market.getRental(rentalId).paid, 0, "nothing paid");
     }
 
     /// @dev After a rotation, the old set's keys stop counting and reports naming the old
