@@ -425,12 +425,14 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     deadline = time.monotonic() + duration_s / (1 if use_nvml else options.speed) + margin_s + 60
     live_nodes = list(node_urls)
     stopped_node = None
+    stop_sent = False
     with ui.bar("GPU time attested", duration_s) as update:
         last_settle = time.monotonic()
         while True:
             finished = procs.agent.poll() is not None
-            if use_nvml and not finished and time.time() - started_at >= duration_s:
-                procs.agent.send_signal(signal.SIGTERM)
+            if use_nvml and not finished and not stop_sent and time.time() - started_at >= duration_s:
+                procs.agent.send_signal(signal.SIGTERM)  # once: it then spools and drains
+                stop_sent = True
             if (options.stop_node_after_s is not None and stopped_node is None
                     and (time.time() - started_at - backdate_s) * (1 if use_nvml else options.speed)
                     >= options.stop_node_after_s):
@@ -521,6 +523,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "decimals": deployment["payment_token_decimals"],
         "symbol": deployment["payment_token_symbol"],
         "stopped_node": stopped_node,
+        "quorum": f"{deployment['signer_set']['threshold']} of {len(deployment['signer_set']['signers'])}",
     }
 
 
@@ -558,7 +561,7 @@ def render_summary(result: DemoResult) -> Any:
         ("energy", f"{s['energy_kwh']:.5f} kWh", "chain: last settled report"),
         ("carbon", f"{s['carbon_g']:.2f} gCO2e", "chain: last settled report"),
         ("uptime", f"{s['uptime_bps'] / 100:.2f} %", "chain: getRental"),
-        ("reports settled (quorum 2 of 3)", f"{s['settled_reports']} (last sequence {s['last_sequence']})",
+        (f"reports settled (quorum {s['quorum']})", f"{s['settled_reports']} (last sequence {s['last_sequence']})",
          "chain: UsageSettled"),
         ("budget escrowed", f"{s['budget'] / scale:.6f} {sym}", "chain: getRental"),
         ("paid from escrow", f"{s['paid_from_escrow'] / scale:.6f} {sym}", "chain: getRental"),
