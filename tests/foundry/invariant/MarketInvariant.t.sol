@@ -20,7 +20,7 @@ contract MarketInvariantTest is MarketFixture {
         handler = new MarketHandler(market, usd, stakeToken, governance, treasury, oracleKeys, THRESHOLD);
         vm.label(address(handler), "MarketHandler");
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](19);
+        bytes4[] memory selectors = new bytes4[](20);
         selectors[0] = MarketHandler.stake.selector;
         selectors[1] = MarketHandler.requestUnstake.selector;
         selectors[2] = MarketHandler.completeUnstake.selector;
@@ -40,6 +40,7 @@ contract MarketInvariantTest is MarketFixture {
         selectors[16] = MarketHandler.settleBatch.selector;
         selectors[17] = MarketHandler.warp.selector;
         selectors[18] = MarketHandler.rotateSignerSet.selector;
+        selectors[19] = MarketHandler.setParams.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -121,7 +122,7 @@ contract MarketInvariantTest is MarketFixture {
             }
         }
         assertEq(_credited(handler.providerList(), address(usd)), providerShares, "providers: share of paid");
-        assertEq(_creditedOne(treasury, address(usd)), fees, "treasury: fees of finalized rentals");
+        assertEq(_credited(handler.treasuryList(), address(usd)), fees, "treasuries: fees of finalized rentals");
         assertEq(_credited(handler.renterList(), address(usd)), refunds, "renters: refunds");
     }
 

@@ -35,6 +35,7 @@ contract MarketHandler is TestBase {
     TestStablecoin public immutable stakeToken;
     address public immutable governance;
     address public immutable treasury;
+    address public constant SECOND_TREASURY = address(0x7EA52);
     uint256 public immutable minStakePerGpu;
 
     address[] internal providers;
@@ -115,6 +116,7 @@ contract MarketHandler is TestBase {
         }
         accounts.push(keeper);
         accounts.push(treasury_);
+        accounts.push(SECOND_TREASURY);
         for (uint256 i = 0; i < initialKeys.length; i++) {
             currentKeys.push(initialKeys[i]);
             keyPool.push(initialKeys[i]);
@@ -662,6 +664,36 @@ contract MarketHandler is TestBase {
         ghost_signerSetVersion++;
         (uint32 version,,) = market.signerSet();
         assertEq(version, ghost_signerSetVersion, "rotate: version bumped by one");
+    }
+
+    /// @dev Governance changes every parameter within its limits (treasury switches between two
+    /// addresses). Running rentals keep their snapshotted fee; new timeouts apply at once.
+    function setParams(
+        bool switchTreasury,
+        uint16 feeBps,
+        uint16 renterShareBps,
+        uint16 slashBps,
+        uint32 startTimeout,
+        uint32 silenceTimeout,
+        uint32 settlementGrace,
+        uint32 unbondingDelay
+    ) external instrumented("setParams") {
+        MarketParams memory p = market.params();
+        if (switchTreasury) p.treasury = p.treasury == treasury ? SECOND_TREASURY : treasury;
+        p.protocolFeeBps = uint16(bound(feeBps, 0, 1000));
+        p.renterSlashShareBps = uint16(bound(renterShareBps, 0, 10_000));
+        p.slashBps = uint16(bound(slashBps, 0, 10_000));
+        p.startTimeout = uint32(bound(startTimeout, 10 minutes, 4 hours));
+        p.silenceTimeout = uint32(bound(silenceTimeout, 1 hours, 12 hours));
+        p.settlementGrace = uint32(bound(settlementGrace, 10 minutes, 4 hours));
+        p.unbondingDelay = uint32(bound(unbondingDelay, 1 hours, 2 days));
+        vm.prank(governance);
+        market.setParams(p);
+    }
+
+    function treasuryList() external view returns (address[] memory list) {
+        list = new address[](2);
+        (list[0], list[1]) = (treasury, SECOND_TREASURY);
     }
 
     /*//////////////////////////////////////////////////////////////
