@@ -10,6 +10,7 @@ from oracle.cli.agent_cmd import agent
 from oracle.cli.chain_cmd import chain
 from oracle.cli.demo_cmd import demo
 from oracle.cli.deploy_cmd import deploy
+from oracle.cli.governance_cmd import governance
 from oracle.cli.market_cmd import market
 from oracle.cli.meter_cmd import meter
 from oracle.cli.oracle_cmd import oracle
@@ -24,7 +25,7 @@ def main() -> None:
 
 
 main.add_command(meter)
-for command in (chain, deploy, provider, rent, market, agent, oracle, demo):
+for command in (chain, deploy, provider, rent, market, agent, oracle, governance, demo):
     main.add_command(command)
 
 if __name__ == "__main__":  # python -m oracle.cli.main

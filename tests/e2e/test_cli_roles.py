@@ -100,6 +100,14 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     text = g(chain, "provider", "status", dev_address(1), json_out=False)
     assert "active stake" in text and "reputation score" in text
 
+    # Governance rotates the signer set; a stranger may not.
+    shown = g(chain, "governance", "show")
+    assert shown["signer_set"]["version"] == 1 and shown["signer_set"]["threshold"] == 2
+    rotated = g(chain, "governance", "set-signers", "--signer", dev_address(8), "--signer", dev_address(9), dev=0)
+    assert rotated["version"] == 2 and rotated["threshold"] == 2
+    out = g(chain, "governance", "set-signers", "--signer", dev_address(8), dev=5, expect=1, json_out=False)
+    assert "lacks the role" in out
+
     # Errors a person can act on.
     out = g(chain, "provider", "unstake", "--complete", dev=1, expect=1, json_out=False)
     assert "nothing unbonded yet" in out and "Traceback" not in out
