@@ -395,3 +395,51 @@ def test_settleBatch_successive_reports_of_one_rental(market, oracle, stablecoin
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert [e["payment"] for e in tx.events["UsageSettled"]] == [cost(1_000), cost(1_500) - cost(1_000)]
     assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_500))
+
+
+def test_settleBatch_report_after_exhausting_one_settles_nothing_more(market, oracle, stablecoin, provider, relayer, rental_id, solvent):
+    """[R seq 1 exhausting the budget, R seq 2] in one batch: the first pays the rest of the
+    budget and ends R, the second settles within the end with payment 0."""
+    over = BUDGET * 3_600 // PRICE_PER_GPU_HOUR + 1_000
+    now = chain.time()
+    reports = [oracle.usage(rental_id, 1, over, periodEnd=now - 10), oracle.usage(rental_id, 2, over + 50, periodEnd=now - 5)]
+    tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert [event_args(e) for e in tx.events["UsageSettled"]] == [(rental_id, 1, BUDGET), (rental_id, 2, 0)]
+    assert tx.events["RentalEnded"]["reason"] == BUDGET_EXHAUSTED
+    r = market.getRental(rental_id)
+    assert (r["status"], r["paid"], r["sequence"], r["endedAt"]) == (ENDED, BUDGET, 2, tx.timestamp)
+    assert market.withdrawable(provider, stablecoin) == credit(0, BUDGET)
+    solvent()
+
+
+def test_settleBatch_interleaved_providers_each_credited_exactly(
+    market, oracle, stablecoin, provider, provider2, renter, renter2, agent, relayer, offer_id, solvent
+):
+    """Credits are summed per run of one offer inside a batch: [A, B, A, B] must still credit
+    each provider exactly its own rentals."""
+    from conftest import offer_terms, stake_for
+
+    stake_for(market, stablecoin, provider2, gpus=1)
+    oid2 = market.createOffer(offer_terms(stablecoin, agent, gpuCount=1), {"from": provider2}).events["OfferCreated"]["offerId"]
+    a1 = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    b1 = open_rental(market, stablecoin, renter2, oid2, BUDGET)
+    a2 = open_rental(market, stablecoin, renter2, offer_id, BUDGET)
+    b2 = open_rental(market, stablecoin, renter, oid2, BUDGET)
+    for rid, who in [(a1, provider), (b1, provider2), (a2, provider), (b2, provider2)]:
+        market.startRental(rid, {"from": who})
+    secs = {a1: 100, b1: 200, a2: 300, b2: 400}
+    reports = [oracle.usage(rid, 1, s) for rid, s in secs.items()]
+    market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert market.withdrawable(provider, stablecoin) == credit(0, cost(100)) + credit(0, cost(300))
+    assert market.withdrawable(provider2, stablecoin) == credit(0, cost(200)) + credit(0, cost(400))
+    solvent()
+
+
+def test_settleBatch_mixes_active_and_ended_rentals_of_one_provider(market, oracle, stablecoin, provider, renter, relayer, three_rentals, solvent):
+    a, b, c = three_rentals
+    tx = market.endRental(a, {"from": renter})
+    reports = [oracle.usage(a, 1, 500, periodEnd=tx.timestamp), oracle.usage(b, 1, 600), oracle.usage(c, 1, 700)]
+    tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert sorted(e["rentalId"] for e in tx.events["UsageSettled"]) == [a, b, c]
+    assert market.withdrawable(provider, stablecoin) == sum(credit(0, cost(s)) for s in (500, 600, 700))
+    solvent()
