@@ -26,7 +26,9 @@ contract QuorumFuzzTest is MarketFixture {
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {
-        for (; x != 0; x &= x - 1) c++;
+        for (; x != 0; x &= x - 1) {
+            c++;
+        }
     }
 
     function _subset(uint256[] memory sortedKeys, uint256 mask) internal pure returns (uint256[] memory keys) {
@@ -76,9 +78,7 @@ contract QuorumFuzzTest is MarketFixture {
             if (i == dupIndex) signing[j++] = sorted[i];
         }
         address dup = vm.addr(sorted[dupIndex]);
-        vm.expectRevert(
-            abi.encodeWithSelector(IOracleQuorum.OracleQuorum_SignerOrder.selector, dupIndex + 1, dup, dup)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IOracleQuorum.OracleQuorum_SignerOrder.selector, dupIndex + 1, dup, dup));
         market.verifyQuorum(digest, ReportSigning.signInOrder(signing, digest));
     }
 
@@ -175,9 +175,7 @@ contract QuorumFuzzTest is MarketFixture {
     /// @dev Arbitrary 65-byte words never pass as a quorum, even of threshold 1.
     function testFuzz_verifyQuorum_rejectsArbitrarySignature(bytes32 digest, bytes32 r, bytes32 s, uint8 v) public {
         _installSigners(oracleKeys, 1);
-        (bool ok,) = address(market).call(
-            abi.encodeCall(market.verifyQuorum, (digest, abi.encodePacked(r, s, v)))
-        );
+        (bool ok,) = address(market).call(abi.encodeCall(market.verifyQuorum, (digest, abi.encodePacked(r, s, v))));
         assertFalse(ok, "a random signature verified");
     }
 

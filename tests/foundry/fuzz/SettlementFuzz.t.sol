@@ -2,7 +2,12 @@
 pragma solidity ^0.8.30;
 
 import {
-    MarketParams, Rental, RentalStatus, EndReason, UsageReport, FaultReport
+    MarketParams,
+    Rental,
+    RentalStatus,
+    EndReason,
+    UsageReport,
+    FaultReport
 } from "../../../contracts/types/DataTypes.sol";
 import {IUsageSettlement} from "../../../interfaces/IUsageSettlement.sol";
 import {MarketFixture} from "../utils/MarketFixture.sol";
@@ -59,9 +64,7 @@ contract SettlementFuzzTest is MarketFixture {
         uint256 expectedPaid = cost < budget ? cost : budget;
         Rental memory r = _rental(rentalId);
         assertEq(r.paid, expectedPaid, "paid == min(cost, budget)");
-        assertEq(
-            market.withdrawable(provider, address(usd)), _providerShare(expectedPaid, FEE_BPS), "provider credit"
-        );
+        assertEq(market.withdrawable(provider, address(usd)), _providerShare(expectedPaid, FEE_BPS), "provider credit");
         assertEq(r.status == RentalStatus.Ended, cost >= budget, "ends iff budget exhausted");
         if (cost >= budget) assertEq(uint8(r.endReason), uint8(EndReason.BudgetExhausted), "end reason");
         assertEq(r.sequence, 1, "sequence stored");
@@ -282,9 +285,7 @@ contract SettlementFuzzTest is MarketFixture {
 
     /// @dev A report whose sequence is not above the last settled one is rejected, whatever its
     /// totals.
-    function testFuzz_settle_rejectsStaleSequence(uint64 firstSequence, uint64 staleSequence, uint64 available)
-        public
-    {
+    function testFuzz_settle_rejectsStaleSequence(uint64 firstSequence, uint64 staleSequence, uint64 available) public {
         firstSequence = uint64(bound(firstSequence, 1, type(uint32).max));
         staleSequence = uint64(bound(staleSequence, 0, firstSequence));
         available = uint64(bound(available, 0, MAX_AVAILABLE));
@@ -294,10 +295,7 @@ contract SettlementFuzzTest is MarketFixture {
         bytes memory signatures = _signUsage(report);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IUsageSettlement.UsageSettlement_StaleSequence.selector,
-                rentalId,
-                staleSequence,
-                uint32(firstSequence)
+                IUsageSettlement.UsageSettlement_StaleSequence.selector, rentalId, staleSequence, uint32(firstSequence)
             )
         );
         market.settle(report, signatures);
@@ -326,9 +324,7 @@ contract SettlementFuzzTest is MarketFixture {
         }
         assertEq(paid, expectedPaid, "batch pays the sum of single payments");
         assertEq(
-            market.withdrawable(provider, address(usd)),
-            _sumShares(reports, n),
-            "provider credited each rental's share"
+            market.withdrawable(provider, address(usd)), _sumShares(reports, n), "provider credited each rental's share"
         );
     }
 

@@ -34,7 +34,9 @@ contract StakingFuzzTest is MarketFixture {
         uint256 free = stakeAmount - required;
         if (free == 0) {
             vm.expectRevert(
-                abi.encodeWithSelector(IProviderStaking.ProviderStaking_InsufficientStake.selector, provider, required - 1, required)
+                abi.encodeWithSelector(
+                    IProviderStaking.ProviderStaking_InsufficientStake.selector, provider, required - 1, required
+                )
             );
             vm.prank(provider);
             market.requestUnstake(1);

@@ -2,7 +2,12 @@
 pragma solidity ^0.8.30;
 
 import {
-    MarketParams, OfferTerms, Rental, RentalStatus, UsageReport, FaultReport
+    MarketParams,
+    OfferTerms,
+    Rental,
+    RentalStatus,
+    UsageReport,
+    FaultReport
 } from "../../../contracts/types/DataTypes.sol";
 import {MarketFixture} from "../utils/MarketFixture.sol";
 import {ReportSigning} from "../utils/ReportSigning.sol";

@@ -97,9 +97,7 @@ contract MarketInvariantTest is MarketFixture {
             uint256 deposited = handler.ghost_deposited(tokens[i]);
             uint256 paidOut = handler.ghost_paidOut(tokens[i]);
             assertLe(paidOut, deposited, "paid out <= deposited");
-            assertEq(
-                (i == 0 ? usd : stakeToken).balanceOf(address(market)), deposited - paidOut, "balance == in - out"
-            );
+            assertEq((i == 0 ? usd : stakeToken).balanceOf(address(market)), deposited - paidOut, "balance == in - out");
         }
     }
 

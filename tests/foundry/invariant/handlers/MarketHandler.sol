@@ -180,9 +180,9 @@ contract MarketHandler is TestBase {
         }
         if (block.timestamp < st.unbondingReleaseAt) {
             if (!waitForRelease) {
-            _count("completeUnstake:skipped");
-            return;
-        }
+                _count("completeUnstake:skipped");
+                return;
+            }
             _setTime(st.unbondingReleaseAt);
         }
         uint256 balanceBefore = stakeToken.balanceOf(p);
@@ -300,7 +300,9 @@ contract MarketHandler is TestBase {
         }
         Offer memory o = market.getOffer(offerId);
         gpuCount = uint16(bound(gpuCount, 1, 8));
-        if (gpuCount > o.gpuCount) _coverStake(o.provider, market.stakeOf(o.provider).listedGpus - o.gpuCount + gpuCount);
+        if (gpuCount > o.gpuCount) {
+            _coverStake(o.provider, market.stakeOf(o.provider).listedGpus - o.gpuCount + gpuCount);
+        }
         vm.prank(o.provider);
         market.updateOffer(offerId, _terms(gpuCount, pricePerGpuHour, pricePerKwh, offerSeed));
         assertEq(market.getOffer(offerId).version, o.version + 1, "updateOffer: version");
@@ -338,7 +340,8 @@ contract MarketHandler is TestBase {
         if (!found) {
             if (offerIds.length >= MAX_OFFERS) return (false, 0);
             _count("createOffer:fallback");
-            offerId = _createOffer(offerSeed, uint16(offerSeed >> 16), uint72(offerSeed >> 32), uint72(offerSeed >> 104));
+            offerId =
+                _createOffer(offerSeed, uint16(offerSeed >> 16), uint72(offerSeed >> 32), uint72(offerSeed >> 104));
         }
         Offer memory o = market.getOffer(offerId);
         // A slash may have left the provider under-staked; it tops up so renters can open.
@@ -412,9 +415,8 @@ contract MarketHandler is TestBase {
             return;
         }
         Rental memory r = market.getRental(rentalId);
-        address caller = block.timestamp > r.startDeadline
-            ? _anyActor(callerSeed)
-            : (callerSeed % 2 == 0 ? r.renter : r.provider);
+        address caller =
+            block.timestamp > r.startDeadline ? _anyActor(callerSeed) : (callerSeed % 2 == 0 ? r.renter : r.provider);
         uint256 before = market.withdrawable(r.renter, address(usd));
         vm.prank(caller);
         market.cancelRental(rentalId);
@@ -844,8 +846,9 @@ contract MarketHandler is TestBase {
 
     function _isSilent(uint256 id) internal view returns (bool) {
         Rental memory r = market.getRental(id);
-        return r.status == RentalStatus.Active
-            && block.timestamp > uint256(r.lastSettledAt) + market.params().silenceTimeout;
+        return
+            r.status == RentalStatus.Active
+                && block.timestamp > uint256(r.lastSettledAt) + market.params().silenceTimeout;
     }
 
     function _isSettleable(uint256 id) internal view returns (bool) {
@@ -907,7 +910,9 @@ contract MarketHandler is TestBase {
             "settle: provider credit == share increase"
         );
         bool exhausted = before.status == RentalStatus.Active && afterR.paid == afterR.budget;
-        assertEq(afterR.status == RentalStatus.Ended, exhausted || before.status == RentalStatus.Ended, "settle: status");
+        assertEq(
+            afterR.status == RentalStatus.Ended, exhausted || before.status == RentalStatus.Ended, "settle: status"
+        );
         ghost_energy[report.rentalId] = report.energyMillijoules;
     }
 
