@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-contracts test-foundry test-oracle gas slither clean
+.PHONY: setup demo test test-contracts test-foundry test-oracle test-e2e gas slither clean
 
 setup:
 	@bash tools/setup.sh
@@ -11,7 +11,8 @@ setup:
 demo: setup
 	$(PY) -m oracle.cli.main demo
 
-test: setup test-contracts test-foundry test-oracle slither
+test: setup
+	$(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e
 
 test-contracts:
 	brownie test tests/brownie
@@ -22,10 +23,13 @@ test-foundry:
 test-oracle:
 	$(PY) -m pytest -p no:pytest-brownie tests/oracle
 
+test-e2e:
+	$(PY) -m pytest -p no:pytest-brownie tests/e2e
+
 gas: setup
 	$(PY) tools/gas_report.py
 
-slither: setup
+slither:
 	slither . --compile-force-framework foundry --fail-medium
 
 clean:

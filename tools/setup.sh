@@ -28,8 +28,15 @@ fi
 
 echo "==> solc ${solc_version} (solc-js behind a native-style front end)"
 mkdir -p "$HOME/.solcx"
+# The shim gets its own copy of solc-js beside ~/.solcx, so it does not depend on this checkout
+# (py-solc-x and Brownie look there from any project on the machine).
+solcjs_home="$HOME/.solcx/solcjs-v${solc_version}"
+if [ "$(node -p "try{require('${solcjs_home}/node_modules/solc/package.json').version}catch(e){''}")" != "${solc_version}" ]; then
+  npm install --prefix "$solcjs_home" --no-save --no-audit --no-fund --prefer-offline "solc@${solc_version}" >/dev/null
+fi
+cp tools/solc-shim.js "$solcjs_home/solc-shim.js"
 shim="$HOME/.solcx/solc-v${solc_version}"
-printf '#!/bin/sh\nexec node "%s/tools/solc-shim.js" "$@"\n' "$root" > "$shim"
+printf '#!/bin/sh\nexec node "%s/solc-shim.js" "$@"\n' "$solcjs_home" > "$shim"
 chmod +x "$shim"
 
 # Brownie 1.22 rejects a networks: section in brownie-config.yaml; declare them here.

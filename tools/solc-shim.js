@@ -6,7 +6,9 @@ const fs = require('fs');
 const path = require('path');
 
 const projectRoot = path.resolve(__dirname, '..');
-const solc = require(path.join(projectRoot, 'node_modules', 'solc'));
+// Resolved from this file's folder: the repo's node_modules, or the private copy tools/setup.sh
+// installs beside ~/.solcx so the compiler keeps working if this checkout moves.
+const solc = require('solc');
 
 function parseArgs(argv) {
   const args = { standardJson: false, version: false, basePath: null, includePaths: [], allowPaths: [] };
