@@ -320,3 +320,20 @@ def test_RevertWhen_settle_after_chain_id_changes_under_the_contract(market, ora
     finally:
         web3.provider.make_request("anvil_setChainId", [old_id])
     assert web3.eth.chain_id == old_id
+
+
+def test_RevertWhen_verifyQuorum_extra_signature_beyond_threshold_is_invalid(market, oracle_keys):
+    """Every signature supplied must be valid, not just the first `threshold` of them."""
+    from market_testkit import malleate
+
+    good = sigs(oracle_keys[:4])
+    tampered = good[:195] + malleate(good[195:260])
+    with reverts_with("OracleQuorum_InvalidSignature(uint256)", 3):
+        market.verifyQuorum(DIGEST, tampered)
+
+
+def test_RevertWhen_verifyQuorum_extra_signer_is_unknown(market, oracle_keys, spare_oracle_keys):
+    keys = sorted(oracle_keys[:3] + spare_oracle_keys[:1], key=lambda k: int(addr(k), 16))
+    index = keys.index(spare_oracle_keys[0])
+    with reverts_with("OracleQuorum_UnknownSigner(uint256,address)", index, addr(spare_oracle_keys[0])):
+        market.verifyQuorum(DIGEST, sigs(keys))

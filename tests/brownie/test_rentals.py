@@ -411,3 +411,20 @@ def test_RevertWhen_withdraw_twice(market, stablecoin, renter, open_id):
 def test_withdrawable_is_zero_for_unknown_accounts(market, stablecoin):
     assert market.withdrawable(ZERO_ADDRESS, stablecoin) == 0
     assert market.getRental(123)["status"] == 0
+
+
+def test_no_transition_out_of_cancelled(market, oracle, stablecoin, renter, provider, relayer, open_id):
+    market.cancelRental(open_id, {"from": renter})
+    for fn, args, who in [
+        (market.startRental, (open_id,), provider),
+        (market.cancelRental, (open_id,), provider),
+        (market.endRental, (open_id,), renter),
+        (market.closeSilentRental, (open_id,), renter),
+        (market.finalizeRental, (open_id,), provider),
+        (market.topUp, (open_id, 1), renter),
+    ]:
+        with reverts_with("RentalEscrow_WrongStatus(uint256,uint8)", open_id, CANCELLED):
+            fn(*args, {"from": who})
+    with reverts_with("UsageSettlement_NotSettleable(uint256,uint8)", open_id, CANCELLED):
+        oracle.settle(open_id, 1, 1, relayer)
+    assert market.withdrawable(renter, stablecoin) == BUDGET

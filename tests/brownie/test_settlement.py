@@ -443,3 +443,10 @@ def test_settleBatch_mixes_active_and_ended_rentals_of_one_provider(market, orac
     assert sorted(e["rentalId"] for e in tx.events["UsageSettled"]) == [a, b, c]
     assert market.withdrawable(provider, stablecoin) == sum(credit(0, cost(s)) for s in (500, 600, 700))
     solvent()
+
+
+def test_settleBatch_skips_unknown_rental(market, oracle, stablecoin, provider, relayer, rental_id):
+    reports = [oracle.usage(999, 1, 100), oracle.usage(rental_id, 1, 100)]
+    tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert event_args(tx.events["UsageReportSkipped"]) == (999, 1)
+    assert market.withdrawable(provider, stablecoin) == credit(0, cost(100))
