@@ -19,6 +19,7 @@ test-contracts:
 
 test-foundry:
 	forge test
+	forge snapshot --match-contract GasSnapshotTest --check
 
 test-oracle:
 	$(PY) -m pytest -p no:pytest-brownie tests/oracle
