@@ -23,7 +23,10 @@ skipped batch entry) is reported as ``already_settled``, not as a failure.
 ``SettlementLoop`` runs this periodically in a thread for the rentals a callable names (the
 active rentals of the node's registry, fed by :class:`oracle.chain.events.EventFollower`).
 A ``submit_delay_s`` staggers nodes (by their rank in the signer set) so that usually only one
-of them pays gas for a given report; the others find it settled and skip.
+of them pays gas for a given report: a node that found a quorum waits its stagger, then re-reads
+the rental on chain and sends only if nobody ranked before it has settled the report meanwhile
+(``already_settled``, no gas); rounds of different nodes are not aligned, so a delay before the
+round would not separate them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from oracle.attestation.eip712 import (
     usage_report_digest,
 )
 from oracle.chain.client import MarketClient, SignerSet, recover
+from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
 from oracle.chain.errors import TransactionRevertedError
 from oracle.chain.tx import TxResult
 from oracle.errors import ChainError, GpurentError
@@ -92,6 +96,7 @@ class Outcome:
     rental_id: int
     status: str  # settled | already_settled | nothing_new | no_quorum | not_settleable | failed | slashed
     sequence: int | None = None
+    chain_sequence: int | None = None  # the rental's last settled sequence on chain, as last read (or settled)
     fault_id: int | None = None
     payment: int = 0
     tx_hash: str | None = None
@@ -99,6 +104,17 @@ class Outcome:
     signers: tuple[str, ...] = ()
     detail: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def burned_gas(self) -> bool:
+        """A transaction of ours was mined and reverted (gas spent for nothing)."""
+        return self.status in ("already_settled", "failed") and self.tx_hash is not None and self.gas_used is not None
+
+
+def _reverted(rental_id: int, status: str, exc: TransactionRevertedError, **fields: Any) -> Outcome:
+    """Outcome of a revert: at the pre-flight estimate (no gas spent) or in a mined transaction."""
+    gas = int(exc.receipt["gasUsed"]) if exc.tx_hash and exc.receipt is not None else None
+    return Outcome(rental_id, status, detail=str(exc), tx_hash=exc.tx_hash, gas_used=gas, **fields)
 
 
 def _report_from_fields(cls: type, data: dict[str, Any]) -> Any:
@@ -131,6 +147,14 @@ class Aggregator:
         self.node_urls = [u.rstrip("/") for u in node_urls]
         self.http = http or httpx.Client(timeout=timeout_s)
         self.stats: dict[str, int] = defaultdict(int)
+        # Wait between finding a quorum and sending it (set per round by SettlementLoop from this
+        # node's rank); ``stop`` cuts the wait short at shutdown.
+        self.submit_delay_s = 0.0
+        self.stop = threading.Event()
+
+    def _stagger(self) -> bool:
+        """Wait ``submit_delay_s`` before a submission; True when stopped meanwhile (do not send)."""
+        return self.submit_delay_s > 0 and self.stop.wait(self.submit_delay_s)
 
     def close(self) -> None:
         self.http.close()
@@ -300,26 +324,38 @@ class Aggregator:
         rental = self.client.get_rental(rental_id)
         last = int(rental["sequence"])
         if rental["status"] not in (ACTIVE, ENDED):
-            return Outcome(rental_id, "not_settleable", detail=f"rental is {rental['statusName']}")
+            return Outcome(rental_id, "not_settleable", chain_sequence=last, detail=f"rental is {rental['statusName']}")
         notes: dict[str, str] = {}
         max_end = int(rental["endedAt"]) if rental["status"] == ENDED else None
         try:
             quorum = self.collect_usage(rental_id, max_period_end=max_end, notes=notes)
         except QuorumNotReached as exc:
             self.stats["no_quorum"] += 1
-            return Outcome(rental_id, "no_quorum", detail=str(exc), notes=notes)
+            return Outcome(rental_id, "no_quorum", chain_sequence=last, detail=str(exc), notes=notes)
         sequence = quorum.report.sequence
         if sequence <= last:
-            return Outcome(rental_id, "nothing_new", sequence=sequence, detail=f"sequence {last} already settled",
-                           notes=notes)
+            return Outcome(rental_id, "nothing_new", sequence=sequence, chain_sequence=last,
+                           detail=f"sequence {last} already settled", notes=notes)
+        if self.submit_delay_s > 0:
+            if self._stagger():
+                return Outcome(rental_id, "failed", sequence=sequence, chain_sequence=last,
+                               detail="stopped before sending")
+            last = int(self.client.get_rental(rental_id)["sequence"])
+            if sequence <= last:  # a node ranked before this one settled it during the stagger
+                self.stats["already_settled"] += 1
+                return Outcome(rental_id, "already_settled", sequence=sequence, chain_sequence=last,
+                               detail=f"sequence {last} settled by another submitter", notes=notes)
         try:
+            # A stale report reverts at the pre-flight gas estimate (TransactionSender.send), before
+            # anything is signed or sent: another node settling first costs this one no gas.
             result = self.client.settle(quorum.report, quorum.packed)
         except TransactionRevertedError as exc:
             if exc.error_name == "UsageSettlement_StaleSequence":
                 self.stats["already_settled"] += 1
-                return Outcome(rental_id, "already_settled", sequence=sequence, detail=str(exc), notes=notes)
+                return _reverted(rental_id, "already_settled", exc, sequence=sequence, chain_sequence=last,
+                                 notes=notes)
             self.stats["submit_failed"] += 1
-            return Outcome(rental_id, "failed", sequence=sequence, detail=str(exc), notes=notes)
+            return _reverted(rental_id, "failed", exc, sequence=sequence, chain_sequence=last, notes=notes)
         self.stats["settled"] += 1
         return _settled(rental_id, sequence, result, quorum.signers, notes)
 
@@ -335,19 +371,35 @@ class Aggregator:
         chosen: list[Quorum] = []
         for rental_id in rental_ids:
             rental = self.client.get_rental(rental_id)
+            last = int(rental["sequence"])
             if rental["status"] not in (ACTIVE, ENDED):
-                outcomes[rental_id] = Outcome(rental_id, "not_settleable", detail=f"rental is {rental['statusName']}")
+                outcomes[rental_id] = Outcome(rental_id, "not_settleable", chain_sequence=last,
+                                              detail=f"rental is {rental['statusName']}")
                 continue
             max_end = int(rental["endedAt"]) if rental["status"] == ENDED else None
             try:
                 quorum = self.collect_usage(rental_id, max_period_end=max_end, signer_set=signer_set)
             except QuorumNotReached as exc:
-                outcomes[rental_id] = Outcome(rental_id, "no_quorum", detail=str(exc))
+                outcomes[rental_id] = Outcome(rental_id, "no_quorum", chain_sequence=last, detail=str(exc))
                 continue
-            if quorum.report.sequence <= int(rental["sequence"]):
-                outcomes[rental_id] = Outcome(rental_id, "nothing_new", sequence=quorum.report.sequence)
+            if quorum.report.sequence <= last:
+                outcomes[rental_id] = Outcome(rental_id, "nothing_new", sequence=quorum.report.sequence,
+                                              chain_sequence=last)
                 continue
             chosen.append(quorum)
+        if chosen and self.submit_delay_s > 0:
+            if self._stagger():
+                return list(outcomes.values())
+            still = []
+            for q in chosen:  # drop what a node ranked before this one settled during the stagger
+                last = int(self.client.get_rental(q.report.rental_id)["sequence"])
+                if q.report.sequence <= last:
+                    outcomes[q.report.rental_id] = Outcome(q.report.rental_id, "already_settled", q.report.sequence,
+                                                           chain_sequence=last,
+                                                           detail=f"sequence {last} settled by another submitter")
+                else:
+                    still.append(q)
+            chosen = still
         if not chosen:
             return list(outcomes.values())
 
@@ -387,9 +439,11 @@ class Aggregator:
             result = self.client.settle_batch(reports, b"".join(s.signature for s in ordered))
         except TransactionRevertedError as exc:
             status = "already_settled" if exc.error_name == "UsageSettlement_NothingSettled" else "failed"
-            for q in chosen:
-                outcomes[q.report.rental_id] = Outcome(q.report.rental_id, status, q.report.sequence,
-                                                       detail=str(exc), notes=notes)
+            for i, q in enumerate(chosen):  # a mined revert's gas is counted once, on the first rental
+                outcome = _reverted(q.report.rental_id, status, exc, sequence=q.report.sequence, notes=notes)
+                if i:
+                    outcome.gas_used = None
+                outcomes[q.report.rental_id] = outcome
             return list(outcomes.values())
         paid = {int(ev["rentalId"]): int(ev["payment"]) for ev in result.events.get("UsageSettled", [])}
         skipped = {int(ev["rentalId"]) for ev in result.events.get("UsageReportSkipped", [])}
@@ -400,9 +454,9 @@ class Aggregator:
                 outcomes[rid] = Outcome(rid, "already_settled", q.report.sequence, tx_hash=result.tx_hash,
                                         notes=notes)
             else:
-                outcomes[rid] = Outcome(rid, "settled", q.report.sequence, payment=paid.get(rid, 0),
-                                        tx_hash=result.tx_hash, gas_used=result.gas_used, signers=signers,
-                                        notes=notes)
+                outcomes[rid] = Outcome(rid, "settled", q.report.sequence, chain_sequence=q.report.sequence,
+                                        payment=paid.get(rid, 0), tx_hash=result.tx_hash,
+                                        gas_used=result.gas_used, signers=signers, notes=notes)
         self.stats["batches_settled"] += 1
         return list(outcomes.values())
 
@@ -445,7 +499,10 @@ class Aggregator:
     def submit_faults(self, rental_id: int) -> list[Outcome]:
         """Slash for every quorum-signed fault of the rental not yet slashed on chain."""
         outcomes = []
-        for fault_id, quorum in sorted(self.collect_faults(rental_id).items()):
+        quorums = sorted(self.collect_faults(rental_id).items())
+        if quorums and any(not self.client.is_fault_settled(rental_id, f) for f, _ in quorums) and self._stagger():
+            return outcomes
+        for fault_id, quorum in quorums:
             if self.client.is_fault_settled(rental_id, fault_id):
                 outcomes.append(Outcome(rental_id, "already_settled", fault_id=fault_id))
                 continue
@@ -453,7 +510,7 @@ class Aggregator:
                 result = self.client.slash(quorum.report, quorum.packed)
             except TransactionRevertedError as exc:
                 status = "already_settled" if exc.error_name == "ProviderStaking_FaultAlreadySettled" else "failed"
-                outcomes.append(Outcome(rental_id, status, fault_id=fault_id, detail=str(exc)))
+                outcomes.append(_reverted(rental_id, status, exc, fault_id=fault_id))
                 continue
             self.stats["faults_slashed"] += 1
             outcomes.append(Outcome(rental_id, "slashed", fault_id=fault_id, tx_hash=result.tx_hash,
@@ -463,8 +520,8 @@ class Aggregator:
 
 def _settled(rental_id: int, sequence: int, result: TxResult, signers: tuple[str, ...], notes: dict[str, str]) -> Outcome:
     payment = sum(int(ev["payment"]) for ev in result.events.get("UsageSettled", []))
-    return Outcome(rental_id, "settled", sequence=sequence, payment=payment, tx_hash=result.tx_hash,
-                   gas_used=result.gas_used, signers=signers, notes=notes)
+    return Outcome(rental_id, "settled", sequence=sequence, chain_sequence=sequence, payment=payment,
+                   tx_hash=result.tx_hash, gas_used=result.gas_used, signers=signers, notes=notes)
 
 
 def _why(rental_id: int, got: int, threshold: int, notes: dict[str, str]) -> str:
@@ -483,7 +540,8 @@ class SettlementLoop:
     """Settles the rentals ``rental_ids()`` names every ``interval_s`` seconds, in a thread.
 
     ``batch=True`` uses one ``settleBatch`` per round; ``submit_delay_s`` is multiplied by this
-    node's rank in the signer set, so nodes do not all pay gas for the same report.
+    node's rank in the signer set and waited between finding a quorum and sending it (then the
+    chain is read again), so nodes do not all pay gas for the same report.
     ``slash_faults=True`` also submits quorum-signed fault reports.
     """
 
@@ -505,25 +563,26 @@ class SettlementLoop:
         self.submit_delay_s = submit_delay_s
         self.slash_faults = slash_faults
         self.on_outcome = on_outcome
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[Outcome] = []  # the latest ones (trimmed: a node runs for months)
+        self.keep_outcomes = 1000
         self.errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _rank(self) -> int:
         try:
-            signers = self.aggregator.client.signer_set().signers
-            return list(signers).index(self.aggregator.client.account)
-        except (ValueError, ChainError):
+            signers = list(self.aggregator.client.signer_set().signers)
+        except ChainError:
             return 0
+        account = self.aggregator.client.account
+        return signers.index(account) if account in signers else len(signers)  # outsiders go last
 
     def run_once(self) -> list[Outcome]:
         ids = list(self.rental_ids())
         if not ids:
             return []
-        delay = self.submit_delay_s * self._rank()
-        if delay and self._stop.wait(delay):
-            return []
+        self.aggregator.submit_delay_s = self.submit_delay_s * self._rank() if self.submit_delay_s else 0.0
+        self.aggregator.stop = self._stop
         if self.batch and len(ids) > 1:
             outcomes = self.aggregator.settle_batch(ids)
         else:
@@ -531,6 +590,8 @@ class SettlementLoop:
         if self.slash_faults:
             for rental_id in ids:
                 outcomes.extend(self.aggregator.submit_faults(rental_id))
+        if len(self.outcomes) + len(outcomes) > self.keep_outcomes:
+            del self.outcomes[: len(self.outcomes) + len(outcomes) - self.keep_outcomes // 2]
         for outcome in outcomes:
             self.outcomes.append(outcome)
             if self.on_outcome is not None:
@@ -538,6 +599,9 @@ class SettlementLoop:
             if outcome.status in ("settled", "slashed"):
                 log.info("rental %d: %s (sequence %s, tx %s)", outcome.rental_id, outcome.status,
                          outcome.sequence, outcome.tx_hash)
+            elif outcome.status == "failed" or outcome.burned_gas:
+                log.warning("rental %d: %s (sequence %s, fault %s): %s", outcome.rental_id, outcome.status,
+                            outcome.sequence, outcome.fault_id, outcome.detail[:300])
         return outcomes
 
     def run(self) -> None:
@@ -563,12 +627,99 @@ class SettlementLoop:
             self._thread.join(timeout=timeout_s)
 
 
+class DueRentals:
+    """The settleable rentals a settlement round should look at, so that an idle node stays cheap.
+
+    With ``local_head`` (rental id -> contiguous batches this node holds) a rental is skipped
+    while the last round that looked at it is less than ``recheck_s`` old and nothing changed
+    since: the chain had settled everything this node holds, or that round found nothing new
+    and this node has received no batch since. A skipped rental costs no RPC and no peer
+    request; it is looked at again when a batch arrives, or after ``recheck_s`` (peers may have
+    caught up). Without ``local_head`` every settleable rental is due every round.
+
+    ``last_settled`` holds each rental's last settled sequence on chain as last seen (for metrics).
+    """
+
+    def __init__(
+        self,
+        settleable: Callable[[], Iterable[int]],
+        local_head: Callable[[int], int] | None = None,
+        *,
+        recheck_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settleable = settleable
+        self.local_head = local_head
+        self.recheck_s = recheck_s
+        self._clock = clock
+        self._looked: dict[int, tuple[int, str, int | None, float]] = {}  # head, status, chain seq, when
+        self._heads: dict[int, int] = {}
+        self.last_settled: dict[int, int] = {}
+
+    def __call__(self) -> list[int]:
+        ids = list(self.settleable())
+        live = set(ids)
+        for gone in [r for r in self.last_settled if r not in live]:
+            self.last_settled.pop(gone, None)
+            self._looked.pop(gone, None)
+            self._heads.pop(gone, None)
+        if self.local_head is None:
+            return ids
+        now = self._clock()
+        due = []
+        for rental_id in ids:
+            head = self.local_head(rental_id)
+            looked = self._looked.get(rental_id)
+            if looked is not None and now - looked[3] < self.recheck_s:
+                last_head, status, chain_sequence, _ = looked
+                if chain_sequence is not None and chain_sequence >= head:
+                    continue  # everything this node holds is settled
+                if status == "nothing_new" and last_head == head:
+                    continue  # no new batch here since the quorum was found settled
+            self._heads[rental_id] = head
+            due.append(rental_id)
+        return due
+
+    def record(self, outcome: Outcome) -> None:
+        """Remember a usage outcome (fault outcomes say nothing about the rental's sequence)."""
+        if outcome.fault_id is not None:
+            return
+        rental_id = outcome.rental_id
+        chain_sequence = outcome.chain_sequence
+        if chain_sequence is not None:
+            chain_sequence = max(chain_sequence, self.last_settled.get(rental_id, 0))
+            self.last_settled[rental_id] = chain_sequence
+        self._looked[rental_id] = (self._heads.get(rental_id, 0), outcome.status, chain_sequence, self._clock())
+
+
+class _WatchedFollower(EventFollower):
+    """An :class:`EventFollower` that remembers when its last poll succeeded and why one failed."""
+
+    last_ok_at: float | None = None  # unix seconds of the last successful poll
+    last_error: str | None = None  # why the latest poll failed (None once one succeeds again)
+
+    def poll_once(self) -> int:
+        try:
+            delivered = super().poll_once()
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            raise
+        self.last_ok_at = time.time()
+        self.last_error = None
+        return delivered
+
+
 class ChainServices:
     """What a node runs beside its HTTP API when it has an RPC endpoint (for ``create_app``'s
     lifespan or ``run_node``): an :class:`EventFollower` that feeds the node's rental registry
     from ``RentalStarted`` (and tracks which rentals may still settle), and a
     :class:`SettlementLoop` that aggregates signatures from ``node_urls`` (this node's own URL
     and its peers) and submits ``settleBatch``/``settle`` and fault reports with the node key.
+
+    ``settle=False`` runs the follower only. ``local_head`` (rental id -> batches this node
+    holds) lets idle rentals skip settlement rounds (:class:`DueRentals`); ``on_outcome`` sees
+    every outcome (metrics). Constructing it makes no RPC call: an unreachable endpoint only
+    shows in the threads' errors, which they log and retry.
 
     Its state (follower cursor, block-hash checkpoints, rental statuses) lives in its own
     tables of ``db_path`` (the node's SQLite file is fine).
@@ -592,29 +743,41 @@ class ChainServices:
         slash_faults: bool = True,
         policy: Any = None,
         http: httpx.Client | None = None,
+        settle: bool = True,
+        local_head: Callable[[int], int] | None = None,
+        recheck_s: float | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
-        from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
-
         self.client = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
         # the follower thread reads through its own connection (no HTTP session shared across threads)
         reader = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
+        self.settle = settle
         self.store = CursorStore(db_path)
         self.feed = RentalRegistryFeed(reader, registries, store=self.store)
-        self.follower = EventFollower(
+        self.follower = _WatchedFollower(
             reader.w3, reader.address, reader.abi, self.feed,
             store=self.store, confirmations=confirmations, start_block=start_block,
             poll_interval_s=poll_interval_s, on_rewind=self.feed.on_rewind,
             event_names=["RentalStarted", "RentalEnded", "RentalFinalized", "RentalCancelled"],
         )
         self.aggregator = Aggregator(self.client, node_urls, http=http)
+        self.due = DueRentals(self.feed.settleable, local_head,
+                              recheck_s=recheck_s if recheck_s is not None else max(60.0, 10 * settle_interval_s))
+        self._on_outcome = on_outcome
         self.loop = SettlementLoop(
-            self.aggregator, self.feed.settleable, interval_s=settle_interval_s, batch=batch,
-            submit_delay_s=submit_delay_s, slash_faults=slash_faults,
+            self.aggregator, self.due, interval_s=settle_interval_s, batch=batch,
+            submit_delay_s=submit_delay_s, slash_faults=slash_faults, on_outcome=self._outcome,
         )
+
+    def _outcome(self, outcome: Outcome) -> None:
+        self.due.record(outcome)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
 
     def start(self) -> "ChainServices":
         self.follower.start()
-        self.loop.start()
+        if self.settle:
+            self.loop.start()
         return self
 
     def stop(self) -> None:

@@ -1,16 +1,27 @@
-"""``create_app(settings)``: the node's FastAPI application, wired from its parts."""
+"""``create_app(settings)``: the node's FastAPI application, wired from its parts.
+
+With ``settings.rpc_url`` the app also runs the node's chain side (:class:`NodeChain`) for the
+lifetime of the server: an event follower that feeds the rental registry from ``RentalStarted``,
+and a settlement loop that aggregates signatures from this node and its peers and submits
+``settleBatch``/``settle``/``slash`` with the node key. Without it, the node meters the rentals
+listed in its settings and nothing else changes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
 from contextlib import asynccontextmanager
-from typing import Callable
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from oracle import __version__
-from oracle.errors import SigningError, StorageError
+from oracle.errors import ConfigError, SigningError, StorageError
 from oracle.node.api.deps import NodeRuntime
 from oracle.node.api.routes import batches, health, reports
 from oracle.node.attestor import Attestor, IngestLimits, SequenceUnavailable
@@ -36,8 +47,10 @@ from oracle.node.errors import (
 from oracle.node.metrics import NodeMetrics
 from oracle.node.ratelimit import TokenBucketLimiter
 from oracle.node.rentals import Rental, RentalRegistry, SqliteRentalRegistry
-from oracle.node.settings import NodeSettings
+from oracle.node.settings import NodeSettings, redact_url
 from oracle.node.storage import GroupCommitWriter, NodeStorage
+
+log = logging.getLogger(__name__)
 
 # HTTP status of each refusal (the domain errors know nothing of HTTP).
 BATCH_STATUS: dict[type[BatchRejected], int] = {
@@ -153,6 +166,190 @@ def build_runtime(
     )
 
 
+def check_chain(w3: Any, settings: NodeSettings) -> None:
+    """Refuse an RPC endpoint that serves another chain, or a market address without code there.
+
+    Raises :class:`ConfigError` for those; RPC failures pass through (the caller retries).
+    """
+    chain_id = int(w3.eth.chain_id)
+    if chain_id != settings.chain_id:
+        raise ConfigError(f"rpc_url {redact_url(settings.rpc_url or '')} serves chain {chain_id}, but chain_id "
+                          f"is {settings.chain_id}: the node would sign for one chain and follow another")
+    if not bytes(w3.eth.get_code(settings.market_address)):
+        raise ConfigError(f"no contract at market_address {settings.market_address} on chain {chain_id}")
+
+
+class NodeChain:
+    """The node's chain side (``settings.rpc_url`` set): :class:`oracle.node.aggregator.ChainServices`
+    started once the RPC endpoint answers for the configured chain, plus what ``/metrics`` and
+    ``/healthz`` report about it.
+
+    Nothing here can take the HTTP API down: an unreachable RPC endpoint delays the start (retried
+    with backoff), and the follower and settlement threads log, count and retry their errors.
+    ``state``: starting, rpc_unreachable (not started yet), following, rpc_error (the latest
+    follower poll failed), wrong_chain (refused: not started), stopped.
+    """
+
+    def __init__(self, settings: NodeSettings, runtime: NodeRuntime, node_key: bytes) -> None:
+        from oracle.chain.tx import TxPolicy
+        from oracle.node.aggregator import ChainServices
+
+        assert settings.rpc_url is not None
+        self.settings = settings
+        self.metrics = runtime.metrics
+        storage = runtime.storage
+        self.services = ChainServices(
+            rpc_url=settings.rpc_url,
+            node_key=node_key,
+            market_address=settings.market_address,
+            node_urls=settings.aggregation_urls(),
+            registries=[runtime.attestor.registry],
+            db_path=str(settings.db_path),
+            start_block=settings.chain_start_block,
+            confirmations=settings.confirmations,
+            poll_interval_s=settings.chain_poll_interval_s,
+            settle_interval_s=settings.settle_interval_s,
+            batch=settings.settle_batch,
+            submit_delay_s=settings.submit_stagger_s,
+            slash_faults=settings.slash_faults,
+            policy=TxPolicy(max_fee_per_gas_cap_wei=settings.max_fee_per_gas_cap_wei),
+            settle=settings.submits_settlements,
+            local_head=lambda rental_id: storage.batch_head(rental_id)[0],
+            on_outcome=self._count,
+        )
+        self._started = False
+        self._stopped = False
+        self._detail = ""
+        self._wrong_chain = False
+        self.warnings: list[str] = []
+        self.last_submission: dict[str, Any] | None = None
+        self._gas_counted: dict[str, None] = {}  # tx hashes already counted (a batch tx settles many rentals)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        runtime.metrics.attach_chain(self.status)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "NodeChain":
+        self._thread = threading.Thread(target=self._start_when_reachable, name="gpurent-chain-start", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_when_reachable(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                check_chain(self.services.client.w3, self.settings)
+                self._check_signer_set()
+            except ConfigError as exc:
+                self._wrong_chain, self._detail = True, str(exc)
+                log.error("chain side not started: %s", exc)
+                return
+            except Exception as exc:  # RPC down or flapping: the API serves on, we retry
+                self._detail = f"{type(exc).__name__}: {exc}"[:300]
+                log.warning("RPC %s unreachable (%s); retrying in %.1f s",
+                            redact_url(self.settings.rpc_url or ""), self._detail, delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(30.0, delay * 2)
+                continue
+            if self._stop.is_set():
+                return
+            self.services.start()
+            self._started, self._detail = True, ""
+            return
+
+    def _check_signer_set(self) -> None:
+        """Warn (do not refuse: governance may be about to add us) when our signatures cannot count."""
+        client = self.services.client
+        signer_set = client.signer_set()
+        warnings = []
+        if client.account not in signer_set.signers:
+            warnings.append(f"this node's key {client.account} is not in the on-chain signer set "
+                            f"v{signer_set.version}: its signatures do not count")
+        if signer_set.version != self.settings.signer_set_version:
+            warnings.append(f"signer_set_version is {self.settings.signer_set_version}, the chain's is "
+                            f"v{signer_set.version}: reports signed by this node will be refused")
+        for warning in warnings:
+            log.warning("%s", warning)
+        self.warnings = warnings
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.services.stop()
+        self._stopped = True
+
+    # ------------------------------------------------------------------ outcomes -> metrics
+    def _count(self, outcome: Any) -> None:
+        self.metrics.submissions.labels(outcome.status).inc()
+        if outcome.gas_used and outcome.tx_hash and outcome.tx_hash not in self._gas_counted:
+            self._gas_counted[outcome.tx_hash] = None
+            while len(self._gas_counted) > 256:
+                self._gas_counted.pop(next(iter(self._gas_counted)))
+            kind = "reverted" if outcome.burned_gas else outcome.status
+            self.metrics.settlement_gas.labels(kind).inc(outcome.gas_used)
+        if outcome.status in ("settled", "slashed"):
+            self.last_submission = {
+                "rental_id": outcome.rental_id, "status": outcome.status, "sequence": outcome.sequence,
+                "fault_id": outcome.fault_id, "tx_hash": outcome.tx_hash, "gas_used": outcome.gas_used,
+                "at": int(time.time()),
+            }
+
+    # ------------------------------------------------------------------ what /healthz and /metrics show
+    @property
+    def state(self) -> str:
+        if self._stopped:
+            return "stopped"
+        if self._wrong_chain:
+            return "wrong_chain"
+        if not self._started:
+            return "rpc_unreachable" if self._detail else "starting"
+        follower = self.services.follower
+        if follower.last_error is not None:
+            return "rpc_error"
+        return "following" if follower.last_ok_at is not None else "starting"
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot from the threads' own counters (no RPC, no I/O beyond a cursor read)."""
+        services, state = self.services, self.state
+        follower, stats = services.follower, services.follower.stats
+        next_block: int | None = None
+        if not self._stopped:
+            try:
+                next_block = follower.next_block()
+            except Exception:  # the cursor store is closing
+                next_block = None
+        head = stats.head_block if stats.head_block >= 0 else None
+        lag = None
+        if head is not None and next_block is not None:
+            lag = max(0, head - follower.confirmations - (next_block - 1))
+        statuses = list(services.feed.status.values())
+        return {
+            "state": state,
+            "detail": follower.last_error or self._detail or None,
+            "warnings": list(self.warnings),
+            "follower": {
+                "confirmations": follower.confirmations,
+                "head_block": head,
+                "next_block": next_block,
+                "lag_blocks": lag,
+                "events": stats.events,
+                "errors": stats.errors,
+                "rewinds": stats.rewinds,
+                "last_ok_age_s": None if follower.last_ok_at is None else round(time.time() - follower.last_ok_at, 1),
+            },
+            "rentals": {"active": statuses.count("active"), "ended": statuses.count("ended")},
+            "settlement": {
+                "enabled": services.settle,
+                "round_errors": services.loop.errors,
+                "last_settled_sequence": dict(services.due.last_settled),
+                "last_submission": self.last_submission,
+            },
+            "transactions": dict(services.client.sender.stats),
+        }
+
+
 def create_app(
     settings: NodeSettings,
     *,
@@ -163,14 +360,29 @@ def create_app(
     """The node's app. ``node_key``, ``registry`` and ``clock`` are for tests and embedding;
     by default the key comes from the settings' keystore and the registry from SQLite.
 
-    Raises :class:`oracle.errors.ConfigError` if the node key cannot be loaded.
+    With ``settings.rpc_url`` the chain side (:class:`NodeChain`) runs in the app's lifespan; the
+    endpoint is checked once here (a wrong chain id or a market without code is refused; an
+    unreachable endpoint is not: the node starts and keeps trying).
+
+    Raises :class:`oracle.errors.ConfigError` if the node key cannot be loaded or the RPC
+    endpoint serves the wrong chain.
     """
-    runtime = build_runtime(settings, node_key=node_key, registry=registry, clock=clock)
+    if settings.rpc_url is not None:
+        _check_chain_now(settings)
+    key = settings.load_node_key() if node_key is None else node_key
+    runtime = build_runtime(settings, node_key=key, registry=registry, clock=clock)
+    chain = NodeChain(settings, runtime, key) if settings.rpc_url is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        runtime.close()
+        if chain is not None:
+            chain.start()
+        try:
+            yield
+        finally:
+            if chain is not None:
+                await asyncio.to_thread(chain.stop)
+            runtime.close()
 
     app = FastAPI(
         title="gpurent attestation node",
@@ -180,9 +392,23 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.node = runtime
+    app.state.chain = chain
     _install_error_handlers(app)
     app.include_router(batches.router)
     app.include_router(reports.router)
     app.include_router(health.router)
     app.openapi = _openapi_with_wire_schema(app)
     return app
+
+
+def _check_chain_now(settings: NodeSettings) -> None:
+    """One quick look at the RPC endpoint before serving: a misconfigured chain is refused now."""
+    from oracle.chain.contract import connect
+
+    try:
+        check_chain(connect(settings.rpc_url or "", timeout_s=3.0), settings)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        log.warning("RPC %s not reachable at startup (%s: %s); the node serves and keeps trying",
+                    redact_url(settings.rpc_url or ""), type(exc).__name__, str(exc)[:200])

@@ -8,6 +8,15 @@ Outside ``dev_mode`` the node refuses a plaintext key, a missing keystore, and a
 well-known password: :func:`load_settings_or_exit` turns that into ``SystemExit`` with the
 reason, no traceback. pydantic-settings is not used on purpose (its python-dotenv pin
 conflicts with eth-brownie's); this is a plain pydantic model.
+
+Chain side (optional). With ``rpc_url`` set the node follows the market's events (rentals it
+meters come from ``RentalStarted``, ``confirmations`` blocks deep, from ``chain_start_block``)
+and, unless ``submit_settlements = false``, aggregates signatures from itself (``self_url``) and
+its ``peers`` and submits settlement and fault reports with its own key (which pays the gas,
+each fee capped by ``max_fee_per_gas_cap_wei``). Without ``rpc_url`` it meters only the
+``rentals`` listed here, as before, and refuses chain settings it would silently ignore.
+``confirmations = 0`` is for local dev chains (chain id 31337 or 1337) and ``dev_mode`` only.
+When the server's port is given outside the settings (``uvicorn --port``), set ``self_url``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from oracle.errors import ConfigError, KeystoreError
 
@@ -28,6 +46,18 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _ZERO_ADDRESS = "0x" + "0" * 40
+_HTTP_URL = re.compile(r"^https?://[^\s/]+")
+
+# Chain ids of local development chains (anvil/hardhat, ganache/geth --dev): the only chains,
+# besides dev mode, where the node may read blocks with no confirmation on top.
+LOCAL_CHAIN_IDS = frozenset({31337, 1337})
+GWEI = 10**9
+
+# Settings that only mean something with an RPC endpoint: refused without ``rpc_url``.
+CHAIN_FIELDS = (
+    "self_url", "chain_start_block", "confirmations", "chain_poll_interval_s", "settle_interval_s",
+    "submit_stagger_s", "submit_settlements", "settle_batch", "slash_faults", "max_fee_per_gas_cap_wei",
+)
 
 
 def _checksum(address: str) -> str:
@@ -39,7 +69,8 @@ def _checksum(address: str) -> str:
 
 
 class RentalConfig(BaseModel):
-    """One rental this node meters (until the chain follower feeds them from contract events)."""
+    """One rental this node meters, listed statically (with ``rpc_url`` the chain follower also adds
+    rentals from ``RentalStarted`` events; only those are settled by the node itself)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -92,6 +123,29 @@ class NodeSettings(BaseModel):
     report_rate_per_s: float = Field(default=20.0, gt=0)
     report_burst: int = Field(default=100, ge=1)
 
+    # The chain side (all optional; see the module docstring). Without rpc_url: static rentals only.
+    rpc_url: str | None = Field(default=None, description="JSON-RPC endpoint over http(s)")
+    self_url: str | None = Field(
+        default=None, description="how this node's own aggregator (and its peers) reach it; "
+                                  "default http://host:port (127.0.0.1 for a wildcard host)")
+    chain_start_block: int = Field(default=0, ge=0, lt=2**63,
+                                   description="first block to read events from (the market's deployment block)")
+    confirmations: int = Field(default=2, ge=0, le=10_000,
+                               description="blocks on top of an event's block before the node acts on it")
+    chain_poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    settle_interval_s: float = Field(default=60.0, ge=0.1, le=86_400)
+    submit_stagger_s: float = Field(
+        default=20.0, ge=0, le=3600,
+        description="a node waits this times its rank in the signer set between finding a quorum and "
+                    "sending it, then reads the chain again: usually one node pays the gas and the others "
+                    "find the report settled (make it longer than a transaction takes to be mined)")
+    submit_settlements: bool | None = Field(
+        default=None, description="submit settle/settleBatch/slash with the node key; default: true with rpc_url")
+    settle_batch: bool = Field(default=True, description="several rentals per round go in one settleBatch")
+    slash_faults: bool = Field(default=True, description="also submit quorum-signed fault reports (slash)")
+    max_fee_per_gas_cap_wei: int = Field(default=500 * GWEI, ge=1, lt=2**256,
+                                         description="never pay more per gas than this (EIP-1559 maxFeePerGas)")
+
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
     fault: Literal["kill_after_record"] | None = None
@@ -105,14 +159,26 @@ class NodeSettings(BaseModel):
     @classmethod
     def _peer_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for url in value:
-            if not re.match(r"^https?://[^\s/]+", url):
+            if not _HTTP_URL.match(url):
                 raise ValueError(f"peer is not an http(s) URL: {url!r}")
         return value
+
+    @field_validator("rpc_url", "self_url")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not _HTTP_URL.match(value):
+            shown = redact_url(value) if info.field_name == "rpc_url" else value
+            raise ValueError(f"not an http(s) URL (http://host:port...): {shown!r}")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> "NodeSettings":
         if len({rental.rental_id for rental in self.rentals}) != len(self.rentals):
             raise ValueError("rentals: a rental_id is listed twice")
+        self._refuse_unsafe_chain_settings()
         if self.keystore_password is not None and self.keystore_password_file is not None:
             raise ValueError("set keystore_password or keystore_password_file, not both")
         if self.dev_mode:
@@ -139,6 +205,55 @@ class NodeSettings(BaseModel):
         except KeystoreError as exc:
             raise ValueError(f"keystore password: {exc}") from None
         return self
+
+    def _refuse_unsafe_chain_settings(self) -> None:
+        if self.rpc_url is None:
+            ignored = [name for name in CHAIN_FIELDS if name in self.model_fields_set]
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)} set but rpc_url is not: without an RPC endpoint the node follows "
+                    f"no chain and only meters the rentals listed in its config (set rpc_url, or drop them)"
+                )
+            return
+        if self.confirmations == 0 and not self.dev_mode and self.chain_id not in LOCAL_CHAIN_IDS:
+            raise ValueError(
+                f"confirmations = 0 acts on blocks that may still be reorganised away; it is for local dev "
+                f"chains (chain id {', '.join(map(str, sorted(LOCAL_CHAIN_IDS)))}) or dev_mode, not chain "
+                f"{self.chain_id}"
+            )
+
+    @property
+    def follows_chain(self) -> bool:
+        """Whether the node follows market events (``rpc_url`` is set)."""
+        return self.rpc_url is not None
+
+    @property
+    def submits_settlements(self) -> bool:
+        """Whether the node submits settlement and fault reports itself (default: when it follows a chain)."""
+        if self.rpc_url is None:
+            return False
+        return True if self.submit_settlements is None else self.submit_settlements
+
+    @property
+    def node_url(self) -> str:
+        """This node's own API as its aggregator reaches it: ``self_url``, or one built from host and port."""
+        if self.self_url is not None:
+            return self.self_url
+        host = self.host
+        if host in ("", "0.0.0.0", "::", "[::]"):
+            host = "127.0.0.1"
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def aggregation_urls(self) -> list[str]:
+        """This node first, then its peers (duplicates dropped): where signatures are collected."""
+        urls: list[str] = []
+        for url in (self.node_url, *self.peers):
+            url = url.rstrip("/")
+            if url not in urls:
+                urls.append(url)
+        return urls
 
     def _read_password(self) -> str:
         if self.keystore_password is not None:
@@ -168,6 +283,14 @@ class NodeSettings(BaseModel):
             return load_keystore(self.keystore_path, self._read_password(), dev=self.dev_mode)
         except KeystoreError as exc:
             raise ConfigError(f"cannot open keystore {self.keystore_path}: {exc}") from exc
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: RPC URLs often carry an API key in the path or userinfo."""
+    match = re.match(r"^(?:(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://)?(?:[^@/\s]*@)?(?P<host>[^/\s?#@]*)", url)
+    assert match is not None  # every part is optional
+    scheme = f"{match['scheme']}://" if match["scheme"] else ""
+    return f"{scheme}{match['host']}" + ("/..." if len(url) > match.end() else "")
 
 
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:

@@ -109,3 +109,74 @@ def test_the_node_command_refuses_a_plaintext_key_without_a_traceback():
     assert proc.returncode == 1
     assert "refusing a plaintext private_key outside dev mode" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- the chain side: rpc_url and what only means something with it ------------------------------
+
+
+def test_chain_settings_defaults_and_the_urls_signatures_are_collected_from(keystore):
+    settings = load_settings(env=env(keystore_path=keystore, keystore_password=STRONG, chain_id=1,
+                                     rpc_url="https://rpc.example.org/v3/SECRET", host="0.0.0.0", port=8711,
+                                     peers="http://b:2/, http://127.0.0.1:8711"))
+    assert settings.follows_chain and settings.submits_settlements
+    assert settings.confirmations == 2 and settings.chain_start_block == 0
+    assert settings.max_fee_per_gas_cap_wei == 500 * 10**9
+    assert settings.node_url == "http://127.0.0.1:8711"  # a wildcard host is reached on loopback
+    assert settings.aggregation_urls() == ["http://127.0.0.1:8711", "http://b:2"]  # self first, no duplicate
+    quiet = load_settings(env=env(keystore_path=keystore, keystore_password=STRONG, chain_id=1,
+                                  rpc_url="http://127.0.0.1:8545", submit_settlements="false",
+                                  self_url="https://node-a.example.org/", chain_start_block=123))
+    assert quiet.follows_chain and not quiet.submits_settlements
+    assert quiet.node_url == "https://node-a.example.org"
+    assert quiet.chain_start_block == 123
+
+
+def test_without_rpc_url_the_node_meters_static_rentals_only(keystore):
+    settings = load_settings(env=env(keystore_path=keystore, keystore_password=STRONG))
+    assert not settings.follows_chain and not settings.submits_settlements
+    from oracle.node.server import describe_chain
+
+    assert describe_chain(settings).startswith("static rentals only")
+
+
+@pytest.mark.parametrize(
+    "values, words",
+    [
+        ({"confirmations": "3"}, "confirmations set but rpc_url is not"),
+        ({"settle_interval_s": "5", "submit_settlements": "true"},
+         "settle_interval_s, submit_settlements set but rpc_url is not"),
+        ({"rpc_url": "ws://127.0.0.1:8546"}, "not an http"),
+        ({"rpc_url": "http://127.0.0.1:8545", "self_url": "node-a:8700"}, "not an http"),
+        ({"rpc_url": "http://127.0.0.1:8545", "chain_id": "1", "confirmations": "0"}, "confirmations = 0"),
+        ({"rpc_url": "http://127.0.0.1:8545", "confirmations": "-1"}, "confirmations"),
+        ({"rpc_url": "http://127.0.0.1:8545", "max_fee_per_gas_cap_wei": "0"}, "max_fee_per_gas_cap_wei"),
+        ({"rpc_url": "http://127.0.0.1:8545", "settle_interval_s": "0"}, "settle_interval_s"),
+        ({"rpc_url": "http://127.0.0.1:8545", "chain_start_block": "-5"}, "chain_start_block"),
+        ({"rpc_url": "http://127.0.0.1:8545", "submit_settlements": "maybe"}, "submit_settlements"),
+    ],
+    ids=["chain-field-without-rpc", "two-chain-fields-without-rpc", "ws-rpc", "bad-self-url",
+         "zero-confirmations-on-a-public-chain", "negative-confirmations", "zero-fee-cap", "zero-interval",
+         "negative-start-block", "not-a-bool"],
+)
+def test_chain_settings_refusals(keystore, values, words):
+    with pytest.raises(ConfigError, match=words):
+        load_settings(env=env(keystore_path=keystore, keystore_password=STRONG, **values))
+
+
+def test_zero_confirmations_is_for_local_dev_chains_or_dev_mode(keystore):
+    local = load_settings(env=env(keystore_path=keystore, keystore_password=STRONG, chain_id=31337,
+                                  rpc_url="http://127.0.0.1:8545", confirmations=0))
+    assert local.confirmations == 0
+    dev = load_settings(env=env(dev_mode="true", private_key="0x" + NODE_KEY.hex(), chain_id=11155111,
+                                rpc_url="http://127.0.0.1:8545", confirmations=0))
+    assert dev.confirmations == 0
+
+
+def test_rpc_credentials_stay_out_of_messages(keystore):
+    from oracle.node.settings import redact_url
+
+    assert redact_url("https://user:pw@eth.example.org:8443/v3/SECRET?x=1") == "https://eth.example.org:8443/..."
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env=env(keystore_path=keystore, keystore_password=STRONG, rpc_url="ftp://host/v3/SECRET"))
+    assert "SECRET" not in str(refused.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from oracle.node.api.deps import NodeDep
@@ -11,13 +11,18 @@ from oracle.node.metrics import CONTENT_TYPE_LATEST
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the node answers and its database is readable")
-def healthz(node: NodeDep) -> JSONResponse:
+@router.get("/healthz", summary="Liveness: the node answers and its database is readable "
+                               "(with rpc_url: also the chain follower's and settlement loop's state)")
+def healthz(node: NodeDep, request: Request) -> JSONResponse:
     try:
         node.storage.batch_head(0)
     except Exception as exc:  # any storage failure makes the node unhealthy
         return JSONResponse({"status": "unhealthy", "detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok", "signer": node.attestor.address})
+    body = {"status": "ok", "signer": node.attestor.address}
+    chain = getattr(request.app.state, "chain", None)
+    if chain is not None:  # informational: an RPC outage does not make the node's API unhealthy
+        body["chain"] = chain.status()
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
