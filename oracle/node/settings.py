@@ -126,8 +126,8 @@ class NodeSettings(BaseModel):
     # The chain side (all optional; see the module docstring). Without rpc_url: static rentals only.
     rpc_url: str | None = Field(default=None, description="JSON-RPC endpoint over http(s)")
     self_url: str | None = Field(
-        default=None, description="how this node's own aggregator (and its peers) reach it; "
-                                  "default http://host:port (127.0.0.1 for a wildcard host)")
+        default=None, description="how this node's own aggregator reaches this node's API (its signature "
+                                  "counts like a peer's); default http://host:port (127.0.0.1 for a wildcard host)")
     chain_start_block: int = Field(default=0, ge=0, lt=2**63,
                                    description="first block to read events from (the market's deployment block)")
     confirmations: int = Field(default=2, ge=0, le=10_000,
