@@ -479,6 +479,21 @@ class Session:
         return {"tx": result.tx_hash, "block": result.block_number, "gas_used": result.gas_used}
 
 
+def signing_session(chain: ChainOptions, wallet: WalletSpec) -> Session:
+    """A session for a command that sends a transaction: refuses to go on without a signing key."""
+    session = Session(chain, wallet)
+    session.require_signer()
+    return session
+
+
+def print_result(chain: ChainOptions, out: dict[str, Any], line: str) -> None:
+    """A command's outcome: ``out`` as one JSON object with ``--json``, else the one-line ``line``."""
+    if chain.as_json:
+        print_json(out)
+    else:
+        click.echo(line)
+
+
 def rental_view(session: Session, rental_id: int) -> dict[str, Any]:
     """A rental as stored on chain (``MarketClient.get_rental``), snake_case, with enum names."""
     r = session.client.get_rental(rental_id)

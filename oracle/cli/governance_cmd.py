@@ -14,6 +14,8 @@ from oracle.cli.common import (
     console,
     kv_table,
     print_json,
+    print_result,
+    signing_session,
     wallet_options,
 )
 
@@ -51,14 +53,10 @@ def show(chain: ChainOptions) -> None:
 def set_signers(signers: tuple[str, ...], threshold: int | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Install a new oracle signer set. Bumps its version: every signature made for the old set
     stops counting, so nodes must be restarted with the new signer_set_version."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     threshold = threshold or len(set(signers)) // 2 + 1
     result = s.client.set_signer_set(signers, threshold)
     new = s.client.signer_set()
     out = {**s.tx_out(result), "version": new.version, "threshold": new.threshold, "signers": list(new.signers)}
-    if chain.as_json:
-        print_json(out)
-    else:
-        click.echo(f"signer set v{new.version}: {new.threshold} of {len(new.signers)} (tx {result.tx_hash}); "
-                   f"set signer_set_version = {new.version} on every node")
+    print_result(chain, out, f"signer set v{new.version}: {new.threshold} of {len(new.signers)} (tx {result.tx_hash}); "
+                             f"set signer_set_version = {new.version} on every node")

@@ -19,8 +19,10 @@ from oracle.cli.common import (
     kv_table,
     offer_view,
     print_json,
+    print_result,
     rental_view,
     reputation_view,
+    signing_session,
     table,
     text_bytes32,
     wallet_options,
@@ -32,13 +34,6 @@ def provider() -> None:
     """For GPU owners: stake, list offers, start rentals, withdraw earnings."""
 
 
-def _done(chain: ChainOptions, out: dict[str, Any], line: str) -> None:
-    if chain.as_json:
-        print_json(out)
-    else:
-        click.echo(line)
-
-
 @provider.command()
 @click.argument("amount")
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the tokens")
@@ -46,13 +41,12 @@ def _done(chain: ChainOptions, out: dict[str, Any], line: str) -> None:
 @wallet_options
 def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Stake AMOUNT of the market's stake token (in token units, e.g. 2000)."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     units = s.parse(amount)
     approve_tx = s.ensure_allowance(s.stake_token, units, approve=not no_approve)
     result = s.market.transact("stake", s.deployment.stake_token, units)
     active = int(s.market.call("stakeOf", s.address)[1])
-    _done(chain, {**s.tx_out(result), "approve_tx": approve_tx, "staked": units, "active_stake": active},
+    print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "staked": units, "active_stake": active},
           f"staked {s.fmt(units)}; active stake {s.fmt(active)} (tx {result.tx_hash})")
 
 
@@ -63,13 +57,12 @@ def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec
 @wallet_options
 def unstake(amount: str | None, complete: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Move AMOUNT of active stake into unbonding; with --complete, take back unbonded stake."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     if complete:
         result = s.market.transact("completeUnstake")
         events = result.events.get("Unstaked", [])
         got = int(events[0]["amount"]) if events else 0
-        _done(chain, {**s.tx_out(result), "returned": got}, f"returned {s.fmt(got)} of stake (tx {result.tx_hash})")
+        print_result(chain, {**s.tx_out(result), "returned": got}, f"returned {s.fmt(got)} of stake (tx {result.tx_hash})")
         return
     if amount is None:
         raise click.UsageError("give AMOUNT to unstake, or --complete")
@@ -77,7 +70,7 @@ def unstake(amount: str | None, complete: bool, chain: ChainOptions, wallet: Wal
     result = s.market.transact("requestUnstake", units)
     ev = result.events.get("UnstakeRequested", [{}])[0]
     release = int(ev.get("releaseAt", 0))
-    _done(chain, {**s.tx_out(result), "unbonding": int(ev.get("unbondingStake", units)), "release_at": release},
+    print_result(chain, {**s.tx_out(result), "unbonding": int(ev.get("unbondingStake", units)), "release_at": release},
           f"unbonding {s.fmt(units)}; withdraw after unix time {release} with `gpurent provider unstake --complete`"
           f" (tx {result.tx_hash})")
 
@@ -159,13 +152,12 @@ _OFFER_KEYS = ("gpu_model", "gpu_count", "memory_mib", "price_per_gpu_hour", "pr
 @wallet_options
 def offer_create(chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
     """List an offer (needs enough stake for its GPUs)."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     terms = _terms(s, None, {k: opts[k] for k in _OFFER_KEYS})
     result = s.market.transact("createOffer", terms)
     offer_id = int(result.events["OfferCreated"][0]["offerId"])
     view = offer_view(s, offer_id)
-    _done(chain, {**s.tx_out(result), "offer": view},
+    print_result(chain, {**s.tx_out(result), "offer": view},
           f"offer {offer_id} listed: {view['gpu_count']} x {view['gpu_model']} at "
           f"{s.fmt(view['price_per_gpu_hour'])}/GPU-hour, region {view['region']} "
           f"({view['grid_intensity_g_per_kwh']} gCO2e/kWh) (tx {result.tx_hash})")
@@ -178,13 +170,12 @@ def offer_create(chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
 @wallet_options
 def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
     """Change an offer's terms (options left out keep their value; running rentals keep theirs)."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     current = offer_view(s, offer_id)
     terms = _terms(s, current, {k: opts[k] for k in _OFFER_KEYS})
     result = s.market.transact("updateOffer", offer_id, terms)
     view = offer_view(s, offer_id)
-    _done(chain, {**s.tx_out(result), "offer": view},
+    print_result(chain, {**s.tx_out(result), "offer": view},
           f"offer {offer_id} updated to version {view['version']} (tx {result.tx_hash})")
 
 
@@ -194,10 +185,9 @@ def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts:
 @wallet_options
 def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Withdraw an offer: no new rentals; running ones continue."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     result = s.market.transact("withdrawOffer", offer_id)
-    _done(chain, {**s.tx_out(result), "offer_id": offer_id}, f"offer {offer_id} withdrawn (tx {result.tx_hash})")
+    print_result(chain, {**s.tx_out(result), "offer_id": offer_id}, f"offer {offer_id} withdrawn (tx {result.tx_hash})")
 
 
 @provider.command("start")
@@ -206,11 +196,10 @@ def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> No
 @wallet_options
 def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Start an opened rental (before its start deadline); then run `gpurent agent run`."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     result = s.market.transact("startRental", rental_id)
     started = int(result.events["RentalStarted"][0]["startedAt"])
-    _done(chain, {**s.tx_out(result), "rental_id": rental_id, "started_at": started},
+    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "started_at": started},
           f"rental {rental_id} started at unix time {started} (tx {result.tx_hash})")
 
 
@@ -220,11 +209,10 @@ def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> Non
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Finalize an ended rental: refund the renter's unused budget, update your reputation."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     result = s.market.transact("finalizeRental", rental_id)
     ev = result.events["RentalFinalized"][0]
-    _done(chain, {**s.tx_out(result), "rental_id": rental_id, "paid": int(ev["paid"]), "fee": int(ev["fee"]),
+    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "paid": int(ev["paid"]), "fee": int(ev["fee"]),
                   "refund": int(ev["refund"]), "abandoned": bool(ev["abandoned"])},
           f"rental {rental_id} finalized: paid {s.fmt(ev['paid'])} (fee {s.fmt(ev['fee'])}), "
           f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
@@ -236,12 +224,11 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 @wallet_options
 def withdraw(token: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Withdraw your earnings (and slash shares, refunds) to your wallet."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     token = token or s.deployment.payment_token
     result = s.market.transact("withdraw", token)
     amount = int(result.events["Withdrawn"][0]["amount"])
-    _done(chain, {**s.tx_out(result), "token": token, "amount": amount},
+    print_result(chain, {**s.tx_out(result), "token": token, "amount": amount},
           f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
 
 
@@ -309,8 +296,7 @@ def settle(rental_id: int, nodes: tuple[str, ...], chain: ChainOptions, wallet: 
     (the nodes' aggregator does the same on its own; the contract pays whoever submits)."""
     from oracle.node.aggregator import Aggregator
 
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     aggregator = Aggregator(s.client, nodes, timeout_s=10.0)
     try:
         outcome = aggregator.settle_rental(rental_id)
@@ -322,10 +308,10 @@ def settle(rental_id: int, nodes: tuple[str, ...], chain: ChainOptions, wallet: 
            "nodes": outcome.notes}
     if outcome.status == "settled":
         out["report"] = settled_report(s, rental_id, outcome.tx_hash)
-        _done(chain, out, f"settled rental {rental_id} up to sequence {outcome.sequence}: {s.fmt(outcome.payment)} "
+        print_result(chain, out, f"settled rental {rental_id} up to sequence {outcome.sequence}: {s.fmt(outcome.payment)} "
                           f"moved from escrow (tx {outcome.tx_hash})")
     elif outcome.status in ("nothing_new", "already_settled"):
-        _done(chain, out, f"nothing new to settle for rental {rental_id}: {outcome.detail}")
+        print_result(chain, out, f"nothing new to settle for rental {rental_id}: {outcome.detail}")
     else:
         raise OperationFailed(f"rental {rental_id} not settled ({outcome.status}): {outcome.detail}")
 

@@ -16,7 +16,9 @@ from oracle.cli.common import (
     kv_table,
     offer_view,
     print_json,
+    print_result,
     rental_view,
+    signing_session,
     wallet_options,
 )
 
@@ -24,13 +26,6 @@ from oracle.cli.common import (
 @click.group(cls=GuardedGroup)
 def rent() -> None:
     """For renters: open, top up and end rentals; spent, remaining, energy and carbon."""
-
-
-def _done(chain: ChainOptions, out: dict[str, Any], line: str) -> None:
-    if chain.as_json:
-        print_json(out)
-    else:
-        click.echo(line)
 
 
 def settled_usage(s: Session, rental_id: int) -> dict[str, Any] | None:
@@ -103,15 +98,14 @@ def rental_status(s: Session, rental_id: int) -> dict[str, Any]:
 def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, chain: ChainOptions,
                 wallet: WalletSpec) -> None:
     """Open a rental of OFFER_ID, escrowing --budget; the provider then starts it."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     offer = offer_view(s, offer_id)
     units = s.parse(budget, "--budget")
     approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
     result = s.market.transact("openRental", offer_id, offer["version"], gpus, units)
     ev = result.events["RentalOpened"][0]
     rental_id = int(ev["rentalId"])
-    _done(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
+    print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
                   "budget": units, "start_deadline": int(ev["startDeadline"]), "provider": ev["provider"]},
           f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units)}; the provider must "
           f"start it before unix time {ev['startDeadline']} (tx {result.tx_hash})")
@@ -125,13 +119,12 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, chain: 
 @wallet_options
 def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Add AMOUNT to a rental's budget."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     units = s.parse(amount)
     approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
     result = s.market.transact("topUp", rental_id, units)
     budget = int(result.events["RentalToppedUp"][0]["budget"])
-    _done(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "budget": budget},
+    print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "budget": budget},
           f"rental {rental_id} budget is now {s.fmt(budget)} (tx {result.tx_hash})")
 
 
@@ -142,19 +135,18 @@ def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, w
 def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """End an active rental (or cancel one not started yet). The final report can still settle
     during the settlement grace; the unused budget is refunded at finalization."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     status = rental_view(s, rental_id)["status"]
     if status == "Open":
         result = s.market.transact("cancelRental", rental_id)
         refund = int(result.events["RentalCancelled"][0]["refund"])
-        _done(chain, {**s.tx_out(result), "rental_id": rental_id, "cancelled": True, "refund": refund},
+        print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "cancelled": True, "refund": refund},
               f"rental {rental_id} cancelled before it started; {s.fmt(refund)} is withdrawable "
               f"(`gpurent rent withdraw`) (tx {result.tx_hash})")
         return
     result = s.market.transact("endRental", rental_id)
     ended = int(result.events["RentalEnded"][0]["endedAt"])
-    _done(chain, {**s.tx_out(result), "rental_id": rental_id, "ended_at": ended},
+    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "ended_at": ended},
           f"rental {rental_id} ended at unix time {ended} (tx {result.tx_hash})")
 
 
@@ -164,11 +156,10 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Finalize an ended rental after its settlement grace (the provider may do it at once)."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     result = s.market.transact("finalizeRental", rental_id)
     ev = result.events["RentalFinalized"][0]
-    _done(chain, {**s.tx_out(result), "rental_id": rental_id, "refund": int(ev["refund"]), "paid": int(ev["paid"])},
+    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "refund": int(ev["refund"]), "paid": int(ev["paid"])},
           f"rental {rental_id} finalized; refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
 
 
@@ -177,11 +168,10 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 @wallet_options
 def withdraw(chain: ChainOptions, wallet: WalletSpec) -> None:
     """Withdraw refunds (and slash compensation) to your wallet."""
-    s = Session(chain, wallet)
-    s.require_signer()
+    s = signing_session(chain, wallet)
     result = s.market.transact("withdraw", s.deployment.payment_token)
     amount = int(result.events["Withdrawn"][0]["amount"])
-    _done(chain, {**s.tx_out(result), "amount": amount}, f"withdrew {s.fmt(amount)} (tx {result.tx_hash})")
+    print_result(chain, {**s.tx_out(result), "amount": amount}, f"withdrew {s.fmt(amount)} (tx {result.tx_hash})")
 
 
 @rent.command("status")
