@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -71,6 +71,16 @@ BATCH_STATUS: dict[type[BatchRejected], int] = {
 }
 
 
+# HTTP status and reason of the other domain errors a route may raise.
+ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
+    ReportConflict: (409, "report_conflict"),
+    SequenceUnavailable: (409, "sequence_unavailable"),
+    ReportUnavailable: (404, "not_found"),
+    SigningError: (422, "signing_refused"),
+    StorageError: (503, "storage"),
+}
+
+
 def _problem(status: int, detail: str, reason: str, **extra) -> JSONResponse:
     return JSONResponse({"detail": detail, "reason": reason, **extra}, status_code=status)
 
@@ -86,25 +96,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 
-    @app.exception_handler(ReportConflict)
-    async def report_conflict(request: Request, exc: ReportConflict) -> JSONResponse:
-        return _problem(409, str(exc), "report_conflict")
+    for error_type, (status, reason) in ERROR_STATUS.items():
+        app.add_exception_handler(error_type, _answer_with(status, reason))
 
-    @app.exception_handler(SequenceUnavailable)
-    async def sequence_unavailable(request: Request, exc: SequenceUnavailable) -> JSONResponse:
-        return _problem(409, str(exc), "sequence_unavailable")
 
-    @app.exception_handler(ReportUnavailable)
-    async def report_unavailable(request: Request, exc: ReportUnavailable) -> JSONResponse:
-        return _problem(404, str(exc), "not_found")
+def _answer_with(status: int, reason: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """An exception handler that answers ``status`` with the error's message and ``reason``."""
 
-    @app.exception_handler(SigningError)
-    async def signing_error(request: Request, exc: SigningError) -> JSONResponse:
-        return _problem(422, str(exc), "signing_refused")
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return _problem(status, str(exc), reason)
 
-    @app.exception_handler(StorageError)
-    async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
-        return _problem(503, str(exc), "storage")
+    return handler
 
 
 def _openapi_with_wire_schema(app: FastAPI) -> Callable[[], dict]:
