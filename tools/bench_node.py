@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +44,6 @@ from oracle.node.testing import (  # noqa: E402
 from oracle.telemetry.batches import address_of  # noqa: E402
 
 MARKET = "0x" + "42" * 20
-UVICORN_FLAGS = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
 
 
 # -- the bare endpoint (served by a subprocess: uvicorn --factory bench_node:bare_app) -----------
@@ -67,24 +67,11 @@ def bare_app():
 class BareProcess(NodeProcess):
     """The bare app under the same uvicorn command line as the node."""
 
-    def start(self, timeout_s: float = 30.0) -> "BareProcess":
-        import subprocess
+    app_factory = "bench_node:bare_app"
 
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__(env)
         self._env["PYTHONPATH"] = str(ROOT / "tools") + os.pathsep + self._env["PYTHONPATH"]
-        self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "bench_node:bare_app", "--port", str(self.port),
-             *UVICORN_FLAGS],
-            env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("bare server did not start: " + self.output())
 
 
 def process_cpu_s(pid: int) -> float:

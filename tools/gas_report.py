@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from oracle.attestation.eip712 import (  # noqa: E402
     usage_batch_digest,
     usage_report_digest,
 )
+from oracle.chain.anvil import free_port  # noqa: E402
 
 HARDFORK = "prague"
 OUT = ROOT / "reports" / "gas.json"
@@ -80,12 +80,6 @@ def link(bytecode: str, link_references: dict, addresses: dict[str, str]) -> str
                 start = 2 * spot["start"]
                 code = code[:start] + address + code[start + 2 * spot["length"]:]
     return "0x" + code
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Chain:

@@ -5,9 +5,8 @@ pure-Python backend. Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 
 from __future__ import annotations
 
 from coincurve import PrivateKey, PublicKey
-from eth_utils import keccak, to_checksum_address
-
 from oracle.errors import SigningError
+from oracle.telemetry.batches import keccak, to_checksum_address
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_HALF_N = SECP256K1_N // 2

@@ -30,6 +30,8 @@ ANVIL_KEYS = [
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the one helper for every server
+    the tests, tools and demos start)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

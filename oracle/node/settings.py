@@ -61,7 +61,7 @@ CHAIN_FIELDS = (
 
 
 def _checksum(address: str) -> str:
-    from eth_utils import to_checksum_address
+    from oracle.telemetry.batches import to_checksum_address
 
     if not _ADDRESS.match(address):
         raise ValueError(f"not a 20-byte hex address: {address!r}")

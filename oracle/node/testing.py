@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from oracle.chain.anvil import free_port
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of
 from oracle.telemetry.samples import GpuInfo, Sample, read_trace_csv
 
@@ -61,12 +61,6 @@ def trace_samples(path: Path = TRACE_A) -> list[Sample]:
     return read_trace_csv(path)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
                gpu_count: int = 1, region: str = "test") -> str:
     import json
@@ -78,7 +72,13 @@ def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_k
 
 
 class NodeProcess:
-    """``python -m uvicorn --factory oracle.node.server:app_from_env`` on 127.0.0.1."""
+    """``python -m uvicorn --factory oracle.node.server:app_from_env`` on 127.0.0.1.
+
+    The one uvicorn-subprocess starter of the tests and tools: a subclass serves another app by
+    setting ``app_factory`` (``module:function``, importable with the process's ``PYTHONPATH``).
+    """
+
+    app_factory = "oracle.node.server:app_from_env"
 
     def __init__(self, env: Mapping[str, str], port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
@@ -95,7 +95,7 @@ class NodeProcess:
 
         self._log = open(self._log_path, "a+b") if self._log_path else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "oracle.node.server:app_from_env",
+            [sys.executable, "-m", "uvicorn", "--factory", self.app_factory,
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
             env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ import pytest
 from eth_account import Account
 
 from oracle.agent import Agent, Backoff, DeliveryWorker, Spool, make_agent_config
+from oracle.chain.anvil import free_port
 from oracle.errors import BatchVerificationError, ConfigError
 from oracle.keys import new_keystore
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch
@@ -124,12 +124,6 @@ class NodeServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fast_backoff() -> Backoff:
