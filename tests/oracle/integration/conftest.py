@@ -8,6 +8,7 @@ three node keys, and hands out ``MarketClient``s for each role.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from eth_account import Account
 from oracle.chain.anvil import ANVIL_KEYS, Anvil
 from oracle.chain.client import MarketClient
 from oracle.chain.contract import connect
-from oracle.chain.tx import TransactionSender, TxPolicy
+from oracle.chain.tx import TransactionSender, TxPolicy, TxResult
+from oracle.telemetry.sources.replay import ReplaySource, backdate_ms
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -81,6 +83,26 @@ def chain():
         yield anvil
 
 
+def anvil_started_in_the_past(seconds: int = 900) -> Anvil:
+    """An anvil whose clock starts ``seconds`` ago, so a rental can start when a (back-dated)
+    replay's first sample is stamped."""
+    return Anvil(extra_args=["--timestamp", str(int(time.time()) - seconds)])
+
+
+def node_env(deployed: "DeployedMarket", index: int, db_path: Path, **settings: object) -> dict[str, str]:
+    """``GPURENT_NODE_*`` of a dev-mode node process with key ``index`` of the deployment, plus
+    ``settings`` (``log_level="info"`` -> ``GPURENT_NODE_LOG_LEVEL=info``)."""
+    env = {
+        "GPURENT_NODE_DEV_MODE": "true",
+        "GPURENT_NODE_PRIVATE_KEY": "0x" + deployed.node_keys[index].hex(),
+        "GPURENT_NODE_CHAIN_ID": str(deployed.chain.chain_id),
+        "GPURENT_NODE_MARKET_ADDRESS": deployed.market,
+        "GPURENT_NODE_DB_PATH": str(db_path),
+    }
+    env.update({f"GPURENT_NODE_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
 @pytest.fixture(scope="module")
 def deployed(chain) -> DeployedMarket:
     return deploy(chain)
@@ -95,16 +117,20 @@ class ActiveRental:
     budget: int
 
 
-def open_active_rental(deployed: DeployedMarket, *, agent: str | None = None, budget: int = 50_000_000,
-                       price_per_gpu_hour: int = 3_600_000, price_per_kwh: int = 0) -> ActiveRental:
-    """Provider stakes (if needed) and lists a 1-GPU offer; renter opens; provider starts."""
+def open_rental(deployed: DeployedMarket, *, agent: str | None = None, budget: int = 50_000_000,
+                price_per_gpu_hour: int = 3_600_000, price_per_kwh: int = 0,
+                extra_stake: int | None = None) -> tuple[int, int]:
+    """Provider stakes (if needed: the shortfall for one more GPU plus ``extra_stake``, by default
+    the minimum stake per GPU) and lists a 1-GPU offer; renter opens. (offer id, rental id)."""
     from oracle.chain.client import OfferTerms
 
     provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
     stake = provider.stake_of(provider.account)
     shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
     if shortfall > 0 or int(stake["active"]) == 0:  # cover one more GPU (and slashes so far)
-        provider.stake(deployed.token, max(shortfall, 0) + provider.min_stake_per_gpu(deployed.token))
+        if extra_stake is None:
+            extra_stake = provider.min_stake_per_gpu(deployed.token)
+        provider.stake(deployed.token, max(shortfall, 0) + extra_stake)
     offer_id, _ = provider.create_offer(OfferTerms(
         gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
         price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, region="eu-north-1",
@@ -112,5 +138,31 @@ def open_active_rental(deployed: DeployedMarket, *, agent: str | None = None, bu
         agent=agent or Account.from_key(ANVIL_KEYS[AGENT]).address,
     ))
     rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=budget)
+    return offer_id, rental_id
+
+
+def open_active_rental(deployed: DeployedMarket, *, agent: str | None = None, budget: int = 50_000_000,
+                       price_per_gpu_hour: int = 3_600_000, price_per_kwh: int = 0) -> ActiveRental:
+    """Provider stakes (if needed) and lists a 1-GPU offer; renter opens; provider starts."""
+    offer_id, rental_id = open_rental(deployed, agent=agent, budget=budget, price_per_gpu_hour=price_per_gpu_hour,
+                                      price_per_kwh=price_per_kwh)
+    provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
     provider.start_rental(rental_id)
     return ActiveRental(rental_id, offer_id, provider, renter, budget)
+
+
+def start_when_replay_begins(deployed: DeployedMarket, rental_id: int, source: ReplaySource,
+                             speed: float) -> tuple[TxResult, int]:
+    """Provider starts the rental at the chain second the back-dated replay ``source`` (played at
+    ``speed``) stamps its first sample; from then on ``source`` sends nothing stamped before the
+    start. (the ``startRental`` receipt, ``startedAt``)."""
+    provider = deployed.client(PROVIDER)
+    back_s = backdate_ms(source.duration_ms, speed) / 1000
+    head_ts = int(provider.w3.eth.get_block("latest")["timestamp"])
+    planned_start = max(head_ts + 1, int(time.time() - back_s) + 2)
+    deployed.chain.set_next_timestamp(planned_start)
+    started = provider.start_rental(rental_id)
+    started_at = int(started.events["RentalStarted"][0]["startedAt"])
+    assert started_at == planned_start
+    source.not_before_ms = started_at * 1000
+    return started, started_at

@@ -30,13 +30,18 @@ from web3.logs import DISCARD
 
 from oracle.agent.agent import Agent
 from oracle.agent.spool import Spool
-from oracle.chain.anvil import Anvil, free_port
-from oracle.chain.client import OfferTerms
+from oracle.chain.anvil import free_port
 from oracle.errors import ConfigError
 from oracle.node.testing import TRACE_A, NodeProcess
-from oracle.telemetry.sources.replay import ReplaySource, backdate_ms
+from oracle.telemetry.sources.replay import ReplaySource
 
-from .conftest import GOVERNANCE, PROVIDER, RENTER
+from .conftest import (
+    GOVERNANCE,
+    anvil_started_in_the_past,
+    node_env,
+    open_rental,
+    start_when_replay_begins,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,9 +57,7 @@ SUBMIT_STAGGER_S = 2.5  # rank r waits r x 2.5 s before sending: longer than the
 
 @pytest.fixture(scope="module")
 def chain():
-    # The chain's clock starts 15 min in the past so the rental can start when the (back-dated)
-    # replay's first sample is stamped.
-    with Anvil(extra_args=["--timestamp", str(int(time.time()) - 900)]) as anvil:
+    with anvil_started_in_the_past() as anvil:
         yield anvil
 
 
@@ -85,23 +88,19 @@ class ChainFollowingNodes:
         self.urls = [f"http://127.0.0.1:{p}" for p in ports]
         self.addresses = [Account.from_key(k).address for k in deployed.node_keys]
         self.nodes = []
-        for i, key in enumerate(deployed.node_keys):
-            self.nodes.append(NodeProcess({
-                "GPURENT_NODE_DEV_MODE": "true",
-                "GPURENT_NODE_PRIVATE_KEY": "0x" + key.hex(),
-                "GPURENT_NODE_CHAIN_ID": str(deployed.chain.chain_id),
-                "GPURENT_NODE_MARKET_ADDRESS": deployed.market,
-                "GPURENT_NODE_DB_PATH": str(tmp / f"node-{i + 1}.sqlite3"),
-                "GPURENT_NODE_LOG_LEVEL": "info",
-                "GPURENT_NODE_RPC_URL": deployed.chain.url,
-                "GPURENT_NODE_SELF_URL": self.urls[i],
-                "GPURENT_NODE_PEERS": ",".join(u for j, u in enumerate(self.urls) if j != i),
-                "GPURENT_NODE_CHAIN_START_BLOCK": str(deployed.deployment.block_number),
-                "GPURENT_NODE_CONFIRMATIONS": "1",
-                "GPURENT_NODE_CHAIN_POLL_INTERVAL_S": "0.2",
-                "GPURENT_NODE_SETTLE_INTERVAL_S": str(SETTLE_INTERVAL_S),
-                "GPURENT_NODE_SUBMIT_STAGGER_S": str(SUBMIT_STAGGER_S),
-            }, port=ports[i], log_path=tmp / f"node-{i + 1}.log"))
+        for i in range(len(deployed.node_keys)):
+            self.nodes.append(NodeProcess(node_env(
+                deployed, i, tmp / f"node-{i + 1}.sqlite3",
+                log_level="info",
+                rpc_url=deployed.chain.url,
+                self_url=self.urls[i],
+                peers=",".join(u for j, u in enumerate(self.urls) if j != i),
+                chain_start_block=deployed.deployment.block_number,
+                confirmations=1,
+                chain_poll_interval_s="0.2",
+                settle_interval_s=SETTLE_INTERVAL_S,
+                submit_stagger_s=SUBMIT_STAGGER_S,
+            ), port=ports[i], log_path=tmp / f"node-{i + 1}.log"))
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # start the three processes side by side
             list(pool.map(lambda node: node.start(timeout_s=60), self.nodes))
 
@@ -152,34 +151,19 @@ def node_transactions(w3, first_block: int, senders: list[str]) -> list[tuple[di
 
 def test_nodes_learn_a_rental_from_events_and_settle_it_themselves(deployed, nodes):
     t0 = time.monotonic()
-    gov, provider, renter = deployed.client(GOVERNANCE), deployed.client(PROVIDER), deployed.client(RENTER)
+    gov = deployed.client(GOVERNANCE)
     w3 = gov.w3
     wait_for(lambda: all(nodes.health(i)["chain"]["state"] == "following" for i in range(3)), 30,
              "the three nodes to follow the chain")
 
     # -- provider lists an offer with the agent's address; renter opens -----------------------------
-    stake = provider.stake_of(provider.account)
-    shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
-    if shortfall > 0 or int(stake["active"]) == 0:
-        provider.stake(deployed.token, max(shortfall, 0) + STAKE)
-    offer_id, _ = provider.create_offer(OfferTerms(
-        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
-        price_per_gpu_hour=PRICE_PER_GPU_HOUR, price_per_kwh=PRICE_PER_KWH, region="eu-north-1",
-        grid_intensity_g_per_kwh=40, max_duration_seconds=86_400, min_uptime_bps=9_000,
-        agent=Account.from_key(AGENT_KEY).address,
-    ))
-    rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=BUDGET)
+    _, rental_id = open_rental(deployed, agent=Account.from_key(AGENT_KEY).address, budget=BUDGET,
+                               price_per_gpu_hour=PRICE_PER_GPU_HOUR, price_per_kwh=PRICE_PER_KWH,
+                               extra_stake=STAKE)
 
     # -- provider starts it when the replay's first sample will be stamped ---------------------------
     source = ReplaySource(TRACE_A, speed=SPEED, period_ms=1000)
-    back_s = backdate_ms(source.duration_ms, SPEED) / 1000
-    head_ts = int(w3.eth.get_block("latest")["timestamp"])
-    planned_start = max(head_ts + 1, int(time.time() - back_s) + 2)
-    deployed.chain.set_next_timestamp(planned_start)
-    started = provider.start_rental(rental_id)
-    started_at = int(started.events["RentalStarted"][0]["startedAt"])
-    assert started_at == planned_start
-    source.not_before_ms = started_at * 1000
+    started, started_at = start_when_replay_begins(deployed, rental_id, source, SPEED)
 
     # -- confirmations = 1: RentalStarted is not acted on until a block lands on top -----------------
     time.sleep(1.0)  # five follower polls

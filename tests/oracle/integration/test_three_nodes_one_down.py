@@ -22,16 +22,22 @@ from eth_account import Account
 
 from oracle.agent.agent import Agent
 from oracle.agent.spool import Spool
-from oracle.chain.anvil import Anvil
-from oracle.chain.client import OfferTerms
 from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
 from oracle.node.aggregator import Aggregator
 from oracle.node.rentals import SqliteRentalRegistry
 from oracle.node.storage import NodeStorage
 from oracle.node.testing import TRACE_A, NodeProcess
-from oracle.telemetry.sources.replay import ReplaySource, backdate_ms
+from oracle.telemetry.sources.replay import ReplaySource
 
-from .conftest import GOVERNANCE, PROVIDER, RENTER
+from .conftest import (
+    GOVERNANCE,
+    PROVIDER,
+    RENTER,
+    anvil_started_in_the_past,
+    node_env,
+    open_rental,
+    start_when_replay_begins,
+)
 
 TRACE_A_SECONDS = 85
 
@@ -48,9 +54,7 @@ FEE_BPS = 100
 
 @pytest.fixture(scope="module")
 def chain():
-    # The chain's clock starts 15 min in the past so the rental can start when the (back-dated)
-    # replay's first sample is stamped.
-    with Anvil(extra_args=["--timestamp", str(int(time.time()) - 900)]) as anvil:
+    with anvil_started_in_the_past() as anvil:
         yield anvil
 
 
@@ -67,18 +71,11 @@ class Network:
         self.gov = deployed.client(GOVERNANCE)
         self.nodes: list[NodeProcess] = []
         dbs = []
-        for i, key in enumerate(deployed.node_keys):
+        for i in range(len(deployed.node_keys)):
             db = tmp / f"node-{i + 1}.sqlite3"
             dbs.append(db)
-            self.nodes.append(NodeProcess({
-                "GPURENT_NODE_DEV_MODE": "true",
-                "GPURENT_NODE_PRIVATE_KEY": "0x" + key.hex(),
-                "GPURENT_NODE_CHAIN_ID": str(deployed.chain.chain_id),
-                "GPURENT_NODE_MARKET_ADDRESS": deployed.market,
-                "GPURENT_NODE_SIGNER_SET_VERSION": "1",
-                "GPURENT_NODE_DB_PATH": str(db),
-                "GPURENT_NODE_LOG_LEVEL": "warning",
-            }, log_path=tmp / f"node-{i + 1}.log"))
+            self.nodes.append(NodeProcess(node_env(deployed, i, db, signer_set_version=1, log_level="warning"),
+                                          log_path=tmp / f"node-{i + 1}.log"))
         for node in self.nodes:
             node.start()
         self.urls = [n.url for n in self.nodes]
@@ -107,34 +104,18 @@ def network(deployed, tmp_path_factory):
 def open_and_start(net: Network, trace: Path, agent_key: bytes) -> tuple[int, int, ReplaySource]:
     """Offer with the agent's address, rental opened, started when the replay's first sample is stamped."""
     deployed = net.deployed
-    provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
-    stake = provider.stake_of(provider.account)
-    shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
-    if shortfall > 0 or int(stake["active"]) == 0:
-        provider.stake(deployed.token, max(shortfall, 0) + STAKE)
-    offer_id, _ = provider.create_offer(OfferTerms(
-        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
-        price_per_gpu_hour=PRICE_PER_GPU_HOUR, price_per_kwh=PRICE_PER_KWH, region="eu-north-1",
-        grid_intensity_g_per_kwh=40, max_duration_seconds=86_400, min_uptime_bps=9_000,
-        agent=Account.from_key(agent_key).address,
-    ))
-    rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=BUDGET)
+    _, rental_id = open_rental(deployed, agent=Account.from_key(agent_key).address, budget=BUDGET,
+                               price_per_gpu_hour=PRICE_PER_GPU_HOUR, price_per_kwh=PRICE_PER_KWH,
+                               extra_stake=STAKE)
     net.follower.poll_once()
     assert rental_id not in net.feed.started  # opened, not started: the nodes do not meter it yet
 
     source = ReplaySource(trace, speed=SPEED, period_ms=1000)
-    back_s = backdate_ms(source.duration_ms, SPEED) / 1000
-    head = int(net.gov.w3.eth.get_block("latest")["timestamp"])
-    planned_start = max(head + 1, int(time.time() - back_s) + 2)
-    net.deployed.chain.set_next_timestamp(planned_start)
-    started = provider.start_rental(rental_id)
-    started_at = int(started.events["RentalStarted"][0]["startedAt"])
-    assert started_at == planned_start
+    _, started_at = start_when_replay_begins(deployed, rental_id, source, SPEED)
     net.follower.poll_once()
     assert net.feed.started[rental_id] == started_at
     for storage in net.storages:
         assert storage.get_rental(rental_id)[1] == Account.from_key(agent_key).address
-    source.not_before_ms = started_at * 1000
     return rental_id, started_at, source
 
 
