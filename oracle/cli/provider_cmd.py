@@ -47,7 +47,7 @@ def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec
     result = s.market.transact("stake", s.deployment.stake_token, units)
     active = int(s.market.call("stakeOf", s.address)[1])
     print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "staked": units, "active_stake": active},
-          f"staked {s.fmt(units)}; active stake {s.fmt(active)} (tx {result.tx_hash})")
+                 f"staked {s.fmt(units)}; active stake {s.fmt(active)} (tx {result.tx_hash})")
 
 
 @provider.command()
@@ -62,7 +62,8 @@ def unstake(amount: str | None, complete: bool, chain: ChainOptions, wallet: Wal
         result = s.market.transact("completeUnstake")
         events = result.events.get("Unstaked", [])
         got = int(events[0]["amount"]) if events else 0
-        print_result(chain, {**s.tx_out(result), "returned": got}, f"returned {s.fmt(got)} of stake (tx {result.tx_hash})")
+        print_result(chain, {**s.tx_out(result), "returned": got},
+                     f"returned {s.fmt(got)} of stake (tx {result.tx_hash})")
         return
     if amount is None:
         raise click.UsageError("give AMOUNT to unstake, or --complete")
@@ -70,9 +71,10 @@ def unstake(amount: str | None, complete: bool, chain: ChainOptions, wallet: Wal
     result = s.market.transact("requestUnstake", units)
     ev = result.events.get("UnstakeRequested", [{}])[0]
     release = int(ev.get("releaseAt", 0))
-    print_result(chain, {**s.tx_out(result), "unbonding": int(ev.get("unbondingStake", units)), "release_at": release},
-          f"unbonding {s.fmt(units)}; withdraw after unix time {release} with `gpurent provider unstake --complete`"
-          f" (tx {result.tx_hash})")
+    print_result(chain,
+                 {**s.tx_out(result), "unbonding": int(ev.get("unbondingStake", units)), "release_at": release},
+                 f"unbonding {s.fmt(units)}; withdraw after unix time {release} with "
+                 f"`gpurent provider unstake --complete` (tx {result.tx_hash})")
 
 
 @provider.group(cls=GuardedGroup)
@@ -158,9 +160,9 @@ def offer_create(chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
     offer_id = int(result.events["OfferCreated"][0]["offerId"])
     view = offer_view(s, offer_id)
     print_result(chain, {**s.tx_out(result), "offer": view},
-          f"offer {offer_id} listed: {view['gpu_count']} x {view['gpu_model']} at "
-          f"{s.fmt(view['price_per_gpu_hour'])}/GPU-hour, region {view['region']} "
-          f"({view['grid_intensity_g_per_kwh']} gCO2e/kWh) (tx {result.tx_hash})")
+                 f"offer {offer_id} listed: {view['gpu_count']} x {view['gpu_model']} at "
+                 f"{s.fmt(view['price_per_gpu_hour'])}/GPU-hour, region {view['region']} "
+                 f"({view['grid_intensity_g_per_kwh']} gCO2e/kWh) (tx {result.tx_hash})")
 
 
 @offer.command("update")
@@ -176,7 +178,7 @@ def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts:
     result = s.market.transact("updateOffer", offer_id, terms)
     view = offer_view(s, offer_id)
     print_result(chain, {**s.tx_out(result), "offer": view},
-          f"offer {offer_id} updated to version {view['version']} (tx {result.tx_hash})")
+                 f"offer {offer_id} updated to version {view['version']} (tx {result.tx_hash})")
 
 
 @offer.command("withdraw")
@@ -200,7 +202,7 @@ def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> Non
     result = s.market.transact("startRental", rental_id)
     started = int(result.events["RentalStarted"][0]["startedAt"])
     print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "started_at": started},
-          f"rental {rental_id} started at unix time {started} (tx {result.tx_hash})")
+                 f"rental {rental_id} started at unix time {started} (tx {result.tx_hash})")
 
 
 @provider.command("finalize")
@@ -213,9 +215,9 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     result = s.market.transact("finalizeRental", rental_id)
     ev = result.events["RentalFinalized"][0]
     print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "paid": int(ev["paid"]), "fee": int(ev["fee"]),
-                  "refund": int(ev["refund"]), "abandoned": bool(ev["abandoned"])},
-          f"rental {rental_id} finalized: paid {s.fmt(ev['paid'])} (fee {s.fmt(ev['fee'])}), "
-          f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
+                         "refund": int(ev["refund"]), "abandoned": bool(ev["abandoned"])},
+                 f"rental {rental_id} finalized: paid {s.fmt(ev['paid'])} (fee {s.fmt(ev['fee'])}), "
+                 f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
 
 
 @provider.command("withdraw")
@@ -229,7 +231,7 @@ def withdraw(token: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
     result = s.market.transact("withdraw", token)
     amount = int(result.events["Withdrawn"][0]["amount"])
     print_result(chain, {**s.tx_out(result), "token": token, "amount": amount},
-          f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
+                 f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
 
 
 @provider.command("status")
@@ -308,8 +310,8 @@ def settle(rental_id: int, nodes: tuple[str, ...], chain: ChainOptions, wallet: 
            "nodes": outcome.notes}
     if outcome.status == "settled":
         out["report"] = settled_report(s, rental_id, outcome.tx_hash)
-        print_result(chain, out, f"settled rental {rental_id} up to sequence {outcome.sequence}: {s.fmt(outcome.payment)} "
-                          f"moved from escrow (tx {outcome.tx_hash})")
+        print_result(chain, out, f"settled rental {rental_id} up to sequence {outcome.sequence}: "
+                                 f"{s.fmt(outcome.payment)} moved from escrow (tx {outcome.tx_hash})")
     elif outcome.status in ("nothing_new", "already_settled"):
         print_result(chain, out, f"nothing new to settle for rental {rental_id}: {outcome.detail}")
     else:

@@ -106,9 +106,9 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, chain: 
     ev = result.events["RentalOpened"][0]
     rental_id = int(ev["rentalId"])
     print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
-                  "budget": units, "start_deadline": int(ev["startDeadline"]), "provider": ev["provider"]},
-          f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units)}; the provider must "
-          f"start it before unix time {ev['startDeadline']} (tx {result.tx_hash})")
+                         "budget": units, "start_deadline": int(ev["startDeadline"]), "provider": ev["provider"]},
+                 f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units)}; the provider must "
+                 f"start it before unix time {ev['startDeadline']} (tx {result.tx_hash})")
 
 
 @rent.command("top-up")
@@ -125,7 +125,7 @@ def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, w
     result = s.market.transact("topUp", rental_id, units)
     budget = int(result.events["RentalToppedUp"][0]["budget"])
     print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "budget": budget},
-          f"rental {rental_id} budget is now {s.fmt(budget)} (tx {result.tx_hash})")
+                 f"rental {rental_id} budget is now {s.fmt(budget)} (tx {result.tx_hash})")
 
 
 @rent.command("end")
@@ -141,13 +141,13 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
         result = s.market.transact("cancelRental", rental_id)
         refund = int(result.events["RentalCancelled"][0]["refund"])
         print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "cancelled": True, "refund": refund},
-              f"rental {rental_id} cancelled before it started; {s.fmt(refund)} is withdrawable "
-              f"(`gpurent rent withdraw`) (tx {result.tx_hash})")
+                     f"rental {rental_id} cancelled before it started; {s.fmt(refund)} is withdrawable "
+                     f"(`gpurent rent withdraw`) (tx {result.tx_hash})")
         return
     result = s.market.transact("endRental", rental_id)
     ended = int(result.events["RentalEnded"][0]["endedAt"])
     print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "ended_at": ended},
-          f"rental {rental_id} ended at unix time {ended} (tx {result.tx_hash})")
+                 f"rental {rental_id} ended at unix time {ended} (tx {result.tx_hash})")
 
 
 @rent.command("finalize")
@@ -159,8 +159,9 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     s = signing_session(chain, wallet)
     result = s.market.transact("finalizeRental", rental_id)
     ev = result.events["RentalFinalized"][0]
-    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "refund": int(ev["refund"]), "paid": int(ev["paid"])},
-          f"rental {rental_id} finalized; refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
+    print_result(chain,
+                 {**s.tx_out(result), "rental_id": rental_id, "refund": int(ev["refund"]), "paid": int(ev["paid"])},
+                 f"rental {rental_id} finalized; refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
 
 
 @rent.command("withdraw")
