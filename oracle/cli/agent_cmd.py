@@ -71,21 +71,10 @@ def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...],
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s agent %(levelname)s %(message)s")
-    overrides: dict[str, Any] = {}
-    if rental_id is not None:
-        overrides["rental_id"] = rental_id
+    overrides = _given(rental_id=rental_id, keystore_path=keystore, keystore_password_file=password_file,
+                       sample_hz=sample_hz, batch_samples=batch_samples, dev=dev)
     if nodes:
         overrides["nodes"] = list(nodes)
-    if keystore is not None:
-        overrides["keystore_path"] = keystore
-    if password_file is not None:
-        overrides["keystore_password_file"] = password_file
-    if sample_hz is not None:
-        overrides["sample_hz"] = sample_hz
-    if batch_samples is not None:
-        overrides["batch_samples"] = batch_samples
-    if dev is not None:
-        overrides["dev"] = dev
     source_overrides: dict[str, Any] = {}
     if source is not None and source != "auto":
         source_overrides["kind"] = source
@@ -96,12 +85,7 @@ def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...],
             source_overrides["kind"] = "replay"
         else:
             source_overrides["kind"] = "simulated"
-    if trace is not None:
-        source_overrides["trace"] = trace
-    if speed is not None:
-        source_overrides["speed"] = speed
-    if not_before_ms is not None:
-        source_overrides["not_before_ms"] = not_before_ms
+    source_overrides.update(_given(trace=trace, speed=speed, not_before_ms=not_before_ms))
     if config_file is not None:
         config = load_agent_config(config_file)
         data = config.model_dump()
@@ -120,3 +104,8 @@ def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...],
     click.echo(f"agent: rental {config.rental_id}, source {config.source.kind}, nodes {', '.join(config.node_urls)}",
                err=True)
     raise SystemExit(run_agent(config))
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options given on the command line (click passes None for the others)."""
+    return {name: value for name, value in options.items() if value is not None}
