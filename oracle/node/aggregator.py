@@ -48,6 +48,7 @@ from oracle.attestation.eip712 import (
     usage_batch_digest,
     usage_report_digest,
 )
+from oracle.chain.background import BackgroundLoop
 from oracle.chain.client import MarketClient, SignerSet, recover
 from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
 from oracle.chain.errors import TransactionRevertedError
@@ -161,18 +162,15 @@ class Aggregator:
 
     # ------------------------------------------------------------------ HTTP
     def _get(self, url: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any] | str:
-        try:
-            response = self.http.get(url + path, params=params)
-        except httpx.HTTPError as exc:
-            self.stats["peer_unreachable"] += 1
-            return f"unreachable ({type(exc).__name__})"
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}: {_detail(response)}"
-        return response.json()
+        return self._request("GET", url + path, params=params)
 
     def _post(self, url: str, path: str, body: dict[str, Any]) -> dict[str, Any] | str:
+        return self._request("POST", url + path, json=body)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any] | str:
+        """A peer's JSON answer, or why there is none (a string: unreachable, or its HTTP refusal)."""
         try:
-            response = self.http.post(url + path, json=body)
+            response = self.http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             self.stats["peer_unreachable"] += 1
             return f"unreachable ({type(exc).__name__})"
@@ -536,7 +534,7 @@ def _detail(response: httpx.Response) -> str:
         return response.text[:200]
 
 
-class SettlementLoop:
+class SettlementLoop(BackgroundLoop):
     """Settles the rentals ``rental_ids()`` names every ``interval_s`` seconds, in a thread.
 
     ``batch=True`` uses one ``settleBatch`` per round; ``submit_delay_s`` is multiplied by this
@@ -544,6 +542,8 @@ class SettlementLoop:
     chain is read again), so nodes do not all pay gas for the same report.
     ``slash_faults=True`` also submits quorum-signed fault reports.
     """
+
+    thread_name = "gpurent-settlement"
 
     def __init__(
         self,
@@ -614,17 +614,6 @@ class SettlementLoop:
                 log.warning("settlement round failed: %s: %s", type(exc).__name__, exc)
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
-    def start(self) -> "SettlementLoop":
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="gpurent-settlement", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_s)
 
 
 class DueRentals:
