@@ -25,9 +25,10 @@ import logging
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from oracle.errors import StorageError
 from oracle.telemetry.batches import TelemetryBatch
@@ -131,39 +132,31 @@ class Spool:
         last_t_ms = max(s.t_ms for s in batch.samples)
         with self._lock:
             self._check_open()
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    row = self._db.execute(
-                        "SELECT agent, next_seq, head_hash FROM chains WHERE rental_id = ?",
-                        (rental,),
-                    ).fetchone()
-                    expected = (batch.agent, 0, bytes(32)) if row is None else (
-                        row[0], row[1], bytes(row[2]))
-                    if (batch.agent, batch.batch_seq, batch.prev_hash) != expected:
-                        raise StorageError(
-                            f"batch {batch.batch_seq} of rental {rental} does not extend the "
-                            f"spooled chain (agent {expected[0]}, next seq {expected[1]}, "
-                            f"head 0x{expected[2].hex()})"
-                        )
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO chains VALUES (?, ?, ?, ?, ?)",
-                        (rental, batch.agent, batch.batch_seq + 1, batch_hash, last_t_ms),
+            with self._transaction(f"cannot spool batch {batch.batch_seq}"):
+                row = self._db.execute(
+                    "SELECT agent, next_seq, head_hash FROM chains WHERE rental_id = ?",
+                    (rental,),
+                ).fetchone()
+                expected = (batch.agent, 0, bytes(32)) if row is None else (
+                    row[0], row[1], bytes(row[2]))
+                if (batch.agent, batch.batch_seq, batch.prev_hash) != expected:
+                    raise StorageError(
+                        f"batch {batch.batch_seq} of rental {rental} does not extend the "
+                        f"spooled chain (agent {expected[0]}, next seq {expected[1]}, "
+                        f"head 0x{expected[2].hex()})"
                     )
-                    self._db.execute(
-                        "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                        (rental, batch.batch_seq, batch_hash, body, time.time_ns() // 10**6),
-                    )
-                    self._db.executemany(
-                        "INSERT INTO deliveries (node, rental_id, seq) VALUES (?, ?, ?)",
-                        [(node, rental, batch.batch_seq) for node in nodes],
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot spool batch {batch.batch_seq}: {exc}") from exc
+                self._db.execute(
+                    "INSERT OR REPLACE INTO chains VALUES (?, ?, ?, ?, ?)",
+                    (rental, batch.agent, batch.batch_seq + 1, batch_hash, last_t_ms),
+                )
+                self._db.execute(
+                    "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+                    (rental, batch.batch_seq, batch_hash, body, time.time_ns() // 10**6),
+                )
+                self._db.executemany(
+                    "INSERT INTO deliveries (node, rental_id, seq) VALUES (?, ?, ?)",
+                    [(node, rental, batch.batch_seq) for node in nodes],
+                )
 
     # -- delivery queues -----------------------------------------------------------------------
 
@@ -333,14 +326,21 @@ class Spool:
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         with self._lock:
             self._check_open()
+            with self._transaction("spool write failed"):
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+
+    @contextmanager
+    def _transaction(self, failure: str) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error; a SQLite error becomes
+        ``StorageError("<failure>: <error>")``. The caller holds ``self._lock``."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, args in statements:
-                        self._db.execute(sql, args)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"spool write failed: {exc}") from exc
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{failure}: {exc}") from exc
