@@ -12,7 +12,6 @@ import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -23,16 +22,10 @@ from oracle.errors import BatchVerificationError, ConfigError
 from oracle.keys import new_keystore
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch
 from oracle.telemetry.sources import ReplaySource, SimulatedSource
+from shared_traces import REPO, TRACE_A
 
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 AGENT = Account.from_key(KEY).address
-REPO = Path(__file__).resolve().parents[3]
-SHARED = next(
-    (p for p in (REPO.parent / "shared" / "telemetry", REPO / "shared" / "telemetry")
-     if p.is_dir()),
-    REPO.parent / "shared" / "telemetry",
-)
-TRACE_A = SHARED / "h100_trace_a.csv"
 
 
 class FakeClock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,15 +17,8 @@ from oracle.telemetry.sources import (
     parse_load_script,
 )
 from oracle.telemetry.sources.replay import backdate_ms
+from shared_traces import TRACE_A
 
-REPO = Path(__file__).resolve().parents[3]
-# The shared traces live in ../shared beside the checkout (or shared/ inside it).
-SHARED = next(
-    (p for p in (REPO.parent / "shared" / "telemetry", REPO / "shared" / "telemetry")
-     if p.is_dir()),
-    REPO.parent / "shared" / "telemetry",
-)
-TRACE_A = SHARED / "h100_trace_a.csv"
 
 
 class FakeClock:
