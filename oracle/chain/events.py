@@ -35,6 +35,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
+from oracle.chain.background import BackgroundLoop
 from oracle.chain.errors import _abi_type
 from oracle.chain.tx import retry_rpc
 from oracle.errors import ChainError
@@ -190,7 +191,7 @@ class FollowerStats:
 _RANGE_ERRORS = ("more than", "block range", "limit", "too many", "too large", "exceed", "response size")
 
 
-class EventFollower:
+class EventFollower(BackgroundLoop):
     """Reads a contract's logs in block ranges, ``confirmations`` deep, surviving RPC errors and reorgs."""
 
     def __init__(
@@ -408,17 +409,9 @@ class EventFollower:
                 log.warning("%s: poll failed (%s: %s); retrying", self.name, type(exc).__name__, exc)
             stop.wait(self.poll_interval_s)
 
-    def start(self) -> "EventFollower":
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name=f"gpurent-follow-{self.name}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_s)
+    @property
+    def thread_name(self) -> str:
+        return f"gpurent-follow-{self.name}"
 
 
 class _RangeTooLarge(Exception):
