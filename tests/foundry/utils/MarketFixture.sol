@@ -14,6 +14,7 @@ import {
 } from "../../../contracts/types/DataTypes.sol";
 import {TestBase} from "./TestBase.sol";
 import {ReportSigning} from "./ReportSigning.sol";
+import {MarketActions} from "./MarketActions.sol";
 
 /// @notice A deployed market with a payment token, a stake token, five oracle keys (threshold 3)
 /// and helpers to stake, list, rent and settle with real quorum signatures.
@@ -99,11 +100,7 @@ abstract contract MarketFixture is TestBase {
     }
 
     function _stake(address who, uint256 amount) internal {
-        stakeToken.mint(who, amount);
-        vm.startPrank(who);
-        stakeToken.approve(address(market), amount);
-        market.stake(address(stakeToken), amount);
-        vm.stopPrank();
+        MarketActions.stakeAs(market, stakeToken, who, amount);
     }
 
     function _terms(uint16 gpuCount, uint72 pricePerGpuHour, uint72 pricePerKwh)

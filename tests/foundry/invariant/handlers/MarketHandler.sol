@@ -16,6 +16,7 @@ import {
 } from "../../../../contracts/types/DataTypes.sol";
 import {TestBase} from "../../utils/TestBase.sol";
 import {ReportSigning} from "../../utils/ReportSigning.sol";
+import {MarketActions} from "../../utils/MarketActions.sol";
 
 /// @notice Drives GpuRentMarket through every user-facing entry point with bounded inputs,
 /// real quorum signatures (vm.sign with known oracle keys) and a moving clock, and keeps ghost
@@ -752,11 +753,7 @@ contract MarketHandler is TestBase {
     }
 
     function _stakeFor(address p, uint256 amount) internal {
-        stakeToken.mint(p, amount);
-        vm.startPrank(p);
-        stakeToken.approve(address(market), amount);
-        market.stake(address(stakeToken), amount);
-        vm.stopPrank();
+        MarketActions.stakeAs(market, stakeToken, p, amount);
         ghost_staked[p] += amount;
         ghost_deposited[address(stakeToken)] += amount;
     }
