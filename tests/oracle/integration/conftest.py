@@ -89,7 +89,7 @@ def anvil_started_in_the_past(seconds: int = 900) -> Anvil:
     return Anvil(extra_args=["--timestamp", str(int(time.time()) - seconds)])
 
 
-def node_env(deployed: "DeployedMarket", index: int, db_path: Path, **settings: object) -> dict[str, str]:
+def node_env(deployed: DeployedMarket, index: int, db_path: Path, **settings: object) -> dict[str, str]:
     """``GPURENT_NODE_*`` of a dev-mode node process with key ``index`` of the deployment, plus
     ``settings`` (``log_level="info"`` -> ``GPURENT_NODE_LOG_LEVEL=info``)."""
     env = {
