@@ -12,7 +12,7 @@ demo: setup
 	$(PY) -m oracle.cli.main demo
 
 test: setup
-	$(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e
+	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e
 
 test-contracts:
 	brownie test tests/brownie
