@@ -450,3 +450,26 @@ def test_settleBatch_skips_unknown_rental(market, oracle, stablecoin, provider, 
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert event_args(tx.events["UsageReportSkipped"]) == (999, 1)
     assert market.withdrawable(provider, stablecoin) == credit(0, cost(100))
+
+
+@pytest.mark.parametrize("fee_bps", [0, 1, 333, 1_000])
+def test_settle_fee_split_at_any_fee_rate(market, gov, oracle, stablecoin, renter, provider, treasury, relayer, offer_id, fee_bps, solvent):
+    """Provider credit is paid - floor(paid * fee / 10000) on the cumulative amount, so many
+    small settlements cannot round the fee away; the treasury gets exactly the rest."""
+    from conftest import params_tuple
+
+    market.setParams(params_tuple(treasury, protocolFeeBps=fee_bps), {"from": gov})
+    rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    market.startRental(rid, {"from": provider})
+    for seq, secs in enumerate([7, 13, 101, 977, 5_003], start=1):
+        oracle.settle(rid, seq, secs, relayer, energy=seq * 12_345_679)
+    paid = market.getRental(rid)["paid"]
+    assert paid == cost(5_003, 5 * 12_345_679)
+    fee = paid * fee_bps // 10_000
+    assert market.withdrawable(provider, stablecoin) == paid - fee
+    market.endRental(rid, {"from": renter})
+    tx = market.finalizeRental(rid, {"from": provider})
+    assert tx.events["RentalFinalized"]["fee"] == fee
+    assert market.withdrawable(treasury, stablecoin) == fee
+    assert market.withdrawable(renter, stablecoin) == BUDGET - paid
+    solvent()

@@ -353,3 +353,27 @@ def test_faultReportDigest_matches_eip712_spec(market, oracle, rental_id):
 
 def test_isFaultSettled_false_before_slash(market, rental_id):
     assert not market.isFaultSettled(rental_id, 0)
+
+
+@pytest.mark.parametrize("renter_bps", [0, 10_000])
+def test_slash_split_extremes(market, gov, oracle, stablecoin, renter, treasury, relayer, rental_id, renter_bps, solvent):
+    from conftest import params_tuple
+
+    market.setParams(params_tuple(treasury, renterSlashShareBps=renter_bps), {"from": gov})
+    tx = oracle.slash(rental_id, relayer)
+    ev = tx.events["Slashed"]
+    assert (ev["renterShare"], ev["treasuryShare"]) == (SLASH * renter_bps // 10_000, SLASH - SLASH * renter_bps // 10_000)
+    assert market.withdrawable(renter, stablecoin) == ev["renterShare"]
+    assert market.withdrawable(treasury, stablecoin) == ev["treasuryShare"]
+    solvent()
+
+
+def test_slash_bps_zero_slashes_nothing_but_counts(market, gov, oracle, provider, treasury, relayer, rental_id):
+    from conftest import params_tuple
+
+    market.setParams(params_tuple(treasury, slashBps=0), {"from": gov})
+    before = market.stakeOf(provider)["active"]
+    tx = oracle.slash(rental_id, relayer)
+    assert (tx.events["Slashed"]["renterShare"], tx.events["Slashed"]["treasuryShare"]) == (0, 0)
+    assert market.stakeOf(provider)["active"] == before
+    assert market.isFaultSettled(rental_id, 0) and market.reputationOf(provider)["slashCount"] == 1
