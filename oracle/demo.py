@@ -7,13 +7,17 @@ What runs, in order (each chain step is the ``gpurent`` command shown beside it,
 3. ``gpurent deploy``: GpuRentMarket + TestStablecoin, signer set = the three nodes, threshold 2;
 4. ``gpurent provider stake`` and ``gpurent provider offer create`` (an H100 offer);
 5. ``gpurent rent open`` with a budget;
-6. three attestation nodes as real uvicorn servers (``gpurent oracle run``, subprocesses);
-7. ``gpurent provider start``, then ``gpurent agent run`` (subprocess) on the NVML source where a
-   GPU exists, else replaying the real H100 training trace from ``shared/telemetry``
-   time-compressed; the nodes ingest and meter it;
-8. settlement while it runs and at the end: a quorum (2 of 3) of node signatures on the same
-   cumulative report is submitted (``gpurent provider settle``);
-9. ``gpurent rent end``, ``gpurent provider finalize``, both sides withdraw;
+6. three attestation nodes as real uvicorn servers (``gpurent oracle run``, subprocesses), each
+   given the RPC endpoint and no rentals: they follow the market's events (the deployer's dev
+   account sends their keys some ETH first, since they pay settlement gas);
+7. ``gpurent provider start``: the nodes learn the rental from its ``RentalStarted`` event; then
+   ``gpurent agent run`` (subprocess) on the NVML source where a GPU exists, else replaying the
+   real H100 training trace from ``shared/telemetry`` time-compressed; the nodes ingest and meter it;
+8. settlement while it runs, by the nodes: every few seconds each node's settlement loop collects
+   a quorum (2 of 3) of node signatures on the same cumulative report and submits it with its own
+   key (staggered by rank, so usually one pays); the demo only watches ``UsageSettled`` events;
+9. ``gpurent rent end``; the nodes still settle the final report (``periodEnd <= endedAt``, within
+   the settlement grace); then ``gpurent provider finalize``, and both sides withdraw;
 10. a summary in which every number is read back from the chain or from a node.
 
 Time compression on a local chain. A replay at speed ``s`` of a trace of ``D`` seconds stamps its
@@ -42,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from oracle.errors import GpurentError
+from oracle.node.settings import LOCAL_CHAIN_IDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TELEMETRY = Path(os.environ.get("GPURENT_SHARED_TELEMETRY", REPO_ROOT.parent / "shared" / "telemetry"))
@@ -65,7 +70,8 @@ class DemoOptions:
     nodes: int = 3
     threshold: int = 2
     stop_node_after_s: float | None = None  # stop one node mid-rental (resilience demo)
-    settle_every_s: float = 4.0
+    settle_interval_s: float = 2.0  # each node's settlement round (node setting settle_interval_s)
+    submit_stagger_s: float = 1.0  # node rank x this between finding a quorum and sending it
     price_per_gpu_hour: str = "3.00"
     price_per_kwh: str = "0.20"
     region: str = "SE"
@@ -163,6 +169,25 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _start_chain(chain: Any, ui: Ui, tries: int = 3) -> str:
+    """A fresh anvil of the demo's own on a free port (never one already running there); its clock
+    starts 15 minutes back, so a time-compressed rental can start in the past."""
+    from oracle.errors import ChainError
+
+    for attempt in range(tries):
+        port = _free_port()
+        if attempt == 0:
+            ui.step("starting a local anvil chain", f"gpurent chain start --port {port}")
+        try:
+            return chain.start(port=port, timestamp=int(time.time()) - 900).url
+        except ChainError as exc:  # the port was taken between the check and anvil's bind
+            if attempt == tries - 1:
+                raise DemoError(f"could not start a local anvil on a free port ({exc}); see {chain.state_dir}") from None
+            ui.note(f"port {port}: {exc}; trying another")
+            chain.stop()
+    raise AssertionError("unreachable")
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 40.0) -> None:
@@ -280,10 +305,7 @@ def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
     txs: dict[str, list[str]] = {}
     try:
         telemetry = _telemetry(options, ui)
-        port = _free_port()
-        ui.step("starting a local anvil chain", f"gpurent chain start --port {port}")
-        # Its clock starts 15 minutes back, so a time-compressed rental can start in the past.
-        rpc = chain.start(port=port, timestamp=int(time.time()) - 900).url
+        rpc = _start_chain(chain, ui)
         deployments = state / "deployments.json"
         gp = Gpurent(rpc, deployments, lambda label, tx: txs.setdefault(label, []).append(tx))
 
@@ -352,15 +374,19 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     rental_id = opened["rental_id"]
 
     # -- oracle nodes ---------------------------------------------------------------------------
-    # The rental starts at a planned chain time; the nodes are told the rental up front.
-    margin_s = 12
-    planned_start = int(time.time() + margin_s - backdate_s)
-    node_urls = []
-    ui.step(f"starting {len(keys.node_keystores)} attestation nodes (uvicorn subprocesses)",
+    # The nodes know only the chain: they learn the rental from its RentalStarted event, meter
+    # what the agent sends, and settle by themselves (their keys pay the gas).
+    for tx in _fund_node_keys(rpc, keys.node_addresses):
+        gp.record("fund node keys", tx)
+    local = int(deployment["chain_id"]) in LOCAL_CHAIN_IDS
+    confirmations = 0 if local else 1  # 0 only on a local dev chain; elsewhere a block is mined on top
+    ui.step(f"starting {len(keys.node_keystores)} attestation nodes (uvicorn subprocesses) that follow the chain "
+            f"and settle every {options.settle_interval_s:g} s by themselves",
             "gpurent oracle run --config node-1.config.json")
     env = _cli_env(state)
     ports = [_free_port() for _ in keys.node_keystores]
     node_urls = [f"http://127.0.0.1:{p}" for p in ports]
+    node_logs = [state / f"node-{i + 1}.log" for i in range(len(ports))]
     first_node = len(procs.nodes)
     for i, (keystore, port_i) in enumerate(zip(keys.node_keystores, ports)):
         config = {
@@ -369,32 +395,46 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             "chain_id": deployment["chain_id"],
             "market_address": deployment["market"],
             "signer_set_version": deployment["signer_set"]["version"],
-            "db_path": str(state / f"node-{i + 1}-rental-{rental_id}.sqlite3"),
+            "db_path": str(state / f"node-{i + 1}.sqlite3"),
             "host": "127.0.0.1", "port": port_i,
             "peers": [u for j, u in enumerate(node_urls) if j != i],
-            "rentals": [{"rental_id": rental_id, "agent": agent_address, "gpu_count": 1,
-                         "region": offer["region"], "grid_intensity_g_per_kwh": offer["grid_intensity_g_per_kwh"],
-                         "start_ms": planned_start * 1000}],
-            "log_level": "warning",
+            "rpc_url": rpc,
+            "self_url": node_urls[i],
+            "chain_start_block": deployment["block_number"],
+            "confirmations": confirmations,
+            "chain_poll_interval_s": 0.25,
+            "settle_interval_s": options.settle_interval_s,
+            "submit_stagger_s": options.submit_stagger_s,
+            "log_level": "info",
         }
         config_path = state / f"node-{i + 1}.config.json"
         config_path.write_text(json.dumps(config, indent=2))
-        log = state / f"node-{i + 1}.log"
         procs.nodes.append(subprocess.Popen(
             [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(config_path)],
-            env=env, cwd=str(state), stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True))
-    for i, url in enumerate(node_urls):
-        _wait_http(url + "/healthz", procs.nodes[first_node + i], state / f"node-{i + 1}.log")
+            env=env, cwd=str(state), stdout=open(node_logs[i], "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True))
+    node_procs = procs.nodes[first_node:]
+    for url, proc, log in zip(node_urls, node_procs, node_logs):
+        _wait_http(url + "/healthz", proc, log)
+    _wait_nodes(node_urls, node_procs, node_logs, "follow the chain", 30.0,
+                lambda url: _get_json(url + "/healthz").get("chain", {}).get("state") == "following")
     ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, keys.node_addresses)))
 
     # -- start the rental and the agent ---------------------------------------------------------
-    ui.step(f"provider starts rental {rental_id}", f"gpurent provider start {rental_id} --dev-account {PROVIDER}")
+    ui.step(f"provider starts rental {rental_id}; the nodes learn it from the RentalStarted event",
+            f"gpurent provider start {rental_id} --dev-account {PROVIDER}")
+    # The rental starts at a planned chain time (in the past for a time-compressed replay).
+    planned_start = int(time.time() + 5 - backdate_s)
     head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
     if planned_start <= head:
         raise DemoError(f"the chain's clock ({head}) is past the planned rental start ({planned_start}); "
                         "a time-compressed replay needs an anvil whose clock starts in the past")
     _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
     started_at = gp("provider", "start", str(rental_id), dev_account=PROVIDER)["started_at"]
+    if confirmations:
+        _rpc(rpc, "evm_mine")  # the block on top that makes RentalStarted confirmed
+    _wait_nodes(node_urls, node_procs, node_logs, f"learn rental {rental_id} from RentalStarted", 20.0,
+                lambda url: _knows(url, rental_id))
     # Launch the agent so that its first sample lands on the rental's start (interpreter
     # start-up takes a moment; a replay that starts earlier is held back by not_before_ms).
     # NVML samples are live, so there the agent starts just after the rental did.
@@ -420,14 +460,21 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(agent_config_path), "-v"],
         env=env, cwd=str(state), stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
-    # -- metering and settlement while it runs --------------------------------------------------
-    settled: list[dict[str, Any]] = []
-    deadline = time.monotonic() + duration_s / (1 if use_nvml else options.speed) + margin_s + 60
-    live_nodes = list(node_urls)
+    # -- metering, and the nodes' settlements as they land on chain -----------------------------
+    watch = _SettlementWatch(rpc, deployment["market"], rental_id, deployment["block_number"],
+                             keys.node_addresses, deployment.get("payment_token_decimals", 18), sym)
+    deadline = time.monotonic() + duration_s / (1 if use_nvml else options.speed) + 60
+    live = list(range(len(node_urls)))
     stopped_node = None
     stop_sent = False
-    with ui.bar("GPU time attested", duration_s) as update:
-        last_settle = time.monotonic()
+    ui.step("the nodes meter the telemetry; their settlement loops land quorum-signed reports on chain")
+    with ui.bar("GPU time settled on chain", duration_s) as update:
+        def progress() -> None:
+            for line in watch.poll():
+                ui.note(line)
+            update(watch.available_gpu_seconds,
+                   f"GPU time settled on chain: report {watch.sequence}" if watch.sequence else None)
+
         while True:
             finished = procs.agent.poll() is not None
             if use_nvml and not finished and not stop_sent and time.time() - started_at >= duration_s:
@@ -436,38 +483,47 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             if (options.stop_node_after_s is not None and stopped_node is None
                     and (time.time() - started_at - backdate_s) * (1 if use_nvml else options.speed)
                     >= options.stop_node_after_s):
-                stopped_node = live_nodes.pop()
-                _stop(procs.nodes[first_node + node_urls.index(stopped_node)])
-                ui.note(f"stopped node {stopped_node}: the other {len(live_nodes)} still reach the threshold")
-            if finished or time.monotonic() - last_settle >= options.settle_every_s:
-                last_settle = time.monotonic()
-                try:
-                    out = gp("provider", "settle", str(rental_id), *[a for u in live_nodes for a in ("--node", u)],
-                             dev_account=PROVIDER)
-                except DemoError as exc:
-                    if finished or "(no_quorum)" not in str(exc):  # no quorum yet: too early
-                        raise
-                    out = None
-                if out and out.get("settled"):
-                    settled.append(out)
-                    report = out["report"]
-                    update(report["available_gpu_seconds"],
-                           f"GPU time attested: report {report['sequence']} settled")
+                index = live.pop()
+                stopped_node = node_urls[index]
+                _stop(node_procs[index])
+                ui.note(f"stopped node {stopped_node}: the other {len(live)} still reach the threshold")
+            progress()
             if finished:
                 break
             if time.monotonic() > deadline:
                 raise DemoError(f"the agent did not finish in time; see {agent_log}")
-            time.sleep(0.2)
-    if procs.agent.returncode != 0:
-        raise DemoError(f"the agent exited with {procs.agent.returncode}; see {agent_log}")
-    if not settled:
+            time.sleep(0.5)
+        if procs.agent.returncode != 0:
+            raise DemoError(f"the agent exited with {procs.agent.returncode}; see {agent_log}")
+        live_urls = [node_urls[i] for i in live]
+        live_logs = [node_logs[i] for i in live]
+        final_sequence = _final_sequence(live_urls, rental_id, int(deployment["signer_set"]["threshold"]), live_logs)
+
+        # -- end; the nodes still settle the final report (periodEnd <= endedAt, within the grace)
+        ui.step(f"renter ends rental {rental_id}; the nodes settle its final report (sequence {final_sequence})",
+                f"gpurent rent end {rental_id} --dev-account {RENTER}")
+        head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        # chain clock back to now (a second on, so endedAt is not before the last sample's second)
+        _rpc(rpc, "evm_setNextBlockTimestamp", [max(head + 1, int(time.time()) + 1)])
+        gp("rent", "end", str(rental_id), dev_account=RENTER)
+        wait_s = 3 * options.settle_interval_s + len(node_urls) * options.submit_stagger_s + 30
+        until = time.monotonic() + wait_s
+        while watch.sequence < final_sequence:
+            if time.monotonic() > until:
+                raise DemoError(
+                    f"the nodes did not settle report {final_sequence} of rental {rental_id} within {wait_s:.0f} s "
+                    f"(chain has {watch.sequence}); read the node logs: "
+                    + ", ".join(str(p) for p in live_logs) + "; " + _settlement_state(live_urls))
+            for proc, log in zip([node_procs[i] for i in live], live_logs):
+                if proc.poll() is not None:
+                    raise DemoError(f"a node exited with {proc.returncode}; see {log}")
+            time.sleep(0.5)
+            progress()
+    settlements = watch.settlements
+    if not settlements:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
-    # -- end, finalize, withdraw ----------------------------------------------------------------
-    ui.step(f"renter ends rental {rental_id}", f"gpurent rent end {rental_id} --dev-account {RENTER}")
-    head = int(_rpc(rpc, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-    _rpc(rpc, "evm_setNextBlockTimestamp", [max(head + 1, int(time.time()))])  # chain clock back to now
-    gp("rent", "end", str(rental_id), dev_account=RENTER)
+    # -- finalize, withdraw ----------------------------------------------------------------------
     ui.step("provider finalizes: unused budget back to the renter, reputation updated",
             f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
     finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
@@ -502,8 +558,10 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "carbon_g": usage["carbon_milligrams"] / 1000,
         "carbon_milligrams": usage["carbon_milligrams"],
         "uptime_bps": status["uptime_bps"],
-        "settled_reports": len(settled),
-        "settle_txs": [out["tx"] for out in settled],
+        "settled_reports": len(settlements),
+        "settle_txs": [entry["tx"] for entry in settlements],
+        "settlements": settlements,
+        "settled_by": sorted({entry["node"] for entry in settlements if entry["node"]}),
         "last_sequence": status["sequence"],
         "budget": status["budget"],
         "paid_from_escrow": status["paid"],
@@ -519,12 +577,136 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "provider_reputation": rep,
         "provider_completed_rentals": rep["completed_rentals"],
         "provider_attested_gpu_seconds": rep["attested_gpu_seconds"],
-        "node_report": _node_report(live_nodes, rental_id, usage["sequence"]),
+        "node_report": _node_report(live_urls, rental_id, usage["sequence"]),
         "decimals": deployment["payment_token_decimals"],
         "symbol": deployment["payment_token_symbol"],
         "stopped_node": stopped_node,
         "quorum": f"{deployment['signer_set']['threshold']} of {len(deployment['signer_set']['signers'])}",
     }
+
+
+def _get_json(url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    import httpx
+
+    try:
+        response = httpx.get(url, params=params, timeout=5)
+    except httpx.HTTPError:
+        return {}
+    return response.json() if response.status_code == 200 else {}
+
+
+def _knows(url: str, rental_id: int) -> bool:
+    """Whether the node meters the rental: 404 'meters no rental' vs 409 'no batches yet' or 200."""
+    import httpx
+
+    try:
+        status = httpx.get(f"{url}/v1/rentals/{rental_id}/report", timeout=5).status_code
+    except httpx.HTTPError:
+        return False
+    return status in (200, 409)
+
+
+def _wait_nodes(urls: Sequence[str], procs: Sequence[subprocess.Popen], logs: Sequence[Path], what: str,
+                timeout_s: float, ready: Callable[[str], bool]) -> None:
+    """Until ``ready(url)`` holds for every node; a clear error naming the logs of those that lag."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(range(len(urls)))
+    while True:
+        for i in waiting:
+            if procs[i].poll() is not None:
+                raise DemoError(f"node {urls[i]} exited with {procs[i].returncode}; see {logs[i]}")
+        waiting = [i for i in waiting if not ready(urls[i])]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"node(s) {', '.join(urls[i] for i in waiting)} did not {what} within "
+                            f"{timeout_s:.0f} s; see {', '.join(str(logs[i]) for i in waiting)}")
+        time.sleep(0.2)
+
+
+def _fund_node_keys(rpc: str, addresses: Sequence[str], eth: int = 10) -> list[str]:
+    """Send each node key some ETH from the deployer's dev account (the nodes pay settlement gas)."""
+    from oracle.localchain import _rpc, dev_address
+
+    txs = [_rpc(rpc, "eth_sendTransaction", [{"from": dev_address(DEPLOYER), "to": address,
+                                              "value": hex(eth * 10**18)}]) for address in addresses]
+    for _ in range(100):  # a block per transaction on anvil; wait for the last one
+        if _rpc(rpc, "eth_getTransactionReceipt", [txs[-1]]):
+            return txs
+        time.sleep(0.1)
+    raise DemoError(f"funding the node keys: transaction {txs[-1]} was not mined")
+
+
+def _final_sequence(urls: Sequence[str], rental_id: int, threshold: int, logs: Sequence[Path],
+                    timeout_s: float = 15.0) -> int:
+    """The newest report a quorum of the live nodes holds once they agree (the agent has drained)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = sorted((_get_json(f"{url}/v1/rentals/{rental_id}/report").get("report", {}).get("sequence", 0)
+                       for url in urls), reverse=True)
+        if len(held) >= threshold and held[threshold - 1] > 0 and (len(set(held)) == 1
+                                                                  or time.monotonic() > deadline):
+            return held[threshold - 1]
+        if time.monotonic() > deadline:
+            raise DemoError(f"fewer than {threshold} live nodes hold a report of rental {rental_id} "
+                            f"(sequences {held}); see {', '.join(map(str, logs))}")
+        time.sleep(0.3)
+
+
+def _settlement_state(urls: Sequence[str]) -> str:
+    """What each node's /healthz says about its settlement loop (for an error message)."""
+    parts = []
+    for url in urls:
+        chain = _get_json(url + "/healthz").get("chain", {})
+        settlement = chain.get("settlement", {})
+        parts.append(f"{url}: state {chain.get('state')}, round errors {settlement.get('round_errors')}, "
+                     f"last submission {settlement.get('last_submission')}")
+    return "; ".join(parts)
+
+
+class _SettlementWatch:
+    """The rental's ``UsageSettled`` events as they land, and who sent each transaction (read from
+    the chain: the demo itself never settles)."""
+
+    def __init__(self, rpc: str, market: str, rental_id: int, from_block: int, node_addresses: Sequence[str],
+                 decimals: int, symbol: str) -> None:
+        from oracle.chain.artifacts import load_abi
+        from oracle.chain.contract import connect
+
+        self.w3 = connect(rpc)
+        self.market = self.w3.eth.contract(address=market, abi=load_abi("GpuRentMarket"))
+        self.rental_id = rental_id
+        self.next_block = from_block
+        self.nodes = {address: f"node-{i + 1}" for i, address in enumerate(node_addresses)}
+        self.scale, self.symbol = 10 ** decimals, symbol
+        self.settlements: list[dict[str, Any]] = []
+        self.available_gpu_seconds = 0
+
+    @property
+    def sequence(self) -> int:
+        return self.settlements[-1]["sequence"] if self.settlements else 0
+
+    def poll(self) -> list[str]:
+        """New settlements since the last poll, one line each."""
+        head = self.w3.eth.block_number
+        if head < self.next_block:
+            return []
+        logs = self.market.events.UsageSettled().get_logs(
+            from_block=self.next_block, to_block=head, argument_filters={"rentalId": self.rental_id})
+        self.next_block = head + 1
+        lines = []
+        for ev in logs:
+            tx = self.w3.eth.get_transaction(ev["transactionHash"])
+            submitter = tx["from"]
+            entry = {"sequence": int(ev["args"]["sequence"]), "payment": int(ev["args"]["payment"]),
+                     "tx": "0x" + bytes(ev["transactionHash"]).hex().removeprefix("0x"), "submitter": submitter,
+                     "node": self.nodes.get(submitter), "block": int(ev["blockNumber"])}
+            self.settlements.append(entry)
+            lines.append(f"report {entry['sequence']} settled by {entry['node'] or 'a non-node account'} "
+                         f"({submitter[:10]}…): +{entry['payment'] / self.scale:.6f} {self.symbol}")
+        if logs:
+            self.available_gpu_seconds = int(self.market.functions.getRental(self.rental_id).call()[4])
+        return lines
 
 
 def _node_report(urls: Sequence[str], rental_id: int, sequence: int) -> dict[str, Any] | None:
@@ -577,10 +759,18 @@ def render_summary(result: DemoResult) -> Any:
                      f"{node['busy_gpu_seconds'] / 3600:.4f} busy GPU-h", f"node {node['node']}"))
     for row in rows:
         t.add_row(*row)
+    st = Table(title="settlements (sent by the nodes themselves; chain: UsageSettled and the tx sender)",
+               title_justify="left")
+    st.add_column("report", justify="right")
+    st.add_column("paid", justify="right")
+    st.add_column("submitted by")
+    st.add_column("tx hash", overflow="fold")
+    for entry in s["settlements"]:
+        st.add_row(str(entry["sequence"]), f"{entry['payment'] / scale:.6f} {sym}",
+                   f"{entry['node'] or 'not a node'} {entry['submitter'][:6]}…{entry['submitter'][-4:]}", entry["tx"])
     txt = Table(title="transactions", title_justify="left", show_header=False)
     txt.add_column("step", style="bold")
     txt.add_column("tx hash", overflow="fold")
     for label, hashes in result.transactions.items():
-        for h in hashes[:1] if label != "provider settle" else hashes:
-            txt.add_row(label, h)
-    return Group(t, txt)
+        txt.add_row(label, hashes[0])
+    return Group(t, st, txt)

@@ -21,14 +21,15 @@ from oracle.cli.common import GuardedCommand, print_json
 @click.option("--nvml-seconds", type=click.FloatRange(5), default=30.0, show_default=True,
               help="how long to meter a real GPU")
 @click.option("--stop-node-after", type=click.FloatRange(0), default=None, metavar="SECONDS",
-              help="stop one oracle node this far into the rental (the other two still settle)")
+              help="stop one oracle node this far into the rental (GPU seconds; the other two still settle)")
 @click.option("--budget", default="5", show_default=True, help="renter's budget in tUSD")
 @click.option("--keep-running", is_flag=True, help="leave the chain and the nodes running afterwards")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON, no progress")
 def demo(state_dir: Path | None, trace: Path | None, speed: float, source: str, nvml_seconds: float,
          stop_node_after: float | None, budget: str, keep_running: bool, as_json: bool) -> None:
-    """Run a whole rental on a local anvil: deploy, 3 oracle nodes (threshold 2), stake, offer,
-    rent, telemetry, metering, settlement, end, refund, and print what the chain recorded."""
+    """Run a whole rental on a local anvil: deploy, 3 oracle nodes (threshold 2) that learn the
+    rental from chain events and settle it themselves, stake, offer, rent, telemetry, metering,
+    end, refund, and print what the chain recorded (node logs in the state directory)."""
     from oracle.demo import DemoOptions, Ui, render_summary, run_demo
 
     options = DemoOptions(speed=speed, source=source, nvml_seconds=nvml_seconds, budget=budget,

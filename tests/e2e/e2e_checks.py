@@ -16,9 +16,15 @@ def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_secon
     provider, renter = rental[PROVIDER], rental[RENTER]
     assert (provider, renter) == (summary["provider"], summary["renter"])
 
-    # What settled: the UsageSettled payments add up to what left the escrow.
+    # What settled: the UsageSettled payments add up to what left the escrow ...
     settled = reader.events("UsageSettled", rentalId=rental_id)
     assert len(settled) == summary["settled_reports"] >= 1
+    # ... each sent by an oracle node's own key (the demo and the provider never settle) ...
+    signers = reader.market.functions.signerSet().call()[2]
+    senders = [reader.w3.eth.get_transaction(ev["transactionHash"])["from"] for ev in settled]
+    assert set(senders) <= set(signers), senders
+    assert [entry["submitter"] for entry in summary["settlements"]] == senders
+    assert [entry["sequence"] for entry in summary["settlements"]] == [ev["args"]["sequence"] for ev in settled]
     paid = sum(ev["args"]["payment"] for ev in settled)
     assert paid == rental[PAID] == summary["paid_from_escrow"] > 0
     (finalized,) = reader.events("RentalFinalized", rentalId=rental_id)

@@ -1,4 +1,5 @@
-"""What `make demo` runs (shortened: the trace replayed at 20x), checked against the chain."""
+"""What `make demo` runs (shortened: the trace replayed at 20x), checked against the chain: the
+nodes learn the rental from chain events and send every settlement themselves."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import REPO_ROOT, TRACE, ChainReader
 from e2e_checks import check_rental_against_chain
 
-from oracle.demo import DemoOptions, render_summary, run_demo
+from oracle.demo import DemoError, DemoOptions, _wait_nodes, render_summary, run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -19,7 +20,7 @@ TRACE_SECONDS = 110  # h100_trace_train.csv, sampled at 1 Hz by the agent
 
 
 def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp_path: Path) -> None:
-    options = DemoOptions(state_dir=tmp_path / "demo", trace=TRACE, speed=20.0, settle_every_s=1.5,
+    options = DemoOptions(state_dir=tmp_path / "demo", trace=TRACE, speed=20.0, settle_interval_s=1.5,
                           fast_kdf=True, keep_running=True)
     result = run_demo(options)
     try:
@@ -36,6 +37,8 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         assert f"{summary['paid_to_provider'] / 1e6:.6f} tUSD" in text
         assert f"{summary['refunded_to_renter'] / 1e6:.6f} tUSD" in text
         assert summary["settle_txs"][-1] in text
+        assert summary["settled_by"] and set(summary["settled_by"]) <= {"node-1", "node-2", "node-3"}
+        assert f"{summary['settlements'][-1]['node']} {summary['settlements'][-1]['submitter'][:6]}" in text
     finally:
         assert result.cleanup is not None
         result.cleanup()
@@ -54,6 +57,7 @@ def test_demo_command_exits_zero_and_prints_json_summary(tmp_path: Path) -> None
     summary = data["summary"]
     assert summary["status"] == "Finalized"
     assert summary["stopped_node"] is not None
+    assert summary["settled_reports"] >= 1 and all(entry["node"] for entry in summary["settlements"])
     assert summary["paid_to_provider"] + summary["protocol_fee"] + summary["refunded_to_renter"] == summary["budget"]
     assert summary["provider_completed_rentals"] == 1
     assert data["wall_s"] < 180
@@ -78,3 +82,19 @@ def test_demo_meters_a_gpu_through_nvml_when_the_host_has_one(tmp_path: Path) ->
     # 300 W for the attested seconds, within a second of sampling either way
     assert abs(summary["energy_millijoules"] - 300_000 * summary["available_gpu_seconds"]) <= 300_000 * 2
     assert summary["paid_to_provider"] > 0 and summary["provider_completed_rentals"] == 1
+
+
+def test_demo_waits_name_the_node_log_to_read(tmp_path: Path) -> None:
+    """A node that exits, or one that never gets ready, is reported with its log file."""
+    logs = [tmp_path / "node-1.log", tmp_path / "node-2.log"]
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    try:
+        with pytest.raises(DemoError, match=r"exited with 3; see .*node-2\.log"):
+            _wait_nodes(["http://a", "http://b"], [alive, dead], logs, "follow the chain", 5, lambda url: False)
+        with pytest.raises(DemoError, match=r"http://a did not follow the chain within 1 s; see .*node-1\.log"):
+            _wait_nodes(["http://a"], [alive], logs[:1], "follow the chain", 1, lambda url: False)
+    finally:
+        alive.kill()
+        alive.wait()

@@ -49,7 +49,7 @@ def sepolia_anvil(tmp_path: Path):
 
 def _rental(rpc: str, deployments: Path, keys, state: Path) -> dict:
     deployment = load_deployment(SEPOLIA, deployments).to_json()
-    options = DemoOptions(state_dir=state, trace=TRACE, speed=20.0, settle_every_s=1.5, stake="500", budget="2")
+    options = DemoOptions(state_dir=state, trace=TRACE, speed=20.0, settle_interval_s=1.5, stake="500", budget="2")
     procs = _Processes()
     try:
         return run_rental(Gpurent(rpc, deployments, lambda *_: None), deployment, keys, options, state, Ui(False),
