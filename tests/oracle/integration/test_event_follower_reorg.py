@@ -199,12 +199,24 @@ def test_sender_rebroadcasts_a_transaction_reorganised_out(chain, fixture):
     mine = BoundContract(sender, contract.address, art.abi)
     w3 = contract.w3
     nonce_before = w3.eth.get_transaction_count(sender.address)
+    # Reorganise only once the sender has seen the receipt: before that, a dropped transaction
+    # is one that vanished from the pool (a plain rebroadcast), not one reorganised out.
+    receipt_seen = threading.Event()
+    fetch_receipt = sender._receipt
+
+    def spy_receipt(tx_hash):
+        receipt = fetch_receipt(tx_hash)
+        if receipt is not None:
+            receipt_seen.set()
+        return receipt
+
+    sender._receipt = spy_receipt
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("result", mine.transact("ping", 42)), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
-    while w3.eth.get_transaction_count(sender.address) == nonce_before and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert receipt_seen.wait(10), "the sender never saw its receipt"
+    assert w3.eth.get_transaction_count(sender.address) == nonce_before + 1
     first_block = w3.eth.block_number  # the ping's block, no confirmations yet
     chain.rpc("anvil_reorg", [1, []])  # replace it with an empty block: the ping is gone
     while thread.is_alive() and time.monotonic() < deadline + 10:
