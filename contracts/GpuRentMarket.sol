@@ -43,13 +43,7 @@ contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
 
     /// @inheritdoc IGpuRentMarket
     function setStakeToken(address token, uint256 minStakePerGpu_) external onlyRole(_GOVERNANCE_ROLE) {
-        if (token == address(0)) revert GpuRentMarket_InvalidParam("token");
-        if (minStakePerGpu_ > type(uint96).max) revert GpuRentMarket_InvalidParam("minStakePerGpu");
-        bool allowed = minStakePerGpu_ != 0;
-        _stakeTokens[token] = allowed;
-        // A disallowed token keeps its last minimum: existing stakes stay slashable by it.
-        if (allowed) _stakeTokenMinPerGpu[token] = minStakePerGpu_;
-        emit StakeTokenSet(token, minStakePerGpu_);
+        GovernanceLogic.setStakeToken(_stakeTokens, _stakeTokenMinPerGpu, token, minStakePerGpu_);
     }
 
     /// @inheritdoc IGpuRentMarket

@@ -15,10 +15,16 @@ import {UsageReport} from "../contracts/types/DataTypes.sol";
 /// A report settles only for an Active rental, or an Ended one within `settlementGrace` with
 /// `periodEnd <= endedAt`. Its `sequence` must exceed the last settled one.
 interface IUsageSettlement {
-    /// @notice Emitted for each settled report.
+    /// @notice Emitted for each report settled by `settle`, and by `settleBatch` for the reports
+    /// it settles after its fast pass (an Ended rental's final report).
     /// @param sequence The report's sequence, now the rental's last settled sequence.
     /// @param payment Amount moved out of the budget (provider credit plus fee).
     event UsageSettled(uint256 indexed rentalId, uint256 sequence, uint256 payment);
+    /// @notice Emitted once by `settleBatch` for every report of an Active rental that it settles,
+    /// instead of one UsageSettled each (one log per batch instead of one per report).
+    /// @param settled Flattened triples, in report order: settled[3k] = rentalId, settled[3k+1] =
+    /// sequence, settled[3k+2] = payment, with UsageSettled's meaning.
+    event UsageBatchSettled(uint256[] settled);
     /// @notice Emitted by settleBatch for a report it skipped because its sequence is not above
     /// the last settled one or the rental cannot settle (already settled by another submitter).
     event UsageReportSkipped(uint256 indexed rentalId, uint256 sequence);
@@ -47,10 +53,12 @@ interface IUsageSettlement {
     /// `UsageReportBatch(UsageReport[] reports)`. Reports that are stale or whose rental can no
     /// longer settle are skipped (event) so that overlapping batches do not block each other;
     /// reverts if nothing settles. Every report must name the current signer-set version.
-    /// @dev Order of effects and events: first every report of an Active rental, in order
-    /// (UsageSettled each); then, in report order, RentalEnded for rentals whose budget ran out
-    /// and the remaining reports (Ended rentals' final reports: UsageSettled; stale or
-    /// unsettleable: UsageReportSkipped). A malformed value anywhere reverts the whole batch.
+    /// @dev Order of effects and events: first every report of an Active rental, in order, with
+    /// one UsageBatchSettled listing them all (none if there are none); then, in report order,
+    /// RentalEnded for rentals whose budget ran out and the remaining reports (Ended rentals'
+    /// final reports: UsageSettled each; stale or unsettleable: UsageReportSkipped). A malformed
+    /// value anywhere reverts the whole batch. A consumer reads both UsageBatchSettled and
+    /// UsageSettled to see every report a batch settled.
     function settleBatch(UsageReport[] calldata reports, bytes calldata signatures) external;
 
     /// @notice EIP-712 digest of one usage report under this contract's domain.

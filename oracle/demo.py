@@ -15,7 +15,8 @@ What runs, in order (each chain step is the ``gpurent`` command shown beside it,
    real H100 training trace from ``shared/telemetry`` time-compressed; the nodes ingest and meter it;
 8. settlement while it runs, by the nodes: every few seconds each node's settlement loop collects
    a quorum (2 of 3) of node signatures on the same cumulative report and submits it with its own
-   key (staggered by rank, so usually one pays); the demo only watches ``UsageSettled`` events;
+   key (staggered by rank, so usually one pays); the demo only watches ``UsageSettled`` and
+   ``UsageBatchSettled`` events (a ``settleBatch`` logs one event for the whole batch);
 9. ``gpurent rent end``; the nodes still settle the final report (``periodEnd <= endedAt``, within
    the settlement grace); then ``gpurent provider finalize``, and both sides withdraw;
 10. a summary in which every number is read back from the chain or from a node.
@@ -665,8 +666,9 @@ def _settlement_state(urls: Sequence[str]) -> str:
 
 
 class _SettlementWatch:
-    """The rental's ``UsageSettled`` events as they land, and who sent each transaction (read from
-    the chain: the demo itself never settles)."""
+    """The rental's settlements as they land (``UsageSettled``, and its entries of a batch's
+    ``UsageBatchSettled``), and who sent each transaction (read from the chain: the demo itself
+    never settles)."""
 
     def __init__(self, rpc: str, market: str, rental_id: int, from_block: int, node_addresses: Sequence[str],
                  decimals: int, symbol: str) -> None:
@@ -691,16 +693,17 @@ class _SettlementWatch:
         head = self.w3.eth.block_number
         if head < self.next_block:
             return []
-        logs = self.market.events.UsageSettled().get_logs(
-            from_block=self.next_block, to_block=head, argument_filters={"rentalId": self.rental_id})
+        from oracle.chain.settlements import get_settlements
+
+        logs = get_settlements(self.market, self.next_block, head, rental_id=self.rental_id)
         self.next_block = head + 1
         lines = []
         for ev in logs:
-            tx = self.w3.eth.get_transaction(ev["transactionHash"])
+            tx = self.w3.eth.get_transaction(ev.tx_hash)
             submitter = tx["from"]
-            entry = {"sequence": int(ev["args"]["sequence"]), "payment": int(ev["args"]["payment"]),
-                     "tx": "0x" + bytes(ev["transactionHash"]).hex().removeprefix("0x"), "submitter": submitter,
-                     "node": self.nodes.get(submitter), "block": int(ev["blockNumber"])}
+            entry = {"sequence": ev.sequence, "payment": ev.payment,
+                     "tx": ev.tx_hash, "submitter": submitter,
+                     "node": self.nodes.get(submitter), "block": int(ev.block_number)}
             self.settlements.append(entry)
             lines.append(f"report {entry['sequence']} settled by {entry['node'] or 'a non-node account'} "
                          f"({submitter[:10]}…): +{entry['payment'] / self.scale:.6f} {self.symbol}")
@@ -744,7 +747,7 @@ def render_summary(result: DemoResult) -> Any:
         ("carbon", f"{s['carbon_g']:.2f} gCO2e", "chain: last settled report"),
         ("uptime", f"{s['uptime_bps'] / 100:.2f} %", "chain: getRental"),
         (f"reports settled (quorum {s['quorum']})", f"{s['settled_reports']} (last sequence {s['last_sequence']})",
-         "chain: UsageSettled"),
+         "chain: Usage(Batch)Settled"),
         ("budget escrowed", f"{s['budget'] / scale:.6f} {sym}", "chain: getRental"),
         ("paid from escrow", f"{s['paid_from_escrow'] / scale:.6f} {sym}", "chain: getRental"),
         ("  of which protocol fee", f"{s['protocol_fee'] / scale:.6f} {sym}", "chain: RentalFinalized"),
@@ -759,7 +762,7 @@ def render_summary(result: DemoResult) -> Any:
                      f"{node['busy_gpu_seconds'] / 3600:.4f} busy GPU-h", f"node {node['node']}"))
     for row in rows:
         t.add_row(*row)
-    st = Table(title="settlements (sent by the nodes themselves; chain: UsageSettled and the tx sender)",
+    st = Table(title="settlements (sent by the nodes themselves; chain: Usage(Batch)Settled and the tx sender)",
                title_justify="left")
     st.add_column("report", justify="right")
     st.add_column("paid", justify="right")

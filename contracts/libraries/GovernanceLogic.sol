@@ -6,7 +6,7 @@ import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
 import {IOracleQuorum} from "../../interfaces/IOracleQuorum.sol";
 
 /// @title GovernanceLogic
-/// @notice Parameter validation and signer-set installation of GpuRentMarket, deployed once as an
+/// @notice Parameter validation, stake-token settings and signer-set installation of GpuRentMarket, deployed once as an
 /// external library and reached by DELEGATECALL (GpuRentMarket's storage and events).
 /// @dev Why a library: see OfferLogic (EIP-170 code size at optimizer runs 10000). The caller
 /// checks GOVERNANCE_ROLE.
@@ -26,6 +26,24 @@ library GovernanceLogic {
         if (params.silenceTimeout == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("silenceTimeout");
         if (params.settlementGrace == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("settlementGrace");
         if (params.unbondingDelay == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("unbondingDelay");
+    }
+
+    /// @notice Allows `token` for stakes with `minStakePerGpu` per GPU offered, or disallows it
+    /// (0). Reverts with GpuRentMarket_InvalidParam on the zero address or a minimum above uint96.
+    /// (Here rather than in GpuRentMarket for EIP-170 code size.)
+    function setStakeToken(
+        mapping(address token => bool allowed) storage stakeTokens,
+        mapping(address token => uint256 amount) storage stakeTokenMinPerGpu,
+        address token,
+        uint256 minStakePerGpu
+    ) external {
+        if (token == address(0)) revert IGpuRentMarket.GpuRentMarket_InvalidParam("token");
+        if (minStakePerGpu > type(uint96).max) revert IGpuRentMarket.GpuRentMarket_InvalidParam("minStakePerGpu");
+        bool allowed = minStakePerGpu != 0;
+        stakeTokens[token] = allowed;
+        // A disallowed token keeps its last minimum: existing stakes stay slashable by it.
+        if (allowed) stakeTokenMinPerGpu[token] = minStakePerGpu;
+        emit IGpuRentMarket.StakeTokenSet(token, minStakePerGpu);
     }
 
     /// @notice Validates `signers` and `threshold`, marks each signer as a member of `version`

@@ -32,18 +32,19 @@ def settled_usage(s: Session, rental_id: int) -> dict[str, Any] | None:
     """The last usage report settled on chain for ``rental_id`` (read back from its calldata).
 
     Energy and carbon are not kept in contract storage, only in the signed reports that paid;
-    ``UsageSettled`` points at the transaction, whose input holds the report.
+    ``UsageSettled`` (``settle``) or ``UsageBatchSettled`` (``settleBatch``) points at the
+    transaction, whose input holds the report.
     """
-    event = s.market.contract.events.UsageSettled
-    logs = event.get_logs(from_block=s.deployment.block_number, argument_filters={"rentalId": rental_id})
+    from oracle.chain.settlements import get_settlements
+
+    logs = get_settlements(s.market.contract, s.deployment.block_number, rental_id=rental_id)
     if not logs:
         return None
-    last = max(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
-    report = report_from_tx(s, last["transactionHash"], rental_id, int(last["args"]["sequence"]))
+    last = logs[-1]  # chain order
+    report = report_from_tx(s, last.tx_hash, rental_id, last.sequence)
     if report is None:
         return None
-    return {**report, "settled_in_tx": last["transactionHash"].to_0x_hex(),
-            "settled_in_block": int(last["blockNumber"])}
+    return {**report, "settled_in_tx": last.tx_hash, "settled_in_block": int(last.block_number)}
 
 
 def report_from_tx(s: Session, tx_hash: Any, rental_id: int, sequence: int | None = None) -> dict[str, Any] | None:

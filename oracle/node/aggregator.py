@@ -48,6 +48,7 @@ from oracle.attestation.eip712 import (
     usage_batch_digest,
     usage_report_digest,
 )
+from oracle.chain import settlements
 from oracle.chain.background import BackgroundLoop
 from oracle.chain.client import MarketClient, SignerSet, recover
 from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
@@ -443,7 +444,10 @@ class Aggregator:
                     outcome.gas_used = None
                 outcomes[q.report.rental_id] = outcome
             return list(outcomes.values())
-        paid = {int(ev["rentalId"]): int(ev["payment"]) for ev in result.events.get("UsageSettled", [])}
+        # UsageBatchSettled (the batch's fast pass) and UsageSettled (Ended rentals' final reports).
+        paid: dict[int, int] = {}
+        for settlement in settlements.from_events(result.events):
+            paid[settlement.rental_id] = paid.get(settlement.rental_id, 0) + settlement.payment
         skipped = {int(ev["rentalId"]) for ev in result.events.get("UsageReportSkipped", [])}
         signers = tuple(s.signer for s in ordered)
         for q in chosen:
@@ -517,7 +521,7 @@ class Aggregator:
 
 
 def _settled(rental_id: int, sequence: int, result: TxResult, signers: tuple[str, ...], notes: dict[str, str]) -> Outcome:
-    payment = sum(int(ev["payment"]) for ev in result.events.get("UsageSettled", []))
+    payment = sum(s.payment for s in settlements.from_events(result.events))
     return Outcome(rental_id, "settled", sequence=sequence, chain_sequence=sequence, payment=payment,
                    tx_hash=result.tx_hash, gas_used=result.gas_used, signers=signers, notes=notes)
 

@@ -363,3 +363,17 @@ def plain(value):
 def event_args(event) -> tuple:
     """The arguments of one decoded event, in ABI order, as plain Python values."""
     return tuple(plain(event[k]) for k in event.keys())
+
+
+def settled_reports(tx) -> list[tuple]:
+    """(rentalId, sequence, payment) of every report `tx` settled, in log order: the triples of
+    settleBatch's UsageBatchSettled (emitted first), then each UsageSettled."""
+    out = []
+    if "UsageBatchSettled" in tx.events:
+        for event in tx.events["UsageBatchSettled"]:
+            values = [int(v) for v in event["settled"]]
+            assert len(values) % 3 == 0, values
+            out += [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]
+    if "UsageSettled" in tx.events:
+        out += [event_args(event) for event in tx.events["UsageSettled"]]
+    return out

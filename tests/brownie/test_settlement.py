@@ -19,6 +19,7 @@ from market_testkit import (
     event_args,
     plain,
     reverts_with,
+    settled_reports,
     usage_batch_digest,
     usage_report_digest,
 )
@@ -279,8 +280,13 @@ def three_rentals(market, stablecoin, renter, renter2, provider, offer_id):
 def test_settleBatch_settles_every_rental_and_emits(market, oracle, stablecoin, provider, relayer, three_rentals, solvent):
     reports = [oracle.usage(rid, 1, 100 * (i + 1)) for i, rid in enumerate(three_rentals)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
-    settled = [event_args(e) for e in tx.events["UsageSettled"]]
-    assert settled == [(rid, 1, cost(100 * (i + 1))) for i, rid in enumerate(three_rentals)]
+    # One UsageBatchSettled (decoded through the ABI: checks the contract's literal topic) and no
+    # UsageSettled per report.
+    assert "UsageSettled" not in tx.events
+    assert len(tx.events["UsageBatchSettled"]) == 1
+    expected = [(rid, 1, cost(100 * (i + 1))) for i, rid in enumerate(three_rentals)]
+    assert plain(tx.events["UsageBatchSettled"]["settled"]) == tuple(v for t in expected for v in t)
+    assert settled_reports(tx) == expected
     assert market.withdrawable(provider, stablecoin) == sum(credit(0, cost(100 * (i + 1))) for i in range(3))
     solvent()
 
@@ -292,7 +298,7 @@ def test_settleBatch_skips_already_settled_reports(market, oracle, stablecoin, p
     before = market.withdrawable(provider, stablecoin)
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert event_args(tx.events["UsageReportSkipped"]) == (b, 2)
-    assert [e["rentalId"] for e in tx.events["UsageSettled"]] == [a, c]
+    assert [s[0] for s in settled_reports(tx)] == [a, c]
     assert market.getRental(b)["sequence"] == 3
     assert market.withdrawable(provider, stablecoin) - before == 2 * credit(0, cost(100))
 
@@ -304,7 +310,7 @@ def test_settleBatch_skips_rental_that_cannot_settle(market, oracle, provider, r
     reports = [oracle.usage(a, 1, 100), oracle.usage(b, 1, 100)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert [e["rentalId"] for e in tx.events["UsageReportSkipped"]] == [b]
-    assert [e["rentalId"] for e in tx.events["UsageSettled"]] == [a]
+    assert settled_reports(tx) == [(a, 1, cost(100))]
 
 
 def test_RevertWhen_settleBatch_replayed(market, oracle, relayer, three_rentals):
@@ -385,7 +391,7 @@ def test_settleBatch_same_report_twice_in_one_batch_settles_once(market, oracle,
     report = oracle.usage(rental_id, 1, 1_000)
     reports = [report, report]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
-    assert len(tx.events["UsageSettled"]) == 1
+    assert settled_reports(tx) == [(rental_id, 1, cost(1_000))]
     assert event_args(tx.events["UsageReportSkipped"]) == (rental_id, 1)
     assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_000))
 
@@ -393,7 +399,7 @@ def test_settleBatch_same_report_twice_in_one_batch_settles_once(market, oracle,
 def test_settleBatch_successive_reports_of_one_rental(market, oracle, stablecoin, provider, relayer, rental_id):
     reports = [oracle.usage(rental_id, 1, 1_000), oracle.usage(rental_id, 2, 1_500)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
-    assert [e["payment"] for e in tx.events["UsageSettled"]] == [cost(1_000), cost(1_500) - cost(1_000)]
+    assert [s[2] for s in settled_reports(tx)] == [cost(1_000), cost(1_500) - cost(1_000)]
     assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_500))
 
 
@@ -404,7 +410,10 @@ def test_settleBatch_report_after_exhausting_one_settles_nothing_more(market, or
     now = chain.time()
     reports = [oracle.usage(rental_id, 1, over, periodEnd=now - 10), oracle.usage(rental_id, 2, over + 50, periodEnd=now - 5)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
-    assert [event_args(e) for e in tx.events["UsageSettled"]] == [(rental_id, 1, BUDGET), (rental_id, 2, 0)]
+    # The first in the fast pass's UsageBatchSettled; the second, for the rental Ended by the
+    # first, settles after the fast pass with its own UsageSettled.
+    assert settled_reports(tx) == [(rental_id, 1, BUDGET), (rental_id, 2, 0)]
+    assert event_args(tx.events["UsageSettled"]) == (rental_id, 2, 0)
     assert tx.events["RentalEnded"]["reason"] == BUDGET_EXHAUSTED
     r = market.getRental(rental_id)
     assert (r["status"], r["paid"], r["sequence"], r["endedAt"]) == (ENDED, BUDGET, 2, tx.timestamp)
@@ -440,7 +449,8 @@ def test_settleBatch_mixes_active_and_ended_rentals_of_one_provider(market, orac
     tx = market.endRental(a, {"from": renter})
     reports = [oracle.usage(a, 1, 500, periodEnd=tx.timestamp), oracle.usage(b, 1, 600), oracle.usage(c, 1, 700)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
-    assert sorted(e["rentalId"] for e in tx.events["UsageSettled"]) == [a, b, c]
+    # b and c (Active) in UsageBatchSettled, then a's final report (Ended) in UsageSettled.
+    assert settled_reports(tx) == [(b, 1, cost(600)), (c, 1, cost(700)), (a, 1, cost(500))]
     assert market.withdrawable(provider, stablecoin) == sum(credit(0, cost(s)) for s in (500, 600, 700))
     solvent()
 

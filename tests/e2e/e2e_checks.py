@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oracle.chain.settlements import get_settlements
+
 # getRental tuple indices (contracts/types/DataTypes.sol, struct Rental)
 STATUS, SEQUENCE, AVAILABLE, UPTIME, PAID, FEE_BPS, BUDGET, RENTER, PROVIDER = 0, 2, 4, 5, 6, 9, 10, 11, 15
 FINALIZED = 5
@@ -16,16 +18,17 @@ def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_secon
     provider, renter = rental[PROVIDER], rental[RENTER]
     assert (provider, renter) == (summary["provider"], summary["renter"])
 
-    # What settled: the UsageSettled payments add up to what left the escrow ...
-    settled = reader.events("UsageSettled", rentalId=rental_id)
+    # What settled: the payments of UsageSettled (settle) and of the rental's entries of
+    # UsageBatchSettled (settleBatch) add up to what left the escrow ...
+    settled = get_settlements(reader.market, 0, rental_id=rental_id)
     assert len(settled) == summary["settled_reports"] >= 1
     # ... each sent by an oracle node's own key (the demo and the provider never settle) ...
     signers = reader.market.functions.signerSet().call()[2]
-    senders = [reader.w3.eth.get_transaction(ev["transactionHash"])["from"] for ev in settled]
+    senders = [reader.w3.eth.get_transaction(ev.tx_hash)["from"] for ev in settled]
     assert set(senders) <= set(signers), senders
     assert [entry["submitter"] for entry in summary["settlements"]] == senders
-    assert [entry["sequence"] for entry in summary["settlements"]] == [ev["args"]["sequence"] for ev in settled]
-    paid = sum(ev["args"]["payment"] for ev in settled)
+    assert [entry["sequence"] for entry in summary["settlements"]] == [ev.sequence for ev in settled]
+    paid = sum(ev.payment for ev in settled)
     assert paid == rental[PAID] == summary["paid_from_escrow"] > 0
     (finalized,) = reader.events("RentalFinalized", rentalId=rental_id)
     fee, refund = finalized["args"]["fee"], finalized["args"]["refund"]

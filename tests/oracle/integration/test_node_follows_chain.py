@@ -26,11 +26,11 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from web3.logs import DISCARD
 
 from oracle.agent.agent import Agent
 from oracle.agent.spool import Spool
 from oracle.chain.anvil import free_port
+from oracle.chain.settlements import from_receipt
 from oracle.errors import ConfigError
 from oracle.node.testing import TRACE_A, NodeProcess
 from oracle.telemetry.sources.replay import ReplaySource
@@ -215,10 +215,9 @@ def test_nodes_learn_a_rental_from_events_and_settle_it_themselves(deployed, nod
     assert all(tx["to"] == deployed.market for tx, _ in sent)
     settled_by = {tx["from"] for tx, _ in landed}
     assert settled_by <= set(nodes.addresses)
-    usage_settled = gov.market.contract.events.UsageSettled()
-    settled_events = [ev for _, receipt in landed for ev in usage_settled.process_receipt(receipt, errors=DISCARD)]
-    assert {int(ev["args"]["rentalId"]) for ev in settled_events} == {rental_id}
-    assert sum(int(ev["args"]["payment"]) for ev in settled_events) == rental["paid"]
+    settled_events = [s for _, receipt in landed for s in from_receipt(gov.market.contract, receipt)]
+    assert {s.rental_id for s in settled_events} == {rental_id}
+    assert sum(s.payment for s in settled_events) == rental["paid"]
 
     # -- /metrics counted it: submissions by result, gas, follower state, last settled sequence ------
     def metrics_settled() -> list[dict] | None:
