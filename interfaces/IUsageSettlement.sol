@@ -57,7 +57,8 @@ interface IUsageSettlement {
     /// one UsageBatchSettled listing them all (none if there are none); then, in report order,
     /// RentalEnded for rentals whose budget ran out and the remaining reports (Ended rentals'
     /// final reports: UsageSettled each; stale or unsettleable: UsageReportSkipped). A malformed
-    /// value anywhere reverts the whole batch. A consumer reads both UsageBatchSettled and
+    /// value in a report that can still settle reverts the whole batch; a stale report, or one
+    /// whose rental can no longer settle, is skipped before its values are read. A consumer reads both UsageBatchSettled and
     /// UsageSettled to see every report a batch settled.
     function settleBatch(UsageReport[] calldata reports, bytes calldata signatures) external;
 
