@@ -494,6 +494,27 @@ def print_result(chain: ChainOptions, out: dict[str, Any], line: str) -> None:
         click.echo(line)
 
 
+def finalize_rental(chain: ChainOptions, wallet: WalletSpec, rental_id: int) -> None:
+    """`finalizeRental` for either side: the renter's refund, the fee and reputation settle."""
+    s = signing_session(chain, wallet)
+    result = s.market.transact("finalizeRental", rental_id)
+    ev = result.events["RentalFinalized"][0]
+    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "paid": int(ev["paid"]), "fee": int(ev["fee"]),
+                         "refund": int(ev["refund"]), "abandoned": bool(ev["abandoned"])},
+                 f"rental {rental_id} finalized: paid {s.fmt(ev['paid'])} (fee {s.fmt(ev['fee'])}), "
+                 f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
+
+
+def withdraw_balance(chain: ChainOptions, wallet: WalletSpec, token: str | None = None) -> None:
+    """`withdraw` of the caller's whole balance in TOKEN (default: the payment token)."""
+    s = signing_session(chain, wallet)
+    token = token or s.deployment.payment_token
+    result = s.market.transact("withdraw", token)
+    amount = int(result.events["Withdrawn"][0]["amount"])
+    print_result(chain, {**s.tx_out(result), "token": token, "amount": amount},
+                 f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
+
+
 def rental_view(session: Session, rental_id: int) -> dict[str, Any]:
     """A rental as stored on chain (``MarketClient.get_rental``), snake_case, with enum names."""
     r = session.client.get_rental(rental_id)

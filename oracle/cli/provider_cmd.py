@@ -15,6 +15,7 @@ from oracle.cli.common import (
     WalletSpec,
     chain_options,
     console,
+    finalize_rental,
     gpu_model_arg,
     kv_table,
     offer_view,
@@ -26,6 +27,7 @@ from oracle.cli.common import (
     table,
     text_bytes32,
     wallet_options,
+    withdraw_balance,
 )
 
 
@@ -211,13 +213,7 @@ def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> Non
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Finalize an ended rental: refund the renter's unused budget, update your reputation."""
-    s = signing_session(chain, wallet)
-    result = s.market.transact("finalizeRental", rental_id)
-    ev = result.events["RentalFinalized"][0]
-    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "paid": int(ev["paid"]), "fee": int(ev["fee"]),
-                         "refund": int(ev["refund"]), "abandoned": bool(ev["abandoned"])},
-                 f"rental {rental_id} finalized: paid {s.fmt(ev['paid'])} (fee {s.fmt(ev['fee'])}), "
-                 f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
+    finalize_rental(chain, wallet, rental_id)
 
 
 @provider.command("withdraw")
@@ -226,12 +222,7 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 @wallet_options
 def withdraw(token: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Withdraw your earnings (and slash shares, refunds) to your wallet."""
-    s = signing_session(chain, wallet)
-    token = token or s.deployment.payment_token
-    result = s.market.transact("withdraw", token)
-    amount = int(result.events["Withdrawn"][0]["amount"])
-    print_result(chain, {**s.tx_out(result), "token": token, "amount": amount},
-                 f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
+    withdraw_balance(chain, wallet, token)
 
 
 @provider.command("status")

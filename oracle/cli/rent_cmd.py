@@ -13,6 +13,7 @@ from oracle.cli.common import (
     WalletSpec,
     chain_options,
     console,
+    finalize_rental,
     kv_table,
     offer_view,
     print_json,
@@ -20,6 +21,7 @@ from oracle.cli.common import (
     rental_view,
     signing_session,
     wallet_options,
+    withdraw_balance,
 )
 
 
@@ -157,12 +159,7 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Finalize an ended rental after its settlement grace (the provider may do it at once)."""
-    s = signing_session(chain, wallet)
-    result = s.market.transact("finalizeRental", rental_id)
-    ev = result.events["RentalFinalized"][0]
-    print_result(chain,
-                 {**s.tx_out(result), "rental_id": rental_id, "refund": int(ev["refund"]), "paid": int(ev["paid"])},
-                 f"rental {rental_id} finalized; refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
+    finalize_rental(chain, wallet, rental_id)
 
 
 @rent.command("withdraw")
@@ -170,10 +167,7 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 @wallet_options
 def withdraw(chain: ChainOptions, wallet: WalletSpec) -> None:
     """Withdraw refunds (and slash compensation) to your wallet."""
-    s = signing_session(chain, wallet)
-    result = s.market.transact("withdraw", s.deployment.payment_token)
-    amount = int(result.events["Withdrawn"][0]["amount"])
-    print_result(chain, {**s.tx_out(result), "amount": amount}, f"withdrew {s.fmt(amount)} (tx {result.tx_hash})")
+    withdraw_balance(chain, wallet)
 
 
 @rent.command("status")
