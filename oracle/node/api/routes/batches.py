@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from oracle.node.api.deps import NodeRuntime
+from oracle.telemetry.batches import (
+    MAX_GPUS_PER_BATCH,
+    MAX_SAMPLES_PER_BATCH,
+    MAX_TEXT_CHARS,
+    POWER_LIMIT_RANGE_MW,
+    SAMPLE_RANGES,
+    UINT64_MAX,
+    UINT256_MAX,
+)
 from oracle.node.errors import BodyTooLarge, RateLimited
 
 router = APIRouter(tags=["telemetry"])
@@ -17,24 +26,31 @@ router = APIRouter(tags=["telemetry"])
 INLINE_VERIFY_BYTES = 64 * 1024
 
 
+def _bounded(name: str, description: str | None = None) -> Any:
+    low, high = SAMPLE_RANGES[name]
+    return Field(ge=low, le=high, description=description)
+
+
+# The documented request schema. Validation itself is TelemetryBatch.from_wire (one schema):
+# these models only describe it in OpenAPI, so every bound comes from its constants.
 class GpuWire(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    index: int = Field(ge=0, le=255)
-    uuid: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=128)
-    power_limit_mw: int = Field(ge=1, le=10_000_000)
+    index: int = _bounded("gpu")
+    uuid: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    name: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    power_limit_mw: int = Field(ge=POWER_LIMIT_RANGE_MW[0], le=POWER_LIMIT_RANGE_MW[1])
 
 
 class SampleWire(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    gpu: int = Field(ge=0, le=255)
-    t_ms: int = Field(ge=0, description="unix milliseconds")
-    energy_mj: int = Field(ge=0, description="hardware energy counter, millijoules")
-    power_mw: int = Field(ge=0, description="at most twice the GPU's power_limit_mw")
-    util_gpu_pct: int = Field(ge=0, le=100)
-    util_mem_pct: int = Field(ge=0, le=100)
-    mem_used_mib: int = Field(ge=0)
-    temp_c: int = Field(ge=0, le=200)
+    gpu: int = _bounded("gpu")
+    t_ms: int = _bounded("t_ms", "unix milliseconds")
+    energy_mj: int = _bounded("energy_mj", "hardware energy counter, millijoules")
+    power_mw: int = _bounded("power_mw", "milliwatts; also at most twice the GPU's power_limit_mw")
+    util_gpu_pct: int = _bounded("util_gpu_pct")
+    util_mem_pct: int = _bounded("util_mem_pct")
+    mem_used_mib: int = _bounded("mem_used_mib")
+    temp_c: int = _bounded("temp_c")
 
 
 class BatchWire(BaseModel):
@@ -42,12 +58,12 @@ class BatchWire(BaseModel):
     NaN and Infinity are refused, as are unknown fields."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    rental_id: int = Field(ge=0)
+    rental_id: int = Field(ge=0, le=UINT256_MAX)
     agent: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EIP-55 checksummed agent address")
-    batch_seq: int = Field(ge=0, description="0 for the rental's first batch, then +1")
+    batch_seq: int = Field(ge=0, le=UINT64_MAX, description="0 for the rental's first batch, then +1")
     prev_hash: str = Field(pattern=r"^0x[0-9a-f]{64}$", description="hash of batch batch_seq-1 (zeros for 0)")
-    gpus: list[GpuWire]
-    samples: list[SampleWire] = Field(description="ordered by (t_ms, gpu)")
+    gpus: list[GpuWire] = Field(min_length=1, max_length=MAX_GPUS_PER_BATCH)
+    samples: list[SampleWire] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH, description="ordered by (t_ms, gpu)")
     signature: str = Field(pattern=r"^0x[0-9a-f]{130}$", description="agent's EIP-191 signature of batch_hash")
 
 
