@@ -48,10 +48,10 @@ from typing import Any, Callable, Sequence
 
 from oracle.errors import GpurentError
 from oracle.node.settings import LOCAL_CHAIN_IDS
+from oracle.traces import TRACE_TRAIN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_TELEMETRY = Path(os.environ.get("GPURENT_SHARED_TELEMETRY", REPO_ROOT.parent / "shared" / "telemetry"))
-DEFAULT_TRACE = SHARED_TELEMETRY / "h100_trace_train.csv"
+DEFAULT_TRACE = TRACE_TRAIN
 GPU_MODEL = "NVIDIA H100 80GB HBM3"
 
 DEPLOYER, PROVIDER, RENTER = 0, 1, 2
@@ -282,7 +282,7 @@ def _telemetry(options: DemoOptions, ui: Ui) -> _Telemetry:
         ui.step(f"telemetry: NVML, {gpus} GPU(s) on this host, metered live for {options.nvml_seconds:.0f} s")
         return _Telemetry(True, options.nvml_seconds, 0.0)
     if not options.trace.is_file():
-        raise DemoError(f"trace not found: {options.trace} (set GPURENT_SHARED_TELEMETRY)")
+        raise DemoError(f"trace not found: {options.trace} (set GPURENT_TRACE_DIR)")
     replay = ReplaySource(options.trace, speed=options.speed, period_ms=1000)
     ui.step(f"telemetry: no GPU here; replaying {options.trace.name} ({replay.duration_ms / 1000:.0f} s of a real "
             f"H100) at {options.speed:g}x")

@@ -37,11 +37,7 @@ sys.path.insert(0, str(REPO))
 from oracle.agent import Agent, Backoff, Spool  # noqa: E402
 from oracle.telemetry.sources import MultiSource, ReplaySource  # noqa: E402
 
-DEFAULT_TRACE = next(
-    (p for p in (REPO.parent / "shared/telemetry/h100_trace_a.csv",
-                 REPO / "shared/telemetry/h100_trace_a.csv") if p.is_file()),
-    REPO.parent / "shared/telemetry/h100_trace_a.csv",
-)
+from oracle.traces import TRACE_A as DEFAULT_TRACE  # noqa: E402
 BENCH_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 
 NODE_SERVERS = textwrap.dedent(

@@ -13,7 +13,7 @@ from oracle.cli.common import GuardedCommand, print_json
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the demo keeps its chain, keys, node databases and logs (default var/demo)")
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="telemetry CSV to replay (default shared/telemetry/h100_trace_train.csv)")
+              help="telemetry CSV to replay (default: the H100 training trace shipped in oracle/data/traces)")
 @click.option("--speed", type=click.FloatRange(1, 1000), default=8.0, show_default=True,
               help="replay time compression")
 @click.option("--source", type=click.Choice(["auto", "replay", "nvml"]), default="auto", show_default=True,

@@ -22,8 +22,7 @@ from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_
 from oracle.telemetry.samples import GpuInfo, Sample, read_trace_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_TELEMETRY = Path(os.environ.get("GPURENT_SHARED_TELEMETRY", REPO_ROOT.parent / "shared" / "telemetry"))
-TRACE_A = SHARED_TELEMETRY / "h100_trace_a.csv"
+from oracle.traces import TRACE_A  # noqa: F401  (re-exported for the tests)
 H100 = GpuInfo(index=0, uuid="GPU-5e1c0a3e-h100-trace-a", name="NVIDIA H100 80GB HBM3", power_limit_mw=700_000)
 
 AGENT_KEY = bytes.fromhex("a1" * 32)

@@ -13,19 +13,14 @@ from typing import Any
 
 import pytest
 
+from oracle.traces import TRACE_TRAIN
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 os.environ["PATH"] = os.pathsep.join([str(REPO_ROOT / "node_modules" / ".bin"), str(REPO_ROOT / ".venv" / "bin"),
                                       os.environ.get("PATH", "")])
 
 
-def _telemetry_dir() -> Path:
-    default = REPO_ROOT.parent / "shared" / "telemetry"
-    if (default / "h100_trace_train.csv").is_file():
-        return default
-    return Path(os.environ.get("GPURENT_TELEMETRY_DIR", default))
-
-
-TRACE = _telemetry_dir() / "h100_trace_train.csv"
+TRACE = TRACE_TRAIN
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +28,7 @@ def _requirements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if shutil.which("anvil") is None:
         pytest.skip("anvil not installed (make setup)")
     if not TRACE.is_file():
-        pytest.skip(f"shared telemetry trace not found: {TRACE} (set GPURENT_TELEMETRY_DIR)")
+        pytest.skip(f"telemetry trace not found: {TRACE} (set GPURENT_TRACE_DIR)")
     # Never touch the user's ~/.gpurent or deployment file.
     monkeypatch.setenv("GPURENT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GPURENT_DEPLOYMENTS", str(tmp_path / "home" / "deployments.json"))

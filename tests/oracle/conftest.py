@@ -1,4 +1,4 @@
-"""Shared fixtures of the oracle tests: the real H100 traces in ``../shared/telemetry``."""
+"""Shared fixtures of the oracle tests: the real H100 traces shipped in ``oracle/data/traces``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from oracle.traces import TRACE_DIR
 from oracle.telemetry.samples import GpuInfo, Sample, read_trace_csv
 from oracle_trace_truth import load_truth
 
@@ -14,19 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def telemetry_dir() -> Path:
-    """``<repo>/../shared/telemetry``, or ``$GPURENT_TELEMETRY_DIR`` where that does not exist."""
-    default = REPO_ROOT.parent / "shared" / "telemetry"
-    if (default / "h100_trace_a.csv").is_file():
-        return default
-    override = os.environ.get("GPURENT_TELEMETRY_DIR")
-    if override:
-        return Path(override)
-    return default
+    """The traces shipped in ``oracle/data/traces`` (``$GPURENT_TRACE_DIR`` overrides)."""
+    return TRACE_DIR
 
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        pytest.skip(f"shared telemetry trace not found: {path} (set GPURENT_TELEMETRY_DIR)")
+        pytest.skip(f"telemetry trace not found: {path} (set GPURENT_TRACE_DIR)")
     return path
 
 

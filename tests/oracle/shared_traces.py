@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from oracle.traces import TRACE_A, TRACE_DIR
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = next(
-    (p for p in (REPO.parent / "shared" / "telemetry", REPO / "shared" / "telemetry")
-     if p.is_dir()),
-    REPO.parent / "shared" / "telemetry",
-)
-TRACE_A = SHARED / "h100_trace_a.csv"
+SHARED = TRACE_DIR
