@@ -12,6 +12,7 @@ from brownie import (
     GovernanceLogic,
     GpuRentMarket,
     OfferLogic,
+    SettlementLogic,
     StakingLogic,
     TestStablecoin,
     accounts,
@@ -31,7 +32,7 @@ DEFAULT_PARAMS = {
     "unbondingDelay": 14 * 86_400,
 }
 DEFAULT_MIN_STAKE_PER_GPU = 100 * 10**6  # 100 tUSD (6 decimals) per GPU listed
-LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic)
+LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic, SettlementLogic)
 
 
 def params_tuple(treasury: str, **overrides: int) -> tuple:

@@ -7,7 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {Offer, Rental, Stake, Reputation, MarketParams} from "../types/DataTypes.sol";
+import {Offer, Rental, Stake, Reputation, MarketParams, GpuModel} from "../types/DataTypes.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 
 /// @title MarketStorage
@@ -23,13 +23,22 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     bytes32 internal constant _GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
 
     // ---------------------------------------------------------------- oracle quorum
-    /// @dev Current signer-set version and threshold share one slot (one SLOAD per settlement).
+    /// @dev Current signer-set version and threshold, the previous set's threshold, until when
+    /// the previous set's signatures still count (rotation time + overlap) and the overlap a
+    /// rotation grants share one slot (one SLOAD per settlement).
     uint32 internal _signerSetVersion;
     uint8 internal _threshold;
+    uint8 internal _previousThreshold;
+    uint32 internal _previousSetValidUntil;
+    /// @dev Seconds the previous set's signatures stay valid after a rotation
+    /// (setSignerSetOverlap; at most OracleQuorum's _MAX_SIGNER_SET_OVERLAP).
+    uint32 internal _signerSetOverlap = 1 days;
     address[] internal _signers;
-    /// @dev The version of the set a signer was last installed in; a signer is current iff this
-    /// equals `_signerSetVersion` (one SLOAD per signature, no clean-up on rotation).
-    mapping(address signer => uint32 version) internal _signerVersion;
+    /// @dev Per signer, two versions packed: low 32 bits = the last version the signer was
+    /// installed in, high 32 bits = the version it was installed in before that. A signer is in
+    /// version v iff either equals v; only the current and the previous version are ever asked
+    /// (one SLOAD per signature, no clean-up on rotation).
+    mapping(address signer => uint64 versions) internal _signerVersion;
 
     // ---------------------------------------------------------------- governance
     MarketParams internal _params;
@@ -47,6 +56,9 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     mapping(uint256 offerId => Offer offer) internal _offers;
     uint256 internal _rentalCount;
     mapping(uint256 rentalId => Rental rental) internal _rentals;
+    /// @dev GPU models by NVML name: the power limit a rental snapshots at open bounds the energy
+    /// its reports may attest. Registration (setGpuModel) belongs to governance.
+    mapping(bytes32 gpuModel => GpuModel model) internal _gpuModels;
 
     // ---------------------------------------------------------------- ledger and reputation
     mapping(address account => mapping(address token => uint256 amount)) internal _balances;

@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 
 import {Offer, Rental, RentalStatus, EndReason} from "../types/DataTypes.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
+import {SettlementLogic} from "../libraries/SettlementLogic.sol";
 import {OfferBook} from "./OfferBook.sol";
 
 /// @title RentalEscrow
@@ -18,6 +19,10 @@ import {OfferBook} from "./OfferBook.sol";
 /// attested up to the end (`periodEnd <= endedAt`) and settled within `settlementGrace`.
 abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     using SafeERC20 for IERC20;
+
+    /// @dev Power limit snapshotted by a rental whose GPU model is not registered (above every
+    /// model of oracle/gpu_models.py): still bounds a report's energy to a physical value.
+    uint16 internal constant _UNREGISTERED_POWER_LIMIT_W = 1000;
 
     /// @inheritdoc IRentalEscrow
     function openRental(uint256 offerId, uint32 expectedOfferVersion, uint16 gpuCount, uint256 budget)
@@ -54,6 +59,7 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
         rental.provider = provider;
         rental.gpuCount = gpuCount;
         rental.maxDurationSeconds = offer.maxDurationSeconds;
+        rental.powerLimitW = _powerLimitW(offer.gpuModel);
         emit RentalOpened(rentalId, offerId, msg.sender, provider, gpuCount, budget, startDeadline);
 
         // Interaction:
@@ -129,7 +135,12 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     function closeSilentRental(uint256 rentalId) external {
         Rental storage rental = _rentalIn(rentalId, RentalStatus.Active);
         // Check:
-        uint256 until = uint256(rental.lastSettledAt) + _params.silenceTimeout;
+        // Silence counts from the last settlement, or from the end of the last signer-set
+        // rotation's overlap if later: a rotation never makes a rental silent.
+        uint256 from = rental.lastSettledAt;
+        uint256 rotationOverlapEnd = _previousSetValidUntil;
+        if (rotationOverlapEnd > from) from = rotationOverlapEnd;
+        uint256 until = from + _params.silenceTimeout;
         if (block.timestamp <= until) revert RentalEscrow_TooEarly(rentalId, until);
         // Effect:
         _end(rentalId, rental, EndReason.Silence);
@@ -149,10 +160,11 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
         address token = _offers[rental.offerId].paymentToken;
         bool abandoned = rental.endReason == EndReason.Silence;
         rental.status = RentalStatus.Finalized;
+        SettlementLogic.claimEarnings(rental, rentalId, token, _balances);
         _credit(rental.renter, token, refund);
         _credit(_params.treasury, token, fee);
         emit RentalFinalized(rentalId, paid, fee, refund, abandoned);
-        _recordFinalized(provider, abandoned, rental.sequence != 0, rental.availableGpuSeconds, rental.uptimeBps);
+        _recordFinalized(provider, abandoned, rental.sequence != 0, rental.availableGpuSeconds, SettlementLogic.uptimeBps(rental));
     }
 
     /// @inheritdoc IRentalEscrow
@@ -180,6 +192,13 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     /// @inheritdoc IRentalEscrow
     function withdrawable(address account, address token) external view returns (uint256) {
         return _balances[account][token];
+    }
+
+    /// @dev Power limit a new rental of `gpuModel` snapshots: the registered model's, or
+    /// _UNREGISTERED_POWER_LIMIT_W while the model table does not list it.
+    function _powerLimitW(bytes32 gpuModel) internal view returns (uint16 powerLimitW) {
+        powerLimitW = _gpuModels[gpuModel].powerLimitW;
+        if (powerLimitW == 0) powerLimitW = _UNREGISTERED_POWER_LIMIT_W;
     }
 
     /// @dev Moves an active rental to Ended.
