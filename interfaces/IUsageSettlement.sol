@@ -29,8 +29,9 @@ interface IUsageSettlement {
     event UsageSettled(uint256 indexed rentalId, uint256 sequence, uint256 payment);
     /// @notice Emitted once by `settleBatch` for every report of an Active rental that it settles,
     /// instead of one UsageSettled each (one log per batch instead of one per report).
-    /// @param settled Flattened triples, in report order: settled[3k] = rentalId, settled[3k+1] =
-    /// sequence, settled[3k+2] = payment, with UsageSettled's meaning.
+    /// @param settled One packed word per settled report, in report order, with UsageSettled's
+    /// meaning: settled[k] = rentalId << 128 | sequence << 96 | payment (payment < 2**96,
+    /// sequence < 2**32).
     event UsageBatchSettled(uint256[] settled);
     /// @notice Emitted by settleBatch for a report it skipped because its sequence is not above
     /// the last settled one or the rental cannot settle (already settled by another submitter).

@@ -708,7 +708,7 @@ class _SettlementWatch:
             lines.append(f"report {entry['sequence']} settled by {entry['node'] or 'a non-node account'} "
                          f"({submitter[:10]}…): +{entry['payment'] / self.scale:.6f} {self.symbol}")
         if logs:
-            self.available_gpu_seconds = int(self.market.functions.getRental(self.rental_id).call()[4])
+            self.available_gpu_seconds = int(self.market.functions.getRental(self.rental_id).call()[3])  # availableGpuSeconds
         return lines
 
 

@@ -318,6 +318,16 @@ class Aggregator:
                 hi = mid - 1
         return best
 
+    def _max_period_end(self, rental: dict[str, Any]) -> int:
+        """Latest ``periodEnd`` the contract accepts for ``rental`` now: its end for an Ended
+        rental; else the time the next block will carry at the earliest, the later of the latest
+        block's and this node's clock (a report ahead of the block time does not settle; on a
+        chain that mines only on transactions, such as a local anvil, the latest block can be
+        much older than now)."""
+        if rental["status"] == ENDED:
+            return int(rental["endedAt"])
+        return max(self.client.latest_block_timestamp(), int(time.time()))
+
     def settle_rental(self, rental_id: int) -> Outcome:
         """Collect a quorum for the rental's newest report and ``settle`` it if it is new."""
         rental = self.client.get_rental(rental_id)
@@ -325,7 +335,7 @@ class Aggregator:
         if rental["status"] not in (ACTIVE, ENDED):
             return Outcome(rental_id, "not_settleable", chain_sequence=last, detail=f"rental is {rental['statusName']}")
         notes: dict[str, str] = {}
-        max_end = int(rental["endedAt"]) if rental["status"] == ENDED else None
+        max_end = self._max_period_end(rental)
         try:
             quorum = self.collect_usage(rental_id, max_period_end=max_end, notes=notes)
         except QuorumNotReached as exc:
@@ -375,7 +385,7 @@ class Aggregator:
                 outcomes[rental_id] = Outcome(rental_id, "not_settleable", chain_sequence=last,
                                               detail=f"rental is {rental['statusName']}")
                 continue
-            max_end = int(rental["endedAt"]) if rental["status"] == ENDED else None
+            max_end = self._max_period_end(rental)
             try:
                 quorum = self.collect_usage(rental_id, max_period_end=max_end, signer_set=signer_set)
             except QuorumNotReached as exc:

@@ -42,7 +42,7 @@ class FakeNode:
 
     def report(self, rental_id: int, sequence: int) -> UsageReport:
         return UsageReport(rental_id, sequence, self.base_time + 10 * sequence, 10 * sequence, 5 * sequence,
-                           1_000_000 * sequence, 40 * sequence, 10_000, 0,
+                           1_000_000 * sequence, 40 * sequence, 10_000, 0, sequence, 0,
                            bytes([self.variant]) * 32, 1)
 
     def signed(self, report, digest) -> dict:

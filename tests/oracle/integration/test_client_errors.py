@@ -67,7 +67,8 @@ def rental(deployed):
 
 
 def _report(rental_id: int, sequence: int, available: int, version: int = 1) -> UsageReport:
-    return UsageReport(rental_id, sequence, int(time.time()), available, 0, 0, 0, 10_000, 0, b"\x11" * 32, version)
+    return UsageReport(rental_id, sequence, int(time.time()), available, 0, 0, 0, 10_000, 0, 0, 0, b"\x11" * 32,
+                       version)
 
 
 def _signed(deployed, client: MarketClient, report: UsageReport, n: int = 2) -> bytes:
