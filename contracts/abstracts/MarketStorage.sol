@@ -7,7 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {Offer, Rental, Stake, Reputation, MarketParams, GpuModel} from "../types/DataTypes.sol";
+import {Offer, Rental, Stake, Reputation, MarketParams, GpuModelSpec} from "../types/DataTypes.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 
 /// @title MarketStorage
@@ -46,6 +46,9 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     mapping(address token => bool allowed) internal _stakeTokens;
     /// @dev Kept when a stake token is disallowed, so existing stakes stay slashable.
     mapping(address token => uint256 amount) internal _stakeTokenMinPerGpu;
+    /// @dev The GPU model table (governance): createOffer takes memory from it, openRental
+    /// snapshots powerLimitW and memoryMib into the rental's terms.
+    mapping(bytes32 model => GpuModelSpec spec) internal _gpuModels;
 
     // ---------------------------------------------------------------- staking
     mapping(address provider => Stake stake) internal _stakes;
@@ -56,9 +59,6 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     mapping(uint256 offerId => Offer offer) internal _offers;
     uint256 internal _rentalCount;
     mapping(uint256 rentalId => Rental rental) internal _rentals;
-    /// @dev GPU models by NVML name: the power limit a rental snapshots at open bounds the energy
-    /// its reports may attest. Registration (setGpuModel) belongs to governance.
-    mapping(bytes32 gpuModel => GpuModel model) internal _gpuModels;
 
     // ---------------------------------------------------------------- ledger and reputation
     mapping(address account => mapping(address token => uint256 amount)) internal _balances;

@@ -159,10 +159,10 @@ struct Rental {
     uint32 maxDurationSeconds;
 }
 
-/// @notice A GPU model the market knows (keyed by its NVML name as bytes32).
-/// @param powerLimitW Board power limit in watts: bounds the energy a report may attest.
+/// @notice A GPU model of the on-chain table (set by governance).
+/// @param powerLimitW Board power limit per GPU in watts (0 = not registered).
 /// @param memoryMib Memory per GPU in MiB.
-struct GpuModel {
+struct GpuModelSpec {
     uint16 powerLimitW;
     uint32 memoryMib;
 }
