@@ -8,12 +8,19 @@ from market_testkit import plain
 
 
 def _run(market, oracle, stablecoin, renter, provider, relayer, offer_id, available, uptime):
+    """A one-GPU rental that attests ``available`` seconds and lasts about available / uptime;
+    returns its id, the finalize tx and the uptime the contract derives from it (uptime is not
+    stored per report: it is available / (gpuCount x (endedAt - startedAt)))."""
     rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
-    market.startRental(rid, {"from": provider})
+    started = market.startRental(rid, {"from": provider}).timestamp
     if available is not None:
         oracle.settle(rid, 1, available, relayer, uptimeBps=uptime)
-    market.endRental(rid, {"from": renter})
-    return rid, market.finalizeRental(rid, {"from": provider})
+        end_at = started + -(-available * 10_000 // uptime)
+        if end_at > chain.time():
+            chain.sleep(end_at - chain.time())
+    ended = market.endRental(rid, {"from": renter}).timestamp
+    derived = 0 if available is None or ended == started else min(10_000, available * 10_000 // (ended - started))
+    return rid, market.finalizeRental(rid, {"from": provider}), derived
 
 
 def test_reputationOf_unknown_provider_is_zero(market, stranger):
@@ -22,14 +29,15 @@ def test_reputationOf_unknown_provider_is_zero(market, stranger):
 
 
 def test_finalizeRental_records_completed_rental_and_emits(market, oracle, stablecoin, renter, provider, relayer, offer_id):
-    _, tx = _run(market, oracle, stablecoin, renter, provider, relayer, offer_id, 3_000, 9_800)
+    _, tx, uptime = _run(market, oracle, stablecoin, renter, provider, relayer, offer_id, 3_000, 9_800)
+    assert 9_700 <= uptime <= 9_800
     rep = market.reputationOf(provider)
     assert (rep["completedRentals"], rep["abandonedRentals"], rep["slashCount"]) == (1, 0, 0)
-    assert (rep["reportedRentals"], rep["attestedGpuSeconds"], rep["uptimeBpsSum"]) == (1, 3_000, 9_800)
+    assert (rep["reportedRentals"], rep["attestedGpuSeconds"], rep["uptimeBpsSum"]) == (1, 3_000, uptime)
     ev = tx.events["ReputationUpdated"]
     assert ev["provider"] == provider
     assert plain(ev["reputation"]) == plain(rep)
-    assert market.reputationScore(provider) == 9_800 * 1 // (1 + 0 + 0 + 1)
+    assert market.reputationScore(provider) == uptime * 1 // (1 + 0 + 0 + 1)
 
 
 def test_reputation_counts_only_at_finalization(market, oracle, stablecoin, renter, provider, relayer, rental_id):
@@ -58,11 +66,12 @@ def test_closeSilentRental_counts_as_abandoned(market, oracle, stablecoin, rente
 
 
 def test_reputationScore_formula_with_history_and_slashes(market, oracle, stablecoin, renter, provider, relayer, offer_id):
-    for available, uptime in [(100, 9_000), (200, 10_000), (300, 9_500)]:
-        _run(market, oracle, stablecoin, renter, provider, relayer, offer_id, available, uptime)
+    uptimes = [_run(market, oracle, stablecoin, renter, provider, relayer, offer_id, available, uptime)[2]
+               for available, uptime in [(100, 9_000), (200, 10_000), (300, 9_500)]]
     rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
     market.startRental(rid, {"from": provider})
     oracle.slash(rid, relayer)
     rep = market.reputationOf(provider)
-    assert (rep["completedRentals"], rep["slashCount"], rep["attestedGpuSeconds"], rep["uptimeBpsSum"]) == (3, 1, 600, 28_500)
-    assert market.reputationScore(provider) == (28_500 // 3) * 3 // (3 + 0 + 2 * 1 + 1)  # 4,750
+    total = sum(uptimes)
+    assert (rep["completedRentals"], rep["slashCount"], rep["attestedGpuSeconds"], rep["uptimeBpsSum"]) == (3, 1, 600, total)
+    assert market.reputationScore(provider) == (total // 3) * 3 // (3 + 0 + 2 * 1 + 1)

@@ -37,8 +37,8 @@ def _sign(digest: bytes, keys) -> bytes:
 
 def _as_tuple(r: UsageReport) -> tuple:
     return (r.rental_id, r.sequence, r.period_end, r.available_gpu_seconds, r.busy_gpu_seconds,
-            r.energy_millijoules, r.carbon_milligrams, r.uptime_bps, r.fault_flags, r.telemetry_hash,
-            r.signer_set_version)
+            r.energy_millijoules, r.carbon_milligrams, r.uptime_bps, r.fault_flags, r.challenges_passed,
+            r.challenges_failed, r.telemetry_hash, r.signer_set_version)
 
 
 def test_smoke_whole_rental(accounts, chain):
@@ -64,17 +64,24 @@ def test_smoke_whole_rental(accounts, chain):
     assert usd.balanceOf(market) == 1_100 * USD
 
     # 2 GPUs x 1000 s available, 2 x 500 Wh of energy: cost = 2000 * 3.6 / 3600 + 1 kWh * 0.36.
+    # (2000 s later: a report never attests more than the rental's GPUs had since its start, nor
+    # more energy than they draw at their power limit, 1000 W for an unregistered model.)
+    chain.sleep(2_000)
+    chain.mine()
     version = int(market.signerSet()[0])
     report = UsageReport(rental_id=int(rental_id), sequence=10, period_end=chain.time(), available_gpu_seconds=2_000,
                          busy_gpu_seconds=1_800, energy_millijoules=3_600_000_000, carbon_milligrams=45_000,
-                         uptime_bps=10_000, fault_flags=0, telemetry_hash=keccak(text="head"),
-                         signer_set_version=version)
+                         uptime_bps=10_000, fault_flags=0, challenges_passed=3, challenges_failed=0,
+                         telemetry_hash=keccak(text="head"), signer_set_version=version)
     digest = usage_report_digest(report, chain.id, market.address)
     assert bytes(market.usageReportDigest(_as_tuple(report))) == digest
     tx = market.settle(_as_tuple(report), _sign(digest, SIGNER_KEYS[1:4]), {"from": keeper})
     cost = 2 * USD + 360_000  # 2 tUSD of GPU time + 0.36 tUSD of energy
     fee = cost * 100 // 10_000
     assert tx.events["UsageSettled"]["payment"] == cost
+    assert market.withdrawable(provider, usd) == 0  # earnings accrue in the rental
+    assert market.claimable(rental_id) == cost - fee
+    market.claim([rental_id], {"from": keeper})  # anyone may claim; the provider is credited
     assert market.withdrawable(provider, usd) == cost - fee
 
     # Provider withdraws; renter ends; provider finalizes; renter withdraws the refund.
@@ -90,7 +97,10 @@ def test_smoke_whole_rental(accounts, chain):
 
     rental = market.getRental(rental_id)
     assert rental[0] == 5  # Finalized
-    assert rental[2] == 10 and rental[4] == 2_000 and rental[6] == cost  # sequence, seconds, paid
+    assert (rental["sequence"], rental["availableGpuSeconds"], rental["paid"]) == (10, 2_000, cost)
+    assert rental["claimed"] == cost - fee
     rep = market.reputationOf(provider)
     assert rep[0] == 1 and rep[3] == 1 and rep[4] == 2_000  # completed, reported, GPU-seconds
-    assert market.reputationScore(provider) == 10_000 * 1 // 2
+    # Uptime is derived at finalization: attested GPU-seconds over the rented GPU-seconds.
+    uptime = min(10_000, 2_000 * 10_000 // (2 * (rental["endedAt"] - rental["startedAt"])))
+    assert rep[5] == uptime and market.reputationScore(provider) == uptime * 1 // 2
