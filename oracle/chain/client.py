@@ -317,9 +317,18 @@ class MarketClient:
         return int(self.get_rental(rental_id)["sequence"])
 
     def latest_block_timestamp(self) -> int:
-        """Timestamp of the latest block: a report of an Active rental settles only if its
-        ``periodEnd`` is not after the block time (the next block's is at least this one's)."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def next_block_timestamp(self) -> int:
+        """The earliest timestamp the next block will carry, as the node reports it (its
+        ``pending`` block; the latest block's if it has none). A report of an Active rental
+        settles only if its ``periodEnd`` is not after the block time."""
+        latest = self.latest_block_timestamp()
+        try:
+            pending = self.w3.eth.get_block("pending")
+        except Exception:  # noqa: BLE001 - an RPC without a pending block: the latest is a lower bound
+            return latest
+        return max(latest, int(pending["timestamp"]))
 
     def claimable(self, rental_id: int) -> int:
         """Earnings of ``rental_id`` not yet credited to its provider (``claim`` credits them)."""

@@ -320,13 +320,11 @@ class Aggregator:
 
     def _max_period_end(self, rental: dict[str, Any]) -> int:
         """Latest ``periodEnd`` the contract accepts for ``rental`` now: its end for an Ended
-        rental; else the time the next block will carry at the earliest, the later of the latest
-        block's and this node's clock (a report ahead of the block time does not settle; on a
-        chain that mines only on transactions, such as a local anvil, the latest block can be
-        much older than now)."""
+        rental; else the time the next block will carry at the earliest (the chain's clock, not
+        this node's: a report ahead of the block time does not settle)."""
         if rental["status"] == ENDED:
             return int(rental["endedAt"])
-        return max(self.client.latest_block_timestamp(), int(time.time()))
+        return self.client.next_block_timestamp()
 
     def settle_rental(self, rental_id: int) -> Outcome:
         """Collect a quorum for the rental's newest report and ``settle`` it if it is new."""
