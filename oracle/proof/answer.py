@@ -41,16 +41,22 @@ class CellOpening:
     row: int
     start: CheckpointProof | None     # None for segment 0 (the seeded initial state)
     end: CheckpointProof
+    plan_root: bytes | None = None    # segment >= 2: root of checkpoint segment - 1, which drew its lookups
+    plan_top_path: tuple[bytes, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {"segment": self.segment, "row": self.row,
-                "start": None if self.start is None else self.start.to_wire(), "end": self.end.to_wire()}
+                "start": None if self.start is None else self.start.to_wire(), "end": self.end.to_wire(),
+                "plan_root": None if self.plan_root is None else "0x" + self.plan_root.hex(),
+                "plan_top_path": ["0x" + p.hex() for p in self.plan_top_path]}
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> "CellOpening":
-        start = wire.get("start")
+        start, plan_root = wire.get("start"), wire.get("plan_root")
         return cls(int(wire["segment"]), int(wire["row"]),
-                   None if start is None else CheckpointProof.from_wire(start), CheckpointProof.from_wire(wire["end"]))
+                   None if start is None else CheckpointProof.from_wire(start), CheckpointProof.from_wire(wire["end"]),
+                   None if plan_root is None else _hex(plan_root, 32),
+                   tuple(_hex(p, 32) for p in wire.get("plan_top_path", [])))
 
 
 def _hex(value: str, size: int | None = None) -> bytes:
@@ -90,6 +96,11 @@ class Commitments:
         if self.top is None:
             self.top = merkle.levels([merkle.leaf_hash(r) for r in self.roots])
         return self.top[-1][0]
+
+    def root_proof(self, checkpoint: int) -> tuple[bytes, tuple[bytes, ...]]:
+        """A checkpoint's root and its path under the top root."""
+        self.top_root()
+        return self.roots[checkpoint - 1], tuple(merkle.proof(self.top, checkpoint - 1))
 
     def proof(self, checkpoint: int, row: int, row_bytes: bytes) -> CheckpointProof:
         self.top_root()

@@ -49,8 +49,10 @@ def initial_root(seed: bytes) -> bytes:
 
 def segment_lookups(seed: bytes, segment: int, checkpoint_root: bytes, steps: int, lookups: int,
                     table_entries: int, rows: int) -> list[list[tuple[int, int]]]:
-    """For each step of a segment, its (table entry, row offset) pairs; drawn from the root of the
-    checkpoint the segment starts from, so nobody knows them before that checkpoint is computed."""
+    """For each step of a segment, its (table entry, row offset) pairs, drawn from
+    ``checkpoint_root`` = :func:`plan_root_checkpoint` (segment)'s root: nobody knows a segment's
+    lookups before the checkpoint two segments earlier is computed (one segment of lag lets the
+    prover hash a checkpoint while its GPU computes the next segment)."""
     words = _words(VERSION + b".seg" + seed + _u(segment, 8) + checkpoint_root, steps * lookups)
     plan = []
     for step in range(steps):
@@ -60,6 +62,11 @@ def segment_lookups(seed: bytes, segment: int, checkpoint_root: bytes, steps: in
             pairs.append(((word >> 128) % table_entries, (word & ((1 << 128) - 1)) % rows))
         plan.append(pairs)
     return plan
+
+
+def plan_root_checkpoint(segment: int) -> int:
+    """The checkpoint whose root draws ``segment``'s lookups (0: the seeded initial state)."""
+    return max(segment - 1, 0)
 
 
 def commitment_digest(seed: bytes, top_root: bytes, gpu_uuid: str, gpu_serial: str) -> bytes:

@@ -17,7 +17,7 @@ import numpy as np
 from oracle.errors import ConfigError
 from oracle.proof.answer import CellOpening, Commitments
 from oracle.proof.params import WorkShape
-from oracle.proof.seeds import commitment_digest, initial_root, segment_lookups
+from oracle.proof.seeds import commitment_digest, initial_root, plan_root_checkpoint, segment_lookups
 from oracle.proof.work import Inputs, full_step
 
 CPU_MAX_TABLE_BYTES = 256 << 20   # the numpy path refuses production sizes (it would take hours)
@@ -27,7 +27,7 @@ class Solution:
     """A computed challenge: its commitment and the rows needed to open any cell."""
 
     def __init__(self, seed: bytes, shape: WorkShape, commitments: Commitments,
-                 rows_at: Callable[[int, list[int]], np.ndarray], inputs: Inputs,
+                 rows_at: Callable[[list[tuple[int, int]]], dict[tuple[int, int], bytes]], inputs: Inputs,
                  gpu_uuid: str, gpu_serial: str, solve_ms: int) -> None:
         self.seed = seed
         self.shape = shape
@@ -47,13 +47,20 @@ class Solution:
         return commitment_digest(self.seed, self.top_root, self.gpu_uuid, self.gpu_serial)
 
     def open(self, cells: list[tuple[int, int]]) -> list[CellOpening]:
+        """The openings of ``cells`` (the backend produces every row asked in one pass)."""
+        wanted = sorted({(segment + 1, row) for segment, row in cells} | {(segment, row) for segment, row in cells
+                                                                          if segment > 0})
+        rows = self._rows_at(wanted)
         openings = []
         for segment, row in cells:
             start = None
             if segment > 0:
-                start = self.commitments.proof(segment, row, self._rows_at(segment, [row])[0].tobytes())
-            end = self.commitments.proof(segment + 1, row, self._rows_at(segment + 1, [row])[0].tobytes())
-            openings.append(CellOpening(segment, row, start, end))
+                start = self.commitments.proof(segment, row, rows[(segment, row)])
+            end = self.commitments.proof(segment + 1, row, rows[(segment + 1, row)])
+            plan_root, plan_path = None, ()
+            if plan_root_checkpoint(segment) > 0:
+                plan_root, plan_path = self.commitments.root_proof(plan_root_checkpoint(segment))
+            openings.append(CellOpening(segment, row, start, end, plan_root, plan_path))
         return openings
 
 
@@ -79,18 +86,19 @@ class NumpySolver:
         table = self.build_table(inputs)
         commitments = Commitments(shape)
         states = [inputs.x0]
-        root = initial_root(seed)
+        roots = [initial_root(seed)]   # roots[j]: checkpoint j's root
         for segment in range(shape.segments):
             state = states[-1]
-            plan = segment_lookups(seed, segment, root, shape.steps_per_segment, shape.lookups,
-                                   shape.table_entries, shape.rows)
+            plan = segment_lookups(seed, segment, roots[plan_root_checkpoint(segment)], shape.steps_per_segment,
+                                   shape.lookups, shape.table_entries, shape.rows)
             for pairs in plan:
                 state = full_step(inputs, state, table, pairs)
             state = self.after_segment(segment + 1, state)
             states.append(state)
-            root = commitments.add_checkpoint(inputs.sketch(state))
+            roots.append(commitments.add_checkpoint(inputs.sketch(state)))
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        return Solution(seed, shape, commitments, lambda c, rows: states[c][rows], inputs,
+        return Solution(seed, shape, commitments, lambda wanted: {(c, r): states[c][r].tobytes() for c, r in wanted},
+                        inputs,
                         gpu_uuid, gpu_serial, elapsed_ms)
 
     def build_table(self, inputs: Inputs) -> list[np.ndarray]:

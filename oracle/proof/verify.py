@@ -15,7 +15,7 @@ import numpy as np
 from oracle.proof import merkle
 from oracle.proof.answer import CellOpening, CheckpointProof
 from oracle.proof.params import WorkShape
-from oracle.proof.seeds import initial_root, segment_lookups
+from oracle.proof.seeds import initial_root, plan_root_checkpoint, segment_lookups
 from oracle.proof.work import Inputs, leaf_bytes, replay_rows
 
 
@@ -66,14 +66,23 @@ def verify_openings(seed: bytes, shape: WorkShape, top_root: bytes, cells: list[
             if problem:
                 return Verification(False, problem, index)
         if segment == 0:
-            start_row, start_root = inputs.x0[row], initial_root(seed)
+            start_row = inputs.x0[row]
         else:
             if opening.start.checkpoint != segment:
                 return Verification(False, f"opening {index}: start is checkpoint {opening.start.checkpoint}", index)
-            start_row, start_root = np.frombuffer(opening.start.row, dtype=np.int8), opening.start.root
+            start_row = np.frombuffer(opening.start.row, dtype=np.int8)
+        plan_checkpoint = plan_root_checkpoint(segment)
+        if plan_checkpoint == 0:
+            plan_root = initial_root(seed)
+        elif opening.plan_root is None or not merkle.verify(
+                top_root, merkle.leaf_hash(opening.plan_root), plan_checkpoint - 1, opening.plan_top_path,
+                shape.segments):
+            return Verification(False, f"opening {index}: root of checkpoint {plan_checkpoint} not proven", index)
+        else:
+            plan_root = opening.plan_root
         starts.append(start_row)
         ends.append(np.frombuffer(opening.end.row, dtype=np.int8))
-        plans.append(segment_lookups(seed, segment, start_root, shape.steps_per_segment, shape.lookups,
+        plans.append(segment_lookups(seed, segment, plan_root, shape.steps_per_segment, shape.lookups,
                                      shape.table_entries, shape.rows))
     recomputed = replay_rows(inputs, np.stack(starts), [row for _, row in cells], plans)
     for index, (end_row, (segment, row)) in enumerate(zip(ends, cells)):
