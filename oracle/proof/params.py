@@ -19,10 +19,10 @@ MIB = 1 << 20
 
 # -- protocol parameters (docs/protocol.md, "Proof of GPU: parameters") ----------------------------
 WORKING_SET_FRACTION_BPS = 8_500      # table bytes / model memory: room left for B, the state, CUDA context
-MIX_FACTOR = 8                        # mix steps per table entry: each entry is read MIX_FACTOR * LOOKUPS times
+MIX_FACTOR = 16                       # mix steps per table entry: each entry is read MIX_FACTOR * LOOKUPS times
 MEAN_INTERVAL_S = 3_600               # mean time between challenges after the start challenge
 DEADLINE_MARGIN_BPS = 15_000          # commit deadline = margin x expected solve time + network allowance
-NETWORK_ALLOWANCE_MS = 2_000          # covers the agent's fetch, its post, and clock skew between nodes
+NETWORK_ALLOWANCE_MS = 4_000          # node and agent polls (1 s each), the posts, block propagation, clock skew
 OPEN_WINDOW_MS = 60_000               # time to answer the openings once their seed is known
 TELEMETRY_GRACE_MS = 120_000          # how long a verdict waits for telemetry covering the window
 MIN_WINDOW_UTIL_PCT = 50              # a GPU that computed shows this mean utilization in the window ...
