@@ -196,7 +196,7 @@ def deadline_ms(expected_solve_ms: int) -> int:
 def profile_for(model_name: str) -> ChallengeProfile:
     """The profile of a model in oracle/gpu_models.py (or the dev profile for ``"dev"``)."""
     if model_name == DEV_PROFILE_NAME:
-        return ChallengeProfile(DEV_PROFILE_NAME, DEV_SHAPE, 50, 10_000, "dev: numpy-sized, not a proof of any GPU")
+        return ChallengeProfile(DEV_PROFILE_NAME, DEV_SHAPE, 50, deadline_ms(50), "dev: numpy-sized, not a proof of any GPU")
     model = gpu_model(model_name)
     perf = _PERF.get(model.name)
     if perf is None:

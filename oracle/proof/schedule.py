@@ -69,33 +69,44 @@ def drawn(draw: int, dt_s: int, mean_interval_s: int) -> bool:
     return draw < min(2**256, (2**256 * dt_s) // mean_interval_s)
 
 
+class RentalScheduler:
+    """The schedule of one rental, fed one beacon at a time (ascending block numbers)."""
+
+    def __init__(self, rental: RentalSchedule, chain_id: int, market: str, mean_interval_s: int) -> None:
+        self.rental = rental
+        self.chain_id = chain_id
+        self.market = market
+        self.mean_interval_s = mean_interval_s
+        self.previous: Beacon | None = None
+        self.busy_until_ms = -1
+        self.index = 0
+
+    def feed(self, beacon: Beacon) -> list[Challenge]:
+        rental = self.rental
+        if beacon.timestamp_s < rental.start_s or (self.previous is not None and beacon.number <= self.previous.number):
+            return []
+        if rental.end_s is not None and beacon.timestamp_s > rental.end_s:
+            return []
+        previous, self.previous = self.previous, beacon
+        if previous is not None and not (
+                beacon.timestamp_s * 1000 > self.busy_until_ms and
+                drawn(schedule_draw(beacon.hash, self.chain_id, self.market, rental.rental_id),
+                      beacon.timestamp_s - previous.timestamp_s, self.mean_interval_s)):
+            return []
+        out = []
+        for gpu in range(rental.gpu_count):
+            seed = challenge_seed(beacon.hash, self.chain_id, self.market, rental.rental_id, gpu, self.index)
+            out.append(Challenge(challenge_id(seed), rental.rental_id, self.index, gpu, beacon, seed, rental.profile))
+        self.busy_until_ms = out[-1].open_deadline_ms
+        self.index += 1
+        return out
+
+
 def challenges(rental: RentalSchedule, beacons: Iterable[Beacon], chain_id: int, market: str,
                mean_interval_s: int) -> list[Challenge]:
     """Every challenge of ``rental`` issued by ``beacons`` (ascending block numbers)."""
-    out: list[Challenge] = []
-    previous: Beacon | None = None
-    busy_until_ms = -1
-    index = 0
-    for beacon in beacons:
-        if beacon.timestamp_s < rental.start_s:
-            continue
-        if rental.end_s is not None and beacon.timestamp_s > rental.end_s:
-            break
-        if previous is None:
-            issue = True  # the start challenge
-        else:
-            issue = (beacon.timestamp_s * 1000 > busy_until_ms and
-                     drawn(schedule_draw(beacon.hash, chain_id, market, rental.rental_id),
-                           beacon.timestamp_s - previous.timestamp_s, mean_interval_s))
-        previous = beacon
-        if not issue:
-            continue
-        for gpu in range(rental.gpu_count):
-            seed = challenge_seed(beacon.hash, chain_id, market, rental.rental_id, gpu, index)
-            out.append(Challenge(challenge_id(seed), rental.rental_id, index, gpu, beacon, seed, rental.profile))
-        busy_until_ms = out[-1].open_deadline_ms
-        index += 1
-    return out
+    scheduler = RentalScheduler(rental, chain_id, market, mean_interval_s)
+    return [challenge for beacon in beacons for challenge in scheduler.feed(beacon)]
 
 
 def expected_gpu_time_share(profile: ChallengeProfile, mean_interval_s: int) -> float:
