@@ -60,6 +60,7 @@ class ChallengeConfig:
     quorum: int                   # verdicts (this node's included) that decide a challenge
     check_telemetry: bool         # bind verdicts to the GPU's telemetry (off only for the CPU dev path)
     peers: tuple[str, ...] = ()   # other nodes' base URLs, asked for their verdicts
+    lie: bool = False             # fault injection (tests, dev mode only): record the opposite verdict
 
 
 class BeaconSource(Protocol):
@@ -241,6 +242,8 @@ class ChallengeService:
                 verification=None if answer is None or answer.verified is None else _Verified(answer.verified,
                                                                                              answer.verify_reason),
                 telemetry=telemetry)
+            if self.config.lie:
+                outcome, detail = (Outcome.WRONG if outcome.passed else Outcome.PASSED), "lying on purpose"
             self.store.record_verdict(challenge, outcome.value, detail, now)  # durable before anyone sees it
             return self.store.sign_verdict(challenge_id, lambda v: verdict_digest(v.id, v.outcome),
                                            lambda digest: sign_batch_hash(self._key, digest))
@@ -384,7 +387,8 @@ def build_challenges(settings: Any, runtime: Any, node_key: bytes,
     config = ChallengeConfig(
         chain_id=settings.chain_id, market=settings.market_address, mode=settings.challenges,
         mean_interval_s=settings.challenge_mean_interval_s, quorum=settings.challenge_quorum,
-        check_telemetry=settings.challenge_check_telemetry, peers=tuple(settings.peers))
+        check_telemetry=settings.challenge_check_telemetry, peers=tuple(settings.peers),
+        lie=settings.fault == "lie_verdicts")
     service = ChallengeService(ChallengeStore(settings.db_path), runtime.storage, runtime.attestor.registry,
                                node_key, config, clock)
     source = Web3BeaconSource(connect(settings.beacon_rpc_url or settings.rpc_url, timeout_s=5.0),
