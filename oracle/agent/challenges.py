@@ -119,7 +119,7 @@ class ChallengeResponder(BackgroundLoop):
             gpu = self.gpus.get(challenge["gpu_index"])
             if gpu is None:
                 return  # not a GPU of this machine: never answer for a GPU we do not have
-            shape = profile_for(challenge["profile"]).shape
+            shape = profile_for(challenge["profile"]).size(challenge["index"]).shape
             solution = self.solver_for(gpu.index).solve(bytes.fromhex(cid[2:]), shape, gpu.uuid, gpu.serial)
             self._solutions[cid] = solution
             self.stats.solved += 1

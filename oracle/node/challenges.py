@@ -133,7 +133,7 @@ class ChallengeService:
         beacon = self.store.first_beacon_at_or_after(-(-challenge.commit_deadline_ms // 1000))
         if answer is None or beacon is None:
             return None
-        shape = profile_for(challenge.profile).shape
+        shape = profile_for(challenge.profile).size(challenge.index).shape
         return opening_cells(bytes.fromhex(challenge.id[2:]), answer.digest, beacon.hash, shape.opened,
                              shape.segments, shape.rows)
 
@@ -180,7 +180,7 @@ class ChallengeService:
         if answer.openings is not None:
             raise ChallengeError(409, "already_opened", "openings are recorded already")
         seed = bytes.fromhex(challenge_id[2:])
-        shape = profile_for(challenge.profile).shape
+        shape = profile_for(challenge.profile).size(challenge.index).shape
         try:
             openings = [CellOpening.from_wire(o) for o in openings_wire]
         except (KeyError, TypeError, ValueError) as exc:

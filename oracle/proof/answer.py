@@ -80,13 +80,19 @@ class Commitments:
     def add_checkpoint(self, sketch: np.ndarray) -> bytes:
         """Record checkpoint ``len(self.sketches) + 1``'s sketch; its root."""
         checkpoint = len(self.sketches) + 1
-        g = self.shape.group_rows
-        leaves = [merkle.leaf_hash(leaf_bytes(checkpoint, j, sketch[j * g:(j + 1) * g]))
-                  for j in range(self.shape.leaves_per_checkpoint)]
-        tree = merkle.levels(leaves)
+        tree = self._tree(checkpoint, sketch)
         self.sketches.append(sketch)
         self.trees.append(tree)
         return tree[-1][0]
+
+    def add_checkpoint_at(self, checkpoint: int, sketch: np.ndarray) -> bytes:
+        """The root checkpoint ``checkpoint`` would have with ``sketch`` (nothing recorded)."""
+        return self._tree(checkpoint, sketch)[-1][0]
+
+    def _tree(self, checkpoint: int, sketch: np.ndarray) -> list[list[bytes]]:
+        g = self.shape.group_rows
+        return merkle.levels([merkle.leaf_hash(leaf_bytes(checkpoint, j, sketch[j * g:(j + 1) * g]))
+                              for j in range(self.shape.leaves_per_checkpoint)])
 
     @property
     def roots(self) -> list[bytes]:

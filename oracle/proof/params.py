@@ -18,7 +18,8 @@ from oracle.gpu_models import GPU_MODELS, gpu_model
 MIB = 1 << 20
 
 # -- protocol parameters (docs/protocol.md, "Proof of GPU: parameters") ----------------------------
-WORKING_SET_FRACTION_BPS = 8_500      # table bytes / model memory: room left for B, the state, CUDA context
+WORKING_SET_FRACTION_BPS = 8_500      # start challenge: table bytes / model memory (room left for B, state, CUDA)
+PERIODIC_WORKING_SET_FRACTION_BPS = 1_000  # later challenges: the share of memory a rental reserves for them
 MIX_FACTOR = 16                       # mix steps per table entry: each entry is read MIX_FACTOR * LOOKUPS times
 MEAN_INTERVAL_S = 3_600               # mean time between challenges after the start challenge
 DEADLINE_MARGIN_BPS = 15_000          # commit deadline = margin x expected solve time + network allowance
@@ -111,13 +112,16 @@ PRODUCTION_GROUP_ROWS = 256
 PRODUCTION_OPENED = 12
 
 
-def production_shape(memory_mib: int) -> WorkShape:
-    """The shape for a GPU with ``memory_mib``: the table fills the working-set share of it."""
+def production_shape(memory_mib: int, fraction_bps: int = WORKING_SET_FRACTION_BPS) -> WorkShape:
+    """The shape for a GPU with ``memory_mib``: the table fills ``fraction_bps`` of it; the mix
+    phase has MIX_FACTOR steps per entry of the full-memory table whatever the fraction, so a
+    periodic challenge (small table) takes about as long as the start one."""
     entry_bytes = PRODUCTION_ROWS * PRODUCTION_N
-    entries = memory_mib * MIB * WORKING_SET_FRACTION_BPS // 10_000 // entry_bytes
+    entries = memory_mib * MIB * fraction_bps // 10_000 // entry_bytes
+    full_entries = memory_mib * MIB * WORKING_SET_FRACTION_BPS // 10_000 // entry_bytes
     if entries < 1:
         raise ConfigError(f"{memory_mib} MiB holds no table entry of {entry_bytes} bytes")
-    mix = entries * MIX_FACTOR
+    mix = full_entries * MIX_FACTOR
     segments = -(-mix // PRODUCTION_STEPS_PER_SEGMENT)
     return WorkShape(PRODUCTION_N, PRODUCTION_ROWS, entries, PRODUCTION_LOOKUPS, PRODUCTION_STEPS_PER_SEGMENT,
                      segments, PRODUCTION_SKETCH_WIDTH, PRODUCTION_GROUP_ROWS, PRODUCTION_OPENED)
@@ -136,7 +140,7 @@ class Performance:
     model: str
     int8_dense_tops: float          # published dense (no sparsity) int8 tensor throughput
     memory_gb_per_s: float          # published memory bandwidth
-    measured_solve_ms: int | None   # from tools/gpu_check.sh on that model; None: not yet measured
+    measured_solve_ms: tuple[int, int] | None  # (start, periodic) from tools/gpu_check.sh; None: not yet measured
     source: str
 
 
@@ -175,14 +179,38 @@ def estimated_solve_ms(shape: WorkShape, perf: Performance) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ChallengeProfile:
-    """What the nodes ask of one GPU model: the shape and the time allowed."""
-
-    name: str                 # the GPU model name (NVML), or "dev"
+class ChallengeSize:
     shape: WorkShape
     expected_solve_ms: int
     commit_deadline_ms: int   # from the challenge's issue time to the commitment's arrival
-    basis: str                # "measured", "estimate from published figures (not yet measured)", "dev"
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeProfile:
+    """What the nodes ask of one GPU model: the start challenge (table in 85 % of the memory,
+    before the renter's job holds any) and the periodic ones (table in the 10 % of memory the
+    rental reserves for challenges, same compute), each with its deadline."""
+
+    name: str                 # the GPU model name (NVML), or "dev"
+    start: ChallengeSize
+    periodic: ChallengeSize
+    basis: str                # "measured: ...", "estimate: ... (not yet measured)", "dev: ..."
+
+    def size(self, index: int) -> ChallengeSize:
+        """Challenge ``index`` of a rental: 0 is the start challenge."""
+        return self.start if index == 0 else self.periodic
+
+    @property
+    def shape(self) -> WorkShape:
+        return self.start.shape
+
+    @property
+    def expected_solve_ms(self) -> int:
+        return self.start.expected_solve_ms
+
+    @property
+    def commit_deadline_ms(self) -> int:
+        return self.start.commit_deadline_ms
 
     @property
     def open_window_ms(self) -> int:
@@ -193,20 +221,28 @@ def deadline_ms(expected_solve_ms: int) -> int:
     return expected_solve_ms * DEADLINE_MARGIN_BPS // 10_000 + NETWORK_ALLOWANCE_MS
 
 
+def _size(shape: WorkShape, expected_ms: int) -> ChallengeSize:
+    return ChallengeSize(shape, expected_ms, deadline_ms(expected_ms))
+
+
 def profile_for(model_name: str) -> ChallengeProfile:
     """The profile of a model in oracle/gpu_models.py (or the dev profile for ``"dev"``)."""
     if model_name == DEV_PROFILE_NAME:
-        return ChallengeProfile(DEV_PROFILE_NAME, DEV_SHAPE, 50, deadline_ms(50), "dev: numpy-sized, not a proof of any GPU")
+        dev = _size(DEV_SHAPE, 50)
+        return ChallengeProfile(DEV_PROFILE_NAME, dev, dev, "dev: numpy-sized, not a proof of any GPU")
     model = gpu_model(model_name)
     perf = _PERF.get(model.name)
     if perf is None:
         raise ConfigError(f"no challenge performance row for {model.name!r} in oracle/proof/params.py")
-    shape = production_shape(model.memory_mib)
+    start = production_shape(model.memory_mib)
+    periodic = production_shape(model.memory_mib, PERIODIC_WORKING_SET_FRACTION_BPS)
     if perf.measured_solve_ms is not None:
-        expected, basis = perf.measured_solve_ms, "measured: " + perf.source
+        start_ms, periodic_ms = perf.measured_solve_ms
+        basis = "measured: " + perf.source
     else:
-        expected, basis = estimated_solve_ms(shape, perf), "estimate: " + perf.source
-    return ChallengeProfile(model.name, shape, expected, deadline_ms(expected), basis)
+        start_ms, periodic_ms = estimated_solve_ms(start, perf), estimated_solve_ms(periodic, perf)
+        basis = "estimate: " + perf.source
+    return ChallengeProfile(model.name, _size(start, start_ms), _size(periodic, periodic_ms), basis)
 
 
 def all_profiles() -> list[ChallengeProfile]:

@@ -52,8 +52,12 @@ class Challenge:
         return self.beacon.timestamp_s * 1000
 
     @property
+    def shape(self):
+        return self.profile.size(self.index).shape
+
+    @property
     def commit_deadline_ms(self) -> int:
-        return self.issued_at_ms + self.profile.commit_deadline_ms
+        return self.issued_at_ms + self.profile.size(self.index).commit_deadline_ms
 
     @property
     def open_deadline_ms(self) -> int:
@@ -110,6 +114,6 @@ def challenges(rental: RentalSchedule, beacons: Iterable[Beacon], chain_id: int,
 
 
 def expected_gpu_time_share(profile: ChallengeProfile, mean_interval_s: int) -> float:
-    """Share of a long rental's GPU time challenges take: expected solve time / mean interval
-    (the start challenge adds one solve per rental)."""
-    return profile.expected_solve_ms / 1000 / mean_interval_s
+    """Share of a long rental's GPU time the periodic challenges take: expected solve time / mean
+    interval (the start challenge adds one solve per rental, before the renter's job starts)."""
+    return profile.periodic.expected_solve_ms / 1000 / mean_interval_s

@@ -60,7 +60,7 @@ def test_no_challenge_before_the_start_or_after_the_end_and_none_overlap():
 def test_challenges_take_at_most_one_percent_of_a_rentals_gpu_time_even_at_the_deadline():
     for profile in all_profiles():
         assert expected_gpu_time_share(profile, MEAN_INTERVAL_S) <= 0.01
-        assert profile.commit_deadline_ms / 1000 / MEAN_INTERVAL_S <= 0.01, profile.name
+        assert profile.periodic.commit_deadline_ms / 1000 / MEAN_INTERVAL_S <= 0.01, profile.name
 
 
 def test_a_failed_challenge_leaves_its_gpu_unpaid_until_it_passes_again():
