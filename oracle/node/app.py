@@ -25,7 +25,7 @@ from oracle.errors import ConfigError, SigningError, StorageError
 from oracle.node.api.deps import NodeRuntime
 from oracle.node.api.routes import batches, challenges, health, reports
 from oracle.node.attestor import Attestor, IngestLimits, SequenceUnavailable
-from oracle.node.challenges import ChallengeError, ChallengeLoop, build_challenges
+from oracle.node.challenges import ChallengeError, ChallengeLoop, MeteringLedger, build_challenges
 from oracle.node.errors import (
     BadSignature,
     BatchRejected,
@@ -382,6 +382,8 @@ def create_app(
     challenge_loop: ChallengeLoop | None = None
     if settings.challenges != "off":
         runtime.challenges, challenge_loop = build_challenges(settings, runtime, key, clock)
+        if hasattr(runtime.attestor, "challenges"):  # metering's ChallengeLedger hook
+            runtime.attestor.challenges = MeteringLedger(runtime.challenges)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

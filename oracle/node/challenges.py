@@ -97,7 +97,9 @@ class ChallengeService:
             profile = None if rental is None else self.profile_of(rental)
             if profile is None:
                 return None
-            schedule = RentalSchedule(rental_id, -(-rental.start_ms // 1000), rental.gpu_count, profile)
+            end_ms = getattr(rental, "end_ms", None)
+            schedule = RentalSchedule(rental_id, -(-rental.start_ms // 1000), rental.gpu_count, profile,
+                                      None if end_ms is None else end_ms // 1000)
             scheduler = self._schedulers[rental_id] = RentalScheduler(
                 schedule, self.config.chain_id, self.config.market, self.config.mean_interval_s)
             self._issue(scheduler, self.store.beacons())  # catch up on the beacons already stored
@@ -279,18 +281,22 @@ class ChallengeService:
             outcomes.append(Outcome(own.outcome))
         return quorum(outcomes, self.config.quorum)
 
-    def outcomes(self, rental_id: int, up_to_ms: int) -> tuple[int, int, list[tuple[int, int, int]]]:
+    def outcomes(self, rental_id: int, up_to_ms: int, due_only: bool = True) -> tuple[int, int, list[tuple[int, int, int]]]:
         """The metering hook: (passed, failed, unpaid (gpu_index, start_ms, end_ms)) of the rental's
-        challenges issued before ``up_to_ms`` that the quorum has decided."""
+        challenges the quorum has decided, among those due by ``up_to_ms``: whose open deadline
+        plus the telemetry grace has passed by then, so every node counts the same set for the
+        same ``up_to_ms`` (``due_only=False``: every decided challenge issued before it)."""
         judged = []
         for challenge in self.store.rental_challenges(rental_id):
+            if due_only and challenge.open_deadline_ms + TELEMETRY_GRACE_MS > up_to_ms:
+                continue
             decided = self.quorum_outcome(challenge.id)
             if decided is not None:
                 judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed))
         return rental_outcomes(judged, up_to_ms)
 
     def summary(self, rental_id: int) -> dict[str, Any]:
-        passed, failed, unpaid = self.outcomes(rental_id, self.now_ms())
+        passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
         rows = []
         for challenge in self.store.rental_challenges(rental_id):
             own = self.store.verdict(challenge.id)
@@ -301,6 +307,26 @@ class ChallengeService:
                          "quorum": None if decided is None else decided.value})
         return {"rental_id": rental_id, "passed": passed, "failed": failed,
                 "unpaid": [{"gpu_index": g, "start_ms": s, "end_ms": e} for g, s, e in unpaid], "challenges": rows}
+
+
+class MeteringLedger:
+    """The ``ChallengeLedger`` metering asks (oracle.metering.challenges): the quorum's outcomes,
+    with unpaid spans merged over the rental's GPUs (a span in which any GPU failed is unpaid)."""
+
+    def __init__(self, service: ChallengeService) -> None:
+        self.service = service
+
+    def outcomes(self, rental_id: int, up_to_ms: int) -> Any:
+        from oracle.metering.challenges import ChallengeOutcomes
+
+        passed, failed, unpaid = self.service.outcomes(rental_id, up_to_ms)
+        spans: list[tuple[int, int]] = []
+        for start, end in sorted((start, end) for _, start, end in unpaid if end > start):
+            if spans and start <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+        return ChallengeOutcomes(passed, failed, tuple(spans))
 
 
 @dataclass(frozen=True, slots=True)
