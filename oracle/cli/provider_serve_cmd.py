@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from oracle.cli.common import GuardedCommand
 
-@click.command("serve")
+
+@click.command("serve", cls=GuardedCommand)
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="provider.toml (see docs/provider.toml.example)")
 def serve(config_path: Path) -> None:

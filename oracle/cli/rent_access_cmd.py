@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 import click
 
-from oracle.cli.common import ChainOptions, Session, WalletSpec, chain_options, print_json, signing_session, \
-    wallet_options
+from oracle.cli.common import ChainOptions, GuardedCommand, Session, WalletSpec, chain_options, print_json, \
+    signing_session, wallet_options
 
 PROVIDER_URL_ENV = "GPURENT_PROVIDER_URL"
 
@@ -110,7 +110,7 @@ def provider_url_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="the provider daemon's URL (default: the one `rent open` used)")(fn)
 
 
-@click.command("connection")
+@click.command("connection", cls=GuardedCommand)
 @click.argument("rental_id", type=click.IntRange(1))
 @provider_url_option
 @chain_options
@@ -122,7 +122,7 @@ def connection(rental_id: int, provider_url: str | None, chain: ChainOptions, wa
     print_json(details) if chain.as_json else [click.echo(f"{k}: {v}") for k, v in details.items()]
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True})
+@click.command("exec", cls=GuardedCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("rental_id", type=click.IntRange(1))
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--workdir", default=None)
@@ -143,7 +143,7 @@ def exec_(rental_id: int, cmd: tuple[str, ...], workdir: str | None, provider_ur
     sys.exit(code)
 
 
-@click.command("logs")
+@click.command("logs", cls=GuardedCommand)
 @click.argument("rental_id", type=click.IntRange(1))
 @click.option("--follow", "-f", is_flag=True, help="keep streaming until the container stops")
 @click.option("--tail", type=click.IntRange(0), default=None, help="only the last N lines")
@@ -159,7 +159,7 @@ def logs(rental_id: int, follow: bool, tail: int | None, provider_url: str | Non
         sys.stdout.flush()
 
 
-@click.command("cp")
+@click.command("cp", cls=GuardedCommand)
 @click.argument("rental_id", type=click.IntRange(1))
 @click.argument("src")
 @click.argument("dest")
@@ -199,7 +199,7 @@ def cp(rental_id: int, src: str, dest: str, provider_url: str | None, chain: Cha
         raise click.UsageError("exactly one of SRC and DEST must name the container (prefix ':')")
 
 
-@click.command("ssh")
+@click.command("ssh", cls=GuardedCommand)
 @click.argument("rental_id", type=click.IntRange(1))
 @provider_url_option
 @chain_options
