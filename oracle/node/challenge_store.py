@@ -155,6 +155,17 @@ class ChallengeStore:
                           "ORDER BY number LIMIT 1", (timestamp_s,))
         return Beacon(*rows[0]) if rows else None
 
+    def batches_overlapping(self, rental_id: int, start_ms: int, end_ms: int) -> list[bytes]:
+        """Stored bodies of the rental's batches with samples in ``[start_ms, end_ms]`` (the
+        ``batches`` table of :mod:`oracle.node.storage`), in sequence order."""
+        return [row[0] for row in self._rows(
+            "SELECT body FROM batches WHERE rental_id=? AND last_t_ms>=? AND first_t_ms<=? ORDER BY batch_seq",
+            (str(rental_id), start_ms, end_ms))]
+
+    def newest_sample_ms(self, rental_id: int) -> int:
+        rows = self._rows("SELECT MAX(last_t_ms) FROM batches WHERE rental_id=?", (str(rental_id),))
+        return -1 if not rows or rows[0][0] is None else int(rows[0][0])
+
     def known_rental_ids(self) -> list[int]:
         """The rentals this node meters (the ``rentals`` table of :mod:`oracle.node.storage`)."""
         try:

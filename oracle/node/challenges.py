@@ -23,7 +23,6 @@ from oracle.gpu_models import gpu_model
 from oracle.node.challenge_store import ChallengeStore, StoredChallenge, StoredVerdict
 from oracle.node.errors import ReportConflict
 from oracle.node.rentals import Rental, RentalRegistry
-from oracle.node.storage import NodeStorage
 from oracle.chain.background import BackgroundLoop
 from oracle.proof.answer import CellOpening
 from oracle.proof.judge import Judged, Outcome, WindowSample, decide, quorum, rental_outcomes, window_responds
@@ -33,6 +32,11 @@ from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
 from oracle.proof.seeds import VERSION, commitment_digest, opening_cells
 from oracle.proof.verify import verify_openings
 from oracle.telemetry.batches import TelemetryBatch, address_of, recover_batch_signer, sign_batch_hash
+
+try:  # the node's compact stored form (it also reads the wire JSON)
+    from oracle.telemetry.codec import decode_batch
+except ImportError:  # stored bodies are the wire JSON
+    decode_batch = TelemetryBatch.from_wire_bytes
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +72,9 @@ class BeaconSource(Protocol):
 
 
 class ChallengeService:
-    def __init__(self, store: ChallengeStore, storage: NodeStorage, registry: RentalRegistry, node_key: bytes,
+    def __init__(self, store: ChallengeStore, registry: RentalRegistry, node_key: bytes,
                  config: ChallengeConfig, clock: Callable[[], int] | None = None) -> None:
         self.store = store
-        self.storage = storage
         self.registry = registry
         self.config = config
         self._key = node_key
@@ -196,19 +199,18 @@ class ChallengeService:
                 "outcome": None if verdict is None else verdict.outcome}
 
     # -- verdicts ------------------------------------------------------------------------------
-    def _telemetry(self, rental_id: int) -> tuple[list[tuple[int, str, int]], dict[int, list[WindowSample]], int]:
-        """(gpus as (index, uuid, power limit mW), samples per GPU, newest sample time) of a rental."""
-        next_seq, _ = self.storage.batch_head(rental_id)
+    def _telemetry(self, rental_id: int, start_ms: int, end_ms: int
+                   ) -> tuple[list[tuple[int, str, int]], dict[int, list[WindowSample]], int]:
+        """(GPUs as (index, uuid, power limit mW), samples per GPU in the window, newest sample
+        time of the rental): only the batches overlapping the window are decoded."""
         gpus: list[tuple[int, str, int]] = []
         samples: dict[int, list[WindowSample]] = {}
-        newest = -1
-        for _, _, body in self.storage.iter_batches(rental_id, 0, next_seq):
-            batch = TelemetryBatch.from_wire_bytes(body)
+        for body in self.store.batches_overlapping(rental_id, start_ms, end_ms):
+            batch = decode_batch(body)
             gpus = [(g.index, g.uuid, g.power_limit_mw) for g in batch.gpus]
             for s in batch.samples:
                 samples.setdefault(s.gpu, []).append(WindowSample(s.t_ms, s.power_mw, s.util_gpu_pct))
-                newest = max(newest, s.t_ms)
-        return gpus, samples, newest
+        return gpus, samples, self.store.newest_sample_ms(rental_id)
 
     def decide_due(self, challenge_id: str) -> StoredVerdict | None:
         """Record (then sign) this node's verdict on a challenge if it can be decided now."""
@@ -226,7 +228,8 @@ class ChallengeService:
                 if answer.openings is None and now <= challenge.open_deadline_ms:
                     return None
                 if answer.verified and self.config.check_telemetry:
-                    gpus, samples, newest = self._telemetry(challenge.rental_id)
+                    gpus, samples, newest = self._telemetry(challenge.rental_id, challenge.issued_at_ms,
+                                                            answer.committed_at_ms)
                     if newest < answer.committed_at_ms and now <= answer.committed_at_ms + TELEMETRY_GRACE_MS:
                         return None  # the batches covering the window are still on their way
                     listed = {index: (uuid, limit) for index, uuid, limit in gpus}
@@ -415,8 +418,7 @@ def build_challenges(settings: Any, runtime: Any, node_key: bytes,
         mean_interval_s=settings.challenge_mean_interval_s, quorum=settings.challenge_quorum,
         check_telemetry=settings.challenge_check_telemetry, peers=tuple(settings.peers),
         lie=settings.fault == "lie_verdicts")
-    service = ChallengeService(ChallengeStore(settings.db_path), runtime.storage, runtime.attestor.registry,
-                               node_key, config, clock)
+    service = ChallengeService(ChallengeStore(settings.db_path), runtime.attestor.registry, node_key, config, clock)
     source = Web3BeaconSource(connect(settings.beacon_rpc_url or settings.rpc_url, timeout_s=5.0),
                               confirmations=settings.confirmations if settings.rpc_url else 0)
     return service, ChallengeLoop(service, source, settings.challenge_poll_interval_s)

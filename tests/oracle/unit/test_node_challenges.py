@@ -37,7 +37,7 @@ def node(tmp_path):
     clock = Clock(START_S * 1000)
     config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=3600, quorum=1,
                              check_telemetry=False)
-    service = ChallengeService(ChallengeStore(tmp_path / "node.sqlite3"), storage, registry, NODE_KEY, config, clock)
+    service = ChallengeService(ChallengeStore(tmp_path / "node.sqlite3"), registry, NODE_KEY, config, clock)
     yield service, clock
     service.store.close()
     storage.close()
