@@ -18,7 +18,8 @@ import httpx
 from oracle.chain.background import BackgroundLoop
 from oracle.proof.params import profile_for
 from oracle.proof.solver import NumpySolver, Solution, Solver
-from oracle.telemetry.batches import sign_batch_hash
+from oracle.proof.seeds import openings_digest
+from oracle.telemetry.batches import canonical_json, sign_batch_hash
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,9 @@ class ChallengeResponder(BackgroundLoop):
             openings = [o.to_wire() for o in solution.open([tuple(cell) for cell in cells])]
             if self.cheat:
                 openings = [_corrupt(o) for o in openings]
-            response = self._client.post(f"{url}/v1/challenges/{cid}/openings", json={"openings": openings})
+            signature = sign_batch_hash(self._key, openings_digest(bytes.fromhex(cid[2:]), canonical_json(openings)))
+            response = self._client.post(f"{url}/v1/challenges/{cid}/openings",
+                                         json={"openings": openings, "signature": "0x" + signature.hex()})
             if response.status_code in (200, 409):
                 opened.add(url)
                 self.stats.opened += 1

@@ -29,9 +29,9 @@ from oracle.proof.judge import Judged, Outcome, WindowSample, decide, quorum, re
 from oracle.proof.merkle import keccak
 from oracle.proof.params import DEV_PROFILE_NAME, TELEMETRY_GRACE_MS, ChallengeProfile, profile_for
 from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
-from oracle.proof.seeds import VERSION, commitment_digest, opening_cells
+from oracle.proof.seeds import VERSION, commitment_digest, opening_cells, openings_digest
 from oracle.proof.verify import verify_openings
-from oracle.telemetry.batches import TelemetryBatch, address_of, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.batches import TelemetryBatch, address_of, canonical_json, recover_batch_signer, sign_batch_hash
 
 try:  # the node's compact stored form (it also reads the wire JSON)
     from oracle.telemetry.codec import decode_batch
@@ -156,18 +156,22 @@ class ChallengeService:
         self._scheduler(rental_id)
         return [self.describe(c) for c in self.store.undecided(rental_id)]
 
-    def post_commitment(self, challenge_id: str, top_root: bytes, gpu_uuid: str, gpu_serial: str,
-                        signature: bytes) -> dict[str, Any]:
-        now = self.now_ms()
-        challenge = self._challenge(challenge_id)
+    def _check_agent(self, challenge: StoredChallenge, digest: bytes, signature: bytes, what: str) -> None:
+        """Only the rental's agent may answer (401: no valid signature, 403: another key)."""
         rental = self.registry.get(challenge.rental_id)
-        digest = commitment_digest(bytes.fromhex(challenge_id[2:]), top_root, gpu_uuid, gpu_serial)
         try:
             signer = recover_batch_signer(digest, signature)
         except BatchVerificationError as exc:
             raise ChallengeError(401, "bad_signature", str(exc)) from None
         if rental is None or signer != rental.agent:
-            raise ChallengeError(403, "wrong_agent", f"commitment signed by {signer}, not the rental's agent")
+            raise ChallengeError(403, "wrong_agent", f"{what} signed by {signer}, not the rental's agent")
+
+    def post_commitment(self, challenge_id: str, top_root: bytes, gpu_uuid: str, gpu_serial: str,
+                        signature: bytes) -> dict[str, Any]:
+        now = self.now_ms()
+        challenge = self._challenge(challenge_id)
+        digest = commitment_digest(bytes.fromhex(challenge_id[2:]), top_root, gpu_uuid, gpu_serial)
+        self._check_agent(challenge, digest, signature, "commitment")
         recorded = self.store.record_commitment(challenge_id, digest, top_root, gpu_uuid, gpu_serial, signature, now)
         if recorded.digest != digest:
             raise ChallengeError(409, "commitment_conflict", "a different commitment is already recorded")
@@ -175,9 +179,14 @@ class ChallengeService:
         return {"status": "recorded", "committed_at_ms": recorded.committed_at_ms,
                 "late": recorded.committed_at_ms > challenge.commit_deadline_ms}
 
-    def post_openings(self, challenge_id: str, openings_wire: list[dict[str, Any]]) -> dict[str, Any]:
+    def post_openings(self, challenge_id: str, openings_wire: list[dict[str, Any]], signature: bytes) -> dict[str, Any]:
         now = self.now_ms()
         challenge = self._challenge(challenge_id)
+        try:
+            body = canonical_json(openings_wire)
+        except ValueError as exc:  # floats, NaN: not the protocol's JSON
+            raise ChallengeError(422, "malformed", str(exc)) from None
+        self._check_agent(challenge, openings_digest(bytes.fromhex(challenge_id[2:]), body), signature, "openings")
         answer = self.store.answer(challenge_id)
         cells = self.cells(challenge)
         if answer is None or cells is None:

@@ -12,9 +12,9 @@ from oracle.node.storage import NodeStorage
 from oracle.proof.merkle import keccak
 from oracle.proof.params import DEV_SHAPE
 from oracle.proof.schedule import Beacon
-from oracle.proof.seeds import opening_cells
+from oracle.proof.seeds import opening_cells, openings_digest
 from oracle.proof.solver import NumpySolver
-from oracle.telemetry.batches import address_of, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.batches import address_of, canonical_json, recover_batch_signer, sign_batch_hash
 
 AGENT_KEY, OTHER_KEY, NODE_KEY = bytes.fromhex("a1" * 32), bytes.fromhex("a2" * 32), bytes.fromhex("b2" * 32)
 START_S = 1_700_000_000
@@ -61,6 +61,10 @@ def _commit(service, challenge, key=AGENT_KEY, uuid=UUID):
     return solution, result
 
 
+def _sign_openings(challenge, openings, key=AGENT_KEY):
+    return sign_batch_hash(key, openings_digest(bytes.fromhex(challenge["id"][2:]), canonical_json(openings)))
+
+
 def test_the_start_challenge_comes_from_the_first_block_at_or_after_the_start(node):
     service, _ = node
     challenge = _issue(service)
@@ -88,14 +92,18 @@ def test_openings_are_refused_until_the_block_after_the_commit_deadline_exists(n
     challenge = _issue(service)
     solution, _ = _commit(service, challenge)
     with pytest.raises(ChallengeError) as refused:
-        service.post_openings(challenge["id"], [])
+        service.post_openings(challenge["id"], [], _sign_openings(challenge, []))
     assert refused.value.reason == "not_open"
     service.ingest_beacons([_beacon(12, START_S + 1 + 5)])
     cells = [tuple(c) for c in service.pending(1)[0]["cells"]]
     assert cells == opening_cells(bytes.fromhex(challenge["id"][2:]), solution.digest, _beacon(12, 0).hash,
                                   DEV_SHAPE.opened, DEV_SHAPE.segments, DEV_SHAPE.rows)
     clock.now_ms += 2_000
-    result = service.post_openings(challenge["id"], [o.to_wire() for o in solution.open(cells)])
+    openings = [o.to_wire() for o in solution.open(cells)]
+    with pytest.raises(ChallengeError) as stranger:  # nobody else can post first and lock the agent out
+        service.post_openings(challenge["id"], openings, _sign_openings(challenge, openings, OTHER_KEY))
+    assert stranger.value.status == 403
+    result = service.post_openings(challenge["id"], openings, _sign_openings(challenge, openings))
     assert result["verified"] and result["outcome"] == "passed"
 
 
