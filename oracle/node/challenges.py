@@ -27,7 +27,7 @@ from oracle.chain.background import BackgroundLoop
 from oracle.proof.answer import CellOpening
 from oracle.proof.judge import Judged, Outcome, WindowSample, decide, quorum, rental_outcomes, window_responds
 from oracle.proof.merkle import keccak
-from oracle.proof.params import DEV_PROFILE_NAME, TELEMETRY_GRACE_MS, ChallengeProfile, profile_for
+from oracle.proof.params import DEV_PROFILE_NAME, ChallengeProfile, profile_for
 from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
 from oracle.proof.seeds import VERSION, commitment_digest, opening_cells, openings_digest
 from oracle.proof.verify import verify_openings
@@ -65,6 +65,7 @@ class ChallengeConfig:
     check_telemetry: bool         # bind verdicts to the GPU's telemetry (off only for the CPU dev path)
     peers: tuple[str, ...] = ()   # other nodes' base URLs, asked for their verdicts
     lie: bool = False             # fault injection (tests, dev mode only): record the opposite verdict
+    clock: str = "wall"           # "chain" (dev chains only): deadlines on the chain's clock as last seen
 
 
 class BeaconSource(Protocol):
@@ -80,11 +81,14 @@ class ChallengeService:
         self._key = node_key
         self.address = address_of(node_key)
         self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._chain_offset_ms = 0  # clock "chain": newest block's timestamp minus our clock when we saw it
         self._schedulers: dict[int, RentalScheduler] = {}
         self._lock = threading.RLock()
 
     def now_ms(self) -> int:
-        return self._clock()
+        """Our clock; with ``clock = "chain"`` shifted onto the chain's (a dev chain whose clock
+        was set back, as the demo's time-compressed replay does)."""
+        return self._clock() + self._chain_offset_ms
 
     # -- schedule ------------------------------------------------------------------------------
     def profile_of(self, rental: Rental) -> ChallengeProfile | None:
@@ -119,6 +123,8 @@ class ChallengeService:
         if not beacons:
             return
         with self._lock:
+            if self.config.clock == "chain":
+                self._chain_offset_ms = beacons[-1].timestamp_s * 1000 - self._clock()
             self.store.put_beacons(beacons)
             for rental_id in self.store.known_rental_ids():
                 scheduler = self._scheduler(rental_id)
@@ -239,7 +245,8 @@ class ChallengeService:
                 if answer.verified and self.config.check_telemetry:
                     gpus, samples, newest = self._telemetry(challenge.rental_id, challenge.issued_at_ms,
                                                             answer.committed_at_ms)
-                    if newest < answer.committed_at_ms and now <= answer.committed_at_ms + TELEMETRY_GRACE_MS:
+                    grace_ms = profile_for(challenge.profile).telemetry_grace_ms
+                    if newest < answer.committed_at_ms and now <= answer.committed_at_ms + grace_ms:
                         return None  # the batches covering the window are still on their way
                     listed = {index: (uuid, limit) for index, uuid, limit in gpus}
                     if challenge.gpu_index in listed:
@@ -300,7 +307,7 @@ class ChallengeService:
         same ``up_to_ms`` (``due_only=False``: every decided challenge issued before it)."""
         judged = []
         for challenge in self.store.rental_challenges(rental_id):
-            if due_only and challenge.open_deadline_ms + TELEMETRY_GRACE_MS > up_to_ms:
+            if due_only and challenge.open_deadline_ms + profile_for(challenge.profile).telemetry_grace_ms > up_to_ms:
                 continue
             decided = self.quorum_outcome(challenge.id)
             if decided is not None:
@@ -426,7 +433,7 @@ def build_challenges(settings: Any, runtime: Any, node_key: bytes,
         chain_id=settings.chain_id, market=settings.market_address, mode=settings.challenges,
         mean_interval_s=settings.challenge_mean_interval_s, quorum=settings.challenge_quorum,
         check_telemetry=settings.challenge_check_telemetry, peers=tuple(settings.peers),
-        lie=settings.fault == "lie_verdicts")
+        lie=settings.fault == "lie_verdicts", clock=settings.challenge_clock)
     service = ChallengeService(ChallengeStore(settings.db_path), runtime.attestor.registry, node_key, config, clock)
     source = Web3BeaconSource(connect(settings.beacon_rpc_url or settings.rpc_url, timeout_s=5.0),
                               confirmations=settings.confirmations if settings.rpc_url else 0)

@@ -10,7 +10,7 @@ from oracle.node.errors import ReportConflict
 from oracle.node.rentals import InMemoryRentalRegistry, Rental
 from oracle.node.storage import NodeStorage
 from oracle.proof.merkle import keccak
-from oracle.proof.params import DEV_SHAPE
+from oracle.proof.params import DEV_SHAPE, profile_for
 from oracle.proof.schedule import Beacon
 from oracle.proof.seeds import opening_cells, openings_digest
 from oracle.proof.solver import NumpySolver
@@ -127,8 +127,9 @@ def test_outcomes_count_only_challenges_due_by_the_period_end(node):
     service.decide_all_due()
     issued = challenge["issued_at_ms"]
     assert service.outcomes(1, issued + 1_000) == (0, 0, [])
-    late_enough = challenge["open_deadline_ms"] + 120_000
-    assert service.outcomes(1, late_enough) == (0, 1, [(0, issued, late_enough)])
+    due = challenge["open_deadline_ms"] + profile_for("dev").telemetry_grace_ms
+    assert service.outcomes(1, due - 1) == (0, 0, [])
+    assert service.outcomes(1, due) == (0, 1, [(0, issued, due)])
 
 
 def test_a_peer_verdict_counts_only_with_its_own_signature(node):
@@ -139,3 +140,28 @@ def test_a_peer_verdict_counts_only_with_its_own_signature(node):
     assert service.add_peer_verdict(challenge["id"], "passed", address_of(peer_key), good)
     assert not service.add_peer_verdict(challenge["id"], "wrong", address_of(peer_key), good)
     assert service.store.peer_verdicts(challenge["id"]) == {address_of(peer_key): "passed"}
+
+
+def test_the_chain_clock_follows_the_newest_block_for_a_chain_whose_clock_was_set_back(tmp_path):
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=3600, quorum=1,
+                             check_telemetry=False, clock="chain")
+    wall = Clock(START_S * 1000 + 600_000)  # the chain runs ten minutes behind our clock
+    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config, wall)
+    service.ingest_beacons([_beacon(1, START_S + 1)])
+    assert service.now_ms() == (START_S + 1) * 1000
+    service.store.close()
+
+
+def test_dev_challenge_settings_are_refused_on_a_real_chain_outside_dev_mode(tmp_path):
+    from oracle.errors import ConfigError
+    from oracle.node.settings import load_settings
+
+    base = {"GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20, "GPURENT_NODE_PRIVATE_KEY": "b2" * 32,
+            "GPURENT_NODE_DEV_MODE": "false", "GPURENT_NODE_BEACON_RPC_URL": "http://127.0.0.1:1",
+            "GPURENT_NODE_CHAIN_ID": "8453"}
+    for risky in ({"GPURENT_NODE_CHALLENGES": "dev"}, {"GPURENT_NODE_CHALLENGES": "model",
+                                                        "GPURENT_NODE_CHALLENGE_CHECK_TELEMETRY": "false"},
+                  {"GPURENT_NODE_CHALLENGES": "model", "GPURENT_NODE_CHALLENGE_CLOCK": "chain"}):
+        with pytest.raises(ConfigError, match="dev mode or a local dev chain"):
+            load_settings(env={**base, **risky})
