@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -99,8 +100,21 @@ class ChallengeResponder(BackgroundLoop):
         self.stop()
         self._client.close()
 
-    def poll_once(self) -> None:
-        """Ask every node; solve what is new; commit and open where each node is ready."""
+    def drain(self, timeout_s: float) -> bool:
+        """Keep answering until every node's pending challenges are opened (a challenge drawn
+        during the rental is owed after it ends too), or ``timeout_s``; True when nothing is owed."""
+        self.stop()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.poll_once():
+                return True
+            time.sleep(self.poll_interval_s)
+        return False
+
+    def poll_once(self) -> int:
+        """Ask every node; solve what is new; commit and open where each node is ready. Returns
+        how many (node, challenge) pairs still wait for openings from us."""
+        owed = 0
         for url in self.node_urls:
             try:
                 response = self._client.get(f"{url}/v1/challenges", params={"rental_id": self.rental_id})
@@ -112,6 +126,9 @@ class ChallengeResponder(BackgroundLoop):
                 continue
             for challenge in response.json()["challenges"]:
                 self._answer(url, challenge)
+                if challenge["gpu_index"] in self.gpus and url not in self._opened.get(challenge["id"], set()):
+                    owed += 1
+        return owed
 
     def _answer(self, url: str, challenge: dict[str, Any]) -> None:
         cid = challenge["id"]

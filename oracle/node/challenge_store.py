@@ -201,6 +201,11 @@ class ChallengeStore:
                           "ORDER BY c.issued_at_ms, c.gpu_index", (str(rental_id),))
         return [self._challenge(row) for row in rows]
 
+    def withdraw_after(self, rental_id: int, end_ms: int) -> int:
+        """Delete the rental's undecided challenges issued after ``end_ms``; how many."""
+        return self._write("DELETE FROM pog_challenges WHERE rental_id=? AND issued_at_ms>? AND id NOT IN "
+                           "(SELECT id FROM pog_verdicts)", (str(rental_id), end_ms))
+
     # -- answers -------------------------------------------------------------------------------
     def record_commitment(self, challenge_id: str, digest: bytes, top_root: bytes, gpu_uuid: str,
                           gpu_serial: str, signature: bytes, at_ms: int) -> StoredAnswer:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
 from oracle.errors import BatchVerificationError
@@ -129,7 +129,20 @@ class ChallengeService:
             for rental_id in self.store.known_rental_ids():
                 scheduler = self._scheduler(rental_id)
                 if scheduler is not None:
+                    self._follow_end(scheduler)
                     self._issue(scheduler, beacons)
+
+    def _end_ms(self, rental_id: int) -> int | None:
+        """The rental's last millisecond once it ended (rental terms' ``end_ms``), else None."""
+        return getattr(self.registry.get(rental_id), "end_ms", None)
+
+    def _follow_end(self, scheduler: RentalScheduler) -> None:
+        """An ended rental draws no more challenges; any drawn after its end (seen before the end
+        event) are withdrawn undecided."""
+        end_ms = self._end_ms(scheduler.rental.rental_id)
+        if end_ms is not None and scheduler.rental.end_s is None:
+            scheduler.rental = replace(scheduler.rental, end_s=end_ms // 1000)
+            self.store.withdraw_after(scheduler.rental.rental_id, end_ms)
 
     # -- what the agent asks --------------------------------------------------------------------
     def _challenge(self, challenge_id: str) -> StoredChallenge:
@@ -306,7 +319,10 @@ class ChallengeService:
         plus the telemetry grace has passed by then, so every node counts the same set for the
         same ``up_to_ms`` (``due_only=False``: every decided challenge issued before it)."""
         judged = []
+        end_ms = self._end_ms(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
+            if end_ms is not None and challenge.issued_at_ms > end_ms:
+                continue  # drawn after the rental ended (before this node saw the end)
             if due_only and challenge.open_deadline_ms + profile_for(challenge.profile).telemetry_grace_ms > up_to_ms:
                 continue
             decided = self.quorum_outcome(challenge.id)
@@ -317,7 +333,10 @@ class ChallengeService:
     def summary(self, rental_id: int) -> dict[str, Any]:
         passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
         rows = []
+        end_ms = self._end_ms(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
+            if end_ms is not None and challenge.issued_at_ms > end_ms:
+                continue
             own = self.store.verdict(challenge.id)
             decided = self.quorum_outcome(challenge.id)
             rows.append({"id": challenge.id, "index": challenge.index, "gpu_index": challenge.gpu_index,

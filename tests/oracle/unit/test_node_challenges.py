@@ -94,7 +94,7 @@ def test_openings_are_refused_until_the_block_after_the_commit_deadline_exists(n
     with pytest.raises(ChallengeError) as refused:
         service.post_openings(challenge["id"], [], _sign_openings(challenge, []))
     assert refused.value.reason == "not_open"
-    service.ingest_beacons([_beacon(12, START_S + 1 + 5)])
+    service.ingest_beacons([_beacon(12, START_S + 1 + profile_for("dev").commit_deadline_ms // 1000)])
     cells = [tuple(c) for c in service.pending(1)[0]["cells"]]
     assert cells == opening_cells(bytes.fromhex(challenge["id"][2:]), solution.digest, _beacon(12, 0).hash,
                                   DEV_SHAPE.opened, DEV_SHAPE.segments, DEV_SHAPE.rows)
@@ -165,3 +165,29 @@ def test_dev_challenge_settings_are_refused_on_a_real_chain_outside_dev_mode(tmp
                   {"GPURENT_NODE_CHALLENGES": "model", "GPURENT_NODE_CHALLENGE_CLOCK": "chain"}):
         with pytest.raises(ConfigError, match="dev mode or a local dev chain"):
             load_settings(env={**base, **risky})
+
+
+def test_an_ended_rental_draws_no_more_challenges_and_late_draws_do_not_count(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class EndedRental(Rental):
+        end_ms: int | None = None
+
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
+    storage = NodeStorage(tmp_path / "n.sqlite3")
+    storage.put_rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=60, quorum=1,
+                             check_telemetry=False)
+    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config,
+                               Clock(START_S * 1000))
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 40)])  # 20 min of blocks
+    drawn_late = [c for c in service.store.rental_challenges(1) if c.issued_at_ms > (START_S + 300) * 1000]
+    assert drawn_late, "at a 60 s mean interval, 15 minutes of blocks draw challenges"
+    registry.upsert(EndedRental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000,
+                                end_ms=(START_S + 300) * 1000 + 999))
+    service.ingest_beacons([_beacon(40, START_S + 1200)])
+    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.undecided(1))
+    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.rental_challenges(1))
+    service.store.close()
+    storage.close()
