@@ -131,7 +131,10 @@ class ProviderDaemon:
                 self.reconcile(rid)
             except Exception as exc:
                 log.exception("rental %d: reconcile failed: %s", rid, exc)
-        self._poll_foreign_processes()
+        try:
+            self._poll_foreign_processes()
+        except Exception:
+            log.exception("checking the rented GPUs' processes failed")
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -295,7 +298,7 @@ class ProviderDaemon:
             if (use.gpu_uuid, use.pid) not in self._foreign_seen:
                 self._foreign_seen.add((use.gpu_uuid, use.pid))
                 self.notifier.event("fault", rental_of[use.gpu_uuid], kind=FOREIGN_PROCESS_KIND,
-                                    name="FOREIGN_PROCESS", detail=use.detail)
+                                    fault="FOREIGN_PROCESS", detail=use.detail)
 
     # -- workloads, policy, GPUs ------------------------------------------------------------------
 

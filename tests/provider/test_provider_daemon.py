@@ -1,11 +1,12 @@
 """The issue-10 scenario against a real dockerd, a real anvil market and the daemon as a process:
 a renter opens a rental with a workload and an SSH key, gets a shell, runs a command, reads the
-logs, copies files; a stranger is refused; a second rental cannot see the first; the daemon is
+logs, copies files; a host process on its GPU is a FOREIGN_PROCESS fault; a stranger is refused; a second rental cannot see the first; the daemon is
 SIGKILLed and restarted and re-adopts the containers with telemetry continuing; ending the
 rentals removes the containers."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -101,6 +102,17 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         assert g("rent", "exec", str(rental), "--", "cat", "/root/input.txt", json_out=False, dev=RENTER) == "dataset\n"
         exit_code = g("rent", "exec", str(rental), "--", "sh", "-c", "exit 3", dev=RENTER, expect=3, json_out=False)
         assert exit_code == ""
+
+        # -- energy attribution: NVML lists the container's own process and a host process on the
+        # rented GPU; only the host process is FOREIGN_PROCESS (kind 7), once confirmed.
+        [first] = docker_client.containers.list()
+        own_pid, host_pid = first.attrs["State"]["Pid"], os.getpid()
+        (tmp_path / "gpu-processes.txt").write_text(f"0 {own_pid}\n0 {host_pid}\n")
+        wait_for("the foreign process fault", lambda: "fault=FOREIGN_PROCESS" in daemon.log(), log=daemon.log)
+        faults = [line for line in daemon.log().splitlines() if "fault=FOREIGN_PROCESS" in line]
+        assert len(faults) == 1 and f"fault rental={rental} kind=7" in faults[0]
+        assert f"pid {host_pid} in the host" in faults[0] and f"pid {own_pid} " not in faults[0]
+        (tmp_path / "gpu-processes.txt").write_text("")
 
         # -- a stranger's key is refused everywhere ---------------------------------------------
         for args in (("exec", str(rental), "--", "id"), ("logs", str(rental)), ("connection", str(rental))):
