@@ -115,9 +115,11 @@ class ProviderDaemon:
                     self.store.set_rental_status(FOLLOWER, rid, "tracked")
                     self.notifier.event("rental_opened", rid, renter=args["renter"], gpus=int(args["gpuCount"]),
                                         budget=int(args["budget"]), start_deadline=int(args["startDeadline"]))
-        elif event.name == "Slashed" and args["provider"].lower() == self.provider.lower():
-            self.notifier.event("slash", int(args["rentalId"]), fault_id=int(args["faultId"]), kind=int(args["kind"]),
-                                renter_share=int(args["renterShare"]), treasury_share=int(args["treasuryShare"]))
+        elif event.name == "Slashed" and str(args.get("provider", "")).lower() == self.provider.lower():
+            # Every field but the rental is passed through as the event has it (its shape is the market's).
+            details = {k: (int(v) if isinstance(v, int) else str(v)) for k, v in args.items()
+                       if k not in ("provider", "rentalId")}
+            self.notifier.event("slash", int(args.get("rentalId", 0)), tx=event.tx_hash, **details)
 
     # -- the loop --------------------------------------------------------------------------------
 
