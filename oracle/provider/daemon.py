@@ -181,22 +181,12 @@ class ProviderDaemon:
         if self.config.accept != "auto":
             self._note_once(tracked, "manual", "waiting", why="accept = manual: start it with `gpurent provider start`")
             return
-        sealed_path = self.workload_path(rid)
-        if not sealed_path.is_file():
+        if not self.workload_path(rid).is_file():
             self._note_once(tracked, "no-workload", "waiting", why="the renter's workload has not arrived yet")
             return
-        try:
-            spec = self.open_workload(rid, sealed_path.read_bytes())
-            self.check_policy(spec)
-        except ProviderError as exc:
-            self._note_once(tracked, "bad-workload", "refused", why=str(exc))
+        if tracked.container is None and not self._launch(tracked, rental):
             return
-        gpus = self.free_gpus(int(rental["gpuCount"]))
-        if gpus is None:
-            self._note_once(tracked, "no-gpus", "waiting", why=f"no {rental['gpuCount']} free GPUs")
-            return
-        if tracked.container is None:
-            tracked.container = self.runtime.run(rid, spec, [g.uuid for g in gpus], int(rental["gpuCount"]))
+        assert tracked.container is not None
         try:
             result = self.client.start_rental(rid)
         except Exception:
@@ -205,17 +195,21 @@ class ProviderDaemon:
             raise
         started = result.events.get("RentalStarted", [{}])[0].get("startedAt")
         self.notifier.event("rental_started", rid, container=tracked.container.container_id[:12],
-                            gpus=",".join(g.uuid for g in gpus), started_at=started, tx=result.tx_hash)
+                            gpus=",".join(tracked.container.gpu_uuids), started_at=started, tx=result.tx_hash)
         self._start_agent(tracked)
 
     def _keep_running(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
         if tracked.container is None:
-            containers = self.runtime.adopt()
-            tracked.container = containers.get(rid)
-            if tracked.container is None:
-                self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
+            tracked.container = self.runtime.adopt().get(rid)
+        if tracked.container is None and self.workload_path(rid).is_file():
+            # Started by hand (accept = "manual": `gpurent provider start`): run the workload now.
+            if not self._launch(tracked, rental):
                 return
+            self.notifier.event("container_started", rid, container=tracked.container.container_id[:12])
+        if tracked.container is None:
+            self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
+            return
         if tracked.agent is None or not tracked.agent.thread.is_alive():
             if tracked.agent is not None:
                 log.warning("rental %d: telemetry agent stopped; restarting it", rid)
@@ -223,6 +217,23 @@ class ProviderDaemon:
         budget, paid = int(rental["budget"]), int(rental["paid"])
         if budget and budget - paid <= budget * self.config.budget_low_fraction:
             self._note_once(tracked, "budget-low", "budget_low", remaining=budget - paid, budget=budget)
+
+    def _launch(self, tracked: TrackedRental, rental: dict[str, Any]) -> bool:
+        """Open the renter's sealed workload, check it against the commitment and the policy, and
+        run it on free GPUs; False (and one log line) if it cannot run yet or at all."""
+        rid = tracked.rental_id
+        try:
+            spec = self.open_workload(rid, self.workload_path(rid).read_bytes())
+            self.check_policy(spec)
+        except ProviderError as exc:
+            self._note_once(tracked, "bad-workload", "refused", why=str(exc))
+            return False
+        gpus = self.free_gpus(int(rental["gpuCount"]))
+        if gpus is None:
+            self._note_once(tracked, "no-gpus", "waiting", why=f"no {rental['gpuCount']} free GPUs")
+            return False
+        tracked.container = self.runtime.run(rid, spec, [g.uuid for g in gpus], int(rental["gpuCount"]))
+        return True
 
     def _teardown(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
