@@ -75,12 +75,14 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         assert opened["workload"]["accepted"] and opened["workload"]["workload_hash"] == opened["workload_hash"]
         wait_for("the daemon to start the rental", lambda: g("rent", "status", str(rental))["status"] == "Active",
                  log=daemon.log)
-        out = wait_for("a shell", lambda: _try(lambda: g("rent", "exec", str(rental), "--", "sh", "-c",
-                                                        "echo $MODE; hostname", json_out=False, dev=RENTER)))
+        shell = wait_for("a shell", lambda: _try(lambda: g("rent", "ssh", str(rental), json_out=False, dev=RENTER,
+                                                          input="echo $MODE-ok; hostname\nexit\n")))
         time_to_shell_s = time.monotonic() - t0
         print(f"time from `rent open` to a shell: {time_to_shell_s:.1f} s")
-        assert out.split() == ["train", f"rental-{rental}"]
+        assert "train-ok" in shell and f"rental-{rental}" in shell
         assert time_to_shell_s < 60
+        out = g("rent", "exec", str(rental), "--", "sh", "-c", "echo $MODE; hostname", json_out=False, dev=RENTER)
+        assert out.split() == ["train", f"rental-{rental}"]
 
         # The renter's key is installed; connection details are sealed to the renter.
         assert g("rent", "exec", str(rental), "--", "cat", "/root/.ssh/authorized_keys", json_out=False,
@@ -90,8 +92,8 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
 
         # A shell (line by line through the daemon; `cd` is kept), logs, and copies in and out.
         shell = g("rent", "ssh", str(rental), dev=RENTER, json_out=False,
-                  input="cd /root\npwd\necho made-in-shell > shell.txt\nls\n")
-        assert "/root" in shell and "shell.txt" in shell
+                  input="cd /root\necho made-in-shell > shell.txt\nls; tty\nexit\n")
+        assert "shell.txt" in shell and "/dev/pts/" in shell  # a real TTY, `cd` kept between lines
         logs = g("rent", "logs", str(rental), dev=RENTER, json_out=False)
         assert "first-workload-up" in logs
         local_in = tmp_path / "input.txt"
@@ -115,7 +117,8 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         (tmp_path / "gpu-processes.txt").write_text("")
 
         # -- a stranger's key is refused everywhere ---------------------------------------------
-        for args in (("exec", str(rental), "--", "id"), ("logs", str(rental)), ("connection", str(rental))):
+        for args in (("exec", str(rental), "--", "id"), ("logs", str(rental)), ("connection", str(rental)),
+                     ("ssh", str(rental))):
             refused = g("rent", *args, "--provider-url", daemon.url, dev=STRANGER, expect=1, json_out=False)
             assert "refused" in refused and "is not the renter of rental" in refused
 
