@@ -105,7 +105,7 @@ def write_keys(state: Path) -> tuple[Path, Path, Path, str]:
 
 
 def write_config(state: Path, *, rpc: str, deployment: dict[str, Any], docker_url: str, nodes: list[str],
-                 password_file: Path, wallet: Path, agent: Path, port: int) -> Path:
+                 password_file: Path, wallet: Path, agent: Path, port: int, extra: str = "") -> Path:
     gpus = "\n".join(f'[[gpus]]\nindex = {i}\nuuid = "{u}"\n' for i, u in enumerate(FAKE_GPUS))
     text = f"""
 rpc_url = "{rpc}"
@@ -123,6 +123,7 @@ state_dir = "{state / 'daemon'}"
 listen_host = "127.0.0.1"
 listen_port = {port}
 nodes = {json.dumps(nodes)}
+{extra}
 {gpus}
 [docker]
 base_url = "{docker_url}"
@@ -227,3 +228,17 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _TEMPORARY_pre_issue10_market(monkeypatch):
+    """Until main's market takes workloadHash: open without the commitment (daemon in dev mode)."""
+    import oracle.provider.onchain as onchain
+
+    real = onchain.open_rental
+
+    def open_rental(market, offer_id, version, gpus, budget, workload_hash):
+        if onchain.market_commits_workloads(market.abi):
+            return real(market, offer_id, version, gpus, budget, workload_hash)
+        return market.transact("openRental", offer_id, version, gpus, budget)
+
+    monkeypatch.setattr(onchain, "open_rental", open_rental)

@@ -12,29 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from oracle.localchain import LocalChain, dev_address
+from oracle.localchain import dev_address
 
-from .daemon_harness import FAKE_GPUS, gpurent, make_daemon, wait_for, write_keys
+from .daemon_harness import FAKE_GPUS, _TEMPORARY_pre_issue10_market, gpurent, make_daemon, wait_for, write_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RENTER, SECOND_RENTER, STRANGER = 2, 3, 4
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl renter@laptop"
-
-
-@pytest.fixture
-def market(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from oracle.chain.anvil import free_port
-
-    monkeypatch.setenv("GPURENT_HOME", str(tmp_path / "home"))
-    for name in ("GPURENT_RPC_URL", "GPURENT_KEYSTORE", "GPURENT_DEV_ACCOUNT", "GPURENT_PROVIDER_URL"):
-        monkeypatch.delenv(name, raising=False)
-    local = LocalChain(tmp_path / "chain")
-    state = local.start(port=free_port())
-    deployments = tmp_path / "deployments.json"
-    try:
-        yield state.url, deployments
-    finally:
-        local.stop()
 
 
 def spool_next_seq(state: Path, rental_id: int) -> int:
@@ -169,16 +153,3 @@ def _try(fn):
     except AssertionError:
         return None
 
-
-def _TEMPORARY_pre_issue10_market(monkeypatch):
-    """Until main's market takes workloadHash: open without the commitment (daemon in dev mode)."""
-    import oracle.provider.onchain as onchain
-
-    real = onchain.open_rental
-
-    def open_rental(market, offer_id, version, gpus, budget, workload_hash):
-        if onchain.market_commits_workloads(market.abi):
-            return real(market, offer_id, version, gpus, budget, workload_hash)
-        return market.transact("openRental", offer_id, version, gpus, budget)
-
-    monkeypatch.setattr(onchain, "open_rental", open_rental)

@@ -54,7 +54,7 @@ def test_real_dockerd_without_nvidia_runtime_is_refused(docker_url):
 
 
 @pytest.fixture
-def runtime(docker_url, busybox_image):
+def runtime(docker_url, busybox_image, docker_client):
     rt = DockerRuntime(DockerSettings(base_url=docker_url, allow_cpu_only=True, cpus_per_gpu=0.5,
                                       memory_mib_per_gpu=128, pids_limit=64, stop_timeout_s=1),
                        chain_id=31337, market=MARKET)
