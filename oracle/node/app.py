@@ -194,7 +194,7 @@ class NodeChain:
 
     def __init__(self, settings: NodeSettings, runtime: NodeRuntime, node_key: bytes) -> None:
         from oracle.chain.tx import TxPolicy
-        from oracle.node.aggregator import ChainServices
+        from oracle.node.chain_services import ChainServices
 
         assert settings.rpc_url is not None
         self.settings = settings

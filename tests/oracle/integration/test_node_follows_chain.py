@@ -293,7 +293,8 @@ def test_a_wrong_chain_or_a_market_without_code_is_refused_at_startup(deployed, 
 def test_idle_rentals_skip_settlement_rounds():
     """DueRentals (pure): a rental costs a round (RPC reads, peer requests) only when this node
     holds batches the chain has not settled, or after ``recheck_s``."""
-    from oracle.node.aggregator import DueRentals, Outcome
+    from oracle.node.settlement_loop import DueRentals
+    from oracle.node.quorum import Outcome
 
     heads, settleable, now = {1: 0, 2: 5}, [1, 2], [0.0]
     due = DueRentals(lambda: list(settleable), heads.__getitem__, recheck_s=60, clock=lambda: now[0])

@@ -22,7 +22,8 @@ from eth_account import Account
 
 from oracle.agent.agent import Agent
 from oracle.agent.spool import Spool
-from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
+from oracle.chain.events import CursorStore, EventFollower
+from oracle.node.feed import RentalRegistryFeed
 from oracle.node.aggregator import Aggregator
 from oracle.node.rentals import SqliteRentalRegistry
 from oracle.node.storage import NodeStorage
