@@ -156,13 +156,20 @@ class Aggregator(FaultSubmission):
     ) -> Quorum:
         """A threshold of verified signatures over one identical usage report of ``rental_id``.
 
-        Raises :class:`QuorumNotReached` (with each node's answer in the message) otherwise.
+        Nodes are asked one by one (starting at a node that depends on the rental, so the load
+        spreads over them) until ``threshold`` have answered: a round costs each rental
+        ``threshold`` requests, not one per node. Nodes not asked yet are asked only when the
+        answers do not agree. Raises :class:`QuorumNotReached` (with each node's answer in the
+        message) otherwise.
         """
         signer_set = signer_set or self.client.signer_set()
         threshold = signer_set.threshold
         notes = {} if notes is None else notes
+        first = rental_id % len(self.node_urls)
+        waiting = self.node_urls[first:] + self.node_urls[:first]
         answers: dict[str, tuple[UsageReport, bytes, NodeSignature]] = {}
-        for url in self.node_urls:
+        while waiting and len(answers) < threshold:
+            url = waiting.pop(0)
             checked = self._ask_report(url, rental_id, sequence, signer_set, notes)
             if checked is not None:
                 answers[url] = checked
@@ -180,25 +187,28 @@ class Aggregator(FaultSubmission):
                 raise QuorumNotReached(f"rental {rental_id}: no report ends by {max_period_end}")
 
         groups: dict[bytes, list[tuple[UsageReport, NodeSignature]]] = defaultdict(list)
-        for url, answer in answers.items():
-            if answer[0].sequence != target:
-                again = self._ask_report(url, rental_id, target, signer_set, notes)
-                if again is None:
-                    continue
-                if again[0].sequence != target:
-                    notes[url] = f"answered sequence {again[0].sequence}, asked {target}"
-                    continue
-                answer = again
-            report, digest, sig = answer
-            groups[digest].append((report, sig))
-            notes[url] = f"signed sequence {target} (0x{digest.hex()[:12]}..)"
-        quorum = best_quorum(groups, threshold)
-        if quorum is None:
-            raise QuorumNotReached(
-                why(rental_id, max((len(v) for v in groups.values()), default=0), threshold, notes)
-                + f"; {len(groups)} distinct digest(s) for sequence {target}"
-            )
-        return quorum
+        asked = list(answers.items())
+        while True:
+            for url, answer in asked:
+                if answer is None or answer[0].sequence != target:
+                    answer = self._ask_report(url, rental_id, target, signer_set, notes)
+                    if answer is None:
+                        continue
+                    if answer[0].sequence != target:
+                        notes[url] = f"answered sequence {answer[0].sequence}, asked {target}"
+                        continue
+                report, digest, sig = answer
+                groups[digest].append((report, sig))
+                notes[url] = f"signed sequence {target} (0x{digest.hex()[:12]}..)"
+            quorum = best_quorum(groups, threshold)
+            if quorum is not None:
+                return quorum
+            if not waiting:  # every node asked: they do not agree
+                raise QuorumNotReached(
+                    why(rental_id, max((len(v) for v in groups.values()), default=0), threshold, notes)
+                    + f"; {len(groups)} distinct digest(s) for sequence {target}"
+                )
+            asked = [(waiting.pop(0), None)]
 
     def _last_sequence_before(self, rental_id: int, answers: dict[str, Any], high: int,
                               max_period_end: int) -> int | None:
