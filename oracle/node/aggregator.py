@@ -41,6 +41,7 @@ from oracle.chain.errors import TransactionRevertedError
 from oracle.chain.tx import TxResult
 from oracle.errors import ChainError
 from oracle.node.peers import MAX_REPORTS_PER_REQUEST, Peers
+from oracle.node.settle_policy import DEFAULT_MAX_REPORTS_PER_TX
 from oracle.node.slashing import FaultSubmission
 from oracle.node.quorum import (
     ACTIVE,
@@ -56,11 +57,6 @@ from oracle.node.quorum import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Reports per ``settleBatch`` by default: 200 first settlements at the measured 38,452 gas each
-#: (reports/gas.json, ``settle_batch_100_first_reports_total`` / 100) is 7.7 M gas, a quarter of
-#: a 30 M-gas block; a contract cap below it is read from the chain when the contract has one.
-DEFAULT_MAX_REPORTS_PER_TX = 200
 
 __all__ = ["Aggregator", "NodeSignature", "Outcome", "Quorum", "QuorumNotReached"]
 

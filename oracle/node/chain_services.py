@@ -11,10 +11,10 @@ import httpx
 from oracle.chain.client import MarketClient
 from oracle.chain.events import CursorStore, EventFollower
 from oracle.errors import ChainError
-from oracle.node.aggregator import DEFAULT_MAX_REPORTS_PER_TX, Aggregator
+from oracle.node.aggregator import Aggregator
 from oracle.node.feed import RentalRegistryFeed, read_rental_terms
 from oracle.node.quorum import Outcome
-from oracle.node.settle_policy import RentalEconomics, SettlePolicy
+from oracle.node.settle_policy import DEFAULT_MAX_REPORTS_PER_TX, RentalEconomics, SettlePolicy
 from oracle.node.settlement_loop import DueRentals, SettlementLoop
 
 

@@ -100,6 +100,7 @@ class ChainFollowingNodes:
                 chain_poll_interval_s="0.2",
                 settle_interval_s=SETTLE_INTERVAL_S,
                 submit_stagger_s=SUBMIT_STAGGER_S,
+                settle_max_interval_s="1",  # every round: this test watches each settlement
             ), port=ports[i], log_path=tmp / f"node-{i + 1}.log"))
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # start the three processes side by side
             list(pool.map(lambda node: node.start(timeout_s=60), self.nodes))
