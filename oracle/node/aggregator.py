@@ -130,7 +130,10 @@ class Aggregator(FaultSubmission):
 
     def _ask_report(self, url: str, rental_id: int, sequence: int | None, signer_set: SignerSet,
                     notes: dict[str, str]) -> tuple[UsageReport, bytes, NodeSignature] | None:
-        got = self._get(url, f"/v1/rentals/{rental_id}/report", {} if sequence is None else {"sequence": sequence})
+        params = {"signer_set_version": signer_set.version}
+        if sequence is not None:
+            params["sequence"] = sequence
+        got = self._get(url, f"/v1/rentals/{rental_id}/report", params)
         if isinstance(got, str):
             notes[url] = got
             return None
@@ -212,8 +215,10 @@ class Aggregator(FaultSubmission):
         url = next(iter(answers))
         path = f"/v1/rentals/{rental_id}/report"
 
+        version = answers[url][0].signer_set_version
+
         def period_end(seq: int) -> int | None:
-            got = self._get(url, path, {"sequence": seq})
+            got = self._get(url, path, {"sequence": seq, "signer_set_version": version})
             if isinstance(got, str):
                 return None
             return int(got["report"]["period_end"])

@@ -49,7 +49,8 @@ class FaultSubmission:
         limit = self.max_faults_per_rental if limit is None else limit
         groups: dict[int, dict[bytes, list[tuple[FaultReport, NodeSignature]]]] = defaultdict(lambda: defaultdict(list))
         for url in self.node_urls:
-            got = self._get(url, f"/v1/rentals/{rental_id}/faults", {"from_id": from_id, "limit": limit})
+            got = self._get(url, f"/v1/rentals/{rental_id}/faults", {"from_id": from_id, "limit": limit,
+                                                                      "signer_set_version": signer_set.version})
             if isinstance(got, str):
                 continue
             for fault in got.get("faults", []):
