@@ -99,20 +99,27 @@ class FaultSubmission:
         quorums = sorted(self.collect_faults(rental_id, from_id=start).items())
         pending = []
         for fault_id, quorum in quorums:
-            if self.client.is_fault_settled(rental_id, fault_id):
-                outcomes.append(Outcome(rental_id, "already_settled", fault_id=fault_id))
-                continue
-            refused = self._slash_would_move(rental_id, quorum)
-            if refused is not None:
+            if int(quorum.report.kind) in UNSLASHABLE_KINDS:  # decided without any RPC
                 self.stats["slash_not_sent"] += 1
-                outcomes.append(Outcome(rental_id, "not_slashable", fault_id=fault_id, detail=refused))
-                continue
-            pending.append((fault_id, quorum))
+                outcomes.append(Outcome(rental_id, "not_slashable", fault_id=fault_id,
+                                        detail=f"fault kind {quorum.report.kind} is a usage flag, never slashed"))
+            elif self.client.is_fault_settled(rental_id, fault_id):
+                outcomes.append(Outcome(rental_id, "already_settled", fault_id=fault_id))
+            else:
+                pending.append((fault_id, quorum))
         if pending and self._stagger():
             return outcomes
         for fault_id, quorum in pending:
             if self.client.is_fault_settled(rental_id, fault_id):
                 outcomes.append(Outcome(rental_id, "already_settled", fault_id=fault_id))
+                continue
+            refused = self._slash_would_move(rental_id, quorum)  # just before sending: earlier slashes count
+            if refused is not None and "FaultAlreadySettled" in refused:
+                outcomes.append(Outcome(rental_id, "already_settled", fault_id=fault_id))
+                continue
+            if refused is not None:
+                self.stats["slash_not_sent"] += 1
+                outcomes.append(Outcome(rental_id, "not_slashable", fault_id=fault_id, detail=refused))
                 continue
             try:
                 result = self.client.slash(quorum.report, quorum.packed)
