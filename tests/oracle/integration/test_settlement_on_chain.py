@@ -182,3 +182,37 @@ def test_after_a_signer_set_rotation_an_ended_rental_final_report_still_settles(
     finally:
         for client in apps.values():
             client.close()
+
+
+# ---------------------------------------------------------------------------- agreement by construction
+
+
+def test_nodes_read_the_rental_terms_fixed_at_its_start_never_the_live_offer(deployed, tmp_path):
+    from oracle.chain.client import OfferTerms
+    from oracle.chain.events import CursorStore, EventFollower
+    from oracle.node.feed import RentalRegistryFeed
+    from oracle.node.rentals import InMemoryRentalRegistry
+
+    provider = deployed.client(PROVIDER)
+    rental = open_active_rental(deployed, agent=Account.from_key(AGENT_KEY).address)
+    offer = provider.get_offer(rental.offer_id)
+    # The provider updates its offer right after the start: another agent, region and grid intensity.
+    provider.update_offer(rental.offer_id, OfferTerms(
+        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
+        price_per_gpu_hour=int(offer["pricePerGpuHour"]), price_per_kwh=int(offer["pricePerKwh"]),
+        region="us-east-1", grid_intensity_g_per_kwh=400, max_duration_seconds=86_400, min_uptime_bps=9_000,
+        agent=Account.from_key(bytes.fromhex("a8" * 32)).address,
+    ))
+    assert provider.get_offer(rental.offer_id)["agent"] != Account.from_key(AGENT_KEY).address
+    # A node that reads only now (it was slower than another) still meters the terms of the start.
+    registry = InMemoryRentalRegistry()
+    reader = deployed.client(SUBMITTER)
+    feed = RentalRegistryFeed(reader, [registry])
+    follower = EventFollower(reader.w3, deployed.market, reader.abi, feed, store=CursorStore(tmp_path / "c.sqlite3"),
+                             confirmations=0, start_block=deployed.deployment.block_number,
+                             event_names=["RentalStarted"])
+    follower.poll_once()
+    entry = registry.get(rental.rental_id)
+    assert entry.agent == Account.from_key(AGENT_KEY).address
+    assert (entry.region, entry.grid_intensity_g_per_kwh) == ("eu-north-1", 40)
+    assert feed.terms[rental.rental_id].power_limit_w == 700
