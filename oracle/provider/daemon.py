@@ -47,6 +47,7 @@ class AgentHandle:
     agent: Any
     thread: threading.Thread
     source: Any
+    responder: Any = None  # the proof-of-GPU challenge responder, if challenges are on
 
 
 @dataclass
@@ -273,14 +274,29 @@ class ProviderDaemon:
                 spool.close()
 
         thread = threading.Thread(target=run, name=f"agent-rental-{rid}", daemon=True)
-        tracked.agent = AgentHandle(agent, thread, source)
+        tracked.agent = AgentHandle(agent, thread, source, self._start_challenges(agent, rid))
         thread.start()
         log.info("rental %d: telemetry agent running for GPUs %s (resumes at batch %d)", rid, indices, agent.next_seq)
+
+    def _start_challenges(self, agent: Any, rental_id: int) -> Any:
+        """The agent's proof-of-GPU responder for this rental's GPUs (``telemetry.challenges``)."""
+        if self.config.telemetry.challenges == "off":
+            return None
+        from oracle.agent import make_agent_config
+        from oracle.agent.agent import start_challenge_responder
+
+        agent_config = make_agent_config({
+            "rental_id": rental_id, "nodes": self.config.node_urls, "dev": self.config.dev,
+            "keystore_path": str(self.config.agent_keystore_path), "spool_path": str(self.state_dir / "unused"),
+            "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
+        return start_challenge_responder(agent_config, agent)
 
     def _stop_agent(self, tracked: TrackedRental) -> None:
         handle = tracked.agent
         if handle is None:
             return
+        if handle.responder is not None:
+            handle.responder.close()
         handle.agent.stop.set()
         handle.thread.join(timeout=30)
         close = getattr(handle.source, "close", None)
