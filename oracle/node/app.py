@@ -199,7 +199,7 @@ class NodeChain:
 
     def __init__(self, settings: NodeSettings, runtime: NodeRuntime, node_key: bytes) -> None:
         from oracle.chain.tx import TxPolicy
-        from oracle.node.aggregator import ChainServices
+        from oracle.node.chain_services import ChainServices
 
         assert settings.rpc_url is not None
         self.settings = settings
@@ -223,6 +223,10 @@ class NodeChain:
             settle=settings.submits_settlements,
             local_head=lambda rental_id: storage.batch_head(rental_id)[0],
             on_outcome=self._count,
+            settle_policy=settings.settle_policy(),
+            max_rentals_per_round=settings.settle_max_rentals_per_round,
+            max_reports_per_tx=settings.settle_max_reports_per_tx,
+            max_faults_per_rental=settings.faults_per_rental_per_round,
         )
         self._started = False
         self._stopped = False
