@@ -73,7 +73,9 @@ def network(tmp_path_factory):
                        "GPURENT_NODE_DB_PATH": str(tmp / f"node{i}.sqlite3"), "GPURENT_NODE_RENTALS": rentals,
                        "GPURENT_NODE_CHALLENGES": "dev", "GPURENT_NODE_BEACON_RPC_URL": chain.url,
                        "GPURENT_NODE_CHALLENGE_QUORUM": "2", "GPURENT_NODE_CHALLENGE_POLL_INTERVAL_S": "0.2",
-                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i])}
+                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i]),
+                       # every agent, node and the test share 127.0.0.1 and poll 10x faster than in production
+                       "GPURENT_NODE_REPORT_RATE_PER_S": "2000", "GPURENT_NODE_REPORT_BURST": "10000"}
                 if i == 2:
                     env["GPURENT_NODE_FAULT"] = "lie_verdicts"
                 nodes.append(NodeProcess(env, port=ports[i]).start())
