@@ -163,7 +163,7 @@ class NodeSettings(BaseModel):
                                                         "(default: a 6-decimals USD token at 3,000 USD/ETH)")
     settle_gas_per_report: int = Field(default=GAS_PER_BATCHED_REPORT, ge=1, le=30_000_000,
                                        description="gas one report costs in settleBatch (reports/gas.json)")
-    settle_max_rentals_per_round: int = Field(default=2_000, ge=1, le=1_000_000,
+    settle_max_rentals_per_round: int = Field(default=10_000, ge=1, le=1_000_000,
                                               description="rentals one round looks at; the rest go first next round")
     settle_max_reports_per_tx: int = Field(default=DEFAULT_MAX_REPORTS_PER_TX, ge=1, le=256,
                                            description="reports per settleBatch (a contract cap below it wins)")
