@@ -80,6 +80,8 @@ class Aggregator(FaultSubmission):
         max_faults_per_rental: int = 16,
     ) -> None:
         self.client = client
+        # settle/settle_batch go here: the market client, or oracle.node.submit.RegistrySubmitter
+        self.submitter: Any = client
         self.peers = Peers(node_urls, http=http, timeout_s=timeout_s, auth=auth)
         self.node_urls = self.peers.urls
         self.http = self.peers.http
@@ -303,7 +305,7 @@ class Aggregator(FaultSubmission):
         try:
             # A stale report reverts at the pre-flight gas estimate (TransactionSender.send), before
             # anything is signed or sent: another node settling first costs this one no gas.
-            result = self.client.settle(quorum.report, quorum.packed)
+            result = self.submitter.settle(quorum.report, quorum.packed)
         except TransactionRevertedError as exc:
             if exc.error_name == "UsageSettlement_StaleSequence":
                 self.stats["already_settled"] += 1
@@ -378,7 +380,7 @@ class Aggregator(FaultSubmission):
                                                        detail=detail, notes=notes)
             return staggered
         try:
-            result = self.client.settle_batch(reports, b"".join(s.signature for s in ordered))
+            result = self.submitter.settle_batch(reports, b"".join(s.signature for s in ordered))
         except TransactionRevertedError as exc:
             status = "already_settled" if exc.error_name == "UsageSettlement_NothingSettled" else "failed"
             for i, q in enumerate(chosen):  # a mined revert's gas is counted once, on the first rental
@@ -408,7 +410,7 @@ class Aggregator(FaultSubmission):
     def _settle_one(self, q: Quorum) -> Outcome:
         rental_id, sequence = q.report.rental_id, q.report.sequence
         try:
-            result = self.client.settle(q.report, q.packed)
+            result = self.submitter.settle(q.report, q.packed)
         except TransactionRevertedError as exc:
             status = "already_settled" if exc.error_name == "UsageSettlement_StaleSequence" else "failed"
             self.stats[status if status == "already_settled" else "submit_failed"] += 1
