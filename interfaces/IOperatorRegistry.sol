@@ -17,9 +17,9 @@ import {OperatorBond, OperatorParams} from "../contracts/types/OperatorTypes.sol
 /// is split equally among the members of the market's current signer set that are bonded, the
 /// division remainder carried to the next sync.
 /// Gas rebate: a bonded member of the current signer set that submits quorum-signed reports
-/// through `settleFor` / `settleBatchFor` is credited `rebatePerReport` per rental whose settled
-/// sequence this call advanced to the submitted report's sequence, out of the rebate reserve
-/// (capped by what the reserve holds).
+/// through `settleFor` / `settleBatchFor` accrues one rebate report per rental that the call
+/// settled to the submitted sequence; `claimRebates` pays `rebatePerReport` per accrued report
+/// out of the rebate reserve (as many as the reserve covers; the rest stays accrued).
 /// Equivocation: two usage reports for the same rental and sequence that differ in any field
 /// other than `signerSetVersion`, each signed (EIP-712, the market's domain) by the same key, are
 /// proof; each (operator, rentalId, sequence) is slashable once.
@@ -47,9 +47,12 @@ interface IOperatorRegistry {
         uint256 operators,
         uint256 carried
     );
-    /// @notice Emitted when a submitter is credited a settlement rebate.
-    /// @param reportsSettled Rentals whose settled sequence this call advanced to the submitted one.
-    event SettlementRebated(address indexed submitter, address indexed token, uint256 reportsSettled, uint256 rebate);
+    /// @notice Emitted when settleFor / settleBatchFor counts settled reports to a submitter.
+    /// @param reports Reports this call settled and counted.
+    /// @param pendingReports The submitter's accrued, unclaimed rebate reports.
+    event RebateAccrued(address indexed submitter, uint256 reports, uint256 pendingReports);
+    /// @notice Emitted when accrued rebate reports are paid out of the reserve.
+    event RebatesClaimed(address indexed operator, address indexed token, uint256 reports, uint256 amount);
     /// @notice Emitted when an equivocation is proven and the operator's bond slashed.
     event EquivocationProven(
         address indexed operator,
@@ -115,15 +118,24 @@ interface IOperatorRegistry {
     /// @return pulled Amount withdrawn from the market.
     function sync(address token) external returns (uint256 pulled);
 
-    /// @notice Settles one report on the market (anyone's signatures, the market checks them) and
-    /// credits the caller the rebate for it if it settled. Only a bonded signer-set member.
-    function settleFor(UsageReport calldata report, bytes calldata signatures) external returns (uint256 rebate);
+    /// @notice Settles one report on the market (the market checks the quorum; it reverts unless
+    /// the report settles) and accrues one rebate report to the caller. Only a bonded member of
+    /// the current signer set.
+    /// @return reports 1.
+    function settleFor(UsageReport calldata report, bytes calldata signatures) external returns (uint256 reports);
 
-    /// @notice settleBatch on the market, crediting the caller the rebate for every rental the
-    /// call advanced to its submitted sequence. Only a bonded signer-set member.
+    /// @notice settleBatch on the market, accruing to the caller one rebate report per rental
+    /// whose settled sequence is now the submitted one, settled at this block's timestamp.
+    /// Only a bonded member of the current signer set.
+    /// @return settled Reports counted.
     function settleBatchFor(UsageReport[] calldata reports, bytes calldata signatures)
         external
-        returns (uint256 rebate);
+        returns (uint256 settled);
+
+    /// @notice Pays the caller's accrued rebate reports at `rebatePerReport` each into its
+    /// withdrawable balance of the rebate token, as many as the reserve covers.
+    /// @return amount Amount credited.
+    function claimRebates() external returns (uint256 amount);
 
     /// @notice Slashes the operator that signed both `a` and `b`, crediting the caller
     /// `proverRewardBps` of the slashed amount and the treasury the rest (both withdrawable).
@@ -135,8 +147,8 @@ interface IOperatorRegistry {
         external
         returns (address operator, uint256 slashed);
 
-    /// @notice Pays the caller its whole registry balance of `token` (fee shares, rebates, prover
-    /// rewards, the treasury's share of slashes).
+    /// @notice Pays the caller its whole registry balance of `token` (fee shares, claimed rebates,
+    /// prover rewards, the treasury's share of slashes).
     function withdraw(address token) external returns (uint256 amount);
 
     /// @notice Allows `token` for bonds with `minBond`, or disallows it (0). Only GOVERNANCE_ROLE.

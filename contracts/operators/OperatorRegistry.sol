@@ -9,7 +9,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 import {SlotDerivation} from "@openzeppelin/contracts/utils/SlotDerivation.sol";
 
-import {UsageReport} from "../types/DataTypes.sol";
+import {UsageReport, Rental} from "../types/DataTypes.sol";
 import {OperatorBond, OperatorParams} from "../types/OperatorTypes.sol";
 import {IOperatorRegistry} from "../../interfaces/IOperatorRegistry.sol";
 import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
@@ -26,8 +26,12 @@ import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
 /// sync, so operators who just joined share fees accrued before they joined (and leavers lose
 /// what accrued after their last sync). Syncing often keeps the difference small.
 /// NOTE: the rebate is a fixed amount per settled report set by governance; it covers a
-/// submitter's gas only while governance keeps it above gas per report x gas price. It is paid
-/// only while the reserve holds funds, and only members of the current set can earn it.
+/// submitter's gas only while governance keeps it above gas per report x gas price. It is
+/// counted per report at submission and paid at claim time at the then-current rate, only while
+/// the reserve holds funds; only bonded members of the current set can earn it.
+/// NOTE: settleBatchFor counts a report whose rental another submitter settled to the same
+/// sequence earlier in the same block (same timestamp); that costs a whole settlement by
+/// someone else and pays one rebate at most.
 /// NOTE: a signature over a UsageReportBatch is not evidence here: only single-report
 /// signatures (market.usageReportDigest) are. Nodes sign a batch only over reports they have
 /// already recorded and signed singly, so an honest node's batch never conflicts with them.
@@ -61,10 +65,10 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     mapping(address operator => OperatorBond bond) private _bonds;
     // Sum of active + unbonding over all bonds of a token; written where _bonds amounts change.
     mapping(address token => uint256 amount) private _totalBonded;
-    // Withdrawable balances: written by sync (fee shares), settle*For (rebates),
+    // Withdrawable balances: written by sync (fee shares), claimRebates,
     // proveEquivocation (prover and treasury) and withdraw.
     mapping(address account => mapping(address token => uint256 amount)) private _balances;
-    // Rebate reserve: filled by sync (rebate token only), drawn by settle*For.
+    // Rebate reserve: filled by sync (rebate token only), drawn by claimRebates.
     mapping(address token => uint256 amount) private _reserve;
     // Fees pulled but not yet credited (division remainder, or no bonded member): sync only.
     mapping(address token => uint256 amount) private _carried;
@@ -195,48 +199,67 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     function settleFor(UsageReport calldata report, bytes calldata signatures)
         external
         nonReentrant
-        returns (uint256 rebate)
+        returns (uint256 reports)
     {
         // Check:
         _requireBondedSigner(msg.sender);
         // Interaction: market.settle reverts unless the report settles, so success is one report.
         _market.settle(report, signatures);
         // Effect:
-        rebate = _creditRebate(msg.sender, 1);
+        reports = 1;
+        _accrueRebate(msg.sender, reports);
     }
 
     /// @inheritdoc IOperatorRegistry
     function settleBatchFor(UsageReport[] calldata reports, bytes calldata signatures)
         external
         nonReentrant
-        returns (uint256 rebate)
+        returns (uint256 settled)
     {
         // Check:
         _requireBondedSigner(msg.sender);
-        uint256 count = reports.length;
-        uint256[] memory before = new uint256[](count);
-        for (uint256 i; i < count; ++i) {
-            before[i] = _market.getRental(reports[i].rentalId).sequence;
-        }
         // Interaction: settleBatch skips stale reports and unsettleable rentals.
         _market.settleBatch(reports, signatures);
-        // Effect: a report counts iff its rental moved from below its sequence to exactly it, once
-        // per rental (a repeated rental in the batch counts once; the marks are cleared below).
-        uint256 settled;
+        // Effect: a report counts iff its rental's settled sequence is now exactly the report's
+        // and was settled at this block's time (not an older settlement resubmitted), once per
+        // rental (a repeated rental counts once; the transient marks are cleared below).
+        // Gas: one getRental per report after the settlement, whose rental slots 0 and 1 are then
+        // warm (docs/economics.md gives the measured overhead).
+        uint256 count = reports.length;
         for (uint256 i; i < count; ++i) {
             uint256 rentalId = reports[i].rentalId;
-            uint256 sequence = reports[i].sequence;
-            if (before[i] >= sequence) continue;
             TransientSlot.BooleanSlot counted = _COUNTED_NAMESPACE.deriveMapping(rentalId).asBoolean();
             if (counted.tload()) continue;
-            if (_market.getRental(rentalId).sequence != sequence) continue;
+            Rental memory rental = _market.getRental(rentalId);
+            if (rental.sequence != reports[i].sequence || rental.lastSettledAt != block.timestamp) continue;
             counted.tstore(true);
             ++settled;
         }
         for (uint256 i; i < count; ++i) {
             _COUNTED_NAMESPACE.deriveMapping(reports[i].rentalId).asBoolean().tstore(false);
         }
-        rebate = _creditRebate(msg.sender, settled);
+        _accrueRebate(msg.sender, settled);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function claimRebates() external returns (uint256 amount) {
+        OperatorBond storage b = _bonds[msg.sender];
+        OperatorParams memory p = _params;
+        uint256 pending = b.rebateReports;
+        // Check:
+        if (p.rebateToken == address(0) || p.rebatePerReport == 0 || pending == 0) {
+            revert OperatorRegistry_NothingToWithdraw(msg.sender, p.rebateToken);
+        }
+        // Effect: pay as many whole reports as the reserve covers; the rest stays pending.
+        uint256 reserve = _reserve[p.rebateToken];
+        uint256 paid = reserve / p.rebatePerReport;
+        if (paid > pending) paid = pending;
+        amount = paid * p.rebatePerReport;
+        // paid <= pending fits uint128; amount <= reserve.
+        b.rebateReports = uint128(pending - paid);
+        _reserve[p.rebateToken] = reserve - amount;
+        _balances[msg.sender][p.rebateToken] += amount;
+        emit RebatesClaimed(msg.sender, p.rebateToken, paid, amount);
     }
 
     // ------------------------------------------------------------------------ equivocation
@@ -349,17 +372,14 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         if (!isBonded(account) || !_market.isSigner(account)) revert OperatorRegistry_NotBondedSigner(account);
     }
 
-    /// @dev Credits `submitter` the rebate for `reports` settled reports, capped by the reserve.
-    function _creditRebate(address submitter, uint256 reports) private returns (uint256 rebate) {
-        address token = _params.rebateToken;
-        if (token == address(0) || reports == 0) return 0;
-        rebate = reports * _params.rebatePerReport;
-        uint256 reserve = _reserve[token];
-        if (rebate > reserve) rebate = reserve;
-        if (rebate == 0) return 0;
-        _reserve[token] = reserve - rebate;
-        _balances[submitter][token] += rebate;
-        emit SettlementRebated(submitter, token, reports, rebate);
+    /// @dev Counts `reports` settled reports to `submitter`'s rebate (claimed by claimRebates).
+    function _accrueRebate(address submitter, uint256 reports) private {
+        if (reports == 0) return;
+        OperatorBond storage b = _bonds[submitter];
+        // A report costs far more gas than 2**128 reports could ever be submitted.
+        uint256 pending = b.rebateReports + reports;
+        b.rebateReports = uint128(pending);
+        emit RebateAccrued(submitter, reports, pending);
     }
 
     /// @dev The one key that signed both reports, which must be for the same rental and

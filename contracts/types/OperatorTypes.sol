@@ -5,7 +5,10 @@ pragma solidity ^0.8.30;
 /// any bond exists).
 /// @dev Written by bond / requestUnbond / completeUnbond (the operator) and proveEquivocation
 /// (anyone, with proof); read by isBonded (the market's setSignerSet) and by sync (which pays
-/// fee shares only to bonded members of the signer set).
+/// fee shares only to bonded members of the signer set). `rebateReports` counts the settled
+/// reports the operator submitted through settleFor / settleBatchFor and has not yet claimed
+/// (written there and by claimRebates); it shares slot 1 so that accruing a rebate costs one
+/// slot write per call.
 struct OperatorBond {
     // slot 0
     address token;
@@ -13,6 +16,7 @@ struct OperatorBond {
     // slot 1
     uint96 unbonding;
     uint32 unbondingReleaseAt;
+    uint128 rebateReports;
 }
 
 /// @notice Governance parameters of the OperatorRegistry (each with an enforced range, see

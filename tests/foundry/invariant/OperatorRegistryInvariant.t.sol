@@ -16,7 +16,7 @@ contract OperatorRegistryInvariantTest is OperatorFixture, IOperatorScenario {
         handler = new OperatorHandler(registry, usd, bondToken, this, oracleKeys, opTreasury);
         vm.label(address(handler), "OperatorHandler");
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](10);
+        bytes4[] memory selectors = new bytes4[](11);
         selectors[0] = OperatorHandler.bond.selector;
         selectors[1] = OperatorHandler.requestUnbond.selector;
         selectors[2] = OperatorHandler.completeUnbond.selector;
@@ -27,6 +27,7 @@ contract OperatorRegistryInvariantTest is OperatorFixture, IOperatorScenario {
         selectors[7] = OperatorHandler.withdraw.selector;
         selectors[8] = OperatorHandler.rotate.selector;
         selectors[9] = OperatorHandler.warp.selector;
+        selectors[10] = OperatorHandler.claimRebates.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 

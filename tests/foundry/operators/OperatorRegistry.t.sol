@@ -201,7 +201,7 @@ contract OperatorRegistryTest is OperatorFixture {
                           SETTLEMENT REBATES
     //////////////////////////////////////////////////////////////*/
 
-    function test_settleFor_settlesOnTheMarketAndCreditsTheRebate() public {
+    function test_settleFor_settlesOnTheMarketAndAccruesARebateClaimedFromTheReserve() public {
         _fillReserve();
         uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
         vm.warp(block.timestamp + 600);
@@ -210,10 +210,15 @@ contract OperatorRegistryTest is OperatorFixture {
         uint256 reserve = registry.rebateReserve(address(usd));
         uint256 balance = registry.balanceOf(_operator(1), address(usd));
         vm.prank(_operator(1));
-        assertEq(registry.settleFor(report, signatures), REBATE_PER_REPORT, "rebate");
+        assertEq(registry.settleFor(report, signatures), 1, "one report counted");
         assertEq(market.getRental(rentalId).sequence, 1, "settled on the market");
+        assertEq(registry.bondOf(_operator(1)).rebateReports, 1, "accrued");
+
+        vm.prank(_operator(1));
+        assertEq(registry.claimRebates(), REBATE_PER_REPORT, "claimed");
         assertEq(registry.balanceOf(_operator(1), address(usd)), balance + REBATE_PER_REPORT, "credited");
         assertEq(registry.rebateReserve(address(usd)), reserve - REBATE_PER_REPORT, "drawn from the reserve");
+        assertEq(registry.bondOf(_operator(1)).rebateReports, 0, "nothing left accrued");
     }
 
     function test_RevertWhen_settleFor_callerIsNotABondedSigner() public {
@@ -227,48 +232,78 @@ contract OperatorRegistryTest is OperatorFixture {
         registry.settleFor(report, signatures);
     }
 
+    function test_RevertWhen_settleFor_signerWhoseBondFellBelowMinimum() public {
+        _proveOneEquivocation(1);
+        uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
+        vm.warp(block.timestamp + 600);
+        UsageReport memory report = _report(rentalId, 1, 600, 0);
+        bytes memory signatures = _signUsage(report);
+        vm.expectRevert(abi.encodeWithSelector(IOperatorRegistry.OperatorRegistry_NotBondedSigner.selector, _operator(1)));
+        vm.prank(_operator(1));
+        registry.settleFor(report, signatures);
+    }
+
     function test_RevertWhen_settleFor_reportAlreadySettled() public {
-        _fillReserve();
         uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
         vm.warp(block.timestamp + 600);
         UsageReport memory report = _report(rentalId, 1, 600, 0);
         bytes memory signatures = _signUsage(report);
         vm.prank(keeper);
         market.settle(report, signatures);
-        uint256 reserve = registry.rebateReserve(address(usd));
         vm.expectRevert(); // the market's UsageSettlement_StaleSequence
         vm.prank(_operator(1));
         registry.settleFor(report, signatures);
-        assertEq(registry.rebateReserve(address(usd)), reserve, "no rebate for a stale report");
+        assertEq(registry.bondOf(_operator(1)).rebateReports, 0, "no rebate for a stale report");
     }
 
-    function test_settleBatchFor_rebatesOnlyRentalsTheCallAdvanced() public {
-        _fillReserve();
+    function test_settleBatchFor_countsOnlyRentalsTheCallSettled() public {
         uint256 a = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
         uint256 b = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
         uint256 c = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
+        uint256 d = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
         vm.warp(block.timestamp + 600);
-        _settle(c, 1, 600, 0); // c's report is already settled by someone else
-        UsageReport[] memory reports = new UsageReport[](4);
+        _settle(c, 1, 600, 0); // c's report was settled by someone else, in an earlier block
+        vm.warp(block.timestamp + 12);
+        vm.prank(renter);
+        market.endRental(d);
+        vm.warp(block.timestamp + SETTLEMENT_GRACE + 1); // d can no longer settle
+        UsageReport[] memory reports = new UsageReport[](5);
         reports[0] = _report(a, 1, 600, 0);
         reports[1] = _report(b, 1, 600, 0);
-        reports[2] = _report(c, 1, 600, 0); // stale: skipped, no rebate
+        reports[2] = _report(c, 1, 600, 0); // stale: skipped, not counted
         reports[3] = _report(a, 1, 600, 0); // the same rental again: counted once
+        reports[4] = _report(d, 1, 600, 0); // unsettleable: skipped, not counted
         bytes memory signatures = _signBatch(reports);
-        uint256 balance = registry.balanceOf(_operator(3), address(usd));
         vm.prank(_operator(3));
-        assertEq(registry.settleBatchFor(reports, signatures), 2 * uint256(REBATE_PER_REPORT), "two rentals advanced");
-        assertEq(registry.balanceOf(_operator(3), address(usd)), balance + 2 * uint256(REBATE_PER_REPORT), "credited");
+        assertEq(registry.settleBatchFor(reports, signatures), 2, "two rentals settled by this call");
+        assertEq(registry.bondOf(_operator(3)).rebateReports, 2, "accrued");
+        // The same batch again settles nothing: the market reverts, nothing accrues.
+        vm.expectRevert();
+        vm.prank(_operator(3));
+        registry.settleBatchFor(reports, signatures);
     }
 
-    function test_settleFor_rebateIsCappedByTheReserve() public {
+    function test_claimRebates_paysWhatTheReserveCoversAndKeepsTheRest() public {
         uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, 0, 100e6);
         vm.warp(block.timestamp + 600);
         UsageReport memory report = _report(rentalId, 1, 600, 0);
         bytes memory signatures = _signUsage(report);
         vm.prank(_operator(1));
-        assertEq(registry.settleFor(report, signatures), 0, "empty reserve pays nothing");
-        assertEq(market.getRental(rentalId).sequence, 1, "still settled");
+        registry.settleFor(report, signatures);
+        vm.prank(_operator(1));
+        assertEq(registry.claimRebates(), 0, "empty reserve pays nothing");
+        assertEq(registry.bondOf(_operator(1)).rebateReports, 1, "still accrued");
+        _fillReserve();
+        vm.prank(_operator(1));
+        assertEq(registry.claimRebates(), REBATE_PER_REPORT, "paid once the reserve is filled");
+    }
+
+    function test_RevertWhen_claimRebates_nothingAccrued() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IOperatorRegistry.OperatorRegistry_NothingToWithdraw.selector, stranger, address(usd))
+        );
+        vm.prank(stranger);
+        registry.claimRebates();
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -38,7 +38,8 @@ contract OperatorHandler is TestBase {
 
     uint256 public ghost_fees; // fees the scenario credited to the registry's market balance
     uint256 public ghost_pulled; // fees sync pulled
-    uint256 public ghost_rebates;
+    uint256 public ghost_rebates; // claimed
+    uint256 public ghost_rebateReports; // accrued
     uint256 public ghost_slashed;
     uint256 public ghost_bonded;
     uint256 public ghost_unbonded;
@@ -125,7 +126,15 @@ contract OperatorHandler is TestBase {
         if (!_isSigner(submitter) || !registry.isBonded(submitter)) return;
         (UsageReport memory report, bytes memory signatures) = scenario.freshReport();
         vm.prank(submitter);
-        ghost_rebates += registry.settleFor(report, signatures);
+        ghost_rebateReports += registry.settleFor(report, signatures);
+        calls++;
+    }
+
+    function claimRebates(uint256 keySeed) external {
+        address operator = vm.addr(keys[keySeed % keys.length]);
+        if (registry.bondOf(operator).rebateReports == 0) return;
+        vm.prank(operator);
+        ghost_rebates += registry.claimRebates();
         calls++;
     }
 
