@@ -148,7 +148,7 @@ class NodeSettings(BaseModel):
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
-    fault: Literal["kill_after_record"] | None = None
+    fault: Literal["kill_before_record", "kill_after_record", "kill_after_sign", "kill_after_store"] | None = None
 
     @field_validator("market_address")
     @classmethod
