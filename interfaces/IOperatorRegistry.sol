@@ -154,12 +154,12 @@ interface IOperatorRegistry {
     /// @notice Allows `token` for bonds with `minBond`, or disallows it (0). Only GOVERNANCE_ROLE.
     /// @dev Existing bonds of a disallowed token can still be unbonded (and slashed), but no
     /// longer count for isBonded.
-    function setBondToken(address token, uint256 minBond) external;
+    function setBondToken(address token, uint256 minimum) external;
 
     /// @notice Sets all parameters. Only GOVERNANCE_ROLE.
     /// @dev Ranges: treasury non-zero; slashBps 1..10000; proverRewardBps <= 5000;
     /// unbondingDelay 1 hour..365 days; rebatePerReport 0 when rebateToken is 0.
-    function setParams(OperatorParams calldata params) external;
+    function setParams(OperatorParams calldata newParams) external;
 
     /// @notice The market this registry serves.
     function market() external view returns (address);

@@ -111,7 +111,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     }
 
     /// @inheritdoc IOperatorRegistry
-    function requestUnbond(uint256 amount) external {
+    function requestUnbond(uint256 amount) external nonReentrant {
         OperatorBond storage b = _bonds[msg.sender];
         // Check:
         if (amount == 0 || amount > b.active) revert OperatorRegistry_InvalidAmount(amount);
@@ -165,7 +165,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         }
         // Effect: refill the rebate reserve, then split the rest equally among bonded members.
         uint256 amount = _carried[token] + pulled;
-        uint256 toReserve;
+        uint256 toReserve = 0;
         OperatorParams memory p = _params;
         if (token == p.rebateToken) {
             uint256 target = uint256(p.rebatePerReport) * REBATE_RESERVE_REPORTS;
@@ -177,22 +177,30 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
                 amount -= toReserve;
             }
         }
-        // The signer set is at most 31 addresses (the market's limit).
+        // The signer set is at most 31 addresses (the market's limit); version and threshold are
+        // not needed here.
+        // slither-disable-next-line unused-return
         (,, address[] memory signers) = _market.signerSet();
         uint256 count = signers.length;
-        uint256 eligible;
+        uint256 eligible = 0;
         for (uint256 i; i < count; ++i) {
             if (isBonded(signers[i])) signers[eligible++] = signers[i];
         }
-        uint256 share = eligible == 0 ? 0 : amount / eligible;
+        uint256 share = 0;
+        uint256 carried = amount;
+        if (eligible != 0) {
+            share = amount / eligible;
+            carried = amount % eligible;
+        }
         if (share != 0) {
             for (uint256 i; i < eligible; ++i) {
                 _balances[signers[i]][token] += share;
             }
+        } else {
+            eligible = 0; // nobody was credited
         }
-        uint256 carried = amount - share * eligible;
         _carried[token] = carried;
-        emit FeesSynced(token, pulled, toReserve, share, share == 0 ? 0 : eligible, carried);
+        emit FeesSynced(token, pulled, toReserve, share, eligible, carried);
     }
 
     /// @inheritdoc IOperatorRegistry
@@ -203,11 +211,11 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     {
         // Check:
         _requireBondedSigner(msg.sender);
-        // Interaction: market.settle reverts unless the report settles, so success is one report.
-        _market.settle(report, signatures);
-        // Effect:
+        // Effect: market.settle below reverts unless the report settles, and then so does this.
         reports = 1;
         _accrueRebate(msg.sender, reports);
+        // Interaction:
+        _market.settle(report, signatures);
     }
 
     /// @inheritdoc IOperatorRegistry
@@ -218,7 +226,10 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     {
         // Check:
         _requireBondedSigner(msg.sender);
-        // Interaction: settleBatch skips stale reports and unsettleable rentals.
+        // Interaction: settleBatch skips stale reports and unsettleable rentals. The market is the
+        // immutable contract this registry serves and its settlement makes no external call, so
+        // nothing can re-enter here (and every state-changing entry point is nonReentrant).
+        // slither-disable-next-line reentrancy-no-eth
         _market.settleBatch(reports, signatures);
         // Effect: a report counts iff its rental's settled sequence is now exactly the report's
         // and was settled at this block's time (not an older settlement resubmitted), once per
@@ -242,7 +253,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     }
 
     /// @inheritdoc IOperatorRegistry
-    function claimRebates() external returns (uint256 amount) {
+    function claimRebates() external nonReentrant returns (uint256 amount) {
         OperatorBond storage b = _bonds[msg.sender];
         OperatorParams memory p = _params;
         uint256 pending = b.rebateReports;
@@ -252,9 +263,12 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         }
         // Effect: pay as many whole reports as the reserve covers; the rest stays pending.
         uint256 reserve = _reserve[p.rebateToken];
-        uint256 paid = reserve / p.rebatePerReport;
-        if (paid > pending) paid = pending;
-        amount = paid * p.rebatePerReport;
+        uint256 paid = pending;
+        amount = pending * p.rebatePerReport;
+        if (amount > reserve) {
+            paid = reserve / p.rebatePerReport;
+            amount = reserve - reserve % p.rebatePerReport;
+        }
         // paid <= pending fits uint128; amount <= reserve.
         b.rebateReports = uint128(pending - paid);
         _reserve[p.rebateToken] = reserve - amount;
@@ -301,11 +315,11 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     // -------------------------------------------------------------------------- governance
 
     /// @inheritdoc IOperatorRegistry
-    function setBondToken(address token, uint256 minBond_) external onlyRole(_GOVERNANCE_ROLE) {
+    function setBondToken(address token, uint256 minimum) external onlyRole(_GOVERNANCE_ROLE) {
         if (token == address(0)) revert OperatorRegistry_InvalidParam("token");
-        if (minBond_ > type(uint96).max) revert OperatorRegistry_InvalidParam("minBond");
-        _minBond[token] = minBond_;
-        emit BondTokenSet(token, minBond_);
+        if (minimum > type(uint96).max) revert OperatorRegistry_InvalidParam("minBond");
+        _minBond[token] = minimum;
+        emit BondTokenSet(token, minimum);
     }
 
     /// @inheritdoc IOperatorRegistry
@@ -420,6 +434,8 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         }
         token = b.token;
         _totalBonded[token] -= slashed;
+        // The reward is a share of the (floored) slashed amount, as documented.
+        // slither-disable-next-line divide-before-multiply
         reward = slashed * p.proverRewardBps / _BPS;
         _balances[prover][token] += reward;
         _balances[p.treasury][token] += slashed - reward;
