@@ -175,7 +175,8 @@ class NodeSettings(BaseModel):
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
-    fault: Literal["kill_after_record", "lie_verdicts"] | None = None
+    fault: Literal["kill_before_record", "kill_after_record", "kill_after_sign", "kill_after_store",
+                   "lie_verdicts"] | None = None
 
     # Proof of GPU (docs/protocol.md, "Proof of GPU"). "model": challenges sized to each rental's
     # GPU model; "dev": the numpy-sized dev profile for every rental (dev mode only).
