@@ -14,18 +14,21 @@ states are kept: at production size they would be C x 16 MiB).
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-import torch
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA index i == NVML index i (before CUDA starts)
 
-from oracle.errors import ConfigError
-from oracle.proof.answer import Commitments
-from oracle.proof.params import WorkShape
-from oracle.proof.seeds import initial_root, plan_root_checkpoint, segment_lookups
-from oracle.proof.solver import Solution
-from oracle.proof.work import Inputs
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from oracle.errors import ConfigError  # noqa: E402
+from oracle.proof.answer import Commitments  # noqa: E402
+from oracle.proof.params import WorkShape  # noqa: E402
+from oracle.proof.seeds import initial_root, plan_root_checkpoint, segment_lookups  # noqa: E402
+from oracle.proof.solver import Solution  # noqa: E402
+from oracle.proof.work import Inputs  # noqa: E402
 
 MIN_INT_MM_ROWS = 17   # torch._int_mm wants more than 16 rows
 
@@ -54,7 +57,15 @@ class TorchSolver:
             raise ConfigError("no CUDA device: the cuda solver needs PyTorch with CUDA (pip install 'gpurent[gpu]')")
         self.device = torch.device(f"cuda:{device_index}")
 
+    def check_uuid(self, gpu_uuid: str) -> None:
+        """Refuse to answer for ``gpu_uuid`` on a device with another UUID (never a pass computed
+        on a GPU other than the one named)."""
+        uuid = getattr(torch.cuda.get_device_properties(self.device), "uuid", None)
+        if uuid is not None and gpu_uuid.startswith("GPU-") and f"GPU-{uuid}" != gpu_uuid:
+            raise ConfigError(f"CUDA device {self.device} is GPU-{uuid}, not {gpu_uuid}")
+
     def solve(self, seed: bytes, shape: WorkShape, gpu_uuid: str, gpu_serial: str) -> Solution:
+        self.check_uuid(gpu_uuid)
         torch.cuda.synchronize(self.device)
         started = time.perf_counter()
         dev = self.device
