@@ -40,6 +40,8 @@ except ImportError:  # stored bodies are the wire JSON
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SLASH_WINDOW_S = 3_600  # the protocol's default slash window (metering's DEFAULT_SLASH_WINDOW_SECONDS)
+
 
 class ChallengeError(Exception):
     """A request about a challenge the node refuses; ``status`` is its HTTP status."""
@@ -330,6 +332,30 @@ class ChallengeService:
                 judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed))
         return rental_outcomes(judged, up_to_ms)
 
+    def failed_windows(self, rental_id: int, up_to_ms: int, window_s: int) -> list[tuple[int, int, int, int, str]]:
+        """CHALLENGE_FAILED faults, one per slash window: for the first challenge of each window
+        (window = (issue - start) // window_s) that the quorum failed and that is due by
+        ``up_to_ms``: (gpu_index, issued_at_ms, due_ms, window, detail). ``due_ms`` (when every node
+        has judged it) is the fault's end, so a list sorted by end only ever grows at its end."""
+        rental = self.registry.get(rental_id)
+        if rental is None:
+            return []
+        end_ms = self._end_ms(rental_id)
+        seen: dict[int, tuple[int, int, int, int, str]] = {}
+        for challenge in self.store.rental_challenges(rental_id):
+            profile = profile_for(challenge.profile)
+            due_ms = challenge.open_deadline_ms + profile.telemetry_grace_ms
+            if due_ms > up_to_ms or (end_ms is not None and challenge.issued_at_ms > end_ms):
+                continue
+            decided = self.quorum_outcome(challenge.id)
+            if decided is None or decided.passed:
+                continue
+            window = (challenge.issued_at_ms - rental.start_ms) // (window_s * 1000)
+            if window not in seen:
+                seen[window] = (challenge.gpu_index, challenge.issued_at_ms, due_ms, window,
+                                f"challenge {challenge.index} gpu {challenge.gpu_index} {decided.value}")
+        return sorted(seen.values(), key=lambda f: (f[2], f[3]))
+
     def summary(self, rental_id: int) -> dict[str, Any]:
         passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
         rows = []
@@ -365,6 +391,16 @@ class MeteringLedger:
             else:
                 spans.append((start, end))
         return ChallengeOutcomes(passed, failed, tuple(spans))
+
+    def faults(self, rental_id: int, up_to_ms: int) -> list[Any]:
+        """The CHALLENGE_FAILED faults (metering's ``Fault``, kind 5) the quorum's verdicts make,
+        one per slash window of the rental, for metering to file with its own faults."""
+        from oracle.metering.faults import Fault, FaultKind
+
+        rental = self.service.registry.get(rental_id)
+        window_s = getattr(rental, "slash_window_seconds", 0) or DEFAULT_SLASH_WINDOW_S
+        return [Fault(FaultKind.CHALLENGE_FAILED, start, due, detail, gpu)
+                for gpu, start, due, _, detail in self.service.failed_windows(rental_id, up_to_ms, window_s)]
 
 
 @dataclass(frozen=True, slots=True)
