@@ -56,6 +56,23 @@ class TorchSolver:
         if not cuda_available():
             raise ConfigError("no CUDA device: the cuda solver needs PyTorch with CUDA (pip install 'gpurent[gpu]')")
         self.device = torch.device(f"cuda:{device_index}")
+        self._self_checked = False
+
+    def self_check(self) -> None:
+        """Once per solver: a small challenge must give the numpy reference's root bit for bit.
+        torch._int_mm has returned wrong int8 results on some CUDA builds (pytorch#107671);
+        an answer from such a stack would be a wrong answer, so none is given."""
+        from oracle.proof.params import DEV_SHAPE
+        from oracle.proof.solver import NumpySolver
+
+        seed = b"gpurent proof-of-GPU self check".ljust(32, b"\0")
+        reference = NumpySolver().solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
+        self._self_checked = True
+        measured = self.solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
+        if measured != reference:
+            self._self_checked = False
+            raise ConfigError(f"{self.device}: int8 products differ from the exact reference (torch "
+                              f"{torch.__version__}, CUDA {torch.version.cuda}); not answering challenges")
 
     def check_uuid(self, gpu_uuid: str) -> None:
         """Refuse to answer for ``gpu_uuid`` on a device with another UUID (never a pass computed
@@ -65,6 +82,8 @@ class TorchSolver:
             raise ConfigError(f"CUDA device {self.device} is GPU-{uuid}, not {gpu_uuid}")
 
     def solve(self, seed: bytes, shape: WorkShape, gpu_uuid: str, gpu_serial: str) -> Solution:
+        if not self._self_checked:
+            self.self_check()
         self.check_uuid(gpu_uuid)
         torch.cuda.synchronize(self.device)
         started = time.perf_counter()
