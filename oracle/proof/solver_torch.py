@@ -67,12 +67,11 @@ class TorchSolver:
 
         seed = b"gpurent proof-of-GPU self check".ljust(32, b"\0")
         reference = NumpySolver().solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
-        self._self_checked = True
-        measured = self.solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
+        measured = self._solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
         if measured != reference:
-            self._self_checked = False
             raise ConfigError(f"{self.device}: int8 products differ from the exact reference (torch "
                               f"{torch.__version__}, CUDA {torch.version.cuda}); not answering challenges")
+        self._self_checked = True
 
     def check_uuid(self, gpu_uuid: str) -> None:
         """Refuse to answer for ``gpu_uuid`` on a device with another UUID (never a pass computed
@@ -85,6 +84,9 @@ class TorchSolver:
         if not self._self_checked:
             self.self_check()
         self.check_uuid(gpu_uuid)
+        return self._solve(seed, shape, gpu_uuid, gpu_serial)
+
+    def _solve(self, seed: bytes, shape: WorkShape, gpu_uuid: str, gpu_serial: str) -> Solution:
         torch.cuda.synchronize(self.device)
         started = time.perf_counter()
         dev = self.device
