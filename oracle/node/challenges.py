@@ -309,11 +309,17 @@ class ChallengeService:
         return True
 
     def quorum_outcome(self, challenge_id: str) -> Outcome | None:
+        decided = self.store.quorum(challenge_id)
+        if decided is not None:
+            return Outcome(decided)
         own = self.store.verdict(challenge_id)
         outcomes = [Outcome(o) for o in self.store.peer_verdicts(challenge_id).values()]
         if own is not None:
             outcomes.append(Outcome(own.outcome))
-        return quorum(outcomes, self.config.quorum)
+        agreed = quorum(outcomes, self.config.quorum)
+        if agreed is not None:
+            self.store.put_quorum(challenge_id, agreed.value)
+        return agreed
 
     def outcomes(self, rental_id: int, up_to_ms: int, due_only: bool = True) -> tuple[int, int, list[tuple[int, int, int]]]:
         """The metering hook: (passed, failed, unpaid (gpu_index, start_ms, end_ms)) of the rental's
@@ -464,19 +470,18 @@ class ChallengeLoop(BackgroundLoop):
         service = self.service
         if not service.config.peers:
             return
-        for rental_id in service.store.known_rental_ids():
-            for challenge in service.store.rental_challenges(rental_id):
-                if service.store.verdict(challenge.id) is None or service.quorum_outcome(challenge.id) is not None:
+        for challenge_id in service.store.awaiting_quorum():
+            if service.quorum_outcome(challenge_id) is not None:
+                continue
+            for peer in service.config.peers:
+                try:
+                    response = httpx.get(f"{peer}/v1/challenges/{challenge_id}/verdict", timeout=2.0)
+                except httpx.HTTPError:
                     continue
-                for peer in service.config.peers:
-                    try:
-                        response = httpx.get(f"{peer}/v1/challenges/{challenge.id}/verdict", timeout=2.0)
-                    except httpx.HTTPError:
-                        continue
-                    if response.status_code == 200:
-                        body = response.json()
-                        service.add_peer_verdict(challenge.id, body["outcome"], body["signer"],
-                                                 bytes.fromhex(body["signature"][2:]))
+                if response.status_code == 200:
+                    body = response.json()
+                    service.add_peer_verdict(challenge_id, body["outcome"], body["signer"],
+                                             bytes.fromhex(body["signature"][2:]))
 
 
 def build_challenges(settings: Any, runtime: Any, node_key: bytes,
