@@ -61,7 +61,7 @@ def _telemetry(rental_id: int, start_ms: int, seconds: int, busy: bool) -> list[
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pog")
-    start_ms = time.time_ns() // 1_000_000 + 10_000  # after the nodes are up: no block before it counts
+    start_ms = time.time_ns() // 1_000_000 + 10_000  # no block before it counts (anvil's first ones)
     rentals = json.dumps([{"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 2 if r == TWO_GPUS else 1,
                            "region": "test",
                            "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for r in RENTALS])
@@ -81,8 +81,8 @@ def network(tmp_path_factory):
                        "GPURENT_NODE_REPORT_RATE_PER_S": "2000", "GPURENT_NODE_REPORT_BURST": "10000"}
                 if i == 2:
                     env["GPURENT_NODE_FAULT"] = "lie_verdicts"
-                nodes.append(NodeProcess(env, port=ports[i]).start())
-            time.sleep(max(0.5, start_ms / 1000 + 1 - time.time()))
+                nodes.append(NodeProcess(env, port=ports[i]).start(timeout_s=90))  # a loaded CI box is slow
+            time.sleep(max(1.0, start_ms / 1000 + 1 - time.time()))
             chain.mine()      # the first block after the start: every rental's start challenge
             issued_s = int(chain.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
             yield chain, urls, issued_s
@@ -109,9 +109,9 @@ def outcome(network):
         _responder(urls, HONEST), _responder(urls, CHEAT, cheat=True), _responder(urls, IDLE),
         _responder(urls, LATE, solver_for=lambda gpu: SlowSolver(DEV.commit_deadline_ms / 1000 + 1.5)),
         ChallengeResponder(urls, WRONG_GPU, AGENT_KEY, wrong_gpu, poll_interval_s=0.1),
-        # each GPU's solve takes 60 % of the deadline: in turn they would be late, side by side they are not
+        # each GPU's solve takes 55 % of the deadline: in turn they would be late, side by side they are not
         ChallengeResponder(urls, TWO_GPUS, AGENT_KEY, [GpuIdentity(0, H100.uuid, "1"), GpuIdentity(1, SECOND.uuid, "2")],
-                           solver_for=lambda gpu: SlowSolver(0.6 * DEV.commit_deadline_ms / 1000), poll_interval_s=0.1),
+                           solver_for=lambda gpu: SlowSolver(0.55 * DEV.commit_deadline_ms / 1000), poll_interval_s=0.1),
     ]
     for responder in responders:
         responder.start()
@@ -122,7 +122,7 @@ def outcome(network):
         chain.mine()
         summaries = {}
         with httpx.Client(timeout=10) as client:
-            give_up = time.monotonic() + 40
+            give_up = time.monotonic() + 90
             while time.monotonic() < give_up:
                 summaries = {r: [client.get(f"{u}/v1/rentals/{r}/challenges").json() for u in urls] for r in RENTALS}
                 if all(s["challenges"] and all(c["quorum"] for c in s["challenges"])
