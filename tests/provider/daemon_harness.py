@@ -199,6 +199,7 @@ def start_nodes(state: Path, *, rpc: str, deployment: dict[str, Any], keys: list
             "peers": [u for j, u in enumerate(urls) if j != i], "rpc_url": rpc, "self_url": urls[i],
             "chain_start_block": deployment["block_number"], "confirmations": 0, "chain_poll_interval_s": 0.25,
             "settle_interval_s": 2, "submit_stagger_s": 1, "log_level": "info",
+            "settle_max_interval_s": 2,  # settle every round (a real node waits until the gas is worth it)
         }
         path = state / f"node-{i + 1}.config.json"
         path.write_text(json.dumps(config))
