@@ -253,7 +253,7 @@ class ProviderDaemon:
 
     def _teardown(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
-        self._stop_agent(tracked)
+        self._stop_agent(tracked, drain_challenges_s=self.config.telemetry.challenge_drain_s)
         removed = self.runtime.remove(rid)
         tracked.container = None
         self.store.set_rental_status(FOLLOWER, rid, "done")
@@ -306,11 +306,15 @@ class ProviderDaemon:
             "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
         return start_challenge_responder(agent_config, agent)
 
-    def _stop_agent(self, tracked: TrackedRental) -> None:
+    def _stop_agent(self, tracked: TrackedRental, *, drain_challenges_s: float = 0.0) -> None:
         handle = tracked.agent
         if handle is None:
             return
         if handle.responder is not None:
+            # A challenge drawn during the rental is owed after it ends too (an unanswered one is a fault).
+            if drain_challenges_s and not handle.responder.drain(drain_challenges_s):
+                log.warning("rental %d: challenges still unanswered after %.0f s", tracked.rental_id,
+                            drain_challenges_s)
             handle.responder.close()
         handle.agent.stop.set()
         handle.thread.join(timeout=30)
