@@ -311,11 +311,18 @@ class ProviderDaemon:
         if handle is None:
             return
         if handle.responder is not None:
-            # A challenge drawn during the rental is owed after it ends too (an unanswered one is a fault).
-            if drain_challenges_s and not handle.responder.drain(drain_challenges_s):
-                log.warning("rental %d: challenges still unanswered after %.0f s", tracked.rental_id,
-                            drain_challenges_s)
-            handle.responder.close()
+            responder, rid = handle.responder, tracked.rental_id
+
+            def finish() -> None:
+                # A challenge drawn during the rental is owed after it ends too (unanswered, it is a fault).
+                if drain_challenges_s and not responder.drain(drain_challenges_s):
+                    log.warning("rental %d: challenges still unanswered after %.0f s", rid, drain_challenges_s)
+                responder.close()
+
+            if drain_challenges_s:  # off the daemon's loop: other rentals go on meanwhile
+                threading.Thread(target=finish, name=f"challenges-drain-{rid}", daemon=True).start()
+            else:
+                finish()
         handle.agent.stop.set()
         handle.thread.join(timeout=30)
         close = getattr(handle.source, "close", None)
