@@ -216,3 +216,37 @@ def test_nodes_read_the_rental_terms_fixed_at_its_start_never_the_live_offer(dep
     assert entry.agent == Account.from_key(AGENT_KEY).address
     assert (entry.region, entry.grid_intensity_g_per_kwh) == ("eu-north-1", 40)
     assert feed.terms[rental.rental_id].power_limit_w == 700
+
+
+# ---------------------------------------------------------------------------- operators' gas rebate
+
+
+def test_a_bonded_node_settles_through_the_operator_registry_and_accrues_its_gas_rebate(deployed, now):
+    from oracle.chain.artifacts import get_artifact
+    from oracle.chain.contract import BoundContract
+    from oracle.node.submit import registry_submitter
+
+    registry_address = deployed.deployment.operator_registry
+    assert registry_address
+    node = deployed.node_client(0)
+    k1, k2, _ = deployed.node_keys
+    agg = aggregator_for(deployed, {
+        "n1": FakeNode(k1, node.chain_id, deployed.market, holds=4, base_time=now),
+        "n2": FakeNode(k2, node.chain_id, deployed.market, holds=4, base_time=now),
+    })
+    agg.client = node  # the node's own key submits
+    submitter = registry_submitter(node, registry_address)
+    operator = submitter.operator
+    bond = operator.min_bond(deployed.token)
+    BoundContract(deployed.client(GOVERNANCE).sender, deployed.token,
+                  get_artifact("TestStablecoin").abi).transact("mint", node.account, bond)
+    operator.bond(deployed.token, bond)
+    assert operator.is_bonded()
+    agg.submitter = submitter
+    rentals = [open_active_rental(deployed).rental_id for _ in range(2)]
+    before = operator.earnings(deployed.token).rebate_reports
+    outcomes = agg.settle_batch(rentals)
+    assert [o.status for o in outcomes] == ["settled", "settled"], [o.detail for o in outcomes]
+    assert all(o.payment > 0 for o in outcomes)  # the market's events, read from the registry's tx
+    assert operator.earnings(deployed.token).rebate_reports == before + 2
+    assert submitter.use_registry
