@@ -119,71 +119,6 @@ def test_fault_work_per_rental_is_bounded_per_call_and_resumes_at_the_cursor(dep
     assert [o.fault_id for o in second] == list(range(16, 32))
 
 
-# ---------------------------------------------------------------------------- rotation
-
-
-def node_apps(deployed, rental_id: int, start_ms: int, now_ms: int, tmp_path) -> dict[str, TestClient]:
-    apps = {}
-    for i, key in enumerate(deployed.node_keys):
-        settings = NodeSettings(
-            dev_mode=True, private_key="0x" + key.hex(), chain_id=deployed.client(SUBMITTER).chain_id,
-            market_address=deployed.market, db_path=tmp_path / f"node-{i}.sqlite3", signer_set_version=1,
-            rentals=[{"rental_id": rental_id, "agent": Account.from_key(AGENT_KEY).address, "gpu_count": 1,
-                      "region": "eu-north-1", "grid_intensity_g_per_kwh": 40, "start_ms": start_ms}],
-        )
-        apps[f"n{i + 1}"] = TestClient(create_app(settings, clock=lambda: now_ms))
-    return apps
-
-
-def routed(apps: dict[str, TestClient]) -> httpx.Client:
-    def route(request: httpx.Request) -> httpx.Response:
-        client = apps[request.url.host]
-        answer = client.request(request.method, request.url.path, params=request.url.params,
-                                content=request.content, headers={"content-type": "application/json"})
-        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
-
-    return httpx.Client(transport=httpx.MockTransport(route))
-
-
-def test_after_a_signer_set_rotation_an_ended_rental_final_report_still_settles(deployed, tmp_path):
-    gov, renter = deployed.client(GOVERNANCE), deployed.client(RENTER)
-    rental = open_active_rental(deployed, agent=Account.from_key(AGENT_KEY).address)
-    started_at = int(gov.get_rental(rental.rental_id)["startedAt"])
-    samples = shifted(trace_samples()[:60], started_at * 1000 + 59_000)  # 60 s of telemetry from the start
-    deployed.chain.set_next_timestamp(started_at + 120)
-    renter.end_rental(rental.rental_id)
-    ended_at = int(gov.get_rental(rental.rental_id)["endedAt"])
-    batches = chain_batches(AGENT_KEY, rental.rental_id, samples, samples_per_batch=10)
-    apps = node_apps(deployed, rental.rental_id, started_at * 1000, ended_at * 1000, tmp_path)
-    try:
-        for client in apps.values():
-            for batch in batches:
-                assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
-        agg = Aggregator(deployed.client(SUBMITTER), [f"http://{h}" for h in apps], http=routed(apps))
-        # Every node records and signs the final sequence for signer set v1, but it is not submitted
-        recorded = agg.collect_usage(rental.rental_id, max_period_end=ended_at)
-        assert recorded.report.signer_set_version == 1 and recorded.report.sequence == len(batches)
-        # ... before governance rotates the set (same members, new version).
-        signers = [Account.from_key(k).address for k in deployed.node_keys]
-        gov.set_signer_set(signers, 2)
-        assert gov.signer_set().version == 2
-        outcome = agg.settle_rental(rental.rental_id)
-        assert outcome.status == "settled", outcome.detail
-        assert outcome.sequence == len(batches)
-        assert gov.get_rental(rental.rental_id)["sequence"] == len(batches)
-        # the v2 report is the v1 content, only the version differs: no two contents per sequence
-        v1 = apps["n1"].app.state.node.storage.get_report("usage", rental.rental_id, len(batches), 1)
-        v2 = apps["n1"].app.state.node.storage.get_report("usage", rental.rental_id, len(batches), 2)
-        f1, f2 = (report_fields(__import__("oracle.node.attestor", fromlist=["x"]).report_from_bytes(
-            type(recorded.report), r.body)) for r in (v1, v2))
-        assert {k: v for k, v in f1.items() if k != "signer_set_version"} == \
-            {k: v for k, v in f2.items() if k != "signer_set_version"}
-        assert (f1["signer_set_version"], f2["signer_set_version"]) == (1, 2)
-    finally:
-        for client in apps.values():
-            client.close()
-
-
 # ---------------------------------------------------------------------------- agreement by construction
 
 
@@ -250,3 +185,69 @@ def test_a_bonded_node_settles_through_the_operator_registry_and_accrues_its_gas
     assert all(o.payment > 0 for o in outcomes)  # the market's events, read from the registry's tx
     assert operator.earnings(deployed.token).rebate_reports == before + 2
     assert submitter.use_registry
+
+
+# ---------------------------------------------------------------------------- rotation (last: it moves the
+# module's market to signer set v2)
+
+
+def node_apps(deployed, rental_id: int, start_ms: int, now_ms: int, tmp_path) -> dict[str, TestClient]:
+    apps = {}
+    for i, key in enumerate(deployed.node_keys):
+        settings = NodeSettings(
+            dev_mode=True, private_key="0x" + key.hex(), chain_id=deployed.client(SUBMITTER).chain_id,
+            market_address=deployed.market, db_path=tmp_path / f"node-{i}.sqlite3", signer_set_version=1,
+            rentals=[{"rental_id": rental_id, "agent": Account.from_key(AGENT_KEY).address, "gpu_count": 1,
+                      "region": "eu-north-1", "grid_intensity_g_per_kwh": 40, "start_ms": start_ms}],
+        )
+        apps[f"n{i + 1}"] = TestClient(create_app(settings, clock=lambda: now_ms))
+    return apps
+
+
+def routed(apps: dict[str, TestClient]) -> httpx.Client:
+    def route(request: httpx.Request) -> httpx.Response:
+        client = apps[request.url.host]
+        answer = client.request(request.method, request.url.path, params=request.url.params,
+                                content=request.content, headers={"content-type": "application/json"})
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    return httpx.Client(transport=httpx.MockTransport(route))
+
+
+def test_after_a_signer_set_rotation_an_ended_rental_final_report_still_settles(deployed, tmp_path):
+    gov, renter = deployed.client(GOVERNANCE), deployed.client(RENTER)
+    rental = open_active_rental(deployed, agent=Account.from_key(AGENT_KEY).address)
+    started_at = int(gov.get_rental(rental.rental_id)["startedAt"])
+    samples = shifted(trace_samples()[:60], started_at * 1000 + 59_000)  # 60 s of telemetry from the start
+    deployed.chain.set_next_timestamp(started_at + 120)
+    renter.end_rental(rental.rental_id)
+    ended_at = int(gov.get_rental(rental.rental_id)["endedAt"])
+    batches = chain_batches(AGENT_KEY, rental.rental_id, samples, samples_per_batch=10)
+    apps = node_apps(deployed, rental.rental_id, started_at * 1000, ended_at * 1000, tmp_path)
+    try:
+        for client in apps.values():
+            for batch in batches:
+                assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+        agg = Aggregator(deployed.client(SUBMITTER), [f"http://{h}" for h in apps], http=routed(apps))
+        # Every node records and signs the final sequence for signer set v1, but it is not submitted
+        recorded = agg.collect_usage(rental.rental_id, max_period_end=ended_at)
+        assert recorded.report.signer_set_version == 1 and recorded.report.sequence == len(batches)
+        # ... before governance rotates the set (same members, new version).
+        signers = [Account.from_key(k).address for k in deployed.node_keys]
+        gov.set_signer_set(signers, 2)
+        assert gov.signer_set().version == 2
+        outcome = agg.settle_rental(rental.rental_id)
+        assert outcome.status == "settled", outcome.detail
+        assert outcome.sequence == len(batches)
+        assert gov.get_rental(rental.rental_id)["sequence"] == len(batches)
+        # the v2 report is the v1 content, only the version differs: no two contents per sequence
+        v1 = apps["n1"].app.state.node.storage.get_report("usage", rental.rental_id, len(batches), 1)
+        v2 = apps["n1"].app.state.node.storage.get_report("usage", rental.rental_id, len(batches), 2)
+        f1, f2 = (report_fields(__import__("oracle.node.attestor", fromlist=["x"]).report_from_bytes(
+            type(recorded.report), r.body)) for r in (v1, v2))
+        assert {k: v for k, v in f1.items() if k != "signer_set_version"} == \
+            {k: v for k, v in f2.items() if k != "signer_set_version"}
+        assert (f1["signer_set_version"], f2["signer_set_version"]) == (1, 2)
+    finally:
+        for client in apps.values():
+            client.close()
