@@ -463,7 +463,9 @@ class RentalRegistryFeed:
             self._set(int(event.args["rentalId"]), "closed")
             return
         if event.name == "RentalEnded":
-            self._set(int(event.args["rentalId"]), "ended")
+            rental_id = int(event.args["rentalId"])
+            self._set(rental_id, "ended")
+            self._record_end(rental_id, int(event.args["endedAt"]))
             return
         if event.name != "RentalStarted":
             return
@@ -480,12 +482,24 @@ class RentalRegistryFeed:
             region=bytes32_text(offer["region"]),
             grid_intensity_g_per_kwh=int(offer["gridIntensityGPerKwh"]),
             start_ms=started_at * 1000,
+            # The power limit follows from the model (oracle/gpu_models.py) until the rental's
+            # on-chain terms carry powerLimitW.
+            gpu_model=bytes32_text(offer["gpuModel"]),
         )
         for registry in self.registries:
             registry.upsert(entry)
         self.started[rental_id] = started_at
         if self.status.get(rental_id) not in ("ended", "closed"):
             self._set(rental_id, "active")
+
+    def _record_end(self, rental_id: int, ended_at: int) -> None:
+        """Samples after ``endedAt`` (its whole second) are no longer the rental's."""
+        from dataclasses import replace
+
+        for registry in self.registries:
+            rental = registry.get(rental_id)
+            if rental is not None and rental.end_ms is None:
+                registry.upsert(replace(rental, end_ms=ended_at * 1000 + 999))
 
     def on_rewind(self, first_invalid_block: int) -> None:
         """Statuses are re-derived as the rewound blocks' events are re-delivered."""

@@ -9,10 +9,12 @@ time (challenges are seeded and judged from data all nodes share), or the report
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Protocol, runtime_checkable
 
 from oracle.errors import MeteringError
+from oracle.metering.core import BPS, _CARBON_DIVISOR, UsageTotals
+from oracle.metering.policy import MeterTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +71,38 @@ def merge_intervals(spans: Iterable[tuple[int, int]], lo_ms: int, hi_ms: int) ->
         else:
             merged.append((start, end))
     return merged
+
+
+@dataclass(frozen=True, slots=True)
+class UnpaidUsage:
+    """What the intervals inside unpaid spans added to the totals (to be taken out again)."""
+
+    available_gpu_milliseconds: int = 0
+    busy_gpu_milliseconds: int = 0
+    energy_millijoules: int = 0
+
+    def __add__(self, other: "UnpaidUsage") -> "UnpaidUsage":
+        return UnpaidUsage(self.available_gpu_milliseconds + other.available_gpu_milliseconds,
+                           self.busy_gpu_milliseconds + other.busy_gpu_milliseconds,
+                           self.energy_millijoules + other.energy_millijoules)
+
+
+def exclude_unpaid(totals: UsageTotals, terms: MeterTerms, unpaid: UnpaidUsage,
+                   outcomes: ChallengeOutcomes) -> UsageTotals:
+    """``totals`` without the unpaid usage, carrying the challenge counts (pure, integers)."""
+    available = max(0, totals.available_gpu_milliseconds - unpaid.available_gpu_milliseconds)
+    busy = max(0, totals.busy_gpu_milliseconds - unpaid.busy_gpu_milliseconds)
+    energy = max(0, totals.energy_millijoules - unpaid.energy_millijoules)
+    span_ms = (totals.period_end_ms - terms.start_ms) * terms.gpu_count
+    return replace(
+        totals,
+        available_gpu_seconds=available // 1000,
+        available_gpu_milliseconds=available,
+        busy_gpu_seconds=busy // 1000 if unpaid.busy_gpu_milliseconds else totals.busy_gpu_seconds,
+        busy_gpu_milliseconds=busy,
+        energy_millijoules=energy,
+        carbon_milligrams=energy * terms.grid_intensity_g_per_kwh // _CARBON_DIVISOR,
+        uptime_bps=min(BPS, available * BPS // span_ms) if span_ms > 0 else 0,
+        challenges_passed=outcomes.passed,
+        challenges_failed=outcomes.failed,
+    )

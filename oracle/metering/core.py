@@ -97,6 +97,9 @@ class UsageTotals:
     gpu_count: int = 0
     excluded_sample_count: int = 0
     missing_gpus: int = 0
+    #: Proof-of-GPU outcomes up to ``period_end_ms`` (set by ``challenges.exclude_unpaid``).
+    challenges_passed: int = 0
+    challenges_failed: int = 0
 
 
 def _check_int(value: object, what: str) -> int:

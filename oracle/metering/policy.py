@@ -131,6 +131,7 @@ class MeterTerms:
         if self.min_uptime_bps > 10_000:
             raise ConfigError("MeterTerms.min_uptime_bps must be at most 10000")
 
-    def key(self) -> str:
-        """A canonical text of the terms (a checkpoint is valid only under the same terms)."""
-        return "|".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+    def checkpoint_key(self) -> str:
+        """A canonical text of the terms but the end: a meter state is valid under another set
+        of terms only if they have the same key, and its newest sample is not past their end."""
+        return "|".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.name != "end_ms")
