@@ -71,6 +71,7 @@ MILLIJOULES_PER_KWH = 3_600_000_000
 #: energy_mj * g_per_kwh * 1000 (mg per g) / MILLIJOULES_PER_KWH
 _CARBON_DIVISOR = MILLIJOULES_PER_KWH // 1000
 BPS = 10_000
+_FINGERPRINT_MODULUS = (1 << 61) - 1
 
 _DOWNTIME, _ENERGY, _PHYSICS, _IDLE, _MISSING = (
     FaultKind.DOWNTIME, FaultKind.ENERGY_MISMATCH, FaultKind.COUNTER_PHYSICS,
@@ -196,6 +197,13 @@ class _Meter:
         if t_ms > s.gap_check_ms:
             self.check_silences(t_ms)
 
+    def note_missing(self) -> None:
+        s, terms = self.s, self.terms
+        if s.missing_gpus:
+            self.emit(_MISSING, terms.start_ms, None,
+                      f"telemetry lists {terms.gpu_count - s.missing_gpus} of the {terms.gpu_count}"
+                      f" rented GPUs{' of model ' + terms.gpu_model if terms.gpu_model else ''}")
+
     def judge_uptime(self, window: int, available_ms: int) -> None:
         terms = self.terms
         uptime_bps = available_ms * BPS // (terms.gpu_count * self.window_ms)
@@ -225,9 +233,14 @@ class _Meter:
         s, terms, policy = self.s, self.terms, self.policy
         index, t_ms, energy_mj, power_mw, util = values[0], values[1], values[2], values[3], values[4]
         end_ms = terms.end_ms
-        gpu = s.gpus.get(index)
-        if gpu is None or t_ms < terms.start_ms or (end_ms is not None and t_ms > end_ms):
+        if t_ms < terms.start_ms or (end_ms is not None and t_ms > end_ms):
             s.excluded_count += 1
+            return
+        gpu = s.gpus.get(index)
+        if gpu is None:  # not a rented GPU: its readings do not count, its time does
+            s.excluded_count += 1
+            self.advance(t_ms)
+            self.note_missing()
             return
         prev = gpu.last
         if prev is not None and t_ms <= prev[1]:
@@ -238,9 +251,7 @@ class _Meter:
             self.emit(_PHYSICS, t_ms, index, f"{what} t_ms {t_ms}; kept the first")
             return
         self.advance(t_ms)
-        if s.missing_gpus:
-            self.emit(_MISSING, terms.start_ms, None,
-                      f"telemetry lists {terms.gpu_count - s.missing_gpus} of the {terms.gpu_count} rented GPUs")
+        self.note_missing()
         s.sample_count += 1
         gpu.last = values
         gpu.last_t_ms = t_ms
@@ -250,6 +261,7 @@ class _Meter:
             self.emit(_PHYSICS, t_ms, index,
                       f"power {power_mw} mW is above the {self.limit_mw} mW limit of the rented model"
                       f" plus {policy.power_limit_margin_permille} per mille")
+        self.check_copied_power(gpu, index, t_ms, power_mw)
         if prev is None:
             return
         interval_ms = t_ms - prev[1]
@@ -304,6 +316,27 @@ class _Meter:
             s.sla_available_ms += interval_ms
             s.energy_mj += min(raw_mj, cap_mj)
             s.integrated_uj += integrated_uj
+
+    def check_copied_power(self, gpu: GpuState, index: int, t_ms: int, power_mw: int) -> None:
+        """A stretch of power readings seen before (on any GPU of the rental): copied telemetry."""
+        policy, recent = self.policy, gpu.recent_power_mw
+        recent.append(power_mw)
+        if len(recent) > policy.replay_stretch_samples:
+            del recent[0]
+        if len(recent) < policy.replay_stretch_samples or len(set(recent)) < policy.replay_min_distinct_readings:
+            return
+        fingerprint = 0
+        for reading in recent:
+            fingerprint = (fingerprint * 1_000_003 + reading) % _FINGERPRINT_MODULUS
+        seen = self.s.power_stretches
+        if fingerprint in seen:
+            self.emit(_PHYSICS, t_ms, index,
+                      f"the last {len(recent)} power readings repeat a stretch seen before"
+                      f" (fingerprint {fingerprint}): copied telemetry")
+            return
+        seen[fingerprint] = None
+        while len(seen) > policy.replay_memory_per_gpu * len(self.s.gpus):
+            del seen[next(iter(seen))]
 
     def close_energy_window(self, gpu: GpuState, index: int) -> None:
         if not gpu.win_intervals:

@@ -52,6 +52,16 @@ class MeteringPolicy:
     phantom_load_max_util_pct: int = 5
     #: ... so a run of 3 s (3x the longest honest one) is a COUNTER_PHYSICS fault.
     phantom_load_min_duration_ms: int = 3000
+    #: Copied telemetry: a stretch of this many consecutive power readings of a GPU (in mW) that
+    #: repeats one seen before on any GPU of the rental is COUNTER_PHYSICS. Real power never
+    #: repeats to the milliwatt for 8 readings (none on the traces at 1 Hz or 10 Hz) ...
+    replay_stretch_samples: int = 8
+    #: ... when the stretch has at least this many distinct readings (a stuck sensor or a
+    #: constant reading is not a copy: the power limit judges those) ...
+    replay_min_distinct_readings: int = 4
+    #: ... among the stretches of the last this many samples per GPU (bounded memory: about
+    #: 4 minutes at 1 Hz; longer loops are the proof-of-GPU challenges' to catch).
+    replay_memory_per_gpu: int = 256
     #: Counter energy and integrated power are compared per closed window of this length
     #: (windows aligned to absolute unix time, so every node cuts them the same way).
     energy_check_window_ms: int = 60_000
@@ -73,7 +83,7 @@ class MeteringPolicy:
 
     def __post_init__(self) -> None:
         _check_ints(self, "MeteringPolicy")
-        for name in ("max_gap_ms", "energy_check_window_ms"):
+        for name in ("max_gap_ms", "energy_check_window_ms", "replay_stretch_samples"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"MeteringPolicy.{name} must be positive")
         for name in ("idle_busy_min_util_pct", "phantom_load_max_util_pct"):

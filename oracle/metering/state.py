@@ -37,6 +37,8 @@ class GpuState:
     win_counter_mj: int = 0
     win_integrated_uj: int = 0
     win_intervals: int = 0
+    #: Its last ``replay_stretch_samples`` power readings (mW), oldest first.
+    recent_power_mw: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -67,6 +69,8 @@ class MeterState:
     sla_available_ms: int = 0
     #: No GPU can have been silent past the SLA gap before this time (a lower bound).
     gap_check_ms: int = 0
+    #: Fingerprints of recent power stretches (insertion order = age), to spot copied telemetry.
+    power_stretches: dict[int, None] = field(default_factory=dict)
     #: Range metering (unpaid challenge periods): intervals ending before this are not accrued.
     accrue_from_ms: int | None = None
 
@@ -76,6 +80,7 @@ class MeterState:
         data = {name.name: getattr(self, name.name) for name in fields(self)}
         data["gpus"] = {str(index): _gpu_to_json(gpu) for index, gpu in self.gpus.items()}
         data["faults"] = [[int(f.kind), f.start_ms, f.end_ms, f.detail, f.gpu] for f in self.faults]
+        data["power_stretches"] = list(self.power_stretches)
         data["version"] = STATE_VERSION
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                           allow_nan=False).encode("ascii")
@@ -88,7 +93,8 @@ class MeterState:
                 raise MeteringError("meter state of another version")
             gpus = {int(index): _gpu_from_json(value) for index, value in data.pop("gpus").items()}
             faults = [Fault(FaultKind(k), s, e, d, g) for k, s, e, d, g in data.pop("faults")]
-            return cls(gpus=gpus, faults=faults, **data)
+            stretches = dict.fromkeys(data.pop("power_stretches"))
+            return cls(gpus=gpus, faults=faults, power_stretches=stretches, **data)
         except (ValueError, KeyError, TypeError) as exc:
             raise MeteringError(f"unreadable meter state: {exc}") from exc
 
