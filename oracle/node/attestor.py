@@ -445,8 +445,9 @@ class Attestor:
         from oracle.attestation.eip712 import usage_report_digest
         from oracle.attestation.reports import build_usage_report
 
-        if sequence is not None and 1 <= sequence <= self.contiguous_batches(rental_id):
-            served = self._recorded_usage(rental_id, sequence)
+        held = self.contiguous_batches(rental_id)
+        if 1 <= (held if sequence is None else sequence) <= held:
+            served = self._recorded_usage(rental_id, held if sequence is None else sequence)
             if served is not None:
                 return served
         rental, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)

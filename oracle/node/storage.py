@@ -1,7 +1,9 @@
 """The node's durable state in one SQLite file (stdlib sqlite3, WAL, ``synchronous=FULL``).
 
 Tables: ``batches`` (each rental's hash chain of telemetry batches), ``reports`` and
-``fault_reports`` (every report the node was asked to sign), ``rentals`` (the registry).
+``fault_reports`` (every report the node was asked to sign), ``rentals`` and ``rental_terms``
+(the registry), ``meter_checkpoints`` (the metering core's state per rental and sequence: a
+cache that makes a report cost the batches since the previous one).
 
 The invariant this module enforces: **a report is committed durably before it is signed, and
 the node never signs two different reports for the same key** (``(rental_id, sequence)`` for
