@@ -160,7 +160,7 @@ class Attestor:
         policy: MeteringPolicy = DEFAULT_POLICY,
         clock: Callable[[], int] = _unix_ms,
         fault: str | None = None,
-        cached_rentals: int = 4096,
+        cached_rentals: int = 1024,
         challenges: ChallengeLedger | None = None,
     ) -> None:
         if len(node_key) != 32:
@@ -177,8 +177,8 @@ class Attestor:
         self.now_ms = clock
         self._fault = fault
         self.challenges: ChallengeLedger = NoChallenges() if challenges is None else challenges
-        # The newest meter state per rental: (sequence, terms key, state bytes, telemetry hash);
-        # a few KiB each, no samples. Checkpoints in storage back it across restarts.
+        # The newest meter state per rental: (sequence, terms key, state bytes); tens of KiB
+        # each (no samples), at most ``cached_rentals``. SQLite checkpoints back it.
         self._states: OrderedDict[int, tuple[int, str, bytes]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._rental_locks: dict[int, threading.Lock] = {}
