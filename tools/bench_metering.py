@@ -65,7 +65,7 @@ class Telemetry:
             power0, util = shape[self.t_s % len(shape)]
             for g in range(GPUS):
                 power = power0 + rng.randrange(-5000, 5000)
-                self.energy[g] += power // 1000
+                self.energy[g] += power  # mW over 1 s = mJ
                 out.append(Sample(g, START_MS + self.t_s * 1000, self.energy[g], power, util, util // 3, 30_000, 60))
         return out
 
