@@ -99,6 +99,7 @@ def test_report_for_a_recorded_sequence_is_served_from_storage_never_re_signed_d
     original_meter = attestor.meter
     attestor.meter = lambda *args, **kwargs: metered.append(args) or original_meter(*args, **kwargs)
     response = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": 4})
+    # served from storage: the recorded report and its signature, never a re-metered one
     assert response.status_code == 200, response.text
     assert metered == []
     assert (response.json()["digest"], response.json()["signature"]) == (first["digest"], first["signature"])
