@@ -376,6 +376,8 @@ def run_agent(config: AgentConfig) -> int:
         agent.run()
     finally:
         if responder is not None:
+            if not responder.drain(config.challenge_drain_s):
+                log.warning("challenges still unanswered after %.0f s; exiting", config.challenge_drain_s)
             responder.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

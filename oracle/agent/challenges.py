@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -18,7 +19,8 @@ import httpx
 from oracle.chain.background import BackgroundLoop
 from oracle.proof.params import profile_for
 from oracle.proof.solver import NumpySolver, Solution, Solver
-from oracle.telemetry.batches import sign_batch_hash
+from oracle.proof.seeds import openings_digest
+from oracle.telemetry.batches import canonical_json, sign_batch_hash
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +100,21 @@ class ChallengeResponder(BackgroundLoop):
         self.stop()
         self._client.close()
 
-    def poll_once(self) -> None:
-        """Ask every node; solve what is new; commit and open where each node is ready."""
+    def drain(self, timeout_s: float) -> bool:
+        """Keep answering until every node's pending challenges are opened (a challenge drawn
+        during the rental is owed after it ends too), or ``timeout_s``; True when nothing is owed."""
+        self.stop()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.poll_once():
+                return True
+            time.sleep(self.poll_interval_s)
+        return False
+
+    def poll_once(self) -> int:
+        """Ask every node; solve what is new; commit and open where each node is ready. Returns
+        how many (node, challenge) pairs still wait for openings from us."""
+        owed = 0
         for url in self.node_urls:
             try:
                 response = self._client.get(f"{url}/v1/challenges", params={"rental_id": self.rental_id})
@@ -111,6 +126,9 @@ class ChallengeResponder(BackgroundLoop):
                 continue
             for challenge in response.json()["challenges"]:
                 self._answer(url, challenge)
+                if challenge["gpu_index"] in self.gpus and url not in self._opened.get(challenge["id"], set()):
+                    owed += 1
+        return owed
 
     def _answer(self, url: str, challenge: dict[str, Any]) -> None:
         cid = challenge["id"]
@@ -138,7 +156,9 @@ class ChallengeResponder(BackgroundLoop):
             openings = [o.to_wire() for o in solution.open([tuple(cell) for cell in cells])]
             if self.cheat:
                 openings = [_corrupt(o) for o in openings]
-            response = self._client.post(f"{url}/v1/challenges/{cid}/openings", json={"openings": openings})
+            signature = sign_batch_hash(self._key, openings_digest(bytes.fromhex(cid[2:]), canonical_json(openings)))
+            response = self._client.post(f"{url}/v1/challenges/{cid}/openings",
+                                         json={"openings": openings, "signature": "0x" + signature.hex()})
             if response.status_code in (200, 409):
                 opened.add(url)
                 self.stats.opened += 1

@@ -49,7 +49,16 @@ from oracle.node.rentals import Rental, RentalRegistry, meter_terms
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
 from oracle.telemetry.batches import TelemetryBatch, address_of
 
+# Crash points of the signing path (test-only, dev mode; ``GPURENT_NODE_FAULT``), in path order:
+# metered but nothing recorded; recorded, not signed; signed in memory, signature not stored;
+# signature stored, not yet returned. tests/oracle/crash/test_signing_crash_points.py kills a
+# node at each and checks that no (rental, sequence) ever gets two different signatures.
+FAULT_KILL_BEFORE_RECORD = "kill_before_record"
 FAULT_KILL_AFTER_RECORD = "kill_after_record"
+FAULT_KILL_AFTER_SIGN = "kill_after_sign"
+FAULT_KILL_AFTER_STORE = "kill_after_store"
+SIGNING_FAULT_POINTS = (FAULT_KILL_BEFORE_RECORD, FAULT_KILL_AFTER_RECORD, FAULT_KILL_AFTER_SIGN,
+                        FAULT_KILL_AFTER_STORE)
 
 
 class SequenceUnavailable(ReportUnavailable):
@@ -415,6 +424,12 @@ class Attestor:
 
         return sign_digest(self._node_key, digest)
 
+    def _sign_with_fault_point(self, digest: bytes) -> bytes:
+        """:meth:`_sign`, then the crash point between making a signature and storing it."""
+        signature = self._sign(digest)
+        self._fault_point(FAULT_KILL_AFTER_SIGN)
+        return signature
+
     def _fault_point(self, name: str) -> None:
         if self._fault == name:  # test-only crash injection (settings refuse it outside dev mode)
             os.kill(os.getpid(), signal.SIGKILL)
@@ -427,11 +442,14 @@ class Attestor:
         """
         now_ms = self.now_ms()
         version = int(report.signer_set_version)
+        self._fault_point(FAULT_KILL_BEFORE_RECORD)
         recorded = self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms, version)
         if recorded.signature is not None:
             return SignedReport(report, digest, recorded.signature, self.address, newly_signed=False)
         self._fault_point(FAULT_KILL_AFTER_RECORD)
-        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign, now_ms, version)
+        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign_with_fault_point, now_ms,
+                                               version)
+        self._fault_point(FAULT_KILL_AFTER_STORE)
         return SignedReport(report, digest, signature, self.address, newly_signed=True)
 
     def _sequence(self, rental_id: int, sequence: int | None) -> int:

@@ -155,6 +155,17 @@ class ChallengeStore:
                           "ORDER BY number LIMIT 1", (timestamp_s,))
         return Beacon(*rows[0]) if rows else None
 
+    def batches_overlapping(self, rental_id: int, start_ms: int, end_ms: int) -> list[bytes]:
+        """Stored bodies of the rental's batches with samples in ``[start_ms, end_ms]`` (the
+        ``batches`` table of :mod:`oracle.node.storage`), in sequence order."""
+        return [row[0] for row in self._rows(
+            "SELECT body FROM batches WHERE rental_id=? AND last_t_ms>=? AND first_t_ms<=? ORDER BY batch_seq",
+            (str(rental_id), start_ms, end_ms))]
+
+    def newest_sample_ms(self, rental_id: int) -> int:
+        rows = self._rows("SELECT MAX(last_t_ms) FROM batches WHERE rental_id=?", (str(rental_id),))
+        return -1 if not rows or rows[0][0] is None else int(rows[0][0])
+
     def known_rental_ids(self) -> list[int]:
         """The rentals this node meters (the ``rentals`` table of :mod:`oracle.node.storage`)."""
         try:
@@ -189,6 +200,11 @@ class ChallengeStore:
         rows = self._rows(f"SELECT {self._CHALLENGE_COLUMNS} FROM pog_challenges c WHERE c.rental_id = ? "
                           "ORDER BY c.issued_at_ms, c.gpu_index", (str(rental_id),))
         return [self._challenge(row) for row in rows]
+
+    def withdraw_after(self, rental_id: int, end_ms: int) -> int:
+        """Delete the rental's undecided challenges issued after ``end_ms``; how many."""
+        return self._write("DELETE FROM pog_challenges WHERE rental_id=? AND issued_at_ms>? AND id NOT IN "
+                           "(SELECT id FROM pog_verdicts)", (str(rental_id), end_ms))
 
     # -- answers -------------------------------------------------------------------------------
     def record_commitment(self, challenge_id: str, digest: bytes, top_root: bytes, gpu_uuid: str,

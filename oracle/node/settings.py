@@ -60,7 +60,7 @@ CHAIN_FIELDS = (
     "submit_stagger_s", "submit_settlements", "settle_batch", "slash_faults", "max_fee_per_gas_cap_wei",
     "settle_by_value", "settle_max_gas_bps", "settle_max_interval_s", "settle_token_units_per_eth",
     "settle_gas_per_report", "settle_max_rentals_per_round", "settle_max_reports_per_tx",
-    "faults_per_rental_per_round",
+    "faults_per_rental_per_round", "operator_registry_address",
 )
 
 
@@ -166,16 +166,20 @@ class NodeSettings(BaseModel):
                                                         "(default: a 6-decimals USD token at 3,000 USD/ETH)")
     settle_gas_per_report: int = Field(default=GAS_PER_BATCHED_REPORT, ge=1, le=30_000_000,
                                        description="gas one report costs in settleBatch (reports/gas.json)")
-    settle_max_rentals_per_round: int = Field(default=2_000, ge=1, le=1_000_000,
+    settle_max_rentals_per_round: int = Field(default=10_000, ge=1, le=1_000_000,
                                               description="rentals one round looks at; the rest go first next round")
     settle_max_reports_per_tx: int = Field(default=DEFAULT_MAX_REPORTS_PER_TX, ge=1, le=256,
                                            description="reports per settleBatch (a contract cap below it wins)")
+    operator_registry_address: str | None = Field(
+        default=None, description="OperatorRegistry: settle through its settleFor/settleBatchFor (the node's "
+                                  "gas is rebated); unset: settle on the market directly")
     faults_per_rental_per_round: int = Field(default=16, ge=1, le=256,
                                              description="fault ids of one rental looked at per round")
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
-    fault: Literal["kill_after_record", "lie_verdicts"] | None = None
+    fault: Literal["kill_before_record", "kill_after_record", "kill_after_sign", "kill_after_store",
+                   "lie_verdicts"] | None = None
 
     # Proof of GPU (docs/protocol.md, "Proof of GPU"). "model": challenges sized to each rental's
     # GPU model; "dev": the numpy-sized dev profile for every rental (dev mode only).
@@ -189,11 +193,19 @@ class NodeSettings(BaseModel):
     challenge_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     beacon_rpc_url: str | None = Field(
         default=None, description="where challenge beacons (blocks) come from; default rpc_url")
+    challenge_clock: Literal["wall", "chain"] = Field(
+        default="wall", description="chain: deadlines on the chain's clock as last seen (dev chains whose clock "
+                                    "was set back, e.g. the demo's time-compressed replay)")
 
     @field_validator("market_address")
     @classmethod
     def _market_address(cls, value: str) -> str:
         return _checksum(value)
+
+    @field_validator("operator_registry_address")
+    @classmethod
+    def _registry_address(cls, value: str | None) -> str | None:
+        return None if value is None else _checksum(value)
 
     @field_validator("peers")
     @classmethod
@@ -223,8 +235,10 @@ class NodeSettings(BaseModel):
             raise ValueError("set keystore_password or keystore_password_file, not both")
         if self.challenges != "off" and (self.beacon_rpc_url or self.rpc_url) is None:
             raise ValueError("challenges need blocks to draw from: set rpc_url or beacon_rpc_url")
-        if not self.dev_mode and (self.challenges == "dev" or not self.challenge_check_telemetry):
-            raise ValueError("challenges = \"dev\" and challenge_check_telemetry = false are for dev mode only")
+        if (not self.dev_mode and self.chain_id not in LOCAL_CHAIN_IDS
+                and (self.challenges == "dev" or not self.challenge_check_telemetry or self.challenge_clock != "wall")):
+            raise ValueError("challenges = \"dev\", challenge_check_telemetry = false and challenge_clock = \"chain\" "
+                             "are for dev mode or a local dev chain only")
         if self.dev_mode:
             if self.private_key is None and self.keystore_path is None:
                 raise ValueError("no node key: set keystore_path (or private_key in dev mode)")

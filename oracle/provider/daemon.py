@@ -36,7 +36,7 @@ from oracle.provider.config import ProviderConfig
 from oracle.provider.notify import Notifier
 from oracle.provider.onchain import committed_workload_hash
 from oracle.provider.runtime import DockerRuntime, RentalContainer
-from oracle.provider.workload import WorkloadSpec, open_workload, public_key_of
+from oracle.provider.workload import ZERO_HASH, WorkloadSpec, open_workload, public_key_of
 
 log = logging.getLogger(__name__)
 FOLLOWER = "provider-daemon"
@@ -179,11 +179,16 @@ class ProviderDaemon:
         if time.time() > int(rental["startDeadline"]) - self.config.start_margin_s:
             self._note_once(tracked, "deadline", "refused", why="too close to the start deadline")
             return
+        if not self.workload_path(rid).is_file():
+            if committed_workload_hash(self.client, rid) == ZERO_HASH:
+                self._note_once(tracked, "uncommitted", "refused",
+                                why="the rental committed to no workload (workloadHash 0); this daemon runs committed "
+                                    "workloads only (a telemetry-only rental is started by hand: provider start + agent run)")
+            else:
+                self._note_once(tracked, "no-workload", "waiting", why="the renter's workload has not arrived yet")
+            return
         if self.config.accept != "auto":
             self._note_once(tracked, "manual", "waiting", why="accept = manual: start it with `gpurent provider start`")
-            return
-        if not self.workload_path(rid).is_file():
-            self._note_once(tracked, "no-workload", "waiting", why="the renter's workload has not arrived yet")
             return
         if tracked.container is None and not self._launch(tracked, rental):
             return
@@ -209,7 +214,11 @@ class ProviderDaemon:
                 return
             self.notifier.event("container_started", rid, container=tracked.container.container_id[:12])
         if tracked.container is None:
-            self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
+            if committed_workload_hash(self.client, rid) == ZERO_HASH:
+                self._note_once(tracked, "bare", "waiting", why="no workload to run (started by hand: its telemetry "
+                                                                  "is `gpurent agent run`'s)")
+            else:
+                self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
             return
         if tracked.agent is None or not tracked.agent.thread.is_alive():
             if tracked.agent is not None:

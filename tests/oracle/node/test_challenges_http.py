@@ -2,8 +2,8 @@
 SQLite), a real anvil chain whose blocks are the beacons, and agents answering with the numpy
 solver. One node lies about every verdict (fault injection): the quorum of 2 decides.
 
-Six rentals run side by side from the same start block, one behaviour each: honest; never
-answers; answers wrongly (``--cheat``); honest but its telemetry shows an idle GPU; too slow
+Six rentals run side by side from the same start block, one behaviour each: honest; the real
+H100 trace replayed with no GPU behind it (it never answers); answers wrongly (``--cheat``); honest but its telemetry shows an idle GPU; too slow
 (commits after the deadline); names another GPU than its telemetry lists.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 from oracle.agent.challenges import ChallengeResponder, GpuIdentity
 from oracle.chain.anvil import Anvil, anvil_env_ok, free_port
-from oracle.node.testing import AGENT_KEY, H100, NodeProcess, chain_batches
+from oracle.node.testing import AGENT_KEY, H100, NodeProcess, chain_batches, shifted, trace_samples
 from oracle.proof.params import profile_for
 from oracle.proof.solver import NumpySolver
 from oracle.telemetry.batches import address_of
@@ -46,6 +46,10 @@ class SlowSolver(NumpySolver):
 
 
 def _telemetry(rental_id: int, start_ms: int, seconds: int, busy: bool) -> list[bytes]:
+    if rental_id == SILENT:  # the real trace, replayed now: plausible telemetry, no GPU to answer with
+        samples = [s for s in shifted(trace_samples(), start_ms + 1000 * seconds) if s.t_ms >= start_ms]
+        return [b.to_wire_bytes() for b in chain_batches(AGENT_KEY, rental_id, samples, gpus=(H100,),
+                                                         samples_per_batch=len(samples))]
     samples = [Sample(0, start_ms + 1000 * i, 1000 * i * (600 if busy else 70), 600_000 if busy else 70_000,
                       100 if busy else 0, 60 if busy else 0, 40_000, 50) for i in range(seconds)]
     return [b.to_wire_bytes() for b in chain_batches(AGENT_KEY, rental_id, samples, gpus=(H100,),
@@ -69,7 +73,9 @@ def network(tmp_path_factory):
                        "GPURENT_NODE_DB_PATH": str(tmp / f"node{i}.sqlite3"), "GPURENT_NODE_RENTALS": rentals,
                        "GPURENT_NODE_CHALLENGES": "dev", "GPURENT_NODE_BEACON_RPC_URL": chain.url,
                        "GPURENT_NODE_CHALLENGE_QUORUM": "2", "GPURENT_NODE_CHALLENGE_POLL_INTERVAL_S": "0.2",
-                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i])}
+                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i]),
+                       # every agent, node and the test share 127.0.0.1 and poll 10x faster than in production
+                       "GPURENT_NODE_REPORT_RATE_PER_S": "2000", "GPURENT_NODE_REPORT_BURST": "10000"}
                 if i == 2:
                     env["GPURENT_NODE_FAULT"] = "lie_verdicts"
                 nodes.append(NodeProcess(env, port=ports[i]).start())
@@ -133,7 +139,7 @@ def test_an_honest_agent_passes_on_every_node_and_its_time_stays_paid(outcome):
         assert (summary["passed"], summary["failed"], summary["unpaid"]) == (1, 0, [])
 
 
-def test_an_agent_that_never_answers_misses_and_its_gpu_is_unpaid_from_the_challenge(outcome):
+def test_a_replayed_trace_never_answers_so_it_misses_and_its_gpu_is_unpaid_from_the_challenge(outcome):
     summaries, _ = outcome
     assert _quorum(summaries, SILENT) == {"missed"}
     for summary in summaries[SILENT]:
