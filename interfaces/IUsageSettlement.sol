@@ -92,8 +92,16 @@ interface IUsageSettlement {
     /// @return total Sum credited (in each rental's payment token).
     function claim(uint256[] calldata rentalIds) external returns (uint256 total);
 
+    /// @notice Most reports one settleBatch accepts (256); nodes split larger rounds.
+    function MAX_BATCH_REPORTS() external pure returns (uint256);
+
     /// @notice What `claim` would credit for `rentalId` now.
     function claimable(uint256 rentalId) external view returns (uint256);
+
+    /// @notice The rental's last settled sequence and when it settled (the start time before any
+    /// settlement): one storage slot, for callers that check what a settlement did (e.g. the
+    /// operator registry) without reading the whole rental.
+    function lastSettlement(uint256 rentalId) external view returns (uint32 sequence, uint32 settledAt);
 
     /// @notice EIP-712 digest of one usage report under this contract's domain.
     function usageReportDigest(UsageReport calldata report) external view returns (bytes32);

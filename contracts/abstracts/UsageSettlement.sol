@@ -139,6 +139,18 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
     }
 
     /// @inheritdoc IUsageSettlement
+    // slither-disable-next-line naming-convention
+    function MAX_BATCH_REPORTS() external pure returns (uint256) {
+        return _MAX_BATCH_REPORTS;
+    }
+
+    /// @inheritdoc IUsageSettlement
+    function lastSettlement(uint256 rentalId) external view returns (uint32 sequence, uint32 settledAt) {
+        Rental storage rental = _rentals[rentalId];
+        return (rental.sequence, rental.lastSettledAt);
+    }
+
+    /// @inheritdoc IUsageSettlement
     function usageReportDigest(UsageReport calldata report) external view returns (bytes32) {
         return _hashTypedDataV4(_usageReportStructHash(report));
     }

@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from oracle import __version__
 from oracle.errors import ConfigError, SigningError, StorageError
 from oracle.node.api.deps import NodeRuntime
-from oracle.node.api.routes import batches, health, reports
+from oracle.node.api.routes import batches, challenges, health, reports
 from oracle.node.attestor import Attestor, IngestLimits, SequenceUnavailable
+from oracle.node.challenges import ChallengeError, ChallengeLoop, MeteringLedger, build_challenges
 from oracle.node.errors import (
     BadSignature,
     BatchRejected,
@@ -99,6 +100,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     for error_type, (status, reason) in ERROR_STATUS.items():
         app.add_exception_handler(error_type, _answer_with(status, reason))
 
+    @app.exception_handler(ChallengeError)
+    async def challenge_refused(request: Request, exc: ChallengeError) -> JSONResponse:
+        return _problem(exc.status, str(exc), exc.reason)
+
 
 def _answer_with(status: int, reason: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     """An exception handler that answers ``status`` with the error's message and ``reason``."""
@@ -138,7 +143,8 @@ def build_runtime(
         registry = SqliteRentalRegistry(storage)
     for rental in settings.rentals:
         registry.upsert(Rental(rental.rental_id, rental.agent, rental.gpu_count, rental.region,
-                               rental.grid_intensity_g_per_kwh, rental.start_ms))
+                               rental.grid_intensity_g_per_kwh, rental.start_ms,
+                               gpu_model=rental.gpu_model, power_limit_w=rental.power_limit_w))
     extra = {"clock": clock} if clock is not None else {}
     attestor = Attestor(
         storage=storage,
@@ -194,7 +200,7 @@ class NodeChain:
 
     def __init__(self, settings: NodeSettings, runtime: NodeRuntime, node_key: bytes) -> None:
         from oracle.chain.tx import TxPolicy
-        from oracle.node.aggregator import ChainServices
+        from oracle.node.chain_services import ChainServices
 
         assert settings.rpc_url is not None
         self.settings = settings
@@ -218,6 +224,11 @@ class NodeChain:
             settle=settings.submits_settlements,
             local_head=lambda rental_id: storage.batch_head(rental_id)[0],
             on_outcome=self._count,
+            settle_policy=settings.settle_policy(),
+            max_rentals_per_round=settings.settle_max_rentals_per_round,
+            max_reports_per_tx=settings.settle_max_reports_per_tx,
+            max_faults_per_rental=settings.faults_per_rental_per_round,
+            operator_registry=settings.operator_registry_address,
         )
         self._started = False
         self._stopped = False
@@ -346,6 +357,9 @@ class NodeChain:
                 "enabled": services.settle,
                 "round_errors": services.loop.errors,
                 "last_settled_sequence": dict(services.due.last_settled),
+                "deferred_by_value": services.due.deferred_by_value,
+                "peer_rate_limited": services.aggregator.stats.get("rate_limited", 0),
+                "slashes_not_sent": services.aggregator.stats.get("slash_not_sent", 0),
                 "last_submission": self.last_submission,
             },
             "transactions": dict(services.client.sender.stats),
@@ -374,14 +388,23 @@ def create_app(
     key = settings.load_node_key() if node_key is None else node_key
     runtime = build_runtime(settings, node_key=key, registry=registry, clock=clock)
     chain = NodeChain(settings, runtime, key) if settings.rpc_url is not None else None
+    challenge_loop: ChallengeLoop | None = None
+    if settings.challenges != "off":
+        runtime.challenges, challenge_loop = build_challenges(settings, runtime, key, clock)
+        if hasattr(runtime.attestor, "challenges"):  # metering's ChallengeLedger hook
+            runtime.attestor.challenges = MeteringLedger(runtime.challenges)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if chain is not None:
             chain.start()
+        if challenge_loop is not None:
+            challenge_loop.start()
         try:
             yield
         finally:
+            if challenge_loop is not None:
+                await asyncio.to_thread(challenge_loop.stop)
             if chain is not None:
                 await asyncio.to_thread(chain.stop)
             runtime.close()
@@ -399,6 +422,7 @@ def create_app(
     app.include_router(batches.router)
     app.include_router(reports.router)
     app.include_router(health.router)
+    app.include_router(challenges.router)
     app.openapi = _openapi_with_wire_schema(app)
     return app
 

@@ -60,3 +60,29 @@ def nvmlDeviceGetMemoryInfo(handle):
 
 def nvmlDeviceGetTemperature(handle, sensor):
     return 55
+
+
+def nvmlDeviceGetHandleByUUID(uuid):
+    prefix = "GPU-fake-h100-"
+    if not str(uuid).startswith(prefix):
+        raise NVMLError(f"no GPU {uuid}")
+    return int(str(uuid)[len(prefix):])
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle):
+    """Processes listed in the file $GPURENT_FAKE_NVML_PROCESSES ("GPU_INDEX PID" lines), else none."""
+    import os
+
+    path = os.environ.get("GPURENT_FAKE_NVML_PROCESSES")
+    if not path or not os.path.exists(path):
+        return []
+    rows = [line.split() for line in open(path).read().splitlines() if line.strip()]
+    return [SimpleNamespace(pid=int(pid), usedGpuMemory=1 << 20) for index, pid in rows if int(index) == handle]
+
+
+def nvmlDeviceGetGraphicsRunningProcesses(handle):
+    return []
+
+
+def nvmlDeviceGetSerial(handle):
+    return f"fake-serial-{handle}"

@@ -241,6 +241,14 @@ contract GasSnapshotTest is MarketFixture {
         market.claim(ids);
     }
 
+    function test_gas_lastSettlement() public view {
+        market.lastSettlement(settledRentalId);
+    }
+
+    function test_gas_MAX_BATCH_REPORTS() public view {
+        assertEq(market.MAX_BATCH_REPORTS(), 256, "cap");
+    }
+
     function test_gas_claimable() public view {
         market.claimable(endedRentalId);
     }
