@@ -409,6 +409,23 @@ class MeteringLedger:
                 for gpu, start, due, _, detail in self.service.failed_windows(rental_id, up_to_ms, window_s)]
 
 
+def with_challenge_faults(totals: Any, ledger: Any, rental_id: int) -> Any:
+    """``totals`` with the ledger's CHALLENGE_FAILED faults merged in by end time (metering's own
+    faults first on a tie), so fault ids (indices in that list) never move: every fault listed for
+    a period end is also listed, at the same place, for every later one."""
+    faults_of = getattr(ledger, "faults", None)
+    if faults_of is None:
+        return totals
+    extra = faults_of(rental_id, totals.period_end_ms)
+    if not extra:
+        return totals
+    merged = sorted((*totals.faults, *extra), key=lambda fault: fault.end_ms)  # stable sort
+    flags = totals.fault_flags
+    for fault in extra:
+        flags |= 1 << int(fault.kind)
+    return replace(totals, faults=tuple(merged), fault_flags=flags)
+
+
 @dataclass(frozen=True, slots=True)
 class _Verified:
     ok: bool
