@@ -28,6 +28,7 @@ from oracle.metering.challenges import (
     merge_intervals,
 )
 from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
+from oracle.node.challenges import with_challenge_faults
 from oracle.node.errors import (
     BadSignature,
     BodyTooLarge,
@@ -413,7 +414,7 @@ class Attestor:
             for start_ms, end_ms in merge_intervals(outcomes.unpaid_intervals, terms.start_ms, totals.period_end_ms):
                 unpaid = unpaid + self._unpaid_usage(rental_id, sequence, terms, start_ms, end_ms,
                                                      final=end_ms <= totals.period_end_ms)
-            totals = exclude_unpaid(totals, terms, unpaid, outcomes)
+            totals = with_challenge_faults(exclude_unpaid(totals, terms, unpaid, outcomes), self.challenges, rental_id)
         telemetry_hash = self.storage.batch_hash(rental_id, sequence - 1)
         return rental, sequence, totals, telemetry_hash
 
