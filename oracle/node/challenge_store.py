@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS pog_answers (
 CREATE TABLE IF NOT EXISTS pog_verdicts (
     id TEXT PRIMARY KEY, rental_id TEXT NOT NULL, gpu_index INTEGER NOT NULL, issued_at_ms INTEGER NOT NULL,
     outcome TEXT NOT NULL, detail TEXT NOT NULL, decided_at_ms INTEGER NOT NULL, signature BLOB);
+CREATE TABLE IF NOT EXISTS pog_quorum (
+    id TEXT PRIMARY KEY, outcome TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pog_peer_verdicts (
     id TEXT NOT NULL, signer TEXT NOT NULL, outcome TEXT NOT NULL, signature BLOB NOT NULL,
     PRIMARY KEY (id, signer));
@@ -274,6 +276,21 @@ class ChallengeStore:
     def put_peer_verdict(self, challenge_id: str, signer: str, outcome: str, signature: bytes) -> None:
         self._write("INSERT OR IGNORE INTO pog_peer_verdicts (id, signer, outcome, signature) VALUES (?,?,?,?)",
                     (challenge_id, signer, outcome, signature))
+
+    def put_quorum(self, challenge_id: str, outcome: str) -> None:
+        """The outcome a quorum agreed on (final: with a threshold above half the set, no other
+        outcome can reach it)."""
+        self._write("INSERT OR IGNORE INTO pog_quorum (id, outcome) VALUES (?,?)", (challenge_id, outcome))
+
+    def quorum(self, challenge_id: str) -> str | None:
+        rows = self._rows("SELECT outcome FROM pog_quorum WHERE id = ?", (challenge_id,))
+        return rows[0][0] if rows else None
+
+    def awaiting_quorum(self) -> list[str]:
+        """Challenges this node has judged that no quorum has decided yet (what to ask peers about)."""
+        return [row[0] for row in self._rows(
+            "SELECT v.id FROM pog_verdicts v LEFT JOIN pog_quorum q ON q.id = v.id WHERE q.id IS NULL "
+            "ORDER BY v.decided_at_ms")]
 
     def peer_verdicts(self, challenge_id: str) -> dict[str, str]:
         return dict(self._rows("SELECT signer, outcome FROM pog_peer_verdicts WHERE id = ?", (challenge_id,)))

@@ -40,6 +40,8 @@ except ImportError:  # stored bodies are the wire JSON
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SLASH_WINDOW_S = 3_600  # the protocol's default slash window (metering's DEFAULT_SLASH_WINDOW_SECONDS)
+
 
 class ChallengeError(Exception):
     """A request about a challenge the node refuses; ``status`` is its HTTP status."""
@@ -307,11 +309,17 @@ class ChallengeService:
         return True
 
     def quorum_outcome(self, challenge_id: str) -> Outcome | None:
+        decided = self.store.quorum(challenge_id)
+        if decided is not None:
+            return Outcome(decided)
         own = self.store.verdict(challenge_id)
         outcomes = [Outcome(o) for o in self.store.peer_verdicts(challenge_id).values()]
         if own is not None:
             outcomes.append(Outcome(own.outcome))
-        return quorum(outcomes, self.config.quorum)
+        agreed = quorum(outcomes, self.config.quorum)
+        if agreed is not None:
+            self.store.put_quorum(challenge_id, agreed.value)
+        return agreed
 
     def outcomes(self, rental_id: int, up_to_ms: int, due_only: bool = True) -> tuple[int, int, list[tuple[int, int, int]]]:
         """The metering hook: (passed, failed, unpaid (gpu_index, start_ms, end_ms)) of the rental's
@@ -329,6 +337,30 @@ class ChallengeService:
             if decided is not None:
                 judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed))
         return rental_outcomes(judged, up_to_ms)
+
+    def failed_windows(self, rental_id: int, up_to_ms: int, window_s: int) -> list[tuple[int, int, int, int, str]]:
+        """CHALLENGE_FAILED faults, one per slash window: for the first challenge of each window
+        (window = (issue - start) // window_s) that the quorum failed and that is due by
+        ``up_to_ms``: (gpu_index, issued_at_ms, due_ms, window, detail). ``due_ms`` (when every node
+        has judged it) is the fault's end, so a list sorted by end only ever grows at its end."""
+        rental = self.registry.get(rental_id)
+        if rental is None:
+            return []
+        end_ms = self._end_ms(rental_id)
+        seen: dict[int, tuple[int, int, int, int, str]] = {}
+        for challenge in self.store.rental_challenges(rental_id):
+            profile = profile_for(challenge.profile)
+            due_ms = challenge.open_deadline_ms + profile.telemetry_grace_ms
+            if due_ms > up_to_ms or (end_ms is not None and challenge.issued_at_ms > end_ms):
+                continue
+            decided = self.quorum_outcome(challenge.id)
+            if decided is None or decided.passed:
+                continue
+            window = (challenge.issued_at_ms - rental.start_ms) // (window_s * 1000)
+            if window not in seen:
+                seen[window] = (challenge.gpu_index, challenge.issued_at_ms, due_ms, window,
+                                f"challenge {challenge.index} gpu {challenge.gpu_index} {decided.value}")
+        return sorted(seen.values(), key=lambda f: (f[2], f[3]))
 
     def summary(self, rental_id: int) -> dict[str, Any]:
         passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
@@ -365,6 +397,16 @@ class MeteringLedger:
             else:
                 spans.append((start, end))
         return ChallengeOutcomes(passed, failed, tuple(spans))
+
+    def faults(self, rental_id: int, up_to_ms: int) -> list[Any]:
+        """The CHALLENGE_FAILED faults (metering's ``Fault``, kind 5) the quorum's verdicts make,
+        one per slash window of the rental, for metering to file with its own faults."""
+        from oracle.metering.faults import Fault, FaultKind
+
+        rental = self.service.registry.get(rental_id)
+        window_s = getattr(rental, "slash_window_seconds", 0) or DEFAULT_SLASH_WINDOW_S
+        return [Fault(FaultKind.CHALLENGE_FAILED, start, due, detail, gpu)
+                for gpu, start, due, _, detail in self.service.failed_windows(rental_id, up_to_ms, window_s)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,19 +470,18 @@ class ChallengeLoop(BackgroundLoop):
         service = self.service
         if not service.config.peers:
             return
-        for rental_id in service.store.known_rental_ids():
-            for challenge in service.store.rental_challenges(rental_id):
-                if service.store.verdict(challenge.id) is None or service.quorum_outcome(challenge.id) is not None:
+        for challenge_id in service.store.awaiting_quorum():
+            if service.quorum_outcome(challenge_id) is not None:
+                continue
+            for peer in service.config.peers:
+                try:
+                    response = httpx.get(f"{peer}/v1/challenges/{challenge_id}/verdict", timeout=2.0)
+                except httpx.HTTPError:
                     continue
-                for peer in service.config.peers:
-                    try:
-                        response = httpx.get(f"{peer}/v1/challenges/{challenge.id}/verdict", timeout=2.0)
-                    except httpx.HTTPError:
-                        continue
-                    if response.status_code == 200:
-                        body = response.json()
-                        service.add_peer_verdict(challenge.id, body["outcome"], body["signer"],
-                                                 bytes.fromhex(body["signature"][2:]))
+                if response.status_code == 200:
+                    body = response.json()
+                    service.add_peer_verdict(challenge_id, body["outcome"], body["signer"],
+                                             bytes.fromhex(body["signature"][2:]))
 
 
 def build_challenges(settings: Any, runtime: Any, node_key: bytes,

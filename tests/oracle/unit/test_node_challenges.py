@@ -191,3 +191,25 @@ def test_an_ended_rental_draws_no_more_challenges_and_late_draws_do_not_count(tm
     assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.rental_challenges(1))
     service.store.close()
     storage.close()
+
+
+def test_failed_challenges_make_one_challenge_failed_fault_per_slash_window(tmp_path):
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
+    storage = NodeStorage(tmp_path / "n.sqlite3")
+    storage.put_rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=60, quorum=1,
+                             check_telemetry=False)
+    clock = Clock(START_S * 1000)
+    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config, clock)
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 120)])  # an hour of blocks
+    clock.now_ms = (START_S + 4000) * 1000
+    service.decide_all_due()  # nobody answered: every challenge is missed
+    issued = service.store.rental_challenges(1)
+    faults = service.failed_windows(1, (START_S + 4000) * 1000, window_s=600)
+    windows = {(c.issued_at_ms - START_S * 1000) // 600_000 for c in issued}
+    assert [f[3] for f in faults] == sorted(windows) and len(issued) > len(faults)
+    assert all(f[4].endswith("missed") for f in faults)
+    early = service.failed_windows(1, (START_S + 700) * 1000, window_s=600)
+    assert faults[:len(early)] == early  # the list only grows at its end as time passes
+    service.store.close()
+    storage.close()
