@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from web3 import Web3
 
 from oracle.chain.artifacts import load_abi
-from oracle.chain.client import ERC20_ABI, MarketClient, _named, pack_signatures, usage_report_tuple
+from oracle.chain.client import ERC20_ABI, _named, pack_signatures, usage_report_tuple
 from oracle.chain.contract import BoundContract
 from oracle.chain.tx import TransactionSender, TxResult
 
@@ -173,40 +173,6 @@ class OperatorClient:
         if digest is None:
             raise ValueError("a digest is needed to order a sequence of signatures")
         return pack_signatures(digest, signatures)
-
-
-class RegistrySubmitter:
-    """A :class:`MarketClient` whose settlements go through the registry (``settleFor`` /
-    ``settleBatchFor``), so that the node's key accrues the gas rebate.
-
-    Everything else (views, slashing, ...) is the market client's. A settlement's result carries
-    the market's events (``UsageSettled``, ``UsageBatchSettled``, ``UsageReportSkipped``) beside
-    the registry's (``RebateAccrued``), and a market revert keeps its error name (the registry
-    rethrows the market's revert data), so the aggregator reads either submitter the same way.
-    """
-
-    def __init__(self, client: MarketClient, registry_address: str) -> None:
-        self._client = client
-        self.operators = OperatorClient(client.sender, registry_address)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def _with_market_events(self, result: TxResult) -> TxResult:
-        from dataclasses import replace
-
-        events = dict(result.events)
-        for name, items in self._client.market.decode_events(result.receipt).items():
-            events.setdefault(name, []).extend(items)
-        return replace(result, events=events)
-
-    def settle(self, report: Any, signatures: bytes | Sequence[bytes]) -> TxResult:
-        sigs = self._client._packed(self._client.usage_report_digest, report, signatures)
-        return self._with_market_events(self.operators.settle_for(report, sigs))
-
-    def settle_batch(self, reports: Sequence[Any], signatures: bytes | Sequence[bytes]) -> TxResult:
-        sigs = self._client._packed(self._client.usage_batch_digest, list(reports), signatures)
-        return self._with_market_events(self.operators.settle_batch_for(reports, sigs))
 
 
 def operator_params_tuple(treasury: str, *, slash_bps: int = 5_000, prover_reward_bps: int = 2_000,

@@ -227,7 +227,6 @@ class NodeChain:
             max_rentals_per_round=settings.settle_max_rentals_per_round,
             max_reports_per_tx=settings.settle_max_reports_per_tx,
             max_faults_per_rental=settings.faults_per_rental_per_round,
-            operator_registry=settings.operator_registry,
         )
         self._started = False
         self._stopped = False

@@ -80,14 +80,8 @@ class ChainServices:
         max_rentals_per_round: int | None = None,
         max_reports_per_tx: int = DEFAULT_MAX_REPORTS_PER_TX,
         max_faults_per_rental: int = 16,
-        operator_registry: str | None = None,
     ) -> None:
         self.client = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
-        submitter: Any = self.client
-        if operator_registry:  # settle through the registry: this node's key accrues the gas rebate
-            from oracle.chain.operators import RegistrySubmitter
-
-            submitter = RegistrySubmitter(self.client, operator_registry)
         # the follower thread reads through its own connection (no HTTP session shared across threads)
         reader = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
         self.settle = settle
@@ -99,7 +93,7 @@ class ChainServices:
             poll_interval_s=poll_interval_s, on_rewind=self.feed.on_rewind,
             event_names=["RentalStarted", "RentalEnded", "RentalFinalized", "RentalCancelled"],
         )
-        self.aggregator = Aggregator(submitter, node_urls, http=http, auth=auth,
+        self.aggregator = Aggregator(self.client, node_urls, http=http, auth=auth,
                                      max_reports_per_tx=max_reports_per_tx,
                                      max_faults_per_rental=max_faults_per_rental)
         self._economics: dict[int, RentalEconomics | None] = {}

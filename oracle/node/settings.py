@@ -60,7 +60,7 @@ CHAIN_FIELDS = (
     "submit_stagger_s", "submit_settlements", "settle_batch", "slash_faults", "max_fee_per_gas_cap_wei",
     "settle_by_value", "settle_max_gas_bps", "settle_max_interval_s", "settle_token_units_per_eth",
     "settle_gas_per_report", "settle_max_rentals_per_round", "settle_max_reports_per_tx",
-    "faults_per_rental_per_round", "operator_registry",
+    "faults_per_rental_per_round",
 )
 
 
@@ -170,10 +170,6 @@ class NodeSettings(BaseModel):
     faults_per_rental_per_round: int = Field(default=16, ge=1, le=256,
                                              description="fault ids of one rental looked at per round")
 
-    operator_registry: str | None = Field(
-        default=None, description="submit settlements through this OperatorRegistry (settleFor / settleBatchFor) "
-                                  "so that this node's key accrues the gas rebate (docs/economics.md)")
-
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
     fault: Literal["kill_before_record", "kill_after_record", "kill_after_sign", "kill_after_store",
@@ -196,11 +192,6 @@ class NodeSettings(BaseModel):
     @classmethod
     def _market_address(cls, value: str) -> str:
         return _checksum(value)
-
-    @field_validator("operator_registry")
-    @classmethod
-    def _operator_registry(cls, value: str | None) -> str | None:
-        return None if value is None else _checksum(value)
 
     @field_validator("peers")
     @classmethod
