@@ -29,6 +29,7 @@ nothing is never sent).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
@@ -79,6 +80,8 @@ class Aggregator(FaultSubmission):
         max_faults_per_rental: int = 16,
     ) -> None:
         self.client = client
+        # settle/settle_batch go here: the market client, or oracle.node.submit.RegistrySubmitter
+        self.submitter: Any = client
         self.peers = Peers(node_urls, http=http, timeout_s=timeout_s, auth=auth)
         self.node_urls = self.peers.urls
         self.http = self.peers.http
@@ -212,9 +215,11 @@ class Aggregator(FaultSubmission):
     def _last_sequence_before(self, rental_id: int, answers: dict[str, Any], high: int,
                               max_period_end: int) -> int | None:
         """Largest sequence <= high whose report ends by ``max_period_end`` (binary search on one node)."""
+        for report, _, _ in answers.values():  # the answers may already hold ``high``: no request
+            if report.sequence == high and report.period_end <= max_period_end:
+                return high
         url = next(iter(answers))
         path = f"/v1/rentals/{rental_id}/report"
-
         version = answers[url][0].signer_set_version
 
         def period_end(seq: int) -> int | None:
@@ -236,8 +241,21 @@ class Aggregator(FaultSubmission):
                 hi = mid - 1
         return best
 
+    def max_period_end_now(self) -> int | None:
+        """Latest ``periodEnd`` the contract accepts for an Active rental now (reports may not end
+        after the block time): the later of the latest block's time and this node's clock (on a
+        chain that mines only on transactions the latest block can be much older than now).
+        Read once per round; None when the client cannot tell (no bound)."""
+        latest = getattr(self.client, "latest_block_timestamp", None)
+        if latest is None:
+            return None
+        try:
+            return max(int(latest()), int(time.time()))
+        except ChainError:
+            return None
+
     def _candidate(self, rental_id: int, signer_set: SignerSet,
-                   notes: dict[str, str] | None = None) -> Quorum | Outcome:
+                   notes: dict[str, str] | None = None, active_end: int | None = None) -> Quorum | Outcome:
         """The rental's new quorum report, or the outcome saying why there is none."""
         rental = self.client.get_rental(rental_id)
         last = int(rental["sequence"])
@@ -245,7 +263,7 @@ class Aggregator(FaultSubmission):
         if rental["status"] not in (ACTIVE, ENDED):
             return Outcome(rental_id, "not_settleable", chain_sequence=last, chain_settled_at=settled_at,
                            detail=f"rental is {rental['statusName']}")
-        max_end = int(rental["endedAt"]) if rental["status"] == ENDED else None
+        max_end = int(rental["endedAt"]) if rental["status"] == ENDED else active_end
         try:
             quorum = self.collect_usage(rental_id, max_period_end=max_end, signer_set=signer_set, notes=notes)
         except QuorumNotReached as exc:
@@ -273,7 +291,7 @@ class Aggregator(FaultSubmission):
     def settle_rental(self, rental_id: int) -> Outcome:
         """Collect a quorum for the rental's newest report and ``settle`` it if it is new."""
         notes: dict[str, str] = {}
-        found = self._candidate(rental_id, self.client.signer_set(), notes)
+        found = self._candidate(rental_id, self.client.signer_set(), notes, self.max_period_end_now())
         if isinstance(found, Outcome):
             return found
         quorum, sequence = found, found.report.sequence
@@ -287,7 +305,7 @@ class Aggregator(FaultSubmission):
         try:
             # A stale report reverts at the pre-flight gas estimate (TransactionSender.send), before
             # anything is signed or sent: another node settling first costs this one no gas.
-            result = self.client.settle(quorum.report, quorum.packed)
+            result = self.submitter.settle(quorum.report, quorum.packed)
         except TransactionRevertedError as exc:
             if exc.error_name == "UsageSettlement_StaleSequence":
                 self.stats["already_settled"] += 1
@@ -308,6 +326,7 @@ class Aggregator(FaultSubmission):
         """
         signer_set = self.client.signer_set()
         cap = self.tx_cap()
+        active_end = self.max_period_end_now()
         outcomes: dict[int, Outcome] = {}
         chosen: list[Quorum] = []
         staggered = False
@@ -315,7 +334,7 @@ class Aggregator(FaultSubmission):
             if self.stop.is_set():
                 outcomes[rental_id] = Outcome(rental_id, "deferred", detail="stopped")
                 continue
-            found = self._candidate(rental_id, signer_set)
+            found = self._candidate(rental_id, signer_set, None, active_end)
             if isinstance(found, Outcome):
                 outcomes[rental_id] = found
                 continue
@@ -361,7 +380,7 @@ class Aggregator(FaultSubmission):
                                                        detail=detail, notes=notes)
             return staggered
         try:
-            result = self.client.settle_batch(reports, b"".join(s.signature for s in ordered))
+            result = self.submitter.settle_batch(reports, b"".join(s.signature for s in ordered))
         except TransactionRevertedError as exc:
             status = "already_settled" if exc.error_name == "UsageSettlement_NothingSettled" else "failed"
             for i, q in enumerate(chosen):  # a mined revert's gas is counted once, on the first rental
@@ -391,7 +410,7 @@ class Aggregator(FaultSubmission):
     def _settle_one(self, q: Quorum) -> Outcome:
         rental_id, sequence = q.report.rental_id, q.report.sequence
         try:
-            result = self.client.settle(q.report, q.packed)
+            result = self.submitter.settle(q.report, q.packed)
         except TransactionRevertedError as exc:
             status = "already_settled" if exc.error_name == "UsageSettlement_StaleSequence" else "failed"
             self.stats[status if status == "already_settled" else "submit_failed"] += 1

@@ -227,6 +227,7 @@ class NodeChain:
             max_rentals_per_round=settings.settle_max_rentals_per_round,
             max_reports_per_tx=settings.settle_max_reports_per_tx,
             max_faults_per_rental=settings.faults_per_rental_per_round,
+            operator_registry=settings.operator_registry_address,
         )
         self._started = False
         self._stopped = False
@@ -355,6 +356,9 @@ class NodeChain:
                 "enabled": services.settle,
                 "round_errors": services.loop.errors,
                 "last_settled_sequence": dict(services.due.last_settled),
+                "deferred_by_value": services.due.deferred_by_value,
+                "peer_rate_limited": services.aggregator.stats.get("rate_limited", 0),
+                "slashes_not_sent": services.aggregator.stats.get("slash_not_sent", 0),
                 "last_submission": self.last_submission,
             },
             "transactions": dict(services.client.sender.stats),

@@ -42,7 +42,9 @@ class ChainServices:
     :class:`SettlementLoop` that aggregates signatures from ``node_urls`` (this node's own URL
     and its peers) and submits ``settleBatch``/``settle`` and fault reports with the node key.
 
-    ``settle=False`` runs the follower only. ``local_head`` (rental id -> batches this node
+    ``operator_registry`` (the OperatorRegistry's address) sends settlements through its
+    ``settleFor``/``settleBatchFor`` (gas rebate; oracle/node/submit.py). ``settle=False`` runs the
+    follower only. ``local_head`` (rental id -> batches this node
     holds) lets idle rentals skip settlement rounds (:class:`DueRentals`); ``settle_policy``
     settles a rental only when it is worth the gas or its maximum interval passed (None:
     every round); ``max_rentals_per_round`` bounds a round (the rest rotate to the front of the
@@ -80,6 +82,7 @@ class ChainServices:
         max_rentals_per_round: int | None = None,
         max_reports_per_tx: int = DEFAULT_MAX_REPORTS_PER_TX,
         max_faults_per_rental: int = 16,
+        operator_registry: str | None = None,
     ) -> None:
         self.client = MarketClient.from_private_key(rpc_url, node_key, market_address, policy=policy)
         # the follower thread reads through its own connection (no HTTP session shared across threads)
@@ -96,6 +99,10 @@ class ChainServices:
         self.aggregator = Aggregator(self.client, node_urls, http=http, auth=auth,
                                      max_reports_per_tx=max_reports_per_tx,
                                      max_faults_per_rental=max_faults_per_rental)
+        if operator_registry:  # settle through the registry: the node's gas is rebated
+            from oracle.node.submit import registry_submitter
+
+            self.aggregator.submitter = registry_submitter(self.client, operator_registry)
         self._economics: dict[int, RentalEconomics | None] = {}
         self.due = DueRentals(
             self.feed.settleable, local_head,

@@ -191,7 +191,9 @@ class RentalRegistryFeed:
             self._set(int(event.args["rentalId"]), "closed")
             return
         if event.name == "RentalEnded":
-            self._set(int(event.args["rentalId"]), "ended")
+            rental_id = int(event.args["rentalId"])
+            self._set(rental_id, "ended")
+            self._record_end(rental_id, int(event.args["endedAt"]))
             return
         if event.name != "RentalStarted":
             return
@@ -204,6 +206,18 @@ class RentalRegistryFeed:
         self.started[rental_id] = terms.started_at_s
         if self.status.get(rental_id) not in ("ended", "closed"):
             self._set(rental_id, "active")
+
+    def _record_end(self, rental_id: int, ended_at: int) -> None:
+        """Samples after ``endedAt`` (its whole second) are no longer the rental's (registries
+        whose :class:`Rental` has an ``end_ms``)."""
+        from dataclasses import replace
+
+        if "end_ms" not in {f.name for f in fields(Rental)}:
+            return
+        for registry in self.registries:
+            rental = registry.get(rental_id)
+            if rental is not None and getattr(rental, "end_ms", None) is None:
+                registry.upsert(replace(rental, end_ms=ended_at * 1000 + 999))
 
     def on_rewind(self, first_invalid_block: int) -> None:
         """Statuses are re-derived as the rewound blocks' events are re-delivered."""

@@ -60,7 +60,7 @@ CHAIN_FIELDS = (
     "submit_stagger_s", "submit_settlements", "settle_batch", "slash_faults", "max_fee_per_gas_cap_wei",
     "settle_by_value", "settle_max_gas_bps", "settle_max_interval_s", "settle_token_units_per_eth",
     "settle_gas_per_report", "settle_max_rentals_per_round", "settle_max_reports_per_tx",
-    "faults_per_rental_per_round",
+    "faults_per_rental_per_round", "operator_registry_address",
 )
 
 
@@ -163,10 +163,13 @@ class NodeSettings(BaseModel):
                                                         "(default: a 6-decimals USD token at 3,000 USD/ETH)")
     settle_gas_per_report: int = Field(default=GAS_PER_BATCHED_REPORT, ge=1, le=30_000_000,
                                        description="gas one report costs in settleBatch (reports/gas.json)")
-    settle_max_rentals_per_round: int = Field(default=2_000, ge=1, le=1_000_000,
+    settle_max_rentals_per_round: int = Field(default=10_000, ge=1, le=1_000_000,
                                               description="rentals one round looks at; the rest go first next round")
     settle_max_reports_per_tx: int = Field(default=DEFAULT_MAX_REPORTS_PER_TX, ge=1, le=256,
                                            description="reports per settleBatch (a contract cap below it wins)")
+    operator_registry_address: str | None = Field(
+        default=None, description="OperatorRegistry: settle through its settleFor/settleBatchFor (the node's "
+                                  "gas is rebated); unset: settle on the market directly")
     faults_per_rental_per_round: int = Field(default=16, ge=1, le=256,
                                              description="fault ids of one rental looked at per round")
 
@@ -192,6 +195,11 @@ class NodeSettings(BaseModel):
     @classmethod
     def _market_address(cls, value: str) -> str:
         return _checksum(value)
+
+    @field_validator("operator_registry_address")
+    @classmethod
+    def _registry_address(cls, value: str | None) -> str | None:
+        return None if value is None else _checksum(value)
 
     @field_validator("peers")
     @classmethod

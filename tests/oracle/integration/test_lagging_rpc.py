@@ -139,3 +139,51 @@ def test_a_rental_the_rpc_does_not_show_yet_is_retried_not_taken_as_empty():
                                retries=2)
     with pytest.raises(RentalNotVisibleYet):
         never(ChainEvent("RentalStarted", {"rentalId": 9, "startedAt": 1_000}, 123, "0x", "0x", 0, "0x"))
+
+
+def test_a_null_receipt_from_a_lagging_backend_is_waited_out_not_taken_as_a_reorg(chain, contract):
+    from eth_account import Account
+
+    from oracle.chain.tx import TransactionSender
+
+    bound, art = contract
+
+    class ReceiptLag(LaggingProvider):
+        """After the first real receipt, the next six receipt and block answers come from a
+        backend that has not seen the block yet (null)."""
+
+        seen_receipt = False
+        lagging_answers = 6
+
+        def make_request(self, method, params):
+            if method in ("eth_getTransactionReceipt", "eth_getBlockByNumber") and self.seen_receipt \
+                    and self.lagging_answers > 0:
+                self.lagging_answers -= 1
+                self.requests[method] += 1
+                return {"jsonrpc": "2.0", "id": 1, "result": None}
+            answer = super().make_request(method, params)
+            if method == "eth_getTransactionReceipt" and answer.get("result"):
+                self.seen_receipt = True
+            return answer
+
+    provider = ReceiptLag(chain.url)
+    sender = TransactionSender(Web3(provider), Account.from_key(ANVIL_KEYS[1]),
+                               policy=TxPolicy(receipt_poll_s=0.02, confirmations=2, rebroadcast_after_s=30))
+    mine = BoundContract(sender, bound.address, art.abi)
+    done = threading.Event()
+
+    def mine_blocks():  # confirmations come from later blocks
+        while not done.is_set():
+            chain.mine(1)
+            time.sleep(0.05)
+
+    miner = threading.Thread(target=mine_blocks, daemon=True)
+    miner.start()
+    try:
+        result = mine.transact("ping", 9)
+    finally:
+        done.set()
+        miner.join(2)
+    assert sender.stats["reorged"] == 0  # before: the null receipt was a "reorg" and the tx was rebroadcast
+    assert sender.stats.get("rpc_lagging", 0) >= 1
+    assert bound.w3.eth.get_block(result.block_number)["hash"] == result.receipt["blockHash"]

@@ -88,3 +88,37 @@ def test_a_stopped_round_defers_what_it_did_not_reach():
     outcomes = agg.settle_batch(rentals)
     assert {o.status for o in outcomes} == {"deferred"}
     assert market.calls["settleBatch"] == 0
+
+
+def test_settlements_go_through_the_operator_registry_and_fall_back_when_it_refuses_the_node():
+    from oracle.chain.errors import TransactionRevertedError
+    from oracle.node.submit import RegistrySubmitter
+
+    rentals = list(range(1, 6))
+    market = FakeMarket(rentals)
+
+    class Operator:  # the registry: settleBatchFor settles on the market (and accrues a rebate)
+        refuse = False
+        calls = 0
+
+        def settle_batch_for(self, reports, signatures):
+            self.calls += 1
+            if self.refuse:
+                raise TransactionRevertedError("OperatorRegistry_NotBondedSigner", {})
+            return market.settle_batch(reports, signatures)
+
+        def settle_for(self, report, signatures):
+            self.calls += 1
+            return market.settle(report, signatures)
+
+    operator = Operator()
+    agg = aggregator(market, FakePeers(HOSTS))
+    agg.submitter = RegistrySubmitter(market, operator)
+    assert {o.status for o in agg.settle_batch(rentals[:3])} == {"settled"}
+    assert operator.calls == 1 and market.calls["settleBatch"] == 1
+    operator.refuse = True  # no longer a bonded member: the market directly, no settlement lost
+    peers = FakePeers(HOSTS, holds=lambda r: 4)
+    agg2 = aggregator(market, peers)
+    agg2.submitter = agg.submitter
+    assert {o.status for o in agg2.settle_batch(rentals)} == {"settled"}
+    assert agg.submitter.use_registry is False and market.calls["settleBatch"] == 2
