@@ -129,7 +129,7 @@ contract OperatorRegistryTest is OperatorFixture {
     //////////////////////////////////////////////////////////////*/
 
     function test_sync_refillsReserveThenSplitsEquallyAmongBondedSigners() public {
-        uint256 fee = _earnFees(1_000_000_000); // 1,000 tokens per GPU-hour: fee 25 tokens
+        uint256 fee = _earnFees(BIG_PRICE);
         uint256 target = uint256(REBATE_PER_REPORT) * registry.REBATE_RESERVE_REPORTS();
         assertGt(fee, target, "fee larger than the reserve target");
         assertEq(registry.pendingFees(address(usd)), fee, "pending before sync");
@@ -163,7 +163,7 @@ contract OperatorRegistryTest is OperatorFixture {
     function test_sync_carriesEverythingWhenNoSignerIsBonded() public {
         vm.prank(governance);
         registry.setBondToken(address(bondToken), 0);
-        uint256 fee = _earnFees(1_000_000_000);
+        uint256 fee = _earnFees(BIG_PRICE);
         registry.sync(address(usd));
         uint256 carried = fee - uint256(REBATE_PER_REPORT) * registry.REBATE_RESERVE_REPORTS();
         assertEq(registry.pendingFees(address(usd)), carried, "all but the reserve carried");
@@ -180,7 +180,7 @@ contract OperatorRegistryTest is OperatorFixture {
     }
 
     function test_withdraw_paysTheCallersBalance() public {
-        _earnFees(1_000_000_000);
+        _earnFees(BIG_PRICE);
         registry.sync(address(usd));
         uint256 balance = registry.balanceOf(_operator(2), address(usd));
         vm.prank(_operator(2));
@@ -542,7 +542,7 @@ contract OperatorRegistryTest is OperatorFixture {
 
     /// @dev Earns enough fees to fill the rebate reserve and syncs them.
     function _fillReserve() internal {
-        _earnFees(1_000_000_000);
+        _earnFees(BIG_PRICE);
         registry.sync(address(usd));
     }
 }
