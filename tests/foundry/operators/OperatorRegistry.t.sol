@@ -174,6 +174,23 @@ contract OperatorRegistryTest is OperatorFixture {
         assertEq(registry.balanceOf(_operator(0), address(usd)), carried / oracleKeys.length, "paid at the next sync");
     }
 
+    function test_sync_releasesTheReserveOfAFormerRebateToken() public {
+        _fillReserve();
+        uint256 reserve = registry.rebateReserve(address(usd));
+        assertGt(reserve, 0, "reserve filled");
+        OperatorParams memory p = _operatorParams();
+        p.rebateToken = address(0);
+        p.rebatePerReport = 0;
+        vm.prank(governance);
+        registry.setParams(p); // rebates switched off
+        uint256 before = registry.balanceOf(_operator(0), address(usd));
+        uint256 carried = registry.pendingFees(address(usd));
+        registry.sync(address(usd));
+        assertEq(registry.rebateReserve(address(usd)), 0, "released");
+        assertEq(registry.balanceOf(_operator(0), address(usd)) - before, (reserve + carried) / oracleKeys.length,
+            "shared among the operators");
+    }
+
     function test_sync_withNothingPending_changesNothing() public {
         assertEq(registry.sync(address(usd)), 0, "nothing pulled");
         assertEq(registry.balanceOf(_operator(0), address(usd)), 0, "nothing credited");
