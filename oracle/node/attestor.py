@@ -25,7 +25,7 @@ from oracle.metering.challenges import (
     NoChallenges,
     UnpaidUsage,
     exclude_unpaid,
-    merge_intervals,
+    with_challenge_faults,
 )
 from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
 from oracle.node.errors import (
@@ -192,7 +192,7 @@ class Attestor:
         self._cache_lock = threading.Lock()
         self._rental_locks: dict[int, threading.Lock] = {}
         self._cached_rentals = cached_rentals
-        self._unpaid_cache: OrderedDict[tuple[int, str, int, int], UnpaidUsage] = OrderedDict()
+        self._unpaid_cache: OrderedDict[tuple[int, str, int, int, int | None], UnpaidUsage] = OrderedDict()
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -370,11 +370,11 @@ class Attestor:
         return state
 
     def _unpaid_usage(self, rental_id: int, sequence: int, terms: MeterTerms, start_ms: int, end_ms: int,
-                      final: bool) -> UnpaidUsage:
-        """Usage of the intervals ending in ``[start_ms, end_ms)``, metered again from the batches
-        that hold them (bounded by the span, not the rental); cached once no later batch can
-        change it (``final``)."""
-        cache_key = (rental_id, terms.checkpoint_key(), start_ms, end_ms)
+                      final: bool, gpu: int | None = None) -> UnpaidUsage:
+        """Usage of the intervals (of GPU ``gpu``, or all) ending in ``[start_ms, end_ms)``,
+        metered again from the batches that hold them (bounded by the span, not the rental);
+        cached once no later batch can change it (``final``)."""
+        cache_key = (rental_id, terms.checkpoint_key(), start_ms, end_ms, gpu)
         with self._cache_lock:
             hit = self._unpaid_cache.get(cache_key)
         if hit is not None:
@@ -387,7 +387,8 @@ class Attestor:
                 if state is None:
                     state = new_state(batch.gpus, terms)
                     state.accrue_from_ms = start_ms
-                feed(state, terms, self.policy, [s for s in batch.samples if s.t_ms < end_ms])
+                feed(state, terms, self.policy,
+                     [s for s in batch.samples if s.t_ms < end_ms and (gpu is None or s.gpu == gpu)])
         usage = UnpaidUsage() if state is None else UnpaidUsage(
             state.available_ms, state.busy_pct_ms // 100, state.energy_mj)
         if final:
@@ -407,13 +408,17 @@ class Attestor:
         rental = self.registry.get(rental_id)
         terms = self._terms(rental)
         with self._rental_lock(rental_id):
-            totals = totals_of(self._state_at(rental_id, sequence, terms), terms)
+            state = self._state_at(rental_id, sequence, terms)
+            totals = totals_of(state, terms)
             outcomes = self.challenges.outcomes(rental_id, totals.period_end_ms)
             unpaid = UnpaidUsage()
-            for start_ms, end_ms in merge_intervals(outcomes.unpaid_intervals, terms.start_ms, totals.period_end_ms):
-                unpaid = unpaid + self._unpaid_usage(rental_id, sequence, terms, start_ms, end_ms,
-                                                     final=end_ms <= totals.period_end_ms)
+            spans = outcomes.spans_by_gpu(state.gpus, terms.start_ms, totals.period_end_ms)
+            for gpu, gpu_spans in spans.items():
+                for start_ms, end_ms in gpu_spans:
+                    unpaid = unpaid + self._unpaid_usage(rental_id, sequence, terms, start_ms, end_ms,
+                                                         final=end_ms <= totals.period_end_ms, gpu=gpu)
             totals = exclude_unpaid(totals, terms, unpaid, outcomes)
+            totals = with_challenge_faults(totals, self.challenges.faults(rental_id, totals.period_end_ms))
         telemetry_hash = self.storage.batch_hash(rental_id, sequence - 1)
         return rental, sequence, totals, telemetry_hash
 
