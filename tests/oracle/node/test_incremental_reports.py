@@ -77,7 +77,7 @@ def test_an_old_unrecorded_sequence_replays_from_the_nearest_checkpoint_below(tm
     total = ingest(node, real, per_batch=1)  # 86 batches
     for sequence in range(1, total + 1):
         node.meter(RENTAL, sequence)
-    node._states.clear()  # only the checkpoints in SQLite remain
+    node.metering.forget_cached()  # only the checkpoints in SQLite remain
     ranges = spy_batches(node)
     _, _, totals, _ = node.meter(RENTAL, CHECKPOINT_KEEP_EVERY + 5)
     assert ranges == [(CHECKPOINT_KEEP_EVERY, CHECKPOINT_KEEP_EVERY + 5)]
