@@ -381,7 +381,7 @@ class ChallengeService:
 
 class MeteringLedger:
     """The ``ChallengeLedger`` metering asks (oracle.metering.challenges): the quorum's outcomes,
-    with unpaid spans merged over the rental's GPUs (a span in which any GPU failed is unpaid)."""
+    with the unpaid spans per GPU (only the GPU that failed is unpaid)."""
 
     def __init__(self, service: ChallengeService) -> None:
         self.service = service
@@ -390,13 +390,8 @@ class MeteringLedger:
         from oracle.metering.challenges import ChallengeOutcomes
 
         passed, failed, unpaid = self.service.outcomes(rental_id, up_to_ms)
-        spans: list[tuple[int, int]] = []
-        for start, end in sorted((start, end) for _, start, end in unpaid if end > start):
-            if spans and start <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-            else:
-                spans.append((start, end))
-        return ChallengeOutcomes(passed, failed, tuple(spans))
+        per_gpu = tuple(sorted((int(gpu), int(start), int(end)) for gpu, start, end in unpaid if end > start))
+        return ChallengeOutcomes(passed, failed, unpaid_gpu_intervals=per_gpu)
 
     def faults(self, rental_id: int, up_to_ms: int) -> list[Any]:
         """The CHALLENGE_FAILED faults (metering's ``Fault``, kind 5) the quorum's verdicts make,
@@ -407,23 +402,6 @@ class MeteringLedger:
         window_s = getattr(rental, "slash_window_seconds", 0) or DEFAULT_SLASH_WINDOW_S
         return [Fault(FaultKind.CHALLENGE_FAILED, start, due, detail, gpu)
                 for gpu, start, due, _, detail in self.service.failed_windows(rental_id, up_to_ms, window_s)]
-
-
-def with_challenge_faults(totals: Any, ledger: Any, rental_id: int) -> Any:
-    """``totals`` with the ledger's CHALLENGE_FAILED faults merged in by end time (metering's own
-    faults first on a tie), so fault ids (indices in that list) never move: every fault listed for
-    a period end is also listed, at the same place, for every later one."""
-    faults_of = getattr(ledger, "faults", None)
-    if faults_of is None:
-        return totals
-    extra = faults_of(rental_id, totals.period_end_ms)
-    if not extra:
-        return totals
-    merged = sorted((*totals.faults, *extra), key=lambda fault: fault.end_ms)  # stable sort
-    flags = totals.fault_flags
-    for fault in extra:
-        flags |= 1 << int(fault.kind)
-    return replace(totals, faults=tuple(merged), fault_flags=flags)
 
 
 @dataclass(frozen=True, slots=True)
