@@ -361,7 +361,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             f"gpurent provider offer create --gpu-model '{GPU_MODEL}' --price-per-gpu-hour "
             f"{options.price_per_gpu_hour} --region {options.region} --agent {agent_address[:10]}…")
     offer = gp("provider", "offer", "create", "--gpu-model", GPU_MODEL, "--gpu-count", "1",
-               "--memory-mib", "81559", "--price-per-gpu-hour", options.price_per_gpu_hour,
+               "--price-per-gpu-hour", options.price_per_gpu_hour,
                "--price-per-kwh", options.price_per_kwh, "--region", options.region,
                "--agent", agent_address, dev_account=PROVIDER)["offer"]
     provider_before = gp("provider", "status", provider)
@@ -525,7 +525,14 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
     # -- finalize, withdraw ----------------------------------------------------------------------
-    ui.step("provider finalizes: unused budget back to the renter, reputation updated",
+    # Finalization waits the rental's settlement grace (faults can still slash it until then);
+    # the demo's anvil skips that time instead of waiting a day.
+    grace_s = int(gp("rent", "status", str(rental_id))["terms"]["settlement_grace_s"])
+    ui.step(f"anvil skips the rental's {grace_s} s settlement grace (late faults could still slash it until then)",
+            f"cast rpc evm_increaseTime {grace_s}")
+    _rpc(rpc, "evm_increaseTime", [grace_s + 1])
+    _rpc(rpc, "evm_mine", [])
+    ui.step("provider finalizes: unused budget back to the renter, collateral released, reputation updated",
             f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
     finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
     ui.step("provider withdraws earnings, renter withdraws the refund",

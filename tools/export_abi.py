@@ -22,7 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "oracle" / "chain" / "abi"
-DEPLOYABLE = ("GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "TestStablecoin")
+DEPLOYABLE = (
+    "GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic", "MarketTimelock", "TestStablecoin",
+)
 INTERFACES = (
     "IGpuRentMarket",
     "IOracleQuorum",

@@ -63,7 +63,7 @@ def build() -> None:
     subprocess.run(["forge", "build"], cwd=ROOT, env=_env(), check=True, capture_output=True)
 
 
-LIBRARIES = ("OfferLogic", "StakingLogic", "GovernanceLogic")
+LIBRARIES = ("OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic")
 
 
 def artifact(name: str) -> dict:

@@ -522,16 +522,34 @@ def rental_view(session: Session, rental_id: int) -> dict[str, Any]:
         from oracle.chain.errors import TransactionRevertedError
 
         raise TransactionRevertedError("RentalEscrow_UnknownRental", {"rentalId": rental_id}, function="getRental")
+    t = session.client.rental_terms(rental_id)
+    terms = {
+        "agent": t["agent"], "gpu_model": bytes32_text(t["gpuModel"]), "gpu_count": int(t["gpuCount"]),
+        "power_limit_w": int(t["powerLimitW"]), "memory_mib": int(t["memoryMib"]),
+        "region": bytes32_text(t["region"]), "grid_intensity_g_per_kwh": int(t["gridIntensityGPerKwh"]),
+        "min_uptime_bps": int(t["minUptimeBps"]), "max_gap_seconds": int(t["maxGapSeconds"]),
+        "workload_hash": "0x" + bytes(t["workloadHash"]).hex(), "fee_bps": int(t["feeBps"]),
+        "stake_token": t["stakeToken"], "collateral_per_gpu": int(t["collateralPerGpu"]),
+        "max_duration_s": int(t["maxDurationSeconds"]), "silence_timeout_s": int(t["silenceTimeout"]),
+        "settlement_grace_s": int(t["settlementGrace"]), "slash_window_s": int(t["slashWindowSeconds"]),
+        "slash_bps": int(t["slashBps"]), "renter_slash_share_bps": int(t["renterSlashShareBps"]),
+    }
+    started, ended = int(r["startedAt"]), int(r["endedAt"])
+    gpus = int(r["gpuCount"])
+    # Uptime on chain is attested GPU-seconds over rented GPU-seconds (docs/economics.md).
+    span = (ended or int(r["lastSettledAt"])) - started
+    uptime = min(10_000, int(r["availableGpuSeconds"]) * 10_000 // (gpus * span)) if started and span > 0 else 0
     return {
         "rental_id": rental_id, "status": r["statusName"], "offer_id": int(r["offerId"]),
-        "renter": r["renter"], "provider": r["provider"], "gpu_count": int(r["gpuCount"]),
+        "renter": r["renter"], "provider": r["provider"], "gpu_count": gpus,
         "budget": int(r["budget"]), "paid": int(r["paid"]), "remaining": int(r["budget"]) - int(r["paid"]),
         "price_per_gpu_hour": int(r["pricePerGpuHour"]), "price_per_kwh": int(r["pricePerKwh"]),
-        "fee_bps": int(r["feeBps"]), "sequence": int(r["sequence"]),
-        "available_gpu_seconds": int(r["availableGpuSeconds"]), "uptime_bps": int(r["uptimeBps"]),
+        "fee_bps": terms["fee_bps"], "sequence": int(r["sequence"]),
+        "available_gpu_seconds": int(r["availableGpuSeconds"]), "uptime_bps": uptime,
         "last_settled_at": int(r["lastSettledAt"]), "start_deadline": int(r["startDeadline"]),
-        "started_at": int(r["startedAt"]), "ended_at": int(r["endedAt"]),
+        "started_at": started, "ended_at": ended,
         "max_duration_seconds": int(r["maxDurationSeconds"]), "end_reason": r["endReasonName"],
+        "collateral": int(r["collateral"]), "slashed": int(r["slashed"]), "terms": terms,
     }
 
 
@@ -548,19 +566,21 @@ def offer_view(session: Session, offer_id: int) -> dict[str, Any]:
         "price_per_kwh": int(o["pricePerKwh"]), "region": bytes32_text(o["region"]),
         "grid_intensity_g_per_kwh": int(o["gridIntensityGPerKwh"]),
         "max_duration_seconds": int(o["maxDurationSeconds"]), "min_uptime_bps": int(o["minUptimeBps"]),
-        "agent": o["agent"],
+        "max_gap_seconds": int(o["maxGapSeconds"]), "agent": o["agent"],
     }
 
 
 def reputation_view(session: Session, provider: str) -> dict[str, Any]:
     r = session.client.reputation_of(provider)
-    reported = int(r["reportedRentals"])
+    fees = int(r["feesPaid"])
     return {
         "score_bps": int(session.client.reputation_score(provider)),
         "completed_rentals": int(r["completedRentals"]), "abandoned_rentals": int(r["abandonedRentals"]),
-        "slash_count": int(r["slashCount"]), "reported_rentals": reported,
-        "attested_gpu_seconds": int(r["attestedGpuSeconds"]),
-        "avg_uptime_bps": int(r["uptimeBpsSum"]) // reported if reported else None,
+        "slash_count": int(r["slashCount"]), "slashed_amount": int(r["slashedAmount"]),
+        "attested_gpu_seconds": int(r["attestedGpuSeconds"]), "fees_paid": fees,
+        "delivered_fees": int(r["deliveredFees"]), "abandoned_collateral": int(r["abandonedCollateral"]),
+        # uptime weighted by fees paid (docs/economics.md)
+        "avg_uptime_bps": int(r["deliveredFees"]) * 10_000 // fees if fees else None,
     }
 
 

@@ -96,16 +96,27 @@ def rental_status(s: Session, rental_id: int) -> dict[str, Any]:
 @click.option("--budget", required=True, help="budget to escrow, in token units (e.g. 50)")
 @click.option("--gpus", type=click.IntRange(1, 65535), default=1, show_default=True)
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the budget")
+@click.option("--workload-hash", default=None, metavar="0xHASH",
+              help="commitment (32 bytes) to the workload spec the provider must run (default: none)")
 @chain_options
 @wallet_options
-def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, chain: ChainOptions,
-                wallet: WalletSpec) -> None:
-    """Open a rental of OFFER_ID, escrowing --budget; the provider then starts it."""
+def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workload_hash: str | None,
+                chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Open a rental of OFFER_ID, escrowing --budget; the provider then starts it. The rental's
+    terms (agent, model physics, SLA, fee, timeouts, slash terms) are fixed now."""
     s = signing_session(chain, wallet)
     offer = offer_view(s, offer_id)
     units = s.parse(budget, "--budget")
+    commitment = b"\0" * 32
+    if workload_hash is not None:
+        try:
+            commitment = bytes.fromhex(workload_hash.removeprefix("0x"))
+        except ValueError:
+            commitment = b""
+        if len(commitment) != 32:
+            raise click.UsageError("--workload-hash must be 32 bytes of hex (0x + 64 hex digits)")
     approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
-    result = s.market.transact("openRental", offer_id, offer["version"], gpus, units)
+    result = s.market.transact("openRental", offer_id, offer["version"], gpus, units, commitment)
     ev = result.events["RentalOpened"][0]
     rental_id = int(ev["rentalId"])
     print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
