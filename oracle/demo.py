@@ -317,7 +317,10 @@ def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
         signer_args = [a for address in keys.node_addresses for a in ("--signer", address)]
         ui.step(f"deploying GpuRentMarket + TestStablecoin, oracle quorum {options.threshold} of {options.nodes}",
                 f"gpurent deploy --dev-account {DEPLOYER} --signer … --threshold {options.threshold}")
-        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), dev_account=DEPLOYER)
+        # A small reputation prior (0.01 tUSD of fees) so the demo's one short rental moves the
+        # score; a real market keeps the default (docs/economics.md).
+        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), "--reputation-prior", "0.01",
+                        dev_account=DEPLOYER)
         for label, tx in deployment["transactions"].items():
             txs.setdefault(f"deploy {label}", []).append(tx)
         ui.note(f"market {deployment['market']}  tUSD {deployment['payment_token']}")

@@ -63,8 +63,21 @@ _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ERC20InsufficientBalance": lambda a: (
         f"token balance too low: {a.get('sender')} holds {a.get('balance')} units, this needs {a.get('needed')}"),
     "ProviderStaking_InsufficientStake": lambda a: (
-        f"stake too low: {a.get('provider')} has {a.get('active')} active, the listed GPUs need "
-        f"{a.get('required')}; add stake with `gpurent provider stake`"),
+        f"stake too low: {a.get('provider')} has {a.get('active')} active, the listed GPUs and the collateral "
+        f"locked for running rentals need {a.get('required')}; add stake with `gpurent provider stake`"),
+    "RentalEscrow_CollateralUnavailable": lambda a: (
+        f"rental {a.get('rentalId')} needs {a.get('collateral')} of free stake as collateral, you have "
+        f"{a.get('free')} free; add stake with `gpurent provider stake`"),
+    "OfferBook_UnknownGpuModel": lambda a: (
+        f"GPU model {bytes(a.get('gpuModel') or b'').rstrip(bytes(1)).decode(errors='replace')!r} is not in the "
+        f"market's GPU model table (governance adds models with `gpurent governance set-gpu-model`)"),
+    "OfferBook_StakeTokenNotAllowed": lambda a: (
+        f"your stake token {a.get('token')} is no longer allowed: it cannot back new offers or rentals"),
+    "ProviderStaking_FaultNotSlashable": lambda a: (
+        f"fault kind {a.get('kind')} (busy at idle power) is the renter's workload: a usage flag, never slashed"),
+    "ProviderStaking_NothingToSlash": lambda a: f"rental {a.get('rentalId')} has no collateral left to slash",
+    "ProviderStaking_SlashWindowUsed": lambda a: (
+        f"fault kind {a.get('kind')} already slashed rental {a.get('rentalId')} in window {a.get('window')}"),
     "ProviderStaking_TokenNotAllowed": lambda a: f"{a.get('token')} is not an allowed stake token on this market",
     "ProviderStaking_NotUnbonded": lambda a: (
         f"nothing unbonded yet: {a.get('unbonding')} units unbonding until unix time {a.get('releaseAt')}"),

@@ -49,6 +49,8 @@ from oracle.deployment import (
 @click.option("--start-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
 @click.option("--silence-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
 @click.option("--settlement-grace", type=click.IntRange(1), default=86400, show_default=True, help="seconds")
+@click.option("--reputation-prior", default="100", show_default=True,
+              help="the reputation score's prior, in token units of fees (docs/economics.md)")
 @click.option("--proposer", type=ADDRESS, default=None, envvar="GPURENT_PROPOSER", show_envvar=True,
               help="who may schedule governance changes through the timelock: a Safe multisig in "
                    "production (default: the deployer, on a local chain only)")
@@ -60,7 +62,7 @@ from oracle.deployment import (
 def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], threshold: int | None,
            payment_token: str | None, min_stake_per_gpu: str, fee_bps: int, treasury: str | None,
            unbonding_days: float, max_rental_days: float, start_timeout: int, silence_timeout: int,
-           settlement_grace: int, proposer: str | None, timelock_delay: int | None, mint_dev: bool | None) -> None:
+           settlement_grace: int, reputation_prior: str, proposer: str | None, timelock_delay: int | None, mint_dev: bool | None) -> None:
     """Deploy GpuRentMarket to --rpc from a keystore account (or --dev-account on anvil) and
     record the addresses for this chain id in the deployment file. The market's roles go to a
     timelock (proposer --proposer, delay --timelock-delay); the deploying key keeps none."""
@@ -84,6 +86,7 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
         treasury=treasury or session.address, protocol_fee_bps=fee_bps,
         start_timeout_s=start_timeout, silence_timeout_s=silence_timeout, settlement_grace_s=settlement_grace,
         unbonding_delay_s=max(1, int(unbonding_days * DAY_S)), max_rental_duration_s=int(max_rental_days * DAY_S),
+        reputation_prior=max(1, parse_amount(reputation_prior, decimals, "--reputation-prior")),
     )
     mint = session.is_anvil if mint_dev is None else mint_dev
     from oracle.localchain import dev_accounts

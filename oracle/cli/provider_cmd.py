@@ -239,13 +239,14 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
         if not s.can_sign:
             raise click.UsageError("give ADDRESS, or --keystore/--dev-account for your own status")
         address = s.address
-    token, active, unbonding, release_at, listed = s.market.call("stakeOf", address)
+    token, active, unbonding, release_at, listed, locked = s.market.call("stakeOf", address)
     offers = [offer_view(s, i) for i in range(1, int(s.market.call("offerCount")) + 1)]
     offers = [o for o in offers if o["provider"] == address]
     out = {
         "provider": address,
         "stake": {"token": token, "active": int(active), "unbonding": int(unbonding),
-                  "unbonding_release_at": int(release_at), "listed_gpus": int(listed)},
+                  "unbonding_release_at": int(release_at), "listed_gpus": int(listed),
+                  "locked": int(locked)},
         "withdrawable": int(s.market.call("withdrawable", address, s.deployment.payment_token)),
         "wallet_balance": int(s.token.call("balanceOf", address)),
         "reputation": reputation_view(s, address),
@@ -258,6 +259,7 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
     con = console()
     con.print(kv_table(f"provider {address}", [
         ("active stake", s.fmt(out["stake"]["active"])),
+        ("locked for running rentals", s.fmt(out["stake"]["locked"])),
         ("unbonding", f"{s.fmt(out['stake']['unbonding'])} (release at {out['stake']['unbonding_release_at']})"),
         ("listed GPUs", out["stake"]["listed_gpus"]),
         ("withdrawable earnings", s.fmt(out["withdrawable"])),

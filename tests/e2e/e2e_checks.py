@@ -47,10 +47,11 @@ def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_secon
     assert withdrawn == {provider: paid - fee, renter: refund}
 
     # Reputation moved, from what settled.
-    completed, abandoned, slashes, reported, attested, uptime_sum = reader.market.functions.reputationOf(provider).call()
+    completed, abandoned, slashes, attested, fees_paid, delivered, _, _ = \
+        reader.market.functions.reputationOf(provider).call()
     before = summary["provider_reputation_before"]
     assert completed == before["completed_rentals"] + 1
-    assert reported == before["reported_rentals"] + 1
+    assert fees_paid == before["fees_paid"] + fee and 0 < delivered - before["delivered_fees"] <= fee
     assert attested == before["attested_gpu_seconds"] + rental[AVAILABLE]
     score = reader.market.functions.reputationScore(provider).call()
     assert score == summary["provider_reputation_score_bps"] > before["score_bps"]

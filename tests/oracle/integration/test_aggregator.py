@@ -215,6 +215,8 @@ def test_chain_services_follow_settle_and_forget_finalized_rentals(deployed, now
         assert services.client.get_rental(rental.rental_id)["sequence"] == 3
         # ended and finalized: the loop stops considering it
         rental.renter.end_rental(rental.rental_id)
+        deployed.chain.increase_time(rental.provider.rental_terms(rental.rental_id)["settlementGrace"] + 1)
+        deployed.chain.mine(1)
         rental.provider.finalize_rental(rental.rental_id)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and rental.rental_id in services.feed.settleable():

@@ -186,6 +186,8 @@ def test_three_nodes_one_stopped_two_still_settle(deployed, network):
     assert provider.withdrawable(provider.account, token) == expected_paid - fee
 
     renter.end_rental(rental_id)  # the final report settled while Active: no end-time constraint
+    deployed.chain.increase_time(provider.rental_terms(rental_id)["settlementGrace"] + 1)  # faults could slash until then
+    deployed.chain.mine(1)
     finalized = provider.finalize_rental(rental_id).events["RentalFinalized"][0]
     assert (finalized["paid"], finalized["fee"], finalized["refund"]) == (expected_paid, fee, BUDGET - expected_paid)
     provider.withdraw(token)
