@@ -127,7 +127,11 @@ def open_rental(deployed: DeployedMarket, *, agent: str | None = None, budget: i
 
     provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
     stake = provider.stake_of(provider.account)
-    shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
+    # Cover one more listed GPU, and the collateral startRental locks beside what running
+    # rentals already lock (and slashes so far).
+    needed = max(provider.required_stake(provider.account, int(stake["listedGpus"]) + 1),
+                 int(stake["locked"]) + provider.required_stake(provider.account, 1))
+    shortfall = needed - int(stake["active"])
     if shortfall > 0 or int(stake["active"]) == 0:  # cover one more GPU (and slashes so far)
         if extra_stake is None:
             extra_stake = provider.min_stake_per_gpu(deployed.token)
