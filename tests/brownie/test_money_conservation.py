@@ -5,6 +5,7 @@ staked comes back out to someone, and nothing is paid out that was not paid in."
 from brownie import chain
 
 from conftest import (
+    finalize_after_grace,
     BUDGET,
     MIN_STAKE_PER_GPU,
     PARAMS,
@@ -60,7 +61,7 @@ def test_full_market_day_conserves_money(
     solvent()
     chain.sleep(PARAMS["settlementGrace"] + 1)
     for rid in (a, b, d):
-        market.finalizeRental(rid, {"from": stranger})
+        finalize_after_grace(market, rid, stranger)
         solvent()
 
     # everyone takes their money out; providers unstake everything
@@ -113,7 +114,7 @@ def test_silent_provider_cannot_lock_an_active_deposit(market, stablecoin, rente
     chain.sleep(PARAMS["silenceTimeout"] + 1)
     market.closeSilentRental(rental_id, {"from": stranger})
     chain.sleep(PARAMS["settlementGrace"] + 1)
-    market.finalizeRental(rental_id, {"from": stranger})
+    finalize_after_grace(market, rental_id, stranger)
     market.withdraw(stablecoin, {"from": renter})
     assert stablecoin.balanceOf(renter) == before + BUDGET
     solvent()
