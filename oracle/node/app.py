@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from oracle import __version__
 from oracle.errors import ConfigError, SigningError, StorageError
 from oracle.node.api.deps import NodeRuntime
-from oracle.node.api.routes import batches, health, reports
+from oracle.node.api.routes import batches, challenges, health, reports
 from oracle.node.attestor import Attestor, IngestLimits, SequenceUnavailable
+from oracle.node.challenges import ChallengeError, ChallengeLoop, MeteringLedger, build_challenges
 from oracle.node.errors import (
     BadSignature,
     BatchRejected,
@@ -98,6 +99,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     for error_type, (status, reason) in ERROR_STATUS.items():
         app.add_exception_handler(error_type, _answer_with(status, reason))
+
+    @app.exception_handler(ChallengeError)
+    async def challenge_refused(request: Request, exc: ChallengeError) -> JSONResponse:
+        return _problem(exc.status, str(exc), exc.reason)
 
 
 def _answer_with(status: int, reason: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -374,14 +379,23 @@ def create_app(
     key = settings.load_node_key() if node_key is None else node_key
     runtime = build_runtime(settings, node_key=key, registry=registry, clock=clock)
     chain = NodeChain(settings, runtime, key) if settings.rpc_url is not None else None
+    challenge_loop: ChallengeLoop | None = None
+    if settings.challenges != "off":
+        runtime.challenges, challenge_loop = build_challenges(settings, runtime, key, clock)
+        if hasattr(runtime.attestor, "challenges"):  # metering's ChallengeLedger hook
+            runtime.attestor.challenges = MeteringLedger(runtime.challenges)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if chain is not None:
             chain.start()
+        if challenge_loop is not None:
+            challenge_loop.start()
         try:
             yield
         finally:
+            if challenge_loop is not None:
+                await asyncio.to_thread(challenge_loop.stop)
             if chain is not None:
                 await asyncio.to_thread(chain.stop)
             runtime.close()
@@ -399,6 +413,7 @@ def create_app(
     app.include_router(batches.router)
     app.include_router(reports.router)
     app.include_router(health.router)
+    app.include_router(challenges.router)
     app.openapi = _openapi_with_wire_schema(app)
     return app
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -27,9 +27,12 @@ class NodeRuntime:
     agent_limiter: TokenBucketLimiter
     report_limiter: TokenBucketLimiter
     metrics: NodeMetrics
+    challenges: Any = None  # oracle.node.challenges.ChallengeService when settings.challenges != "off"
 
     def close(self) -> None:
         self.writer.close()
+        if self.challenges is not None:
+            self.challenges.store.close()
         self.storage.close()
 
 
