@@ -203,6 +203,115 @@ def finalize_after_grace(market, rental_id, sender):
     return market.finalizeRental(rental_id, {"from": sender})
 
 
+def _load_deploy_module():
+    path = ROOT / "scripts" / "deploy.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("gpurent_deploy_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def deploy_market(GpuRentMarket, admin, gov, treasury, oracle_addresses=None, **param_overrides):
+    """A market deployed by scripts/deploy.py's ``deploy`` (libraries linked), with governance
+    handed from the deployer to ``gov`` and, if given, the signer set installed (threshold 3)."""
+    treasury = param_overrides.pop("treasury", treasury)
+    params = dict(PARAMS, **param_overrides)
+    deploy_script = _load_deploy_module()
+    if deploy_script is not None:
+        market = deploy_script.deploy(admin, treasury=str(treasury), stablecoin=False, **params)["market"]
+    else:  # before the deploy script existed: constructor(admin, params)
+        market = GpuRentMarket.deploy(admin, params_tuple(treasury, **params), {"from": admin})
+    role = market.GOVERNANCE_ROLE()
+    if not market.hasRole(role, gov):
+        market.grantRole(role, gov, {"from": admin})
+    if admin != gov and market.hasRole(role, admin):
+        # keep the roles apart: admin only administers roles, gov governs
+        market.renounceRole(role, admin, {"from": admin})
+    if oracle_addresses:
+        market.setSignerSet(oracle_addresses, THRESHOLD, {"from": gov})
+    return market
+
+
+@pytest.fixture(scope="module")
+def market(GpuRentMarket, admin, gov, treasury, oracle_addresses, stablecoin):
+    m = deploy_market(GpuRentMarket, admin, gov, treasury, oracle_addresses)
+    m.setPaymentToken(stablecoin, True, {"from": gov})
+    m.setStakeToken(stablecoin, MIN_STAKE_PER_GPU, {"from": gov})
+    return m
+
+
+# ------------------------------------------------------------------ offers and rentals
+
+
+def _terms_type(field):
+    import brownie
+
+    abi = brownie.project.get_loaded_projects()[0].GpuRentMarket.abi
+    fn = next(i for i in abi if i.get("name") == "createOffer")
+    return next(c["type"] for c in fn["inputs"][0]["components"] if c["name"] == field)
+
+
+def gpu_model(name="NVIDIA H100 80GB HBM3"):
+    """The GPU model as the contract takes it (a string, or a right-padded bytes32)."""
+    return name.encode().ljust(32, b"\0")[:32] if _terms_type("gpuModel") == "bytes32" else name
+
+
+def offer_terms(token, agent, /, **overrides):
+    t = {
+        "gpuModel": gpu_model(),
+        "gpuCount": OFFER_GPUS,
+        "paymentToken": str(token),
+        "pricePerGpuHour": PRICE_PER_GPU_HOUR,
+        "pricePerKwh": PRICE_PER_KWH,
+        "region": b"eu-north-1".ljust(32, b"\0"),
+        "gridIntensityGPerKwh": 30,
+        "maxDurationSeconds": 7 * 24 * 3_600,
+        "minUptimeBps": 9_500,
+        "maxGapSeconds": 0,
+        "agent": str(agent),
+    }
+    t.update(overrides)
+    return tuple(t.values())
+
+
+def stake_for(market, token, provider, gpus=OFFER_GPUS, extra=0):
+    amount = MIN_STAKE_PER_GPU * gpus + extra
+    token.approve(market, amount, {"from": provider})
+    return market.stake(token, amount, {"from": provider})
+
+
+@pytest.fixture(scope="module")
+def offer_id(market, stablecoin, provider, agent):
+    """Provider staked for exactly its OFFER_GPUS GPUs, with one active offer."""
+    stake_for(market, stablecoin, provider)
+    tx = market.createOffer(offer_terms(stablecoin, agent), {"from": provider})
+    return tx.events["OfferCreated"]["offerId"]
+
+
+def open_rental(market, token, renter, offer, budget, gpus=1, version=None):
+    if version is None:
+        version = market.getOffer(offer)["version"]
+    token.approve(market, budget, {"from": renter})
+    tx = market.openRental(offer, version, gpus, budget, b"\0" * 32, {"from": renter})
+    return tx.events["RentalOpened"]["rentalId"]
+
+
+BUDGET = 100 * UNIT  # 100,000 GPU-seconds at 1,000 units per second on one GPU
+
+
+@pytest.fixture
+def rental_id(market, stablecoin, renter, provider, offer_id):
+    """An Active one-GPU rental with BUDGET escrowed."""
+    rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    market.startRental(rid, {"from": provider})
+    return rid
+
+
+# ------------------------------------------------------------------ reports
+
+
 class Signer:
     """Builds and signs reports for one market (EIP-712 domain: this chain and this contract)."""
 
