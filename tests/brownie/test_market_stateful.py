@@ -206,6 +206,8 @@ class MarketMachine(RuleBasedStateMachine):
             if r["status"] not in (CANCELLED, FINALIZED):
                 escrow += r["budget"] - (r["paid"] - fee_of(r["paid"], r["fee_bps"]))
         stakes = sum(int(self.market.stakeOf(p)["active"]) + int(self.market.stakeOf(p)["unbonding"]) for p in self.providers)
+        # slashes are held for their rental until it is finalized (then paid out as balances)
+        stakes += sum(int(self.market.getRental(rid)["slashed"]) for rid, r in self.rentals.items() if r["status"] != FINALIZED)
         owed = sum(int(self.market.withdrawable(a, self.token)) for a in self.people + [self.treasury])
         assert self.token.balanceOf(self.market) == escrow + stakes + owed
         assert self.withdrawn <= self.deposited + self.held_at_start
