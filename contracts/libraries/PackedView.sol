@@ -23,6 +23,9 @@ library PackedView {
                 let d := shr(232, mload(add(descriptors, mul(i, 3))))
                 let value := shr(and(shr(8, d), 0xff), sload(add(base, shr(16, d))))
                 let width := and(d, 0xff)
+                // shl(shift, value): 1 << width, the mask of `width` low bits (slither misreads the
+                // operand order of the opcode).
+                // slither-disable-next-line incorrect-shift
                 if width { value := and(value, sub(shl(width, 1), 1)) }
                 mstore(add(out, shl(5, i)), value)
             }

@@ -231,7 +231,9 @@ library RentalLogic {
     /// @dev Reputation of a finalized rental (docs/economics.md): abandoned when closed for
     /// silence, or ended by the provider or at max duration with no attested GPU time; else
     /// completed when it has attested GPU time, weighted by its fee x attested uptime. A rental
-    /// the renter ended before any usage counts for nothing.
+    /// the renter ended before any usage counts for nothing. Uptime is floored to basis points
+    /// first on purpose: the formula is documented in integers (docs/economics.md).
+    // slither-disable-next-line divide-before-multiply
     function _recordReputation(Rental storage rental, Reputation storage reputation, uint256 fee, uint256 collateral)
         private
         returns (bool abandoned)

@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from brownie import chain
+from brownie import chain, web3
 from eth_account import Account
 
 from market_testkit import (
@@ -336,7 +336,9 @@ class Signer:
         return UsageReport(rentalId=int(rental_id), sequence=sequence, availableGpuSeconds=available, **fields)
 
     def fault(self, rental_id, fault_id=0, kind=1, **fields) -> FaultReport:
-        fields.setdefault("observedAt", chain.time())
+        # the latest block's time: never after the block the slash lands in (brownie's
+        # chain.time() can run a second ahead of it), never before a rental started earlier
+        fields.setdefault("observedAt", web3.eth.get_block("latest")["timestamp"])
         fields.setdefault("signerSetVersion", self.version())
         return FaultReport(rentalId=int(rental_id), faultId=fault_id, kind=kind, **fields)
 

@@ -97,7 +97,7 @@ def test_topUp_reentrant_token_cannot_settle_mid_deposit(market, gov, oracle, re
 def test_openRental_reentrant_token_cannot_open_twice_with_one_deposit(market, gov, retoken, free_provider, renter, agent, deployer, solvent):
     oid = _listed_offer(market, gov, retoken, free_provider, agent)
     retoken.approve(market, 2 * BUDGET, {"from": renter})
-    retoken.arm(TRANSFER_FROM, market, market.openRental.encode_input(oid, 0, 1, BUDGET), False, {"from": deployer})
+    retoken.arm(TRANSFER_FROM, market, market.openRental.encode_input(oid, 0, 1, BUDGET, b"\0" * 32), False, {"from": deployer})
     market.openRental(oid, 0, 1, BUDGET, b"\0" * 32, {"from": renter})
     assert not retoken.lastCallbackSuccess()
     assert retoken.lastCallbackReturnData() == REENTRANCY

@@ -427,9 +427,9 @@ def test_settleBatch_interleaved_providers_each_credited_exactly(
 ):
     """Credits are summed per run of one offer inside a batch: [A, B, A, B] must still credit
     each provider exactly its own rentals."""
-    from conftest import offer_terms, stake_for
+    from conftest import MIN_STAKE_PER_GPU, offer_terms, stake_for
 
-    stake_for(market, stablecoin, provider2, gpus=1)
+    stake_for(market, stablecoin, provider2, gpus=1, extra=MIN_STAKE_PER_GPU)  # collateral for b1 and b2
     oid2 = market.createOffer(offer_terms(stablecoin, agent, gpuCount=1), {"from": provider2}).events["OfferCreated"]["offerId"]
     a1 = open_rental(market, stablecoin, renter, offer_id, BUDGET)
     b1 = open_rental(market, stablecoin, renter2, oid2, BUDGET)
