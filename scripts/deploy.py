@@ -14,6 +14,7 @@ from brownie import (
     MarketTimelock,
     OfferLogic,
     RentalLogic,
+    OperatorRegistry,
     StakingLogic,
     TestStablecoin,
     accounts,
@@ -39,6 +40,11 @@ DEFAULT_PARAMS = {
 PARAM_ORDER = ("protocolFeeBps", "renterSlashShareBps", "slashBps", "startTimeout", "silenceTimeout",
                "settlementGrace", "unbondingDelay", "maxRentalDuration", "slashWindowSeconds", "reputationPrior")
 DEFAULT_MIN_STAKE_PER_GPU = 100 * 10**6  # 100 tUSD (6 decimals) per GPU listed
+# Oracle operators (docs/economics.md, "Operators"): bond 1,000 tUSD; half of it slashed per proven
+# equivocation, a fifth of that to the prover; 14 days unbonding; 0.005 tUSD rebate per report.
+DEFAULT_MIN_OPERATOR_BOND = 1_000 * 10**6
+DEFAULT_OPERATOR_PARAMS = {"slashBps": 5_000, "proverRewardBps": 2_000, "unbondingDelay": 14 * 86_400,
+                           "rebatePerReport": 5_000}
 LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic, RentalLogic)
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -59,16 +65,19 @@ def register_gpu_models(market, account) -> list[str]:
     return [model.name for model in GPU_MODELS]
 
 
-def hand_to_timelock(market, account, *, delay_s: int, proposer: str | None = None):
+def hand_to_timelock(market, account, *, delay_s: int, proposer: str | None = None, registry=None):
     """Deploys a MarketTimelock (proposer: `proposer`, default `account`; anyone executes once
-    the delay has passed), grants it the market's admin and governance roles, and makes
-    `account` renounce both: the deployer keeps no role."""
+    the delay has passed), grants it the admin and governance roles of the market (and of the
+    operator registry, if given), and makes `account` renounce them: the deployer keeps no role."""
     timelock = MarketTimelock.deploy(delay_s, [proposer or account.address], [ZERO_ADDRESS], {"from": account})
-    admin_role, gov_role = market.DEFAULT_ADMIN_ROLE(), market.GOVERNANCE_ROLE()
-    for role in (gov_role, admin_role):
-        market.grantRole(role, timelock, {"from": account})
-    for role in (gov_role, admin_role):
-        market.renounceRole(role, account, {"from": account})
+    for contract in (market, registry):
+        if contract is None:
+            continue
+        admin_role, gov_role = contract.DEFAULT_ADMIN_ROLE(), contract.GOVERNANCE_ROLE()
+        for role in (gov_role, admin_role):
+            contract.grantRole(role, timelock, {"from": account})
+        for role in (gov_role, admin_role):
+            contract.renounceRole(role, account, {"from": account})
     return timelock
 
 
@@ -76,6 +85,18 @@ def deploy_libraries(account) -> dict:
     """Deploys the external libraries GpuRentMarket links against (Brownie links the latest
     deployment of each automatically)."""
     return {lib._name: lib.deploy({"from": account}) for lib in LIBRARIES}
+
+
+def deploy_operator_registry(account, market, token, *, treasury: str | None = None,
+                             min_bond: int = DEFAULT_MIN_OPERATOR_BOND, **overrides: int):
+    """Deploys the OperatorRegistry of `market` (admin and governance: `account`) with `token` as
+    bond and rebate token (minimum bond `min_bond`)."""
+    p = dict(DEFAULT_OPERATOR_PARAMS, **overrides)
+    params = (treasury or account.address, p["slashBps"], p["proverRewardBps"], p["unbondingDelay"], token,
+              p["rebatePerReport"])
+    registry = OperatorRegistry.deploy(market, account, params, {"from": account})
+    registry.setBondToken(token, min_bond, {"from": account})
+    return registry
 
 
 def deploy(
@@ -111,11 +132,15 @@ def deploy(
     if signers:
         ordered = sorted(signers, key=lambda a: int(str(a), 16))
         market.setSignerSet(ordered, threshold or len(ordered) // 2 + 1, {"from": account})
+    registry = None
+    if token is not None:
+        registry = deploy_operator_registry(account, market, token, treasury=treasury)
     models = register_gpu_models(market, account)
     timelock = None
     if timelock_delay is not None:
-        timelock = hand_to_timelock(market, account, delay_s=timelock_delay, proposer=proposer)
-    return {"market": market, "stablecoin": token, "libraries": libraries, "timelock": timelock, "gpu_models": models}
+        timelock = hand_to_timelock(market, account, delay_s=timelock_delay, proposer=proposer, registry=registry)
+    return {"market": market, "stablecoin": token, "libraries": libraries, "operator_registry": registry,
+            "timelock": timelock, "gpu_models": models}
 
 
 def main() -> dict:
@@ -128,6 +153,8 @@ def main() -> dict:
                       proposer=os.environ.get("GPURENT_PROPOSER") or None)
     print(f"GpuRentMarket   {deployed['market'].address}")
     print(f"MarketTimelock  {deployed['timelock'].address} (holds the market's roles; the deployer none)")
+    if deployed["operator_registry"] is not None:
+        print(f"OperatorRegistry {deployed['operator_registry'].address}")
     if deployed["stablecoin"] is not None:
         print(f"TestStablecoin  {deployed['stablecoin'].address}")
     for name, lib in deployed["libraries"].items():
@@ -200,10 +227,12 @@ def deploy_live() -> dict:
                       min_stake_per_gpu=min_stake, timelock_delay=None)
     market = deployed["market"]
     txs_setup = {}
+    registry = deployed["operator_registry"]
     if deployed["stablecoin"] is None:
         txs_setup["allow payment token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
         txs_setup["allow stake token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
-    timelock = hand_to_timelock(market, account, delay_s=delay, proposer=proposer)
+        registry = deploy_operator_registry(account, market, payment_token)
+    timelock = hand_to_timelock(market, account, delay_s=delay, proposer=proposer, registry=registry)
     txs = {f"library {n}": lib.tx.txid for n, lib in deployed["libraries"].items()}
     txs["market"] = market.tx.txid
     token_address = payment_token
@@ -211,6 +240,7 @@ def deploy_live() -> dict:
         token_address = deployed["stablecoin"].address
         txs["stablecoin"] = deployed["stablecoin"].tx.txid
     txs.update(txs_setup)
+    txs["operator registry"] = registry.tx.txid
     txs["timelock"] = timelock.tx.txid
     token = web3.eth.contract(address=token_address, abi=TestStablecoin.abi)
     version, thr, current = market.signerSet()
@@ -227,6 +257,8 @@ def deploy_live() -> dict:
         payment_token_decimals=token.functions.decimals().call(),
         test_stablecoin=deployed["stablecoin"] is not None,
         min_stake_per_gpu=min_stake,
+        operator_registry=registry.address,
+        min_operator_bond=DEFAULT_MIN_OPERATOR_BOND,
         signer_set={"version": int(version), "threshold": int(thr), "signers": [str(a) for a in current]},
         params=dict(zip(("treasury", "protocol_fee_bps", "renter_slash_share_bps", "slash_bps", "start_timeout_s",
                          "silence_timeout_s", "settlement_grace_s", "unbonding_delay_s", "max_rental_duration_s",

@@ -143,7 +143,8 @@ def build_runtime(
         registry = SqliteRentalRegistry(storage)
     for rental in settings.rentals:
         registry.upsert(Rental(rental.rental_id, rental.agent, rental.gpu_count, rental.region,
-                               rental.grid_intensity_g_per_kwh, rental.start_ms))
+                               rental.grid_intensity_g_per_kwh, rental.start_ms,
+                               gpu_model=rental.gpu_model, power_limit_w=rental.power_limit_w))
     extra = {"clock": clock} if clock is not None else {}
     attestor = Attestor(
         storage=storage,
@@ -199,7 +200,7 @@ class NodeChain:
 
     def __init__(self, settings: NodeSettings, runtime: NodeRuntime, node_key: bytes) -> None:
         from oracle.chain.tx import TxPolicy
-        from oracle.node.aggregator import ChainServices
+        from oracle.node.chain_services import ChainServices
 
         assert settings.rpc_url is not None
         self.settings = settings
@@ -223,6 +224,11 @@ class NodeChain:
             settle=settings.submits_settlements,
             local_head=lambda rental_id: storage.batch_head(rental_id)[0],
             on_outcome=self._count,
+            settle_policy=settings.settle_policy(),
+            max_rentals_per_round=settings.settle_max_rentals_per_round,
+            max_reports_per_tx=settings.settle_max_reports_per_tx,
+            max_faults_per_rental=settings.faults_per_rental_per_round,
+            operator_registry=settings.operator_registry_address,
         )
         self._started = False
         self._stopped = False
@@ -351,6 +357,9 @@ class NodeChain:
                 "enabled": services.settle,
                 "round_errors": services.loop.errors,
                 "last_settled_sequence": dict(services.due.last_settled),
+                "deferred_by_value": services.due.deferred_by_value,
+                "peer_rate_limited": services.aggregator.stats.get("rate_limited", 0),
+                "slashes_not_sent": services.aggregator.stats.get("slash_not_sent", 0),
                 "last_submission": self.last_submission,
             },
             "transactions": dict(services.client.sender.stats),

@@ -8,6 +8,7 @@ stored hash chain) and drives the record-before-sign rule of ``oracle.node.stora
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -17,7 +18,15 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Sequence
 
-from oracle.errors import BatchVerificationError, SigningError
+from oracle.errors import BatchVerificationError, ConfigError, SigningError
+from oracle.metering import MeterState, MeterTerms, feed, new_state, totals as totals_of
+from oracle.metering.challenges import (
+    ChallengeLedger,
+    NoChallenges,
+    UnpaidUsage,
+    exclude_unpaid,
+    merge_intervals,
+)
 from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
 from oracle.node.errors import (
     BadSignature,
@@ -36,11 +45,20 @@ from oracle.node.errors import (
     UnknownRental,
     WrongAgent,
 )
-from oracle.node.rentals import Rental, RentalRegistry
+from oracle.node.rentals import Rental, RentalRegistry, meter_terms
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
 from oracle.telemetry.batches import TelemetryBatch, address_of
 
+# Crash points of the signing path (test-only, dev mode; ``GPURENT_NODE_FAULT``), in path order:
+# metered but nothing recorded; recorded, not signed; signed in memory, signature not stored;
+# signature stored, not yet returned. tests/oracle/crash/test_signing_crash_points.py kills a
+# node at each and checks that no (rental, sequence) ever gets two different signatures.
+FAULT_KILL_BEFORE_RECORD = "kill_before_record"
 FAULT_KILL_AFTER_RECORD = "kill_after_record"
+FAULT_KILL_AFTER_SIGN = "kill_after_sign"
+FAULT_KILL_AFTER_STORE = "kill_after_store"
+SIGNING_FAULT_POINTS = (FAULT_KILL_BEFORE_RECORD, FAULT_KILL_AFTER_RECORD, FAULT_KILL_AFTER_SIGN,
+                        FAULT_KILL_AFTER_STORE)
 
 
 class SequenceUnavailable(ReportUnavailable):
@@ -122,20 +140,17 @@ def report_from_bytes(cls: type, body: bytes) -> Any:
     return cls(**values)
 
 
+def _challenge_fields(totals: Any) -> dict[str, int]:
+    """challenges_passed/failed for build_usage_report, once the report has those fields."""
+    from oracle.attestation.reports import build_usage_report
+
+    if "challenges_passed" not in inspect.signature(build_usage_report).parameters:
+        return {}
+    return {"challenges_passed": totals.challenges_passed, "challenges_failed": totals.challenges_failed}
+
+
 def _unix_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class _RentalSamples:
-    """Decoded samples of a rental's first ``len(ends)`` batches (append-only cache)."""
-
-    __slots__ = ("samples", "ends", "hashes", "gpus")
-
-    def __init__(self) -> None:
-        self.samples: list = []
-        self.ends: list[int] = []
-        self.hashes: list[bytes] = []
-        self.gpus: tuple = ()
 
 
 class Attestor:
@@ -154,7 +169,8 @@ class Attestor:
         policy: MeteringPolicy = DEFAULT_POLICY,
         clock: Callable[[], int] = _unix_ms,
         fault: str | None = None,
-        cached_rentals: int = 32,
+        cached_rentals: int = 1024,
+        challenges: ChallengeLedger | None = None,
     ) -> None:
         if len(node_key) != 32:
             raise SigningError("the node key is 32 bytes")
@@ -169,9 +185,14 @@ class Attestor:
         self.policy = policy
         self.now_ms = clock
         self._fault = fault
-        self._cache: OrderedDict[int, _RentalSamples] = OrderedDict()
+        self.challenges: ChallengeLedger = NoChallenges() if challenges is None else challenges
+        # The newest meter state per rental: (sequence, terms key, state bytes); tens of KiB
+        # each (no samples), at most ``cached_rentals``. SQLite checkpoints back it.
+        self._states: OrderedDict[int, tuple[int, str, bytes]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._rental_locks: dict[int, threading.Lock] = {}
         self._cached_rentals = cached_rentals
+        self._unpaid_cache: OrderedDict[tuple[int, str, int, int], UnpaidUsage] = OrderedDict()
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -220,12 +241,17 @@ class Attestor:
         if len(batch.gpus) > rental.gpu_count:
             raise ImplausibleBatch(f"batch lists {len(batch.gpus)} GPUs, rental {rental.rental_id} has "
                                    f"{rental.gpu_count}")
-        limits = {g.index: g.power_limit_mw * self.limits.max_power_factor_of_limit for g in batch.gpus}
+        # The bound comes from the rented model (issue 8), never from the batch's declared limit.
+        try:
+            limit_mw = meter_terms(rental).power_limit_mw
+        except ConfigError:
+            limit_mw = min(g.power_limit_mw for g in batch.gpus)  # a rental that cannot be metered anyway
+        ceiling_mw = limit_mw * self.limits.max_power_factor_of_limit
         for i, sample in enumerate(batch.samples):
-            if sample.power_mw > limits[sample.gpu]:
+            if sample.power_mw > ceiling_mw:
                 raise ImplausibleBatch(
                     f"samples[{i}].power_mw={sample.power_mw} is beyond {self.limits.max_power_factor_of_limit}x "
-                    f"the board limit of GPU {sample.gpu}"
+                    f"the board limit of the rented GPU model ({limit_mw} mW)"
                 )
 
     def _check_freshness(self, batch: TelemetryBatch, rental: Rental, now_ms: int) -> None:
@@ -235,12 +261,22 @@ class Attestor:
         if newest > now_ms + skew:
             raise FutureBatch(f"sample at t_ms={newest} is {newest - now_ms} ms ahead of this node's clock "
                               f"(allowed skew {skew} ms)", node_time_ms=now_ms)
-        if newest < now_ms - self.limits.max_batch_age_ms:
+        if newest < now_ms - self.limits.max_batch_age_ms and not self._catching_up(batch):
             raise StaleBatch(f"newest sample at t_ms={newest} is {now_ms - newest} ms old (limit "
-                             f"{self.limits.max_batch_age_ms} ms)", node_time_ms=now_ms)
+                             f"{self.limits.max_batch_age_ms} ms) and is not the next batch this node "
+                             f"needs", node_time_ms=now_ms)
         if oldest < rental.start_ms - skew:
             raise StaleBatch(f"sample at t_ms={oldest} is before rental {rental.rental_id} started "
                              f"({rental.start_ms})")
+
+    def _catching_up(self, batch: TelemetryBatch) -> bool:
+        """Catch-up (docs/protocol.md): an old batch is still taken when it is exactly the next
+        batch of the rental's stored hash chain (a node that was away is being re-sent the
+        agent's spool). Anything else old stays refused as stale."""
+        next_seq, head_hash = self.storage.batch_head(batch.rental_id)
+        if batch.batch_seq < next_seq:  # a re-send of a batch already held answers "duplicate"
+            return self.storage.batch_hash(batch.rental_id, batch.batch_seq) == batch.batch_hash()
+        return batch.batch_seq == next_seq and batch.prev_hash == (head_hash or bytes(32))
 
     def finish(self, verified: VerifiedBatch, outcome: AppendOutcome) -> IngestResult:
         """Turn the storage outcome into a result or the matching refusal."""
@@ -279,42 +315,106 @@ class Attestor:
     def contiguous_batches(self, rental_id: int) -> int:
         return self.storage.batch_head(rental_id)[0]
 
-    def _samples(self, rental_id: int, sequence: int) -> tuple[list, tuple, bytes]:
-        """(samples of batches 0..sequence-1, gpus, hash of batch sequence-1)."""
+    def _rental_lock(self, rental_id: int) -> threading.Lock:
         with self._cache_lock:
-            entry = self._cache.pop(rental_id, None) or _RentalSamples()
-            if len(entry.ends) < sequence:
-                for _, batch_hash, body in self.storage.iter_batches(rental_id, len(entry.ends), sequence):
-                    batch = TelemetryBatch.from_wire_bytes(body)
-                    entry.samples.extend(batch.samples)
-                    entry.ends.append(len(entry.samples))
-                    entry.hashes.append(batch_hash)
-                    entry.gpus = batch.gpus
-                if len(entry.ends) < sequence:
-                    raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
-            self._cache[rental_id] = entry
-            while len(self._cache) > self._cached_rentals:
-                self._cache.popitem(last=False)
-            return entry.samples[: entry.ends[sequence - 1]], entry.gpus, entry.hashes[sequence - 1]
+            lock = self._rental_locks.get(rental_id)
+            if lock is None:
+                lock = self._rental_locks[rental_id] = threading.Lock()
+            return lock
+
+    def _terms(self, rental: Rental) -> MeterTerms:
+        try:
+            return meter_terms(rental)
+        except ConfigError as exc:
+            raise ReportUnavailable(str(exc)) from None
+
+    def _base_state(self, rental_id: int, sequence: int, terms: MeterTerms) -> tuple[int, MeterState | None]:
+        """The newest known state at or below ``sequence``: cached, else checkpointed, else none."""
+        key = terms.checkpoint_key()
+        with self._cache_lock:
+            cached = self._states.get(rental_id)
+        found = None
+        if cached is not None and cached[1] == key and cached[0] <= sequence:
+            found = (cached[0], cached[2])
+        else:
+            found = self.storage.checkpoint_at_most(rental_id, sequence, key)
+        if found is None:
+            return 0, None
+        state = MeterState.from_bytes(found[1])
+        if terms.end_ms is not None and state.now_ms is not None and state.now_ms > terms.end_ms:
+            return 0, None  # metered before the end was known, past it: start over (once)
+        return found[0], state
+
+    def _state_at(self, rental_id: int, sequence: int, terms: MeterTerms) -> MeterState:
+        """The meter state after batches ``0 .. sequence-1``: from the newest state below, plus
+        the batches since (work proportional to them); checkpointed for the next report."""
+        base, state = self._base_state(rental_id, sequence, terms)
+        done = base
+        for _, _, body in self.storage.iter_batches(rental_id, done, sequence):
+            batch = TelemetryBatch.from_wire_bytes(body)
+            if state is None:
+                state = new_state(batch.gpus, terms)
+            feed(state, terms, self.policy, batch.samples)
+            done += 1
+        if state is None or done < sequence:
+            raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
+        blob = state.to_bytes()
+        key = terms.checkpoint_key()
+        if done > base:
+            self.storage.put_checkpoint(rental_id, sequence, key, blob)
+        with self._cache_lock:
+            cached = self._states.pop(rental_id, None)
+            self._states[rental_id] = (sequence, key, blob) if cached is None or cached[0] <= sequence else cached
+            while len(self._states) > self._cached_rentals:
+                self._states.popitem(last=False)
+        return state
+
+    def _unpaid_usage(self, rental_id: int, sequence: int, terms: MeterTerms, start_ms: int, end_ms: int,
+                      final: bool) -> UnpaidUsage:
+        """Usage of the intervals ending in ``[start_ms, end_ms)``, metered again from the batches
+        that hold them (bounded by the span, not the rental); cached once no later batch can
+        change it (``final``)."""
+        cache_key = (rental_id, terms.checkpoint_key(), start_ms, end_ms)
+        with self._cache_lock:
+            hit = self._unpaid_cache.get(cache_key)
+        if hit is not None:
+            return hit
+        seqs = self.storage.batch_seqs_overlapping(rental_id, start_ms - self.policy.max_gap_ms, end_ms, sequence)
+        state = None
+        if seqs is not None:
+            for _, _, body in self.storage.iter_batches(rental_id, seqs[0], seqs[1] + 1):
+                batch = TelemetryBatch.from_wire_bytes(body)
+                if state is None:
+                    state = new_state(batch.gpus, terms)
+                    state.accrue_from_ms = start_ms
+                feed(state, terms, self.policy, [s for s in batch.samples if s.t_ms < end_ms])
+        usage = UnpaidUsage() if state is None else UnpaidUsage(
+            state.available_ms, state.busy_pct_ms // 100, state.energy_mj)
+        if final:
+            with self._cache_lock:
+                self._unpaid_cache[cache_key] = usage
+                while len(self._unpaid_cache) > self._cached_rentals:
+                    self._unpaid_cache.popitem(last=False)
+        return usage
 
     def meter(self, rental_id: int, sequence: int | None = None) -> tuple[Rental, int, Any, bytes]:
-        """(rental, sequence, UsageTotals, telemetry hash) over batches ``0 .. sequence-1``."""
-        from oracle.metering import meter_samples
+        """(rental, sequence, UsageTotals, telemetry hash) over batches ``0 .. sequence-1``.
 
+        Incremental: the rental's meter state is advanced from its newest checkpoint at or
+        below ``sequence``; periods the challenge ledger marks unpaid are taken out.
+        """
+        sequence = self._sequence(rental_id, sequence)
         rental = self.registry.get(rental_id)
-        if rental is None:
-            raise ReportUnavailable(f"this node meters no rental {rental_id}")
-        available = self.contiguous_batches(rental_id)
-        if sequence is None:
-            sequence = available
-        if sequence < 1:
-            raise SequenceUnavailable(f"rental {rental_id}: no telemetry batches yet")
-        if sequence > available:
-            raise SequenceUnavailable(f"rental {rental_id}: asked for sequence {sequence}, this node holds "
-                                      f"{available} contiguous batches")
-        samples, gpus, telemetry_hash = self._samples(rental_id, sequence)
-        totals = meter_samples(samples, list(gpus), self.policy, rental.grid_intensity_g_per_kwh,
-                               rental_start_ms=rental.start_ms)
+        terms = self._terms(rental)
+        with self._rental_lock(rental_id):
+            totals = totals_of(self._state_at(rental_id, sequence, terms), terms)
+            outcomes = self.challenges.outcomes(rental_id, totals.period_end_ms)
+            unpaid = UnpaidUsage()
+            for start_ms, end_ms in merge_intervals(outcomes.unpaid_intervals, terms.start_ms, totals.period_end_ms):
+                unpaid = unpaid + self._unpaid_usage(rental_id, sequence, terms, start_ms, end_ms,
+                                                     final=end_ms <= totals.period_end_ms)
+            totals = exclude_unpaid(totals, terms, unpaid, outcomes)
+        telemetry_hash = self.storage.batch_hash(rental_id, sequence - 1)
         return rental, sequence, totals, telemetry_hash
 
     # -- reports: record, then sign ---------------------------------------------------------
@@ -324,34 +424,97 @@ class Attestor:
 
         return sign_digest(self._node_key, digest)
 
+    def _sign_with_fault_point(self, digest: bytes) -> bytes:
+        """:meth:`_sign`, then the crash point between making a signature and storing it."""
+        signature = self._sign(digest)
+        self._fault_point(FAULT_KILL_AFTER_SIGN)
+        return signature
+
     def _fault_point(self, name: str) -> None:
         if self._fault == name:  # test-only crash injection (settings refuse it outside dev mode)
             os.kill(os.getpid(), signal.SIGKILL)
 
     def record_and_sign(self, kind: str, rental_id: int, key: int, report: Any, digest: bytes) -> SignedReport:
-        """The one path to a signature: commit the report durably, then sign the recorded digest."""
-        now_ms = self.now_ms()
-        recorded = self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms)
-        self._fault_point(FAULT_KILL_AFTER_RECORD)
-        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign, now_ms)
-        return SignedReport(report, digest, signature, self.address, newly_signed=recorded.signature is None)
+        """The one path to a signature: commit the report durably, then sign the recorded digest.
 
-    def usage_report(self, rental_id: int, sequence: int | None = None) -> SignedReport:
-        from oracle.attestation.eip712 import usage_report_digest
+        The record's key includes the report's signer-set version. A report already recorded
+        and signed is returned from storage without a write.
+        """
+        now_ms = self.now_ms()
+        version = int(report.signer_set_version)
+        self._fault_point(FAULT_KILL_BEFORE_RECORD)
+        recorded = self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms, version)
+        if recorded.signature is not None:
+            return SignedReport(report, digest, recorded.signature, self.address, newly_signed=False)
+        self._fault_point(FAULT_KILL_AFTER_RECORD)
+        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign_with_fault_point, now_ms,
+                                               version)
+        self._fault_point(FAULT_KILL_AFTER_STORE)
+        return SignedReport(report, digest, signature, self.address, newly_signed=True)
+
+    def _sequence(self, rental_id: int, sequence: int | None) -> int:
+        if self.registry.get(rental_id) is None:
+            raise ReportUnavailable(f"this node meters no rental {rental_id}")
+        available = self.contiguous_batches(rental_id)
+        sequence = available if sequence is None else sequence
+        if sequence < 1:
+            raise SequenceUnavailable(f"rental {rental_id}: no telemetry batches yet")
+        if sequence > available:
+            raise SequenceUnavailable(f"rental {rental_id}: asked for sequence {sequence}, this node holds "
+                                      f"{available} contiguous batches")
+        return sequence
+
+    def usage_report(self, rental_id: int, sequence: int | None = None, version: int | None = None) -> SignedReport:
+        """The signed usage report of batches ``0 .. sequence-1`` for signer set ``version``
+        (default: the node's configured one).
+
+        A sequence already recorded for that version is served from storage (no metering). A
+        sequence recorded for another version (a signer-set rotation) is re-signed with the
+        recorded content unchanged, only ``signer_set_version`` differs: the node never signs two
+        different contents for one rental and sequence, and an ended rental's last reports stay
+        signable by the new set.
+        """
+        from dataclasses import replace
+
+        from oracle.attestation.eip712 import UsageReport, usage_report_digest
         from oracle.attestation.reports import build_usage_report
 
-        rental, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)
-        report = build_usage_report(rental_id, sequence, totals, telemetry_hash, self.signer_set_version)
+        version = self.signer_set_version if version is None else version
+        sequence = self._sequence(rental_id, sequence)
+        recorded = self.storage.get_report("usage", rental_id, sequence, version)
+        if recorded is not None and recorded.signature is not None:
+            return SignedReport(report_from_bytes(UsageReport, recorded.body), recorded.digest, recorded.signature,
+                                self.address, newly_signed=False)
+        prior = recorded or self.storage.get_report("usage", rental_id, sequence)
+        if prior is not None:
+            report = replace(report_from_bytes(UsageReport, prior.body), signer_set_version=version)
+        else:
+            _, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)
+            report = build_usage_report(rental_id, sequence, totals, telemetry_hash, version,
+                                        **_challenge_fields(totals))
         digest = usage_report_digest(report, self.chain_id, self.market_address)
         return self.record_and_sign("usage", rental_id, sequence, report, digest)
 
-    def fault_reports(self, rental_id: int) -> list[FaultOutcome]:
-        from oracle.attestation.eip712 import fault_report_digest
+    def fault_reports(self, rental_id: int, from_id: int = 0, limit: int = 256,
+                      version: int | None = None) -> list[FaultOutcome]:
+        """Signed fault reports of fault ids ``from_id .. from_id+limit-1`` (a page).
+
+        A page the node has already recorded and signed in full is served from storage without
+        metering; otherwise the rental is metered and only the page's reports are recorded and
+        signed (the rest cost nothing).
+        """
+        from oracle.attestation.eip712 import FaultReport, fault_report_digest
         from oracle.attestation.reports import build_fault_reports
 
-        rental, sequence, totals, _ = self.meter(rental_id)
+        version = self.signer_set_version if version is None else version
+        stored = self.storage.recorded_reports("fault", rental_id, version, from_id, limit)
+        if len(stored) == limit and all(r.signature is not None for r in stored) and \
+                [r.key for r in stored] == list(range(from_id, from_id + limit)):
+            return [FaultOutcome(r.key, SignedReport(report_from_bytes(FaultReport, r.body), r.digest, r.signature,
+                                                     self.address, newly_signed=False), None) for r in stored]
+        _, _, totals, _ = self.meter(rental_id)
         outcomes = []
-        for report in build_fault_reports(rental_id, totals, self.signer_set_version):
+        for report in build_fault_reports(rental_id, totals, version)[from_id:from_id + limit]:
             digest = fault_report_digest(report, self.chain_id, self.market_address)
             try:
                 signed = self.record_and_sign("fault", rental_id, report.fault_id, report, digest)
@@ -377,7 +540,9 @@ class Attestor:
             if rental_id in seen_rentals:
                 raise SigningError(f"rental {rental_id} appears twice in the batch")
             seen_rentals.add(rental_id)
-            recorded = self.storage.get_report("usage", rental_id, sequence)
+            recorded = self.storage.report_with_digest("usage", rental_id, sequence, digest)
+            if recorded is None:
+                recorded = self.storage.get_report("usage", rental_id, sequence)
             if recorded is None:
                 raise ReportUnavailable(f"this node has no report for rental {rental_id} sequence {sequence}; "
                                         f"ask GET /v1/rentals/{rental_id}/report?sequence={sequence} first")

@@ -30,6 +30,9 @@ from oracle.errors import ConfigError
 from oracle.provider import ProviderError
 
 MAX_SPEC_BYTES = 64 * 1024
+# GPURENT_* is the daemon's; NVIDIA_* steers the NVIDIA container runtime (NVIDIA_VISIBLE_DEVICES=all
+# would expose every GPU on the host), so a renter may set neither.
+RESERVED_ENV_PREFIXES = ("GPURENT_", "NVIDIA_")
 ZERO_HASH = b"\0" * 32
 
 PRESET_COMMANDS: dict[str, list[str]] = {
@@ -61,8 +64,8 @@ class WorkloadSpec(BaseModel):
     @classmethod
     def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
         for name in env:
-            if not name or "=" in name or "\0" in name or name.startswith("GPURENT_"):
-                raise ValueError(f"invalid environment variable name {name!r}")
+            if not name or "=" in name or "\0" in name or name.startswith(RESERVED_ENV_PREFIXES):
+                raise ValueError(f"invalid or reserved environment variable name {name!r}")
         return env
 
     @field_validator("ssh_public_key")
@@ -117,13 +120,21 @@ def address_of_public_key(public_key: bytes) -> str:
     return eth_keys.PublicKey(bytes(public_key)).to_checksum_address()
 
 
+def _ecies_config():
+    """The envelope's parameters, stated rather than taken from eciespy's mutable global."""
+    from ecies.config import Config
+
+    return Config(elliptic_curve="secp256k1", is_ephemeral_key_compressed=False, is_hkdf_key_compressed=False,
+                  symmetric_algorithm="aes-256-gcm", symmetric_nonce_length=16)
+
+
 def seal(public_key: bytes, plaintext: bytes) -> bytes:
     """ECIES-encrypt ``plaintext`` to a 64-byte secp256k1 public key."""
     import ecies
 
     if len(public_key) != 64:
         raise ConfigError("the recipient's public key must be 64 bytes (uncompressed, no prefix)")
-    return ecies.encrypt(b"\x04" + bytes(public_key), plaintext)
+    return ecies.encrypt(b"\x04" + bytes(public_key), plaintext, _ecies_config())
 
 
 def unseal(private_key: bytes, sealed: bytes) -> bytes:
@@ -131,7 +142,7 @@ def unseal(private_key: bytes, sealed: bytes) -> bytes:
     import ecies
 
     try:
-        return ecies.decrypt(bytes(private_key), bytes(sealed))
+        return ecies.decrypt(bytes(private_key), bytes(sealed), _ecies_config())
     except Exception as exc:  # eciespy raises ValueError / coincurve errors
         raise ProviderError(f"cannot open the sealed envelope: {type(exc).__name__}") from None
 

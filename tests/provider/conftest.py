@@ -84,11 +84,27 @@ def docker_url(tmp_path_factory: pytest.TempPathFactory):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _is_static_elf(path: str) -> bool:
+    """No PT_INTERP program header: the binary needs no loader or libc inside the image."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return False
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))
+
+
 def busybox_rootfs_tar() -> bytes:
     """A root filesystem holding only busybox-static and its applet links."""
-    busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).is_file()), None)
+    candidates = [os.environ.get("GPURENT_BUSYBOX", ""), "/bin/busybox", "/usr/bin/busybox"]
+    busybox = next((p for p in candidates if p and Path(p).is_file() and _is_static_elf(p)), None)
     if busybox is None:
-        pytest.skip("busybox-static not installed (tools/setup.sh installs it as root)")
+        pytest.skip("no statically linked busybox (tools/setup.sh installs busybox-static as root)")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in ("bin", "tmp", "root", "etc", "proc", "sys", "dev"):
@@ -122,8 +138,32 @@ def busybox_image(docker_url: str) -> str:
 
 @pytest.fixture
 def docker_client(docker_url: str):
+    """A client of the test dockerd; every container is removed after the test, whatever happened
+    (a fresh anvil redeploys the market at the same address, so a leftover would be re-adopted)."""
     import docker
 
     client = docker.DockerClient(base_url=docker_url, timeout=60)
     yield client
+    for container in client.containers.list(all=True):
+        container.remove(force=True)
     client.close()
+
+
+@pytest.fixture
+def market(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh anvil (the `gpurent chain start` kind) and where its deployment file goes; the
+    user's ~/.gpurent and GPURENT_* settings are kept out of the test."""
+    from oracle.chain.anvil import free_port
+    from oracle.localchain import LocalChain
+
+    monkeypatch.setenv("GPURENT_HOME", str(tmp_path / "home"))
+    for name in ("GPURENT_RPC_URL", "GPURENT_KEYSTORE", "GPURENT_DEV_ACCOUNT", "GPURENT_PROVIDER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    if shutil.which("anvil") is None:
+        pytest.skip("anvil not installed (make setup)")
+    local = LocalChain(tmp_path / "chain")
+    state = local.start(port=free_port())
+    try:
+        yield state.url, tmp_path / "deployments.json"
+    finally:
+        local.stop()

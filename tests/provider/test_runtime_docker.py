@@ -30,7 +30,7 @@ def test_container_settings_pass_only_the_rented_gpus_by_uuid_and_no_host_mounts
     assert kw["nano_cpus"] == 4_000_000_000 and kw["mem_limit"] == kw["memswap_limit"] == 1024 << 20
     assert kw["storage_opt"] == {"size": "20G"} and kw["network_mode"] == "none"
     assert kw["labels"]["io.gpurent.rental-id"] == "7" and kw["labels"]["io.gpurent.gpu-uuids"] == GPUS[0]
-    assert kw["environment"] == {"A": "1", "GPURENT_RENTAL_ID": "7"}
+    assert kw["environment"] == {"A": "1", "GPURENT_RENTAL_ID": "7", "NVIDIA_VISIBLE_DEVICES": GPUS[0]}
 
 
 def test_limits_scale_with_the_rented_gpu_count():
@@ -38,6 +38,13 @@ def test_limits_scale_with_the_rented_gpu_count():
                             gpu_count=2, docker=DockerSettings(cpus_per_gpu=2, memory_mib_per_gpu=100),
                             gpus_enabled=False)
     assert kw["nano_cpus"] == 4_000_000_000 and kw["mem_limit"] == 200 << 20 and "device_requests" not in kw
+    assert kw["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"  # CPU-only (dev): no GPU at all
+
+
+def test_an_image_that_asks_the_nvidia_runtime_for_every_gpu_gets_only_the_rented_ones():
+    kw = container_settings(chain_id=1, market=MARKET, rental_id=1, spec=WorkloadSpec(image="nvidia/cuda"),
+                            gpu_uuids=GPUS[1:], gpu_count=1, docker=DockerSettings(), gpus_enabled=True)
+    assert kw["environment"]["NVIDIA_VISIBLE_DEVICES"] == GPUS[1]  # overrides the image's ENV ...=all
 
 
 def test_without_an_nvidia_runtime_the_daemon_refuses_unless_dev_cpu_only():
@@ -54,7 +61,7 @@ def test_real_dockerd_without_nvidia_runtime_is_refused(docker_url):
 
 
 @pytest.fixture
-def runtime(docker_url, busybox_image):
+def runtime(docker_url, busybox_image, docker_client):
     rt = DockerRuntime(DockerSettings(base_url=docker_url, allow_cpu_only=True, cpus_per_gpu=0.5,
                                       memory_mib_per_gpu=128, pids_limit=64, stop_timeout_s=1),
                        chain_id=31337, market=MARKET)
@@ -102,3 +109,54 @@ def test_adopt_finds_the_containers_by_label_and_remove_deletes_them(runtime, bu
     assert runtime.remove(5) is False
     with pytest.raises(ProviderError, match="no container"):
         runtime.exec(5, ["true"])
+
+
+def test_provider_serve_refuses_to_start_without_gpu_support(tmp_path, docker_url):
+    from click.testing import CliRunner
+
+    from oracle.cli.main import main
+
+    config = tmp_path / "provider.toml"
+    config.write_text(f"""
+rpc_url = "http://127.0.0.1:9"
+chain_id = 31337
+market_address = "{MARKET}"
+keystore_path = "provider.json"
+agent_keystore_path = "agent.json"
+state_dir = "state"
+nodes = ["http://127.0.0.1:9"]
+[[gpus]]
+index = 0
+uuid = "{GPUS[0]}"
+[docker]
+base_url = "{docker_url}"
+""")
+    result = CliRunner().invoke(main, ["provider", "serve", "--config", str(config)])
+    assert result.exit_code == 1 and "no NVIDIA runtime" in result.output and "refuses" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cpu_only_containers_are_dev_mode_only(tmp_path):
+    from oracle.errors import ConfigError
+    from oracle.provider.config import load_provider_config
+
+    config = tmp_path / "provider.toml"
+    config.write_text(f"""
+rpc_url = "http://127.0.0.1:9"
+chain_id = 31337
+market_address = "{MARKET}"
+keystore_path = "provider.json"
+agent_keystore_path = "agent.json"
+state_dir = "state"
+nodes = ["http://127.0.0.1:9"]
+[[gpus]]
+index = 0
+uuid = "{GPUS[0]}"
+[docker]
+allow_cpu_only = true
+""")
+    with pytest.raises(ConfigError, match="dev mode only"):
+        load_provider_config(config)
+    config.write_text(config.read_text().replace("state_dir", "dev = true\nstate_dir"))
+    loaded = load_provider_config(config)
+    assert loaded.docker.allow_cpu_only and loaded.state_dir == tmp_path / "state"

@@ -18,6 +18,9 @@ from oracle.node.errors import ReportConflict
 router = APIRouter(tags=["reports"], dependencies=[Depends(limit_report_requests)])
 
 RentalIdPath = Annotated[int, Path(ge=0, lt=2**256, description="the rental's on-chain id")]
+VersionQuery = Annotated[int | None, Query(ge=1, lt=2**32, description="the signer-set version to sign for "
+                                                                     "(default: the node's configured one)")]
+MAX_FAULTS_PER_PAGE = 256
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
 
 
@@ -86,9 +89,10 @@ def get_usage_report(
     rental_id: RentalIdPath,
     node: NodeDep,
     sequence: Annotated[int | None, Query(ge=1, lt=2**64, description="default: every contiguous batch held")] = None,
+    signer_set_version: VersionQuery = None,
 ) -> dict:
     try:
-        signed = node.attestor.usage_report(rental_id, sequence)
+        signed = node.attestor.usage_report(rental_id, sequence, signer_set_version)
     except ReportConflict:
         node.metrics.reports_refused.labels("usage").inc()
         raise
@@ -107,10 +111,17 @@ def get_usage_report(
 @router.get(
     "/v1/rentals/{rental_id}/faults",
     response_model=FaultReportsOut,
-    summary="Signed fault reports for every fault metered so far (recorded before signing)",
+    summary="Signed fault reports of one page of fault ids (recorded before signing; a page already "
+            "signed is served from storage)",
 )
-def get_fault_reports(rental_id: RentalIdPath, node: NodeDep) -> dict:
-    outcomes = node.attestor.fault_reports(rental_id)
+def get_fault_reports(
+    rental_id: RentalIdPath,
+    node: NodeDep,
+    from_id: Annotated[int, Query(ge=0, lt=2**32, description="first fault id of the page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_FAULTS_PER_PAGE, description="fault ids in the page")] = MAX_FAULTS_PER_PAGE,
+    signer_set_version: VersionQuery = None,
+) -> dict:
+    outcomes = node.attestor.fault_reports(rental_id, from_id, limit, signer_set_version)
     faults = []
     for outcome in outcomes:
         if outcome.signed is not None:
