@@ -166,6 +166,10 @@ class MarketMachine(RuleBasedStateMachine):
     def finalize(self, i, w):
         rid = self._pick(i, ENDED)
         if rid is not None:
+            # finalization waits the rental's settlement grace (faults can still slash until then)
+            until = int(self.market.getRental(rid)["endedAt"]) + int(self.market.rentalTerms(rid)["settlementGrace"])
+            if w == 0 and chain.time() < until:
+                chain.sleep(until - chain.time() + 1)
             caller = (self.rentals[rid]["provider"], self.people[0])[w]
             self._try("finalizeRental", self.market.finalizeRental, rid, {"from": caller})
             self._refresh(rid)

@@ -253,6 +253,7 @@ def test_slash_each_kind_once_per_window(market, oracle, provider, relayer, rent
     with reverts_with("ProviderStaking_SlashWindowUsed(uint256,uint8,uint256)", rental_id, 1, 0):
         oracle.slash(rental_id, relayer, fault_id=2, kind=1)
     chain.sleep(PARAMS["slashWindowSeconds"])
+    chain.mine()
     oracle.slash(rental_id, relayer, fault_id=3, kind=1)  # the next window
     assert market.stakeOf(provider)["active"] == before - 3 * SLASH
 
