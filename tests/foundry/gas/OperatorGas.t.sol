@@ -57,7 +57,9 @@ contract OperatorGasTest is OperatorFixture {
         Console.log("settleBatch of 20 direct, per report (gas)", direct / BATCH);
         Console.log("settleBatchFor of 20 via registry, per report (gas)", viaRegistry / BATCH);
         Console.log("settleBatchFor overhead per report (gas)", (viaRegistry - direct) / BATCH);
-        assertLe((viaRegistry - direct) / BATCH, 15_000, "settleBatchFor overhead per report");
+        // 15,000 before getRental grew by the rental's collateral and slashed amount (issue 7); the
+        // registry reads the whole Rental per report (one getRental), so every field costs here.
+        assertLe((viaRegistry - direct) / BATCH, 17_000, "settleBatchFor overhead per report");
     }
 
     function test_gas_proveEquivocationAndSync() public {

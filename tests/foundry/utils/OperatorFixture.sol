@@ -74,8 +74,7 @@ abstract contract OperatorFixture is MarketFixture {
         _settle(rentalId, 1, 3600, 0);
         vm.prank(renter);
         market.endRental(rentalId);
-        vm.prank(provider);
-        market.finalizeRental(rentalId);
+        _finalizeAfterGrace(rentalId); // finalization waits the rental's settlement grace
         fee = market.withdrawable(address(registry), address(usd));
     }
 
