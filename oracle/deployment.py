@@ -382,6 +382,7 @@ def deploy_market(
     registry_address = deploy_operator_registry(
         sender, market_address, treasury=params.treasury, bond_token=payment_token, min_bond=min_operator_bond,
         rebate_token=payment_token, rebate_per_report=rebate_per_report, txs=txs, progress=progress,
+        admin=timelock_address or None,  # with a timelock, the deployer keeps no registry role either
     )
 
     return Deployment(

@@ -45,6 +45,14 @@ def test_deploy_hands_every_role_to_the_timelock_and_registers_the_gpu_models(ch
         row = client.gpu_model_of(model.name)
         assert (row["powerLimitW"], row["memoryMib"]) == (model.power_limit_w, model.memory_mib), model.name
     assert deployment.gpu_models == [m.name for m in GPU_MODELS]
+    if deployment.operator_registry:  # the operator registry's roles too
+        from oracle.chain.artifacts import load_abi
+        from oracle.chain.contract import BoundContract
+
+        registry = BoundContract(client.sender, deployment.operator_registry, load_abi("OperatorRegistry"))
+        for role in (registry.call("GOVERNANCE_ROLE"), admin_role):
+            assert registry.call("hasRole", role, deployment.timelock)
+            assert not registry.call("hasRole", role, deployer)
 
     # The deployer can no longer govern directly; neither can the proposer.
     with pytest.raises(TransactionRevertedError) as info:
