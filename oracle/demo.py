@@ -444,7 +444,8 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         time.sleep(0.05)
 
     agent_config = {
-        "rental_id": rental_id, "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
+        "rental_id": rental_id, "chain_id": int(deployment["chain_id"]), "market": deployment["market"],
+        "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
         "keystore_password_file": str(keys.password_file),
         "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
         "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,

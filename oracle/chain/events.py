@@ -39,6 +39,7 @@ from oracle.chain.background import BackgroundLoop
 from oracle.chain.errors import _abi_type
 from oracle.chain.tx import retry_rpc
 from oracle.errors import ChainError
+from oracle.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +407,7 @@ class EventFollower(BackgroundLoop):
                 self.poll_once()
             except Exception as exc:  # survive anything: the cursor only moves on success
                 self.stats.errors += 1
-                log.warning("%s: poll failed (%s: %s); retrying", self.name, type(exc).__name__, exc)
+                log.warning("%s: poll failed (%s: %s); retrying", self.name, type(exc).__name__, redact(str(exc)))
             stop.wait(self.poll_interval_s)
 
     @property

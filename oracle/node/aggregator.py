@@ -55,6 +55,7 @@ from oracle.chain.events import CursorStore, EventFollower, RentalRegistryFeed
 from oracle.chain.errors import TransactionRevertedError
 from oracle.chain.tx import TxResult
 from oracle.errors import ChainError, GpurentError
+from oracle.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -695,7 +696,7 @@ class _WatchedFollower(EventFollower):
         try:
             delivered = super().poll_once()
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            self.last_error = redact(f"{type(exc).__name__}: {exc}")[:300]
             raise
         self.last_ok_at = time.time()
         self.last_error = None

@@ -47,7 +47,8 @@ from oracle.node.errors import (
 from oracle.node.metrics import NodeMetrics
 from oracle.node.ratelimit import TokenBucketLimiter
 from oracle.node.rentals import Rental, RentalRegistry, SqliteRentalRegistry
-from oracle.node.settings import NodeSettings, redact_url
+from oracle.node.settings import NodeSettings
+from oracle.redact import redact, redact_url
 from oracle.node.storage import GroupCommitWriter, NodeStorage
 
 log = logging.getLogger(__name__)
@@ -243,11 +244,11 @@ class NodeChain:
                 check_chain(self.services.client.w3, self.settings)
                 self._check_signer_set()
             except ConfigError as exc:
-                self._wrong_chain, self._detail = True, str(exc)
+                self._wrong_chain, self._detail = True, redact(str(exc))
                 log.error("chain side not started: %s", exc)
                 return
             except Exception as exc:  # RPC down or flapping: the API serves on, we retry
-                self._detail = f"{type(exc).__name__}: {exc}"[:300]
+                self._detail = redact(f"{type(exc).__name__}: {exc}")[:300]
                 log.warning("RPC %s unreachable (%s); retrying in %.1f s",
                             redact_url(self.settings.rpc_url or ""), self._detail, delay)
                 if self._stop.wait(delay):
@@ -413,4 +414,4 @@ def _check_chain_now(settings: NodeSettings) -> None:
         raise
     except Exception as exc:
         log.warning("RPC %s not reachable at startup (%s: %s); the node serves and keeps trying",
-                    redact_url(settings.rpc_url or ""), type(exc).__name__, str(exc)[:200])
+                    redact_url(settings.rpc_url or ""), type(exc).__name__, redact(str(exc))[:200])

@@ -26,6 +26,10 @@ from oracle.traces import TRACE_A  # noqa: F401  (re-exported for the tests)
 H100 = GpuInfo(index=0, uuid="GPU-5e1c0a3e-h100-trace-a", name="NVIDIA H100 80GB HBM3", power_limit_mw=700_000)
 
 AGENT_KEY = bytes.fromhex("a1" * 32)
+#: The deployment the tests' batches are signed for (anvil's chain id; a market address of digits
+#: only, so its EIP-55 spelling is itself).
+TEST_CHAIN_ID = 31337
+TEST_MARKET = "0x" + "42" * 20
 NODE_KEY = bytes.fromhex("b2" * 32)
 
 
@@ -37,13 +41,16 @@ def chain_batches(
     samples_per_batch: int = 10,
     first_seq: int = 0,
     prev_hash: bytes = GENESIS_PREV_HASH,
+    chain_id: int = TEST_CHAIN_ID,
+    market: str = TEST_MARKET,
 ) -> list[TelemetryBatch]:
     """Split ``samples`` (in wire order) into signed, hash-chained batches."""
     agent = address_of(agent_key)
     batches = []
     for seq, start in enumerate(range(0, len(samples), samples_per_batch), start=first_seq):
         batch = TelemetryBatch(rental_id, agent, seq, prev_hash, tuple(gpus),
-                               tuple(samples[start:start + samples_per_batch])).signed(agent_key)
+                               tuple(samples[start:start + samples_per_batch]),
+                               chain_id=chain_id, market=market).signed(agent_key)
         prev_hash = batch.batch_hash()
         batches.append(batch)
     return batches

@@ -64,7 +64,8 @@ def wire_text(batch: TelemetryBatch) -> str:
 
 def resigned(batch: TelemetryBatch, key: bytes = AGENT_KEY, **changes) -> TelemetryBatch:
     fields = dict(rental_id=batch.rental_id, agent=address_of(key), batch_seq=batch.batch_seq,
-                  prev_hash=batch.prev_hash, gpus=batch.gpus, samples=batch.samples)
+                  prev_hash=batch.prev_hash, gpus=batch.gpus, samples=batch.samples,
+                  chain_id=batch.chain_id, market=batch.market)
     fields.update(changes)
     return TelemetryBatch(**fields).signed(key)
 
