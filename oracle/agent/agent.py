@@ -28,6 +28,7 @@ from oracle.errors import ConfigError
 from oracle.telemetry.batches import (
     GENESIS_PREV_HASH,
     MAX_SAMPLES_PER_BATCH,
+    MIN_SAMPLE_INTERVAL_MS,
     TelemetryBatch,
     address_of,
     sort_samples,
@@ -121,7 +122,7 @@ class Agent:
 
         head = spool.chain_head(rental_id)
         if head is None:
-            self.next_seq, self.prev_hash, last_t_ms = 0, GENESIS_PREV_HASH, -1
+            self.next_seq, self.prev_hash, last_t_ms = 0, GENESIS_PREV_HASH, -MIN_SAMPLE_INTERVAL_MS
         else:
             if head.agent != self.agent_address:
                 raise ConfigError(
@@ -166,10 +167,10 @@ class Agent:
             last = wanted.get(s.gpu)
             if last is None:
                 continue  # a GPU outside this rental
-            if s.t_ms <= last:
+            if s.t_ms < last + MIN_SAMPLE_INTERVAL_MS:
                 self.stats.dropped_samples += 1
-                log.warning("GPU %d sample at %d ms is not after %d ms; dropped", s.gpu, s.t_ms,
-                            last)
+                log.warning("GPU %d sample at %d ms is not %d ms after %d ms; dropped", s.gpu, s.t_ms,
+                            MIN_SAMPLE_INTERVAL_MS, last)
                 continue
             wanted[s.gpu] = s.t_ms
             fresh.append(s)

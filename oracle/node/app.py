@@ -35,6 +35,7 @@ from oracle.node.errors import (
     GpuSetChanged,
     ImplausibleBatch,
     MalformedBatch,
+    PaddedBatch,
     RateLimited,
     ReportConflict,
     ReportUnavailable,
@@ -43,8 +44,12 @@ from oracle.node.errors import (
     TimeRegression,
     UnknownRental,
     WrongAgent,
+    WrongDomain,
 )
+from oracle.node.api.guard import BodyGuard
+from oracle.node.archive import Retention
 from oracle.node.metrics import NodeMetrics
+from oracle.node.peerauth import PeerAuth, PeerVerifier
 from oracle.node.ratelimit import TokenBucketLimiter
 from oracle.node.rentals import Rental, RentalRegistry, SqliteRentalRegistry
 from oracle.node.settings import NodeSettings
@@ -64,6 +69,8 @@ BATCH_STATUS: dict[type[BatchRejected], int] = {
     UnknownRental: 404,
     BadSignature: 401,
     WrongAgent: 403,
+    WrongDomain: 403,
+    PaddedBatch: 409,
     SequenceGap: 409,
     ConflictingBatch: 409,
     BrokenHashChain: 409,
@@ -89,7 +96,7 @@ def _problem(status: int, detail: str, reason: str, **extra) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatchRejected)
     async def batch_rejected(request: Request, exc: BatchRejected) -> JSONResponse:
-        if request.url.path == "/v1/batches":
+        if request.url.path.endswith("/batches"):
             request.app.state.node.metrics.batches_rejected.labels(exc.reason).inc()
         status = BATCH_STATUS.get(type(exc), 400)
         response = _problem(status, exc.message, exc.reason, **exc.extra)
@@ -166,6 +173,9 @@ def build_runtime(
         agent_limiter=TokenBucketLimiter(settings.agent_rate_per_s, settings.agent_burst),
         report_limiter=TokenBucketLimiter(settings.report_rate_per_s, settings.report_burst),
         metrics=NodeMetrics(),
+        peers=PeerVerifier(settings.chain_id, settings.market_address, (attestor.address, *settings.peer_signers),
+                           window_s=settings.peer_auth_window_s),
+        peer_limiter=TokenBucketLimiter(settings.peer_rate_per_s, settings.peer_burst),
     )
 
 
@@ -200,8 +210,12 @@ class NodeChain:
         assert settings.rpc_url is not None
         self.settings = settings
         self.metrics = runtime.metrics
+        import httpx
+
         storage = runtime.storage
+        self.peers = runtime.peers
         self.services = ChainServices(
+            http=httpx.Client(timeout=5.0, auth=PeerAuth(node_key, settings.chain_id, settings.market_address)),
             rpc_url=settings.rpc_url,
             node_key=node_key,
             market_address=settings.market_address,
@@ -275,6 +289,7 @@ class NodeChain:
         for warning in warnings:
             log.warning("%s", warning)
         self.warnings = warnings
+        self.peers.set_chain_signers(signer_set.signers)  # peers authenticate as these
 
     def stop(self) -> None:
         self._stop.set()
@@ -376,13 +391,24 @@ def create_app(
     runtime = build_runtime(settings, node_key=key, registry=registry, clock=clock)
     chain = NodeChain(settings, runtime, key) if settings.rpc_url is not None else None
 
+    retention = None
+    if chain is not None:  # rentals close on chain: archive their telemetry, prune it after the dispute window
+        feed = chain.services.feed
+        retention = Retention(runtime.storage, settings.archive_path,
+                              lambda: [r for r, s in list(feed.status.items()) if s == "closed"],
+                              settings.dispute_window_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if chain is not None:
             chain.start()
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
             if chain is not None:
                 await asyncio.to_thread(chain.stop)
             runtime.close()
@@ -396,12 +422,29 @@ def create_app(
     )
     app.state.node = runtime
     app.state.chain = chain
+    app.state.retention = retention
+    app.add_middleware(
+        BodyGuard, limit_for=_body_limit(settings), body_timeout_s=settings.body_timeout_s,
+        max_inflight_bytes=settings.max_inflight_body_bytes,
+        on_refusal=lambda reason: runtime.metrics.edge_refusals.labels(reason).inc())
     _install_error_handlers(app)
     app.include_router(batches.router)
     app.include_router(reports.router)
     app.include_router(health.router)
     app.openapi = _openapi_with_wire_schema(app)
     return app
+
+
+SMALL_BODY_BYTES = 256 * 1024  # POST /v1/batch-signatures: 256 report references
+
+
+def _body_limit(settings: NodeSettings) -> Callable[[str], int]:
+    def limit_for(path: str) -> int:
+        if path.startswith("/v1/rentals/") and path.endswith("/batches"):
+            return settings.max_body_bytes
+        return SMALL_BODY_BYTES
+
+    return limit_for
 
 
 def _check_chain_now(settings: NodeSettings) -> None:

@@ -267,6 +267,11 @@ class NodeSettings(BaseModel):
         return True if self.submit_settlements is None else self.submit_settlements
 
     @property
+    def archive_path(self) -> Path:
+        """Where closed rentals' telemetry archives go: ``archive_dir``, or ``archive`` beside the database."""
+        return self.archive_dir if self.archive_dir is not None else Path(self.db_path).parent / "archive"
+
+    @property
     def node_url(self) -> str:
         """This node's own API as its aggregator reaches it: ``self_url``, or one built from host and port."""
         if self.self_url is not None:

@@ -23,6 +23,7 @@ import asyncio
 import enum
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,6 +63,13 @@ CREATE TABLE IF NOT EXISTS fault_reports (
     created_ms  INTEGER NOT NULL,
     signed_ms   INTEGER,
     PRIMARY KEY (rental_id, fault_id)
+);
+CREATE TABLE IF NOT EXISTS archives (
+    rental_id   TEXT    PRIMARY KEY,
+    file_name   TEXT    NOT NULL,
+    batches     INTEGER NOT NULL,
+    archived_ms INTEGER NOT NULL,
+    pruned_ms   INTEGER
 );
 CREATE TABLE IF NOT EXISTS rentals (
     rental_id   TEXT    PRIMARY KEY,
@@ -188,7 +196,7 @@ class NodeStorage:
             return AppendOutcome(AppendStatus.BAD_PREV_HASH, next_seq, head_hash)
         if head_last_t is not None and record.first_t_ms < head_last_t:
             return AppendOutcome(AppendStatus.TIME_REGRESSION, next_seq, head_hash)
-        if head_gpus is not None and record.gpus_key != head_gpus:
+        if head_gpus is not None and record.gpus_key != head_gpus and not _same_gpus_legacy(head_gpus, record.gpus_key):
             return AppendOutcome(AppendStatus.GPUS_CHANGED, next_seq, head_hash)
         self._conn.execute(
             "INSERT INTO batches (rental_id, batch_seq, batch_hash, prev_hash, first_t_ms, last_t_ms, "
@@ -214,6 +222,47 @@ class NodeStorage:
                 "SELECT batch_hash FROM batches WHERE rental_id=? AND batch_seq=?", (str(rental_id), batch_seq)
             ).fetchone()
         return row[0] if row else None
+
+    # -- archive and pruning (oracle.node.archive) -------------------------------------------
+
+    def archive_record(self, rental_id: int) -> tuple[str, int, int, int | None] | None:
+        """(file name, batches, archived_ms, pruned_ms) of the rental's archive, if it was archived."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT file_name, batches, archived_ms, pruned_ms FROM archives WHERE rental_id=?",
+                (str(rental_id),)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def record_archive(self, rental_id: int, file_name: str, batches: int, now_ms: int) -> None:
+        with self._lock, self._transaction():
+            self._conn.execute(
+                "INSERT INTO archives (rental_id, file_name, batches, archived_ms) VALUES (?,?,?,?) "
+                "ON CONFLICT(rental_id) DO NOTHING", (str(rental_id), file_name, batches, now_ms))
+
+    def prunable(self, archived_before_ms: int) -> list[int]:
+        """Rentals archived no later than ``archived_before_ms`` whose batches are still stored."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rental_id FROM archives WHERE pruned_ms IS NULL AND archived_ms<=?",
+                (archived_before_ms,)).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def prune_batches(self, rental_id: int, now_ms: int) -> int:
+        """Delete an archived rental's batches (one transaction); how many were deleted."""
+        rental = str(rental_id)
+        with self._lock, self._transaction():
+            if self._conn.execute("SELECT 1 FROM archives WHERE rental_id=?", (rental,)).fetchone() is None:
+                raise StorageError(f"refusing to prune rental {rental_id}: it was never archived")
+            deleted = self._conn.execute("DELETE FROM batches WHERE rental_id=?", (rental,)).rowcount
+            self._conn.execute("UPDATE archives SET pruned_ms=? WHERE rental_id=?", (now_ms, rental))
+        return deleted
+
+    def probe_write(self) -> None:
+        """A durable write and its rollback-free undo: raises StorageError if the database cannot be written."""
+        with self._lock, self._transaction():
+            self._conn.execute("CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at_ms INTEGER)")
+            self._conn.execute("INSERT OR REPLACE INTO health_probe (id, at_ms) VALUES (1, ?)",
+                               (time.time_ns() // 1_000_000,))
 
     # -- reports: record before sign --------------------------------------------------------
 
@@ -300,6 +349,13 @@ class NodeStorage:
                 "grid_intensity_g_per_kwh=excluded.grid_intensity_g_per_kwh, start_ms=excluded.start_ms",
                 (str(rental_id), agent, gpu_count, region, grid, start_ms),
             )
+
+
+def _same_gpus_legacy(stored: bytes, key: bytes) -> bool:
+    """A head stored before GPU sets were keyed by 8 bytes of their hash (its key is the JSON)."""
+    from oracle.telemetry.batches import keccak
+
+    return len(stored) != 8 and keccak(stored)[:8] == key
 
 
 class _Tx:

@@ -78,7 +78,8 @@ def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_k
 
 
 class NodeProcess:
-    """``python -m uvicorn --factory oracle.node.server:app_from_env`` on 127.0.0.1.
+    """``python -m oracle.node.server --factory oracle.node.server:app_from_env`` on 127.0.0.1 (the
+    node's own server: header timeout and connection limits).
 
     The one uvicorn-subprocess starter of the tests and tools: a subclass serves another app by
     setting ``app_factory`` (``module:function``, importable with the process's ``PYTHONPATH``).
@@ -101,8 +102,8 @@ class NodeProcess:
 
         self._log = open(self._log_path, "a+b") if self._log_path else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", self.app_factory,
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            [sys.executable, "-m", "oracle.node.server", "--factory", self.app_factory,
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
         )
         deadline = time.monotonic() + timeout_s

@@ -52,6 +52,10 @@ UINT256_MAX = 2**256 - 1
 MAX_GPUS_PER_BATCH = 64
 MAX_SAMPLES_PER_BATCH = 4096
 MAX_TEXT_CHARS = 128
+MIN_SAMPLE_INTERVAL_MS = 20
+"""Two samples of one GPU are at least this far apart (50 Hz; the agent samples at 10 Hz at most):
+the agent drops a sample that comes sooner, a node refuses a batch that carries one, so stored
+telemetry is bounded by GPU time and cannot be padded with samples."""
 SAMPLE_RANGES: dict[str, tuple[int, int]] = {
     "gpu": (0, MAX_GPUS_PER_BATCH * 4 - 1),
     "t_ms": (0, 2**63 - 1),

@@ -54,7 +54,7 @@ def test_node_killed_between_record_and_sign_never_signs_a_conflicting_report(tm
     try:
         with httpx.Client(base_url=doomed.url, timeout=10) as client:
             for batch in batches:
-                assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+                assert client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes()).status_code == 200
             with pytest.raises(httpx.TransportError):
                 client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": sequence})
         assert doomed.wait() == -signal.SIGKILL
@@ -79,12 +79,13 @@ def test_node_killed_between_record_and_sign_never_signs_a_conflicting_report(tm
         assert recover_signer(recorded.digest, bytes.fromhex(signed["signature"][2:])) == address_of(NODE_KEY)
 
     # 3. Restarted with a view that meters a different report for the same sequence
-    #    (another grid intensity): it refuses to sign, and the stored signature stays the only one.
+    #    (another grid intensity): it serves the recorded report and its one signature from
+    #    storage, never a second report for the sequence.
     with NodeProcess(node_env(db_path, samples[0].t_ms, grid=401)) as node, \
             httpx.Client(base_url=node.url, timeout=10) as client:
-        refused = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": sequence})
-        assert refused.status_code == 409, refused.text
-        assert refused.json()["reason"] == "report_conflict"
+        served = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": sequence})
+        assert served.status_code == 200, served.text
+        assert (served.json()["digest"], served.json()["signature"]) == (signed["digest"], signed["signature"])
         other = client.post("/v1/batch-signatures", json={"reports": [
             {"rental_id": RENTAL, "sequence": sequence, "digest": "0x" + "cd" * 32}]})
         assert other.status_code == 409

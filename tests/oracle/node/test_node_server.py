@@ -39,10 +39,10 @@ def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_pat
     with NodeProcess(env) as node, httpx.Client(base_url=node.url, timeout=10) as client:
         assert client.get("/healthz").json() == {"status": "ok", "signer": address_of(NODE_KEY)}
         for batch in batches:
-            response = client.post("/v1/batches", content=batch.to_wire_bytes(),
+            response = client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes(),
                                    headers={"content-type": "application/json"})
             assert response.status_code == 200, response.text
-        gap = client.post("/v1/batches", content=batches[3].to_wire_bytes())
+        gap = client.post(f"/v1/rentals/{RENTAL}/batches", content=batches[3].to_wire_bytes())
         assert gap.json()["status"] == "duplicate"
 
         report = client.get(f"/v1/rentals/{RENTAL}/report").json()

@@ -85,7 +85,7 @@ class NodeServer:
         self.thread.start()
 
     def handle(self, path: str, body: bytes) -> int | tuple[int, str]:
-        if path != "/v1/batches":
+        if not (path.startswith("/v1/rentals/") and path.endswith("/batches")):
             return 404
         try:
             batch = TelemetryBatch.from_wire_bytes(body)

@@ -11,6 +11,7 @@ from oracle.attestation.signing import recover_signer
 from oracle.metering import DEFAULT_POLICY, meter_samples
 from oracle.node.app import create_app
 from oracle.node.attestor import report_from_bytes
+from oracle.node.errors import ReportConflict
 from oracle.node.settings import NodeSettings
 from oracle.node.testing import AGENT_KEY, H100, NODE_KEY, TRACE_A, chain_batches, trace_samples
 from oracle.telemetry.batches import address_of
@@ -44,7 +45,7 @@ def node(tmp_path, samples):
 
 def ingest(client, batches):
     for batch in batches:
-        response = client.post("/v1/batches", content=batch.to_wire_bytes())
+        response = client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes())
         assert response.status_code == 200, response.text
 
 
@@ -93,8 +94,10 @@ def test_report_for_a_recorded_sequence_is_never_re_signed_differently(node, sam
     registry = app.state.node.attestor.registry
     registry.upsert(replace(registry.get(RENTAL), grid_intensity_g_per_kwh=GRID + 1))
     response = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": 4})
-    assert response.status_code == 409
-    assert response.json()["reason"] == "report_conflict"
+    assert response.status_code == 200  # served from storage: the recorded report, not a new one
+    assert (response.json()["digest"], response.json()["signature"]) == (first["digest"], first["signature"])
+    with pytest.raises(ReportConflict):  # metering it again would make another report: refused
+        app.state.node.attestor.usage_report(RENTAL, 4)
     recorded = app.state.node.storage.get_report("usage", RENTAL, 4)
     assert "0x" + recorded.digest.hex() == first["digest"]
     assert "0x" + recorded.signature.hex() == first["signature"]

@@ -7,17 +7,19 @@ from fastapi.responses import JSONResponse
 
 from oracle.node.api.deps import NodeDep
 from oracle.node.metrics import CONTENT_TYPE_LATEST
+from oracle.redact import redact
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the node answers and its database is readable "
+@router.get("/healthz", summary="Liveness: the node answers and its database can be read and written "
                                "(with rpc_url: also the chain follower's and settlement loop's state)")
 def healthz(node: NodeDep, request: Request) -> JSONResponse:
     try:
         node.storage.batch_head(0)
+        node.storage.probe_write()  # a node that cannot store batches is not healthy, whatever it reads
     except Exception as exc:  # any storage failure makes the node unhealthy
-        return JSONResponse({"status": "unhealthy", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "unhealthy", "detail": redact(str(exc))}, status_code=503)
     body = {"status": "ok", "signer": node.attestor.address}
     chain = getattr(request.app.state, "chain", None)
     if chain is not None:  # informational: an RPC outage does not make the node's API unhealthy
