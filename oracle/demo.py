@@ -250,13 +250,13 @@ class DemoKeys:
 
 def make_keys(state: Path, nodes: int, *, fast_kdf: bool = False) -> DemoKeys:
     """Fresh keys under ``state``, sharing one random password (a file, mode 0600)."""
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 
     password = secrets.token_urlsafe(24)
     password_file = state / "keystore-password"
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
-    kdf = {"kdf": "pbkdf2", "iterations": 1000} if fast_kdf else {}
+    kdf = dict(CHEAPEST_ACCEPTED_KDF) if fast_kdf else {}
     node_keystores = [state / f"node-{i + 1}.json" for i in range(nodes)]
     node_addresses = [new_keystore(path, password, **kdf) for path in node_keystores]
     agent_keystore = state / "agent.json"
