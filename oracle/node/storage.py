@@ -201,7 +201,8 @@ class NodeStorage:
         self._conn.execute(
             "INSERT INTO batches (rental_id, batch_seq, batch_hash, prev_hash, first_t_ms, last_t_ms, "
             "gpus_key, body, received_ms) VALUES (?,?,?,?,?,?,?,?,?)",
-            (rental, record.batch_seq, record.batch_hash, record.prev_hash, record.first_t_ms,
+            # prev_hash is inside the stored body (and equals the previous row's hash): not kept twice
+            (rental, record.batch_seq, record.batch_hash, b"", record.first_t_ms,
              record.last_t_ms, record.gpus_key, record.body, record.received_ms),
         )
         return AppendOutcome(AppendStatus.APPENDED, next_seq + 1, record.batch_hash)

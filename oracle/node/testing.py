@@ -67,6 +67,32 @@ def trace_samples(path: Path = TRACE_A) -> list[Sample]:
     return read_trace_csv(path)
 
 
+def looped_trace(seconds: int, gpus: int = 1, end_ms: int | None = None, path: Path = TRACE_A,
+                 period_ms: int = 1000) -> list[Sample]:
+    """``seconds`` samples per GPU of real telemetry, one per ``period_ms``, in wire order, ending at
+    ``end_ms``: the trace subsampled and repeated back to back. Each GPU's energy counter keeps
+    rising across repeats (the wrap adds the power times the period); GPU ``g`` starts ``7 g``
+    samples into the trace, so the GPUs differ."""
+    from oracle.telemetry.sources.replay import subsample
+
+    base = subsample(read_trace_csv(path), period_ms)
+    end_ms = end_ms if end_ms is not None else base[-1].t_ms
+    start_ms = end_ms - (seconds - 1) * period_ms
+    out = []
+    for gpu in range(gpus):
+        energy = base[0].energy_mj
+        previous = None
+        for i in range(seconds):
+            s = base[(i + 7 * gpu) % len(base)]
+            if previous is not None:
+                step = s.energy_mj - previous.energy_mj
+                energy += step if step >= 0 else s.power_mw * period_ms // 1000
+            previous = s
+            out.append(Sample(gpu, start_ms + i * period_ms, energy, s.power_mw, s.util_gpu_pct,
+                              s.util_mem_pct, s.mem_used_mib, s.temp_c))
+    return sorted(out, key=lambda s: (s.t_ms, s.gpu))
+
+
 def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
                gpu_count: int = 1, region: str = "test") -> str:
     import json
