@@ -93,6 +93,37 @@ def looped_trace(seconds: int, gpus: int = 1, end_ms: int | None = None, path: P
     return sorted(out, key=lambda s: (s.t_ms, s.gpu))
 
 
+def stored_bytes_per_gpu_hour(workdir: Path, gpus: int = 1, seconds: int = 3600, path: Path = TRACE_A,
+                             batch_samples: int = 10, end_ms: int = 1_900_000_000_000) -> tuple[float, float]:
+    """(bytes the node's SQLite file grows by, bytes of the batches' wire JSON), per GPU-hour, for
+    ``seconds`` of the trace at 1 Hz on ``gpus`` GPUs in batches of ``batch_samples`` per GPU
+    ingested through the node's real path (verify, encode, append) into a fresh database."""
+    import os
+
+    from oracle.node.attestor import Attestor
+    from oracle.node.rentals import InMemoryRentalRegistry, Rental
+    from oracle.node.storage import NodeStorage
+
+    infos = tuple(GpuInfo(i, f"GPU-{i:08d}-h100", H100.name, H100.power_limit_mw) for i in range(gpus))
+    batches = chain_batches(AGENT_KEY, 1, looped_trace(seconds, gpus, end_ms, path), gpus=infos,
+                            samples_per_batch=batch_samples * gpus)
+    sizes = []
+    for name, chain in (("empty", []), ("full", batches)):
+        db = Path(workdir) / f"storage-{name}-{Path(path).stem}-{gpus}-{os.getpid()}.sqlite3"
+        storage = NodeStorage(db)
+        attestor = Attestor(storage=storage, registry=InMemoryRentalRegistry(
+            [Rental(1, address_of(AGENT_KEY), gpus, "", 300, 0)]), node_key=NODE_KEY, chain_id=TEST_CHAIN_ID,
+            market_address=TEST_MARKET, signer_set_version=1, clock=lambda: end_ms)
+        for batch in chain:
+            if attestor.ingest(batch.to_wire_bytes()).status != "accepted":
+                raise AssertionError("a batch was not accepted")
+        storage._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sizes.append(os.path.getsize(db))
+        storage.close()
+    gpu_hours = gpus * seconds / 3600
+    return (sizes[1] - sizes[0]) / gpu_hours, sum(len(b.to_wire_bytes()) for b in batches) / gpu_hours
+
+
 def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
                gpu_count: int = 1, region: str = "test") -> str:
     import json
