@@ -290,6 +290,7 @@ class NodeChain:
             log.warning("%s", warning)
         self.warnings = warnings
         self.peers.set_chain_signers(signer_set.signers)  # peers authenticate as these
+        self.peers.refresh = lambda: client.signer_set().signers  # and after a rotation
 
     def stop(self) -> None:
         self._stop.set()

@@ -79,6 +79,9 @@ class Peer:
 class PeerVerifier:
     """Checks peer headers against the known signers (updated as the chain's signer set changes)."""
 
+    #: At most one signer-set read per this many seconds, when an unknown signer asks (a rotation).
+    REFRESH_EVERY_S = 30.0
+
     def __init__(self, chain_id: int, market: str, signers: Iterable[str], window_s: int = 60,
                  clock: Callable[[], float] = time.time) -> None:
         self.chain_id, self.market, self.window_s = chain_id, market, window_s
@@ -86,6 +89,23 @@ class PeerVerifier:
         self._static = {to_checksum_address(a) for a in signers}
         self._chain: set[str] = set()
         self._lock = threading.Lock()
+        self.refresh: Callable[[], Iterable[str]] | None = None  # reads the chain's signer set
+        self._refreshed_at = float("-inf")
+
+    def _refresh_for(self, address: str) -> bool:
+        """Re-read the chain's signer set (rate limited) and say whether ``address`` is in it now."""
+        if self.refresh is None:
+            return False
+        with self._lock:
+            now = self._clock()
+            if now - self._refreshed_at < self.REFRESH_EVERY_S:
+                return False
+            self._refreshed_at = now
+        try:
+            self.set_chain_signers(self.refresh())
+        except Exception:  # RPC trouble: the request is refused as before, retried later
+            return False
+        return self.known(address)
 
     def set_chain_signers(self, signers: Iterable[str]) -> None:
         with self._lock:
@@ -115,6 +135,6 @@ class PeerVerifier:
             raise PeerAuthError("X-Gpurent-Signature does not recover") from None
         if signer.lower() != named.lower():
             raise PeerAuthError("X-Gpurent-Signature was not made by X-Gpurent-Peer")
-        if not self.known(signer):
+        if not self.known(signer) and not self._refresh_for(signer):
             raise PeerAuthError(f"{signer} is not a signer this node knows")
         return Peer(signer)

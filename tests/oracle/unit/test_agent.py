@@ -366,3 +366,34 @@ def test_toml_config_builds_each_source_kind(tmp_path, monkeypatch):
     monkeypatch.delenv("GPURENT_AGENT_PASSWORD", raising=False)
     with pytest.raises(ConfigError):
         load_agent_config(path, keystore_password_file=None).password()
+
+
+class _JitterySource:
+    """Two reads of GPU 0 per tick, the second 5 ms after the first (a sample that adds no GPU time)."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+
+    def gpus(self):
+        from oracle.telemetry.samples import GpuInfo
+
+        return [GpuInfo(0, "GPU-jitter", "NVIDIA H100 80GB HBM3", 700_000)]
+
+    def read(self):
+        from oracle.telemetry.samples import Sample
+
+        t = self.clock()
+        return [Sample(0, t, t, 100_000, 0, 0, 1000, 40), Sample(0, t + 5, t + 5, 100_000, 0, 0, 1000, 40)]
+
+
+def test_agent_drops_samples_closer_than_the_protocol_interval(tmp_path):
+    from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS
+
+    clock = FakeClock()
+    with Spool(tmp_path / "spool.db") as spool:
+        agent = make_agent(spool, ["http://127.0.0.1:9"], clock, source=_JitterySource(clock), deliver=False)
+        stats = agent.run(max_ticks=20)
+        assert stats.dropped_samples == 20
+        batches = [TelemetryBatch.from_wire_bytes(body) for body in spool.stored_batches(7)]
+    times = [s.t_ms for b in batches for s in b.samples]
+    assert times and all(b - a >= MIN_SAMPLE_INTERVAL_MS for a, b in zip(times, times[1:]))

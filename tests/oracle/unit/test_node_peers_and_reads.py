@@ -129,6 +129,15 @@ def test_peer_verifier_follows_the_chain_signer_set():
     verifier.set_chain_signers([address_of(PEER_KEY)])
     assert verifier.verify("GET", "/v1/node", headers).address == address_of(PEER_KEY)
     assert verifier.verify("GET", "/v1/node", {}) is None
+    # A rotation adds a signer: the set is read again (at most every REFRESH_EVERY_S) when it asks.
+    reads = []
+    verifier.refresh = lambda: reads.append(1) or [address_of(PEER_KEY), address_of(STRANGER_KEY)]
+    newcomer = sign_request(STRANGER_KEY, "GET", "/v1/node", TEST_CHAIN_ID, TEST_MARKET)
+    assert verifier.verify("GET", "/v1/node", newcomer).address == address_of(STRANGER_KEY)
+    verifier.set_chain_signers([])
+    with pytest.raises(ValueError, match="not a signer"):
+        verifier.verify("GET", "/v1/node", newcomer)
+    assert len(reads) == 1
 
 
 @pytest.mark.parametrize("other", [{"chain_id": 1}, {"market": "0x" + "43" * 20}])
