@@ -11,9 +11,10 @@ included. Those requests carry three headers::
 market, so a signature is good for that one request (within ``window_s`` of the receiving node's
 clock) and that one deployment. The receiving node accepts the request as a peer's when the
 signature recovers to the named address and that address is a known signer (its own key, the
-configured ``peer_signers``, and with ``rpc_url`` the chain's signer set): peers then get their
-own rate limit instead of the per-IP one. A request without the headers is a stranger's; one with
-bad headers is refused (401), never silently demoted.
+configured ``peer_signers``, and with ``rpc_url`` the chain's signer set, read again after a
+rotation): peers then get their own rate limit instead of the per-IP one. A request without the
+headers, or validly signed by a key outside the signer set, is a stranger's; one with bad headers
+(forged, stale, for another request or deployment) is refused (401).
 """
 
 from __future__ import annotations
@@ -136,5 +137,5 @@ class PeerVerifier:
         if signer.lower() != named.lower():
             raise PeerAuthError("X-Gpurent-Signature was not made by X-Gpurent-Peer")
         if not self.known(signer) and not self._refresh_for(signer):
-            raise PeerAuthError(f"{signer} is not a signer this node knows")
+            return None  # a valid signature of a key outside the signer set: a stranger like any other
         return Peer(signer)

@@ -107,25 +107,35 @@ def test_a_peer_signed_request_gets_the_peer_limit_not_the_per_ip_limit(node, sa
         assert signed.status_code in (404, 409)  # judged on its merits, not rate limited
 
 
-@pytest.mark.parametrize("forge", ["stranger_key", "stale", "other_path", "other_market", "partial"])
+@pytest.mark.parametrize("forge", ["forged", "stale", "other_path", "other_market", "partial"])
 def test_bad_peer_headers_are_refused_not_demoted(node, samples, forge):
     client, _ = node
     path = f"/v1/rentals/{RENTAL}/report"
-    key = STRANGER_KEY if forge == "stranger_key" else PEER_KEY
+    key = PEER_KEY
     headers = sign_request(key, "GET", "/v1/rentals/8/report" if forge == "other_path" else path, TEST_CHAIN_ID,
                            "0x" + "43" * 20 if forge == "other_market" else TEST_MARKET,
                            now_s=1 if forge == "stale" else None)
     if forge == "partial":
         headers.pop("x-gpurent-signature")
+    if forge == "forged":  # another key's signature under the peer's name
+        headers["x-gpurent-signature"] = sign_request(STRANGER_KEY, "GET", path, TEST_CHAIN_ID,
+                                                      TEST_MARKET)["x-gpurent-signature"]
     response = client.get(path, headers=headers)
     assert response.status_code == 401, response.text
+
+
+def test_a_key_outside_the_signer_set_is_a_stranger(node, samples):
+    client, _ = node
+    ingest(client, chain_batches(AGENT_KEY, RENTAL, samples, samples_per_batch=50))
+    auth = PeerAuth(STRANGER_KEY, TEST_CHAIN_ID, TEST_MARKET)
+    answers = [client.get(f"/v1/rentals/{RENTAL}/report", auth=auth).status_code for _ in range(5)]
+    assert answers == [200, 200, 200, 429, 429]  # the per-IP budget, not the peers' one
 
 
 def test_peer_verifier_follows_the_chain_signer_set():
     verifier = PeerVerifier(TEST_CHAIN_ID, TEST_MARKET, [address_of(NODE_KEY)])
     headers = sign_request(PEER_KEY, "GET", "/v1/node", TEST_CHAIN_ID, TEST_MARKET)
-    with pytest.raises(ValueError, match="not a signer"):
-        verifier.verify("GET", "/v1/node", headers)
+    assert verifier.verify("GET", "/v1/node", headers) is None
     verifier.set_chain_signers([address_of(PEER_KEY)])
     assert verifier.verify("GET", "/v1/node", headers).address == address_of(PEER_KEY)
     assert verifier.verify("GET", "/v1/node", {}) is None
@@ -135,8 +145,7 @@ def test_peer_verifier_follows_the_chain_signer_set():
     newcomer = sign_request(STRANGER_KEY, "GET", "/v1/node", TEST_CHAIN_ID, TEST_MARKET)
     assert verifier.verify("GET", "/v1/node", newcomer).address == address_of(STRANGER_KEY)
     verifier.set_chain_signers([])
-    with pytest.raises(ValueError, match="not a signer"):
-        verifier.verify("GET", "/v1/node", newcomer)
+    assert verifier.verify("GET", "/v1/node", newcomer) is None  # no second read within 30 s
     assert len(reads) == 1
 
 
