@@ -323,7 +323,7 @@ class TelemetryBatch:
     # -- wire ----------------------------------------------------------------------------------
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object of ``POST /v1/batches`` (requires a signed batch)."""
+        """The JSON object of ``POST /v1/rentals/{rental_id}/batches`` (requires a signed batch)."""
         if self.signature is None:
             raise BatchVerificationError("an unsigned batch has no wire form; call signed() first")
         wire = self.unsigned_wire()
