@@ -109,6 +109,7 @@ class Tally:
     signature_latency_s: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     batches_done: int = 0
+    batches_due: int = 0
     reports_done: int = 0
     per_minute: list[dict] = field(default_factory=list)
 
@@ -149,6 +150,7 @@ async def run_agents(url: str, agents: list[RentalAgent], trace: list[Sample], a
             for i, agent in enumerate(agents):
                 if next_due[i] <= now:
                     next_due[i] += interval_s
+                    tally.batches_due += 1
                     task = asyncio.create_task(send(agent, agent.next_batch(now_ms, trace, args.batch_samples,
                                                                             period_ms)))
                     pending.add(task)
@@ -228,6 +230,7 @@ async def soak(args, node: NodeProcess, agents: list[RentalAgent], trace: list[S
         "target_batches_per_s": round(target, 1),
         "batches_per_s": round(tally.batches_done / elapsed, 1),
         "batches": tally.batches_done,
+        "batches_due": tally.batches_due,  # what the agents had to send in the time: done/due = kept up
         "batch_latency_p50_ms": round(1000 * percentile(tally.batch_latency_s, 0.5), 1),
         "batch_latency_p99_ms": round(1000 * percentile(tally.batch_latency_s, 0.99), 1),
         "reports": tally.reports_done,

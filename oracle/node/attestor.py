@@ -40,8 +40,8 @@ from oracle.node.errors import (
 )
 from oracle.node.rentals import Rental, RentalRegistry
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
-from oracle.telemetry.codec import decode_batch, encode_batch, gpus_key
 from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS, TelemetryBatch, address_of
+from oracle.telemetry.codec import decode_batch, encode_batch, gpus_key
 
 FAULT_KILL_AFTER_RECORD = "kill_after_record"
 
@@ -319,8 +319,7 @@ class Attestor:
             raise BrokenHashChain(f"{where}: prev_hash does not match the stored batch {outcome.next_seq - 1}",
                                   expected_prev_hash=head)
         if status is AppendStatus.TIME_REGRESSION:
-            raise TimeRegression(f"{where}: samples start at or before the previous batch's last sample "
-                                 f"(duplicate samples are refused)")
+            raise TimeRegression(f"{where}: samples start before the previous batch's last sample")
         if status is AppendStatus.GPUS_CHANGED:
             raise GpuSetChanged(f"{where}: the GPU list differs from the rental's earlier batches")
         raise AssertionError(status)
