@@ -6,11 +6,13 @@ proves it on the shipped traces. The encoding (version byte 1) is zlib over:
 
 - a header: canonical JSON of the fields that do not vary inside a batch (chain id, market,
   rental, agent, sequence, GPUs), then ``prev_hash`` (32 bytes) and the signature (65 bytes);
-- the samples column by column: GPU index, then per field the zigzag-varint difference from the
-  same GPU's previous sample (time, energy counter, power, utilisations, memory, temperature).
+- the samples column by column: GPU index (one byte), then per field the zigzag-varint difference
+  from the same GPU's previous sample (time, energy counter, power, utilisations, memory,
+  temperature).
 
 Samples of a GPU at 1 Hz differ by small numbers (1000 ms, a few joules), so a sample costs a few
-bytes instead of ~130 of JSON (README: "Storage" has the figures on the H100 traces).
+bytes instead of ~130 of JSON (README: "Node storage per GPU-hour" has the figures on the H100
+traces).
 ``decode_batch`` also reads the older stored form, the batch's wire JSON.
 """
 
@@ -24,6 +26,7 @@ from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 
 VERSION = 1
 _DELTA_FIELDS = tuple(name for name in SAMPLE_FIELDS if name != "gpu")
+assert SAMPLE_FIELDS == ("gpu", *_DELTA_FIELDS)  # decode builds Sample(gpu, *deltas) positionally
 # Text that recurs in every header: zlib finds it here instead of spending bytes on it per batch.
 _ZDICT = (b'{"agent":"0x","batch_seq":,"chain_id":,"gpus":[{"index":0,"name":"NVIDIA H100 80GB HBM3",'
           b'"power_limit_mw":700000,"uuid":"GPU-"}],"market":"0x","rental_id":')
@@ -42,19 +45,16 @@ def _varint(value: int, out: bytearray) -> None:
     out.append(value)
 
 
-def _read_varints(data: memoryview, pos: int, count: int) -> tuple[list[int], int]:
-    values = []
-    for _ in range(count):
-        shift = result = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-        values.append(result >> 1 if not result & 1 else -((result + 1) >> 1))
-    return values, pos
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    return (result >> 1 if not result & 1 else -((result + 1) >> 1)), pos
 
 
 def encode_batch(batch: TelemetryBatch) -> bytes:
@@ -71,8 +71,7 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
     out += header + batch.prev_hash + batch.signature
     samples = batch.samples
     _varint(len(samples), out)
-    for s in samples:
-        _varint(s.gpu, out)
+    out += bytes(s.gpu for s in samples)
     for name in _DELTA_FIELDS:
         last: dict[int, int] = {}
         for s in samples:
@@ -90,26 +89,26 @@ def decode_batch(stored: bytes) -> TelemetryBatch:
     if stored[:1] != bytes([VERSION]):
         raise ValueError(f"unknown stored batch encoding {stored[:1]!r}")
     decompressor = zlib.decompressobj(15, _ZDICT)
-    data = memoryview(decompressor.decompress(stored[1:]) + decompressor.flush())
-    (header_len,), pos = _read_varints(data, 0, 1)
-    header = json.loads(bytes(data[pos:pos + header_len]))
+    data = decompressor.decompress(stored[1:]) + decompressor.flush()
+    header_len, pos = _read_varint(data, 0)
+    header = json.loads(data[pos:pos + header_len])
     pos += header_len
-    prev_hash, signature = bytes(data[pos:pos + 32]), bytes(data[pos + 32:pos + 97])
+    prev_hash, signature = data[pos:pos + 32], data[pos + 32:pos + 97]
     pos += 97
-    (count,), pos = _read_varints(data, pos, 1)
-    gpus, pos = _read_varints(data, pos, count)
-    columns = []
+    count, pos = _read_varint(data, pos)
+    gpus = list(data[pos:pos + count])
+    pos += count
+    columns = [gpus]
     for _ in _DELTA_FIELDS:
-        deltas, pos = _read_varints(data, pos, count)
         last: dict[int, int] = {}
         values = []
-        for gpu, delta in zip(gpus, deltas):
+        for gpu in gpus:
+            delta, pos = _read_varint(data, pos)
             value = last.get(gpu, 0) + delta
             last[gpu] = value
             values.append(value)
         columns.append(values)
-    fields = ("gpu", *_DELTA_FIELDS)
-    samples = tuple(Sample(**dict(zip(fields, row))) for row in zip(gpus, *columns))
+    samples = tuple(Sample(*row) for row in zip(*columns))  # SAMPLE_FIELDS order: gpu, then _DELTA_FIELDS
     return TelemetryBatch._from_checked(
         header["rental_id"], header["agent"], header["batch_seq"], prev_hash,
         tuple(GpuInfo(*g) for g in header["gpus"]), samples, signature, header["chain_id"], header["market"],
