@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-contracts test-foundry test-oracle test-e2e gas slither clean
+.PHONY: setup demo test test-contracts test-foundry test-oracle test-e2e test-provider gas slither clean
 
 setup:
 	@bash tools/setup.sh
@@ -12,7 +12,7 @@ demo: setup
 	$(PY) -m oracle.cli.main demo
 
 test: setup
-	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e
+	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e test-provider
 
 test-contracts:
 	brownie test tests/brownie
@@ -26,6 +26,10 @@ test-oracle:
 
 test-e2e:
 	$(PY) -m pytest -p no:pytest-brownie tests/e2e
+
+# The provider daemon against a real dockerd it starts itself (root; tools/setup.sh installs docker.io).
+test-provider:
+	$(PY) -m pytest -p no:pytest-brownie tests/provider
 
 gas: setup
 	$(PY) tools/gas_report.py

@@ -26,6 +26,19 @@ if [ requirements.lock -nt .venv/.installed ] || [ pyproject.toml -nt .venv/.ins
   touch .venv/.installed
 fi
 
+# The provider daemon's tests (tests/provider) run a real dockerd and a busybox-static image.
+# As root on a Debian/Ubuntu machine (CI), install Debian's docker.io and busybox-static once;
+# elsewhere say what is missing (make test then fails those tests rather than skipping them).
+if ! command -v dockerd >/dev/null 2>&1 || ! [ -x /bin/busybox ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${GPURENT_NO_APT:-}" ]; then
+    echo "==> apt-get install docker.io busybox-static (tests/provider runs a real Docker daemon)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null
+  else
+    echo "==> note: dockerd or busybox-static missing; tests/provider needs them (as root: apt-get install docker.io busybox-static)"
+  fi
+fi
+
 echo "==> solc ${solc_version} (solc-js behind a native-style front end)"
 mkdir -p "$HOME/.solcx"
 # The shim gets its own copy of solc-js beside ~/.solcx, so it does not depend on this checkout

@@ -329,6 +329,36 @@ def build_agent(config: AgentConfig, *, source: Source | None = None,
         raise
 
 
+def start_challenge_responder(config: AgentConfig, agent: Agent):
+    """The proof-of-GPU responder beside the telemetry loop (``config.challenges`` != "off").
+
+    NVML source: each GPU's real UUID and serial from NVML. Replay/simulated sources (dev): the
+    source's UUIDs and serial "dev-<index>"; the numpy solver then only fits the dev profile.
+    """
+    if config.challenges == "off":
+        return None
+    from oracle.agent.challenges import ChallengeResponder, GpuIdentity, nvml_identities
+    from oracle.proof.solver import NumpySolver
+
+    if config.source.kind == "nvml":
+        wanted = {gpu.index for gpu in agent.gpus}
+        identities = [gpu for gpu in nvml_identities() if gpu.index in wanted]
+    else:
+        identities = [GpuIdentity(gpu.index, gpu.uuid, f"dev-{gpu.index}") for gpu in agent.gpus]
+    if config.challenges == "cuda":
+        from oracle.proof.solver_torch import TorchSolver
+
+        solver_for = lambda index: TorchSolver(index)  # noqa: E731
+    else:
+        solver_for = lambda index: NumpySolver()  # noqa: E731
+    responder = ChallengeResponder(config.node_urls, config.rental_id, agent._key, identities, solver_for,
+                                   poll_interval_s=config.challenge_poll_s, cheat=config.challenge_cheat,
+                                   timeout_s=config.request_timeout_s)
+    log.info("answering proof-of-GPU challenges with the %s solver%s", config.challenges,
+             " (CHEATING: dev mode)" if config.challenge_cheat else "")
+    return responder.start()
+
+
 def run_agent(config: AgentConfig) -> int:
     """Run the agent until SIGINT/SIGTERM (or a finite source ends); return an exit code.
 
@@ -352,9 +382,12 @@ def run_agent(config: AgentConfig) -> int:
     if on_main_thread:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _on_signal)
+    responder = start_challenge_responder(config, agent)
     try:
         agent.run()
     finally:
+        if responder is not None:
+            responder.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         close = getattr(agent.source, "close", None)

@@ -79,6 +79,10 @@ class AgentConfig(BaseModel):
     backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
     drain_timeout_s: float = Field(default=5.0, ge=0, le=600)
     spool_warn_batches: int = Field(default=10_000, ge=1)
+    # Proof of GPU (docs/protocol.md): answer the nodes' challenges with this solver.
+    challenges: Literal["off", "numpy", "cuda"] = "off"
+    challenge_poll_s: float = Field(default=1.0, gt=0, le=60)
+    challenge_cheat: bool = Field(default=False, description="dev only: answer every challenge wrongly")
 
     @field_validator("nodes")
     @classmethod
@@ -99,6 +103,8 @@ class AgentConfig(BaseModel):
             raise ValueError("backoff_initial_s must not exceed backoff_max_s")
         if self.keystore_password is not None and self.keystore_password_file is not None:
             raise ValueError("set keystore_password or keystore_password_file, not both")
+        if self.challenge_cheat and not self.dev:
+            raise ValueError("challenge_cheat is for dev mode only")
         return self
 
     @property

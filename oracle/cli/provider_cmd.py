@@ -314,3 +314,8 @@ def settled_report(s: Session, rental_id: int, tx_hash: str) -> dict[str, Any] |
     from oracle.cli.rent_cmd import report_from_tx
 
     return report_from_tx(s, tx_hash, rental_id)
+
+
+from oracle.cli.provider_serve_cmd import serve  # noqa: E402  (the daemon lives in oracle.provider)
+
+provider.add_command(serve)

@@ -23,6 +23,7 @@ from oracle.cli.common import (
     wallet_options,
     withdraw_balance,
 )
+from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
 
 
 @click.group(cls=GuardedGroup)
@@ -96,22 +97,33 @@ def rental_status(s: Session, rental_id: int) -> dict[str, Any]:
 @click.option("--budget", required=True, help="budget to escrow, in token units (e.g. 50)")
 @click.option("--gpus", type=click.IntRange(1, 65535), default=1, show_default=True)
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the budget")
+@workload_options
 @chain_options
 @wallet_options
-def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, chain: ChainOptions,
-                wallet: WalletSpec) -> None:
-    """Open a rental of OFFER_ID, escrowing --budget; the provider then starts it."""
+def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workload: WorkloadRequest,
+                chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Open a rental of OFFER_ID, escrowing --budget; the provider then starts it. With --image the
+    workload's hash is committed on chain and the sealed spec goes to the provider daemon."""
+    from oracle.provider.onchain import open_rental as open_rental_tx
+
+    spec = workload.spec()
     s = signing_session(chain, wallet)
     offer = offer_view(s, offer_id)
     units = s.parse(budget, "--budget")
     approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
-    result = s.market.transact("openRental", offer_id, offer["version"], gpus, units)
+    result = open_rental_tx(s.market, offer_id, offer["version"], gpus, units,
+                            spec.workload_hash() if spec is not None else None)
     ev = result.events["RentalOpened"][0]
     rental_id = int(ev["rentalId"])
-    print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
-                         "budget": units, "start_deadline": int(ev["startDeadline"]), "provider": ev["provider"]},
-                 f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units)}; the provider must "
-                 f"start it before unix time {ev['startDeadline']} (tx {result.tx_hash})")
+    out = {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
+           "budget": units, "start_deadline": int(ev["startDeadline"]), "provider": ev["provider"]}
+    line = (f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units)}; the provider must "
+            f"start it before unix time {ev['startDeadline']} (tx {result.tx_hash})")
+    if spec is not None:
+        out["workload_hash"] = "0x" + spec.workload_hash().hex()
+        out["workload"] = send_workload(s, rental_id, offer, spec, workload.provider_url)
+        line += f"; workload {out['workload_hash'][:12]}… sent to {workload.provider_url}"
+    print_result(chain, out, line)
 
 
 @rent.command("top-up")
@@ -195,3 +207,7 @@ def status(rental_id: int, chain: ChainOptions) -> None:
                   ("energy", f"{out['energy_kwh']:.4f} kWh"),
                   ("carbon", f"{out['carbon_g']:.1f} gCO2e")]
     console().print(kv_table(f"rental {rental_id}", pairs))
+
+
+for _command in ACCESS_COMMANDS:
+    rent.add_command(_command)

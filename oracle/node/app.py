@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from oracle import __version__
 from oracle.errors import ConfigError, SigningError, StorageError
 from oracle.node.api.deps import NodeRuntime
-from oracle.node.api.routes import batches, health, reports
+from oracle.node.api.routes import batches, challenges, health, reports
 from oracle.node.attestor import Attestor, IngestLimits, SequenceUnavailable
+from oracle.node.challenges import ChallengeError, ChallengeLoop, MeteringLedger, build_challenges
 from oracle.node.errors import (
     BadSignature,
     BatchRejected,
@@ -106,6 +107,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     for error_type, (status, reason) in ERROR_STATUS.items():
         app.add_exception_handler(error_type, _answer_with(status, reason))
+
+    @app.exception_handler(ChallengeError)
+    async def challenge_refused(request: Request, exc: ChallengeError) -> JSONResponse:
+        return _problem(exc.status, str(exc), exc.reason)
 
 
 def _answer_with(status: int, reason: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -391,6 +396,11 @@ def create_app(
     key = settings.load_node_key() if node_key is None else node_key
     runtime = build_runtime(settings, node_key=key, registry=registry, clock=clock)
     chain = NodeChain(settings, runtime, key) if settings.rpc_url is not None else None
+    challenge_loop: ChallengeLoop | None = None
+    if settings.challenges != "off":
+        runtime.challenges, challenge_loop = build_challenges(settings, runtime, key, clock)
+        if hasattr(runtime.attestor, "challenges"):  # metering's ChallengeLedger hook
+            runtime.attestor.challenges = MeteringLedger(runtime.challenges)
 
     retention = None
     if chain is not None:  # rentals close on chain: archive their telemetry, prune it after the dispute window
@@ -405,9 +415,13 @@ def create_app(
             chain.start()
         if retention is not None:
             retention.start()
+        if challenge_loop is not None:
+            challenge_loop.start()
         try:
             yield
         finally:
+            if challenge_loop is not None:
+                await asyncio.to_thread(challenge_loop.stop)
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
             if chain is not None:
@@ -432,6 +446,7 @@ def create_app(
     app.include_router(batches.router)
     app.include_router(reports.router)
     app.include_router(health.router)
+    app.include_router(challenges.router)
     app.openapi = _openapi_with_wire_schema(app)
     return app
 
@@ -442,6 +457,8 @@ SMALL_BODY_BYTES = 256 * 1024  # POST /v1/batch-signatures: 256 report reference
 def _body_limit(settings: NodeSettings) -> Callable[[str], int]:
     def limit_for(path: str) -> int:
         if path.startswith("/v1/rentals/") and path.endswith("/batches"):
+            return settings.max_body_bytes
+        if path.startswith("/v1/challenges/") and path.endswith("/openings"):  # Merkle paths of 64 cells
             return settings.max_body_bytes
         return SMALL_BODY_BYTES
 

@@ -175,7 +175,20 @@ class NodeSettings(BaseModel):
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
-    fault: Literal["kill_after_record"] | None = None
+    fault: Literal["kill_after_record", "lie_verdicts"] | None = None
+
+    # Proof of GPU (docs/protocol.md, "Proof of GPU"). "model": challenges sized to each rental's
+    # GPU model; "dev": the numpy-sized dev profile for every rental (dev mode only).
+    challenges: Literal["off", "dev", "model"] = "off"
+    challenge_mean_interval_s: int = Field(default=3_600, ge=60, le=7 * 86_400,
+                                           description="mean seconds between challenges after the start one")
+    challenge_quorum: int = Field(default=1, ge=1, le=64,
+                                  description="verdicts (this node's included) that decide a challenge")
+    challenge_check_telemetry: bool = Field(
+        default=True, description="bind verdicts to the GPU's telemetry; false only in dev mode (CPU solver)")
+    challenge_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    beacon_rpc_url: str | None = Field(
+        default=None, description="where challenge beacons (blocks) come from; default rpc_url")
 
     @field_validator("market_address")
     @classmethod
@@ -213,6 +226,10 @@ class NodeSettings(BaseModel):
         self._refuse_unsafe_chain_settings()
         if self.keystore_password is not None and self.keystore_password_file is not None:
             raise ValueError("set keystore_password or keystore_password_file, not both")
+        if self.challenges != "off" and (self.beacon_rpc_url or self.rpc_url) is None:
+            raise ValueError("challenges need blocks to draw from: set rpc_url or beacon_rpc_url")
+        if not self.dev_mode and (self.challenges == "dev" or not self.challenge_check_telemetry):
+            raise ValueError("challenges = \"dev\" and challenge_check_telemetry = false are for dev mode only")
         if self.dev_mode:
             if self.private_key is None and self.keystore_path is None:
                 raise ValueError("no node key: set keystore_path (or private_key in dev mode)")

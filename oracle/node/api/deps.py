@@ -32,12 +32,15 @@ class NodeRuntime:
     metrics: NodeMetrics
     peers: PeerVerifier
     peer_limiter: TokenBucketLimiter
+    challenges: Any = None  # oracle.node.challenges.ChallengeService when settings.challenges != "off"
     #: rental -> (batches metered, the GET /faults answer): served again until a batch arrives.
     fault_answers: "OrderedDict[int, tuple[int, dict[str, Any]]]" = field(default_factory=OrderedDict)
     fault_answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:
         self.writer.close()
+        if self.challenges is not None:
+            self.challenges.store.close()
         self.storage.close()
 
 

@@ -60,3 +60,18 @@ def nvmlDeviceGetMemoryInfo(handle):
 
 def nvmlDeviceGetTemperature(handle, sensor):
     return 55
+
+
+def nvmlDeviceGetHandleByUUID(uuid):
+    prefix = "GPU-fake-h100-"
+    if not str(uuid).startswith(prefix):
+        raise NVMLError(f"no GPU {uuid}")
+    return int(str(uuid)[len(prefix):])
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle):
+    return []  # the stand-in GPUs run nothing NVML could attribute
+
+
+def nvmlDeviceGetGraphicsRunningProcesses(handle):
+    return []

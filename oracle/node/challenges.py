@@ -1,0 +1,422 @@
+"""Proof of GPU on the node: issue the challenges every node derives from the chain, take the
+agent's answers, judge them, agree on verdicts with the other nodes, and tell metering what
+they mean for pay (docs/protocol.md, "Proof of GPU").
+
+:class:`ChallengeService` is the node's side; :class:`ChallengeLoop` runs it in a thread
+(beacons from :class:`Web3BeaconSource`, verdicts of due challenges, peers' verdicts). The
+routes are in :mod:`oracle.node.api.routes.challenges`. Metering reads
+:meth:`ChallengeService.outcomes` (``outcomes(rental_id, up_to_ms) -> (passed, failed,
+unpaid_intervals)``), which counts only challenges the quorum has decided, so every node
+reports the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from oracle.errors import BatchVerificationError
+from oracle.gpu_models import gpu_model
+from oracle.node.challenge_store import ChallengeStore, StoredChallenge, StoredVerdict
+from oracle.node.errors import ReportConflict
+from oracle.node.rentals import Rental, RentalRegistry
+from oracle.node.storage import NodeStorage
+from oracle.chain.background import BackgroundLoop
+from oracle.proof.answer import CellOpening
+from oracle.proof.judge import Judged, Outcome, WindowSample, decide, quorum, rental_outcomes, window_responds
+from oracle.proof.merkle import keccak
+from oracle.proof.params import DEV_PROFILE_NAME, TELEMETRY_GRACE_MS, ChallengeProfile, profile_for
+from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
+from oracle.proof.seeds import VERSION, commitment_digest, opening_cells
+from oracle.proof.verify import verify_openings
+from oracle.telemetry.batches import TelemetryBatch, address_of, recover_batch_signer, sign_batch_hash
+
+log = logging.getLogger(__name__)
+
+
+class ChallengeError(Exception):
+    """A request about a challenge the node refuses; ``status`` is its HTTP status."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def verdict_digest(challenge_id: str, outcome: str) -> bytes:
+    """What a node signs for a verdict: keccak(version || challenge seed || outcome)."""
+    return keccak(VERSION + b".verdict" + bytes.fromhex(challenge_id[2:]) + outcome.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeConfig:
+    chain_id: int
+    market: str
+    mode: str                     # "dev": the dev profile for every rental; "model": the rental's GPU model
+    mean_interval_s: int
+    quorum: int                   # verdicts (this node's included) that decide a challenge
+    check_telemetry: bool         # bind verdicts to the GPU's telemetry (off only for the CPU dev path)
+    peers: tuple[str, ...] = ()   # other nodes' base URLs, asked for their verdicts
+    lie: bool = False             # fault injection (tests, dev mode only): record the opposite verdict
+
+
+class BeaconSource(Protocol):
+    def poll(self) -> list[Beacon]: ...
+
+
+class ChallengeService:
+    def __init__(self, store: ChallengeStore, storage: NodeStorage, registry: RentalRegistry, node_key: bytes,
+                 config: ChallengeConfig, clock: Callable[[], int] | None = None) -> None:
+        self.store = store
+        self.storage = storage
+        self.registry = registry
+        self.config = config
+        self._key = node_key
+        self.address = address_of(node_key)
+        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._schedulers: dict[int, RentalScheduler] = {}
+        self._lock = threading.RLock()
+
+    def now_ms(self) -> int:
+        return self._clock()
+
+    # -- schedule ------------------------------------------------------------------------------
+    def profile_of(self, rental: Rental) -> ChallengeProfile | None:
+        if self.config.mode == DEV_PROFILE_NAME:
+            return profile_for(DEV_PROFILE_NAME)
+        model = getattr(rental, "gpu_model", None)  # the rental terms' model (fixed at openRental)
+        return profile_for(model) if model else None
+
+    def _scheduler(self, rental_id: int) -> RentalScheduler | None:
+        scheduler = self._schedulers.get(rental_id)
+        if scheduler is None:
+            rental = self.registry.get(rental_id)
+            profile = None if rental is None else self.profile_of(rental)
+            if profile is None:
+                return None
+            end_ms = getattr(rental, "end_ms", None)
+            schedule = RentalSchedule(rental_id, -(-rental.start_ms // 1000), rental.gpu_count, profile,
+                                      None if end_ms is None else end_ms // 1000)
+            scheduler = self._schedulers[rental_id] = RentalScheduler(
+                schedule, self.config.chain_id, self.config.market, self.config.mean_interval_s)
+            self._issue(scheduler, self.store.beacons())  # catch up on the beacons already stored
+        return scheduler
+
+    def _issue(self, scheduler: RentalScheduler, beacons: list[Beacon]) -> None:
+        issued = [c for beacon in beacons for c in scheduler.feed(beacon)]
+        self.store.put_challenges([StoredChallenge(c.id, c.rental_id, c.index, c.gpu_index, c.beacon.number,
+                                                   c.profile.name, c.issued_at_ms, c.commit_deadline_ms,
+                                                   c.open_deadline_ms) for c in issued])
+
+    def ingest_beacons(self, beacons: list[Beacon]) -> None:
+        """New blocks: store them, then issue the challenges they draw for every known rental."""
+        if not beacons:
+            return
+        with self._lock:
+            self.store.put_beacons(beacons)
+            for rental_id in self.store.known_rental_ids():
+                scheduler = self._scheduler(rental_id)
+                if scheduler is not None:
+                    self._issue(scheduler, beacons)
+
+    # -- what the agent asks --------------------------------------------------------------------
+    def _challenge(self, challenge_id: str) -> StoredChallenge:
+        challenge = self.store.challenge(challenge_id)
+        if challenge is None:
+            raise ChallengeError(404, "unknown_challenge", f"no challenge {challenge_id}")
+        return challenge
+
+    def cells(self, challenge: StoredChallenge) -> list[tuple[int, int]] | None:
+        """The cells to open, once the agent committed and a block at or after the commit deadline exists."""
+        answer = self.store.answer(challenge.id)
+        beacon = self.store.first_beacon_at_or_after(-(-challenge.commit_deadline_ms // 1000))
+        if answer is None or beacon is None:
+            return None
+        shape = profile_for(challenge.profile).size(challenge.index).shape
+        return opening_cells(bytes.fromhex(challenge.id[2:]), answer.digest, beacon.hash, shape.opened,
+                             shape.segments, shape.rows)
+
+    def describe(self, challenge: StoredChallenge) -> dict[str, Any]:
+        verdict = self.store.verdict(challenge.id)
+        cells = self.cells(challenge)
+        return {"id": challenge.id, "rental_id": challenge.rental_id, "index": challenge.index,
+                "gpu_index": challenge.gpu_index, "profile": challenge.profile, "seed": challenge.id,
+                "beacon_number": challenge.beacon_number, "issued_at_ms": challenge.issued_at_ms,
+                "commit_deadline_ms": challenge.commit_deadline_ms, "open_deadline_ms": challenge.open_deadline_ms,
+                "cells": None if cells is None else [list(cell) for cell in cells],
+                "outcome": None if verdict is None else verdict.outcome}
+
+    def pending(self, rental_id: int) -> list[dict[str, Any]]:
+        self._scheduler(rental_id)
+        return [self.describe(c) for c in self.store.undecided(rental_id)]
+
+    def post_commitment(self, challenge_id: str, top_root: bytes, gpu_uuid: str, gpu_serial: str,
+                        signature: bytes) -> dict[str, Any]:
+        now = self.now_ms()
+        challenge = self._challenge(challenge_id)
+        rental = self.registry.get(challenge.rental_id)
+        digest = commitment_digest(bytes.fromhex(challenge_id[2:]), top_root, gpu_uuid, gpu_serial)
+        try:
+            signer = recover_batch_signer(digest, signature)
+        except BatchVerificationError as exc:
+            raise ChallengeError(401, "bad_signature", str(exc)) from None
+        if rental is None or signer != rental.agent:
+            raise ChallengeError(403, "wrong_agent", f"commitment signed by {signer}, not the rental's agent")
+        recorded = self.store.record_commitment(challenge_id, digest, top_root, gpu_uuid, gpu_serial, signature, now)
+        if recorded.digest != digest:
+            raise ChallengeError(409, "commitment_conflict", "a different commitment is already recorded")
+        self.decide_due(challenge_id)
+        return {"status": "recorded", "committed_at_ms": recorded.committed_at_ms,
+                "late": recorded.committed_at_ms > challenge.commit_deadline_ms}
+
+    def post_openings(self, challenge_id: str, openings_wire: list[dict[str, Any]]) -> dict[str, Any]:
+        now = self.now_ms()
+        challenge = self._challenge(challenge_id)
+        answer = self.store.answer(challenge_id)
+        cells = self.cells(challenge)
+        if answer is None or cells is None:
+            raise ChallengeError(409, "not_open", "no commitment yet, or its opening block is not there yet")
+        if answer.openings is not None:
+            raise ChallengeError(409, "already_opened", "openings are recorded already")
+        seed = bytes.fromhex(challenge_id[2:])
+        shape = profile_for(challenge.profile).size(challenge.index).shape
+        try:
+            openings = [CellOpening.from_wire(o) for o in openings_wire]
+        except (KeyError, TypeError, ValueError) as exc:
+            result_ok, reason = False, f"malformed openings: {exc}"
+        else:
+            result = verify_openings(seed, shape, answer.top_root, cells, openings)
+            result_ok, reason = result.ok, result.reason
+        self.store.record_openings(challenge_id, openings_wire, now, result_ok, reason)
+        verdict = self.decide_due(challenge_id)
+        return {"status": "recorded", "verified": result_ok, "reason": reason,
+                "outcome": None if verdict is None else verdict.outcome}
+
+    # -- verdicts ------------------------------------------------------------------------------
+    def _telemetry(self, rental_id: int) -> tuple[list[tuple[int, str, int]], dict[int, list[WindowSample]], int]:
+        """(gpus as (index, uuid, power limit mW), samples per GPU, newest sample time) of a rental."""
+        next_seq, _ = self.storage.batch_head(rental_id)
+        gpus: list[tuple[int, str, int]] = []
+        samples: dict[int, list[WindowSample]] = {}
+        newest = -1
+        for _, _, body in self.storage.iter_batches(rental_id, 0, next_seq):
+            batch = TelemetryBatch.from_wire_bytes(body)
+            gpus = [(g.index, g.uuid, g.power_limit_mw) for g in batch.gpus]
+            for s in batch.samples:
+                samples.setdefault(s.gpu, []).append(WindowSample(s.t_ms, s.power_mw, s.util_gpu_pct))
+                newest = max(newest, s.t_ms)
+        return gpus, samples, newest
+
+    def decide_due(self, challenge_id: str) -> StoredVerdict | None:
+        """Record (then sign) this node's verdict on a challenge if it can be decided now."""
+        with self._lock:
+            challenge = self._challenge(challenge_id)
+            existing = self.store.verdict(challenge_id)
+            if existing is not None:
+                return existing
+            now = self.now_ms()
+            answer = self.store.answer(challenge_id)
+            if answer is None and now <= challenge.commit_deadline_ms:
+                return None
+            gpu_matches, telemetry = None, None
+            if answer is not None and answer.committed_at_ms <= challenge.commit_deadline_ms:
+                if answer.openings is None and now <= challenge.open_deadline_ms:
+                    return None
+                if answer.verified and self.config.check_telemetry:
+                    gpus, samples, newest = self._telemetry(challenge.rental_id)
+                    if newest < answer.committed_at_ms and now <= answer.committed_at_ms + TELEMETRY_GRACE_MS:
+                        return None  # the batches covering the window are still on their way
+                    listed = {index: (uuid, limit) for index, uuid, limit in gpus}
+                    if challenge.gpu_index in listed:
+                        gpu_matches = listed[challenge.gpu_index][0] == answer.gpu_uuid
+                    limit_mw = (listed.get(challenge.gpu_index, ("", 0))[1] if challenge.profile == DEV_PROFILE_NAME
+                                else gpu_model(challenge.profile).power_limit_mw)
+                    telemetry = window_responds(samples.get(challenge.gpu_index, []), challenge.issued_at_ms,
+                                                answer.committed_at_ms, limit_mw)
+            outcome, detail = decide(
+                committed_at_ms=None if answer is None else answer.committed_at_ms,
+                commit_deadline_ms=challenge.commit_deadline_ms, gpu_matches=gpu_matches,
+                opened_at_ms=None if answer is None else answer.opened_at_ms,
+                open_deadline_ms=challenge.open_deadline_ms,
+                verification=None if answer is None or answer.verified is None else _Verified(answer.verified,
+                                                                                             answer.verify_reason),
+                telemetry=telemetry)
+            if self.config.lie:
+                outcome, detail = (Outcome.WRONG if outcome.passed else Outcome.PASSED), "lying on purpose"
+            self.store.record_verdict(challenge, outcome.value, detail, now)  # durable before anyone sees it
+            return self.store.sign_verdict(challenge_id, lambda v: verdict_digest(v.id, v.outcome),
+                                           lambda digest: sign_batch_hash(self._key, digest))
+
+    def decide_all_due(self) -> int:
+        decided = 0
+        for challenge in self.store.undecided():
+            if self.decide_due(challenge.id) is not None:
+                decided += 1
+        return decided
+
+    def verdict(self, challenge_id: str) -> StoredVerdict | None:
+        self._challenge(challenge_id)
+        return self.decide_due(challenge_id)
+
+    # -- quorum --------------------------------------------------------------------------------
+    def add_peer_verdict(self, challenge_id: str, outcome: str, signer: str, signature: bytes) -> bool:
+        """Keep a peer's verdict if its signature recovers to ``signer``."""
+        try:
+            Outcome(outcome)
+            if recover_batch_signer(verdict_digest(challenge_id, outcome), signature) != signer:
+                return False
+        except (BatchVerificationError, ValueError):
+            return False
+        if signer != self.address:
+            self.store.put_peer_verdict(challenge_id, signer, outcome, signature)
+        return True
+
+    def quorum_outcome(self, challenge_id: str) -> Outcome | None:
+        own = self.store.verdict(challenge_id)
+        outcomes = [Outcome(o) for o in self.store.peer_verdicts(challenge_id).values()]
+        if own is not None:
+            outcomes.append(Outcome(own.outcome))
+        return quorum(outcomes, self.config.quorum)
+
+    def outcomes(self, rental_id: int, up_to_ms: int, due_only: bool = True) -> tuple[int, int, list[tuple[int, int, int]]]:
+        """The metering hook: (passed, failed, unpaid (gpu_index, start_ms, end_ms)) of the rental's
+        challenges the quorum has decided, among those due by ``up_to_ms``: whose open deadline
+        plus the telemetry grace has passed by then, so every node counts the same set for the
+        same ``up_to_ms`` (``due_only=False``: every decided challenge issued before it)."""
+        judged = []
+        for challenge in self.store.rental_challenges(rental_id):
+            if due_only and challenge.open_deadline_ms + TELEMETRY_GRACE_MS > up_to_ms:
+                continue
+            decided = self.quorum_outcome(challenge.id)
+            if decided is not None:
+                judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed))
+        return rental_outcomes(judged, up_to_ms)
+
+    def summary(self, rental_id: int) -> dict[str, Any]:
+        passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
+        rows = []
+        for challenge in self.store.rental_challenges(rental_id):
+            own = self.store.verdict(challenge.id)
+            decided = self.quorum_outcome(challenge.id)
+            rows.append({"id": challenge.id, "index": challenge.index, "gpu_index": challenge.gpu_index,
+                         "issued_at_ms": challenge.issued_at_ms, "verdict": None if own is None else own.outcome,
+                         "detail": None if own is None else own.detail,
+                         "quorum": None if decided is None else decided.value})
+        return {"rental_id": rental_id, "passed": passed, "failed": failed,
+                "unpaid": [{"gpu_index": g, "start_ms": s, "end_ms": e} for g, s, e in unpaid], "challenges": rows}
+
+
+class MeteringLedger:
+    """The ``ChallengeLedger`` metering asks (oracle.metering.challenges): the quorum's outcomes,
+    with unpaid spans merged over the rental's GPUs (a span in which any GPU failed is unpaid)."""
+
+    def __init__(self, service: ChallengeService) -> None:
+        self.service = service
+
+    def outcomes(self, rental_id: int, up_to_ms: int) -> Any:
+        from oracle.metering.challenges import ChallengeOutcomes
+
+        passed, failed, unpaid = self.service.outcomes(rental_id, up_to_ms)
+        spans: list[tuple[int, int]] = []
+        for start, end in sorted((start, end) for _, start, end in unpaid if end > start):
+            if spans and start <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+        return ChallengeOutcomes(passed, failed, tuple(spans))
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    ok: bool
+    reason: str | None
+
+
+class Web3BeaconSource:
+    """Blocks ``confirmations`` behind the head, each once, as beacons (at most ``max_blocks`` a poll)."""
+
+    def __init__(self, w3: Any, confirmations: int = 0, start_block: int | None = None, max_blocks: int = 256) -> None:
+        self.w3 = w3
+        self.confirmations = confirmations
+        self.next_block = start_block
+        self.max_blocks = max_blocks
+
+    def poll(self) -> list[Beacon]:
+        head = int(self.w3.eth.block_number) - self.confirmations
+        if self.next_block is None:
+            self.next_block = max(0, head)
+        beacons = []
+        while self.next_block <= head and len(beacons) < self.max_blocks:
+            block = self.w3.eth.get_block(self.next_block)
+            beacons.append(Beacon(int(block["number"]), bytes(block["hash"]), int(block["timestamp"])))
+            self.next_block += 1
+        return beacons
+
+
+class ChallengeLoop(BackgroundLoop):
+    """Polls beacons, decides due challenges and collects the peers' verdicts, every ``interval_s``."""
+
+    thread_name = "gpurent-challenges"
+
+    def __init__(self, service: ChallengeService, source: BeaconSource | None, interval_s: float = 1.0) -> None:
+        self.service = service
+        self.source = source
+        self.interval_s = interval_s
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # RPC or peer trouble: counted, logged, retried next tick
+                self.errors += 1
+                log.warning("challenge loop: %s: %s", type(exc).__name__, str(exc)[:300])
+            self._stop.wait(self.interval_s)
+
+    def tick(self) -> None:
+        if self.source is not None:
+            self.service.ingest_beacons(self.source.poll())
+        self.service.decide_all_due()
+        self.collect_peer_verdicts()
+
+    def collect_peer_verdicts(self) -> None:
+        import httpx
+
+        service = self.service
+        if not service.config.peers:
+            return
+        for rental_id in service.store.known_rental_ids():
+            for challenge in service.store.rental_challenges(rental_id):
+                if service.store.verdict(challenge.id) is None or service.quorum_outcome(challenge.id) is not None:
+                    continue
+                for peer in service.config.peers:
+                    try:
+                        response = httpx.get(f"{peer}/v1/challenges/{challenge.id}/verdict", timeout=2.0)
+                    except httpx.HTTPError:
+                        continue
+                    if response.status_code == 200:
+                        body = response.json()
+                        service.add_peer_verdict(challenge.id, body["outcome"], body["signer"],
+                                                 bytes.fromhex(body["signature"][2:]))
+
+
+def build_challenges(settings: Any, runtime: Any, node_key: bytes,
+                     clock: Callable[[], int] | None = None) -> tuple[ChallengeService, ChallengeLoop]:
+    """The service and its loop for a node's settings (``settings.challenges != "off"``)."""
+    from oracle.chain.contract import connect
+
+    config = ChallengeConfig(
+        chain_id=settings.chain_id, market=settings.market_address, mode=settings.challenges,
+        mean_interval_s=settings.challenge_mean_interval_s, quorum=settings.challenge_quorum,
+        check_telemetry=settings.challenge_check_telemetry, peers=tuple(settings.peers),
+        lie=settings.fault == "lie_verdicts")
+    service = ChallengeService(ChallengeStore(settings.db_path), runtime.storage, runtime.attestor.registry,
+                               node_key, config, clock)
+    source = Web3BeaconSource(connect(settings.beacon_rpc_url or settings.rpc_url, timeout_s=5.0),
+                              confirmations=settings.confirmations if settings.rpc_url else 0)
+    return service, ChallengeLoop(service, source, settings.challenge_poll_interval_s)

@@ -1,0 +1,133 @@
+"""The daemon's HTTP endpoint for renters (FastAPI). Every ``/v1/rentals/...`` request must be
+signed by that rental's renter (``oracle.provider.auth``); domain errors become HTTP statuses
+only here.
+
+    GET  /healthz                          liveness, GPU runtime, tracked rentals
+    GET  /v1/identity                      the agent address and public key (to seal workloads to)
+    PUT  /v1/rentals/{id}/workload         body: the sealed workload spec (checked against the commitment)
+    GET  /v1/rentals/{id}/connection       connection details, sealed to the renter's key
+    POST /v1/rentals/{id}/exec             {"cmd": [...], "workdir": "/"} -> exit code, stdout, stderr (base64)
+    GET  /v1/rentals/{id}/logs?follow=1&tail=N   the container's output, streamed
+    PUT  /v1/rentals/{id}/archive?path=DIR body: a tar extracted into DIR
+    GET  /v1/rentals/{id}/archive?path=P   a tar of P
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from oracle.provider import AuthError, ProviderError
+from oracle.provider.auth import ReplayGuard, VerifiedRequest, verify_request
+from oracle.provider.workload import seal
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def create_app(daemon: Any) -> FastAPI:
+    app = FastAPI(title="gpurent provider daemon", docs_url=None, redoc_url=None)
+    app.state.daemon = daemon
+    replay = ReplayGuard()
+    config = daemon.config
+
+    @app.exception_handler(AuthError)
+    async def _auth(_: Request, exc: AuthError) -> JSONResponse:
+        return JSONResponse({"error": "unauthorized", "detail": str(exc)}, status_code=401)
+
+    @app.exception_handler(ProviderError)
+    async def _provider(_: Request, exc: ProviderError) -> JSONResponse:
+        return JSONResponse({"error": "refused", "detail": str(exc)}, status_code=409)
+
+    async def renter_request(request: Request, rental_id: int, *, statuses: tuple[str, ...]) -> tuple[VerifiedRequest, bytes]:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, "body too large")
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        now = int(time.time())
+        verified = verify_request(dict(request.headers), config.chain_id, config.market_address, request.method,
+                                  path, body, now)
+        rental = await run_in_threadpool(daemon.rental, rental_id)
+        if int(rental["status"]) == 0 or int(rental["renter"], 16) == 0:
+            raise HTTPException(404, f"no rental {rental_id}")
+        if rental["renter"].lower() != verified.address.lower():
+            raise HTTPException(403, f"{verified.address} is not the renter of rental {rental_id}")
+        if rental["provider"].lower() != daemon.provider.lower():
+            raise HTTPException(404, f"rental {rental_id} is not on this provider's offers")
+        if rental["statusName"] not in statuses:
+            raise HTTPException(409, f"rental {rental_id} is {rental['statusName']}")
+        replay.check(verified, now)
+        return verified, body
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "gpu_runtime": daemon.runtime.gpus_enabled, "rentals": sorted(daemon.rentals),
+                "provider": daemon.provider, "chain_id": config.chain_id, "market": config.market_address}
+
+    @app.get("/v1/identity")
+    def identity() -> dict[str, Any]:
+        from oracle.provider.workload import address_of_public_key
+
+        return {"agent": address_of_public_key(daemon.public_key), "public_key": "0x" + daemon.public_key.hex(),
+                "provider": daemon.provider, "chain_id": config.chain_id, "market": config.market_address,
+                "url": config.url}
+
+    @app.put("/v1/rentals/{rental_id}/workload")
+    async def put_workload(rental_id: int, request: Request) -> dict[str, Any]:
+        _, body = await renter_request(request, rental_id, statuses=("Open",))
+        spec = await run_in_threadpool(daemon.accept_workload, rental_id, body)
+        return {"rental_id": rental_id, "accepted": True, "workload_hash": "0x" + spec.workload_hash().hex()}
+
+    @app.get("/v1/rentals/{rental_id}/connection")
+    async def connection(rental_id: int, request: Request) -> dict[str, Any]:
+        verified, _ = await renter_request(request, rental_id, statuses=("Open", "Active"))
+        tracked = daemon.rentals.get(rental_id)
+        container = tracked.container if tracked is not None else None
+        details = {
+            "rental_id": rental_id, "endpoint": config.url, "ready": container is not None,
+            "container": container.container_id if container else None,
+            "gpus": list(container.gpu_uuids) if container else [],
+            "network": config.docker.network,
+            "shell": f"gpurent rent ssh {rental_id} --provider-url {config.url}",
+            "ssh_key_installed": "/root/.ssh/authorized_keys",
+        }
+        sealed = seal(verified.public_key, json.dumps(details, sort_keys=True).encode())
+        return {"rental_id": rental_id, "sealed": "0x" + sealed.hex()}
+
+    @app.post("/v1/rentals/{rental_id}/exec")
+    async def exec_(rental_id: int, request: Request) -> dict[str, Any]:
+        _, body = await renter_request(request, rental_id, statuses=("Active",))
+        try:
+            data = json.loads(body or b"{}")
+            cmd = [str(c) for c in data["cmd"]]
+            if not cmd:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(422, 'body must be {"cmd": ["program", "arg", ...]}') from None
+        code, out, err = await run_in_threadpool(daemon.runtime.exec, rental_id, cmd, data.get("workdir"))
+        return {"exit_code": code, "stdout": base64.b64encode(out).decode(), "stderr": base64.b64encode(err).decode()}
+
+    @app.get("/v1/rentals/{rental_id}/logs")
+    async def logs(rental_id: int, request: Request, follow: bool = False, tail: int | None = None) -> StreamingResponse:
+        await renter_request(request, rental_id, statuses=("Active", "Ended"))
+        stream = await run_in_threadpool(daemon.runtime.logs, rental_id, follow=follow, tail=tail)
+        return StreamingResponse(stream, media_type="application/octet-stream")
+
+    @app.put("/v1/rentals/{rental_id}/archive")
+    async def put_archive(rental_id: int, request: Request, path: str) -> dict[str, Any]:
+        _, body = await renter_request(request, rental_id, statuses=("Active",))
+        await run_in_threadpool(daemon.runtime.put_archive, rental_id, path, body)
+        return {"rental_id": rental_id, "path": path, "bytes": len(body)}
+
+    @app.get("/v1/rentals/{rental_id}/archive")
+    async def get_archive(rental_id: int, request: Request, path: str) -> StreamingResponse:
+        await renter_request(request, rental_id, statuses=("Active",))
+        stream = await run_in_threadpool(daemon.runtime.get_archive, rental_id, path)
+        return StreamingResponse(stream, media_type="application/x-tar")
+
+    return app
