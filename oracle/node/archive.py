@@ -23,7 +23,6 @@ from typing import Callable, Iterable
 from oracle.errors import StorageError
 from oracle.node.storage import NodeStorage
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, keccak
-from oracle.telemetry.codec import decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def export_rental(storage: NodeStorage, rental_id: int, archive_dir: Path, now_m
     if recorded is not None:
         return archive_dir / recorded[0]
     next_seq, _ = storage.batch_head(rental_id)
-    batches = [decode_batch(body) for _, _, body in storage.iter_batches(rental_id, 0, next_seq)]
+    batches = [batch for _, _, batch in storage.iter_batch_objects(rental_id, 0, next_seq)]
     data = archive_bytes(rental_id, batches)
     path = archive_dir / (keccak(data).hex() + SUFFIX)
     archive_dir.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ from oracle.node.errors import (
 from oracle.node.rentals import Rental, RentalRegistry
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
 from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS, TelemetryBatch, address_of
-from oracle.telemetry.codec import decode_batch, encode_batch, gpus_key
+from oracle.telemetry.codec import encode_batch, gpus_key
 
 FAULT_KILL_AFTER_RECORD = "kill_after_record"
 
@@ -252,10 +252,10 @@ class Attestor:
             cached = self._gpu_last.get(rental_id)
         if cached is not None and cached[0] == head_seq:
             return cached[1]
-        rows = list(self.storage.iter_batches(rental_id, head_seq, head_seq + 1))
+        rows = list(self.storage.iter_batch_objects(rental_id, head_seq, head_seq + 1))
         times: dict[int, int] = {}
         if rows:
-            for sample in decode_batch(rows[0][2]).samples:
+            for sample in rows[0][2].samples:
                 times[sample.gpu] = sample.t_ms
         with self._cache_lock:
             self._gpu_last[rental_id] = (head_seq, times)
@@ -340,8 +340,7 @@ class Attestor:
         with self._cache_lock:
             entry = self._cache.pop(rental_id, None) or _RentalSamples()
             if len(entry.ends) < sequence:
-                for _, batch_hash, body in self.storage.iter_batches(rental_id, len(entry.ends), sequence):
-                    batch = decode_batch(body)
+                for _, batch_hash, batch in self.storage.iter_batch_objects(rental_id, len(entry.ends), sequence):
                     entry.samples.extend(batch.samples)
                     entry.ends.append(len(entry.samples))
                     entry.hashes.append(batch_hash)

@@ -32,7 +32,7 @@ from oracle.proof.params import DEV_PROFILE_NAME, TELEMETRY_GRACE_MS, ChallengeP
 from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
 from oracle.proof.seeds import VERSION, commitment_digest, opening_cells
 from oracle.proof.verify import verify_openings
-from oracle.telemetry.batches import TelemetryBatch, address_of, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.batches import address_of, recover_batch_signer, sign_batch_hash
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,7 @@ class ChallengeService:
         gpus: list[tuple[int, str, int]] = []
         samples: dict[int, list[WindowSample]] = {}
         newest = -1
-        for _, _, body in self.storage.iter_batches(rental_id, 0, next_seq):
-            batch = TelemetryBatch.from_wire_bytes(body)
+        for _, _, batch in self.storage.iter_batch_objects(rental_id, 0, next_seq):
             gpus = [(g.index, g.uuid, g.power_limit_mw) for g in batch.gpus]
             for s in batch.samples:
                 samples.setdefault(s.gpu, []).append(WindowSample(s.t_ms, s.power_mw, s.util_gpu_pct))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from oracle.errors import SigningError, StorageError
+from oracle.telemetry.batches import TelemetryBatch
 from oracle.node.errors import ReportConflict
 
 SCHEMA = """
@@ -207,15 +208,27 @@ class NodeStorage:
         )
         return AppendOutcome(AppendStatus.APPENDED, next_seq + 1, record.batch_hash)
 
-    def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
-        """(batch_seq, batch_hash, body) for ``start_seq <= batch_seq < end_seq``, in order."""
+    def _stored_rows(self, rental_id: int, start_seq: int, end_seq: int) -> list[tuple[int, bytes, bytes]]:
         with self._lock:
-            rows = self._conn.execute(
+            return self._conn.execute(
                 "SELECT batch_seq, batch_hash, body FROM batches WHERE rental_id=? AND batch_seq>=? "
                 "AND batch_seq<? ORDER BY batch_seq",
                 (str(rental_id), start_seq, end_seq),
             ).fetchall()
-        return iter(rows)
+
+    def iter_batch_objects(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, "TelemetryBatch"]]:
+        """(batch_seq, batch_hash, batch) for ``start_seq <= batch_seq < end_seq``, in order: the fast
+        path (the stored encoding decodes faster than the wire JSON parses)."""
+        from oracle.telemetry.codec import decode_batch
+
+        return ((seq, batch_hash, decode_batch(body)) for seq, batch_hash, body in
+                self._stored_rows(rental_id, start_seq, end_seq))
+
+    def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(batch_seq, batch_hash, wire bytes) for ``start_seq <= batch_seq < end_seq``, in order: each
+        batch's canonical wire JSON as the agent signed it (rebuilt from the stored encoding)."""
+        return ((seq, batch_hash, batch.to_wire_bytes()) for seq, batch_hash, batch in
+                self.iter_batch_objects(rental_id, start_seq, end_seq))
 
     def batch_hash(self, rental_id: int, batch_seq: int) -> bytes | None:
         with self._lock:
