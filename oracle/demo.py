@@ -406,6 +406,9 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             "chain_poll_interval_s": 0.25,
             "settle_interval_s": options.settle_interval_s,
             "submit_stagger_s": options.submit_stagger_s,
+            # settle every round (the interval rule fires at once): the demo shows payments as they
+            # accrue; a real node settles when the gas is worth it (settle_max_gas_bps)
+            "settle_max_interval_s": max(1, int(options.settle_interval_s)),
             "log_level": "info",
         }
         config_path = state / f"node-{i + 1}.config.json"

@@ -40,6 +40,10 @@ EXPLORERS = {
 NETWORK_NAMES = {31337: "anvil", 11155111: "sepolia", 84532: "base-sepolia", 1: "mainnet", 8453: "base"}
 
 DAY_S = 86_400
+#: Oracle operators' bond and settlement rebate defaults, in the smallest unit of a 6-decimal
+#: token (docs/economics.md, "Operators"): 1,000 tokens per operator; 0.005 token per settled report.
+DEFAULT_MIN_OPERATOR_BOND = 1_000 * 10**6
+DEFAULT_REBATE_PER_REPORT = 5_000
 
 
 class DeploymentError(GpurentError, LookupError):
@@ -93,6 +97,8 @@ class Deployment:
     payment_token_decimals: int = 18
     test_stablecoin: bool = False
     min_stake_per_gpu: int = 0
+    operator_registry: str = ""
+    min_operator_bond: int = 0
     signer_set: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     transactions: dict[str, str] = field(default_factory=dict)
@@ -168,8 +174,11 @@ def verification_lines(deployment: Deployment) -> list[str]:
     where = base or f"chain {deployment.chain_id} (no known explorer)"
     lines.append(f"Verify on {where}:")
     for label, address in (("GpuRentMarket", deployment.market),
+                           ("OperatorRegistry", deployment.operator_registry),
                            ("payment token", deployment.payment_token),
                            ("stake token", deployment.stake_token)):
+        if not address:
+            continue
         url = deployment.explorer_url(address)
         lines.append(f"  {label:<14} {address}" + (f"  {url}" if url else ""))
     for label, tx in deployment.transactions.items():
@@ -262,6 +271,8 @@ def deploy_market(
     threshold: int = 0,
     mint_test_tokens_to: Sequence[str] = (),
     mint_amount: int = 1_000_000 * 10**6,
+    min_operator_bond: int = DEFAULT_MIN_OPERATOR_BOND,
+    rebate_per_report: int = DEFAULT_REBATE_PER_REPORT,
     progress: Progress = _noop,
 ) -> Deployment:
     """Deploy the market (and a ``TestStablecoin`` unless ``payment_token`` is given).
@@ -326,6 +337,11 @@ def deploy_market(
         for account in mint_test_tokens_to:
             token.transact("mint", Web3.to_checksum_address(account), mint_amount)
 
+    registry_address = deploy_operator_registry(
+        sender, market_address, treasury=params.treasury, bond_token=payment_token, min_bond=min_operator_bond,
+        rebate_token=payment_token, rebate_per_report=rebate_per_report, txs=txs, progress=progress,
+    )
+
     return Deployment(
         chain_id=chain_id,
         market=market_address,
@@ -339,9 +355,52 @@ def deploy_market(
         payment_token_decimals=decimals,
         test_stablecoin=test_stablecoin,
         min_stake_per_gpu=min_stake_per_gpu,
+        operator_registry=registry_address,
+        min_operator_bond=min_operator_bond,
         signer_set=signer_set,
         params=asdict(params),
         transactions=txs,
         tool="gpurent deploy",
         deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
+
+
+def deploy_operator_registry(
+    sender: Any,
+    market_address: str,
+    *,
+    treasury: str,
+    bond_token: str,
+    min_bond: int = DEFAULT_MIN_OPERATOR_BOND,
+    rebate_token: str | None = None,
+    rebate_per_report: int = DEFAULT_REBATE_PER_REPORT,
+    admin: str | None = None,
+    txs: dict[str, str] | None = None,
+    progress: Progress = _noop,
+) -> str:
+    """Deploy the ``OperatorRegistry`` of ``market_address`` and allow ``bond_token`` for bonds.
+
+    ``admin`` (default: the sender) receives the registry's admin and governance roles; the
+    other parameters are docs/economics.md's defaults (half the bond slashed per proven
+    equivocation, a fifth of it to the prover, 14 days unbonding). Returns the address.
+    """
+    from oracle.chain.artifacts import get_artifact
+    from oracle.chain.contract import BoundContract, deploy
+    from oracle.chain.operators import operator_params_tuple
+
+    txs = {} if txs is None else txs
+    artifact = get_artifact("OperatorRegistry")
+    params = operator_params_tuple(treasury, rebate_token=rebate_token,
+                                   rebate_per_report=rebate_per_report if rebate_token else 0)
+    progress("deploying OperatorRegistry")
+    address, result = deploy(sender, artifact.abi, artifact.bytecode, market_address, sender.address, params)
+    txs["operator registry"] = result.tx_hash
+    registry = BoundContract(sender, address, artifact.abi)
+    txs["allow bond token"] = registry.transact("setBondToken", bond_token, min_bond).tx_hash
+    if admin is not None and admin.lower() != sender.address.lower():
+        for role in ("GOVERNANCE_ROLE", "DEFAULT_ADMIN_ROLE"):
+            role_id = registry.call(role)
+            registry.transact("grantRole", role_id, admin)
+        for role in ("GOVERNANCE_ROLE", "DEFAULT_ADMIN_ROLE"):
+            registry.transact("renounceRole", registry.call(role), sender.address)
+    return address

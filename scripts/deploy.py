@@ -12,6 +12,7 @@ from brownie import (
     GovernanceLogic,
     GpuRentMarket,
     OfferLogic,
+    OperatorRegistry,
     StakingLogic,
     TestStablecoin,
     accounts,
@@ -31,6 +32,11 @@ DEFAULT_PARAMS = {
     "unbondingDelay": 14 * 86_400,
 }
 DEFAULT_MIN_STAKE_PER_GPU = 100 * 10**6  # 100 tUSD (6 decimals) per GPU listed
+# Oracle operators (docs/economics.md, "Operators"): bond 1,000 tUSD; half of it slashed per proven
+# equivocation, a fifth of that to the prover; 14 days unbonding; 0.005 tUSD rebate per report.
+DEFAULT_MIN_OPERATOR_BOND = 1_000 * 10**6
+DEFAULT_OPERATOR_PARAMS = {"slashBps": 5_000, "proverRewardBps": 2_000, "unbondingDelay": 14 * 86_400,
+                           "rebatePerReport": 5_000}
 LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic)
 
 
@@ -45,6 +51,18 @@ def deploy_libraries(account) -> dict:
     """Deploys the external libraries GpuRentMarket links against (Brownie links the latest
     deployment of each automatically)."""
     return {lib._name: lib.deploy({"from": account}) for lib in LIBRARIES}
+
+
+def deploy_operator_registry(account, market, token, *, treasury: str | None = None,
+                             min_bond: int = DEFAULT_MIN_OPERATOR_BOND, **overrides: int):
+    """Deploys the OperatorRegistry of `market` (admin and governance: `account`) with `token` as
+    bond and rebate token (minimum bond `min_bond`)."""
+    p = dict(DEFAULT_OPERATOR_PARAMS, **overrides)
+    params = (treasury or account.address, p["slashBps"], p["proverRewardBps"], p["unbondingDelay"], token,
+              p["rebatePerReport"])
+    registry = OperatorRegistry.deploy(market, account, params, {"from": account})
+    registry.setBondToken(token, min_bond, {"from": account})
+    return registry
 
 
 def deploy(
@@ -76,7 +94,10 @@ def deploy(
     if signers:
         ordered = sorted(signers, key=lambda a: int(str(a), 16))
         market.setSignerSet(ordered, threshold or len(ordered) // 2 + 1, {"from": account})
-    return {"market": market, "stablecoin": token, "libraries": libraries}
+    registry = None
+    if token is not None:
+        registry = deploy_operator_registry(account, market, token, treasury=treasury)
+    return {"market": market, "stablecoin": token, "libraries": libraries, "operator_registry": registry}
 
 
 def main() -> dict:
@@ -85,6 +106,8 @@ def main() -> dict:
     account = accounts[0]
     deployed = deploy(account)
     print(f"GpuRentMarket   {deployed['market'].address}")
+    if deployed["operator_registry"] is not None:
+        print(f"OperatorRegistry {deployed['operator_registry'].address}")
     if deployed["stablecoin"] is not None:
         print(f"TestStablecoin  {deployed['stablecoin'].address}")
     for name, lib in deployed["libraries"].items():
@@ -151,12 +174,15 @@ def deploy_live() -> dict:
     txs = {f"library {n}": lib.tx.txid for n, lib in deployed["libraries"].items()}
     txs["market"] = market.tx.txid
     token_address = payment_token
+    registry = deployed["operator_registry"]
     if deployed["stablecoin"] is not None:
         token_address = deployed["stablecoin"].address
         txs["stablecoin"] = deployed["stablecoin"].tx.txid
     else:
         txs["allow payment token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
         txs["allow stake token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
+        registry = deploy_operator_registry(account, market, payment_token)
+    txs["operator registry"] = registry.tx.txid
     token = web3.eth.contract(address=token_address, abi=TestStablecoin.abi)
     version, thr, current = market.signerSet()
     deployment = Deployment(
@@ -172,6 +198,8 @@ def deploy_live() -> dict:
         payment_token_decimals=token.functions.decimals().call(),
         test_stablecoin=deployed["stablecoin"] is not None,
         min_stake_per_gpu=min_stake,
+        operator_registry=registry.address,
+        min_operator_bond=DEFAULT_MIN_OPERATOR_BOND,
         signer_set={"version": int(version), "threshold": int(thr), "signers": [str(a) for a in current]},
         params=dict(zip(("treasury", "protocol_fee_bps", "renter_slash_share_bps", "slash_bps", "start_timeout_s",
                          "silence_timeout_s", "settlement_grace_s", "unbonding_delay_s"),

@@ -2,7 +2,7 @@
 """Export contract ABIs to ``oracle/chain/abi/<Name>.json`` so Python loads them without a compiler.
 
 Builds with forge (artifacts under build/foundry/out) and writes, for each name:
-- deployable contracts (GpuRentMarket, its linked libraries, TestStablecoin):
+- deployable contracts (GpuRentMarket, its linked libraries, TestStablecoin, OperatorRegistry):
   ``{"contractName", "abi", "bytecode", "linkReferences"}``. GpuRentMarket's bytecode holds
   library placeholders (``__$<34 hex>$__``); ``linkReferences`` gives, per library, the byte
   offsets where its deployed address goes (see tools/gas_report.py ``link``).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "oracle" / "chain" / "abi"
-DEPLOYABLE = ("GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "TestStablecoin")
+DEPLOYABLE = ("GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "TestStablecoin", "OperatorRegistry")
 INTERFACES = (
     "IGpuRentMarket",
     "IOracleQuorum",
@@ -31,6 +31,7 @@ INTERFACES = (
     "IRentalEscrow",
     "IUsageSettlement",
     "IReputation",
+    "IOperatorRegistry",
 )
 
 

@@ -7,6 +7,7 @@ spool, POSTs its exact spooled bytes to ``{node}/v1/rentals/{rental_id}/batches`
 |---|---|---|
 | 2xx | accepted (our node also answers 200 with status "duplicate" for a batch it already has) | drop from this node's queue |
 | 409 without a ``reason``, or reason "duplicate" | the node already has this batch | drop, as delivered |
+| 409 sequence_gap naming an ``expected_seq`` this node parked as "stale" | the node now takes old batches that continue its chain (catch-up, docs/protocol.md) | requeue the parked batches from ``expected_seq`` on, resend them first |
 | 409 with another ``reason`` (sequence_gap, conflict, prev_hash, gpus_changed) | a chain refusal, not a duplicate | park (below) |
 | 408, 425, 429, 5xx, no connection, timeout | the node is down or busy | retry the same batch after a backoff |
 | 404 | the node does not know the rental *yet* (it follows chain events with confirmations) or the URL is wrong | retry after a backoff, logged at ERROR once |
@@ -185,6 +186,8 @@ class DeliveryWorker:
                 self._on_delivered(self.node, item)
             return None
         reason = f"HTTP {status}: {response.text[:300]}"
+        if status == 409 and reason_word == "sequence_gap" and self._requeue_stale(item, response):
+            return None  # the missing batches go first now (next_pending is in sequence order)
         retryable = status >= 500 or status in RETRYABLE_4XX or reason_word in RETRYABLE_REASONS
         if 400 <= status < 500 and not retryable:
             self.spool.park(self.node, item.rental_id, item.seq, reason)
@@ -199,6 +202,21 @@ class DeliveryWorker:
             log.error("%s answered %s with %s; retrying. Check the node URL and that the node "
                       "knows the rental", self.node, label, reason)
         return self._retry(item, reason, response.headers.get("retry-after"))
+
+    def _requeue_stale(self, item: SpooledBatch, response: httpx.Response) -> bool:
+        """Catch-up: the node misses batches from ``expected_seq`` that it refused earlier as
+        stale; requeue them (the node takes them now that they continue its chain)."""
+        try:
+            expected = int(response.json().get("expected_seq"))
+        except (ValueError, TypeError, AttributeError):
+            return False
+        if not 0 <= expected < item.seq:
+            return False
+        requeued = self.spool.requeue_parked_before(self.node, item.rental_id, expected, "stale")
+        if requeued:
+            log.info("%s misses rental %s from batch %s (parked as stale): %d batches requeued",
+                     self.node, item.rental_id, expected, requeued)
+        return requeued > 0
 
     def _retry(self, item: SpooledBatch, reason: str, retry_after: str | None) -> float:
         self.stats.failures += 1

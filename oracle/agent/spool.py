@@ -248,6 +248,21 @@ class Spool:
                 raise StorageError(f"spool write failed: {exc}") from exc
             return cursor.rowcount
 
+    def requeue_parked_before(self, node: str, rental_id: int, seq: int, reason: str) -> int:
+        """Requeue ``node``'s parked batches of the rental from ``seq`` on that it refused with
+        ``reason`` (a reason the node may have stopped giving: "stale" before it caught up)."""
+        with self._lock:
+            self._check_open()
+            try:
+                cursor = self._db.execute(
+                    "UPDATE deliveries SET state = ? WHERE node = ? AND rental_id = ? AND seq >= ? AND state = ? "
+                    "AND last_error LIKE ?",
+                    (PENDING, node, str(rental_id), seq, PARKED, f'%"reason":"{reason}"%'),
+                )
+            except sqlite3.Error as exc:
+                raise StorageError(f"spool write failed: {exc}") from exc
+            return cursor.rowcount
+
     def ensure_node(self, node: str, rental_id: int) -> int:
         """Queue for a newly configured ``node`` every batch of the rental still on disk.
 

@@ -19,6 +19,13 @@ Within one range the head of the range is read before and after ``eth_getLogs`` 
 
 RPC errors: transient ones are retried with backoff (``retry_rpc``); ``run()`` keeps polling
 after any error (logged, counted in ``errors``), so a flapping RPC endpoint only delays events.
+
+A lagging RPC answer is not a reorg. A load-balanced endpoint may answer from a backend that
+has not seen a block the follower already read (a null block for a checkpoint or for the end
+of a range ``eth_blockNumber`` just announced). Only a *different* hash for a block number is a
+reorg; a null answer raises :class:`RpcLaggingError`, which ends the poll without moving the
+cursor, and ``run()`` waits (doubling from ``poll_interval_s`` up to ``max_lag_wait_s``) before
+polling again, so a persistently lagging backend costs a few requests per wait, not a spin.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ class ChainEvent:
 
 class ReorgTooDeepError(ChainError):
     """Every stored checkpoint was reorganised away: the follower cannot find a common ancestor."""
+
+
+class RpcLaggingError(ChainError):
+    """The RPC answered null for a block the follower already saw announced or stored: it lags."""
 
 
 _SCHEMA = """
@@ -180,6 +191,7 @@ class FollowerStats:
     events: int = 0
     rewinds: int = 0
     errors: int = 0
+    lagging: int = 0  # polls ended because the RPC answered null for a block already seen
     last_block: int = -1  # highest block fully delivered
     head_block: int = -1  # chain head at the last poll
     rewound_to: list[int] = field(default_factory=list)
@@ -213,6 +225,7 @@ class EventFollower(BackgroundLoop):
         with_timestamps: bool = False,
         rpc_retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        max_lag_wait_s: float = 30.0,
     ) -> None:
         if confirmations < 0:
             raise ValueError("confirmations must be >= 0")
@@ -231,6 +244,7 @@ class EventFollower(BackgroundLoop):
         self.with_timestamps = with_timestamps
         self.rpc_retries = rpc_retries
         self._sleep = sleep
+        self.max_lag_wait_s = max_lag_wait_s
         self.stats = FollowerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -269,12 +283,18 @@ class EventFollower(BackgroundLoop):
         if not checkpoints:
             return False
         newest_number, newest_hash = checkpoints[0]
-        if self._block_hash(newest_number) == newest_hash:
+        current = self._block_hash(newest_number)
+        if current is None:
+            raise RpcLaggingError(f"{self.name}: the RPC has no block {newest_number}, which this follower read")
+        if current == newest_hash:
             return False
         # Walk down to the newest checkpoint still on the canonical chain.
         ancestor: int | None = None
         for number, stored in checkpoints[1:]:
-            if self._block_hash(number) == stored:
+            current = self._block_hash(number)
+            if current is None:
+                raise RpcLaggingError(f"{self.name}: the RPC has no block {number}, which this follower read")
+            if current == stored:
                 ancestor = number
                 break
         if ancestor is None:
@@ -315,6 +335,7 @@ class EventFollower(BackgroundLoop):
         self.stats.head_block = head
         target = head - self.confirmations
         delivered = 0
+        rereads = 0
         start = self.next_block()
         while start <= target:
             end = min(target, start + self._range - 1)
@@ -327,6 +348,9 @@ class EventFollower(BackgroundLoop):
                 log.info("%s: narrowing eth_getLogs range to %d blocks", self.name, self._range)
                 continue
             except _ReorgDuringRead:
+                rereads += 1
+                if rereads > 3:  # the chain keeps changing under us: try again next poll
+                    break
                 log.info("%s: chain changed while reading %d..%d; rereading", self.name, start, end)
                 self._check_reorg()
                 start = self.next_block()
@@ -344,8 +368,8 @@ class EventFollower(BackgroundLoop):
 
     def _read_range(self, start: int, end: int) -> tuple[list[ChainEvent], dict[int, bytes]]:
         end_hash = self._block_hash(end)
-        if end_hash is None:
-            raise _ReorgDuringRead()
+        if end_hash is None:  # eth_blockNumber announced it, eth_getBlockByNumber has not got it
+            raise RpcLaggingError(f"{self.name}: the RPC has no block {end} below its announced head")
         params: dict[str, Any] = {
             "fromBlock": start,
             "toBlock": end,
@@ -359,7 +383,10 @@ class EventFollower(BackgroundLoop):
             if any(m in msg for m in _RANGE_ERRORS) and end > start:
                 raise _RangeTooLarge() from exc
             raise
-        if self._block_hash(end) != end_hash:
+        end_again = self._block_hash(end)
+        if end_again is None:
+            raise RpcLaggingError(f"{self.name}: the RPC lost block {end} while reading it")
+        if end_again != end_hash:
             raise _ReorgDuringRead()
         checkpoints: dict[int, bytes] = {end: end_hash}
         events: list[ChainEvent] = []
@@ -380,6 +407,8 @@ class EventFollower(BackgroundLoop):
             if self.with_timestamps:
                 if number not in timestamps:
                     blk = self._rpc(lambda: self.w3.eth.get_block(number), "eth_getBlockByNumber")
+                    if not blk:
+                        raise RpcLaggingError(f"{self.name}: the RPC has no block {number} of a log it returned")
                     if bytes(blk["hash"]) != block_hash:
                         raise _ReorgDuringRead()
                     timestamps[number] = int(blk["timestamp"])
@@ -402,13 +431,21 @@ class EventFollower(BackgroundLoop):
     def run(self, stop: threading.Event | None = None) -> None:
         """Poll until ``stop`` is set; RPC and handler errors are logged and retried."""
         stop = stop or self._stop
+        lag_wait = self.poll_interval_s
         while not stop.is_set():
+            wait = self.poll_interval_s
             try:
                 self.poll_once()
+                lag_wait = self.poll_interval_s
+            except RpcLaggingError as exc:  # wait for the backend to catch up: no reorg, no spin
+                self.stats.lagging += 1
+                lag_wait = min(self.max_lag_wait_s, max(lag_wait * 2, self.poll_interval_s))
+                wait = lag_wait
+                log.info("%s: %s; waiting %.1f s", self.name, exc, wait)
             except Exception as exc:  # survive anything: the cursor only moves on success
                 self.stats.errors += 1
                 log.warning("%s: poll failed (%s: %s); retrying", self.name, type(exc).__name__, redact(str(exc)))
-            stop.wait(self.poll_interval_s)
+            stop.wait(wait)
 
     @property
     def thread_name(self) -> str:
@@ -421,72 +458,3 @@ class _RangeTooLarge(Exception):
 
 class _ReorgDuringRead(Exception):
     pass
-
-
-def bytes32_text(value: bytes) -> str:
-    """A left-aligned, zero-padded bytes32 label (``region``, ``gpuModel``) as text."""
-    return bytes(value).rstrip(b"\0").decode("utf-8", errors="replace")
-
-
-class RentalRegistryFeed:
-    """Feeds a node's ``RentalRegistry`` (``oracle.node.rentals``) from market events, and keeps
-    the set of rentals that may still settle.
-
-    On ``RentalStarted`` the rental's metering parameters are read from the chain (``getRental``
-    for the GPU count and offer, ``getOffer`` for the agent, region and grid intensity) and
-    upserted with ``start_ms = startedAt * 1000``; ``upsert`` is idempotent, so re-delivery
-    after a restart or a rewind is harmless. ``registries`` may be several (one per node DB).
-    ``RentalEnded`` keeps the rental settleable (its final report may settle within the grace);
-    ``RentalFinalized`` and ``RentalCancelled`` drop it. With a ``store`` the statuses persist
-    beside the follower's cursor, so a restarted node still knows its active rentals.
-    """
-
-    def __init__(self, client: Any, registries: Sequence[Any], *, store: CursorStore | None = None,
-                 name: str = "market") -> None:
-        self.client = client  # oracle.chain.client.MarketClient
-        self.registries = list(registries)
-        self.store = store
-        self.name = name
-        self.started: dict[int, int] = {}
-        self.status: dict[int, str] = store.rental_statuses(name) if store is not None else {}
-
-    def _set(self, rental_id: int, status: str) -> None:
-        self.status[rental_id] = status
-        if self.store is not None:
-            self.store.set_rental_status(self.name, rental_id, status)
-
-    def settleable(self) -> list[int]:
-        """Rentals started and not yet finalized (Active, or Ended within the grace)."""
-        return sorted(r for r, s in self.status.items() if s in ("active", "ended"))
-
-    def __call__(self, event: ChainEvent) -> None:
-        if event.name in ("RentalFinalized", "RentalCancelled"):
-            self._set(int(event.args["rentalId"]), "closed")
-            return
-        if event.name == "RentalEnded":
-            self._set(int(event.args["rentalId"]), "ended")
-            return
-        if event.name != "RentalStarted":
-            return
-        from oracle.node.rentals import Rental
-
-        rental_id = int(event.args["rentalId"])
-        started_at = int(event.args["startedAt"])
-        rental = self.client.get_rental(rental_id)
-        offer = self.client.get_offer(int(rental["offerId"]))
-        entry = Rental(
-            rental_id=rental_id,
-            agent=Web3.to_checksum_address(offer["agent"]),
-            gpu_count=int(rental["gpuCount"]),
-            region=bytes32_text(offer["region"]),
-            grid_intensity_g_per_kwh=int(offer["gridIntensityGPerKwh"]),
-            start_ms=started_at * 1000,
-        )
-        for registry in self.registries:
-            registry.upsert(entry)
-        self.started[rental_id] = started_at
-        if self.status.get(rental_id) not in ("ended", "closed"):
-            self._set(rental_id, "active")
-
-    def on_rewind(self, first_invalid_block: int) -> None:
-        """Statuses are re-derived as the rewound blocks' events are re-delivered."""

@@ -37,6 +37,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import (
+    BlockNotFound,
     ContractLogicError,
     ProviderConnectionError,
     TimeExhausted,
@@ -509,12 +510,24 @@ class TransactionSender:
         while True:
             current = self._receipt(receipt["transactionHash"])
             if current is None:
+                # A null receipt after a real one is a reorg only if the receipt's block is gone
+                # from the canonical chain; a lagging backend (no such block yet) is waited out.
+                if self._block_lags(int(receipt["blockNumber"])):
+                    self.stats["rpc_lagging"] = self.stats.get("rpc_lagging", 0) + 1
+                    if time.monotonic() > deadline:
+                        raise TransactionTimeoutError(f"{function}: the RPC keeps lagging behind block "
+                                                      f"{int(receipt['blockNumber'])}")
+                    self._sleep(p.receipt_poll_s)
+                    continue
                 return None
             receipt = current  # re-mined in another block: confirmations count from there
             number = int(receipt["blockNumber"])
             head = int(self.rpc(lambda: self.w3.eth.block_number, "eth_blockNumber"))
             if head >= number + p.confirmations:
-                block = self.rpc(lambda: self.w3.eth.get_block(number), "eth_getBlockByNumber")
+                block = self._block_or_none(number)
+                if block is None:  # lagging backend: ask again
+                    self._sleep(p.receipt_poll_s)
+                    continue
                 if bytes(block["hash"]) == bytes(receipt["blockHash"]):
                     return receipt
                 return None
@@ -524,6 +537,17 @@ class TransactionSender:
                     f"{p.confirmations} blocks deep within {p.receipt_timeout_s} s"
                 )
             self._sleep(p.receipt_poll_s)
+
+    def _block_or_none(self, number: int) -> Any | None:
+        try:
+            return self.rpc(lambda: self.w3.eth.get_block(number), "eth_getBlockByNumber") or None
+        except BlockNotFound:
+            return None
+
+    def _block_lags(self, number: int) -> bool:
+        """Whether the RPC answers as if block ``number`` (which it reported before) did not exist yet."""
+        head = int(self.rpc(lambda: self.w3.eth.block_number, "eth_blockNumber"))
+        return head < number or self._block_or_none(number) is None
 
     def _nonce_used(self, nonce: int) -> bool:
         mined = self.rpc(

@@ -9,12 +9,27 @@ from pathlib import Path
 
 import click
 
-from oracle.cli.common import GuardedGroup, UsageProblem, console, kv_table, print_json
+from oracle.cli.common import (
+    ADDRESS,
+    ChainOptions,
+    GuardedGroup,
+    OperationFailed,
+    Session,
+    UsageProblem,
+    WalletSpec,
+    chain_options,
+    console,
+    kv_table,
+    print_json,
+    print_result,
+    signing_session,
+    wallet_options,
+)
 
 
 @click.group(cls=GuardedGroup)
 def oracle() -> None:
-    """For oracle operators: run a node, manage its key."""
+    """For oracle operators: run a node, manage its key, bond, earnings."""
 
 
 @oracle.command("run")
@@ -112,3 +127,116 @@ def status(urls: tuple[str, ...], as_json: bool) -> None:
         return
     for node in out:
         console().print(kv_table(node["url"], [(k, v) for k, v in node.items() if k != "url"]))
+
+
+# -- the operator registry: bond, earnings, withdraw (oracle.chain.operators) ---------------------
+
+def _operators(session: Session):
+    from oracle.chain.operators import OperatorClient
+
+    address = getattr(session.deployment, "operator_registry", "")
+    if not address:
+        raise OperationFailed(f"the deployment on chain {session.chain_id} has no OperatorRegistry; "
+                              "deploy one with `gpurent deploy` (this version deploys it with the market)")
+    return OperatorClient(session.sender, address)
+
+
+@oracle.command("bond")
+@click.argument("amount")
+@chain_options
+@wallet_options
+def bond(amount: str, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Bond AMOUNT of the payment token (the operator's key) to be eligible for the signer set."""
+    s = signing_session(chain, wallet)
+    ops = _operators(s)
+    units = s.parse(amount)
+    result = ops.bond(s.deployment.payment_token, units)
+    bond_ = ops.bond_of()
+    print_result(chain, {**s.tx_out(result), "operator": s.address, "bonded": units, "active": int(bond_["active"]),
+                         "eligible": ops.is_bonded()},
+                 f"bonded {s.fmt(units)}; active bond {s.fmt(bond_['active'])}"
+                 f"{'' if ops.is_bonded() else ' (below the minimum: not yet eligible)'} (tx {result.tx_hash})")
+
+
+@oracle.command("unbond")
+@click.argument("amount", required=False)
+@click.option("--complete", is_flag=True, help="withdraw the bond whose unbonding delay has passed")
+@chain_options
+@wallet_options
+def unbond(amount: str | None, complete: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Start unbonding AMOUNT (default: all) of the bond, or with --complete take back what has unbonded.
+
+    Refused while the operator is in the market's current signer set (governance rotates it out first).
+    """
+    s = signing_session(chain, wallet)
+    ops = _operators(s)
+    if complete:
+        result = ops.complete_unbond()
+        ev = result.events["Unbonded"][0]
+        print_result(chain, {**s.tx_out(result), "operator": s.address, "amount": int(ev["amount"])},
+                     f"unbonded {s.fmt(ev['amount'])} to {s.address} (tx {result.tx_hash})")
+        return
+    units = s.parse(amount) if amount else int(ops.bond_of()["active"])
+    if units == 0:
+        raise UsageProblem("nothing bonded to unbond")
+    result = ops.request_unbond(units)
+    ev = result.events["UnbondRequested"][0]
+    print_result(chain, {**s.tx_out(result), "operator": s.address, "amount": units,
+                         "unbonding": int(ev["unbondingBond"]), "release_at": int(ev["releaseAt"])},
+                 f"unbonding {s.fmt(units)}; withdraw it with `gpurent oracle unbond --complete` after "
+                 f"{_utc(int(ev['releaseAt']))} (tx {result.tx_hash})")
+
+
+@oracle.command("earnings")
+@click.option("--operator", type=ADDRESS, default=None, help="whose earnings (default: the wallet's address)")
+@chain_options
+@wallet_options
+def earnings(operator: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Fee shares, settlement rebates and bond of an operator in the OperatorRegistry."""
+    s = Session(chain, wallet if wallet.given else None)
+    ops = _operators(s)
+    who = operator or (s.address if s.can_sign else None)
+    if who is None:
+        raise UsageProblem("pass --operator ADDRESS (or a wallet: --keystore FILE / --dev-account N)")
+    e = ops.earnings(s.deployment.payment_token, who)
+    if chain.as_json:
+        print_json(e.as_dict())
+        return
+    console().print(kv_table(f"operator {e.operator}", [
+        ("withdrawable", s.fmt(e.withdrawable)),
+        ("rebate reports", f"{e.rebate_reports} (up to {s.fmt(e.rebate_claimable)} to claim)"),
+        ("fees not yet synced", f"{s.fmt(e.pending_fees)} (whole signer set)"),
+        ("bond", f"{s.fmt(e.bond_active)} active, {s.fmt(e.bond_unbonding)} unbonding"
+                 + (f" until {_utc(e.bond_release_at)}" if e.bond_unbonding else "")),
+        ("eligible for the signer set", "yes" if e.bonded else "no"),
+    ]))
+
+
+@oracle.command("withdraw")
+@click.option("--no-sync", is_flag=True, help="do not pull the market's fees into the registry first")
+@chain_options
+@wallet_options
+def withdraw(no_sync: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Sync the operators' fees, claim accrued rebates, and withdraw the wallet's registry balance."""
+    s = signing_session(chain, wallet)
+    ops = _operators(s)
+    token = s.deployment.payment_token
+    txs = []
+    if not no_sync and ops.pending_fees(token) > 0:
+        txs.append(ops.sync(token).tx_hash)
+    rebate_token = str(ops.params()["rebateToken"]).lower()
+    if int(ops.bond_of()["rebateReports"]) > 0 and rebate_token == token.lower() and ops.rebate_reserve(token) > 0:
+        txs.append(ops.claim_rebates().tx_hash)
+    if ops.balance_of(token) == 0:
+        raise OperationFailed(f"{s.address} has nothing to withdraw from the OperatorRegistry")
+    result = ops.withdraw(token)
+    amount = int(result.events["Withdrawn"][0]["amount"])
+    print_result(chain, {**s.tx_out(result), "operator": s.address, "token": token, "amount": amount,
+                         "earlier_txs": txs},
+                 f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
+
+
+def _utc(timestamp: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(timestamp))

@@ -13,7 +13,6 @@ import io
 import os
 import sys
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -205,48 +204,25 @@ def cp(rental_id: int, src: str, dest: str, provider_url: str | None, chain: Cha
 @chain_options
 @wallet_options
 def ssh(rental_id: int, provider_url: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
-    """A shell in the rental's container through the daemon (each line a signed exec; `cd` is kept).
-
-    Not an sshd session: every line runs as `sh -c LINE` in the container's current directory.
-    Exit with `exit` or end of input.
-    """
+    """An interactive shell on a TTY in the rental's container, through the daemon's signed endpoint
+    (a websocket; not sshd: with network `none` nothing else reaches the container). Exit with `exit`
+    or Ctrl-D; piped input runs as a script."""
     s = signing_session(chain, wallet)
     client = _client(s, rental_id, provider_url)
-    started = time.monotonic()
-    code, out, _ = client.exec(rental_id, ["sh", "-c", "pwd"])
-    cwd = out.decode().strip() or "/"
-    interactive = sys.stdin.isatty()
-    if interactive:
-        click.echo(f"connected to rental {rental_id} in {time.monotonic() - started:.1f} s; `exit` to leave",
-                   err=True)
-    last = 0
-    while True:
-        if interactive:
-            sys.stderr.write(f"rental-{rental_id}:{cwd}# ")
-            sys.stderr.flush()
-        line = sys.stdin.readline()
-        if not line or line.strip() in ("exit", "logout"):
-            break
-        if not line.strip():
-            continue
-        script = f"cd {_quote(cwd)} && {line.rstrip()}\n__rc=$?; printf '\\n\\036%s' \"$PWD\"; exit $__rc"
-        last, out, err = client.exec(rental_id, ["sh", "-c", script])
-        text, _, new_cwd = out.rpartition(b"\n\x1e")
-        if new_cwd:
-            cwd = new_cwd.decode(errors="replace")
-        else:
-            text = out
-        sys.stdout.buffer.write(text + (b"\n" if text and not text.endswith(b"\n") else b""))
-        sys.stdout.flush()
-        sys.stderr.buffer.write(err)
-        sys.stderr.flush()
-    sys.exit(last)
+    stdin = sys.stdin.buffer
+    if not stdin.isatty():
+        client.shell(rental_id, stdin, sys.stdout.buffer)
+        return
+    import termios
+    import tty
 
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
+    saved = termios.tcgetattr(stdin.fileno())
+    click.echo(f"rental {rental_id}: shell through {client.url} (Ctrl-D or `exit` to leave)", err=True)
+    try:
+        tty.setraw(stdin.fileno())
+        client.shell(rental_id, stdin, sys.stdout.buffer)
+    finally:
+        termios.tcsetattr(stdin.fileno(), termios.TCSADRAIN, saved)
 
 
 ACCESS_COMMANDS = (connection, exec_, logs, cp, ssh)

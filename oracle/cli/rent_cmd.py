@@ -107,6 +107,8 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
     from oracle.provider.onchain import open_rental as open_rental_tx
 
     spec = workload.spec()
+    if spec is not None and not workload.provider_url:
+        raise click.UsageError("a workload needs --provider-url (or $GPURENT_PROVIDER_URL): the provider daemon's URL")
     s = signing_session(chain, wallet)
     offer = offer_view(s, offer_id)
     units = s.parse(budget, "--budget")

@@ -210,17 +210,15 @@ class NodeChain:
 
     def __init__(self, settings: NodeSettings, runtime: NodeRuntime, node_key: bytes) -> None:
         from oracle.chain.tx import TxPolicy
-        from oracle.node.aggregator import ChainServices
+        from oracle.node.chain_services import ChainServices
 
         assert settings.rpc_url is not None
         self.settings = settings
         self.metrics = runtime.metrics
-        import httpx
-
         storage = runtime.storage
         self.peers = runtime.peers
         self.services = ChainServices(
-            http=httpx.Client(timeout=5.0, auth=PeerAuth(node_key, settings.chain_id, settings.market_address)),
+            auth=PeerAuth(node_key, settings.chain_id, settings.market_address),  # peers know us as a signer
             rpc_url=settings.rpc_url,
             node_key=node_key,
             market_address=settings.market_address,
@@ -238,6 +236,11 @@ class NodeChain:
             settle=settings.submits_settlements,
             local_head=lambda rental_id: storage.batch_head(rental_id)[0],
             on_outcome=self._count,
+            settle_policy=settings.settle_policy(),
+            max_rentals_per_round=settings.settle_max_rentals_per_round,
+            max_reports_per_tx=settings.settle_max_reports_per_tx,
+            max_faults_per_rental=settings.faults_per_rental_per_round,
+            operator_registry=settings.operator_registry_address,
         )
         self._started = False
         self._stopped = False
@@ -368,6 +371,9 @@ class NodeChain:
                 "enabled": services.settle,
                 "round_errors": services.loop.errors,
                 "last_settled_sequence": dict(services.due.last_settled),
+                "deferred_by_value": services.due.deferred_by_value,
+                "peer_rate_limited": services.aggregator.stats.get("rate_limited", 0),
+                "slashes_not_sent": services.aggregator.stats.get("slash_not_sent", 0),
                 "last_submission": self.last_submission,
             },
             "transactions": dict(services.client.sender.stats),

@@ -43,7 +43,16 @@ from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeSt
 from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS, TelemetryBatch, address_of
 from oracle.telemetry.codec import encode_batch, gpus_key
 
+# Crash points of the signing path (test-only, dev mode; ``GPURENT_NODE_FAULT``), in path order:
+# metered but nothing recorded; recorded, not signed; signed in memory, signature not stored;
+# signature stored, not yet returned. tests/oracle/crash/test_signing_crash_points.py kills a
+# node at each and checks that no (rental, sequence) ever gets two different signatures.
+FAULT_KILL_BEFORE_RECORD = "kill_before_record"
 FAULT_KILL_AFTER_RECORD = "kill_after_record"
+FAULT_KILL_AFTER_SIGN = "kill_after_sign"
+FAULT_KILL_AFTER_STORE = "kill_after_store"
+SIGNING_FAULT_POINTS = (FAULT_KILL_BEFORE_RECORD, FAULT_KILL_AFTER_RECORD, FAULT_KILL_AFTER_SIGN,
+                        FAULT_KILL_AFTER_STORE)
 
 
 class SequenceUnavailable(ReportUnavailable):
@@ -285,12 +294,22 @@ class Attestor:
         if newest > now_ms + skew:
             raise FutureBatch(f"sample at t_ms={newest} is {newest - now_ms} ms ahead of this node's clock "
                               f"(allowed skew {skew} ms)", node_time_ms=now_ms)
-        if newest < now_ms - self.limits.max_batch_age_ms:
+        if newest < now_ms - self.limits.max_batch_age_ms and not self._catching_up(batch):
             raise StaleBatch(f"newest sample at t_ms={newest} is {now_ms - newest} ms old (limit "
-                             f"{self.limits.max_batch_age_ms} ms)", node_time_ms=now_ms)
+                             f"{self.limits.max_batch_age_ms} ms) and is not the next batch this node "
+                             f"needs", node_time_ms=now_ms)
         if oldest < rental.start_ms - skew:
             raise StaleBatch(f"sample at t_ms={oldest} is before rental {rental.rental_id} started "
                              f"({rental.start_ms})")
+
+    def _catching_up(self, batch: TelemetryBatch) -> bool:
+        """Catch-up (docs/protocol.md): an old batch is still taken when it is exactly the next
+        batch of the rental's stored hash chain (a node that was away is being re-sent the
+        agent's spool). Anything else old stays refused as stale."""
+        next_seq, head_hash = self.storage.batch_head(batch.rental_id)
+        if batch.batch_seq < next_seq:  # a re-send of a batch already held answers "duplicate"
+            return self.storage.batch_hash(batch.rental_id, batch.batch_seq) == batch.batch_hash()
+        return batch.batch_seq == next_seq and batch.prev_hash == (head_hash or bytes(32))
 
     def finish(self, verified: VerifiedBatch, outcome: AppendOutcome) -> IngestResult:
         """Turn the storage outcome into a result or the matching refusal."""
@@ -379,34 +398,96 @@ class Attestor:
 
         return sign_digest(self._node_key, digest)
 
+    def _sign_with_fault_point(self, digest: bytes) -> bytes:
+        """:meth:`_sign`, then the crash point between making a signature and storing it."""
+        signature = self._sign(digest)
+        self._fault_point(FAULT_KILL_AFTER_SIGN)
+        return signature
+
     def _fault_point(self, name: str) -> None:
         if self._fault == name:  # test-only crash injection (settings refuse it outside dev mode)
             os.kill(os.getpid(), signal.SIGKILL)
 
     def record_and_sign(self, kind: str, rental_id: int, key: int, report: Any, digest: bytes) -> SignedReport:
-        """The one path to a signature: commit the report durably, then sign the recorded digest."""
-        now_ms = self.now_ms()
-        recorded = self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms)
-        self._fault_point(FAULT_KILL_AFTER_RECORD)
-        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign, now_ms)
-        return SignedReport(report, digest, signature, self.address, newly_signed=recorded.signature is None)
+        """The one path to a signature: commit the report durably, then sign the recorded digest.
 
-    def usage_report(self, rental_id: int, sequence: int | None = None) -> SignedReport:
-        from oracle.attestation.eip712 import usage_report_digest
+        The record's key includes the report's signer-set version. A report already recorded
+        and signed is returned from storage without a write.
+        """
+        now_ms = self.now_ms()
+        version = int(report.signer_set_version)
+        self._fault_point(FAULT_KILL_BEFORE_RECORD)
+        recorded = self.storage.record_report(kind, rental_id, key, digest, report_bytes(report), now_ms, version)
+        if recorded.signature is not None:
+            return SignedReport(report, digest, recorded.signature, self.address, newly_signed=False)
+        self._fault_point(FAULT_KILL_AFTER_RECORD)
+        signature = self.storage.sign_recorded(kind, rental_id, key, digest, self._sign_with_fault_point, now_ms,
+                                               version)
+        self._fault_point(FAULT_KILL_AFTER_STORE)
+        return SignedReport(report, digest, signature, self.address, newly_signed=True)
+
+    def _sequence(self, rental_id: int, sequence: int | None) -> int:
+        if self.registry.get(rental_id) is None:
+            raise ReportUnavailable(f"this node meters no rental {rental_id}")
+        available = self.contiguous_batches(rental_id)
+        sequence = available if sequence is None else sequence
+        if sequence < 1:
+            raise SequenceUnavailable(f"rental {rental_id}: no telemetry batches yet")
+        if sequence > available:
+            raise SequenceUnavailable(f"rental {rental_id}: asked for sequence {sequence}, this node holds "
+                                      f"{available} contiguous batches")
+        return sequence
+
+    def usage_report(self, rental_id: int, sequence: int | None = None, version: int | None = None) -> SignedReport:
+        """The signed usage report of batches ``0 .. sequence-1`` for signer set ``version``
+        (default: the node's configured one).
+
+        A sequence already recorded for that version is served from storage (no metering). A
+        sequence recorded for another version (a signer-set rotation) is re-signed with the
+        recorded content unchanged, only ``signer_set_version`` differs: the node never signs two
+        different contents for one rental and sequence, and an ended rental's last reports stay
+        signable by the new set.
+        """
+        from dataclasses import replace
+
+        from oracle.attestation.eip712 import UsageReport, usage_report_digest
         from oracle.attestation.reports import build_usage_report
 
-        rental, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)
-        report = build_usage_report(rental_id, sequence, totals, telemetry_hash, self.signer_set_version)
+        version = self.signer_set_version if version is None else version
+        sequence = self._sequence(rental_id, sequence)
+        recorded = self.storage.get_report("usage", rental_id, sequence, version)
+        if recorded is not None and recorded.signature is not None:
+            return SignedReport(report_from_bytes(UsageReport, recorded.body), recorded.digest, recorded.signature,
+                                self.address, newly_signed=False)
+        prior = recorded or self.storage.get_report("usage", rental_id, sequence)
+        if prior is not None:
+            report = replace(report_from_bytes(UsageReport, prior.body), signer_set_version=version)
+        else:
+            _, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)
+            report = build_usage_report(rental_id, sequence, totals, telemetry_hash, version)
         digest = usage_report_digest(report, self.chain_id, self.market_address)
         return self.record_and_sign("usage", rental_id, sequence, report, digest)
 
-    def fault_reports(self, rental_id: int) -> list[FaultOutcome]:
-        from oracle.attestation.eip712 import fault_report_digest
+    def fault_reports(self, rental_id: int, from_id: int = 0, limit: int = 256,
+                      version: int | None = None) -> list[FaultOutcome]:
+        """Signed fault reports of fault ids ``from_id .. from_id+limit-1`` (a page).
+
+        A page the node has already recorded and signed in full is served from storage without
+        metering; otherwise the rental is metered and only the page's reports are recorded and
+        signed (the rest cost nothing).
+        """
+        from oracle.attestation.eip712 import FaultReport, fault_report_digest
         from oracle.attestation.reports import build_fault_reports
 
-        rental, sequence, totals, _ = self.meter(rental_id)
+        version = self.signer_set_version if version is None else version
+        stored = self.storage.recorded_reports("fault", rental_id, version, from_id, limit)
+        if len(stored) == limit and all(r.signature is not None for r in stored) and \
+                [r.key for r in stored] == list(range(from_id, from_id + limit)):
+            return [FaultOutcome(r.key, SignedReport(report_from_bytes(FaultReport, r.body), r.digest, r.signature,
+                                                     self.address, newly_signed=False), None) for r in stored]
+        _, _, totals, _ = self.meter(rental_id)
         outcomes = []
-        for report in build_fault_reports(rental_id, totals, self.signer_set_version):
+        for report in build_fault_reports(rental_id, totals, version)[from_id:from_id + limit]:
             digest = fault_report_digest(report, self.chain_id, self.market_address)
             try:
                 signed = self.record_and_sign("fault", rental_id, report.fault_id, report, digest)
@@ -432,7 +513,9 @@ class Attestor:
             if rental_id in seen_rentals:
                 raise SigningError(f"rental {rental_id} appears twice in the batch")
             seen_rentals.add(rental_id)
-            recorded = self.storage.get_report("usage", rental_id, sequence)
+            recorded = self.storage.report_with_digest("usage", rental_id, sequence, digest)
+            if recorded is None:
+                recorded = self.storage.get_report("usage", rental_id, sequence)
             if recorded is None:
                 raise ReportUnavailable(f"this node has no report for rental {rental_id} sequence {sequence}; "
                                         f"ask GET /v1/rentals/{rental_id}/report?sequence={sequence} first")

@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from oracle.errors import ConfigError, KeystoreError
+from oracle.node.settle_policy import DEFAULT_MAX_REPORTS_PER_TX, GAS_PER_BATCHED_REPORT, SettlePolicy
 from oracle.redact import redact_url  # noqa: F401  (re-exported: the node's one redaction helper)
 
 ENV_PREFIX = "GPURENT_NODE_"
@@ -58,6 +59,9 @@ GWEI = 10**9
 CHAIN_FIELDS = (
     "self_url", "chain_start_block", "confirmations", "chain_poll_interval_s", "settle_interval_s",
     "submit_stagger_s", "submit_settlements", "settle_batch", "slash_faults", "max_fee_per_gas_cap_wei",
+    "settle_by_value", "settle_max_gas_bps", "settle_max_interval_s", "settle_token_units_per_eth",
+    "settle_gas_per_report", "settle_max_rentals_per_round", "settle_max_reports_per_tx",
+    "faults_per_rental_per_round", "operator_registry_address",
 )
 
 
@@ -172,10 +176,34 @@ class NodeSettings(BaseModel):
     slash_faults: bool = Field(default=True, description="also submit quorum-signed fault reports (slash)")
     max_fee_per_gas_cap_wei: int = Field(default=500 * GWEI, ge=1, lt=2**256,
                                          description="never pay more per gas than this (EIP-1559 maxFeePerGas)")
+    # Settling driven by value (oracle/node/settle_policy.py): a rental settles when its gas is at
+    # most settle_max_gas_bps of what it owes, or settle_max_interval_s after its last settlement.
+    settle_by_value: bool = Field(default=True, description="false: every rental with a new report settles "
+                                                            "every round")
+    settle_max_gas_bps: int = Field(default=100, ge=1, le=10_000,
+                                    description="settle when gas costs at most this share (bps) of the amount")
+    settle_max_interval_s: int = Field(default=6 * 3600, ge=1, le=30 * 86_400,
+                                       description="settle at least this often (also kept under half the "
+                                                   "rental's silence timeout)")
+    settle_token_units_per_eth: int = Field(default=3_000 * 10**6, ge=1, lt=2**128,
+                                            description="payment-token base units one ETH of gas is worth "
+                                                        "(default: a 6-decimals USD token at 3,000 USD/ETH)")
+    settle_gas_per_report: int = Field(default=GAS_PER_BATCHED_REPORT, ge=1, le=30_000_000,
+                                       description="gas one report costs in settleBatch (reports/gas.json)")
+    settle_max_rentals_per_round: int = Field(default=10_000, ge=1, le=1_000_000,
+                                              description="rentals one round looks at; the rest go first next round")
+    settle_max_reports_per_tx: int = Field(default=DEFAULT_MAX_REPORTS_PER_TX, ge=1, le=256,
+                                           description="reports per settleBatch (a contract cap below it wins)")
+    operator_registry_address: str | None = Field(
+        default=None, description="OperatorRegistry: settle through its settleFor/settleBatchFor (the node's "
+                                  "gas is rebated); unset: settle on the market directly")
+    faults_per_rental_per_round: int = Field(default=16, ge=1, le=256,
+                                             description="fault ids of one rental looked at per round")
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Test-only fault injection (crash tests); refused outside dev mode.
-    fault: Literal["kill_after_record", "lie_verdicts"] | None = None
+    fault: Literal["kill_before_record", "kill_after_record", "kill_after_sign", "kill_after_store",
+                   "lie_verdicts"] | None = None
 
     # Proof of GPU (docs/protocol.md, "Proof of GPU"). "model": challenges sized to each rental's
     # GPU model; "dev": the numpy-sized dev profile for every rental (dev mode only).
@@ -199,6 +227,11 @@ class NodeSettings(BaseModel):
     @classmethod
     def _peer_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_checksum(address) for address in value)
+
+    @field_validator("operator_registry_address")
+    @classmethod
+    def _registry_address(cls, value: str | None) -> str | None:
+        return None if value is None else _checksum(value)
 
     @field_validator("peers")
     @classmethod
@@ -270,6 +303,14 @@ class NodeSettings(BaseModel):
                 f"chains (chain id {', '.join(map(str, sorted(LOCAL_CHAIN_IDS)))}) or dev_mode, not chain "
                 f"{self.chain_id}"
             )
+
+    def settle_policy(self) -> SettlePolicy | None:
+        """The :class:`~oracle.node.settle_policy.SettlePolicy` of these settings (None: every round)."""
+        if not self.settle_by_value:
+            return None
+        return SettlePolicy(max_gas_cost_bps=self.settle_max_gas_bps, max_interval_s=self.settle_max_interval_s,
+                            gas_per_report=self.settle_gas_per_report,
+                            token_units_per_eth=self.settle_token_units_per_eth)
 
     @property
     def follows_chain(self) -> bool:

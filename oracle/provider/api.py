@@ -10,6 +10,7 @@ only here.
     GET  /v1/rentals/{id}/logs?follow=1&tail=N   the container's output, streamed
     PUT  /v1/rentals/{id}/archive?path=DIR body: a tar extracted into DIR
     GET  /v1/rentals/{id}/archive?path=P   a tar of P
+    WS   /v1/rentals/{id}/shell            an interactive shell on a TTY in the container (`rent ssh`)
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import json
 import time
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+import asyncio
+
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -44,13 +47,15 @@ def create_app(daemon: Any) -> FastAPI:
     async def _provider(_: Request, exc: ProviderError) -> JSONResponse:
         return JSONResponse({"error": "refused", "detail": str(exc)}, status_code=409)
 
-    async def renter_request(request: Request, rental_id: int, *, statuses: tuple[str, ...]) -> tuple[VerifiedRequest, bytes]:
-        body = await request.body()
+    async def renter_request(request: Request | WebSocket, rental_id: int, *,
+                             statuses: tuple[str, ...]) -> tuple[VerifiedRequest, bytes]:
+        body = await request.body() if isinstance(request, Request) else b""
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(413, "body too large")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         now = int(time.time())
-        verified = verify_request(dict(request.headers), config.chain_id, config.market_address, request.method,
+        method = request.method if isinstance(request, Request) else "GET"
+        verified = verify_request(dict(request.headers), config.chain_id, config.market_address, method,
                                   path, body, now)
         rental = await run_in_threadpool(daemon.rental, rental_id)
         if int(rental["status"]) == 0 or int(rental["renter"], 16) == 0:
@@ -129,5 +134,45 @@ def create_app(daemon: Any) -> FastAPI:
         await renter_request(request, rental_id, statuses=("Active",))
         stream = await run_in_threadpool(daemon.runtime.get_archive, rental_id, path)
         return StreamingResponse(stream, media_type="application/x-tar")
+
+    @app.websocket("/v1/rentals/{rental_id}/shell")
+    async def shell(websocket: WebSocket, rental_id: int) -> None:
+        """A TTY shell: bytes from the socket go to the shell's stdin, its output comes back."""
+        try:
+            await renter_request(websocket, rental_id, statuses=("Active",))
+            sock = await run_in_threadpool(daemon.runtime.open_shell, rental_id)
+        except (AuthError, HTTPException, ProviderError) as exc:
+            await websocket.accept()  # then close with the reason: a refused upgrade would lose it
+            await websocket.close(code=4409 if isinstance(exc, ProviderError) else 4403,
+                                  reason=str(getattr(exc, "detail", exc))[:120])
+            return
+        await websocket.accept()
+        loop = asyncio.get_running_loop()
+
+        async def pump_out() -> None:
+            while True:
+                data = await loop.run_in_executor(None, sock.recv, 65536)
+                if not data:
+                    return
+                await websocket.send_bytes(data)
+
+        out = asyncio.ensure_future(pump_out())
+        try:
+            while not out.done():
+                receive = asyncio.ensure_future(websocket.receive_bytes())
+                done, _ = await asyncio.wait({receive, out}, return_when=asyncio.FIRST_COMPLETED)
+                if receive in done:
+                    await loop.run_in_executor(None, sock.sendall, receive.result())
+                else:
+                    receive.cancel()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            out.cancel()
+            sock.close()
+            try:
+                await websocket.close()
+            except RuntimeError:
+                pass
 
     return app

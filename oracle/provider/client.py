@@ -94,6 +94,54 @@ class ProviderClient:
         except httpx.HTTPError as exc:
             raise ProviderError(f"log stream from {self.url} failed: {exc}") from None
 
+    def shell(self, rental_id: int, stdin: Any, stdout: Any) -> None:
+        """Bridge ``stdin``/``stdout`` (binary files) to a TTY shell in the container until it exits."""
+        import os
+        import threading
+
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+        from websockets.sync.client import connect
+
+        path = f"/v1/rentals/{rental_id}/shell"
+        ws_url = "ws" + self.url[len("http"):] + path
+        try:
+            ws = connect(ws_url, additional_headers=self._signed("GET", path, b""), open_timeout=30,
+                         max_size=None)
+        except InvalidStatus as exc:
+            raise ProviderError(f"the provider daemon refused the shell: HTTP {exc.response.status_code}") from None
+        except (OSError, TimeoutError) as exc:
+            raise ProviderError(f"cannot reach the provider daemon at {self.url}: {exc}") from None
+
+        try:
+            fd = stdin.fileno()
+            read = lambda: os.read(fd, 4096)  # noqa: E731  (unbuffered: a raw terminal's keys go at once)
+        except (AttributeError, OSError, ValueError):
+            read = lambda: stdin.read1(4096) if hasattr(stdin, "read1") else stdin.read(4096)  # noqa: E731
+
+        def pump_in() -> None:
+            try:
+                while True:
+                    data = read()
+                    if not data:
+                        ws.send(b"\x04")  # end of input: Ctrl-D ends the shell
+                        return
+                    ws.send(data)
+            except (ConnectionClosed, OSError):
+                return
+
+        threading.Thread(target=pump_in, name="shell-stdin", daemon=True).start()
+        try:
+            while True:
+                data = ws.recv()
+                stdout.write(data if isinstance(data, bytes) else data.encode())
+                stdout.flush()
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code >= 4000:
+                error = AuthError if exc.rcvd.code == 4403 else ProviderError
+                raise error(f"the provider daemon refused the shell: {exc.rcvd.reason}") from None
+        finally:
+            ws.close()
+
     def put_archive(self, rental_id: int, path: str, tar_bytes: bytes) -> dict[str, Any]:
         return self.request("PUT", f"/v1/rentals/{rental_id}/archive?path={quote(path, safe='/')}", tar_bytes).json()
 

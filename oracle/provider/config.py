@@ -49,6 +49,9 @@ class TelemetrySettings(BaseModel):
     sample_hz: float = Field(default=1.0, gt=0, le=10)
     batch_samples: int = Field(default=10, ge=1, le=600)
     foreign_process_poll_s: float = Field(default=5.0, gt=0)
+    # Proof of GPU (issue 8): answer the nodes' challenges for each rental's GPUs. "cuda" needs the
+    # gpurent[gpu] extra (PyTorch); a rental whose challenges go unanswered is unpaid and slashable.
+    challenges: Literal["off", "numpy", "cuda"] = "off"
 
 
 class ProviderConfig(BaseModel):

@@ -47,6 +47,7 @@ class AgentHandle:
     agent: Any
     thread: threading.Thread
     source: Any
+    responder: Any = None  # the proof-of-GPU challenge responder, if challenges are on
 
 
 @dataclass
@@ -115,9 +116,11 @@ class ProviderDaemon:
                     self.store.set_rental_status(FOLLOWER, rid, "tracked")
                     self.notifier.event("rental_opened", rid, renter=args["renter"], gpus=int(args["gpuCount"]),
                                         budget=int(args["budget"]), start_deadline=int(args["startDeadline"]))
-        elif event.name == "Slashed" and args["provider"].lower() == self.provider.lower():
-            self.notifier.event("slash", int(args["rentalId"]), fault_id=int(args["faultId"]), kind=int(args["kind"]),
-                                renter_share=int(args["renterShare"]), treasury_share=int(args["treasuryShare"]))
+        elif event.name == "Slashed" and str(args.get("provider", "")).lower() == self.provider.lower():
+            # Every field but the rental is passed through as the event has it (its shape is the market's).
+            details = {k: (int(v) if isinstance(v, int) else str(v)) for k, v in args.items()
+                       if k not in ("provider", "rentalId")}
+            self.notifier.event("slash", int(args.get("rentalId", 0)), tx=event.tx_hash, **details)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -131,7 +134,10 @@ class ProviderDaemon:
                 self.reconcile(rid)
             except Exception as exc:
                 log.exception("rental %d: reconcile failed: %s", rid, exc)
-        self._poll_foreign_processes()
+        try:
+            self._poll_foreign_processes()
+        except Exception:
+            log.exception("checking the rented GPUs' processes failed")
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -176,22 +182,12 @@ class ProviderDaemon:
         if self.config.accept != "auto":
             self._note_once(tracked, "manual", "waiting", why="accept = manual: start it with `gpurent provider start`")
             return
-        sealed_path = self.workload_path(rid)
-        if not sealed_path.is_file():
+        if not self.workload_path(rid).is_file():
             self._note_once(tracked, "no-workload", "waiting", why="the renter's workload has not arrived yet")
             return
-        try:
-            spec = self.open_workload(rid, sealed_path.read_bytes())
-            self.check_policy(spec)
-        except ProviderError as exc:
-            self._note_once(tracked, "bad-workload", "refused", why=str(exc))
+        if tracked.container is None and not self._launch(tracked, rental):
             return
-        gpus = self.free_gpus(int(rental["gpuCount"]))
-        if gpus is None:
-            self._note_once(tracked, "no-gpus", "waiting", why=f"no {rental['gpuCount']} free GPUs")
-            return
-        if tracked.container is None:
-            tracked.container = self.runtime.run(rid, spec, [g.uuid for g in gpus], int(rental["gpuCount"]))
+        assert tracked.container is not None
         try:
             result = self.client.start_rental(rid)
         except Exception:
@@ -200,17 +196,21 @@ class ProviderDaemon:
             raise
         started = result.events.get("RentalStarted", [{}])[0].get("startedAt")
         self.notifier.event("rental_started", rid, container=tracked.container.container_id[:12],
-                            gpus=",".join(g.uuid for g in gpus), started_at=started, tx=result.tx_hash)
+                            gpus=",".join(tracked.container.gpu_uuids), started_at=started, tx=result.tx_hash)
         self._start_agent(tracked)
 
     def _keep_running(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
         if tracked.container is None:
-            containers = self.runtime.adopt()
-            tracked.container = containers.get(rid)
-            if tracked.container is None:
-                self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
+            tracked.container = self.runtime.adopt().get(rid)
+        if tracked.container is None and self.workload_path(rid).is_file():
+            # Started by hand (accept = "manual": `gpurent provider start`): run the workload now.
+            if not self._launch(tracked, rental):
                 return
+            self.notifier.event("container_started", rid, container=tracked.container.container_id[:12])
+        if tracked.container is None:
+            self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
+            return
         if tracked.agent is None or not tracked.agent.thread.is_alive():
             if tracked.agent is not None:
                 log.warning("rental %d: telemetry agent stopped; restarting it", rid)
@@ -218,6 +218,23 @@ class ProviderDaemon:
         budget, paid = int(rental["budget"]), int(rental["paid"])
         if budget and budget - paid <= budget * self.config.budget_low_fraction:
             self._note_once(tracked, "budget-low", "budget_low", remaining=budget - paid, budget=budget)
+
+    def _launch(self, tracked: TrackedRental, rental: dict[str, Any]) -> bool:
+        """Open the renter's sealed workload, check it against the commitment and the policy, and
+        run it on free GPUs; False (and one log line) if it cannot run yet or at all."""
+        rid = tracked.rental_id
+        try:
+            spec = self.open_workload(rid, self.workload_path(rid).read_bytes())
+            self.check_policy(spec)
+        except ProviderError as exc:
+            self._note_once(tracked, "bad-workload", "refused", why=str(exc))
+            return False
+        gpus = self.free_gpus(int(rental["gpuCount"]))
+        if gpus is None:
+            self._note_once(tracked, "no-gpus", "waiting", why=f"no {rental['gpuCount']} free GPUs")
+            return False
+        tracked.container = self.runtime.run(rid, spec, [g.uuid for g in gpus], int(rental["gpuCount"]))
+        return True
 
     def _teardown(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
@@ -258,14 +275,29 @@ class ProviderDaemon:
                 spool.close()
 
         thread = threading.Thread(target=run, name=f"agent-rental-{rid}", daemon=True)
-        tracked.agent = AgentHandle(agent, thread, source)
+        tracked.agent = AgentHandle(agent, thread, source, self._start_challenges(agent, rid))
         thread.start()
         log.info("rental %d: telemetry agent running for GPUs %s (resumes at batch %d)", rid, indices, agent.next_seq)
+
+    def _start_challenges(self, agent: Any, rental_id: int) -> Any:
+        """The agent's proof-of-GPU responder for this rental's GPUs (``telemetry.challenges``)."""
+        if self.config.telemetry.challenges == "off":
+            return None
+        from oracle.agent import make_agent_config
+        from oracle.agent.agent import start_challenge_responder
+
+        agent_config = make_agent_config({
+            "rental_id": rental_id, "nodes": self.config.node_urls, "dev": self.config.dev,
+            "keystore_path": str(self.config.agent_keystore_path), "spool_path": str(self.state_dir / "unused"),
+            "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
+        return start_challenge_responder(agent_config, agent)
 
     def _stop_agent(self, tracked: TrackedRental) -> None:
         handle = tracked.agent
         if handle is None:
             return
+        if handle.responder is not None:
+            handle.responder.close()
         handle.agent.stop.set()
         handle.thread.join(timeout=30)
         close = getattr(handle.source, "close", None)
@@ -296,7 +328,7 @@ class ProviderDaemon:
             if (use.gpu_uuid, use.pid) not in self._foreign_seen:
                 self._foreign_seen.add((use.gpu_uuid, use.pid))
                 self.notifier.event("fault", rental_of[use.gpu_uuid], kind=FOREIGN_PROCESS_KIND,
-                                    name="FOREIGN_PROCESS", detail=use.detail)
+                                    fault="FOREIGN_PROCESS", detail=use.detail)
 
     # -- workloads, policy, GPUs ------------------------------------------------------------------
 

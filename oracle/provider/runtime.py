@@ -215,6 +215,15 @@ class DockerRuntime:
         out, err = result.output if result.output else (None, None)
         return int(result.exit_code), out or b"", err or b""
 
+    def open_shell(self, rental_id: int) -> Any:
+        """A login shell on a TTY in the container; returns the raw socket of its stdin/stdout."""
+        container = self.container(rental_id)
+        shell = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"
+        exec_id = self.docker.api.exec_create(container.id, ["sh", "-c", shell], stdin=True, tty=True,
+                                              environment={"TERM": "xterm-256color"})["Id"]
+        sock = self.docker.api.exec_start(exec_id, socket=True, tty=True)
+        return getattr(sock, "_sock", sock)
+
     def logs(self, rental_id: int, *, follow: bool, tail: int | None = None) -> Iterator[bytes]:
         container = self.container(rental_id)
         kwargs: dict[str, Any] = {"stream": True, "follow": follow}

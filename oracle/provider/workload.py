@@ -117,13 +117,21 @@ def address_of_public_key(public_key: bytes) -> str:
     return eth_keys.PublicKey(bytes(public_key)).to_checksum_address()
 
 
+def _ecies_config():
+    """The envelope's parameters, stated rather than taken from eciespy's mutable global."""
+    from ecies.config import Config
+
+    return Config(elliptic_curve="secp256k1", is_ephemeral_key_compressed=False, is_hkdf_key_compressed=False,
+                  symmetric_algorithm="aes-256-gcm", symmetric_nonce_length=16)
+
+
 def seal(public_key: bytes, plaintext: bytes) -> bytes:
     """ECIES-encrypt ``plaintext`` to a 64-byte secp256k1 public key."""
     import ecies
 
     if len(public_key) != 64:
         raise ConfigError("the recipient's public key must be 64 bytes (uncompressed, no prefix)")
-    return ecies.encrypt(b"\x04" + bytes(public_key), plaintext)
+    return ecies.encrypt(b"\x04" + bytes(public_key), plaintext, _ecies_config())
 
 
 def unseal(private_key: bytes, sealed: bytes) -> bytes:
@@ -131,7 +139,7 @@ def unseal(private_key: bytes, sealed: bytes) -> bytes:
     import ecies
 
     try:
-        return ecies.decrypt(bytes(private_key), bytes(sealed))
+        return ecies.decrypt(bytes(private_key), bytes(sealed), _ecies_config())
     except Exception as exc:  # eciespy raises ValueError / coincurve errors
         raise ProviderError(f"cannot open the sealed envelope: {type(exc).__name__}") from None
 

@@ -122,8 +122,32 @@ def busybox_image(docker_url: str) -> str:
 
 @pytest.fixture
 def docker_client(docker_url: str):
+    """A client of the test dockerd; every container is removed after the test, whatever happened
+    (a fresh anvil redeploys the market at the same address, so a leftover would be re-adopted)."""
     import docker
 
     client = docker.DockerClient(base_url=docker_url, timeout=60)
     yield client
+    for container in client.containers.list(all=True):
+        container.remove(force=True)
     client.close()
+
+
+@pytest.fixture
+def market(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh anvil (the `gpurent chain start` kind) and where its deployment file goes; the
+    user's ~/.gpurent and GPURENT_* settings are kept out of the test."""
+    from oracle.chain.anvil import free_port
+    from oracle.localchain import LocalChain
+
+    monkeypatch.setenv("GPURENT_HOME", str(tmp_path / "home"))
+    for name in ("GPURENT_RPC_URL", "GPURENT_KEYSTORE", "GPURENT_DEV_ACCOUNT", "GPURENT_PROVIDER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    if shutil.which("anvil") is None:
+        pytest.skip("anvil not installed (make setup)")
+    local = LocalChain(tmp_path / "chain")
+    state = local.start(port=free_port())
+    try:
+        yield state.url, tmp_path / "deployments.json"
+    finally:
+        local.stop()

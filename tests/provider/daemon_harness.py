@@ -91,21 +91,21 @@ class DaemonProcess:
 
 def write_keys(state: Path) -> tuple[Path, Path, Path, str]:
     """The provider's wallet (anvil dev account 1) and a fresh agent key, in keystores."""
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
     from oracle.localchain import dev_key
 
     password_file = state / "password"
     password_file.write_text(PASSWORD + "\n")
     password_file.chmod(0o600)
     wallet = state / "provider.json"
-    new_keystore(wallet, PASSWORD, private_key=bytes.fromhex(dev_key(1)[2:]), kdf="pbkdf2", iterations=1000)
+    new_keystore(wallet, PASSWORD, private_key=bytes.fromhex(dev_key(1)[2:]), **CHEAPEST_ACCEPTED_KDF)
     agent = state / "agent.json"
-    agent_address = new_keystore(agent, PASSWORD, kdf="pbkdf2", iterations=1000)
+    agent_address = new_keystore(agent, PASSWORD, **CHEAPEST_ACCEPTED_KDF)
     return password_file, wallet, agent, agent_address
 
 
 def write_config(state: Path, *, rpc: str, deployment: dict[str, Any], docker_url: str, nodes: list[str],
-                 password_file: Path, wallet: Path, agent: Path, port: int) -> Path:
+                 password_file: Path, wallet: Path, agent: Path, port: int, extra: str = "") -> Path:
     gpus = "\n".join(f'[[gpus]]\nindex = {i}\nuuid = "{u}"\n' for i, u in enumerate(FAKE_GPUS))
     text = f"""
 rpc_url = "{rpc}"
@@ -123,6 +123,7 @@ state_dir = "{state / 'daemon'}"
 listen_host = "127.0.0.1"
 listen_port = {port}
 nodes = {json.dumps(nodes)}
+{extra}
 {gpus}
 [docker]
 base_url = "{docker_url}"
@@ -148,6 +149,7 @@ def daemon_env(state: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(FAKE_NVML), str(REPO_ROOT), env.get("PYTHONPATH", "")])
     env["GPURENT_HOME"] = str(state / "home")
+    env["GPURENT_FAKE_NVML_PROCESSES"] = str(state / "gpu-processes.txt")  # what the stand-in NVML lists
     return env
 
 
@@ -165,3 +167,78 @@ def wait_for(what: str, predicate: Any, timeout_s: float = 30.0, log: Any = None
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{log()[-3000:]}" if log else ""))
+
+
+def node_keys(state: Path, count: int = 3) -> list[tuple[Path, str]]:
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
+
+    return [(state / f"node-{i + 1}.json",
+             new_keystore(state / f"node-{i + 1}.json", PASSWORD, **CHEAPEST_ACCEPTED_KDF))
+            for i in range(count)]
+
+
+def start_nodes(state: Path, *, rpc: str, deployment: dict[str, Any], keys: list[tuple[Path, str]],
+                password_file: Path) -> list[subprocess.Popen]:
+    """The attestation nodes as `gpurent oracle run` processes that follow the chain and settle
+    by themselves (the demo's configuration); their keys get gas money first."""
+    import httpx
+
+    from oracle.localchain import _rpc
+
+    for _, address in keys:
+        _rpc(rpc, "anvil_setBalance", [address, hex(10**20)])
+    ports = [free_port() for _ in keys]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    procs = []
+    for i, ((keystore, _), port) in enumerate(zip(keys, ports)):
+        config = {
+            "keystore_path": str(keystore), "keystore_password_file": str(password_file),
+            "chain_id": deployment["chain_id"], "market_address": deployment["market"],
+            "signer_set_version": deployment["signer_set"]["version"],
+            "db_path": str(state / f"node-{i + 1}.sqlite3"), "host": "127.0.0.1", "port": port,
+            "peers": [u for j, u in enumerate(urls) if j != i], "rpc_url": rpc, "self_url": urls[i],
+            "chain_start_block": deployment["block_number"], "confirmations": 0, "chain_poll_interval_s": 0.25,
+            "settle_interval_s": 2, "submit_stagger_s": 1, "log_level": "info",
+        }
+        path = state / f"node-{i + 1}.config.json"
+        path.write_text(json.dumps(config))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(path)],
+            env=daemon_env(state), stdout=open(state / f"node-{i + 1}.log", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True))
+    for url, proc in zip(urls, procs):
+        wait_for(f"node {url}", lambda: proc.poll() is None and _healthy(httpx, url), timeout_s=60,
+                 log=lambda: (state / "node-1.log").read_text(errors="replace"))
+    return procs, urls
+
+
+def _healthy(httpx: Any, url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).json().get("chain", {}).get("state") == "following"
+    except Exception:
+        return False
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _TEMPORARY_pre_issue10_market(monkeypatch):
+    """Until main's market takes workloadHash: open without the commitment (daemon in dev mode)."""
+    import oracle.provider.onchain as onchain
+
+    real = onchain.open_rental
+
+    def open_rental(market, offer_id, version, gpus, budget, workload_hash):
+        if onchain.market_commits_workloads(market.abi):
+            return real(market, offer_id, version, gpus, budget, workload_hash)
+        return market.transact("openRental", offer_id, version, gpus, budget)
+
+    monkeypatch.setattr(onchain, "open_rental", open_rental)

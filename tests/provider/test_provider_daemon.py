@@ -1,39 +1,24 @@
 """The issue-10 scenario against a real dockerd, a real anvil market and the daemon as a process:
 a renter opens a rental with a workload and an SSH key, gets a shell, runs a command, reads the
-logs, copies files; a stranger is refused; a second rental cannot see the first; the daemon is
+logs, copies files; a host process on its GPU is a FOREIGN_PROCESS fault; a stranger is refused; a second rental cannot see the first; the daemon is
 SIGKILLed and restarted and re-adopts the containers with telemetry continuing; ending the
 rentals removes the containers."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from oracle.localchain import LocalChain, dev_address
+from oracle.localchain import dev_address
 
-from .daemon_harness import FAKE_GPUS, gpurent, make_daemon, wait_for, write_keys
+from .daemon_harness import FAKE_GPUS, _TEMPORARY_pre_issue10_market, gpurent, make_daemon, wait_for, write_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RENTER, SECOND_RENTER, STRANGER = 2, 3, 4
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl renter@laptop"
-
-
-@pytest.fixture
-def market(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from oracle.chain.anvil import free_port
-
-    monkeypatch.setenv("GPURENT_HOME", str(tmp_path / "home"))
-    for name in ("GPURENT_RPC_URL", "GPURENT_KEYSTORE", "GPURENT_DEV_ACCOUNT", "GPURENT_PROVIDER_URL"):
-        monkeypatch.delenv(name, raising=False)
-    local = LocalChain(tmp_path / "chain")
-    state = local.start(port=free_port())
-    deployments = tmp_path / "deployments.json"
-    try:
-        yield state.url, deployments
-    finally:
-        local.stop()
 
 
 def spool_next_seq(state: Path, rental_id: int) -> int:
@@ -74,12 +59,14 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         assert opened["workload"]["accepted"] and opened["workload"]["workload_hash"] == opened["workload_hash"]
         wait_for("the daemon to start the rental", lambda: g("rent", "status", str(rental))["status"] == "Active",
                  log=daemon.log)
-        out = wait_for("a shell", lambda: _try(lambda: g("rent", "exec", str(rental), "--", "sh", "-c",
-                                                        "echo $MODE; hostname", json_out=False, dev=RENTER)))
+        shell = wait_for("a shell", lambda: _try(lambda: g("rent", "ssh", str(rental), json_out=False, dev=RENTER,
+                                                          input="echo $MODE-ok; hostname\nexit\n")))
         time_to_shell_s = time.monotonic() - t0
         print(f"time from `rent open` to a shell: {time_to_shell_s:.1f} s")
-        assert out.split() == ["train", f"rental-{rental}"]
+        assert "train-ok" in shell and f"rental-{rental}" in shell
         assert time_to_shell_s < 60
+        out = g("rent", "exec", str(rental), "--", "sh", "-c", "echo $MODE; hostname", json_out=False, dev=RENTER)
+        assert out.split() == ["train", f"rental-{rental}"]
 
         # The renter's key is installed; connection details are sealed to the renter.
         assert g("rent", "exec", str(rental), "--", "cat", "/root/.ssh/authorized_keys", json_out=False,
@@ -89,8 +76,8 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
 
         # A shell (line by line through the daemon; `cd` is kept), logs, and copies in and out.
         shell = g("rent", "ssh", str(rental), dev=RENTER, json_out=False,
-                  input="cd /root\npwd\necho made-in-shell > shell.txt\nls\n")
-        assert "/root" in shell and "shell.txt" in shell
+                  input="cd /root\necho made-in-shell > shell.txt\nls; tty\nexit\n")
+        assert "shell.txt" in shell and "/dev/pts/" in shell  # a real TTY, `cd` kept between lines
         logs = g("rent", "logs", str(rental), dev=RENTER, json_out=False)
         assert "first-workload-up" in logs
         local_in = tmp_path / "input.txt"
@@ -102,8 +89,20 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         exit_code = g("rent", "exec", str(rental), "--", "sh", "-c", "exit 3", dev=RENTER, expect=3, json_out=False)
         assert exit_code == ""
 
+        # -- energy attribution: NVML lists the container's own process and a host process on the
+        # rented GPU; only the host process is FOREIGN_PROCESS (kind 7), once confirmed.
+        [first] = docker_client.containers.list()
+        own_pid, host_pid = first.attrs["State"]["Pid"], os.getpid()
+        (tmp_path / "gpu-processes.txt").write_text(f"0 {own_pid}\n0 {host_pid}\n")
+        wait_for("the foreign process fault", lambda: "fault=FOREIGN_PROCESS" in daemon.log(), log=daemon.log)
+        faults = [line for line in daemon.log().splitlines() if "fault=FOREIGN_PROCESS" in line]
+        assert len(faults) == 1 and f"fault rental={rental} kind=7" in faults[0]
+        assert f"pid {host_pid} in the host" in faults[0] and f"pid {own_pid} " not in faults[0]
+        (tmp_path / "gpu-processes.txt").write_text("")
+
         # -- a stranger's key is refused everywhere ---------------------------------------------
-        for args in (("exec", str(rental), "--", "id"), ("logs", str(rental)), ("connection", str(rental))):
+        for args in (("exec", str(rental), "--", "id"), ("logs", str(rental)), ("connection", str(rental)),
+                     ("ssh", str(rental))):
             refused = g("rent", *args, "--provider-url", daemon.url, dev=STRANGER, expect=1, json_out=False)
             assert "refused" in refused and "is not the renter of rental" in refused
 
@@ -154,16 +153,3 @@ def _try(fn):
     except AssertionError:
         return None
 
-
-def _TEMPORARY_pre_issue10_market(monkeypatch):
-    """Until main's market takes workloadHash: open without the commitment (daemon in dev mode)."""
-    import oracle.provider.onchain as onchain
-
-    real = onchain.open_rental
-
-    def open_rental(market, offer_id, version, gpus, budget, workload_hash):
-        if onchain.market_commits_workloads(market.abi):
-            return real(market, offer_id, version, gpus, budget, workload_hash)
-        return market.transact("openRental", offer_id, version, gpus, budget)
-
-    monkeypatch.setattr(onchain, "open_rental", open_rental)

@@ -54,7 +54,7 @@ def test_real_dockerd_without_nvidia_runtime_is_refused(docker_url):
 
 
 @pytest.fixture
-def runtime(docker_url, busybox_image):
+def runtime(docker_url, busybox_image, docker_client):
     rt = DockerRuntime(DockerSettings(base_url=docker_url, allow_cpu_only=True, cpus_per_gpu=0.5,
                                       memory_mib_per_gpu=128, pids_limit=64, stop_timeout_s=1),
                        chain_id=31337, market=MARKET)
@@ -102,3 +102,54 @@ def test_adopt_finds_the_containers_by_label_and_remove_deletes_them(runtime, bu
     assert runtime.remove(5) is False
     with pytest.raises(ProviderError, match="no container"):
         runtime.exec(5, ["true"])
+
+
+def test_provider_serve_refuses_to_start_without_gpu_support(tmp_path, docker_url):
+    from click.testing import CliRunner
+
+    from oracle.cli.main import main
+
+    config = tmp_path / "provider.toml"
+    config.write_text(f"""
+rpc_url = "http://127.0.0.1:9"
+chain_id = 31337
+market_address = "{MARKET}"
+keystore_path = "provider.json"
+agent_keystore_path = "agent.json"
+state_dir = "state"
+nodes = ["http://127.0.0.1:9"]
+[[gpus]]
+index = 0
+uuid = "{GPUS[0]}"
+[docker]
+base_url = "{docker_url}"
+""")
+    result = CliRunner().invoke(main, ["provider", "serve", "--config", str(config)])
+    assert result.exit_code == 1 and "no NVIDIA runtime" in result.output and "refuses" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cpu_only_containers_are_dev_mode_only(tmp_path):
+    from oracle.errors import ConfigError
+    from oracle.provider.config import load_provider_config
+
+    config = tmp_path / "provider.toml"
+    config.write_text(f"""
+rpc_url = "http://127.0.0.1:9"
+chain_id = 31337
+market_address = "{MARKET}"
+keystore_path = "provider.json"
+agent_keystore_path = "agent.json"
+state_dir = "state"
+nodes = ["http://127.0.0.1:9"]
+[[gpus]]
+index = 0
+uuid = "{GPUS[0]}"
+[docker]
+allow_cpu_only = true
+""")
+    with pytest.raises(ConfigError, match="dev mode only"):
+        load_provider_config(config)
+    config.write_text(config.read_text().replace("state_dir", "dev = true\nstate_dir"))
+    loaded = load_provider_config(config)
+    assert loaded.docker.allow_cpu_only and loaded.state_dir == tmp_path / "state"

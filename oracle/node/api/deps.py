@@ -33,8 +33,8 @@ class NodeRuntime:
     peers: PeerVerifier
     peer_limiter: TokenBucketLimiter
     challenges: Any = None  # oracle.node.challenges.ChallengeService when settings.challenges != "off"
-    #: rental -> (batches metered, the GET /faults answer): served again until a batch arrives.
-    fault_answers: "OrderedDict[int, tuple[int, dict[str, Any]]]" = field(default_factory=OrderedDict)
+    #: (rental, page, version) -> (batches held, the GET /faults answer): served until a batch arrives.
+    fault_answers: "OrderedDict[tuple, tuple[int, dict[str, Any]]]" = field(default_factory=OrderedDict)
     fault_answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:

@@ -70,7 +70,14 @@ def nvmlDeviceGetHandleByUUID(uuid):
 
 
 def nvmlDeviceGetComputeRunningProcesses(handle):
-    return []  # the stand-in GPUs run nothing NVML could attribute
+    """Processes listed in the file $GPURENT_FAKE_NVML_PROCESSES ("GPU_INDEX PID" lines), else none."""
+    import os
+
+    path = os.environ.get("GPURENT_FAKE_NVML_PROCESSES")
+    if not path or not os.path.exists(path):
+        return []
+    rows = [line.split() for line in open(path).read().splitlines() if line.strip()]
+    return [SimpleNamespace(pid=int(pid), usedGpuMemory=1 << 20) for index, pid in rows if int(index) == handle]
 
 
 def nvmlDeviceGetGraphicsRunningProcesses(handle):

@@ -163,6 +163,9 @@ def test_fault_reports_slash_once(deployed, now):
     assert [(o.status, o.fault_id) for o in outcomes] == [("slashed", 0)]
     assert len(outcomes[0].signers) == 2
     assert agg.client.withdrawable(rental.renter.account, deployed.token) > renter_before  # renter's share
+    assert agg.fault_cursor[rental.rental_id] == 1  # decided: not looked at again
+    assert agg.submit_faults(rental.rental_id) == []
+    agg.fault_cursor.clear()  # a restarted aggregator reads the chain instead
     assert [o.status for o in agg.submit_faults(rental.rental_id)] == ["already_settled"]
 
 
@@ -186,7 +189,7 @@ def test_ended_rental_settles_the_last_report_that_ends_by_the_end(deployed, now
 
 
 def test_chain_services_follow_settle_and_forget_finalized_rentals(deployed, now, tmp_path):
-    from oracle.node.aggregator import ChainServices
+    from oracle.node.chain_services import ChainServices
     from oracle.node.rentals import InMemoryRentalRegistry
 
     from .conftest import FAST_POLICY, PROVIDER

@@ -100,6 +100,7 @@ class ChainFollowingNodes:
                 chain_poll_interval_s="0.2",
                 settle_interval_s=SETTLE_INTERVAL_S,
                 submit_stagger_s=SUBMIT_STAGGER_S,
+                settle_max_interval_s="1",  # every round: this test watches each settlement
             ), port=ports[i], log_path=tmp / f"node-{i + 1}.log"))
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # start the three processes side by side
             list(pool.map(lambda node: node.start(timeout_s=60), self.nodes))
@@ -294,7 +295,8 @@ def test_a_wrong_chain_or_a_market_without_code_is_refused_at_startup(deployed, 
 def test_idle_rentals_skip_settlement_rounds():
     """DueRentals (pure): a rental costs a round (RPC reads, peer requests) only when this node
     holds batches the chain has not settled, or after ``recheck_s``."""
-    from oracle.node.aggregator import DueRentals, Outcome
+    from oracle.node.settlement_loop import DueRentals
+    from oracle.node.quorum import Outcome
 
     heads, settleable, now = {1: 0, 2: 5}, [1, 2], [0.0]
     due = DueRentals(lambda: list(settleable), heads.__getitem__, recheck_s=60, clock=lambda: now[0])

@@ -170,10 +170,24 @@ def test_post_batch_refuses_samples_from_the_future(client, samples):
     assert_refused(post(client, batch), 422, "future", "ahead of this node's clock")
 
 
-def test_post_batch_refuses_stale_samples(tmp_path, samples):
+def test_post_batch_refuses_stale_samples_that_are_not_the_next_batch(tmp_path, samples):
     with make_client(tmp_path, samples, max_batch_age_ms=30_000) as client:
-        batch = chain_batches(AGENT_KEY, RENTAL, samples[:50], samples_per_batch=50)[0]  # ~80 s old
+        batch = chain_batches(AGENT_KEY, RENTAL, samples[:100], samples_per_batch=50)[1]  # ~80 s old, not next
         assert_refused(post(client, batch), 422, "stale", "old")
+
+
+def test_a_node_away_longer_than_the_batch_age_catches_up_on_old_contiguous_batches(tmp_path, samples):
+    # The agent's spool re-sends a node that was away everything it missed, oldest first: each old
+    # batch that is exactly the next one of the stored chain is taken (docs/protocol.md, catch-up).
+    with make_client(tmp_path, samples, max_batch_age_ms=30_000) as client:
+        old = chain_batches(AGENT_KEY, RENTAL, samples[:200], samples_per_batch=50)  # all older than 30 s
+        for batch in old:
+            response = post(client, batch)
+            assert response.status_code == 200, response.text
+        assert client.get(f"/v1/rentals/{RENTAL}/report").json()["sequence"] == len(old)
+        assert post(client, old[1]).json()["status"] == "duplicate"  # a re-send is still a duplicate
+        ahead = chain_batches(AGENT_KEY, RENTAL, samples[:400], samples_per_batch=50)[5]  # old, skips batch 4
+        assert_refused(post(client, ahead), 422, "stale", "not the next batch")
 
 
 def test_post_batch_refuses_samples_before_the_rental_started(client, samples):

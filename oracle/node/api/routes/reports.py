@@ -4,9 +4,9 @@ Plain ``def`` routes: metering is CPU work and storage is blocking, so they run 
 threadpool rather than on the event loop that ingests batches.
 
 Reads cost what they send, not what the rental's history holds: a usage report already signed
-for the asked sequence (the default sequence is every batch held) is served from storage, and the
-fault reports of a rental are metered again only when a batch arrived since the last time. Every
-route is rate limited (``limit_report_requests``: per signer for peers, per IP for strangers).
+for the asked sequence is served from storage (``Attestor.usage_report``), and a page of fault
+reports is metered again only when a batch arrived since it was last answered. Every route is
+rate limited (``limit_report_requests``: per signer for peers, per IP for strangers).
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from oracle.node.errors import ReportConflict
 
 router = APIRouter(tags=["reports"], dependencies=[Depends(limit_report_requests)])
 
-FAULT_ANSWERS_KEPT = 1024
 RentalIdPath = Annotated[int, Path(ge=0, lt=2**256, description="the rental's on-chain id")]
+VersionQuery = Annotated[int | None, Query(ge=1, lt=2**32, description="the signer-set version to sign for "
+                                                                     "(default: the node's configured one)")]
+MAX_FAULTS_PER_PAGE = 256
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
+FAULT_ANSWERS_KEPT = 1024
 
 
 class SignedReportOut(BaseModel):
@@ -72,27 +75,6 @@ class BatchSignatureOut(BaseModel):
     reports: list[dict[str, int | str]]
 
 
-def _stored_usage_report(node, rental_id: int, sequence: int | None) -> dict | None:
-    """The answer for a report this node already recorded and signed (no metering), or None."""
-    from oracle.attestation.eip712 import UsageReport
-    from oracle.node.attestor import report_from_bytes
-
-    if sequence is None:
-        sequence = node.attestor.contiguous_batches(rental_id)
-    recorded = node.storage.get_report("usage", rental_id, sequence) if sequence >= 1 else None
-    if recorded is None or recorded.signature is None:
-        return None
-    signed = SignedReport(report_from_bytes(UsageReport, recorded.body), recorded.digest, recorded.signature,
-                          node.attestor.address, newly_signed=False)
-    return {
-        "rental_id": rental_id,
-        "sequence": sequence,
-        "chain_id": node.attestor.chain_id,
-        "market_address": node.attestor.market_address,
-        **_signed_out(signed),
-    }
-
-
 def _signed_out(signed: SignedReport) -> dict:
     return {
         "report": report_fields(signed.report),
@@ -113,19 +95,18 @@ def get_usage_report(
     rental_id: RentalIdPath,
     node: NodeDep,
     sequence: Annotated[int | None, Query(ge=1, lt=2**64, description="default: every contiguous batch held")] = None,
+    signer_set_version: VersionQuery = None,
 ) -> dict:
-    stored = _stored_usage_report(node, rental_id, sequence)
-    if stored is not None:
-        node.metrics.reports_served_stored.inc()
-        return stored
     try:
-        signed = node.attestor.usage_report(rental_id, sequence)
+        signed = node.attestor.usage_report(rental_id, sequence, signer_set_version)
     except ReportConflict:
         node.metrics.reports_refused.labels("usage").inc()
         raise
     if signed.newly_signed:
         node.metrics.reports_signed.labels("usage").inc()
         node.metrics.signatures.labels("usage_report").inc()
+    else:
+        node.metrics.reports_served_stored.inc()
     return {
         "rental_id": rental_id,
         "sequence": signed.report.sequence,
@@ -138,15 +119,23 @@ def get_usage_report(
 @router.get(
     "/v1/rentals/{rental_id}/faults",
     response_model=FaultReportsOut,
-    summary="Signed fault reports for every fault metered so far (recorded before signing)",
+    summary="Signed fault reports of one page of fault ids (recorded before signing; a page already "
+            "signed is served from storage)",
 )
-def get_fault_reports(rental_id: RentalIdPath, node: NodeDep) -> dict:
+def get_fault_reports(
+    rental_id: RentalIdPath,
+    node: NodeDep,
+    from_id: Annotated[int, Query(ge=0, lt=2**32, description="first fault id of the page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_FAULTS_PER_PAGE, description="fault ids in the page")] = MAX_FAULTS_PER_PAGE,
+    signer_set_version: VersionQuery = None,
+) -> dict:
     held = node.attestor.contiguous_batches(rental_id)
-    cached = node.fault_answers.get(rental_id)
-    if cached is not None and cached[0] == held:  # nothing new since: the same answer, no metering
+    key = (rental_id, from_id, limit, signer_set_version)
+    cached = node.fault_answers.get(key)
+    if cached is not None and cached[0] == held:  # no batch since: the same answer, no metering
         node.metrics.reports_served_stored.inc()
         return cached[1]
-    outcomes = node.attestor.fault_reports(rental_id)
+    outcomes = node.attestor.fault_reports(rental_id, from_id, limit, signer_set_version)
     faults = []
     for outcome in outcomes:
         if outcome.signed is not None:
@@ -159,8 +148,8 @@ def get_fault_reports(rental_id: RentalIdPath, node: NodeDep) -> dict:
             faults.append({"fault_id": outcome.fault_id, "refused": outcome.refused})
     answer = {"rental_id": rental_id, "sequence": held, "faults": faults}
     with node.fault_answers_lock:
-        node.fault_answers[rental_id] = (held, answer)
-        node.fault_answers.move_to_end(rental_id)
+        node.fault_answers[key] = (held, answer)
+        node.fault_answers.move_to_end(key)
         while len(node.fault_answers) > FAULT_ANSWERS_KEPT:
             node.fault_answers.popitem(last=False)
     return answer

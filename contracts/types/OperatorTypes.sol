@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @notice An oracle operator's bond in the OperatorRegistry (one bond token per operator while
+/// any bond exists).
+/// @dev Written by bond / requestUnbond / completeUnbond (the operator) and proveEquivocation
+/// (anyone, with proof); read by isBonded (the market's setSignerSet) and by sync (which pays
+/// fee shares only to bonded members of the signer set). `rebateReports` counts the settled
+/// reports the operator submitted through settleFor / settleBatchFor and has not yet claimed
+/// (written there and by claimRebates); it shares slot 1 so that accruing a rebate costs one
+/// slot write per call.
+struct OperatorBond {
+    // slot 0
+    address token;
+    uint96 active;
+    // slot 1
+    uint96 unbonding;
+    uint32 unbondingReleaseAt;
+    uint128 rebateReports;
+}
+
+/// @notice Governance parameters of the OperatorRegistry (each with an enforced range, see
+/// IOperatorRegistry.setParams).
+/// @param treasury Receives the part of a slashed bond that does not go to the prover.
+/// @param slashBps Share of the operator's whole bond (active + unbonding) slashed per proven
+/// equivocation (1..10000).
+/// @param proverRewardBps Share of a slashed amount credited to the prover (0..5000).
+/// @param unbondingDelay Seconds a bond stays slashable after requestUnbond (1 hour..365 days).
+/// @param rebateToken Token the settlement gas rebate is paid in (0: no rebates).
+/// @param rebatePerReport Rebate per report settled through settleFor / settleBatchFor, in
+/// rebateToken units.
+struct OperatorParams {
+    // slot 0
+    address treasury;
+    uint16 slashBps;
+    uint16 proverRewardBps;
+    uint32 unbondingDelay;
+    // slot 1
+    address rebateToken;
+    uint96 rebatePerReport;
+}

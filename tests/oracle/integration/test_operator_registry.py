@@ -1,0 +1,171 @@
+"""The OperatorRegistry on a real anvil: a signer's two conflicting signatures, submitted by a
+stranger, slash the signer's bond; fees reach the operators through `gpurent oracle` commands.
+
+The market is deployed by ``oracle.deployment.deploy_market`` (which now deploys the registry
+beside it); signatures are made by the node's own signing code (``oracle.attestation``) over the
+Python EIP-712 digest, which must equal the market's ``usageReportDigest``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+
+import pytest
+from click.testing import CliRunner
+from eth_account import Account
+
+from oracle.attestation.eip712 import UsageReport, usage_report_digest
+from oracle.attestation.signing import sign_digest
+from oracle.chain.anvil import ANVIL_KEYS
+from oracle.chain.contract import connect
+from oracle.chain.errors import TransactionRevertedError
+from oracle.chain.operators import OperatorClient
+from oracle.chain.tx import TransactionSender
+from oracle.deployment import save_deployment
+from tests.oracle.integration.conftest import FAST_POLICY, GOVERNANCE, NODE_KEYS, open_active_rental
+
+pytestmark = [pytest.mark.integration]
+
+STRANGER = 5
+CLI_OPERATOR = 6
+MIN_BOND = 1_000 * 10**6
+
+
+def _operator(deployed, key: bytes) -> OperatorClient:
+    sender = TransactionSender(connect(deployed.chain.url), Account.from_key(key), policy=FAST_POLICY)
+    return OperatorClient(sender, deployed.deployment.operator_registry)
+
+
+def _mint(deployed, to: str, amount: int) -> None:
+    from oracle.chain.artifacts import get_artifact
+    from oracle.chain.contract import BoundContract
+
+    governance = deployed.client(GOVERNANCE)
+    BoundContract(governance.sender, deployed.token, get_artifact("TestStablecoin").abi).transact("mint", to, amount)
+
+
+def _report(**values) -> UsageReport:
+    """A UsageReport with every field not given at 0 (whatever fields the type has)."""
+    base = {f.name: 0 for f in fields(UsageReport)}
+    base.update(telemetry_hash=b"\x11" * 32, signer_set_version=1)
+    base.update(values)
+    return UsageReport(**base)
+
+
+def test_a_strangers_proof_of_two_conflicting_signatures_slashes_the_signers_bond(deployed):
+    node_key = NODE_KEYS[0]
+    node = _operator(deployed, node_key)
+    _mint(deployed, node.account, MIN_BOND)
+    node.bond(deployed.token, MIN_BOND)
+    assert node.is_bonded()
+
+    # The node signs two different reports for rental 1, sequence 4 (what an honest node never does).
+    chain_id = deployed.chain.chain_id
+    a = _report(rental_id=1, sequence=4, period_end=1_800_000_000, available_gpu_seconds=600,
+                energy_millijoules=1_000_000)
+    b = replace(a, energy_millijoules=9_000_000)
+    digest_a = usage_report_digest(a, chain_id, deployed.market)
+    digest_b = usage_report_digest(b, chain_id, deployed.market)
+    assert deployed.client(GOVERNANCE).usage_report_digest(a) == digest_a  # the market's own digest
+    sig_a, sig_b = sign_digest(node_key, digest_a), sign_digest(node_key, digest_b)
+
+    stranger = _operator(deployed, ANVIL_KEYS[STRANGER])
+    result = stranger.prove_equivocation(a, sig_a, b, sig_b)
+    event = result.events["EquivocationProven"][0]
+    params = stranger.params()
+    slashed = MIN_BOND * params["slashBps"] // 10_000
+    reward = slashed * params["proverRewardBps"] // 10_000
+    assert event["operator"] == node.account and event["prover"] == stranger.account
+    assert int(event["slashed"]) == slashed and int(event["proverReward"]) == reward
+    assert int(node.bond_of()["active"]) == MIN_BOND - slashed
+    assert not node.is_bonded()  # below the minimum: governance can no longer install it
+    assert node.equivocation_proven(node.account, 1, 4)
+
+    # The same proof again (either order) is refused: each (operator, rental, sequence) once.
+    for pair in ((a, sig_a, b, sig_b), (b, sig_b, a, sig_a)):
+        with pytest.raises(TransactionRevertedError) as refused:
+            stranger.prove_equivocation(*pair)
+        assert refused.value.error_name == "OperatorRegistry_AlreadyProven"
+
+    # The stranger withdraws its reward.
+    before = deployed.client(STRANGER).balance_of(deployed.token)
+    stranger.withdraw(deployed.token)
+    assert deployed.client(STRANGER).balance_of(deployed.token) - before == reward
+
+
+def test_a_report_resigned_for_a_new_signer_set_version_is_not_equivocation(deployed):
+    node_key = NODE_KEYS[1]
+    node = _operator(deployed, node_key)
+    _mint(deployed, node.account, MIN_BOND)
+    node.bond(deployed.token, MIN_BOND)
+    a = _report(rental_id=2, sequence=1, available_gpu_seconds=60)
+    resigned = replace(a, signer_set_version=2)
+    chain_id = deployed.chain.chain_id
+    sig_a = sign_digest(node_key, usage_report_digest(a, chain_id, deployed.market))
+    sig_r = sign_digest(node_key, usage_report_digest(resigned, chain_id, deployed.market))
+    with pytest.raises(TransactionRevertedError) as refused:
+        _operator(deployed, ANVIL_KEYS[STRANGER]).prove_equivocation(a, sig_a, resigned, sig_r)
+    assert refused.value.error_name == "OperatorRegistry_SameReport"
+    assert int(node.bond_of()["active"]) == MIN_BOND
+
+
+def _cli(deployed, deployments, *args: str, dev: int, expect: int = 0):
+    from oracle.cli.main import main
+
+    argv = ["oracle", *args, "--rpc", deployed.chain.url, "--deployments", str(deployments), "--json",
+            "--dev-account", str(dev)]
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    return json.loads(result.output) if expect == 0 else result.output
+
+
+def test_oracle_bond_earnings_withdraw_and_unbond_commands(deployed, tmp_path):
+    deployments = tmp_path / "deployments.json"
+    save_deployment(deployed.deployment, deployments)
+    governance = deployed.client(GOVERNANCE)
+    cli_address = Account.from_key(ANVIL_KEYS[CLI_OPERATOR]).address
+    _mint(deployed, cli_address, MIN_BOND)
+
+    bonded = _cli(deployed, deployments, "bond", str(MIN_BOND // 10**6), dev=CLI_OPERATOR)
+    assert bonded["eligible"] is True and bonded["active"] == MIN_BOND
+
+    # Governance puts the CLI operator in the signer set with node 2 (both bonded), and routes
+    # the fee to the registry's ledger (the market's fee credit; see the Foundry OperatorFixture).
+    node2 = _operator(deployed, NODE_KEYS[2])
+    _mint(deployed, node2.account, MIN_BOND)
+    node2.bond(deployed.token, MIN_BOND)
+    governance.set_signer_set([cli_address, node2.account], 2)
+    params = dict(governance.params())
+    params["treasury"] = deployed.deployment.operator_registry
+    governance.set_params(params)
+
+    # 600 GPU-seconds at 60,000 tUSD per GPU-hour: a fee above the rebate reserve's target.
+    rental = open_active_rental(deployed, budget=20_000 * 10**6, price_per_gpu_hour=60_000 * 10**6)
+    deployed.chain.increase_time(600)
+    deployed.chain.mine()
+    period_end = int(governance.w3.eth.get_block("latest")["timestamp"])
+    report = _report(rental_id=rental.rental_id, sequence=1, period_end=period_end, available_gpu_seconds=600,
+                     signer_set_version=governance.signer_set().version)
+    digest = governance.usage_report_digest(report)
+    signatures = [sign_digest(bytes.fromhex(ANVIL_KEYS[CLI_OPERATOR].removeprefix("0x")), digest),
+                  sign_digest(NODE_KEYS[2], digest)]
+    counted = node2.settle_for(report, signatures, digest)
+    assert counted.events["RebateAccrued"][0]["reports"] == 1
+    rental.renter.end_rental(rental.rental_id)
+    rental.provider.finalize_rental(rental.rental_id)
+    fee = governance.withdrawable(deployed.deployment.operator_registry, deployed.token)
+    assert fee > 0
+
+    earnings = _cli(deployed, deployments, "earnings", dev=CLI_OPERATOR)
+    assert earnings["pending_fees"] == fee and earnings["bonded"] is True and earnings["withdrawable"] == 0
+
+    before = governance.balance_of(deployed.token, cli_address)
+    withdrawn = _cli(deployed, deployments, "withdraw", dev=CLI_OPERATOR)
+    reserve = node2.rebate_reserve(deployed.token)
+    share = (fee - reserve) // 2
+    assert withdrawn["amount"] == share > 0
+    assert governance.balance_of(deployed.token, cli_address) - before == share
+
+    refused = _cli(deployed, deployments, "unbond", dev=CLI_OPERATOR, expect=1)
+    assert "OperatorRegistry_InSignerSet" in refused

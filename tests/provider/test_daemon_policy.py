@@ -1,0 +1,49 @@
+"""The daemon's acceptance policy on a real market and dockerd: `accept = "manual"` waits for the
+provider to start the rental by hand and then runs the workload; an image outside
+`allowed_images` is refused when the renter uploads it, before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from oracle.localchain import dev_address
+
+from .daemon_harness import _TEMPORARY_pre_issue10_market, gpurent, make_daemon, wait_for, write_keys
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+RENTER = 2
+
+
+def test_manual_acceptance_runs_the_workload_once_the_provider_starts_it_and_unlisted_images_are_refused(
+        tmp_path, market, docker_url, busybox_image, docker_client, monkeypatch):
+    rpc, deployments = market
+    _TEMPORARY_pre_issue10_market(monkeypatch)
+    g = lambda *a, **k: gpurent(rpc, deployments, *a, **k)  # noqa: E731
+    deployment = g("deploy", "--signer", dev_address(7), dev=0)
+    password_file, wallet, agent, agent_address = write_keys(tmp_path)
+    g("provider", "stake", "300", dev=1)
+    offer = g("provider", "offer", "create", "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
+              "--agent", agent_address, dev=1)["offer"]["offer_id"]
+    daemon = make_daemon(tmp_path, rpc=rpc, deployment=deployment, docker_url=docker_url,
+                         nodes=["http://127.0.0.1:9"], password_file=password_file, wallet=wallet, agent=agent,
+                         extra='accept = "manual"\nallowed_images = ["gpurent-test-*"]')
+    daemon.start()
+    try:
+        refused = g("rent", "open", str(offer), "--budget", "1", "--image", "miner/xmrig:latest",
+                    "--provider-url", daemon.url, dev=RENTER, expect=1, json_out=False)
+        assert "image miner/xmrig:latest is not allowed by this provider" in refused
+
+        rental = g("rent", "open", str(offer), "--budget", "1", "--image", busybox_image, "--preset", "shell",
+                   "--provider-url", daemon.url, dev=RENTER)["rental_id"]
+        wait_for("the daemon to wait for the provider", lambda: "accept = manual" in daemon.log(), log=daemon.log)
+        assert g("rent", "status", str(rental))["status"] == "Open" and docker_client.containers.list() == []
+
+        g("provider", "start", str(rental), dev=1)
+        wait_for("the workload to run", lambda: "container_started rental=%d" % rental in daemon.log(),
+                 log=daemon.log)
+        assert g("rent", "exec", str(rental), "--", "hostname", json_out=False, dev=RENTER).strip() == \
+            f"rental-{rental}"
+        g("rent", "end", str(rental), dev=RENTER)
+        wait_for("the container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
+    finally:
+        daemon.stop()
