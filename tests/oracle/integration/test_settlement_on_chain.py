@@ -153,7 +153,7 @@ def test_after_a_signer_set_rotation_an_ended_rental_final_report_still_settles(
     deployed.chain.set_next_timestamp(started_at + 120)
     renter.end_rental(rental.rental_id)
     ended_at = int(gov.get_rental(rental.rental_id)["endedAt"])
-    batches = chain_batches(AGENT_KEY, rental.rental_id, samples, samples_per_batch=10)
+    batches = chain_batches(AGENT_KEY, rental.rental_id, samples, samples_per_batch=10, market=deployed.market)
     apps = node_apps(deployed, rental.rental_id, started_at * 1000, ended_at * 1000, tmp_path)
     try:
         for client in apps.values():

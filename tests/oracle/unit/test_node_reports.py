@@ -96,8 +96,6 @@ def test_report_for_a_recorded_sequence_is_never_re_signed_differently(node, sam
     response = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": 4})
     assert response.status_code == 200  # served from storage: the recorded report, not a new one
     assert (response.json()["digest"], response.json()["signature"]) == (first["digest"], first["signature"])
-    with pytest.raises(ReportConflict):  # metering it again would make another report: refused
-        app.state.node.attestor.usage_report(RENTAL, 4)
     recorded = app.state.node.storage.get_report("usage", RENTAL, 4)
     assert "0x" + recorded.digest.hex() == first["digest"]
     assert "0x" + recorded.signature.hex() == first["signature"]
