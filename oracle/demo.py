@@ -78,6 +78,8 @@ class DemoOptions:
     region: str = "SE"
     stake: str = "2000"
     budget: str = "5"
+    challenges: bool = True  # proof of GPU at the dev size (numpy agent; docs/protocol.md)
+    cheat: bool = False      # the agent answers every challenge wrongly (dev chain only)
     keep_running: bool = False
     fast_kdf: bool = False  # cheap keystore KDF (tests)
 
@@ -411,6 +413,9 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             "settle_max_interval_s": max(1, int(options.settle_interval_s)),
             "log_level": "info",
         }
+        if options.challenges:  # dev-size challenges, deadlines on the (set back) chain's clock
+            config.update({"challenges": "dev", "challenge_clock": "chain", "challenge_check_telemetry": False,
+                           "challenge_quorum": options.threshold, "challenge_poll_interval_s": 0.25})
         config_path = state / f"node-{i + 1}.config.json"
         config_path.write_text(json.dumps(config, indent=2))
         procs.nodes.append(subprocess.Popen(
@@ -456,6 +461,10 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
                    {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
                     "not_before_ms": started_at * 1000}),
     }
+    if options.challenges:
+        agent_config.update({"challenges": "numpy", "challenge_poll_s": 0.25})
+        if options.cheat:
+            agent_config.update({"challenge_cheat": True, "dev": True})
     agent_config_path = state / "agent.config.json"
     agent_config_path.write_text(json.dumps(agent_config, indent=2))
     ui.step("telemetry agent signs batches and sends them to every node",
@@ -464,6 +473,9 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     procs.agent = subprocess.Popen(
         [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(agent_config_path), "-v"],
         env=env, cwd=str(state), stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    # Challenges draw from blocks and open from the first block after their deadline; this chain
+    # only mines on transactions, so a block a second while the rental runs.
+    ticker = _BlockTicker(rpc) if options.challenges else None
 
     # -- metering, and the nodes' settlements as they land on chain -----------------------------
     watch = _SettlementWatch(rpc, deployment["market"], rental_id, deployment["block_number"],
@@ -504,6 +516,8 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         live_logs = [node_logs[i] for i in live]
         final_sequence = _final_sequence(live_urls, rental_id, int(deployment["signer_set"]["threshold"]), live_logs)
 
+        if ticker is not None:
+            ticker.stop()  # before the end: its timestamp is set explicitly
         # -- end; the nodes still settle the final report (periodEnd <= endedAt, within the grace)
         ui.step(f"renter ends rental {rental_id}; the nodes settle its final report (sequence {final_sequence})",
                 f"gpurent rent end {rental_id} --dev-account {RENTER}")
@@ -583,6 +597,8 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "provider_completed_rentals": rep["completed_rentals"],
         "provider_attested_gpu_seconds": rep["attested_gpu_seconds"],
         "node_report": _node_report(live_urls, rental_id, usage["sequence"]),
+        "challenges": _challenges(live_urls, rental_id) if options.challenges else None,
+        "challenges_in_report": {"passed": usage.get("challenges_passed"), "failed": usage.get("challenges_failed")},
         "decimals": deployment["payment_token_decimals"],
         "symbol": deployment["payment_token_symbol"],
         "stopped_node": stopped_node,
@@ -731,6 +747,40 @@ def _node_report(urls: Sequence[str], rental_id: int, sequence: int) -> dict[str
     return None
 
 
+class _BlockTicker:
+    """Mines an empty block every ``interval_s`` in a daemon thread until ``stop()``."""
+
+    def __init__(self, rpc: str, interval_s: float = 1.0) -> None:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(rpc, interval_s), name="demo-blocks", daemon=True)
+        self._thread.start()
+
+    def _run(self, rpc: str, interval_s: float) -> None:
+        from oracle.localchain import _rpc
+
+        while not self._stop.wait(interval_s):
+            try:
+                _rpc(rpc, "evm_mine")
+            except Exception:  # the chain is going away: nothing to tick
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _challenges(urls: Sequence[str], rental_id: int) -> dict[str, Any] | None:
+    """The quorum's proof-of-GPU record of the rental, as the first live node reports it."""
+    for url in urls:
+        body = _get_json(f"{url}/v1/rentals/{rental_id}/challenges")
+        if body:
+            return {"node": url, "passed": body["passed"], "failed": body["failed"], "unpaid": body["unpaid"],
+                    "verdicts": [c["quorum"] or c["verdict"] for c in body["challenges"]]}
+    return None
+
+
 def render_summary(result: DemoResult) -> Any:
     """The final table (rich renderable)."""
     from rich.console import Group
@@ -760,6 +810,11 @@ def render_summary(result: DemoResult) -> Any:
         ("provider reputation", f"{s['provider_reputation_score_bps'] / 100:.2f} / 100 "
                                 f"({s['provider_completed_rentals']} completed)", "chain: reputationScore"),
     ]
+    pog = s.get("challenges")
+    if pog:
+        unpaid_s = sum(span["end_ms"] - span["start_ms"] for span in pog["unpaid"]) / 1000
+        rows.append(("proof-of-GPU challenges (quorum)", f"{pog['passed']} passed, {pog['failed']} failed"
+                     + (f", {unpaid_s:.0f} GPU-s unpaid" if pog["unpaid"] else ""), f"node {pog['node']}"))
     node = s.get("node_report")
     if node:
         rows.append(("node's report, same sequence", f"{node['energy_millijoules'] / 3.6e9:.5f} kWh, "

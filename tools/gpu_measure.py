@@ -26,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA device 0 == NVML device 0
 
 from oracle.proof.merkle import keccak  # noqa: E402
 from oracle.proof.params import MEAN_INTERVAL_S, WorkShape, profile_for  # noqa: E402

@@ -29,7 +29,7 @@ fi
 # The provider daemon's tests (tests/provider) run a real dockerd and a busybox-static image.
 # As root on a Debian/Ubuntu machine (CI), install Debian's docker.io and busybox-static once;
 # elsewhere say what is missing (make test then fails those tests rather than skipping them).
-if ! command -v dockerd >/dev/null 2>&1 || ! [ -x /bin/busybox ]; then
+if ! command -v dockerd >/dev/null 2>&1 || ! { dpkg -s busybox-static >/dev/null 2>&1 || [ -n "${GPURENT_BUSYBOX:-}" ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${GPURENT_NO_APT:-}" ]; then
     echo "==> apt-get install docker.io busybox-static (tests/provider runs a real Docker daemon)"
     apt-get update -qq

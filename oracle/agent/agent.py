@@ -348,7 +348,12 @@ def start_challenge_responder(config: AgentConfig, agent: Agent):
     if config.challenges == "cuda":
         from oracle.proof.solver_torch import TorchSolver
 
-        solver_for = lambda index: TorchSolver(index)  # noqa: E731
+        solvers: dict[int, TorchSolver] = {}  # one per GPU: it checks itself once, then answers
+
+        def solver_for(index: int) -> TorchSolver:
+            if index not in solvers:
+                solvers[index] = TorchSolver(index)
+            return solvers[index]
     else:
         solver_for = lambda index: NumpySolver()  # noqa: E731
     responder = ChallengeResponder(config.node_urls, config.rental_id, agent._key, identities, solver_for,
@@ -387,6 +392,8 @@ def run_agent(config: AgentConfig) -> int:
         agent.run()
     finally:
         if responder is not None:
+            if not responder.drain(config.challenge_drain_s):
+                log.warning("challenges still unanswered after %.0f s; exiting", config.challenge_drain_s)
             responder.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -18,7 +20,8 @@ import httpx
 from oracle.chain.background import BackgroundLoop
 from oracle.proof.params import profile_for
 from oracle.proof.solver import NumpySolver, Solution, Solver
-from oracle.telemetry.batches import sign_batch_hash
+from oracle.proof.seeds import openings_digest
+from oracle.telemetry.batches import canonical_json, sign_batch_hash
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,12 @@ class ChallengeResponder(BackgroundLoop):
         self.poll_interval_s = poll_interval_s
         self.cheat = cheat
         self.stats = ResponderStats()
-        self._solutions: dict[str, Solution] = {}
+        # one worker per GPU: an 8-GPU rental's challenges are solved side by side, not in turn
+        self._workers = {index: ThreadPoolExecutor(1, thread_name_prefix=f"pog-gpu{index}") for index in self.gpus}
+        self._lock = threading.Lock()
+        self._listed: dict[str, set[str]] = {}            # challenge -> nodes that listed it
+        self._solving: dict[str, Future] = {}              # challenge -> its solve (then commit)
+        self._opening: dict[tuple[str, tuple], Future] = {}  # (challenge, cells) -> openings
         self._committed: dict[str, set[str]] = {}
         self._opened: dict[str, set[str]] = {}
         self._client = httpx.Client(timeout=timeout_s)
@@ -96,55 +104,116 @@ class ChallengeResponder(BackgroundLoop):
 
     def close(self) -> None:
         self.stop()
+        for worker in self._workers.values():
+            worker.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
-    def poll_once(self) -> None:
-        """Ask every node; solve what is new; commit and open where each node is ready."""
+    def drain(self, timeout_s: float) -> bool:
+        """Keep answering until every node's pending challenges are opened (a challenge drawn
+        during the rental is owed after it ends too), or ``timeout_s``; True when nothing is owed."""
+        self.stop()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.poll_once():
+                return True
+            time.sleep(self.poll_interval_s)
+        return False
+
+    def poll_once(self) -> int:
+        """Ask every node; solve what is new; commit and open where each node is ready. Returns
+        how many (node, challenge) pairs still wait for openings from us."""
+        owed = 0
         for url in self.node_urls:
             try:
                 response = self._client.get(f"{url}/v1/challenges", params={"rental_id": self.rental_id})
             except httpx.HTTPError as exc:
-                self.stats.errors += 1
-                self.stats.last_error = f"{url}: {exc}"
+                self._failed(f"{url}: {exc}")
                 continue
             if response.status_code != 200:
                 continue
             for challenge in response.json()["challenges"]:
                 self._answer(url, challenge)
+                if challenge["gpu_index"] in self.gpus and url not in self._opened.get(challenge["id"], set()):
+                    owed += 1
+        return owed
 
     def _answer(self, url: str, challenge: dict[str, Any]) -> None:
         cid = challenge["id"]
-        solution = self._solutions.get(cid)
-        if solution is None:
-            gpu = self.gpus.get(challenge["gpu_index"])
-            if gpu is None:
-                return  # not a GPU of this machine: never answer for a GPU we do not have
-            shape = profile_for(challenge["profile"]).size(challenge["index"]).shape
-            solution = self.solver_for(gpu.index).solve(bytes.fromhex(cid[2:]), shape, gpu.uuid, gpu.serial)
-            self._solutions[cid] = solution
-            self.stats.solved += 1
-        committed = self._committed.setdefault(cid, set())
-        if url not in committed:
-            body = {"top_root": "0x" + solution.top_root.hex(), "gpu_uuid": solution.gpu_uuid,
-                    "gpu_serial": solution.gpu_serial,
-                    "signature": "0x" + sign_batch_hash(self._key, solution.digest).hex()}
-            response = self._client.post(f"{url}/v1/challenges/{cid}/commitment", json=body)
-            if response.status_code in (200, 409):
-                committed.add(url)
-                self.stats.committed += 1
+        gpu = self.gpus.get(challenge["gpu_index"])
+        if gpu is None:
+            return  # not a GPU of this machine: never answer for a GPU we do not have
+        with self._lock:
+            self._listed.setdefault(cid, set()).add(url)
+            solving = self._solving.get(cid)
+            if solving is None:
+                self._solving[cid] = self._workers[gpu.index].submit(self._solve_and_commit, challenge, gpu)
+                return
+        if not solving.done():
+            return
+        try:
+            solution = solving.result()
+        except Exception as exc:  # the solver failed (e.g. out of memory): retried at the next poll
+            self._failed(f"solving {cid}: {type(exc).__name__}: {exc}")
+            with self._lock:
+                self._solving.pop(cid, None)
+            return
+        self._commit(url, solution)
         cells = challenge.get("cells")
-        opened = self._opened.setdefault(cid, set())
-        if cells is not None and url not in opened and url in committed:
-            openings = [o.to_wire() for o in solution.open([tuple(cell) for cell in cells])]
-            if self.cheat:
-                openings = [_corrupt(o) for o in openings]
-            response = self._client.post(f"{url}/v1/challenges/{cid}/openings", json={"openings": openings})
-            if response.status_code in (200, 409):
-                opened.add(url)
-                self.stats.opened += 1
-                outcome = response.json().get("outcome") if response.status_code == 200 else None
-                if outcome:
-                    self.stats.outcomes[cid] = outcome
+        if cells is None or url in self._opened.get(cid, set()) or url not in self._committed.get(cid, set()):
+            return
+        key = (cid, tuple(tuple(cell) for cell in cells))
+        with self._lock:
+            opening = self._opening.get(key)
+            if opening is None:  # the openings replay rows on the same GPU: its worker computes them
+                self._opening[key] = self._workers[gpu.index].submit(self._openings, solution, key[1])
+                return
+        if opening.done():
+            self._post_openings(url, cid, opening.result())
+
+    def _solve_and_commit(self, challenge: dict[str, Any], gpu: GpuIdentity) -> Solution:
+        shape = profile_for(challenge["profile"]).size(challenge["index"]).shape
+        solution = self.solver_for(gpu.index).solve(bytes.fromhex(challenge["id"][2:]), shape, gpu.uuid, gpu.serial)
+        self.stats.solved += 1
+        with self._lock:
+            urls = sorted(self._listed.get(challenge["id"], ()))
+        for url in urls:  # commit at once: the deadline runs from the block, not from our next poll
+            try:
+                self._commit(url, solution)
+            except httpx.HTTPError as exc:
+                self._failed(f"{url}: {exc}")
+        return solution
+
+    def _commit(self, url: str, solution: Solution) -> None:
+        cid = "0x" + solution.seed.hex()
+        committed = self._committed.setdefault(cid, set())
+        if url in committed:
+            return
+        body = {"top_root": "0x" + solution.top_root.hex(), "gpu_uuid": solution.gpu_uuid,
+                "gpu_serial": solution.gpu_serial, "signature": "0x" + sign_batch_hash(self._key, solution.digest).hex()}
+        response = self._client.post(f"{url}/v1/challenges/{cid}/commitment", json=body)
+        if response.status_code in (200, 409):
+            committed.add(url)
+            self.stats.committed += 1
+
+    def _openings(self, solution: Solution, cells: tuple) -> list[dict[str, Any]]:
+        openings = [o.to_wire() for o in solution.open([tuple(cell) for cell in cells])]
+        return [_corrupt(o) for o in openings] if self.cheat else openings
+
+    def _post_openings(self, url: str, cid: str, openings: list[dict[str, Any]]) -> None:
+        signature = sign_batch_hash(self._key, openings_digest(bytes.fromhex(cid[2:]), canonical_json(openings)))
+        response = self._client.post(f"{url}/v1/challenges/{cid}/openings",
+                                     json={"openings": openings, "signature": "0x" + signature.hex()})
+        if response.status_code in (200, 409):
+            self._opened.setdefault(cid, set()).add(url)
+            self.stats.opened += 1
+            outcome = response.json().get("outcome") if response.status_code == 200 else None
+            if outcome:
+                self.stats.outcomes[cid] = outcome
+
+    def _failed(self, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message[:300]
+        log.warning("challenge: %s", self.stats.last_error)
 
 
 def _corrupt(opening: dict[str, Any]) -> dict[str, Any]:

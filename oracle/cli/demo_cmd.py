@@ -25,15 +25,25 @@ from oracle.cli.common import GuardedCommand, print_json
 @click.option("--budget", default="5", show_default=True, help="renter's budget in tUSD")
 @click.option("--keep-running", is_flag=True, help="leave the chain and the nodes running afterwards")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON, no progress")
+@click.option("--no-challenges", is_flag=True, help="run without proof-of-GPU challenges")
+@click.option("--cheat", is_flag=True,
+              help="dev only: the agent answers every proof-of-GPU challenge wrongly (the GPU's time goes unpaid); "
+                   "replays at 1x unless --speed is given")
 def demo(state_dir: Path | None, trace: Path | None, speed: float, source: str, nvml_seconds: float,
-         stop_node_after: float | None, budget: str, keep_running: bool, as_json: bool) -> None:
+         stop_node_after: float | None, budget: str, keep_running: bool, as_json: bool, no_challenges: bool,
+         cheat: bool) -> None:
     """Run a whole rental on a local anvil: deploy, 3 oracle nodes (threshold 2) that learn the
     rental from chain events and settle it themselves, stake, offer, rent, telemetry, metering,
     end, refund, and print what the chain recorded (node logs in the state directory)."""
     from oracle.demo import DemoOptions, Ui, render_summary, run_demo
 
+    if cheat and no_challenges:
+        raise click.UsageError("--cheat needs the challenges (drop --no-challenges)")
+    if cheat and click.get_current_context().get_parameter_source("speed").name == "DEFAULT":
+        speed = 1.0  # reports follow the wall clock, so a failed challenge is judged before they count it
     options = DemoOptions(speed=speed, source=source, nvml_seconds=nvml_seconds, budget=budget,
-                          stop_node_after_s=stop_node_after, keep_running=keep_running)
+                          stop_node_after_s=stop_node_after, keep_running=keep_running,
+                          challenges=not no_challenges, cheat=cheat)
     if state_dir is not None:
         options.state_dir = state_dir
     if trace is not None:

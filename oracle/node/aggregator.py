@@ -92,6 +92,11 @@ class Aggregator(FaultSubmission):
         # Wait between finding a quorum and sending it (set per round by SettlementLoop from this
         # node's rank); ``stop`` cuts the wait (and any Retry-After wait) short at shutdown.
         self.submit_delay_s = 0.0
+        # Within a settleBatch round every rental's nodes are asked from the same first node (it
+        # moves every round: the load spreads), so the nodes that signed a chunk's reports are
+        # the same for all of them and can sign its batch.
+        self._first_peer: int | None = None
+        self._rounds = 0
 
     @property
     def stop(self):
@@ -167,7 +172,7 @@ class Aggregator(FaultSubmission):
         signer_set = signer_set or self.client.signer_set()
         threshold = signer_set.threshold
         notes = {} if notes is None else notes
-        first = rental_id % len(self.node_urls)
+        first = (rental_id if self._first_peer is None else self._first_peer) % len(self.node_urls)
         waiting = self.node_urls[first:] + self.node_urls[:first]
         answers: dict[str, tuple[UsageReport, bytes, NodeSignature]] = {}
         while waiting and len(answers) < threshold:
@@ -327,6 +332,15 @@ class Aggregator(FaultSubmission):
         signer_set = self.client.signer_set()
         cap = self.tx_cap()
         active_end = self.max_period_end_now()
+        self._rounds += 1
+        self._first_peer = self._rounds
+        try:
+            return self._settle_batch(rental_ids, signer_set, cap, active_end)
+        finally:
+            self._first_peer = None
+
+    def _settle_batch(self, rental_ids: Iterable[int], signer_set: SignerSet, cap: int,
+                      active_end: int | None) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         chosen: list[Quorum] = []
         staggered = False
@@ -374,7 +388,7 @@ class Aggregator(FaultSubmission):
         batch_digest = usage_batch_digest(reports, self.client.chain_id, self.client.address)
         ordered, notes = self._batch_signatures(chosen, batch_digest, signer_set)
         if ordered is None:
-            detail = why(-1, len(notes), signer_set.threshold, notes)
+            detail = why(-1, sum(n == "signed batch" for n in notes.values()), signer_set.threshold, notes)
             for q in chosen:
                 outcomes[q.report.rental_id] = Outcome(q.report.rental_id, "no_quorum", q.report.sequence,
                                                        detail=detail, notes=notes)
@@ -420,33 +434,54 @@ class Aggregator(FaultSubmission):
 
     def _batch_signatures(self, chosen: list[Quorum], batch_digest: bytes,
                           signer_set: SignerSet) -> tuple[list[NodeSignature] | None, dict[str, str]]:
-        """A threshold of verified signatures over the batch digest (ascending), or None."""
+        """A threshold of verified signatures over the batch digest (ascending), or None.
+
+        Nodes sign only reports they recorded themselves. The nodes that made the chunk's
+        quorums are asked first; if fewer than ``threshold`` sign, each node that refused for a
+        report it does not hold is asked for the chunk's reports (it meters and records them)
+        and then for the batch signature again.
+        """
         body = {"reports": [{"rental_id": q.report.rental_id, "sequence": q.report.sequence,
                              "digest": "0x" + q.digest.hex()} for q in chosen]}
         by_signer: dict[str, NodeSignature] = {}
         notes: dict[str, str] = {}
-        for url in self.node_urls:
-            got = self._post(url, "/v1/batch-signatures", body)
-            if isinstance(got, str):
-                notes[url] = got
-                continue
-            try:
-                signature = bytes.fromhex(got["signature"].removeprefix("0x"))
-                signer = recover(batch_digest, signature)
-            except Exception as exc:
-                notes[url] = f"refused: bad batch signature ({exc})"
-                continue
-            if str(got.get("digest", "")).lower() != "0x" + batch_digest.hex():
-                notes[url] = "refused: batch digest differs"
-                continue
-            if signer not in signer_set.signers or signer.lower() != str(got.get("signer", signer)).lower():
-                notes[url] = f"refused: {signer} not in signer set or not the claimed signer"
-                continue
-            by_signer.setdefault(signer, NodeSignature(url, signer, signature))
-            notes[url] = "signed batch"
+        quorum_urls = {s.url for q in chosen for s in q.signatures}
+        order = sorted(self.node_urls, key=lambda u: u not in quorum_urls)
+        for url in order:
+            if len(by_signer) >= signer_set.threshold:
+                break
+            self._ask_batch_signature(url, body, batch_digest, signer_set, by_signer, notes)
+        for url in order:
+            if len(by_signer) >= signer_set.threshold:
+                break
+            if notes.get(url, "").startswith(("HTTP 404", "HTTP 409")):  # it lacks some of the reports
+                for q in chosen:
+                    self._ask_report(url, q.report.rental_id, q.report.sequence, signer_set, {})
+                self._ask_batch_signature(url, body, batch_digest, signer_set, by_signer, notes)
         if len(by_signer) < signer_set.threshold:
             return None, notes
         return sorted(by_signer.values(), key=lambda s: int(s.signer, 16))[: signer_set.threshold], notes
+
+    def _ask_batch_signature(self, url: str, body: dict[str, Any], batch_digest: bytes, signer_set: SignerSet,
+                             by_signer: dict[str, NodeSignature], notes: dict[str, str]) -> None:
+        got = self._post(url, "/v1/batch-signatures", body)
+        if isinstance(got, str):
+            notes[url] = got
+            return
+        try:
+            signature = bytes.fromhex(got["signature"].removeprefix("0x"))
+            signer = recover(batch_digest, signature)
+        except Exception as exc:
+            notes[url] = f"refused: bad batch signature ({exc})"
+            return
+        if str(got.get("digest", "")).lower() != "0x" + batch_digest.hex():
+            notes[url] = "refused: batch digest differs"
+            return
+        if signer not in signer_set.signers or signer.lower() != str(got.get("signer", signer)).lower():
+            notes[url] = f"refused: {signer} not in signer set or not the claimed signer"
+            return
+        by_signer.setdefault(signer, NodeSignature(url, signer, signature))
+        notes[url] = "signed batch"
 
 
 def _settled(rental_id: int, sequence: int, result: TxResult, signers: tuple[str, ...], notes: dict[str, str]) -> Outcome:

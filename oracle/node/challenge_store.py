@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS pog_answers (
 CREATE TABLE IF NOT EXISTS pog_verdicts (
     id TEXT PRIMARY KEY, rental_id TEXT NOT NULL, gpu_index INTEGER NOT NULL, issued_at_ms INTEGER NOT NULL,
     outcome TEXT NOT NULL, detail TEXT NOT NULL, decided_at_ms INTEGER NOT NULL, signature BLOB);
+CREATE TABLE IF NOT EXISTS pog_quorum (
+    id TEXT PRIMARY KEY, outcome TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pog_peer_verdicts (
     id TEXT NOT NULL, signer TEXT NOT NULL, outcome TEXT NOT NULL, signature BLOB NOT NULL,
     PRIMARY KEY (id, signer));
@@ -155,6 +157,17 @@ class ChallengeStore:
                           "ORDER BY number LIMIT 1", (timestamp_s,))
         return Beacon(*rows[0]) if rows else None
 
+    def batches_overlapping(self, rental_id: int, start_ms: int, end_ms: int) -> list[bytes]:
+        """Stored bodies of the rental's batches with samples in ``[start_ms, end_ms]`` (the
+        ``batches`` table of :mod:`oracle.node.storage`), in sequence order."""
+        return [row[0] for row in self._rows(
+            "SELECT body FROM batches WHERE rental_id=? AND last_t_ms>=? AND first_t_ms<=? ORDER BY batch_seq",
+            (str(rental_id), start_ms, end_ms))]
+
+    def newest_sample_ms(self, rental_id: int) -> int:
+        rows = self._rows("SELECT MAX(last_t_ms) FROM batches WHERE rental_id=?", (str(rental_id),))
+        return -1 if not rows or rows[0][0] is None else int(rows[0][0])
+
     def known_rental_ids(self) -> list[int]:
         """The rentals this node meters (the ``rentals`` table of :mod:`oracle.node.storage`)."""
         try:
@@ -189,6 +202,11 @@ class ChallengeStore:
         rows = self._rows(f"SELECT {self._CHALLENGE_COLUMNS} FROM pog_challenges c WHERE c.rental_id = ? "
                           "ORDER BY c.issued_at_ms, c.gpu_index", (str(rental_id),))
         return [self._challenge(row) for row in rows]
+
+    def withdraw_after(self, rental_id: int, end_ms: int) -> int:
+        """Delete the rental's undecided challenges issued after ``end_ms``; how many."""
+        return self._write("DELETE FROM pog_challenges WHERE rental_id=? AND issued_at_ms>? AND id NOT IN "
+                           "(SELECT id FROM pog_verdicts)", (str(rental_id), end_ms))
 
     # -- answers -------------------------------------------------------------------------------
     def record_commitment(self, challenge_id: str, digest: bytes, top_root: bytes, gpu_uuid: str,
@@ -258,6 +276,21 @@ class ChallengeStore:
     def put_peer_verdict(self, challenge_id: str, signer: str, outcome: str, signature: bytes) -> None:
         self._write("INSERT OR IGNORE INTO pog_peer_verdicts (id, signer, outcome, signature) VALUES (?,?,?,?)",
                     (challenge_id, signer, outcome, signature))
+
+    def put_quorum(self, challenge_id: str, outcome: str) -> None:
+        """The outcome a quorum agreed on (final: with a threshold above half the set, no other
+        outcome can reach it)."""
+        self._write("INSERT OR IGNORE INTO pog_quorum (id, outcome) VALUES (?,?)", (challenge_id, outcome))
+
+    def quorum(self, challenge_id: str) -> str | None:
+        rows = self._rows("SELECT outcome FROM pog_quorum WHERE id = ?", (challenge_id,))
+        return rows[0][0] if rows else None
+
+    def awaiting_quorum(self) -> list[str]:
+        """Challenges this node has judged that no quorum has decided yet (what to ask peers about)."""
+        return [row[0] for row in self._rows(
+            "SELECT v.id FROM pog_verdicts v LEFT JOIN pog_quorum q ON q.id = v.id WHERE q.id IS NULL "
+            "ORDER BY v.decided_at_ms")]
 
     def peer_verdicts(self, challenge_id: str) -> dict[str, str]:
         return dict(self._rows("SELECT signer, outcome FROM pog_peer_verdicts WHERE id = ?", (challenge_id,)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
 from oracle.errors import BatchVerificationError
@@ -23,18 +23,20 @@ from oracle.gpu_models import gpu_model
 from oracle.node.challenge_store import ChallengeStore, StoredChallenge, StoredVerdict
 from oracle.node.errors import ReportConflict
 from oracle.node.rentals import Rental, RentalRegistry
-from oracle.node.storage import NodeStorage
 from oracle.chain.background import BackgroundLoop
 from oracle.proof.answer import CellOpening
 from oracle.proof.judge import Judged, Outcome, WindowSample, decide, quorum, rental_outcomes, window_responds
 from oracle.proof.merkle import keccak
-from oracle.proof.params import DEV_PROFILE_NAME, TELEMETRY_GRACE_MS, ChallengeProfile, profile_for
+from oracle.proof.params import DEV_PROFILE_NAME, ChallengeProfile, profile_for
 from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
-from oracle.proof.seeds import VERSION, commitment_digest, opening_cells
+from oracle.proof.seeds import VERSION, commitment_digest, opening_cells, openings_digest
 from oracle.proof.verify import verify_openings
-from oracle.telemetry.batches import address_of, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.batches import address_of, canonical_json, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.codec import decode_batch  # the node's compact stored form (it also reads wire JSON)
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SLASH_WINDOW_S = 3_600  # the protocol's default slash window (metering's DEFAULT_SLASH_WINDOW_SECONDS)
 
 
 class ChallengeError(Exception):
@@ -61,6 +63,7 @@ class ChallengeConfig:
     check_telemetry: bool         # bind verdicts to the GPU's telemetry (off only for the CPU dev path)
     peers: tuple[str, ...] = ()   # other nodes' base URLs, asked for their verdicts
     lie: bool = False             # fault injection (tests, dev mode only): record the opposite verdict
+    clock: str = "wall"           # "chain" (dev chains only): deadlines on the chain's clock as last seen
 
 
 class BeaconSource(Protocol):
@@ -68,20 +71,22 @@ class BeaconSource(Protocol):
 
 
 class ChallengeService:
-    def __init__(self, store: ChallengeStore, storage: NodeStorage, registry: RentalRegistry, node_key: bytes,
+    def __init__(self, store: ChallengeStore, registry: RentalRegistry, node_key: bytes,
                  config: ChallengeConfig, clock: Callable[[], int] | None = None) -> None:
         self.store = store
-        self.storage = storage
         self.registry = registry
         self.config = config
         self._key = node_key
         self.address = address_of(node_key)
         self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._chain_offset_ms = 0  # clock "chain": newest block's timestamp minus our clock when we saw it
         self._schedulers: dict[int, RentalScheduler] = {}
         self._lock = threading.RLock()
 
     def now_ms(self) -> int:
-        return self._clock()
+        """Our clock; with ``clock = "chain"`` shifted onto the chain's (a dev chain whose clock
+        was set back, as the demo's time-compressed replay does)."""
+        return self._clock() + self._chain_offset_ms
 
     # -- schedule ------------------------------------------------------------------------------
     def profile_of(self, rental: Rental) -> ChallengeProfile | None:
@@ -116,11 +121,26 @@ class ChallengeService:
         if not beacons:
             return
         with self._lock:
+            if self.config.clock == "chain":
+                self._chain_offset_ms = beacons[-1].timestamp_s * 1000 - self._clock()
             self.store.put_beacons(beacons)
             for rental_id in self.store.known_rental_ids():
                 scheduler = self._scheduler(rental_id)
                 if scheduler is not None:
+                    self._follow_end(scheduler)
                     self._issue(scheduler, beacons)
+
+    def _end_ms(self, rental_id: int) -> int | None:
+        """The rental's last millisecond once it ended (rental terms' ``end_ms``), else None."""
+        return getattr(self.registry.get(rental_id), "end_ms", None)
+
+    def _follow_end(self, scheduler: RentalScheduler) -> None:
+        """An ended rental draws no more challenges; any drawn after its end (seen before the end
+        event) are withdrawn undecided."""
+        end_ms = self._end_ms(scheduler.rental.rental_id)
+        if end_ms is not None and scheduler.rental.end_s is None:
+            scheduler.rental = replace(scheduler.rental, end_s=end_ms // 1000)
+            self.store.withdraw_after(scheduler.rental.rental_id, end_ms)
 
     # -- what the agent asks --------------------------------------------------------------------
     def _challenge(self, challenge_id: str) -> StoredChallenge:
@@ -153,18 +173,22 @@ class ChallengeService:
         self._scheduler(rental_id)
         return [self.describe(c) for c in self.store.undecided(rental_id)]
 
-    def post_commitment(self, challenge_id: str, top_root: bytes, gpu_uuid: str, gpu_serial: str,
-                        signature: bytes) -> dict[str, Any]:
-        now = self.now_ms()
-        challenge = self._challenge(challenge_id)
+    def _check_agent(self, challenge: StoredChallenge, digest: bytes, signature: bytes, what: str) -> None:
+        """Only the rental's agent may answer (401: no valid signature, 403: another key)."""
         rental = self.registry.get(challenge.rental_id)
-        digest = commitment_digest(bytes.fromhex(challenge_id[2:]), top_root, gpu_uuid, gpu_serial)
         try:
             signer = recover_batch_signer(digest, signature)
         except BatchVerificationError as exc:
             raise ChallengeError(401, "bad_signature", str(exc)) from None
         if rental is None or signer != rental.agent:
-            raise ChallengeError(403, "wrong_agent", f"commitment signed by {signer}, not the rental's agent")
+            raise ChallengeError(403, "wrong_agent", f"{what} signed by {signer}, not the rental's agent")
+
+    def post_commitment(self, challenge_id: str, top_root: bytes, gpu_uuid: str, gpu_serial: str,
+                        signature: bytes) -> dict[str, Any]:
+        now = self.now_ms()
+        challenge = self._challenge(challenge_id)
+        digest = commitment_digest(bytes.fromhex(challenge_id[2:]), top_root, gpu_uuid, gpu_serial)
+        self._check_agent(challenge, digest, signature, "commitment")
         recorded = self.store.record_commitment(challenge_id, digest, top_root, gpu_uuid, gpu_serial, signature, now)
         if recorded.digest != digest:
             raise ChallengeError(409, "commitment_conflict", "a different commitment is already recorded")
@@ -172,9 +196,14 @@ class ChallengeService:
         return {"status": "recorded", "committed_at_ms": recorded.committed_at_ms,
                 "late": recorded.committed_at_ms > challenge.commit_deadline_ms}
 
-    def post_openings(self, challenge_id: str, openings_wire: list[dict[str, Any]]) -> dict[str, Any]:
+    def post_openings(self, challenge_id: str, openings_wire: list[dict[str, Any]], signature: bytes) -> dict[str, Any]:
         now = self.now_ms()
         challenge = self._challenge(challenge_id)
+        try:
+            body = canonical_json(openings_wire)
+        except ValueError as exc:  # floats, NaN: not the protocol's JSON
+            raise ChallengeError(422, "malformed", str(exc)) from None
+        self._check_agent(challenge, openings_digest(bytes.fromhex(challenge_id[2:]), body), signature, "openings")
         answer = self.store.answer(challenge_id)
         cells = self.cells(challenge)
         if answer is None or cells is None:
@@ -196,18 +225,18 @@ class ChallengeService:
                 "outcome": None if verdict is None else verdict.outcome}
 
     # -- verdicts ------------------------------------------------------------------------------
-    def _telemetry(self, rental_id: int) -> tuple[list[tuple[int, str, int]], dict[int, list[WindowSample]], int]:
-        """(gpus as (index, uuid, power limit mW), samples per GPU, newest sample time) of a rental."""
-        next_seq, _ = self.storage.batch_head(rental_id)
+    def _telemetry(self, rental_id: int, start_ms: int, end_ms: int
+                   ) -> tuple[list[tuple[int, str, int]], dict[int, list[WindowSample]], int]:
+        """(GPUs as (index, uuid, power limit mW), samples per GPU in the window, newest sample
+        time of the rental): only the batches overlapping the window are decoded."""
         gpus: list[tuple[int, str, int]] = []
         samples: dict[int, list[WindowSample]] = {}
-        newest = -1
-        for _, _, batch in self.storage.iter_batch_objects(rental_id, 0, next_seq):
+        for body in self.store.batches_overlapping(rental_id, start_ms, end_ms):
+            batch = decode_batch(body)
             gpus = [(g.index, g.uuid, g.power_limit_mw) for g in batch.gpus]
             for s in batch.samples:
                 samples.setdefault(s.gpu, []).append(WindowSample(s.t_ms, s.power_mw, s.util_gpu_pct))
-                newest = max(newest, s.t_ms)
-        return gpus, samples, newest
+        return gpus, samples, self.store.newest_sample_ms(rental_id)
 
     def decide_due(self, challenge_id: str) -> StoredVerdict | None:
         """Record (then sign) this node's verdict on a challenge if it can be decided now."""
@@ -225,8 +254,10 @@ class ChallengeService:
                 if answer.openings is None and now <= challenge.open_deadline_ms:
                     return None
                 if answer.verified and self.config.check_telemetry:
-                    gpus, samples, newest = self._telemetry(challenge.rental_id)
-                    if newest < answer.committed_at_ms and now <= answer.committed_at_ms + TELEMETRY_GRACE_MS:
+                    gpus, samples, newest = self._telemetry(challenge.rental_id, challenge.issued_at_ms,
+                                                            answer.committed_at_ms)
+                    grace_ms = profile_for(challenge.profile).telemetry_grace_ms
+                    if newest < answer.committed_at_ms and now <= answer.committed_at_ms + grace_ms:
                         return None  # the batches covering the window are still on their way
                     listed = {index: (uuid, limit) for index, uuid, limit in gpus}
                     if challenge.gpu_index in listed:
@@ -274,11 +305,17 @@ class ChallengeService:
         return True
 
     def quorum_outcome(self, challenge_id: str) -> Outcome | None:
+        decided = self.store.quorum(challenge_id)
+        if decided is not None:
+            return Outcome(decided)
         own = self.store.verdict(challenge_id)
         outcomes = [Outcome(o) for o in self.store.peer_verdicts(challenge_id).values()]
         if own is not None:
             outcomes.append(Outcome(own.outcome))
-        return quorum(outcomes, self.config.quorum)
+        agreed = quorum(outcomes, self.config.quorum)
+        if agreed is not None:
+            self.store.put_quorum(challenge_id, agreed.value)
+        return agreed
 
     def outcomes(self, rental_id: int, up_to_ms: int, due_only: bool = True) -> tuple[int, int, list[tuple[int, int, int]]]:
         """The metering hook: (passed, failed, unpaid (gpu_index, start_ms, end_ms)) of the rental's
@@ -286,18 +323,48 @@ class ChallengeService:
         plus the telemetry grace has passed by then, so every node counts the same set for the
         same ``up_to_ms`` (``due_only=False``: every decided challenge issued before it)."""
         judged = []
+        end_ms = self._end_ms(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
-            if due_only and challenge.open_deadline_ms + TELEMETRY_GRACE_MS > up_to_ms:
+            if end_ms is not None and challenge.issued_at_ms > end_ms:
+                continue  # drawn after the rental ended (before this node saw the end)
+            if due_only and challenge.open_deadline_ms + profile_for(challenge.profile).telemetry_grace_ms > up_to_ms:
                 continue
             decided = self.quorum_outcome(challenge.id)
             if decided is not None:
                 judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed))
         return rental_outcomes(judged, up_to_ms)
 
+    def failed_windows(self, rental_id: int, up_to_ms: int, window_s: int) -> list[tuple[int, int, int, int, str]]:
+        """CHALLENGE_FAILED faults, one per slash window: for the first challenge of each window
+        (window = (issue - start) // window_s) that the quorum failed and that is due by
+        ``up_to_ms``: (gpu_index, issued_at_ms, due_ms, window, detail). ``due_ms`` (when every node
+        has judged it) is the fault's end, so a list sorted by end only ever grows at its end."""
+        rental = self.registry.get(rental_id)
+        if rental is None:
+            return []
+        end_ms = self._end_ms(rental_id)
+        seen: dict[int, tuple[int, int, int, int, str]] = {}
+        for challenge in self.store.rental_challenges(rental_id):
+            profile = profile_for(challenge.profile)
+            due_ms = challenge.open_deadline_ms + profile.telemetry_grace_ms
+            if due_ms > up_to_ms or (end_ms is not None and challenge.issued_at_ms > end_ms):
+                continue
+            decided = self.quorum_outcome(challenge.id)
+            if decided is None or decided.passed:
+                continue
+            window = (challenge.issued_at_ms - rental.start_ms) // (window_s * 1000)
+            if window not in seen:
+                seen[window] = (challenge.gpu_index, challenge.issued_at_ms, due_ms, window,
+                                f"challenge {challenge.index} gpu {challenge.gpu_index} {decided.value}")
+        return sorted(seen.values(), key=lambda f: (f[2], f[3]))
+
     def summary(self, rental_id: int) -> dict[str, Any]:
         passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
         rows = []
+        end_ms = self._end_ms(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
+            if end_ms is not None and challenge.issued_at_ms > end_ms:
+                continue
             own = self.store.verdict(challenge.id)
             decided = self.quorum_outcome(challenge.id)
             rows.append({"id": challenge.id, "index": challenge.index, "gpu_index": challenge.gpu_index,
@@ -326,6 +393,16 @@ class MeteringLedger:
             else:
                 spans.append((start, end))
         return ChallengeOutcomes(passed, failed, tuple(spans))
+
+    def faults(self, rental_id: int, up_to_ms: int) -> list[Any]:
+        """The CHALLENGE_FAILED faults (metering's ``Fault``, kind 5) the quorum's verdicts make,
+        one per slash window of the rental, for metering to file with its own faults."""
+        from oracle.metering.faults import Fault, FaultKind
+
+        rental = self.service.registry.get(rental_id)
+        window_s = getattr(rental, "slash_window_seconds", 0) or DEFAULT_SLASH_WINDOW_S
+        return [Fault(FaultKind.CHALLENGE_FAILED, start, due, detail, gpu)
+                for gpu, start, due, _, detail in self.service.failed_windows(rental_id, up_to_ms, window_s)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,19 +466,18 @@ class ChallengeLoop(BackgroundLoop):
         service = self.service
         if not service.config.peers:
             return
-        for rental_id in service.store.known_rental_ids():
-            for challenge in service.store.rental_challenges(rental_id):
-                if service.store.verdict(challenge.id) is None or service.quorum_outcome(challenge.id) is not None:
+        for challenge_id in service.store.awaiting_quorum():
+            if service.quorum_outcome(challenge_id) is not None:
+                continue
+            for peer in service.config.peers:
+                try:
+                    response = httpx.get(f"{peer}/v1/challenges/{challenge_id}/verdict", timeout=2.0)
+                except httpx.HTTPError:
                     continue
-                for peer in service.config.peers:
-                    try:
-                        response = httpx.get(f"{peer}/v1/challenges/{challenge.id}/verdict", timeout=2.0)
-                    except httpx.HTTPError:
-                        continue
-                    if response.status_code == 200:
-                        body = response.json()
-                        service.add_peer_verdict(challenge.id, body["outcome"], body["signer"],
-                                                 bytes.fromhex(body["signature"][2:]))
+                if response.status_code == 200:
+                    body = response.json()
+                    service.add_peer_verdict(challenge_id, body["outcome"], body["signer"],
+                                             bytes.fromhex(body["signature"][2:]))
 
 
 def build_challenges(settings: Any, runtime: Any, node_key: bytes,
@@ -413,9 +489,8 @@ def build_challenges(settings: Any, runtime: Any, node_key: bytes,
         chain_id=settings.chain_id, market=settings.market_address, mode=settings.challenges,
         mean_interval_s=settings.challenge_mean_interval_s, quorum=settings.challenge_quorum,
         check_telemetry=settings.challenge_check_telemetry, peers=tuple(settings.peers),
-        lie=settings.fault == "lie_verdicts")
-    service = ChallengeService(ChallengeStore(settings.db_path), runtime.storage, runtime.attestor.registry,
-                               node_key, config, clock)
+        lie=settings.fault == "lie_verdicts", clock=settings.challenge_clock)
+    service = ChallengeService(ChallengeStore(settings.db_path), runtime.attestor.registry, node_key, config, clock)
     source = Web3BeaconSource(connect(settings.beacon_rpc_url or settings.rpc_url, timeout_s=5.0),
                               confirmations=settings.confirmations if settings.rpc_url else 0)
     return service, ChallengeLoop(service, source, settings.challenge_poll_interval_s)

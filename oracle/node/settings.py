@@ -217,6 +217,9 @@ class NodeSettings(BaseModel):
     challenge_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     beacon_rpc_url: str | None = Field(
         default=None, description="where challenge beacons (blocks) come from; default rpc_url")
+    challenge_clock: Literal["wall", "chain"] = Field(
+        default="wall", description="chain: deadlines on the chain's clock as last seen (dev chains whose clock "
+                                    "was set back, e.g. the demo's time-compressed replay)")
 
     @field_validator("market_address")
     @classmethod
@@ -261,8 +264,10 @@ class NodeSettings(BaseModel):
             raise ValueError("set keystore_password or keystore_password_file, not both")
         if self.challenges != "off" and (self.beacon_rpc_url or self.rpc_url) is None:
             raise ValueError("challenges need blocks to draw from: set rpc_url or beacon_rpc_url")
-        if not self.dev_mode and (self.challenges == "dev" or not self.challenge_check_telemetry):
-            raise ValueError("challenges = \"dev\" and challenge_check_telemetry = false are for dev mode only")
+        if (not self.dev_mode and self.chain_id not in LOCAL_CHAIN_IDS
+                and (self.challenges == "dev" or not self.challenge_check_telemetry or self.challenge_clock != "wall")):
+            raise ValueError("challenges = \"dev\", challenge_check_telemetry = false and challenge_clock = \"chain\" "
+                             "are for dev mode or a local dev chain only")
         if self.dev_mode:
             if self.private_key is None and self.keystore_path is None:
                 raise ValueError("no node key: set keystore_path (or private_key in dev mode)")

@@ -131,6 +131,7 @@ def production_shape(memory_mib: int, fraction_bps: int = WORKING_SET_FRACTION_B
 DEV_SHAPE = WorkShape(n=64, rows=64, table_entries=8, lookups=2, steps_per_segment=2, segments=8,
                       sketch_width=8, group_rows=16, opened=8)
 DEV_PROFILE_NAME = "dev"
+DEV_COMMIT_DEADLINE_MS = 8_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,8 @@ class ChallengeProfile:
     start: ChallengeSize
     periodic: ChallengeSize
     basis: str                # "measured: ...", "estimate: ... (not yet measured)", "dev: ..."
+    open_window_ms: int = OPEN_WINDOW_MS
+    telemetry_grace_ms: int = TELEMETRY_GRACE_MS
 
     def size(self, index: int) -> ChallengeSize:
         """Challenge ``index`` of a rental: 0 is the start challenge."""
@@ -213,8 +216,10 @@ class ChallengeProfile:
         return self.start.commit_deadline_ms
 
     @property
-    def open_window_ms(self) -> int:
-        return OPEN_WINDOW_MS
+    def due_after_issue_ms(self) -> int:
+        """Every node has judged a periodic challenge this long after its issue (metering counts
+        a challenge once this has passed: the same set on every node)."""
+        return self.periodic.commit_deadline_ms + self.open_window_ms + self.telemetry_grace_ms
 
 
 def deadline_ms(expected_solve_ms: int) -> int:
@@ -228,8 +233,10 @@ def _size(shape: WorkShape, expected_ms: int) -> ChallengeSize:
 def profile_for(model_name: str) -> ChallengeProfile:
     """The profile of a model in oracle/gpu_models.py (or the dev profile for ``"dev"``)."""
     if model_name == DEV_PROFILE_NAME:
-        dev = _size(DEV_SHAPE, 50)
-        return ChallengeProfile(DEV_PROFILE_NAME, dev, dev, "dev: numpy-sized, not a proof of any GPU")
+        # 8 s: a dev agent may still be starting (interpreter, keystore) when the rental does
+        dev = ChallengeSize(DEV_SHAPE, 50, DEV_COMMIT_DEADLINE_MS)
+        return ChallengeProfile(DEV_PROFILE_NAME, dev, dev, "dev: numpy-sized, not a proof of any GPU",
+                                open_window_ms=10_000, telemetry_grace_ms=5_000)
     model = gpu_model(model_name)
     perf = _PERF.get(model.name)
     if perf is None:

@@ -74,6 +74,12 @@ def commitment_digest(seed: bytes, top_root: bytes, gpu_uuid: str, gpu_serial: s
     return keccak(VERSION + b".commit" + seed + top_root + keccak(gpu_uuid.encode()) + keccak(gpu_serial.encode()))
 
 
+def openings_digest(seed: bytes, openings_json: bytes) -> bytes:
+    """What the agent signs when it posts openings: the challenge and the canonical JSON of them
+    (so nobody else can post openings first and lock the agent's out)."""
+    return keccak(VERSION + b".openings" + seed + keccak(openings_json))
+
+
 def opening_cells(seed: bytes, commitment: bytes, beacon_hash: bytes, count: int, segments: int,
                   rows: int) -> list[tuple[int, int]]:
     """The (segment, row) cells to open: drawn from a block hash the agent could not know when it

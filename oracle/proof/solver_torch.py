@@ -14,18 +14,21 @@ states are kept: at production size they would be C x 16 MiB).
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-import torch
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA index i == NVML index i (before CUDA starts)
 
-from oracle.errors import ConfigError
-from oracle.proof.answer import Commitments
-from oracle.proof.params import WorkShape
-from oracle.proof.seeds import initial_root, plan_root_checkpoint, segment_lookups
-from oracle.proof.solver import Solution
-from oracle.proof.work import Inputs
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from oracle.errors import ConfigError  # noqa: E402
+from oracle.proof.answer import Commitments  # noqa: E402
+from oracle.proof.params import WorkShape  # noqa: E402
+from oracle.proof.seeds import initial_root, plan_root_checkpoint, segment_lookups  # noqa: E402
+from oracle.proof.solver import Solution  # noqa: E402
+from oracle.proof.work import Inputs  # noqa: E402
 
 MIN_INT_MM_ROWS = 17   # torch._int_mm wants more than 16 rows
 
@@ -53,8 +56,37 @@ class TorchSolver:
         if not cuda_available():
             raise ConfigError("no CUDA device: the cuda solver needs PyTorch with CUDA (pip install 'gpurent[gpu]')")
         self.device = torch.device(f"cuda:{device_index}")
+        self._self_checked = False
+
+    def self_check(self) -> None:
+        """Once per solver: a small challenge must give the numpy reference's root bit for bit.
+        torch._int_mm has returned wrong int8 results on some CUDA builds (pytorch#107671);
+        an answer from such a stack would be a wrong answer, so none is given."""
+        from oracle.proof.params import DEV_SHAPE
+        from oracle.proof.solver import NumpySolver
+
+        seed = b"gpurent proof-of-GPU self check".ljust(32, b"\0")
+        reference = NumpySolver().solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
+        measured = self._solve(seed, DEV_SHAPE, "GPU-self-check", "0").top_root
+        if measured != reference:
+            raise ConfigError(f"{self.device}: int8 products differ from the exact reference (torch "
+                              f"{torch.__version__}, CUDA {torch.version.cuda}); not answering challenges")
+        self._self_checked = True
+
+    def check_uuid(self, gpu_uuid: str) -> None:
+        """Refuse to answer for ``gpu_uuid`` on a device with another UUID (never a pass computed
+        on a GPU other than the one named)."""
+        uuid = getattr(torch.cuda.get_device_properties(self.device), "uuid", None)
+        if uuid is not None and gpu_uuid.startswith("GPU-") and f"GPU-{uuid}" != gpu_uuid:
+            raise ConfigError(f"CUDA device {self.device} is GPU-{uuid}, not {gpu_uuid}")
 
     def solve(self, seed: bytes, shape: WorkShape, gpu_uuid: str, gpu_serial: str) -> Solution:
+        if not self._self_checked:
+            self.self_check()
+        self.check_uuid(gpu_uuid)
+        return self._solve(seed, shape, gpu_uuid, gpu_serial)
+
+    def _solve(self, seed: bytes, shape: WorkShape, gpu_uuid: str, gpu_serial: str) -> Solution:
         torch.cuda.synchronize(self.device)
         started = time.perf_counter()
         dev = self.device

@@ -49,6 +49,9 @@ def create_app(daemon: Any) -> FastAPI:
 
     async def renter_request(request: Request | WebSocket, rental_id: int, *,
                              statuses: tuple[str, ...]) -> tuple[VerifiedRequest, bytes]:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")  # before reading it
         body = await request.body() if isinstance(request, Request) else b""
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(413, "body too large")

@@ -36,10 +36,11 @@ from oracle.provider.config import ProviderConfig
 from oracle.provider.notify import Notifier
 from oracle.provider.onchain import committed_workload_hash
 from oracle.provider.runtime import DockerRuntime, RentalContainer
-from oracle.provider.workload import WorkloadSpec, open_workload, public_key_of
+from oracle.provider.workload import ZERO_HASH, WorkloadSpec, open_workload, public_key_of
 
 log = logging.getLogger(__name__)
 FOLLOWER = "provider-daemon"
+START_RETRY_S = 30
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TrackedRental:
     container: RentalContainer | None = None
     agent: AgentHandle | None = None
     notes: set[str] = field(default_factory=set)  # one-time log lines already given
+    retry_at: float = 0.0  # after a failed start: monotonic time of the next try
 
 
 class ProviderDaemon:
@@ -176,24 +178,33 @@ class ProviderDaemon:
 
     def _maybe_start(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
+        if time.monotonic() < tracked.retry_at:
+            return
         if time.time() > int(rental["startDeadline"]) - self.config.start_margin_s:
             self._note_once(tracked, "deadline", "refused", why="too close to the start deadline")
             return
+        if not self.workload_path(rid).is_file():
+            if committed_workload_hash(self.client, rid) == ZERO_HASH:
+                self._note_once(tracked, "uncommitted", "refused",
+                                why="the rental committed to no workload (workloadHash 0); this daemon runs committed "
+                                    "workloads only (a telemetry-only rental is started by hand: provider start + agent run)")
+            else:
+                self._note_once(tracked, "no-workload", "waiting", why="the renter's workload has not arrived yet")
+            return
         if self.config.accept != "auto":
             self._note_once(tracked, "manual", "waiting", why="accept = manual: start it with `gpurent provider start`")
-            return
-        if not self.workload_path(rid).is_file():
-            self._note_once(tracked, "no-workload", "waiting", why="the renter's workload has not arrived yet")
             return
         if tracked.container is None and not self._launch(tracked, rental):
             return
         assert tracked.container is not None
         try:
             result = self.client.start_rental(rid)
-        except Exception:
+        except Exception as exc:
             self.runtime.remove(rid)
             tracked.container = None
-            raise
+            tracked.retry_at = time.monotonic() + START_RETRY_S
+            self.notifier.event("refused", rid, why=f"startRental failed ({exc}); retrying in {START_RETRY_S} s")
+            return
         started = result.events.get("RentalStarted", [{}])[0].get("startedAt")
         self.notifier.event("rental_started", rid, container=tracked.container.container_id[:12],
                             gpus=",".join(tracked.container.gpu_uuids), started_at=started, tx=result.tx_hash)
@@ -209,7 +220,11 @@ class ProviderDaemon:
                 return
             self.notifier.event("container_started", rid, container=tracked.container.container_id[:12])
         if tracked.container is None:
-            self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
+            if committed_workload_hash(self.client, rid) == ZERO_HASH:
+                self._note_once(tracked, "bare", "waiting", why="no workload to run (started by hand: its telemetry "
+                                                                  "is `gpurent agent run`'s)")
+            else:
+                self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
             return
         if tracked.agent is None or not tracked.agent.thread.is_alive():
             if tracked.agent is not None:
@@ -238,7 +253,7 @@ class ProviderDaemon:
 
     def _teardown(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
-        self._stop_agent(tracked)
+        self._stop_agent(tracked, drain_challenges_s=self.config.telemetry.challenge_drain_s)
         removed = self.runtime.remove(rid)
         tracked.container = None
         self.store.set_rental_status(FOLLOWER, rid, "done")
@@ -292,12 +307,23 @@ class ProviderDaemon:
             "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
         return start_challenge_responder(agent_config, agent)
 
-    def _stop_agent(self, tracked: TrackedRental) -> None:
+    def _stop_agent(self, tracked: TrackedRental, *, drain_challenges_s: float = 0.0) -> None:
         handle = tracked.agent
         if handle is None:
             return
         if handle.responder is not None:
-            handle.responder.close()
+            responder, rid = handle.responder, tracked.rental_id
+
+            def finish() -> None:
+                # A challenge drawn during the rental is owed after it ends too (unanswered, it is a fault).
+                if drain_challenges_s and not responder.drain(drain_challenges_s):
+                    log.warning("rental %d: challenges still unanswered after %.0f s", rid, drain_challenges_s)
+                responder.close()
+
+            if drain_challenges_s:  # off the daemon's loop: other rentals go on meanwhile
+                threading.Thread(target=finish, name=f"challenges-drain-{rid}", daemon=True).start()
+            else:
+                finish()
         handle.agent.stop.set()
         handle.thread.join(timeout=30)
         close = getattr(handle.source, "close", None)

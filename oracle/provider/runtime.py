@@ -3,7 +3,8 @@
 What every rental container gets (``container_settings``, a pure function, tested without
 Docker):
 - only the rented GPUs, by NVML UUID (a ``DeviceRequest`` for the ``nvidia`` driver), never
-  ``--gpus all``; where Docker has no NVIDIA runtime the daemon refuses (``check_gpu_support``)
+  ``--gpus all``, and ``NVIDIA_VISIBLE_DEVICES`` pinned to the same UUIDs (an image's ``ENV
+  NVIDIA_VISIBLE_DEVICES=all`` is overridden; renters may not set ``NVIDIA_*``); where Docker has no NVIDIA runtime the daemon refuses (``check_gpu_support``)
   unless ``allow_cpu_only`` (dev mode, no GPU at all) is set;
 - CPU (``nano_cpus``), memory (no extra swap), PID and (where the storage driver supports it)
   disk limits scaled by the rented GPU count;
@@ -66,6 +67,9 @@ def container_settings(*, chain_id: int, market: str, rental_id: int, spec: Work
     memory_bytes = docker.memory_mib_per_gpu * scale * 1024 * 1024
     env = dict(spec.env)
     env["GPURENT_RENTAL_ID"] = str(rental_id)
+    # The NVIDIA runtime also honours this variable (an image such as nvidia/cuda sets it to "all"):
+    # it is pinned to the rented GPUs, or to none, whatever the image says.
+    env["NVIDIA_VISIBLE_DEVICES"] = ",".join(gpu_uuids) if gpus_enabled and gpu_uuids else "void"
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "command": spec.command(),

@@ -30,6 +30,9 @@ from oracle.errors import ConfigError
 from oracle.provider import ProviderError
 
 MAX_SPEC_BYTES = 64 * 1024
+# GPURENT_* is the daemon's; NVIDIA_* steers the NVIDIA container runtime (NVIDIA_VISIBLE_DEVICES=all
+# would expose every GPU on the host), so a renter may set neither.
+RESERVED_ENV_PREFIXES = ("GPURENT_", "NVIDIA_")
 ZERO_HASH = b"\0" * 32
 
 PRESET_COMMANDS: dict[str, list[str]] = {
@@ -61,8 +64,8 @@ class WorkloadSpec(BaseModel):
     @classmethod
     def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
         for name in env:
-            if not name or "=" in name or "\0" in name or name.startswith("GPURENT_"):
-                raise ValueError(f"invalid environment variable name {name!r}")
+            if not name or "=" in name or "\0" in name or name.startswith(RESERVED_ENV_PREFIXES):
+                raise ValueError(f"invalid or reserved environment variable name {name!r}")
         return env
 
     @field_validator("ssh_public_key")

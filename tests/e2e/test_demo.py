@@ -39,6 +39,9 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         assert summary["settle_txs"][-1] in text
         assert summary["settled_by"] and set(summary["settled_by"]) <= {"node-1", "node-2", "node-3"}
         assert f"{summary['settlements'][-1]['node']} {summary['settlements'][-1]['submitter'][:6]}" in text
+        # proof of GPU at the dev size: the start challenge, answered by the agent, passed by the quorum
+        assert summary["challenges"]["passed"] >= 1 and summary["challenges"]["failed"] == 0, summary["challenges"]
+        assert f"{summary['challenges']['passed']} passed, 0 failed" in text
     finally:
         assert result.cleanup is not None
         result.cleanup()

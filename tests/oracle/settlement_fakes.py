@@ -100,9 +100,11 @@ class FakePeers:
         self.log: list[tuple[str, str, float]] = []
         self._sigs: dict = {}
         self.by_path: defaultdict = defaultdict(int)
+        self.recorded: set = set()  # (host, rental, sequence) a host served: all it will batch-sign
 
     def _signed(self, host: str, report) -> dict:
         key = (host, report.rental_id, report.sequence)
+        self.recorded.add(key)
         if key not in self._sigs:
             digest = usage_report_digest(report, CHAIN_ID, MARKET)
             self._sigs[key] = {"report": report_fields(report), "digest": "0x" + digest.hex(),
@@ -132,6 +134,9 @@ class FakePeers:
             self.batch_request_sizes.append(len(refs))
             if len(refs) > self.max_refs:
                 return httpx.Response(422, json={"detail": f"at most {self.max_refs} reports"})
+            missing = [r for r in refs if (host, r["rental_id"], r["sequence"]) not in self.recorded]
+            if missing:  # a real node signs only reports it recorded itself
+                return httpx.Response(404, json={"detail": f"no report for rental {missing[0]['rental_id']}"})
             reports = [report_of(r["rental_id"], r["sequence"]) for r in refs]
             digest = usage_batch_digest(reports, CHAIN_ID, MARKET)
             return httpx.Response(200, json={"digest": "0x" + digest.hex(),

@@ -84,11 +84,27 @@ def docker_url(tmp_path_factory: pytest.TempPathFactory):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _is_static_elf(path: str) -> bool:
+    """No PT_INTERP program header: the binary needs no loader or libc inside the image."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return False
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))
+
+
 def busybox_rootfs_tar() -> bytes:
     """A root filesystem holding only busybox-static and its applet links."""
-    busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).is_file()), None)
+    candidates = [os.environ.get("GPURENT_BUSYBOX", ""), "/bin/busybox", "/usr/bin/busybox"]
+    busybox = next((p for p in candidates if p and Path(p).is_file() and _is_static_elf(p)), None)
     if busybox is None:
-        pytest.skip("busybox-static not installed (tools/setup.sh installs it as root)")
+        pytest.skip("no statically linked busybox (tools/setup.sh installs busybox-static as root)")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in ("bin", "tmp", "root", "etc", "proc", "sys", "dev"):

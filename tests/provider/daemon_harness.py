@@ -105,7 +105,8 @@ def write_keys(state: Path) -> tuple[Path, Path, Path, str]:
 
 
 def write_config(state: Path, *, rpc: str, deployment: dict[str, Any], docker_url: str, nodes: list[str],
-                 password_file: Path, wallet: Path, agent: Path, port: int, extra: str = "") -> Path:
+                 password_file: Path, wallet: Path, agent: Path, port: int, extra: str = "",
+                 challenges: str = "off") -> Path:
     gpus = "\n".join(f'[[gpus]]\nindex = {i}\nuuid = "{u}"\n' for i, u in enumerate(FAKE_GPUS))
     text = f"""
 rpc_url = "{rpc}"
@@ -139,6 +140,7 @@ source = "nvml"
 sample_hz = 2
 batch_samples = 2
 foreign_process_poll_s = 1
+challenges = "{challenges}"
 """
     path = state / "provider.toml"
     path.write_text(text)
@@ -178,7 +180,7 @@ def node_keys(state: Path, count: int = 3) -> list[tuple[Path, str]]:
 
 
 def start_nodes(state: Path, *, rpc: str, deployment: dict[str, Any], keys: list[tuple[Path, str]],
-                password_file: Path) -> list[subprocess.Popen]:
+                password_file: Path, challenges: str = "off") -> tuple[list[subprocess.Popen], list[str]]:
     """The attestation nodes as `gpurent oracle run` processes that follow the chain and settle
     by themselves (the demo's configuration); their keys get gas money first."""
     import httpx
@@ -199,6 +201,8 @@ def start_nodes(state: Path, *, rpc: str, deployment: dict[str, Any], keys: list
             "peers": [u for j, u in enumerate(urls) if j != i], "rpc_url": rpc, "self_url": urls[i],
             "chain_start_block": deployment["block_number"], "confirmations": 0, "chain_poll_interval_s": 0.25,
             "settle_interval_s": 2, "submit_stagger_s": 1, "log_level": "info",
+            "settle_max_interval_s": 2,  # settle every round (a real node waits until the gas is worth it)
+            "challenges": challenges, **({"dev_mode": True} if challenges == "dev" else {}),
         }
         path = state / f"node-{i + 1}.config.json"
         path.write_text(json.dumps(config))

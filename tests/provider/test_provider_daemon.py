@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from oracle.localchain import dev_address
+from oracle.localchain import dev_address, dev_key
+from oracle.provider.client import ProviderClient
 
 from .daemon_harness import FAKE_GPUS, _TEMPORARY_pre_issue10_market, gpurent, make_daemon, wait_for, write_keys
 
@@ -53,7 +54,7 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         # -- the renter opens a rental with a workload; time from `rent open` to a shell ---------
         t0 = time.monotonic()
         opened = g("rent", "open", str(offer), "--budget", "5", "--image", busybox_image, "--cmd",
-                   "sh -c 'echo first-workload-up; while :; do sleep 1; done'", "--env", "MODE=train",
+                   "sh -c 'echo first-workload-up; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 1; done'", "--env", "MODE=train",
                    "--ssh-key", str(key_file), "--provider-url", daemon.url, dev=RENTER)
         rental = opened["rental_id"]
         assert opened["workload"]["accepted"] and opened["workload"]["workload_hash"] == opened["workload_hash"]
@@ -80,6 +81,14 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         assert "shell.txt" in shell and "/dev/pts/" in shell  # a real TTY, `cd` kept between lines
         logs = g("rent", "logs", str(rental), dev=RENTER, json_out=False)
         assert "first-workload-up" in logs
+        follow = ProviderClient(daemon.url, bytes.fromhex(dev_key(RENTER)[2:]), deployment["chain_id"],
+                                deployment["market"]).logs(rental, follow=True, tail=0)
+        ticks: set[str] = set()
+        for chunk in follow:  # new lines arrive while the workload runs
+            ticks.update(t for t in chunk.decode().split() if t.startswith("tick-"))
+            if len(ticks) >= 2:
+                break
+        follow.close()
         local_in = tmp_path / "input.txt"
         local_in.write_text("dataset\n")
         g("rent", "cp", str(rental), str(local_in), ":/root/", dev=RENTER, json_out=False)

@@ -30,7 +30,7 @@ def test_container_settings_pass_only_the_rented_gpus_by_uuid_and_no_host_mounts
     assert kw["nano_cpus"] == 4_000_000_000 and kw["mem_limit"] == kw["memswap_limit"] == 1024 << 20
     assert kw["storage_opt"] == {"size": "20G"} and kw["network_mode"] == "none"
     assert kw["labels"]["io.gpurent.rental-id"] == "7" and kw["labels"]["io.gpurent.gpu-uuids"] == GPUS[0]
-    assert kw["environment"] == {"A": "1", "GPURENT_RENTAL_ID": "7"}
+    assert kw["environment"] == {"A": "1", "GPURENT_RENTAL_ID": "7", "NVIDIA_VISIBLE_DEVICES": GPUS[0]}
 
 
 def test_limits_scale_with_the_rented_gpu_count():
@@ -38,6 +38,13 @@ def test_limits_scale_with_the_rented_gpu_count():
                             gpu_count=2, docker=DockerSettings(cpus_per_gpu=2, memory_mib_per_gpu=100),
                             gpus_enabled=False)
     assert kw["nano_cpus"] == 4_000_000_000 and kw["mem_limit"] == 200 << 20 and "device_requests" not in kw
+    assert kw["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"  # CPU-only (dev): no GPU at all
+
+
+def test_an_image_that_asks_the_nvidia_runtime_for_every_gpu_gets_only_the_rented_ones():
+    kw = container_settings(chain_id=1, market=MARKET, rental_id=1, spec=WorkloadSpec(image="nvidia/cuda"),
+                            gpu_uuids=GPUS[1:], gpu_count=1, docker=DockerSettings(), gpus_enabled=True)
+    assert kw["environment"]["NVIDIA_VISIBLE_DEVICES"] == GPUS[1]  # overrides the image's ENV ...=all
 
 
 def test_without_an_nvidia_runtime_the_daemon_refuses_unless_dev_cpu_only():

@@ -48,6 +48,7 @@ def test_parse_spec_refuses_non_canonical_bytes():
 
 
 @pytest.mark.parametrize("bad", [{"env": {"A=B": "x"}}, {"env": {"GPURENT_RENTAL_ID": "9"}},
+                                 {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}}, {"env": {"NVIDIA_DRIVER_CAPABILITIES": "all"}},
                                  {"ssh_public_key": "not a key"}, {"ssh_public_key": SSH_KEY + "\nssh-rsa AAAA x"},
                                  {"image": ""}, {"preset": "desktop"}, {"salt": "0x12"}])
 def test_invalid_specs_are_refused(bad):

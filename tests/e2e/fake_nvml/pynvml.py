@@ -82,3 +82,7 @@ def nvmlDeviceGetComputeRunningProcesses(handle):
 
 def nvmlDeviceGetGraphicsRunningProcesses(handle):
     return []
+
+
+def nvmlDeviceGetSerial(handle):
+    return f"fake-serial-{handle}"

@@ -119,7 +119,76 @@ def test_fault_work_per_rental_is_bounded_per_call_and_resumes_at_the_cursor(dep
     assert [o.fault_id for o in second] == list(range(16, 32))
 
 
-# ---------------------------------------------------------------------------- rotation
+# ---------------------------------------------------------------------------- agreement by construction
+
+
+def test_nodes_read_the_rental_terms_fixed_at_its_start_never_the_live_offer(deployed, tmp_path):
+    from oracle.chain.client import OfferTerms
+    from oracle.chain.events import CursorStore, EventFollower
+    from oracle.node.feed import RentalRegistryFeed
+    from oracle.node.rentals import InMemoryRentalRegistry
+
+    provider = deployed.client(PROVIDER)
+    rental = open_active_rental(deployed, agent=Account.from_key(AGENT_KEY).address)
+    offer = provider.get_offer(rental.offer_id)
+    # The provider updates its offer right after the start: another agent, region and grid intensity.
+    provider.update_offer(rental.offer_id, OfferTerms(
+        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
+        price_per_gpu_hour=int(offer["pricePerGpuHour"]), price_per_kwh=int(offer["pricePerKwh"]),
+        region="us-east-1", grid_intensity_g_per_kwh=400, max_duration_seconds=86_400, min_uptime_bps=9_000,
+        agent=Account.from_key(bytes.fromhex("a8" * 32)).address,
+    ))
+    assert provider.get_offer(rental.offer_id)["agent"] != Account.from_key(AGENT_KEY).address
+    # A node that reads only now (it was slower than another) still meters the terms of the start.
+    registry = InMemoryRentalRegistry()
+    reader = deployed.client(SUBMITTER)
+    feed = RentalRegistryFeed(reader, [registry])
+    follower = EventFollower(reader.w3, deployed.market, reader.abi, feed, store=CursorStore(tmp_path / "c.sqlite3"),
+                             confirmations=0, start_block=deployed.deployment.block_number,
+                             event_names=["RentalStarted"])
+    follower.poll_once()
+    entry = registry.get(rental.rental_id)
+    assert entry.agent == Account.from_key(AGENT_KEY).address
+    assert (entry.region, entry.grid_intensity_g_per_kwh) == ("eu-north-1", 40)
+    assert feed.terms[rental.rental_id].power_limit_w == 700
+
+
+# ---------------------------------------------------------------------------- operators' gas rebate
+
+
+def test_a_bonded_node_settles_through_the_operator_registry_and_accrues_its_gas_rebate(deployed, now):
+    from oracle.chain.artifacts import get_artifact
+    from oracle.chain.contract import BoundContract
+    from oracle.node.submit import registry_submitter
+
+    registry_address = deployed.deployment.operator_registry
+    assert registry_address
+    node = deployed.node_client(0)
+    k1, k2, _ = deployed.node_keys
+    agg = aggregator_for(deployed, {
+        "n1": FakeNode(k1, node.chain_id, deployed.market, holds=4, base_time=now),
+        "n2": FakeNode(k2, node.chain_id, deployed.market, holds=4, base_time=now),
+    })
+    agg.client = node  # the node's own key submits
+    submitter = registry_submitter(node, registry_address)
+    operator = submitter.operator
+    bond = operator.min_bond(deployed.token)
+    BoundContract(deployed.client(GOVERNANCE).sender, deployed.token,
+                  get_artifact("TestStablecoin").abi).transact("mint", node.account, bond)
+    operator.bond(deployed.token, bond)
+    assert operator.is_bonded()
+    agg.submitter = submitter
+    rentals = [open_active_rental(deployed).rental_id for _ in range(2)]
+    before = operator.earnings(deployed.token).rebate_reports
+    outcomes = agg.settle_batch(rentals)
+    assert [o.status for o in outcomes] == ["settled", "settled"], [o.detail for o in outcomes]
+    assert all(o.payment > 0 for o in outcomes)  # the market's events, read from the registry's tx
+    assert operator.earnings(deployed.token).rebate_reports == before + 2
+    assert submitter.use_registry
+
+
+# ---------------------------------------------------------------------------- rotation (last: it moves the
+# module's market to signer set v2)
 
 
 def node_apps(deployed, rental_id: int, start_ms: int, now_ms: int, tmp_path) -> dict[str, TestClient]:
@@ -182,37 +251,3 @@ def test_after_a_signer_set_rotation_an_ended_rental_final_report_still_settles(
     finally:
         for client in apps.values():
             client.close()
-
-
-# ---------------------------------------------------------------------------- agreement by construction
-
-
-def test_nodes_read_the_rental_terms_fixed_at_its_start_never_the_live_offer(deployed, tmp_path):
-    from oracle.chain.client import OfferTerms
-    from oracle.chain.events import CursorStore, EventFollower
-    from oracle.node.feed import RentalRegistryFeed
-    from oracle.node.rentals import InMemoryRentalRegistry
-
-    provider = deployed.client(PROVIDER)
-    rental = open_active_rental(deployed, agent=Account.from_key(AGENT_KEY).address)
-    offer = provider.get_offer(rental.offer_id)
-    # The provider updates its offer right after the start: another agent, region and grid intensity.
-    provider.update_offer(rental.offer_id, OfferTerms(
-        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
-        price_per_gpu_hour=int(offer["pricePerGpuHour"]), price_per_kwh=int(offer["pricePerKwh"]),
-        region="us-east-1", grid_intensity_g_per_kwh=400, max_duration_seconds=86_400, min_uptime_bps=9_000,
-        agent=Account.from_key(bytes.fromhex("a8" * 32)).address,
-    ))
-    assert provider.get_offer(rental.offer_id)["agent"] != Account.from_key(AGENT_KEY).address
-    # A node that reads only now (it was slower than another) still meters the terms of the start.
-    registry = InMemoryRentalRegistry()
-    reader = deployed.client(SUBMITTER)
-    feed = RentalRegistryFeed(reader, [registry])
-    follower = EventFollower(reader.w3, deployed.market, reader.abi, feed, store=CursorStore(tmp_path / "c.sqlite3"),
-                             confirmations=0, start_block=deployed.deployment.block_number,
-                             event_names=["RentalStarted"])
-    follower.poll_once()
-    entry = registry.get(rental.rental_id)
-    assert entry.agent == Account.from_key(AGENT_KEY).address
-    assert (entry.region, entry.grid_intensity_g_per_kwh) == ("eu-north-1", 40)
-    assert feed.terms[rental.rental_id].power_limit_w == 700

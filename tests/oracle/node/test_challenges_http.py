@@ -2,8 +2,8 @@
 SQLite), a real anvil chain whose blocks are the beacons, and agents answering with the numpy
 solver. One node lies about every verdict (fault injection): the quorum of 2 decides.
 
-Six rentals run side by side from the same start block, one behaviour each: honest; never
-answers; answers wrongly (``--cheat``); honest but its telemetry shows an idle GPU; too slow
+Six rentals run side by side from the same start block, one behaviour each: honest; the real
+H100 trace replayed with no GPU behind it (it never answers); answers wrongly (``--cheat``); honest but its telemetry shows an idle GPU; too slow
 (commits after the deadline); names another GPU than its telemetry lists.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 from oracle.agent.challenges import ChallengeResponder, GpuIdentity
 from oracle.chain.anvil import Anvil, anvil_env_ok, free_port
-from oracle.node.testing import AGENT_KEY, H100, NodeProcess, chain_batches
+from oracle.node.testing import AGENT_KEY, H100, NodeProcess, chain_batches, shifted, trace_samples
 from oracle.proof.params import profile_for
 from oracle.proof.solver import NumpySolver
 from oracle.telemetry.batches import address_of
@@ -27,8 +27,9 @@ from oracle.telemetry.samples import Sample
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not anvil_env_ok(), reason="anvil not installed")]
 
-HONEST, SILENT, CHEAT, IDLE, LATE, WRONG_GPU = 1, 2, 3, 4, 5, 6
-RENTALS = (HONEST, SILENT, CHEAT, IDLE, LATE, WRONG_GPU)
+HONEST, SILENT, CHEAT, IDLE, LATE, WRONG_GPU, TWO_GPUS = 1, 2, 3, 4, 5, 6, 7
+RENTALS = (HONEST, SILENT, CHEAT, IDLE, LATE, WRONG_GPU, TWO_GPUS)
+SECOND = replace(H100, index=1, uuid="GPU-5e1c0a3e-h100-second")
 NODE_KEYS = ["c1" * 32, "c2" * 32, "c3" * 32]
 DEV = profile_for("dev")
 
@@ -46,17 +47,23 @@ class SlowSolver(NumpySolver):
 
 
 def _telemetry(rental_id: int, start_ms: int, seconds: int, busy: bool) -> list[bytes]:
-    samples = [Sample(0, start_ms + 1000 * i, 1000 * i * (600 if busy else 70), 600_000 if busy else 70_000,
-                      100 if busy else 0, 60 if busy else 0, 40_000, 50) for i in range(seconds)]
-    return [b.to_wire_bytes() for b in chain_batches(AGENT_KEY, rental_id, samples, gpus=(H100,),
-                                                     samples_per_batch=seconds)]
+    if rental_id == SILENT:  # the real trace, replayed now: plausible telemetry, no GPU to answer with
+        samples = [s for s in shifted(trace_samples(), start_ms + 1000 * seconds) if s.t_ms >= start_ms]
+        return [b.to_wire_bytes() for b in chain_batches(AGENT_KEY, rental_id, samples, gpus=(H100,),
+                                                         samples_per_batch=len(samples))]
+    gpus = (H100, SECOND) if rental_id == TWO_GPUS else (H100,)
+    samples = [Sample(g.index, start_ms + 1000 * i, 1000 * i * (600 if busy else 70), 600_000 if busy else 70_000,
+                      100 if busy else 0, 60 if busy else 0, 40_000, 50) for i in range(seconds) for g in gpus]
+    return [b.to_wire_bytes() for b in chain_batches(AGENT_KEY, rental_id, samples, gpus=gpus,
+                                                     samples_per_batch=len(samples))]
 
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pog")
-    start_ms = time.time_ns() // 1_000_000 + 10_000  # after the nodes are up: no block before it counts
-    rentals = json.dumps([{"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 1, "region": "test",
+    start_ms = time.time_ns() // 1_000_000 + 10_000  # no block before it counts (anvil's first ones)
+    rentals = json.dumps([{"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 2 if r == TWO_GPUS else 1,
+                           "region": "test",
                            "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for r in RENTALS])
     with Anvil() as chain:
         ports = [free_port() for _ in NODE_KEYS]
@@ -69,11 +76,13 @@ def network(tmp_path_factory):
                        "GPURENT_NODE_DB_PATH": str(tmp / f"node{i}.sqlite3"), "GPURENT_NODE_RENTALS": rentals,
                        "GPURENT_NODE_CHALLENGES": "dev", "GPURENT_NODE_BEACON_RPC_URL": chain.url,
                        "GPURENT_NODE_CHALLENGE_QUORUM": "2", "GPURENT_NODE_CHALLENGE_POLL_INTERVAL_S": "0.2",
-                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i])}
+                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i]),
+                       # every agent, node and the test share 127.0.0.1 and poll 10x faster than in production
+                       "GPURENT_NODE_REPORT_RATE_PER_S": "2000", "GPURENT_NODE_REPORT_BURST": "10000"}
                 if i == 2:
                     env["GPURENT_NODE_FAULT"] = "lie_verdicts"
-                nodes.append(NodeProcess(env, port=ports[i]).start())
-            time.sleep(max(0.5, start_ms / 1000 + 1 - time.time()))
+                nodes.append(NodeProcess(env, port=ports[i]).start(timeout_s=90))  # a loaded CI box is slow
+            time.sleep(max(1.0, start_ms / 1000 + 1 - time.time()))
             chain.mine()      # the first block after the start: every rental's start challenge
             issued_s = int(chain.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
             yield chain, urls, issued_s
@@ -100,6 +109,9 @@ def outcome(network):
         _responder(urls, HONEST), _responder(urls, CHEAT, cheat=True), _responder(urls, IDLE),
         _responder(urls, LATE, solver_for=lambda gpu: SlowSolver(DEV.commit_deadline_ms / 1000 + 1.5)),
         ChallengeResponder(urls, WRONG_GPU, AGENT_KEY, wrong_gpu, poll_interval_s=0.1),
+        # each GPU's solve takes 55 % of the deadline: in turn they would be late, side by side they are not
+        ChallengeResponder(urls, TWO_GPUS, AGENT_KEY, [GpuIdentity(0, H100.uuid, "1"), GpuIdentity(1, SECOND.uuid, "2")],
+                           solver_for=lambda gpu: SlowSolver(0.55 * DEV.commit_deadline_ms / 1000), poll_interval_s=0.1),
     ]
     for responder in responders:
         responder.start()
@@ -110,10 +122,11 @@ def outcome(network):
         chain.mine()
         summaries = {}
         with httpx.Client(timeout=10) as client:
-            give_up = time.monotonic() + 40
+            give_up = time.monotonic() + 90
             while time.monotonic() < give_up:
                 summaries = {r: [client.get(f"{u}/v1/rentals/{r}/challenges").json() for u in urls] for r in RENTALS}
-                if all(s["challenges"] and s["challenges"][0]["quorum"] for per in summaries.values() for s in per):
+                if all(s["challenges"] and all(c["quorum"] for c in s["challenges"])
+                       for per in summaries.values() for s in per):
                     break
                 time.sleep(0.3)
         return summaries, responders
@@ -133,7 +146,7 @@ def test_an_honest_agent_passes_on_every_node_and_its_time_stays_paid(outcome):
         assert (summary["passed"], summary["failed"], summary["unpaid"]) == (1, 0, [])
 
 
-def test_an_agent_that_never_answers_misses_and_its_gpu_is_unpaid_from_the_challenge(outcome):
+def test_a_replayed_trace_never_answers_so_it_misses_and_its_gpu_is_unpaid_from_the_challenge(outcome):
     summaries, _ = outcome
     assert _quorum(summaries, SILENT) == {"missed"}
     for summary in summaries[SILENT]:
@@ -168,3 +181,10 @@ def test_one_lying_node_does_not_change_any_verdict(outcome):
         liar = summaries[rental][2]["challenges"][0]
         assert liar["verdict"] != liar["quorum"], rental  # it lied, and the quorum outvoted it
         assert len(_quorum(summaries, rental)) == 1
+
+
+def test_a_multi_gpu_rental_answers_every_gpu_side_by_side_in_time(outcome):
+    summaries, _ = outcome
+    for summary in summaries[TWO_GPUS]:
+        assert sorted(c["gpu_index"] for c in summary["challenges"]) == [0, 1]
+        assert {c["quorum"] for c in summary["challenges"]} == {"passed"}

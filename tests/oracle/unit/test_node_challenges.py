@@ -10,11 +10,11 @@ from oracle.node.errors import ReportConflict
 from oracle.node.rentals import InMemoryRentalRegistry, Rental
 from oracle.node.storage import NodeStorage
 from oracle.proof.merkle import keccak
-from oracle.proof.params import DEV_SHAPE
+from oracle.proof.params import DEV_SHAPE, profile_for
 from oracle.proof.schedule import Beacon
-from oracle.proof.seeds import opening_cells
+from oracle.proof.seeds import opening_cells, openings_digest
 from oracle.proof.solver import NumpySolver
-from oracle.telemetry.batches import address_of, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.batches import address_of, canonical_json, recover_batch_signer, sign_batch_hash
 
 AGENT_KEY, OTHER_KEY, NODE_KEY = bytes.fromhex("a1" * 32), bytes.fromhex("a2" * 32), bytes.fromhex("b2" * 32)
 START_S = 1_700_000_000
@@ -37,7 +37,7 @@ def node(tmp_path):
     clock = Clock(START_S * 1000)
     config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=3600, quorum=1,
                              check_telemetry=False)
-    service = ChallengeService(ChallengeStore(tmp_path / "node.sqlite3"), storage, registry, NODE_KEY, config, clock)
+    service = ChallengeService(ChallengeStore(tmp_path / "node.sqlite3"), registry, NODE_KEY, config, clock)
     yield service, clock
     service.store.close()
     storage.close()
@@ -59,6 +59,10 @@ def _commit(service, challenge, key=AGENT_KEY, uuid=UUID):
     result = service.post_commitment(challenge["id"], solution.top_root, uuid, "1",
                                      sign_batch_hash(key, solution.digest))
     return solution, result
+
+
+def _sign_openings(challenge, openings, key=AGENT_KEY):
+    return sign_batch_hash(key, openings_digest(bytes.fromhex(challenge["id"][2:]), canonical_json(openings)))
 
 
 def test_the_start_challenge_comes_from_the_first_block_at_or_after_the_start(node):
@@ -88,14 +92,18 @@ def test_openings_are_refused_until_the_block_after_the_commit_deadline_exists(n
     challenge = _issue(service)
     solution, _ = _commit(service, challenge)
     with pytest.raises(ChallengeError) as refused:
-        service.post_openings(challenge["id"], [])
+        service.post_openings(challenge["id"], [], _sign_openings(challenge, []))
     assert refused.value.reason == "not_open"
-    service.ingest_beacons([_beacon(12, START_S + 1 + 5)])
+    service.ingest_beacons([_beacon(12, START_S + 1 + profile_for("dev").commit_deadline_ms // 1000)])
     cells = [tuple(c) for c in service.pending(1)[0]["cells"]]
     assert cells == opening_cells(bytes.fromhex(challenge["id"][2:]), solution.digest, _beacon(12, 0).hash,
                                   DEV_SHAPE.opened, DEV_SHAPE.segments, DEV_SHAPE.rows)
     clock.now_ms += 2_000
-    result = service.post_openings(challenge["id"], [o.to_wire() for o in solution.open(cells)])
+    openings = [o.to_wire() for o in solution.open(cells)]
+    with pytest.raises(ChallengeError) as stranger:  # nobody else can post first and lock the agent out
+        service.post_openings(challenge["id"], openings, _sign_openings(challenge, openings, OTHER_KEY))
+    assert stranger.value.status == 403
+    result = service.post_openings(challenge["id"], openings, _sign_openings(challenge, openings))
     assert result["verified"] and result["outcome"] == "passed"
 
 
@@ -119,8 +127,9 @@ def test_outcomes_count_only_challenges_due_by_the_period_end(node):
     service.decide_all_due()
     issued = challenge["issued_at_ms"]
     assert service.outcomes(1, issued + 1_000) == (0, 0, [])
-    late_enough = challenge["open_deadline_ms"] + 120_000
-    assert service.outcomes(1, late_enough) == (0, 1, [(0, issued, late_enough)])
+    due = challenge["open_deadline_ms"] + profile_for("dev").telemetry_grace_ms
+    assert service.outcomes(1, due - 1) == (0, 0, [])
+    assert service.outcomes(1, due) == (0, 1, [(0, issued, due)])
 
 
 def test_a_peer_verdict_counts_only_with_its_own_signature(node):
@@ -131,3 +140,76 @@ def test_a_peer_verdict_counts_only_with_its_own_signature(node):
     assert service.add_peer_verdict(challenge["id"], "passed", address_of(peer_key), good)
     assert not service.add_peer_verdict(challenge["id"], "wrong", address_of(peer_key), good)
     assert service.store.peer_verdicts(challenge["id"]) == {address_of(peer_key): "passed"}
+
+
+def test_the_chain_clock_follows_the_newest_block_for_a_chain_whose_clock_was_set_back(tmp_path):
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=3600, quorum=1,
+                             check_telemetry=False, clock="chain")
+    wall = Clock(START_S * 1000 + 600_000)  # the chain runs ten minutes behind our clock
+    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config, wall)
+    service.ingest_beacons([_beacon(1, START_S + 1)])
+    assert service.now_ms() == (START_S + 1) * 1000
+    service.store.close()
+
+
+def test_dev_challenge_settings_are_refused_on_a_real_chain_outside_dev_mode(tmp_path):
+    from oracle.errors import ConfigError
+    from oracle.node.settings import load_settings
+
+    base = {"GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20, "GPURENT_NODE_PRIVATE_KEY": "b2" * 32,
+            "GPURENT_NODE_DEV_MODE": "false", "GPURENT_NODE_BEACON_RPC_URL": "http://127.0.0.1:1",
+            "GPURENT_NODE_CHAIN_ID": "8453"}
+    for risky in ({"GPURENT_NODE_CHALLENGES": "dev"}, {"GPURENT_NODE_CHALLENGES": "model",
+                                                        "GPURENT_NODE_CHALLENGE_CHECK_TELEMETRY": "false"},
+                  {"GPURENT_NODE_CHALLENGES": "model", "GPURENT_NODE_CHALLENGE_CLOCK": "chain"}):
+        with pytest.raises(ConfigError, match="dev mode or a local dev chain"):
+            load_settings(env={**base, **risky})
+
+
+def test_an_ended_rental_draws_no_more_challenges_and_late_draws_do_not_count(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class EndedRental(Rental):
+        end_ms: int | None = None
+
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
+    storage = NodeStorage(tmp_path / "n.sqlite3")
+    storage.put_rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=60, quorum=1,
+                             check_telemetry=False)
+    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config,
+                               Clock(START_S * 1000))
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 40)])  # 20 min of blocks
+    drawn_late = [c for c in service.store.rental_challenges(1) if c.issued_at_ms > (START_S + 300) * 1000]
+    assert drawn_late, "at a 60 s mean interval, 15 minutes of blocks draw challenges"
+    registry.upsert(EndedRental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000,
+                                end_ms=(START_S + 300) * 1000 + 999))
+    service.ingest_beacons([_beacon(40, START_S + 1200)])
+    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.undecided(1))
+    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.rental_challenges(1))
+    service.store.close()
+    storage.close()
+
+
+def test_failed_challenges_make_one_challenge_failed_fault_per_slash_window(tmp_path):
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
+    storage = NodeStorage(tmp_path / "n.sqlite3")
+    storage.put_rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=60, quorum=1,
+                             check_telemetry=False)
+    clock = Clock(START_S * 1000)
+    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config, clock)
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 120)])  # an hour of blocks
+    clock.now_ms = (START_S + 4000) * 1000
+    service.decide_all_due()  # nobody answered: every challenge is missed
+    issued = service.store.rental_challenges(1)
+    faults = service.failed_windows(1, (START_S + 4000) * 1000, window_s=600)
+    windows = {(c.issued_at_ms - START_S * 1000) // 600_000 for c in issued}
+    assert [f[3] for f in faults] == sorted(windows) and len(issued) > len(faults)
+    assert all(f[4].endswith("missed") for f in faults)
+    early = service.failed_windows(1, (START_S + 700) * 1000, window_s=600)
+    assert faults[:len(early)] == early  # the list only grows at its end as time passes
+    service.store.close()
+    storage.close()

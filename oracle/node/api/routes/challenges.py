@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from oracle.node.api.deps import limit_report_requests
 from oracle.node.challenges import ChallengeError, ChallengeService
 
-router = APIRouter(tags=["proof of GPU"])
+# Every route costs the node work (a verification is up to ~0.2 s of CPU): the report budget per client.
+router = APIRouter(tags=["proof of GPU"], dependencies=[Depends(limit_report_requests)])
 
 _HEX32 = r"^0x[0-9a-f]{64}$"
 MAX_OPENINGS = 64
@@ -28,6 +30,8 @@ class CommitmentWire(BaseModel):
 class OpeningsWire(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     openings: list[dict[str, Any]] = Field(max_length=MAX_OPENINGS)
+    signature: str = Field(pattern=r"^0x[0-9a-f]{130}$",
+                           description="agent's EIP-191 signature of keccak(version || seed || keccak(canonical JSON of openings))")
 
 
 def _service(request: Request) -> ChallengeService:
@@ -61,7 +65,8 @@ async def commit(request: Request, challenge_id: str, body: CommitmentWire) -> J
 async def open_cells(request: Request, challenge_id: str, body: OpeningsWire) -> JSONResponse:
     service = _service(request)
     # verification costs up to ~1 s of one core: off the event loop
-    return JSONResponse(await asyncio.to_thread(service.post_openings, challenge_id, body.openings))
+    return JSONResponse(await asyncio.to_thread(service.post_openings, challenge_id, body.openings,
+                                                bytes.fromhex(body.signature[2:])))
 
 
 @router.get("/v1/challenges/{challenge_id}/verdict", summary="This node's signed verdict (404 until decided)")
