@@ -6,7 +6,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from oracle.attestation.eip712 import FaultReport, ReportFieldError, UsageReport
-from oracle.metering import Fault, UsageTotals
+from oracle.metering import SLASHABLE, Fault, UsageTotals
 
 #: ABI layout of a fault's evidence: keccak256(abi.encode(kind, gpu, startMs, endMs, detail)).
 FAULT_EVIDENCE_ABI = ("uint8", "uint32", "uint64", "uint64", "string")
@@ -58,7 +58,14 @@ def fault_evidence_hash(fault: Fault) -> bytes:
 def build_fault_reports(
     rental_id: int, totals: UsageTotals, signer_set_version: int
 ) -> list[FaultReport]:
-    """One FaultReport per metered fault: ``faultId`` is its index, ``observedAt`` its end (s)."""
+    """One FaultReport per slashable metered fault: ``faultId`` is its index in that list,
+    ``observedAt`` its end (s).
+
+    The core already aggregates faults per (kind, slash window), so this is at most one report
+    per kind and window. IDLE_POWER_BUSY is a usage flag (the renter's workload): it stays in
+    ``faultFlags`` and never becomes a FaultReport.
+    """
+    slashable = [fault for fault in totals.faults if fault.kind in SLASHABLE]
     return [
         FaultReport(
             rental_id=rental_id,
@@ -68,7 +75,7 @@ def build_fault_reports(
             evidence_hash=fault_evidence_hash(fault),
             signer_set_version=signer_set_version,
         )
-        for index, fault in enumerate(totals.faults)
+        for index, fault in enumerate(slashable)
     ]
 
 

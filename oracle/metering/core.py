@@ -1,74 +1,81 @@
-"""The pure metering core: samples in, cumulative integer totals and faults out.
+"""The pure metering core: a state machine that folds samples into integer totals and faults.
 
-No I/O, no clock, no globals, no floats: every honest node that meters the same set of samples
-with the same policy gets the same ``UsageTotals`` and so the same report bytes.
+No I/O, no clock, no globals, no floats. ``feed(state, terms, policy, samples)`` advances a
+:class:`~oracle.metering.state.MeterState` over samples in arrival order; ``totals`` reads the
+cumulative :class:`UsageTotals` off a state without changing it. Because metering is a fold,
+any chunking of the same sample sequence (with the state checkpointed in between) gives the
+same totals and faults as metering it at once, and a report costs work proportional to the
+samples since the last one. ``meter_samples`` meters a whole sample set (any order) at once.
 
-Definitions (per GPU, over its samples sorted by time; an *interval* is the span between two
-consecutive samples ``a`` and ``b``, and is described by ``b``'s readings, because NVML's
-``power_mw`` is a trailing 1-second average and ``util_gpu_pct`` covers the sample period just
-ended):
+The physics comes from the rental's :class:`~oracle.metering.policy.MeterTerms` (the power
+limit of the rented model, the GPU count, the start and end, the SLA), never from a batch.
 
-- **Downtime.** An interval longer than ``policy.max_gap_ms`` is downtime: a DOWNTIME fault,
-  and nothing else is metered over it (no available, busy or energy time; the renter does not
-  pay for time nobody could observe). A GPU that is silent at the start of the period (or since
-  ``rental_start_ms``), or since its last sample while others still report, is downtime too.
-- **Available.** The sum of the other intervals' lengths in ms, over all GPUs;
-  ``available_gpu_seconds = floor(total_ms / 1000)``: floored once over the sum, so it never
-  exceeds the truth by a single ms and never decreases when samples are appended. Samples
-  missing over a gap of ``g`` ms lower it by ``floor(g / 1000)`` or one second more (the
-  rounding of the remainder): cutting 10 s out of a 10 Hz trace lowers it by 10 s, +-1 s.
-- **Busy.** ``interval_ms * util_gpu_pct / 100`` summed over intervals whose power is at least
-  ``busy_min_power_permille_of_limit`` of the GPU's power limit (floored once, like available).
-  Utilization of at least ``idle_busy_min_util_pct`` while power stays below that threshold for
-  ``idle_busy_min_duration_ms`` or longer is an IDLE_POWER_BUSY fault (and is never busy).
-- **Energy.** The sum of energy-counter deltas. A counter that drops is a driver reload: the
-  reading after the drop is the energy since the reload, and it is billed as that interval's
-  energy (a lower bound; the energy between the last reading and the reload is lost, in the
-  renter's favour). Every interval's energy is capped at what the power limit allows
-  (``limit * (1 + margin) * (interval + counter_slack_ms)``); a counter above that is a
-  COUNTER_PHYSICS fault and only the cap is billed. Energy is never negative.
-- **Integrated energy.** Right-rule integral of ``power_mw`` (the end reading times the interval
-  length: on this hardware it is the trailing average over that very interval), in whole mJ.
-  Counter and integrated energy are compared per window of ``energy_check_window_ms`` aligned to
-  unix time, once the window is closed (a sample at or past its end exists); a difference
-  beyond ``energy_tolerance_permille`` and beyond ``energy_tolerance_floor_ms_at_limit`` at the
-  power limit is an ENERGY_MISMATCH fault. The still-open last window is not judged yet.
-- **Power physics.** A power reading above ``limit * (1 + power_limit_margin_permille/1000)`` is a
-  COUNTER_PHYSICS fault.
-- **Carbon.** ``floor(energy_mj * g_per_kwh / 3_600_000)`` milligrams (1 kWh = 3.6e9 mJ, and
-  grams to milligrams is x1000).
-- **Uptime.** ``floor(available_ms * 10000 / (span_ms * gpu_count))`` basis points, where the span
-  runs from ``rental_start_ms`` (or the first sample) to the last sample; 0 for an empty span.
-- **Arrival order.** Samples are sorted by ``(gpu, t_ms)``; identical duplicates count once.
-  Conflicting duplicates (same GPU and time, different readings) are contradictory telemetry:
-  a COUNTER_PHYSICS fault, and the smallest reading (field by field, in field order) is kept,
-  so the choice does not depend on arrival order (its fault is fixed at that time; one that
-  arrives after later samples were metered is the only way a fault lands mid-list).
-- **Faults are fixed when detected.** Each offence (a run of consecutive offending samples,
-  intervals or windows, or one silence) yields exactly one fault, written down at the moment
-  it became detectable and never changed by later telemetry: its ``end_ms`` is that moment
-  (the sample that proved it), and a run that goes on adds nothing more. A silence of a GPU
-  is detectable at the first sample of any GPU past ``last + max_gap_ms``. Faults are ordered
-  by that moment, then GPU, kind and start. So every node holding the telemetry up to the
-  proving sample builds the identical FaultReport, and metering more telemetry only appends
-  to the fault list: a fault's index (``faultId``) never changes.
+Definitions (per GPU; an *interval* is the span between two consecutive kept samples ``a``
+and ``b`` and is described by ``b``'s readings, because NVML's ``power_mw`` is a trailing
+1-second average and ``util_gpu_pct`` covers the sample period just ended):
+
+- **The rental's samples.** Samples before ``start_ms`` or after ``end_ms``, and samples of a
+  GPU that is not a rented GPU, are excluded (counted in ``excluded_sample_count``); nothing
+  the node accepts makes metering fail.
+- **Rented GPUs.** The telemetry's GPUs by index, a UUID listed twice counting once, only
+  GPUs of the rented model (when the terms name one), at most ``gpu_count``. Fewer than
+  ``gpu_count``: a GPU_MISSING fault (per window) and the missing GPUs are downtime (they add
+  nothing to available time while the uptime denominator counts them).
+- **Available.** Intervals up to ``policy.max_gap_ms`` long, summed over GPUs, floored to
+  seconds once over the sum. A longer interval is unpaid (no available, busy or energy).
+- **Downtime (SLA).** A DOWNTIME fault only when the rental breaks its SLA: uptime in a window
+  of ``window_s`` from the start below ``min_uptime_bps`` (judged once the window has closed:
+  at the first sample past its end), or one GPU silent longer than ``terms.max_gap_ms``
+  (judged at the first sample of any GPU past it). A short gap (an agent restart) is unpaid
+  time and nothing else.
+- **Busy.** ``interval_ms * util_gpu_pct / 100`` over intervals whose power is at least
+  ``busy_min_power_permille_of_limit`` of the limit. Utilization of at least
+  ``idle_busy_min_util_pct`` below that power for ``idle_busy_min_duration_ms`` sets the
+  IDLE_POWER_BUSY usage flag (the renter's workload; never a FaultReport) and is never busy.
+- **Phantom load.** Power at the busy threshold or above while utilization stays at most
+  ``phantom_load_max_util_pct`` for ``phantom_load_min_duration_ms``: COUNTER_PHYSICS.
+- **Energy.** Counter deltas (a drop is a driver reload: the reading after it is billed).
+  Billed at most ``limit * (1 + margin) * (interval + counter_slack_ms)`` (more: COUNTER_PHYSICS),
+  and at most ``limit * interval`` while power reads above ``limit * (1 + margin)``.
+- **Power physics.** Power above ``limit * (1 + power_limit_margin_permille/1000)``:
+  COUNTER_PHYSICS, and that interval is billed at most at the limit.
+- **Energy check.** Per GPU and window of ``energy_check_window_ms`` aligned to unix time,
+  once closed: raw counter deltas against right-rule integrated power; a difference beyond
+  ``energy_tolerance_permille`` of the larger and beyond ``energy_tolerance_floor_ms_at_limit``
+  at the limit is an ENERGY_MISMATCH.
+- **Carbon.** ``floor(energy_mj * g_per_kwh / 3_600_000)`` milligrams.
+- **Uptime.** ``floor(available_ms * 10000 / ((period_end - start_ms) * gpu_count))``.
+- **Duplicates and order.** Samples are taken in arrival order (the node's: its batch hash
+  chain). A sample of a GPU at the time of its previous one is ignored when identical and is
+  contradictory telemetry (COUNTER_PHYSICS, first one kept) otherwise; one older than the GPU's
+  previous sample is dropped as COUNTER_PHYSICS.
+- **Faults: per kind and window, fixed when detected.** A fault's ``end_ms`` is the time of
+  the sample that proved it (``now``); its window is ``(end_ms // 1000 - start_s) //
+  window_s``. At most one fault per (kind, window) is recorded: the first; later offences of
+  that kind in that window only keep the flag. A fault list only ever grows at its end, so a
+  fault's index (its ``faultId``) never changes.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from oracle.errors import MeteringError
 from oracle.metering.faults import Fault, FaultKind
-from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
+from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy, MeterTerms
+from oracle.metering.state import GpuState, MeterState
 from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 
 MILLIJOULES_PER_KWH = 3_600_000_000
 #: energy_mj * g_per_kwh * 1000 (mg per g) / MILLIJOULES_PER_KWH
 _CARBON_DIVISOR = MILLIJOULES_PER_KWH // 1000
 BPS = 10_000
+_FINGERPRINT_MODULUS = (1 << 61) - 1
+
+_DOWNTIME, _ENERGY, _PHYSICS, _IDLE, _MISSING = (
+    FaultKind.DOWNTIME, FaultKind.ENERGY_MISMATCH, FaultKind.COUNTER_PHYSICS,
+    FaultKind.IDLE_POWER_BUSY, FaultKind.GPU_MISSING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +96,11 @@ class UsageTotals:
     busy_gpu_milliseconds: int = 0
     sample_count: int = 0
     gpu_count: int = 0
-
-
-@dataclass(slots=True)
-class _GpuTotals:
-    available_ms: int = 0
-    busy_pct_ms: int = 0
-    energy_mj: int = 0
-    integrated_uj: int = 0
-    faults: list[tuple[int, Fault]] = field(default_factory=list)  # (detected_ms, fault)
+    excluded_sample_count: int = 0
+    missing_gpus: int = 0
+    #: Proof-of-GPU outcomes up to ``period_end_ms`` (set by ``challenges.exclude_unpaid``).
+    challenges_passed: int = 0
+    challenges_failed: int = 0
 
 
 def _check_int(value: object, what: str) -> int:
@@ -106,30 +109,289 @@ def _check_int(value: object, what: str) -> int:
     return value
 
 
-def _validate_sample(sample: Sample) -> None:
+def _validate_sample(sample: Sample) -> tuple[int, ...]:
     if not isinstance(sample, Sample):
         raise MeteringError(f"not a Sample: {sample!r}")
-    for name in SAMPLE_FIELDS:
-        _check_int(getattr(sample, name), f"sample {name}")
+    values = tuple(getattr(sample, name) for name in SAMPLE_FIELDS)
+    for name, value in zip(SAMPLE_FIELDS, values):
+        _check_int(value, f"sample {name}")
     if sample.t_ms < 0 or sample.energy_mj < 0 or sample.power_mw < 0 or sample.mem_used_mib < 0:
         raise MeteringError(f"negative reading in sample {sample!r}")
     if not 0 <= sample.util_gpu_pct <= 100 or not 0 <= sample.util_mem_pct <= 100:
         raise MeteringError(f"utilization outside 0..100 in sample {sample!r}")
+    return values
 
 
-def _sample_key(sample: Sample) -> tuple[int, ...]:
-    return tuple(getattr(sample, name) for name in SAMPLE_FIELDS)
+def rented_gpus(gpus: Sequence[GpuInfo], terms: MeterTerms) -> list[int]:
+    """The indices of the telemetry's GPUs that count as rented GPUs (see the module doc)."""
+    chosen: list[int] = []
+    uuids: set[str] = set()
+    for gpu in sorted(gpus, key=lambda g: g.index):
+        _check_int(gpu.index, "gpu index")
+        if gpu.index in chosen:
+            raise MeteringError(f"gpu {gpu.index} listed twice")
+        if gpu.uuid in uuids or (terms.gpu_model and gpu.name != terms.gpu_model):
+            continue
+        if len(chosen) < terms.gpu_count:
+            uuids.add(gpu.uuid)
+            chosen.append(gpu.index)
+    return chosen
 
 
-class _Detector:
-    """Maps "offence known since time x" to the first sample time of any GPU that proves it."""
+def new_state(gpus: Sequence[GpuInfo], terms: MeterTerms) -> MeterState:
+    """The state before the first sample, for the GPUs the rental's telemetry lists."""
+    chosen = rented_gpus(gpus, terms)
+    state = MeterState(configured=True, missing_gpus=terms.gpu_count - len(chosen),
+                       gap_check_ms=terms.start_ms + terms.max_gap_ms)
+    state.gpus = {index: GpuState(last_t_ms=terms.start_ms) for index in chosen}
+    return state
 
-    def __init__(self, times: Sequence[int]) -> None:
-        self._times = times
 
-    def first_after(self, threshold_ms: int) -> int | None:
-        i = bisect_right(self._times, threshold_ms)
-        return self._times[i] if i < len(self._times) else None
+class _Meter:
+    """One feed: the state plus the constants derived from terms and policy."""
+
+    def __init__(self, state: MeterState, terms: MeterTerms, policy: MeteringPolicy) -> None:
+        self.s = state
+        self.terms = terms
+        self.policy = policy
+        limit = terms.power_limit_mw
+        self.limit_mw = limit
+        self.busy_power_x1000 = policy.busy_min_power_permille_of_limit * limit
+        self.ceiling_x1000 = (1000 + policy.power_limit_margin_permille) * limit
+        self.floor_uj = limit * policy.energy_tolerance_floor_ms_at_limit
+        self.start_s = terms.start_ms // 1000
+        self.window_ms = terms.window_s * 1000
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def emit(self, kind: FaultKind, start_ms: int, gpu: int | None, detail: str) -> None:
+        """File a fault detected now, unless its kind was already filed in this window."""
+        s = self.s
+        bit = 1 << int(kind)
+        s.fault_flags |= bit
+        now = s.now_ms
+        window = (now // 1000 - self.start_s) // self.terms.window_s
+        if window != s.fault_window:
+            s.fault_window, s.fault_mask = window, 0
+        if s.fault_mask & bit:
+            return
+        s.fault_mask |= bit
+        where = "rental" if gpu is None else f"gpu {gpu}"
+        s.faults.append(Fault(kind, start_ms, now, f"{where}: {detail}", gpu or 0))
+
+    # -- time advancing: SLA windows and silences -------------------------------------------
+
+    def advance(self, t_ms: int) -> None:
+        s, terms = self.s, self.terms
+        if s.now_ms is not None and t_ms <= s.now_ms:
+            return
+        if s.first_ms is None:
+            s.first_ms = t_ms
+        s.now_ms = t_ms
+        window = (t_ms - terms.start_ms) // self.window_ms
+        if window > s.sla_window:
+            self.judge_uptime(s.sla_window, s.sla_available_ms)
+            if window > s.sla_window + 1:  # whole windows without a sample of any GPU
+                self.judge_uptime(window - 1, 0)
+            s.sla_window, s.sla_available_ms = window, 0
+        if t_ms > s.gap_check_ms:
+            self.check_silences(t_ms)
+
+    def note_missing(self) -> None:
+        s, terms = self.s, self.terms
+        if s.missing_gpus:
+            self.emit(_MISSING, terms.start_ms, None,
+                      f"telemetry lists {terms.gpu_count - s.missing_gpus} of the {terms.gpu_count}"
+                      f" rented GPUs{' of model ' + terms.gpu_model if terms.gpu_model else ''}")
+
+    def judge_uptime(self, window: int, available_ms: int) -> None:
+        terms = self.terms
+        uptime_bps = available_ms * BPS // (terms.gpu_count * self.window_ms)
+        if uptime_bps < terms.min_uptime_bps:
+            self.emit(_DOWNTIME, terms.start_ms + window * self.window_ms, None,
+                      f"uptime {uptime_bps} bps in window {window} of {terms.window_s} s, below the"
+                      f" {terms.min_uptime_bps} bps the rental promised")
+
+    def check_silences(self, t_ms: int) -> None:
+        s, max_gap = self.s, self.terms.max_gap_ms
+        next_check = None
+        for index, gpu in s.gpus.items():
+            if gpu.silence_reported:
+                continue
+            if t_ms - gpu.last_t_ms > max_gap:
+                gpu.silence_reported = True
+                self.emit(_DOWNTIME, gpu.last_t_ms, index,
+                          f"no telemetry for {t_ms - gpu.last_t_ms} ms, longer than the"
+                          f" {max_gap} ms the rental tolerates")
+            elif next_check is None or gpu.last_t_ms + max_gap < next_check:
+                next_check = gpu.last_t_ms + max_gap
+        s.gap_check_ms = t_ms if next_check is None else next_check
+
+    # -- one sample -------------------------------------------------------------------------
+
+    def sample(self, values: tuple[int, ...]) -> None:
+        s, terms, policy = self.s, self.terms, self.policy
+        index, t_ms, energy_mj, power_mw, util = values[0], values[1], values[2], values[3], values[4]
+        end_ms = terms.end_ms
+        if t_ms < terms.start_ms or (end_ms is not None and t_ms > end_ms):
+            s.excluded_count += 1
+            return
+        gpu = s.gpus.get(index)
+        if gpu is None:  # not a rented GPU: its readings do not count, its time does
+            s.excluded_count += 1
+            self.advance(t_ms)
+            self.note_missing()
+            return
+        prev = gpu.last
+        if prev is not None and t_ms <= prev[1]:
+            if t_ms == prev[1] and values == prev:
+                return  # an identical duplicate counts once
+            self.advance(t_ms)
+            what = "conflicting samples at" if t_ms == prev[1] else "sample older than its previous one at"
+            self.emit(_PHYSICS, t_ms, index, f"{what} t_ms {t_ms}; kept the first")
+            return
+        self.advance(t_ms)
+        self.note_missing()
+        s.sample_count += 1
+        gpu.last = values
+        gpu.last_t_ms = t_ms
+        gpu.silence_reported = False
+        over_power = power_mw * 1000 > self.ceiling_x1000
+        if over_power:
+            self.emit(_PHYSICS, t_ms, index,
+                      f"power {power_mw} mW is above the {self.limit_mw} mW limit of the rented model"
+                      f" plus {policy.power_limit_margin_permille} per mille")
+        self.check_copied_power(gpu, index, t_ms, power_mw)
+        if prev is None:
+            return
+        interval_ms = t_ms - prev[1]
+        window = t_ms // policy.energy_check_window_ms
+        if gpu.win != window:
+            self.close_energy_window(gpu, index)
+            gpu.win, gpu.win_counter_mj, gpu.win_integrated_uj, gpu.win_intervals = window, 0, 0, 0
+        if interval_ms > policy.max_gap_ms:  # unpaid; a fault only beyond the SLA (advance)
+            gpu.idle_busy_start_ms = gpu.phantom_start_ms = None
+            return
+        accrue = s.accrue_from_ms is None or t_ms >= s.accrue_from_ms
+        busy_power = power_mw * 1000 >= self.busy_power_x1000
+        # Busy: utilization-weighted time, only while power is above idle draw.
+        if busy_power:
+            if accrue:
+                s.busy_pct_ms += interval_ms * util
+            gpu.idle_busy_start_ms = None
+        elif util >= policy.idle_busy_min_util_pct:
+            if gpu.idle_busy_start_ms is None:
+                gpu.idle_busy_start_ms, gpu.idle_busy_ms = prev[1], 0
+            gpu.idle_busy_ms += interval_ms
+            if gpu.idle_busy_ms >= policy.idle_busy_min_duration_ms:
+                s.fault_flags |= 1 << int(_IDLE)  # a usage flag: the renter's workload
+        else:
+            gpu.idle_busy_start_ms = None
+        # Phantom load: busy power with no kernel running.
+        if busy_power and util <= policy.phantom_load_max_util_pct:
+            if gpu.phantom_start_ms is None:
+                gpu.phantom_start_ms, gpu.phantom_ms = prev[1], 0
+            gpu.phantom_ms += interval_ms
+            if gpu.phantom_ms >= policy.phantom_load_min_duration_ms:
+                self.emit(_PHYSICS, gpu.phantom_start_ms, index,
+                          f"power at least {self.busy_power_x1000 // 1000} mW with utilization at most"
+                          f" {policy.phantom_load_max_util_pct}% for {gpu.phantom_ms} ms")
+        else:
+            gpu.phantom_start_ms = None
+        # Energy: counter delta (a drop is a driver reload), capped by what physics allows.
+        raw_mj = energy_mj - prev[2] if energy_mj >= prev[2] else energy_mj
+        cap_mj = self.ceiling_x1000 * (interval_ms + policy.counter_slack_ms) // 1_000_000
+        if raw_mj > cap_mj:
+            self.emit(_PHYSICS, prev[1], index,
+                      f"energy counter rose {raw_mj} mJ in {interval_ms} ms, more than the"
+                      f" {self.limit_mw} mW limit allows; {cap_mj} mJ billed")
+        if over_power:
+            cap_mj = min(cap_mj, self.limit_mw * interval_ms // 1000)
+        integrated_uj = power_mw * interval_ms
+        gpu.win_counter_mj += raw_mj
+        gpu.win_integrated_uj += integrated_uj
+        gpu.win_intervals += 1
+        if accrue:
+            s.available_ms += interval_ms
+            s.sla_available_ms += interval_ms
+            s.energy_mj += min(raw_mj, cap_mj)
+            s.integrated_uj += integrated_uj
+
+    def check_copied_power(self, gpu: GpuState, index: int, t_ms: int, power_mw: int) -> None:
+        """A stretch of power readings seen before (on any GPU of the rental): copied telemetry."""
+        policy, recent = self.policy, gpu.recent_power_mw
+        recent.append(power_mw)
+        if len(recent) > policy.replay_stretch_samples:
+            del recent[0]
+        if len(recent) < policy.replay_stretch_samples or len(set(recent)) < policy.replay_min_distinct_readings:
+            return
+        fingerprint = 0
+        for reading in recent:
+            fingerprint = (fingerprint * 1_000_003 + reading) % _FINGERPRINT_MODULUS
+        seen = self.s.power_stretches
+        if fingerprint in seen:
+            self.emit(_PHYSICS, t_ms, index,
+                      f"the last {len(recent)} power readings repeat a stretch seen before"
+                      f" (fingerprint {fingerprint}): copied telemetry")
+            return
+        seen[fingerprint] = None
+        while len(seen) > policy.replay_memory_per_gpu * len(self.s.gpus):
+            del seen[next(iter(seen))]
+
+    def close_energy_window(self, gpu: GpuState, index: int) -> None:
+        if not gpu.win_intervals:
+            return
+        counter_uj, integrated_uj = gpu.win_counter_mj * 1000, gpu.win_integrated_uj
+        diff_uj = abs(counter_uj - integrated_uj)
+        base_uj = max(counter_uj, integrated_uj)
+        if diff_uj * 1000 <= self.policy.energy_tolerance_permille * base_uj or diff_uj <= self.floor_uj:
+            return
+        window_ms = self.policy.energy_check_window_ms
+        self.emit(_ENERGY, gpu.win * window_ms, index,
+                  f"energy counter {gpu.win_counter_mj} mJ against integrated power"
+                  f" {integrated_uj // 1000} mJ in the {window_ms} ms window from {gpu.win * window_ms}")
+
+
+def feed(state: MeterState, terms: MeterTerms, policy: MeteringPolicy, samples: Iterable[Sample]) -> MeterState:
+    """Advance ``state`` (in place, and returned) over ``samples`` in the given order."""
+    return _feed_values(state, terms, policy, (_validate_sample(sample) for sample in samples))
+
+
+def _feed_values(state: MeterState, terms: MeterTerms, policy: MeteringPolicy,
+                 values: Iterable[tuple[int, ...]]) -> MeterState:
+    if not state.configured:
+        raise MeteringError("the meter state has no GPUs yet: start it with new_state(gpus, terms)")
+    step = _Meter(state, terms, policy).sample
+    for value in values:
+        step(value)
+    return state
+
+
+def totals(state: MeterState, terms: MeterTerms) -> UsageTotals:
+    """The cumulative totals of ``state`` (the state is not changed)."""
+    start = terms.start_ms
+    end = start if state.now_ms is None else state.now_ms
+    span_ms = (end - start) * terms.gpu_count
+    available = state.available_ms
+    energy = state.energy_mj
+    return UsageTotals(
+        available_gpu_seconds=available // 1000,
+        busy_gpu_seconds=state.busy_pct_ms // 100_000,
+        energy_millijoules=energy,
+        integrated_energy_millijoules=state.integrated_uj // 1000,
+        carbon_milligrams=energy * terms.grid_intensity_g_per_kwh // _CARBON_DIVISOR,
+        uptime_bps=min(BPS, available * BPS // span_ms) if span_ms > 0 else 0,
+        period_start_ms=start if state.first_ms is None else state.first_ms,
+        period_end_ms=end,
+        faults=tuple(state.faults),
+        fault_flags=state.fault_flags,
+        available_gpu_milliseconds=available,
+        busy_gpu_milliseconds=state.busy_pct_ms // 100,
+        sample_count=state.sample_count,
+        gpu_count=terms.gpu_count,
+        excluded_sample_count=state.excluded_count,
+        missing_gpus=state.missing_gpus,
+    )
 
 
 def meter_samples(
@@ -139,255 +401,35 @@ def meter_samples(
     grid_intensity_g_per_kwh: int = 0,
     *,
     rental_start_ms: int | None = None,
+    terms: MeterTerms | None = None,
 ) -> UsageTotals:
-    """Meter a rental's samples (any order, duplicates allowed) into cumulative totals.
+    """Meter a sample set (any order, duplicates allowed) at once: sorted by time, then fed.
 
-    ``gpus`` are the rental's GPUs (a GPU that never reports is downtime). ``rental_start_ms``,
-    when given, starts the uptime span and the downtime watch there instead of at the first
-    sample. Raises ``MeteringError`` for no samples, unknown GPUs, or out-of-domain readings.
+    With ``terms`` (a rental's), everything but the samples' GPU list comes from them. Without,
+    for a trace metered outside a rental: the listed GPUs are the rental, the lowest declared
+    power limit is the limit, and the rental starts at ``rental_start_ms`` or the first sample.
     """
     if not isinstance(policy, MeteringPolicy):
         raise MeteringError(f"policy must be a MeteringPolicy, got {policy!r}")
-    _check_int(grid_intensity_g_per_kwh, "grid_intensity_g_per_kwh")
-    if grid_intensity_g_per_kwh < 0:
+    ordered = sorted((_validate_sample(sample) for sample in samples), key=lambda v: (v[1], v[0], v))
+    if terms is None:
+        terms = _trace_terms(ordered, gpus, grid_intensity_g_per_kwh, rental_start_ms)
+    return totals(_feed_values(new_state(gpus, terms), terms, policy, ordered), terms)
+
+
+def _trace_terms(ordered: Sequence[tuple[int, ...]], gpus: Sequence[GpuInfo], g_per_kwh: int,
+                 rental_start_ms: int | None) -> MeterTerms:
+    if not gpus:
+        raise MeteringError("no GPUs to meter")
+    if not ordered:
+        raise MeteringError("no samples to meter")
+    _check_int(g_per_kwh, "grid_intensity_g_per_kwh")
+    if g_per_kwh < 0:
         raise MeteringError("grid_intensity_g_per_kwh must not be negative")
-    gpu_by_index: dict[int, GpuInfo] = {}
     for gpu in gpus:
-        _check_int(gpu.index, "gpu index")
         _check_int(gpu.power_limit_mw, "gpu power_limit_mw")
         if gpu.power_limit_mw <= 0:
             raise MeteringError(f"gpu {gpu.index}: power limit must be positive")
-        if gpu.index in gpu_by_index:
-            raise MeteringError(f"gpu {gpu.index} listed twice")
-        gpu_by_index[gpu.index] = gpu
-    if not gpu_by_index:
-        raise MeteringError("no GPUs to meter")
-
-    by_gpu: dict[int, list[Sample]] = {index: [] for index in gpu_by_index}
-    count = 0
-    for sample in samples:
-        _validate_sample(sample)
-        if sample.gpu not in by_gpu:
-            raise MeteringError(f"sample for gpu {sample.gpu}, which is not in the rental")
-        by_gpu[sample.gpu].append(sample)
-        count += 1
-    if count == 0:
-        raise MeteringError("no samples to meter")
-
-    faults: list[tuple[int, Fault]] = []
-    streams: dict[int, list[Sample]] = {}
-    for index, stream in by_gpu.items():
-        streams[index] = _dedup(sorted(stream, key=_sample_key), faults)
-    times = sorted({s.t_ms for stream in streams.values() for s in stream})
-    period_start_ms, period_end_ms = times[0], times[-1]
-    if rental_start_ms is not None:
-        _check_int(rental_start_ms, "rental_start_ms")
-        if rental_start_ms > period_start_ms:
-            raise MeteringError(
-                f"sample at {period_start_ms} ms precedes the rental start {rental_start_ms} ms"
-            )
-        span_start_ms = rental_start_ms
-    else:
-        span_start_ms = period_start_ms
-    detector = _Detector(times)
-
-    available_ms = busy_pct_ms = energy_mj = integrated_uj = 0
-    for index in sorted(streams):
-        totals = _meter_gpu(
-            streams[index], gpu_by_index[index], policy, detector, span_start_ms, period_end_ms
-        )
-        available_ms += totals.available_ms
-        busy_pct_ms += totals.busy_pct_ms
-        energy_mj += totals.energy_mj
-        integrated_uj += totals.integrated_uj
-        faults.extend(totals.faults)
-
-    faults.sort(key=lambda item: (item[0], item[1].gpu, int(item[1].kind), item[1].start_ms,
-                                  item[1].end_ms, item[1].detail))
-    ordered = tuple(fault for _, fault in faults)
-    flags = 0
-    for fault in ordered:
-        flags |= fault.flag
-    span_ms = (period_end_ms - span_start_ms) * len(gpu_by_index)
-    uptime_bps = min(BPS, available_ms * BPS // span_ms) if span_ms > 0 else 0
-    return UsageTotals(
-        available_gpu_seconds=available_ms // 1000,
-        busy_gpu_seconds=busy_pct_ms // 100_000,
-        energy_millijoules=energy_mj,
-        integrated_energy_millijoules=integrated_uj // 1000,
-        carbon_milligrams=energy_mj * grid_intensity_g_per_kwh // _CARBON_DIVISOR,
-        uptime_bps=uptime_bps,
-        period_start_ms=period_start_ms,
-        period_end_ms=period_end_ms,
-        faults=ordered,
-        fault_flags=flags,
-        available_gpu_milliseconds=available_ms,
-        busy_gpu_milliseconds=busy_pct_ms // 100,
-        sample_count=sum(len(stream) for stream in streams.values()),
-        gpu_count=len(gpu_by_index),
-    )
-
-
-def _dedup(stream: list[Sample], faults: list[tuple[int, Fault]]) -> list[Sample]:
-    """Drop identical duplicates; keep the smallest of conflicting ones and record a fault.
-
-    ``stream`` is sorted by ``_sample_key``, so the first sample at each time is the smallest.
-    """
-    out: list[Sample] = []
-    distinct = 1
-    for sample in stream:
-        if out and out[-1].t_ms == sample.t_ms:
-            if sample != previous:
-                distinct += 1
-            previous = sample
-            continue
-        if distinct > 1:
-            _conflict_fault(out[-1], faults)
-        distinct = 1
-        previous = sample
-        out.append(sample)
-    if distinct > 1:
-        _conflict_fault(out[-1], faults)
-    return out
-
-
-def _conflict_fault(kept: Sample, faults: list[tuple[int, Fault]]) -> None:
-    detail = f"gpu {kept.gpu}: conflicting samples at t_ms {kept.t_ms}; kept the smallest"
-    faults.append((kept.t_ms, Fault(FaultKind.COUNTER_PHYSICS, kept.t_ms, kept.t_ms, detail,
-                                    kept.gpu)))
-
-
-def _meter_gpu(
-    stream: list[Sample],
-    gpu: GpuInfo,
-    policy: MeteringPolicy,
-    detector: _Detector,
-    span_start_ms: int,
-    period_end_ms: int,
-) -> _GpuTotals:
-    totals = _GpuTotals()
-    g = gpu.index
-    limit_mw = gpu.power_limit_mw
-    max_gap = policy.max_gap_ms
-    busy_power_x1000 = policy.busy_min_power_permille_of_limit * limit_mw
-    power_ceiling_x1000 = (1000 + policy.power_limit_margin_permille) * limit_mw
-    window_ms = policy.energy_check_window_ms
-    floor_uj = limit_mw * policy.energy_tolerance_floor_ms_at_limit
-
-    def emit(detected_ms: int, kind: FaultKind, start_ms: int, detail: str) -> None:
-        totals.faults.append(
-            (detected_ms, Fault(kind, start_ms, detected_ms, f"gpu {g}: {detail}", g))
-        )
-
-    def silence(since_ms: int, next_ms: int | None, what: str) -> None:
-        """A DOWNTIME fault if no sample of this GPU follows ``since_ms`` within the gap
-        threshold, fixed at the first sample of any GPU that proves the silence."""
-        if next_ms is not None and next_ms - since_ms <= max_gap:
-            return
-        proof_ms = detector.first_after(since_ms + max_gap)
-        if proof_ms is not None:
-            emit(proof_ms, FaultKind.DOWNTIME, since_ms,
-                 f"no telemetry{what} for {proof_ms - since_ms} ms"
-                 f" (gap threshold {max_gap} ms)")
-
-    if not stream:
-        silence(span_start_ms, None, " since the start")
-        return totals
-    if stream[0].t_ms > span_start_ms:
-        silence(span_start_ms, stream[0].t_ms, " since the start")
-
-    # Runs of one offence: one fault per run, emitted when the run becomes detectable.
-    idle_busy_start_ms: int | None = None
-    idle_busy_ms = 0
-    idle_busy_reported = False
-    over_power = False
-    over_counter = False
-    last_bad_window = -2
-
-    def check_power(sample: Sample) -> None:
-        nonlocal over_power
-        if sample.power_mw * 1000 <= power_ceiling_x1000:
-            over_power = False
-        elif not over_power:
-            over_power = True
-            emit(sample.t_ms, FaultKind.COUNTER_PHYSICS, sample.t_ms,
-                 f"power {sample.power_mw} mW is above the {limit_mw} mW limit plus"
-                 f" {policy.power_limit_margin_permille} per mille")
-
-    # The energy-check window being filled: index, counter mJ, integrated uJ, intervals.
-    window = stream[0].t_ms // window_ms
-    win_counter_mj = win_integrated_uj = win_intervals = 0
-
-    def close_window(closed_at_ms: int) -> None:
-        nonlocal last_bad_window
-        if win_intervals == 0:
-            return
-        counter_uj = win_counter_mj * 1000
-        diff_uj = abs(counter_uj - win_integrated_uj)
-        base_uj = max(counter_uj, win_integrated_uj)
-        if diff_uj * 1000 <= policy.energy_tolerance_permille * base_uj or diff_uj <= floor_uj:
-            return
-        if last_bad_window != window - 1:  # a new run of disagreeing windows
-            emit(closed_at_ms, FaultKind.ENERGY_MISMATCH, window * window_ms,
-                 f"energy counter {win_counter_mj} mJ against integrated power"
-                 f" {win_integrated_uj // 1000} mJ in the {window_ms} ms window from"
-                 f" {window * window_ms}")
-        last_bad_window = window
-
-    check_power(stream[0])
-    for prev, cur in zip(stream, stream[1:]):
-        interval_ms = cur.t_ms - prev.t_ms
-        if cur.t_ms // window_ms != window:
-            close_window(cur.t_ms)
-            window = cur.t_ms // window_ms
-            win_counter_mj = win_integrated_uj = win_intervals = 0
-        if interval_ms > max_gap:
-            silence(prev.t_ms, cur.t_ms, "")
-            idle_busy_start_ms, over_power, over_counter = None, False, False
-            check_power(cur)
-            continue
-
-        totals.available_ms += interval_ms
-        # Busy: utilization-weighted time, only while power is above idle draw.
-        if cur.power_mw * 1000 >= busy_power_x1000:
-            totals.busy_pct_ms += interval_ms * cur.util_gpu_pct
-            idle_busy_start_ms = None
-        elif cur.util_gpu_pct >= policy.idle_busy_min_util_pct:
-            if idle_busy_start_ms is None:
-                idle_busy_start_ms, idle_busy_ms, idle_busy_reported = prev.t_ms, 0, False
-            idle_busy_ms += interval_ms
-            if not idle_busy_reported and idle_busy_ms >= policy.idle_busy_min_duration_ms:
-                idle_busy_reported = True
-                emit(cur.t_ms, FaultKind.IDLE_POWER_BUSY, idle_busy_start_ms,
-                     f"utilization >= {policy.idle_busy_min_util_pct}% while power stayed"
-                     f" below {busy_power_x1000 // 1000} mW for {idle_busy_ms} ms")
-        else:
-            idle_busy_start_ms = None
-
-        # Energy: counter delta (a drop is a driver reload), capped by what physics allows.
-        if cur.energy_mj >= prev.energy_mj:
-            delta_mj = cur.energy_mj - prev.energy_mj
-        else:
-            delta_mj = cur.energy_mj
-        cap_mj = power_ceiling_x1000 * (interval_ms + policy.counter_slack_ms) // 1_000_000
-        if delta_mj > cap_mj:
-            if not over_counter:
-                over_counter = True
-                emit(cur.t_ms, FaultKind.COUNTER_PHYSICS, prev.t_ms,
-                     f"energy counter rose {delta_mj} mJ in {interval_ms} ms, more than the"
-                     f" {limit_mw} mW limit allows; {cap_mj} mJ billed")
-            delta_mj = cap_mj
-        else:
-            over_counter = False
-        integrated_uj = cur.power_mw * interval_ms
-        totals.energy_mj += delta_mj
-        totals.integrated_uj += integrated_uj
-        win_counter_mj += delta_mj
-        win_integrated_uj += integrated_uj
-        win_intervals += 1
-        check_power(cur)
-
-    # The still-open energy window is not judged yet; a GPU silent at the end may be down.
-    if period_end_ms > stream[-1].t_ms:
-        silence(stream[-1].t_ms, None, "")
-    return totals
+    start = ordered[0][1] if rental_start_ms is None else _check_int(rental_start_ms, "rental_start_ms")
+    return MeterTerms(gpu_count=len(gpus), power_limit_mw=min(g.power_limit_mw for g in gpus),
+                      start_ms=max(start, 0), grid_intensity_g_per_kwh=g_per_kwh)

@@ -8,6 +8,7 @@ stored hash chain) and drives the record-before-sign rule of ``oracle.node.stora
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -17,7 +18,15 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Sequence
 
-from oracle.errors import BatchVerificationError, SigningError
+from oracle.errors import BatchVerificationError, ConfigError, SigningError
+from oracle.metering import MeterState, MeterTerms, feed, new_state, totals as totals_of
+from oracle.metering.challenges import (
+    ChallengeLedger,
+    NoChallenges,
+    UnpaidUsage,
+    exclude_unpaid,
+    merge_intervals,
+)
 from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
 from oracle.node.errors import (
     BadSignature,
@@ -38,7 +47,7 @@ from oracle.node.errors import (
     WrongAgent,
     WrongDomain,
 )
-from oracle.node.rentals import Rental, RentalRegistry
+from oracle.node.rentals import Rental, RentalRegistry, meter_terms
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
 from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS, TelemetryBatch, address_of
 from oracle.telemetry.codec import encode_batch, gpus_key
@@ -134,20 +143,17 @@ def report_from_bytes(cls: type, body: bytes) -> Any:
     return cls(**values)
 
 
+def _challenge_fields(totals: Any) -> dict[str, int]:
+    """challenges_passed/failed for build_usage_report, once the report has those fields."""
+    from oracle.attestation.reports import build_usage_report
+
+    if "challenges_passed" not in inspect.signature(build_usage_report).parameters:
+        return {}
+    return {"challenges_passed": totals.challenges_passed, "challenges_failed": totals.challenges_failed}
+
+
 def _unix_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class _RentalSamples:
-    """Decoded samples of a rental's first ``len(ends)`` batches (append-only cache)."""
-
-    __slots__ = ("samples", "ends", "hashes", "gpus")
-
-    def __init__(self) -> None:
-        self.samples: list = []
-        self.ends: list[int] = []
-        self.hashes: list[bytes] = []
-        self.gpus: tuple = ()
 
 
 class Attestor:
@@ -166,7 +172,8 @@ class Attestor:
         policy: MeteringPolicy = DEFAULT_POLICY,
         clock: Callable[[], int] = _unix_ms,
         fault: str | None = None,
-        cached_rentals: int = 32,
+        cached_rentals: int = 1024,
+        challenges: ChallengeLedger | None = None,
     ) -> None:
         if len(node_key) != 32:
             raise SigningError("the node key is 32 bytes")
@@ -181,10 +188,15 @@ class Attestor:
         self.policy = policy
         self.now_ms = clock
         self._fault = fault
-        self._cache: OrderedDict[int, _RentalSamples] = OrderedDict()
+        self.challenges: ChallengeLedger = NoChallenges() if challenges is None else challenges
+        # The newest meter state per rental: (sequence, terms key, state bytes); tens of KiB
+        # each (no samples), at most ``cached_rentals``. SQLite checkpoints back it.
+        self._states: OrderedDict[int, tuple[int, str, bytes]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._gpu_last: dict[int, tuple[int, dict[int, int]]] = {}  # rental -> (head seq, GPU -> last t_ms)
+        self._rental_locks: dict[int, threading.Lock] = {}
         self._cached_rentals = cached_rentals
+        self._unpaid_cache: OrderedDict[tuple[int, str, int, int], UnpaidUsage] = OrderedDict()
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -247,12 +259,17 @@ class Attestor:
         if len(batch.gpus) > rental.gpu_count:
             raise ImplausibleBatch(f"batch lists {len(batch.gpus)} GPUs, rental {rental.rental_id} has "
                                    f"{rental.gpu_count}")
-        limits = {g.index: g.power_limit_mw * self.limits.max_power_factor_of_limit for g in batch.gpus}
+        # The bound comes from the rented model (issue 8), never from the batch's declared limit.
+        try:
+            limit_mw = meter_terms(rental).power_limit_mw
+        except ConfigError:
+            limit_mw = min(g.power_limit_mw for g in batch.gpus)  # a rental that cannot be metered anyway
+        ceiling_mw = limit_mw * self.limits.max_power_factor_of_limit
         for i, sample in enumerate(batch.samples):
-            if sample.power_mw > limits[sample.gpu]:
+            if sample.power_mw > ceiling_mw:
                 raise ImplausibleBatch(
                     f"samples[{i}].power_mw={sample.power_mw} is beyond {self.limits.max_power_factor_of_limit}x "
-                    f"the board limit of GPU {sample.gpu}"
+                    f"the board limit of the rented GPU model ({limit_mw} mW)"
                 )
 
     def _head_gpu_times(self, rental_id: int, head_seq: int) -> dict[int, int]:
@@ -354,41 +371,104 @@ class Attestor:
     def contiguous_batches(self, rental_id: int) -> int:
         return self.storage.batch_head(rental_id)[0]
 
-    def _samples(self, rental_id: int, sequence: int) -> tuple[list, tuple, bytes]:
-        """(samples of batches 0..sequence-1, gpus, hash of batch sequence-1)."""
+    def _rental_lock(self, rental_id: int) -> threading.Lock:
         with self._cache_lock:
-            entry = self._cache.pop(rental_id, None) or _RentalSamples()
-            if len(entry.ends) < sequence:
-                for _, batch_hash, batch in self.storage.iter_batch_objects(rental_id, len(entry.ends), sequence):
-                    entry.samples.extend(batch.samples)
-                    entry.ends.append(len(entry.samples))
-                    entry.hashes.append(batch_hash)
-                    entry.gpus = batch.gpus
-                if len(entry.ends) < sequence:
-                    raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
-            self._cache[rental_id] = entry
-            while len(self._cache) > self._cached_rentals:
-                self._cache.popitem(last=False)
-            return entry.samples[: entry.ends[sequence - 1]], entry.gpus, entry.hashes[sequence - 1]
+            lock = self._rental_locks.get(rental_id)
+            if lock is None:
+                lock = self._rental_locks[rental_id] = threading.Lock()
+            return lock
+
+    def _terms(self, rental: Rental) -> MeterTerms:
+        try:
+            return meter_terms(rental)
+        except ConfigError as exc:
+            raise ReportUnavailable(str(exc)) from None
+
+    def _base_state(self, rental_id: int, sequence: int, terms: MeterTerms) -> tuple[int, MeterState | None]:
+        """The newest known state at or below ``sequence``: cached, else checkpointed, else none."""
+        key = terms.checkpoint_key()
+        with self._cache_lock:
+            cached = self._states.get(rental_id)
+        found = None
+        if cached is not None and cached[1] == key and cached[0] <= sequence:
+            found = (cached[0], cached[2])
+        else:
+            found = self.storage.checkpoint_at_most(rental_id, sequence, key)
+        if found is None:
+            return 0, None
+        state = MeterState.from_bytes(found[1])
+        if terms.end_ms is not None and state.now_ms is not None and state.now_ms > terms.end_ms:
+            return 0, None  # metered before the end was known, past it: start over (once)
+        return found[0], state
+
+    def _state_at(self, rental_id: int, sequence: int, terms: MeterTerms) -> MeterState:
+        """The meter state after batches ``0 .. sequence-1``: from the newest state below, plus
+        the batches since (work proportional to them); checkpointed for the next report."""
+        base, state = self._base_state(rental_id, sequence, terms)
+        done = base
+        for _, _, batch in self.storage.iter_batch_objects(rental_id, done, sequence):
+            if state is None:
+                state = new_state(batch.gpus, terms)
+            feed(state, terms, self.policy, batch.samples)
+            done += 1
+        if state is None or done < sequence:
+            raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
+        blob = state.to_bytes()
+        key = terms.checkpoint_key()
+        if done > base:
+            self.storage.put_checkpoint(rental_id, sequence, key, blob)
+        with self._cache_lock:
+            cached = self._states.pop(rental_id, None)
+            self._states[rental_id] = (sequence, key, blob) if cached is None or cached[0] <= sequence else cached
+            while len(self._states) > self._cached_rentals:
+                self._states.popitem(last=False)
+        return state
+
+    def _unpaid_usage(self, rental_id: int, sequence: int, terms: MeterTerms, start_ms: int, end_ms: int,
+                      final: bool) -> UnpaidUsage:
+        """Usage of the intervals ending in ``[start_ms, end_ms)``, metered again from the batches
+        that hold them (bounded by the span, not the rental); cached once no later batch can
+        change it (``final``)."""
+        cache_key = (rental_id, terms.checkpoint_key(), start_ms, end_ms)
+        with self._cache_lock:
+            hit = self._unpaid_cache.get(cache_key)
+        if hit is not None:
+            return hit
+        seqs = self.storage.batch_seqs_overlapping(rental_id, start_ms - self.policy.max_gap_ms, end_ms, sequence)
+        state = None
+        if seqs is not None:
+            for _, _, batch in self.storage.iter_batch_objects(rental_id, seqs[0], seqs[1] + 1):
+                if state is None:
+                    state = new_state(batch.gpus, terms)
+                    state.accrue_from_ms = start_ms
+                feed(state, terms, self.policy, [s for s in batch.samples if s.t_ms < end_ms])
+        usage = UnpaidUsage() if state is None else UnpaidUsage(
+            state.available_ms, state.busy_pct_ms // 100, state.energy_mj)
+        if final:
+            with self._cache_lock:
+                self._unpaid_cache[cache_key] = usage
+                while len(self._unpaid_cache) > self._cached_rentals:
+                    self._unpaid_cache.popitem(last=False)
+        return usage
 
     def meter(self, rental_id: int, sequence: int | None = None) -> tuple[Rental, int, Any, bytes]:
-        """(rental, sequence, UsageTotals, telemetry hash) over batches ``0 .. sequence-1``."""
-        from oracle.metering import meter_samples
+        """(rental, sequence, UsageTotals, telemetry hash) over batches ``0 .. sequence-1``.
 
+        Incremental: the rental's meter state is advanced from its newest checkpoint at or
+        below ``sequence``; periods the challenge ledger marks unpaid are taken out.
+        """
+        sequence = self._sequence(rental_id, sequence)
         rental = self.registry.get(rental_id)
-        if rental is None:
-            raise ReportUnavailable(f"this node meters no rental {rental_id}")
-        available = self.contiguous_batches(rental_id)
-        if sequence is None:
-            sequence = available
-        if sequence < 1:
-            raise SequenceUnavailable(f"rental {rental_id}: no telemetry batches yet")
-        if sequence > available:
-            raise SequenceUnavailable(f"rental {rental_id}: asked for sequence {sequence}, this node holds "
-                                      f"{available} contiguous batches")
-        samples, gpus, telemetry_hash = self._samples(rental_id, sequence)
-        totals = meter_samples(samples, list(gpus), self.policy, rental.grid_intensity_g_per_kwh,
-                               rental_start_ms=rental.start_ms)
+        terms = self._terms(rental)
+        with self._rental_lock(rental_id):
+            totals = totals_of(self._state_at(rental_id, sequence, terms), terms)
+            outcomes = self.challenges.outcomes(rental_id, totals.period_end_ms)
+            unpaid = UnpaidUsage()
+            for start_ms, end_ms in merge_intervals(outcomes.unpaid_intervals, terms.start_ms, totals.period_end_ms):
+                unpaid = unpaid + self._unpaid_usage(rental_id, sequence, terms, start_ms, end_ms,
+                                                     final=end_ms <= totals.period_end_ms)
+            totals = exclude_unpaid(totals, terms, unpaid, outcomes)
+        telemetry_hash = self.storage.batch_hash(rental_id, sequence - 1)
         return rental, sequence, totals, telemetry_hash
 
     # -- reports: record, then sign ---------------------------------------------------------
@@ -464,7 +544,8 @@ class Attestor:
             report = replace(report_from_bytes(UsageReport, prior.body), signer_set_version=version)
         else:
             _, sequence, totals, telemetry_hash = self.meter(rental_id, sequence)
-            report = build_usage_report(rental_id, sequence, totals, telemetry_hash, version)
+            report = build_usage_report(rental_id, sequence, totals, telemetry_hash, version,
+                                        **_challenge_fields(totals))
         digest = usage_report_digest(report, self.chain_id, self.market_address)
         return self.record_and_sign("usage", rental_id, sequence, report, digest)
 

@@ -207,17 +207,15 @@ class RentalRegistryFeed:
         if self.status.get(rental_id) not in ("ended", "closed"):
             self._set(rental_id, "active")
 
-    def _record_end(self, rental_id: int, ended_at: int) -> None:
-        """Samples after ``endedAt`` (its whole second) are no longer the rental's (registries
-        whose :class:`Rental` has an ``end_ms``)."""
+    def _record_end(self, rental_id: int, ended_at_s: int) -> None:
+        """Samples after ``endedAt`` (its whole second) are no longer the rental's: a report
+        with ``periodEnd <= endedAt`` is the same whether or not a node has seen the end."""
         from dataclasses import replace
 
-        if "end_ms" not in {f.name for f in fields(Rental)}:
-            return
         for registry in self.registries:
             rental = registry.get(rental_id)
-            if rental is not None and getattr(rental, "end_ms", None) is None:
-                registry.upsert(replace(rental, end_ms=ended_at * 1000 + 999))
+            if rental is not None and rental.end_ms is None:
+                registry.upsert(replace(rental, end_ms=ended_at_s * 1000 + 999))
 
     def on_rewind(self, first_invalid_block: int) -> None:
         """Statuses are re-derived as the rewound blocks' events are re-delivered."""

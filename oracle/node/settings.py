@@ -85,6 +85,9 @@ class RentalConfig(BaseModel):
     region: str = Field(default="", max_length=64)
     grid_intensity_g_per_kwh: int = Field(ge=0, le=10_000)
     start_ms: int = Field(ge=0, description="unix milliseconds the rental started")
+    gpu_model: str = Field(default="NVIDIA H100 80GB HBM3", max_length=32,
+                           description="the rented model (oracle/gpu_models.py): metering's power limit")
+    power_limit_w: int = Field(default=0, ge=0, le=65_535, description="0: the model's power limit")
 
     @field_validator("agent")
     @classmethod

@@ -1,7 +1,9 @@
 """The node's durable state in one SQLite file (stdlib sqlite3, WAL, ``synchronous=FULL``).
 
 Tables: ``batches`` (each rental's hash chain of telemetry batches), ``signed_reports`` (every
-usage and fault report the node was asked to sign), ``rentals`` (the registry).
+usage and fault report the node was asked to sign), ``rentals`` and ``rental_terms`` (the
+registry), ``meter_checkpoints`` (the metering core's state per rental and sequence: a cache that
+makes a report cost the batches since the previous one).
 
 The invariant this module enforces: **a report is committed durably before it is signed, and
 the node never signs two different reports for the same key** (``(signer_set_version,
@@ -77,6 +79,27 @@ CREATE TABLE IF NOT EXISTS rentals (
 );
 """
 
+# The metering core's checkpoints (oracle.metering.state.MeterState, canonical JSON) per
+# (rental, sequence), valid under ``terms_key`` only; and rental terms beyond the ``rentals``
+# columns (model, power limit, SLA, end) as canonical JSON.
+METERING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meter_checkpoints (
+    rental_id   TEXT    NOT NULL,
+    sequence    INTEGER NOT NULL,
+    terms_key   TEXT    NOT NULL,
+    state       BLOB    NOT NULL,
+    PRIMARY KEY (rental_id, sequence)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rental_terms (
+    rental_id   TEXT    PRIMARY KEY,
+    body        TEXT    NOT NULL
+);
+"""
+
+#: Checkpoints kept per rental: the newest two, and every sequence divisible by this (so
+#: metering an old, unrecorded sequence replays fewer than this many batches).
+CHECKPOINT_KEEP_EVERY = 64
+
 REPORT_KEYS = {"usage": "sequence", "fault": "fault_id"}
 
 # Databases written before reports were keyed by signer-set version: their rows move into
@@ -141,6 +164,7 @@ class NodeStorage:
                 raise StorageError(f"{path}: SQLite refused WAL mode (got {mode})")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(SCHEMA)
+            self._conn.executescript(METERING_SCHEMA)
             self._migrate_legacy_reports()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open node database {path}: {exc}") from exc
@@ -413,6 +437,59 @@ class NodeStorage:
                 "gpu_count=excluded.gpu_count, region=excluded.region, "
                 "grid_intensity_g_per_kwh=excluded.grid_intensity_g_per_kwh, start_ms=excluded.start_ms",
                 (str(rental_id), agent, gpu_count, region, grid, start_ms),
+            )
+
+
+    # -- metering checkpoints and rental terms ---------------------------------------------------
+
+    def put_checkpoint(self, rental_id: int, sequence: int, terms_key: str, state: bytes) -> None:
+        """Store the meter state after ``sequence`` batches; prune all but the newest two and
+        every ``CHECKPOINT_KEEP_EVERY``-th (a checkpoint is a cache: losing one costs CPU only)."""
+        rental = str(rental_id)
+        with self._lock, self._transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meter_checkpoints (rental_id, sequence, terms_key, state) VALUES (?,?,?,?)",
+                (rental, sequence, terms_key, state),
+            )
+            self._conn.execute(
+                "DELETE FROM meter_checkpoints WHERE rental_id=? AND sequence % ? != 0 AND sequence < ("
+                "SELECT MIN(sequence) FROM (SELECT sequence FROM meter_checkpoints WHERE rental_id=? "
+                "ORDER BY sequence DESC LIMIT 2))",
+                (rental, CHECKPOINT_KEEP_EVERY, rental),
+            )
+
+    def checkpoint_at_most(self, rental_id: int, sequence: int, terms_key: str) -> tuple[int, bytes] | None:
+        """The newest checkpoint at or below ``sequence`` made under ``terms_key``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT sequence, state FROM meter_checkpoints WHERE rental_id=? AND sequence<=? AND terms_key=? "
+                "ORDER BY sequence DESC LIMIT 1",
+                (str(rental_id), sequence, terms_key),
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def batch_seqs_overlapping(self, rental_id: int, from_ms: int, to_ms: int, below_seq: int) -> tuple[int, int] | None:
+        """(first, last) sequence below ``below_seq`` of the batches with samples in
+        ``[from_ms, to_ms)``, or None (batches are time-ordered, so the range is contiguous)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT MIN(batch_seq), MAX(batch_seq) FROM batches WHERE rental_id=? AND batch_seq<? "
+                "AND last_t_ms>=? AND first_t_ms<?",
+                (str(rental_id), below_seq, from_ms, to_ms),
+            ).fetchone()
+        return None if row is None or row[0] is None else (row[0], row[1])
+
+    def get_rental_terms(self, rental_id: int) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT body FROM rental_terms WHERE rental_id=?", (str(rental_id),)).fetchone()
+        return None if row is None else row[0]
+
+    def put_rental_terms(self, rental_id: int, body: str) -> None:
+        with self._lock, self._transaction():
+            self._conn.execute(
+                "INSERT INTO rental_terms (rental_id, body) VALUES (?,?) ON CONFLICT(rental_id) DO UPDATE SET "
+                "body=excluded.body",
+                (str(rental_id), body),
             )
 
 

@@ -212,25 +212,34 @@ def test_three_nodes_one_stopped_two_still_settle(deployed, network):
     print("\nSETTLEMENT " + json.dumps(summary))
 
 
-def _trace_with_hole(tmp: Path, hole_s: float = 10.0) -> Path:
-    """The shared trace with ``hole_s`` seconds of rows removed from the middle."""
+def _trace_over_the_limit(tmp: Path, stretch_s: float = 10.0) -> Path:
+    """The shared trace drawing 800 W (the H100's limit is 700 W) for ``stretch_s`` seconds in
+    the middle: impossible power for the rented model, a slashable COUNTER_PHYSICS fault. (A
+    10-s hole, this test's fault before issue 7, is unpaid time now, not a fault.)"""
     lines = TRACE_A.read_text().splitlines()
     header, rows = lines[0], lines[1:]
+    power = header.split(",").index("power_mw")
     t = [float(r.split(",", 1)[0]) for r in rows]
     middle = (t[0] + t[-1]) / 2
-    kept = [r for r, ts in zip(rows, t) if not (middle <= ts < middle + hole_s)]
-    path = tmp / "h100_trace_a_hole.csv"
-    path.write_text("\n".join([header, *kept]) + "\n")
+    out = []
+    for row, ts in zip(rows, t):
+        cells = row.split(",")
+        if middle <= ts < middle + stretch_s:
+            cells[power] = "800000"
+        out.append(",".join(cells))
+    path = tmp / "h100_trace_a_hot.csv"
+    path.write_text("\n".join([header, *out]) + "\n")
     return path
 
 
-def test_downtime_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tmp_path):
-    """Node 3 is still down: nodes 1 and 2 meter a 10 s hole as DOWNTIME and sign the fault
-    report; the aggregator submits it and the provider's stake is slashed once."""
+def test_physics_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tmp_path):
+    """Node 3 is still down: nodes 1 and 2 meter 10 s of 800 W on a 700-W model as
+    COUNTER_PHYSICS and sign the fault report; the aggregator submits it and the provider's
+    stake is slashed."""
     agent_key = bytes.fromhex("a8" * 32)
     network.nodes[2].stop()  # (already stopped when the first test ran)
     gov, renter = deployed.client(GOVERNANCE), deployed.client(RENTER)
-    rental_id, _, source = open_and_start(network, _trace_with_hole(tmp_path), agent_key)
+    rental_id, _, source = open_and_start(network, _trace_over_the_limit(tmp_path), agent_key)
     stop_agent = threading.Event()
     thread = start_agent(network, source, rental_id, agent_key, stop_agent)
     thread.join(timeout=60)
@@ -240,8 +249,7 @@ def test_downtime_fault_signed_by_the_live_nodes_is_slashed(deployed, network, t
     settled = network.aggregator.settle_rental(rental_id)
     assert settled.status == "settled", settled.detail
     report = network.aggregator.collect_usage(rental_id, sequence=settled.sequence).report
-    assert report.fault_flags & (1 << 1)  # DOWNTIME
-    assert report.available_gpu_seconds <= TRACE_A_SECONDS - 9
+    assert report.fault_flags & (1 << 3)  # COUNTER_PHYSICS
 
     provider_address = gov.get_rental(rental_id)["provider"]
     stake_before = int(gov.stake_of(provider_address)["active"])

@@ -1,4 +1,4 @@
-"""The node's cached, incremental view meters exactly what the pure core meters from scratch."""
+"""The node's incremental, checkpointed view meters exactly what the pure core meters from scratch."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle.metering import DEFAULT_POLICY, meter_samples
+from oracle.metering import DEFAULT_POLICY, feed, new_state, totals as totals_of
 from oracle.node.attestor import Attestor
-from oracle.node.rentals import InMemoryRentalRegistry, Rental
+from oracle.node.rentals import InMemoryRentalRegistry, Rental, meter_terms
 from oracle.node.storage import NodeStorage
 from oracle.node.testing import (
     AGENT_KEY,
@@ -37,12 +37,14 @@ SAMPLES = trace_samples() if TRACE_A.is_file() else []
 )
 def test_meter_any_sequence_in_any_order_equals_metering_from_scratch(samples_per_batch, queries):
     start_ms = SAMPLES[0].t_ms
+    rental = Rental(3, address_of(AGENT_KEY), 1, "", 300, start_ms, gpu_model=H100.name)
+    terms = meter_terms(rental)
     batches = chain_batches(AGENT_KEY, 3, SAMPLES, samples_per_batch=samples_per_batch)
     with tempfile.TemporaryDirectory() as workdir:
         storage = NodeStorage(Path(workdir) / "node.sqlite3")
         attestor = Attestor(
             storage=storage,
-            registry=InMemoryRentalRegistry([Rental(3, address_of(AGENT_KEY), 1, "", 300, start_ms)]),
+            registry=InMemoryRentalRegistry([rental]),
             node_key=NODE_KEY, chain_id=TEST_CHAIN_ID, market_address=TEST_MARKET, signer_set_version=1,
             clock=lambda: SAMPLES[-1].t_ms,
         )
@@ -52,6 +54,6 @@ def test_meter_any_sequence_in_any_order_equals_metering_from_scratch(samples_pe
             sequence = 1 + int(fraction * (len(batches) - 1))
             _, _, totals, telemetry_hash = attestor.meter(3, sequence)
             covered = [s for batch in batches[:sequence] for s in batch.samples]
-            assert totals == meter_samples(covered, [H100], DEFAULT_POLICY, 300, rental_start_ms=start_ms)
+            assert totals == totals_of(feed(new_state([H100], terms), terms, DEFAULT_POLICY, covered), terms)
             assert telemetry_hash == batches[sequence - 1].batch_hash()
         storage.close()

@@ -83,18 +83,26 @@ def test_report_refuses_a_sequence_the_node_does_not_hold(node, samples):
     assert client.get("/v1/rentals/99/report").status_code == 404
 
 
-def test_report_for_a_recorded_sequence_is_never_re_signed_differently(node, samples):
+def test_report_for_a_recorded_sequence_is_served_from_storage_never_re_signed_differently(node, samples):
+    """Issue 9: a report already signed is served from storage, without metering again; so a
+    changed view of the node (say the registry's grid intensity) cannot produce a second,
+    different signature for the same sequence."""
     client, app = node
     batches = chain_batches(AGENT_KEY, RENTAL, samples[:200], samples_per_batch=50)
     ingest(client, batches)
     first = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": 4}).json()
-    # The node's view changes (say the registry's grid intensity): the report for 4 would differ.
     from dataclasses import replace
 
     registry = app.state.node.attestor.registry
     registry.upsert(replace(registry.get(RENTAL), grid_intensity_g_per_kwh=GRID + 1))
+    attestor = app.state.node.attestor
+    metered = []
+    original_meter = attestor.meter
+    attestor.meter = lambda *args, **kwargs: metered.append(args) or original_meter(*args, **kwargs)
     response = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": 4})
-    assert response.status_code == 200  # served from storage: the recorded report, not a new one
+    # served from storage: the recorded report and its signature, never a re-metered one
+    assert response.status_code == 200, response.text
+    assert metered == []
     assert (response.json()["digest"], response.json()["signature"]) == (first["digest"], first["signature"])
     recorded = app.state.node.storage.get_report("usage", RENTAL, 4)
     assert "0x" + recorded.digest.hex() == first["digest"]
@@ -125,13 +133,16 @@ def test_batch_signature_only_for_reports_this_node_recorded(node, samples):
 
 def test_faults_are_recorded_and_signed(node, samples):
     client, app = node
-    # 10 s removed from the middle: a downtime fault.
+    # 10 s in the middle drawing 800 W on a 700 W model: a COUNTER_PHYSICS fault.
+    from dataclasses import replace
+
     middle = len(samples) // 2
-    gappy = samples[:middle] + samples[middle + 100:]
-    ingest(client, chain_batches(AGENT_KEY, RENTAL, gappy, samples_per_batch=50))
+    hot = samples[:middle] + [replace(s, power_mw=800_000) for s in samples[middle:middle + 100]] \
+        + samples[middle + 100:]
+    ingest(client, chain_batches(AGENT_KEY, RENTAL, hot, samples_per_batch=50))
     body = client.get(f"/v1/rentals/{RENTAL}/faults").json()
     assert body["faults"], body
-    downtime = [f for f in body["faults"] if f["signed"] and f["signed"]["report"]["kind"] == 1]
+    downtime = [f for f in body["faults"] if f["signed"] and f["signed"]["report"]["kind"] == 3]
     assert downtime
     signed = downtime[0]["signed"]
     assert recover_signer(bytes.fromhex(signed["digest"][2:]), bytes.fromhex(signed["signature"][2:])) == \

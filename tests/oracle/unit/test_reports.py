@@ -13,17 +13,22 @@ from oracle.attestation.reports import (
     build_usage_report,
     fault_evidence_hash,
 )
-from oracle.metering import DEFAULT_POLICY, FaultKind, meter_samples
+from oracle.metering import DEFAULT_POLICY, Fault, FaultKind, MeterTerms, meter_samples
+from oracle.metering.core import UsageTotals
 
-from metering_builders import IDLE_MW, LOAD_MW, T0_MS, every_second, gpu_info, steady
+from metering_builders import IDLE_MW, LIMIT_MW, LOAD_MW, T0_MS, every_second, gpu_info, steady
 
 
 @pytest.fixture(scope="module")
 def totals():
-    samples = steady(every_second(10, LOAD_MW, 99) + every_second(10, IDLE_MW, 99))
+    """Busy power at 0 % utilization from T0+10 s (COUNTER_PHYSICS), then an 8-s silence
+    beyond an SLA tolerating 5 s (DOWNTIME)."""
+    samples = steady(every_second(10, LOAD_MW, 99) + every_second(10, LOAD_MW, 0))
     samples += steady(every_second(5, LOAD_MW, 99), t0_ms=samples[-1].t_ms + 8000,
                       energy0_mj=samples[-1].energy_mj)
-    return meter_samples(samples, [gpu_info()], DEFAULT_POLICY, 481)
+    terms = MeterTerms(gpu_count=1, power_limit_mw=LIMIT_MW, start_ms=T0_MS, max_gap_ms=5000,
+                       grid_intensity_g_per_kwh=481)
+    return meter_samples(samples, [gpu_info()], DEFAULT_POLICY, terms=terms)
 
 
 def test_build_usage_report_maps_the_totals_field_by_field(totals):
@@ -35,7 +40,7 @@ def test_build_usage_report_maps_the_totals_field_by_field(totals):
         energy_millijoules=totals.energy_millijoules,
         carbon_milligrams=totals.carbon_milligrams, uptime_bps=totals.uptime_bps,
         fault_flags=totals.fault_flags, telemetry_hash=b"\x42" * 32, signer_set_version=2)
-    assert report.fault_flags == (1 << FaultKind.DOWNTIME) | (1 << FaultKind.IDLE_POWER_BUSY)
+    assert report.fault_flags == (1 << FaultKind.DOWNTIME) | (1 << FaultKind.COUNTER_PHYSICS)
 
 
 def test_build_usage_report_accepts_a_hex_telemetry_hash(totals):
@@ -75,3 +80,21 @@ def test_fault_evidence_hash_is_keccak_of_the_abi_encoded_fault(totals):
 def test_build_fault_reports_is_empty_without_faults():
     clean = meter_samples(steady(every_second(5, LOAD_MW, 99)), [gpu_info()], DEFAULT_POLICY, 0)
     assert build_fault_reports(7, clean, 1) == []
+
+
+def test_idle_power_busy_is_a_usage_flag_and_never_a_fault_report():
+    """Issue 7 item 1: the renter's spinning kernel sets the flag; nothing to slash."""
+    spin = meter_samples(steady(every_second(5, LOAD_MW, 99) + every_second(30, IDLE_MW, 99)),
+                         [gpu_info()], DEFAULT_POLICY, 0)
+    assert spin.fault_flags == 1 << FaultKind.IDLE_POWER_BUSY
+    assert build_usage_report(7, 1, spin, b"\x42" * 32, 1).fault_flags == 1 << FaultKind.IDLE_POWER_BUSY
+    assert build_fault_reports(7, spin, 1) == []
+
+
+def test_build_fault_reports_skips_a_usage_flag_even_if_a_fault_record_names_it():
+    idle = Fault(FaultKind.IDLE_POWER_BUSY, T0_MS, T0_MS + 3000, "gpu 0: spin", 0)
+    down = Fault(FaultKind.DOWNTIME, T0_MS, T0_MS + 9000, "gpu 0: silent", 0)
+    totals = UsageTotals(0, 0, 0, 0, 0, 0, T0_MS, T0_MS + 9000, (idle, down),
+                         (1 << FaultKind.IDLE_POWER_BUSY) | (1 << FaultKind.DOWNTIME))
+    reports = build_fault_reports(7, totals, 1)
+    assert [(r.fault_id, r.kind) for r in reports] == [(0, FaultKind.DOWNTIME)]
