@@ -112,7 +112,7 @@ def stored_bytes_per_gpu_hour(workdir: Path, gpus: int = 1, seconds: int = 3600,
         db = Path(workdir) / f"storage-{name}-{Path(path).stem}-{gpus}-{os.getpid()}.sqlite3"
         storage = NodeStorage(db)
         attestor = Attestor(storage=storage, registry=InMemoryRentalRegistry(
-            [Rental(1, address_of(AGENT_KEY), gpus, "", 300, 0)]), node_key=NODE_KEY, chain_id=TEST_CHAIN_ID,
+            [Rental(1, address_of(AGENT_KEY), gpus, "", 300, 0, gpu_model=H100.name)]), node_key=NODE_KEY, chain_id=TEST_CHAIN_ID,
             market_address=TEST_MARKET, signer_set_version=1, clock=lambda: end_ms)
         for batch in chain:
             if attestor.ingest(batch.to_wire_bytes()).status != "accepted":

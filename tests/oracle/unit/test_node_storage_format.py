@@ -41,7 +41,7 @@ def gpus(count: int) -> tuple[GpuInfo, ...]:
 
 
 def make_attestor(db: Path, gpu_count: int = 1, start_ms: int = 0, clock_ms: int = END_MS) -> Attestor:
-    registry = InMemoryRentalRegistry([Rental(RENTAL, address_of(AGENT_KEY), gpu_count, "", 300, start_ms)])
+    registry = InMemoryRentalRegistry([Rental(RENTAL, address_of(AGENT_KEY), gpu_count, "", 300, start_ms, gpu_model=H100.name)])
     return Attestor(storage=NodeStorage(db), registry=registry, node_key=NODE_KEY, chain_id=TEST_CHAIN_ID,
                     market_address=TEST_MARKET, signer_set_version=1, clock=lambda: clock_ms)
 
