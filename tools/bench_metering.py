@@ -129,7 +129,7 @@ def node_and_full(hours: float, workdir: Path, repeat: int) -> tuple[float, floa
     newest = len(batches)
 
     def forget_newest() -> None:  # so each repetition meters the new batch again
-        node._states.clear()
+        node.metering.forget_cached()
         node.storage._conn.execute("DELETE FROM meter_checkpoints WHERE sequence=?", (newest,))
 
     times = []

@@ -37,6 +37,10 @@ and ``b`` and is described by ``b``'s readings, because NVML's ``power_mw`` is a
 - **Energy.** Counter deltas (a drop is a driver reload: the reading after it is billed).
   Billed at most ``limit * (1 + margin) * (interval + counter_slack_ms)`` (more: COUNTER_PHYSICS),
   and at most ``limit * interval`` while power reads above ``limit * (1 + margin)``.
+- **Memory physics.** More memory in use than the rented model has (``terms.memory_mib``):
+  COUNTER_PHYSICS.
+- **Copied telemetry.** A stretch of ``replay_stretch_samples`` power readings repeating one
+  seen before on any GPU of the rental: COUNTER_PHYSICS.
 - **Power physics.** Power above ``limit * (1 + power_limit_margin_permille/1000)``:
   COUNTER_PHYSICS, and that interval is billed at most at the limit.
 - **Energy check.** Per GPU and window of ``energy_check_window_ms`` aligned to unix time,
@@ -261,6 +265,9 @@ class _Meter:
             self.emit(_PHYSICS, t_ms, index,
                       f"power {power_mw} mW is above the {self.limit_mw} mW limit of the rented model"
                       f" plus {policy.power_limit_margin_permille} per mille")
+        if terms.memory_mib and values[6] > terms.memory_mib:
+            self.emit(_PHYSICS, t_ms, index,
+                      f"{values[6]} MiB of memory in use, more than the {terms.memory_mib} MiB of the rented model")
         self.check_copied_power(gpu, index, t_ms, power_mw)
         if prev is None:
             return

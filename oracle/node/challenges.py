@@ -377,7 +377,7 @@ class ChallengeService:
 
 class MeteringLedger:
     """The ``ChallengeLedger`` metering asks (oracle.metering.challenges): the quorum's outcomes,
-    with unpaid spans merged over the rental's GPUs (a span in which any GPU failed is unpaid)."""
+    with the unpaid spans per GPU (only the GPU that failed is unpaid)."""
 
     def __init__(self, service: ChallengeService) -> None:
         self.service = service
@@ -386,13 +386,8 @@ class MeteringLedger:
         from oracle.metering.challenges import ChallengeOutcomes
 
         passed, failed, unpaid = self.service.outcomes(rental_id, up_to_ms)
-        spans: list[tuple[int, int]] = []
-        for start, end in sorted((start, end) for _, start, end in unpaid if end > start):
-            if spans and start <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-            else:
-                spans.append((start, end))
-        return ChallengeOutcomes(passed, failed, tuple(spans))
+        per_gpu = tuple(sorted((int(gpu), int(start), int(end)) for gpu, start, end in unpaid if end > start))
+        return ChallengeOutcomes(passed, failed, unpaid_gpu_intervals=per_gpu)
 
     def faults(self, rental_id: int, up_to_ms: int) -> list[Any]:
         """The CHALLENGE_FAILED faults (metering's ``Fault``, kind 5) the quorum's verdicts make,
