@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Sequence
