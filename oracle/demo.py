@@ -319,7 +319,10 @@ def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
         signer_args = [a for address in keys.node_addresses for a in ("--signer", address)]
         ui.step(f"deploying GpuRentMarket + TestStablecoin, oracle quorum {options.threshold} of {options.nodes}",
                 f"gpurent deploy --dev-account {DEPLOYER} --signer … --threshold {options.threshold}")
-        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), dev_account=DEPLOYER)
+        # A small reputation prior (0.01 tUSD of fees) so the demo's one short rental moves the
+        # score; a real market keeps the default (docs/economics.md).
+        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), "--reputation-prior", "0.01",
+                        dev_account=DEPLOYER)
         for label, tx in deployment["transactions"].items():
             txs.setdefault(f"deploy {label}", []).append(tx)
         ui.note(f"market {deployment['market']}  tUSD {deployment['payment_token']}")
@@ -363,7 +366,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             f"gpurent provider offer create --gpu-model '{GPU_MODEL}' --price-per-gpu-hour "
             f"{options.price_per_gpu_hour} --region {options.region} --agent {agent_address[:10]}…")
     offer = gp("provider", "offer", "create", "--gpu-model", GPU_MODEL, "--gpu-count", "1",
-               "--memory-mib", "81559", "--price-per-gpu-hour", options.price_per_gpu_hour,
+               "--price-per-gpu-hour", options.price_per_gpu_hour,
                "--price-per-kwh", options.price_per_kwh, "--region", options.region,
                "--agent", agent_address, dev_account=PROVIDER)["offer"]
     provider_before = gp("provider", "status", provider)
@@ -543,7 +546,14 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
     # -- finalize, withdraw ----------------------------------------------------------------------
-    ui.step("provider finalizes: unused budget back to the renter, reputation updated",
+    # Finalization waits the rental's settlement grace (faults can still slash it until then);
+    # the demo's anvil skips that time instead of waiting a day.
+    grace_s = int(gp("rent", "status", str(rental_id))["terms"]["settlement_grace_s"])
+    ui.step(f"anvil skips the rental's {grace_s} s settlement grace (late faults could still slash it until then)",
+            f"cast rpc evm_increaseTime {grace_s}")
+    _rpc(rpc, "evm_increaseTime", [grace_s + 1])
+    _rpc(rpc, "evm_mine", [])
+    ui.step("provider finalizes: unused budget back to the renter, collateral released, reputation updated",
             f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
     finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
     ui.step("provider withdraws earnings, renter withdraws the refund",
