@@ -13,9 +13,10 @@ import {OperatorBond, OperatorParams} from "../contracts/types/OperatorTypes.sol
 /// the market (withdraw, settle, digests, the signer set).
 /// Fee rule (docs/economics.md, "Operators"): `sync(token)` pulls the registry's market balance
 /// of `token`; for the rebate token it first refills the rebate reserve up to
-/// `rebatePerReport x REBATE_RESERVE_REPORTS`; the rest (plus the remainder of earlier syncs)
-/// is split equally among the members of the market's current signer set that are bonded, the
-/// division remainder carried to the next sync.
+/// `rebatePerReport x REBATE_RESERVE_REPORTS` (a reserve above that target, or of a token that is
+/// no longer the rebate token, is released into the split); the rest (plus the remainder of
+/// earlier syncs) is split equally among the members of the market's current signer set that are
+/// bonded, the division remainder carried to the next sync.
 /// Gas rebate: a bonded member of the current signer set that submits quorum-signed reports
 /// through `settleFor` / `settleBatchFor` accrues one rebate report per rental that the call
 /// settled to the submitted sequence; `claimRebates` pays `rebatePerReport` per accrued report

@@ -178,7 +178,7 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
         Rental storage rental = _rentals[report.rentalId];
         // Check: the rental can settle, the report is strictly newer than the last one and in
         // bounds (SettlementLogic: precise errors).
-        if (!SettlementLogic.checkReport(rental, report, strict, _params.settlementGrace)) {
+        if (!SettlementLogic.checkReport(rental, report, strict, _rentalTerms[report.rentalId].settlementGrace)) {
             emit UsageReportSkipped(report.rentalId, report.sequence);
             return false;
         }

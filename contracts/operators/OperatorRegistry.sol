@@ -163,19 +163,22 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
             _market.withdraw(token);
             pulled = IERC20(token).balanceOf(address(this)) - before;
         }
-        // Effect: refill the rebate reserve, then split the rest equally among bonded members.
+        // Effect: bring the rebate reserve to its target (rebatePerReport x REBATE_RESERVE_REPORTS
+        // for the rebate token, 0 for any other: a reserve left by an earlier rebate token or rate
+        // is released), then split the rest equally among bonded members.
         uint256 amount = _carried[token] + pulled;
         uint256 toReserve = 0;
         OperatorParams memory p = _params;
-        if (token == p.rebateToken) {
-            uint256 target = uint256(p.rebatePerReport) * REBATE_RESERVE_REPORTS;
-            uint256 reserve = _reserve[token];
-            if (reserve < target) {
-                toReserve = target - reserve;
-                if (toReserve > amount) toReserve = amount;
-                _reserve[token] = reserve + toReserve;
-                amount -= toReserve;
-            }
+        uint256 target = token == p.rebateToken ? uint256(p.rebatePerReport) * REBATE_RESERVE_REPORTS : 0;
+        uint256 reserve = _reserve[token];
+        if (reserve < target) {
+            toReserve = target - reserve;
+            if (toReserve > amount) toReserve = amount;
+            _reserve[token] = reserve + toReserve;
+            amount -= toReserve;
+        } else if (reserve > target) {
+            _reserve[token] = target;
+            amount += reserve - target;
         }
         // The signer set is at most 31 addresses (the market's limit); version and threshold are
         // not needed here.

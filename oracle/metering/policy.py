@@ -123,6 +123,9 @@ class MeterTerms:
     #: The rented model (NVML name); GPUs of another model do not count as rented GPUs.
     #: Empty: not checked (a trace metered outside a rental).
     gpu_model: str = ""
+    #: The model's memory: a reading of more memory in use is impossible (COUNTER_PHYSICS).
+    #: 0: not checked.
+    memory_mib: int = 0
 
     def __post_init__(self) -> None:
         if type(self.gpu_model) is not str:

@@ -14,19 +14,11 @@ import os
 import signal
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Sequence
 
 from oracle.errors import BatchVerificationError, ConfigError, SigningError
-from oracle.metering import MeterState, MeterTerms, feed, new_state, totals as totals_of
-from oracle.metering.challenges import (
-    ChallengeLedger,
-    NoChallenges,
-    UnpaidUsage,
-    exclude_unpaid,
-    merge_intervals,
-)
+from oracle.metering.challenges import ChallengeLedger
 from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy
 from oracle.node.errors import (
     BadSignature,
@@ -37,6 +29,7 @@ from oracle.node.errors import (
     GpuSetChanged,
     ImplausibleBatch,
     MalformedBatch,
+    PaddedBatch,
     ReportConflict,
     ReportUnavailable,
     SequenceGap,
@@ -44,10 +37,13 @@ from oracle.node.errors import (
     TimeRegression,
     UnknownRental,
     WrongAgent,
+    WrongDomain,
 )
+from oracle.node.metering import RentalMeter, SequenceUnavailable  # noqa: F401  (re-exported)
 from oracle.node.rentals import Rental, RentalRegistry, meter_terms
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
-from oracle.telemetry.batches import TelemetryBatch, address_of
+from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS, TelemetryBatch, address_of
+from oracle.telemetry.codec import encode_batch, gpus_key
 
 # Crash points of the signing path (test-only, dev mode; ``GPURENT_NODE_FAULT``), in path order:
 # metered but nothing recorded; recorded, not signed; signed in memory, signature not stored;
@@ -59,10 +55,6 @@ FAULT_KILL_AFTER_SIGN = "kill_after_sign"
 FAULT_KILL_AFTER_STORE = "kill_after_store"
 SIGNING_FAULT_POINTS = (FAULT_KILL_BEFORE_RECORD, FAULT_KILL_AFTER_RECORD, FAULT_KILL_AFTER_SIGN,
                         FAULT_KILL_AFTER_STORE)
-
-
-class SequenceUnavailable(ReportUnavailable):
-    """The node does not (yet) hold the contiguous batches the asked sequence covers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,19 +177,27 @@ class Attestor:
         self.policy = policy
         self.now_ms = clock
         self._fault = fault
-        self.challenges: ChallengeLedger = NoChallenges() if challenges is None else challenges
-        # The newest meter state per rental: (sequence, terms key, state bytes); tens of KiB
-        # each (no samples), at most ``cached_rentals``. SQLite checkpoints back it.
-        self._states: OrderedDict[int, tuple[int, str, bytes]] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._rental_locks: dict[int, threading.Lock] = {}
-        self._cached_rentals = cached_rentals
-        self._unpaid_cache: OrderedDict[tuple[int, str, int, int], UnpaidUsage] = OrderedDict()
+        self._gpu_last: dict[int, tuple[int, dict[int, int]]] = {}  # rental -> (head seq, GPU -> last t_ms)
+        self.metering = RentalMeter(storage, policy, challenges, cached_rentals=cached_rentals)
+
+    @property
+    def challenges(self) -> ChallengeLedger:
+        """Metering's proof-of-GPU hook (settable: the node's challenge service plugs in)."""
+        return self.metering.challenges
+
+    @challenges.setter
+    def challenges(self, ledger: ChallengeLedger) -> None:
+        self.metering.challenges = ledger
 
     # -- ingest -----------------------------------------------------------------------------
 
-    def verify(self, body: bytes, now_ms: int) -> VerifiedBatch:
-        """Everything that does not need the stored chain: shape, physics, freshness, signature."""
+    def verify(self, body: bytes, now_ms: int, rental: Rental | None = None) -> VerifiedBatch:
+        """Everything that does not need the stored chain: shape, domain, physics, freshness, signature.
+
+        ``rental``: the rental the request named (the HTTP route resolves it from the path before
+        reading the body); the batch must be for it.
+        """
         if len(body) > self.limits.max_body_bytes:
             raise BodyTooLarge(f"batch body is {len(body)} bytes, the limit is {self.limits.max_body_bytes}",
                                limit_bytes=self.limits.max_body_bytes)
@@ -207,11 +207,21 @@ class Attestor:
             raise MalformedBatch(str(exc)) from None
         except RecursionError:
             raise MalformedBatch("batch body is nested too deeply to be a telemetry batch") from None
-        rental = self.registry.get(batch.rental_id)
+        if batch.chain_id != self.chain_id or batch.market != self.market_address:
+            raise WrongDomain(f"batch is for chain {batch.chain_id} market {batch.market}; this node serves "
+                              f"chain {self.chain_id} market {self.market_address}")
+        if rental is not None and batch.rental_id != rental.rental_id:
+            raise MalformedBatch(f"batch is for rental {batch.rental_id}, posted to rental {rental.rental_id}")
+        rental = rental or self.registry.get(batch.rental_id)
         if rental is None:
             raise UnknownRental(f"this node meters no rental {batch.rental_id}", rental_id=batch.rental_id)
+        wire = batch.to_wire_bytes()
+        if wire != body:  # what is stored is the canonical form: padding would be free storage
+            raise MalformedBatch(f"batch body is not its canonical JSON ({len(body)} bytes, canonical "
+                                 f"{len(wire)}): sorted keys, no whitespace, lowercase hex")
         self._check_physics(batch, rental)
         self._check_freshness(batch, rental, now_ms)
+        self._check_density(batch)
         try:
             recovered = batch.recover_agent()
         except BatchVerificationError as exc:
@@ -228,8 +238,8 @@ class Attestor:
             prev_hash=batch.prev_hash,
             first_t_ms=samples[0].t_ms,
             last_t_ms=samples[-1].t_ms,
-            gpus_key=json.dumps([[g.index, g.uuid, g.name, g.power_limit_mw] for g in batch.gpus]).encode(),
-            body=body,
+            gpus_key=gpus_key(batch.gpus),
+            body=encode_batch(batch),
             received_ms=now_ms,
         )
         return VerifiedBatch(batch, rental, record)
@@ -253,6 +263,38 @@ class Attestor:
                     f"samples[{i}].power_mw={sample.power_mw} is beyond {self.limits.max_power_factor_of_limit}x "
                     f"the board limit of the rented GPU model ({limit_mw} mW)"
                 )
+
+    def _head_gpu_times(self, rental_id: int, head_seq: int) -> dict[int, int]:
+        """Each GPU's last sample time in the rental's stored batch ``head_seq`` (cached per rental)."""
+        with self._cache_lock:
+            cached = self._gpu_last.get(rental_id)
+        if cached is not None and cached[0] == head_seq:
+            return cached[1]
+        rows = list(self.storage.iter_batch_objects(rental_id, head_seq, head_seq + 1))
+        times: dict[int, int] = {}
+        if rows:
+            for sample in rows[0][2].samples:
+                times[sample.gpu] = sample.t_ms
+        with self._cache_lock:
+            self._gpu_last[rental_id] = (head_seq, times)
+            while len(self._gpu_last) > 100_000:
+                self._gpu_last.pop(next(iter(self._gpu_last)))
+        return times
+
+    def _check_density(self, batch: TelemetryBatch) -> None:
+        """No sample of a GPU within MIN_SAMPLE_INTERVAL_MS of its previous one, stored or in the batch:
+        duplicates and padding samples carry no GPU time, so they are refused, not stored."""
+        next_seq, _ = self.storage.batch_head(batch.rental_id)
+        if batch.batch_seq != next_seq:
+            return  # a duplicate or a gap: storage answers it, nothing is stored
+        last = dict(self._head_gpu_times(batch.rental_id, next_seq - 1)) if next_seq else {}
+        for i, sample in enumerate(batch.samples):
+            previous = last.get(sample.gpu)
+            if previous is not None and sample.t_ms < previous + MIN_SAMPLE_INTERVAL_MS:
+                raise PaddedBatch(
+                    f"samples[{i}] of GPU {sample.gpu} at t_ms={sample.t_ms} is within {MIN_SAMPLE_INTERVAL_MS} ms "
+                    f"of its previous sample at {previous} (duplicate or padding samples are refused)")
+            last[sample.gpu] = sample.t_ms
 
     def _check_freshness(self, batch: TelemetryBatch, rental: Rental, now_ms: int) -> None:
         newest = batch.samples[-1].t_ms
@@ -282,6 +324,12 @@ class Attestor:
         """Turn the storage outcome into a result or the matching refusal."""
         batch = verified.batch
         status = outcome.status
+        if status is AppendStatus.APPENDED:
+            times: dict[int, int] = {}
+            for sample in batch.samples:
+                times[sample.gpu] = sample.t_ms
+            with self._cache_lock:
+                self._gpu_last[batch.rental_id] = (batch.batch_seq, times)
         if status in (AppendStatus.APPENDED, AppendStatus.DUPLICATE):
             return IngestResult(
                 "accepted" if status is AppendStatus.APPENDED else "duplicate",
@@ -315,107 +363,21 @@ class Attestor:
     def contiguous_batches(self, rental_id: int) -> int:
         return self.storage.batch_head(rental_id)[0]
 
-    def _rental_lock(self, rental_id: int) -> threading.Lock:
-        with self._cache_lock:
-            lock = self._rental_locks.get(rental_id)
-            if lock is None:
-                lock = self._rental_locks[rental_id] = threading.Lock()
-            return lock
-
-    def _terms(self, rental: Rental) -> MeterTerms:
-        try:
-            return meter_terms(rental)
-        except ConfigError as exc:
-            raise ReportUnavailable(str(exc)) from None
-
-    def _base_state(self, rental_id: int, sequence: int, terms: MeterTerms) -> tuple[int, MeterState | None]:
-        """The newest known state at or below ``sequence``: cached, else checkpointed, else none."""
-        key = terms.checkpoint_key()
-        with self._cache_lock:
-            cached = self._states.get(rental_id)
-        found = None
-        if cached is not None and cached[1] == key and cached[0] <= sequence:
-            found = (cached[0], cached[2])
-        else:
-            found = self.storage.checkpoint_at_most(rental_id, sequence, key)
-        if found is None:
-            return 0, None
-        state = MeterState.from_bytes(found[1])
-        if terms.end_ms is not None and state.now_ms is not None and state.now_ms > terms.end_ms:
-            return 0, None  # metered before the end was known, past it: start over (once)
-        return found[0], state
-
-    def _state_at(self, rental_id: int, sequence: int, terms: MeterTerms) -> MeterState:
-        """The meter state after batches ``0 .. sequence-1``: from the newest state below, plus
-        the batches since (work proportional to them); checkpointed for the next report."""
-        base, state = self._base_state(rental_id, sequence, terms)
-        done = base
-        for _, _, body in self.storage.iter_batches(rental_id, done, sequence):
-            batch = TelemetryBatch.from_wire_bytes(body)
-            if state is None:
-                state = new_state(batch.gpus, terms)
-            feed(state, terms, self.policy, batch.samples)
-            done += 1
-        if state is None or done < sequence:
-            raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
-        blob = state.to_bytes()
-        key = terms.checkpoint_key()
-        if done > base:
-            self.storage.put_checkpoint(rental_id, sequence, key, blob)
-        with self._cache_lock:
-            cached = self._states.pop(rental_id, None)
-            self._states[rental_id] = (sequence, key, blob) if cached is None or cached[0] <= sequence else cached
-            while len(self._states) > self._cached_rentals:
-                self._states.popitem(last=False)
-        return state
-
-    def _unpaid_usage(self, rental_id: int, sequence: int, terms: MeterTerms, start_ms: int, end_ms: int,
-                      final: bool) -> UnpaidUsage:
-        """Usage of the intervals ending in ``[start_ms, end_ms)``, metered again from the batches
-        that hold them (bounded by the span, not the rental); cached once no later batch can
-        change it (``final``)."""
-        cache_key = (rental_id, terms.checkpoint_key(), start_ms, end_ms)
-        with self._cache_lock:
-            hit = self._unpaid_cache.get(cache_key)
-        if hit is not None:
-            return hit
-        seqs = self.storage.batch_seqs_overlapping(rental_id, start_ms - self.policy.max_gap_ms, end_ms, sequence)
-        state = None
-        if seqs is not None:
-            for _, _, body in self.storage.iter_batches(rental_id, seqs[0], seqs[1] + 1):
-                batch = TelemetryBatch.from_wire_bytes(body)
-                if state is None:
-                    state = new_state(batch.gpus, terms)
-                    state.accrue_from_ms = start_ms
-                feed(state, terms, self.policy, [s for s in batch.samples if s.t_ms < end_ms])
-        usage = UnpaidUsage() if state is None else UnpaidUsage(
-            state.available_ms, state.busy_pct_ms // 100, state.energy_mj)
-        if final:
-            with self._cache_lock:
-                self._unpaid_cache[cache_key] = usage
-                while len(self._unpaid_cache) > self._cached_rentals:
-                    self._unpaid_cache.popitem(last=False)
-        return usage
-
     def meter(self, rental_id: int, sequence: int | None = None) -> tuple[Rental, int, Any, bytes]:
         """(rental, sequence, UsageTotals, telemetry hash) over batches ``0 .. sequence-1``.
 
-        Incremental: the rental's meter state is advanced from its newest checkpoint at or
-        below ``sequence``; periods the challenge ledger marks unpaid are taken out.
+        Incremental (:class:`~oracle.node.metering.RentalMeter`): the rental's meter state is
+        advanced from its newest checkpoint at or below ``sequence``; periods the challenge
+        ledger marks unpaid are taken out.
         """
         sequence = self._sequence(rental_id, sequence)
         rental = self.registry.get(rental_id)
-        terms = self._terms(rental)
-        with self._rental_lock(rental_id):
-            totals = totals_of(self._state_at(rental_id, sequence, terms), terms)
-            outcomes = self.challenges.outcomes(rental_id, totals.period_end_ms)
-            unpaid = UnpaidUsage()
-            for start_ms, end_ms in merge_intervals(outcomes.unpaid_intervals, terms.start_ms, totals.period_end_ms):
-                unpaid = unpaid + self._unpaid_usage(rental_id, sequence, terms, start_ms, end_ms,
-                                                     final=end_ms <= totals.period_end_ms)
-            totals = exclude_unpaid(totals, terms, unpaid, outcomes)
-        telemetry_hash = self.storage.batch_hash(rental_id, sequence - 1)
-        return rental, sequence, totals, telemetry_hash
+        try:
+            terms = meter_terms(rental)
+        except ConfigError as exc:
+            raise ReportUnavailable(str(exc)) from None
+        totals = self.metering.totals(rental_id, sequence, terms)
+        return rental, sequence, totals, self.storage.batch_hash(rental_id, sequence - 1)
 
     # -- reports: record, then sign ---------------------------------------------------------
 

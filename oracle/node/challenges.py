@@ -31,12 +31,8 @@ from oracle.proof.params import DEV_PROFILE_NAME, ChallengeProfile, profile_for
 from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
 from oracle.proof.seeds import VERSION, commitment_digest, opening_cells, openings_digest
 from oracle.proof.verify import verify_openings
-from oracle.telemetry.batches import TelemetryBatch, address_of, canonical_json, recover_batch_signer, sign_batch_hash
-
-try:  # the node's compact stored form (it also reads the wire JSON)
-    from oracle.telemetry.codec import decode_batch
-except ImportError:  # stored bodies are the wire JSON
-    decode_batch = TelemetryBatch.from_wire_bytes
+from oracle.telemetry.batches import address_of, canonical_json, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.codec import decode_batch  # the node's compact stored form (it also reads wire JSON)
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +377,7 @@ class ChallengeService:
 
 class MeteringLedger:
     """The ``ChallengeLedger`` metering asks (oracle.metering.challenges): the quorum's outcomes,
-    with unpaid spans merged over the rental's GPUs (a span in which any GPU failed is unpaid)."""
+    with the unpaid spans per GPU (only the GPU that failed is unpaid)."""
 
     def __init__(self, service: ChallengeService) -> None:
         self.service = service
@@ -390,13 +386,8 @@ class MeteringLedger:
         from oracle.metering.challenges import ChallengeOutcomes
 
         passed, failed, unpaid = self.service.outcomes(rental_id, up_to_ms)
-        spans: list[tuple[int, int]] = []
-        for start, end in sorted((start, end) for _, start, end in unpaid if end > start):
-            if spans and start <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-            else:
-                spans.append((start, end))
-        return ChallengeOutcomes(passed, failed, tuple(spans))
+        per_gpu = tuple(sorted((int(gpu), int(start), int(end)) for gpu, start, end in unpaid if end > start))
+        return ChallengeOutcomes(passed, failed, unpaid_gpu_intervals=per_gpu)
 
     def faults(self, rental_id: int, up_to_ms: int) -> list[Any]:
         """The CHALLENGE_FAILED faults (metering's ``Fault``, kind 5) the quorum's verdicts make,

@@ -35,6 +35,8 @@ class Rental:
     #: model's row in oracle/gpu_models.py). From the rental's on-chain terms.
     gpu_model: str = ""
     power_limit_w: int = 0
+    #: The model's memory in MiB (0: the model's row in oracle/gpu_models.py, if any).
+    memory_mib: int = 0
     #: The offer's SLA (0: the protocol defaults) and the slash window (0: default).
     min_uptime_bps: int = 0
     max_gap_seconds: int = 0
@@ -44,7 +46,7 @@ class Rental:
 
 
 #: Fields beyond the ``rentals`` table's columns, kept in ``rental_terms`` as JSON.
-_EXTRA_FIELDS = ("gpu_model", "power_limit_w", "min_uptime_bps", "max_gap_seconds",
+_EXTRA_FIELDS = ("gpu_model", "power_limit_w", "memory_mib", "min_uptime_bps", "max_gap_seconds",
                  "slash_window_seconds", "end_ms")
 
 
@@ -53,12 +55,20 @@ def meter_terms(rental: Rental) -> MeterTerms:
 
     Raises ConfigError when neither names a power limit (the rental cannot be metered safely).
     """
+    row = None
+    if rental.gpu_model and (rental.power_limit_w <= 0 or rental.memory_mib <= 0):
+        try:
+            row = model_row(rental.gpu_model)
+        except ConfigError:
+            if rental.power_limit_w <= 0:
+                raise
     if rental.power_limit_w > 0:
         limit_mw = rental.power_limit_w * 1000
-    elif rental.gpu_model:
-        limit_mw = model_row(rental.gpu_model).power_limit_mw
+    elif row is not None:
+        limit_mw = row.power_limit_mw
     else:
         raise ConfigError(f"rental {rental.rental_id} names no GPU model and no power limit")
+    memory_mib = rental.memory_mib or (row.memory_mib if row is not None else 0)
     return MeterTerms(
         gpu_count=rental.gpu_count,
         power_limit_mw=limit_mw,
@@ -69,6 +79,7 @@ def meter_terms(rental: Rental) -> MeterTerms:
         window_s=rental.slash_window_seconds or DEFAULT_SLASH_WINDOW_SECONDS,
         grid_intensity_g_per_kwh=rental.grid_intensity_g_per_kwh,
         gpu_model=rental.gpu_model,
+        memory_mib=memory_mib,
     )
 
 

@@ -277,7 +277,8 @@ class ProviderDaemon:
         source = self.source_factory(self.config, indices, rid)
         spool = Spool(self.state_dir / f"spool-rental-{rid}.sqlite3")
         agent = Agent(source=source, spool=spool, private_key=self.agent_key, rental_id=rid,
-                      nodes=self.config.node_urls, sample_hz=self.config.telemetry.sample_hz,
+                      nodes=self.config.node_urls, chain_id=self.config.chain_id,
+                      market=self.config.market_address, sample_hz=self.config.telemetry.sample_hz,
                       batch_samples=self.config.telemetry.batch_samples)
 
         def run() -> None:

@@ -9,7 +9,7 @@ from brownie.test import given
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from conftest import MJ_PER_KWH, PARAMS, fee_of, offer_terms, open_rental
+from conftest import finalize_after_grace, MJ_PER_KWH, PARAMS, fee_of, offer_terms, open_rental
 
 FEE_BPS = PARAMS["protocolFeeBps"]
 
@@ -59,7 +59,7 @@ def test_settle_pays_spec_cost_capped_by_budget_and_conserves_deposit(
 
     if market.getRental(rid)["status"] == 2:
         market.endRental(rid, {"from": renter})
-    market.finalizeRental(rid, {"from": provider})
+    finalize_after_grace(market, rid, provider)
     got = (
         market.withdrawable(provider, stablecoin) - provider_before,
         market.withdrawable(treasury, stablecoin) - treasury_before,

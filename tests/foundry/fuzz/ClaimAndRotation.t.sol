@@ -88,6 +88,7 @@ contract ClaimAndRotationTest is MarketFixture {
             vm.prank(renter);
             market.endRental(rentalId);
         }
+        vm.warp(uint256(_rental(rentalId).endedAt) + SETTLEMENT_GRACE); // finalization waits the grace
         vm.prank(provider);
         market.finalizeRental(rentalId);
         Rental memory r = _rental(rentalId);

@@ -11,8 +11,8 @@ import {MarketFixture} from "../utils/MarketFixture.sol";
 /// most 256 reports and 256 first settlements fit far inside a 30 M-gas block.
 contract ReportBoundsTest is MarketFixture {
     uint256 internal constant YEAR = 365 days;
-    /// @dev The fixture's model is not registered: rentals snapshot the 1000 W default.
-    uint256 internal constant POWER_LIMIT_W = 1000;
+    /// @dev The fixture registers its model (NVIDIA H100 80GB HBM3) at 700 W.
+    uint256 internal constant POWER_LIMIT_W = 700;
 
     function setUp() public {
         _deployMarket();
@@ -178,9 +178,9 @@ contract ReportBoundsTest is MarketFixture {
         assertEq(_rental(reports[255].rentalId).sequence, 1, "all settled");
     }
 
-    /// @dev The power limit is snapshotted at open (the default for an unregistered model).
+    /// @dev The power limit is snapshotted at open from the GPU-model table.
     function test_openRental_snapshotsThePowerLimit() public {
         uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 1_000e6);
-        assertEq(_rental(rentalId).powerLimitW, POWER_LIMIT_W, "unregistered model: 1000 W");
+        assertEq(_rental(rentalId).powerLimitW, POWER_LIMIT_W, "registered model's limit");
     }
 }

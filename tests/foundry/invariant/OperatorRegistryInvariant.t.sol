@@ -13,10 +13,10 @@ contract OperatorRegistryInvariantTest is OperatorFixture, IOperatorScenario {
 
     function setUp() public {
         _deployRegistry();
-        handler = new OperatorHandler(registry, usd, bondToken, this, oracleKeys, opTreasury);
+        handler = new OperatorHandler(registry, usd, bondToken, this, oracleKeys, opTreasury, governance);
         vm.label(address(handler), "OperatorHandler");
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](11);
+        bytes4[] memory selectors = new bytes4[](12);
         selectors[0] = OperatorHandler.bond.selector;
         selectors[1] = OperatorHandler.requestUnbond.selector;
         selectors[2] = OperatorHandler.completeUnbond.selector;
@@ -28,6 +28,7 @@ contract OperatorRegistryInvariantTest is OperatorFixture, IOperatorScenario {
         selectors[8] = OperatorHandler.rotate.selector;
         selectors[9] = OperatorHandler.warp.selector;
         selectors[10] = OperatorHandler.claimRebates.selector;
+        selectors[11] = OperatorHandler.setRebate.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 

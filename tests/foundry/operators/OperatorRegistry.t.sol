@@ -129,7 +129,7 @@ contract OperatorRegistryTest is OperatorFixture {
     //////////////////////////////////////////////////////////////*/
 
     function test_sync_refillsReserveThenSplitsEquallyAmongBondedSigners() public {
-        uint256 fee = _earnFees(1_000_000_000); // 1,000 tokens per GPU-hour: fee 25 tokens
+        uint256 fee = _earnFees(BIG_PRICE);
         uint256 target = uint256(REBATE_PER_REPORT) * registry.REBATE_RESERVE_REPORTS();
         assertGt(fee, target, "fee larger than the reserve target");
         assertEq(registry.pendingFees(address(usd)), fee, "pending before sync");
@@ -163,7 +163,7 @@ contract OperatorRegistryTest is OperatorFixture {
     function test_sync_carriesEverythingWhenNoSignerIsBonded() public {
         vm.prank(governance);
         registry.setBondToken(address(bondToken), 0);
-        uint256 fee = _earnFees(1_000_000_000);
+        uint256 fee = _earnFees(BIG_PRICE);
         registry.sync(address(usd));
         uint256 carried = fee - uint256(REBATE_PER_REPORT) * registry.REBATE_RESERVE_REPORTS();
         assertEq(registry.pendingFees(address(usd)), carried, "all but the reserve carried");
@@ -174,13 +174,30 @@ contract OperatorRegistryTest is OperatorFixture {
         assertEq(registry.balanceOf(_operator(0), address(usd)), carried / oracleKeys.length, "paid at the next sync");
     }
 
+    function test_sync_releasesTheReserveOfAFormerRebateToken() public {
+        _fillReserve();
+        uint256 reserve = registry.rebateReserve(address(usd));
+        assertGt(reserve, 0, "reserve filled");
+        OperatorParams memory p = _operatorParams();
+        p.rebateToken = address(0);
+        p.rebatePerReport = 0;
+        vm.prank(governance);
+        registry.setParams(p); // rebates switched off
+        uint256 before = registry.balanceOf(_operator(0), address(usd));
+        uint256 carried = registry.pendingFees(address(usd));
+        registry.sync(address(usd));
+        assertEq(registry.rebateReserve(address(usd)), 0, "released");
+        assertEq(registry.balanceOf(_operator(0), address(usd)) - before, (reserve + carried) / oracleKeys.length,
+            "shared among the operators");
+    }
+
     function test_sync_withNothingPending_changesNothing() public {
         assertEq(registry.sync(address(usd)), 0, "nothing pulled");
         assertEq(registry.balanceOf(_operator(0), address(usd)), 0, "nothing credited");
     }
 
     function test_withdraw_paysTheCallersBalance() public {
-        _earnFees(1_000_000_000);
+        _earnFees(BIG_PRICE);
         registry.sync(address(usd));
         uint256 balance = registry.balanceOf(_operator(2), address(usd));
         vm.prank(_operator(2));
@@ -542,7 +559,7 @@ contract OperatorRegistryTest is OperatorFixture {
 
     /// @dev Earns enough fees to fill the rebate reserve and syncs them.
     function _fillReserve() internal {
-        _earnFees(1_000_000_000);
+        _earnFees(BIG_PRICE);
         registry.sync(address(usd));
     }
 }

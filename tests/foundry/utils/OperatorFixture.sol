@@ -16,6 +16,8 @@ abstract contract OperatorFixture is MarketFixture {
     uint16 internal constant PROVER_REWARD_BPS = 2_000;
     uint32 internal constant OP_UNBONDING_DELAY = 14 days;
     uint96 internal constant REBATE_PER_REPORT = 2_000; // 0.002 token per settled report
+    /// @dev 4,000 tokens per GPU-hour: an hour's fee share is above the rebate reserve's target.
+    uint72 internal constant BIG_PRICE = 4_000_000_000;
 
     OperatorRegistry internal registry;
     TestStablecoin internal bondToken;
@@ -74,6 +76,7 @@ abstract contract OperatorFixture is MarketFixture {
         _settle(rentalId, 1, 3600, 0);
         vm.prank(renter);
         market.endRental(rentalId);
+        vm.warp(block.timestamp + SETTLEMENT_GRACE + 1); // finalization waits for the grace
         vm.prank(provider);
         market.finalizeRental(rentalId);
         fee = market.withdrawable(address(registry), address(usd));

@@ -187,3 +187,32 @@ def test_a_null_receipt_from_a_lagging_backend_is_waited_out_not_taken_as_a_reor
     assert sender.stats["reorged"] == 0  # before: the null receipt was a "reorg" and the tx was rebroadcast
     assert sender.stats.get("rpc_lagging", 0) >= 1
     assert bound.w3.eth.get_block(result.block_number)["hash"] == result.receipt["blockHash"]
+
+
+def test_terms_come_from_rental_terms_when_the_market_has_it_never_from_the_offer():
+    from oracle.node.feed import read_rental_terms
+
+    class Market:
+        def has_function(self, name):
+            return name == "rentalTerms"
+
+    class Client:
+        market = Market()
+
+        def get_rental(self, rental_id):
+            return {"startedAt": 1_000, "offerId": 4, "gpuCount": 8, "pricePerGpuHour": 2_000_000, "pricePerKwh": 5}
+
+        def view(self, name, *args, block="latest"):
+            assert name == "rentalTerms", "the offer must not be read when the rental's terms exist"
+            return {"agent": "0x" + "22" * 20, "gpuModel": b"NVIDIA H200".ljust(32, b"\0"), "gpuCount": 8,
+                    "powerLimitW": 650, "memoryMib": 143_771, "region": b"eu".ljust(32, b"\0"),
+                    "gridIntensityGPerKwh": 30, "minUptimeBps": 9_900, "maxGapSeconds": 30,
+                    "slashWindowSeconds": 3_600, "silenceTimeout": 7_200, "workloadHash": b"\x01" * 32}
+
+    terms = read_rental_terms(Client(), 3)
+    assert (terms.gpu_count, terms.power_limit_w, terms.gpu_model) == (8, 650, "NVIDIA H200")
+    assert (terms.min_uptime_bps, terms.max_gap_seconds, terms.slash_window_seconds) == (9_900, 30, 3_600)
+    assert terms.silence_timeout_s == 7_200 and terms.economics().gpu_count == 8
+    entry = terms.registry_entry()
+    assert entry.start_ms == 1_000_000 and entry.agent == "0x" + "22" * 20
+    assert getattr(entry, "power_limit_w", 650) == 650

@@ -153,6 +153,8 @@ def test_oracle_bond_earnings_withdraw_and_unbond_commands(deployed, tmp_path):
     counted = node2.settle_for(report, signatures, digest)
     assert counted.events["RebateAccrued"][0]["reports"] == 1
     rental.renter.end_rental(rental.rental_id)
+    deployed.chain.increase_time(rental.provider.rental_terms(rental.rental_id)["settlementGrace"] + 1)
+    deployed.chain.mine(1)  # finalization waits the rental's settlement grace
     rental.provider.finalize_rental(rental.rental_id)
     fee = governance.withdrawable(deployed.deployment.operator_registry, deployed.token)
     assert fee > 0
@@ -169,3 +171,84 @@ def test_oracle_bond_earnings_withdraw_and_unbond_commands(deployed, tmp_path):
 
     refused = _cli(deployed, deployments, "unbond", dev=CLI_OPERATOR, expect=1)
     assert "OperatorRegistry_InSignerSet" in refused
+
+class _Peer:
+    """A scripted peer node (httpx.MockTransport): signs deterministic reports of (rental, sequence)."""
+
+    def __init__(self, key: bytes, chain_id: int, market: str, version: int, base_time: int, holds: int = 3):
+        self.key, self.chain_id, self.market, self.version = key, chain_id, market, version
+        self.base_time, self.holds = base_time, holds
+        self.address = Account.from_key(key).address
+
+    def report(self, rental_id: int, sequence: int) -> UsageReport:
+        return _report(rental_id=rental_id, sequence=sequence, period_end=self.base_time + 10 * sequence,
+                       available_gpu_seconds=10 * sequence, signer_set_version=self.version)
+
+    def handle(self, request):
+        import httpx
+
+        from oracle.attestation.eip712 import usage_batch_digest
+        from oracle.node.attestor import report_fields
+
+        parts = request.url.path.strip("/").split("/")
+        if request.method == "GET" and parts[-1] == "report":
+            rental_id, sequence = int(parts[2]), int(request.url.params.get("sequence", self.holds))
+            report = self.report(rental_id, sequence)
+            digest = usage_report_digest(report, self.chain_id, self.market)
+            return httpx.Response(200, json={"rental_id": rental_id, "sequence": sequence,
+                                             "report": report_fields(report), "digest": "0x" + digest.hex(),
+                                             "signature": "0x" + sign_digest(self.key, digest).hex(),
+                                             "signer": self.address})
+        if request.method == "POST" and parts[-1] == "batch-signatures":
+            reports = [self.report(r["rental_id"], r["sequence"]) for r in json.loads(request.content)["reports"]]
+            digest = usage_batch_digest(reports, self.chain_id, self.market)
+            return httpx.Response(200, json={"digest": "0x" + digest.hex(), "signer": self.address,
+                                             "signature": "0x" + sign_digest(self.key, digest).hex(),
+                                             "reports": [report_fields(r) for r in reports]})
+        return httpx.Response(404, json={"detail": "no such route"})
+
+
+def test_a_node_settling_through_the_registry_accrues_rebates_and_reads_market_events(deployed):
+    import httpx
+
+    from oracle.node.aggregator import Aggregator
+    from oracle.node.submit import registry_submitter
+
+    governance = deployed.client(GOVERNANCE)
+    submitter_key, peer_key = NODE_KEYS[1], NODE_KEYS[2]
+    for key in (submitter_key, peer_key):
+        op = _operator(deployed, key)
+        if not op.is_bonded():
+            _mint(deployed, op.account, MIN_BOND)
+            op.bond(deployed.token, MIN_BOND)
+    governance.set_signer_set([Account.from_key(k).address for k in (submitter_key, peer_key)], 2)
+    version = governance.signer_set().version
+    now = int(governance.w3.eth.get_block("latest")["timestamp"]) - 3600
+    peers = {name: _Peer(key, deployed.chain.chain_id, deployed.market, version, now)
+             for name, key in (("n1", submitter_key), ("n2", peer_key))}
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: peers[request.url.host].handle(request)))
+    node = deployed.node_client(1)
+    submitter = registry_submitter(node, deployed.deployment.operator_registry)
+    aggregator = Aggregator(node, ["http://n1", "http://n2"], http=http)
+    aggregator.submitter = submitter  # what ChainServices does with operator_registry_address
+    before = int(submitter.operator.bond_of()["rebateReports"])
+
+    single = open_active_rental(deployed)
+    outcome = aggregator.settle_rental(single.rental_id)
+    assert outcome.status == "settled", outcome.detail
+    assert outcome.payment == 30 * 3_600_000 // 3600  # read from the market's UsageSettled event
+
+    first, second = open_active_rental(deployed), open_active_rental(deployed)
+    outcomes = aggregator.settle_batch([first.rental_id, second.rental_id])
+    assert [o.status for o in outcomes] == ["settled", "settled"], [o.detail for o in outcomes]
+    assert all(o.payment == 30 * 1000 for o in outcomes)  # from UsageBatchSettled
+    assert int(submitter.operator.bond_of()["rebateReports"]) == before + 3
+    assert submitter.use_registry  # never fell back to the market
+
+    # A stale report through the registry keeps the market's error name (the aggregator's "already settled").
+    report = peers["n1"].report(single.rental_id, 3)
+    digest = governance.usage_report_digest(report)
+    with pytest.raises(TransactionRevertedError) as stale:
+        submitter.settle(report, node._packed(node.usage_report_digest, report,
+                                              [sign_digest(k, digest) for k in (submitter_key, peer_key)]))
+    assert stale.value.error_name == "UsageSettlement_StaleSequence"

@@ -15,7 +15,7 @@ from oracle.node.storage import CHECKPOINT_KEEP_EVERY, NodeStorage
 from oracle.node.testing import H100
 from oracle.traces import TRACE_A
 
-from metering_node import RENTAL, ingest, make_node, one_hz, rental
+from metering_node import RENTAL, ingest, make_node, one_hz, rental, with_power
 
 pytestmark = pytest.mark.skipif(not TRACE_A.is_file(), reason="real H100 trace not present")
 
@@ -28,13 +28,13 @@ def real():
 def spy_batches(node) -> list[tuple[int, int]]:
     """Record every (start, end) range of batches the node reads back for metering."""
     ranges: list[tuple[int, int]] = []
-    original = node.storage.iter_batches
+    original = node.storage.iter_batch_objects  # the decoded stored batches metering reads
 
-    def iter_batches(rental_id, start, end):
+    def iter_batch_objects(rental_id, start, end):
         ranges.append((start, end))
         return original(rental_id, start, end)
 
-    node.storage.iter_batches = iter_batches
+    node.storage.iter_batch_objects = iter_batch_objects
     return ranges
 
 
@@ -77,7 +77,7 @@ def test_an_old_unrecorded_sequence_replays_from_the_nearest_checkpoint_below(tm
     total = ingest(node, real, per_batch=1)  # 86 batches
     for sequence in range(1, total + 1):
         node.meter(RENTAL, sequence)
-    node._states.clear()  # only the checkpoints in SQLite remain
+    node.metering.forget_cached()  # only the checkpoints in SQLite remain
     ranges = spy_batches(node)
     _, _, totals, _ = node.meter(RENTAL, CHECKPOINT_KEEP_EVERY + 5)
     assert ranges == [(CHECKPOINT_KEEP_EVERY, CHECKPOINT_KEEP_EVERY + 5)]
@@ -101,13 +101,17 @@ def test_checkpoints_are_pruned_to_the_newest_two_and_every_keep_every_th(tmp_pa
 class FailedChallengeLedger:
     """Fault injection: a ledger whose challenges judged so far left these spans unpaid."""
 
-    def __init__(self, passed, failed, spans):
-        self.passed, self.failed, self.spans = passed, failed, spans
+    def __init__(self, passed, failed, spans, gpu_spans=(), faults=()):
+        self.passed, self.failed, self.spans, self.gpu_spans = passed, failed, spans, gpu_spans
+        self.challenge_faults = list(faults)
         self.asked = []
 
     def outcomes(self, rental_id, up_to_ms):
         self.asked.append((rental_id, up_to_ms))
-        return ChallengeOutcomes(self.passed, self.failed, tuple(self.spans))
+        return ChallengeOutcomes(self.passed, self.failed, tuple(self.spans), tuple(self.gpu_spans))
+
+    def faults(self, rental_id, up_to_ms):
+        return [f for f in self.challenge_faults if f.end_ms <= up_to_ms]
 
 
 def test_a_failed_challenges_period_is_unpaid_and_the_counts_reach_the_report(tmp_path, real):
@@ -152,3 +156,40 @@ def test_no_challenges_ledger_changes_nothing(tmp_path, real):
 def test_merge_intervals_unions_and_clips():
     assert merge_intervals([(5, 10), (0, 3), (8, 20), (30, 40)], 2, 34) == [(2, 3), (5, 20), (30, 35)]
     assert merge_intervals([(0, 1)], 5, 10) == []
+
+
+def test_a_gpu_that_failed_its_challenge_is_unpaid_alone(tmp_path, real):
+    """Per-GPU spans (the proof-of-GPU ledger's): the other GPU of the rental stays paid."""
+    from oracle.telemetry.samples import GpuInfo
+
+    t0 = real[0].t_ms
+    gpus = (H100, GpuInfo(1, "GPU-second", H100.name, H100.power_limit_mw))
+    two = sorted([*real, *(dataclasses.replace(s, gpu=1, power_mw=s.power_mw + 1) for s in real)],
+                 key=lambda s: (s.t_ms, s.gpu))
+    ledger = FailedChallengeLedger(1, 1, [], gpu_spans=[(1, t0 + 20_000, t0 + 40_000)])
+    node = make_node(tmp_path, rental(t0, gpu_count=2), real[-1].t_ms + 1000, challenges=ledger)
+    honest = make_node(tmp_path / "b", rental(t0, gpu_count=2), real[-1].t_ms + 1000)
+    for n in (node, honest):
+        ingest(n, two, gpus=gpus, per_batch=20)
+    paid, unpaid = honest.meter(RENTAL)[2], node.meter(RENTAL)[2]
+    assert paid.available_gpu_milliseconds - unpaid.available_gpu_milliseconds == 20_000  # one GPU's 20 s
+    gpu1_energy = sum(b.energy_mj - a.energy_mj for a, b in zip(real, real[1:]) if t0 + 20_000 <= b.t_ms < t0 + 40_000)
+    assert paid.energy_millijoules - unpaid.energy_millijoules == gpu1_energy
+
+
+def test_challenge_failed_faults_are_filed_among_metering_faults_by_end_time_with_stable_ids(tmp_path, real):
+    from oracle.metering import Fault, FaultKind
+
+    t0 = real[0].t_ms
+    hot = with_power(real, [800_000 if t0 + 50_000 <= s.t_ms < t0 + 55_000 else s.power_mw for s in real])
+    failed = Fault(FaultKind.CHALLENGE_FAILED, t0 + 10_000, t0 + 30_000, "gpu 0: challenge x failed", 0)
+    node = make_node(tmp_path, rental(t0), real[-1].t_ms + 1000,
+                     challenges=FailedChallengeLedger(0, 1, [], faults=[failed]))
+    ingest(node, hot, per_batch=10)
+    early = node.meter(RENTAL, 4)[2]   # period end before t0+50 s: only the challenge fault
+    assert [f.kind for f in early.faults] == [FaultKind.CHALLENGE_FAILED]
+    late = node.meter(RENTAL)[2]
+    assert [f.kind for f in late.faults] == [FaultKind.CHALLENGE_FAILED, FaultKind.COUNTER_PHYSICS]
+    assert late.fault_flags == (1 << FaultKind.CHALLENGE_FAILED) | (1 << FaultKind.COUNTER_PHYSICS)
+    reports = node.fault_reports(RENTAL)
+    assert [(o.fault_id, o.signed.report.kind) for o in reports] == [(0, 5), (1, 3)]

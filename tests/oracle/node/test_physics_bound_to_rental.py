@@ -139,3 +139,12 @@ def test_gpus_of_another_model_do_not_count_as_rented(tmp_path, real):
     _, totals = meter(tmp_path, real, gpus=(a100,))
     assert totals.available_gpu_seconds == 0 and totals.missing_gpus == 1
     assert FaultKind.GPU_MISSING in kinds(totals.faults)
+
+
+def test_more_memory_in_use_than_the_rented_model_has_is_caught(tmp_path, real):
+    """The memory is the rented model's (81,559 MiB for the H100 row), not the agent's word."""
+    crafted = [dataclasses.replace(s, mem_used_mib=90_000) for s in real]
+    node, totals = meter(tmp_path, crafted)
+    physics = [f for f in totals.faults if f.kind == FaultKind.COUNTER_PHYSICS]
+    assert physics and "90000 MiB" in physics[0].detail
+    assert FaultKind.COUNTER_PHYSICS in {r.kind for r in slashable_faults(node)}

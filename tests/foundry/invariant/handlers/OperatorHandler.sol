@@ -2,7 +2,7 @@
 pragma solidity ^0.8.30;
 
 import {OperatorRegistry} from "../../../../contracts/operators/OperatorRegistry.sol";
-import {OperatorBond} from "../../../../contracts/types/OperatorTypes.sol";
+import {OperatorBond, OperatorParams} from "../../../../contracts/types/OperatorTypes.sol";
 import {UsageReport} from "../../../../contracts/types/DataTypes.sol";
 import {TestStablecoin} from "../../../../contracts/test/TestStablecoin.sol";
 import {IGpuRentMarket} from "../../../../interfaces/IGpuRentMarket.sol";
@@ -30,6 +30,7 @@ contract OperatorHandler is TestBase {
     TestStablecoin public immutable bondToken;
     IOperatorScenario internal immutable scenario;
     uint256 public immutable minBond;
+    address internal immutable governance;
 
     uint256[] internal keys; // operator keys: the five oracle keys and three outsiders
     address[] internal accounts; // every address that may hold a registry balance
@@ -52,8 +53,10 @@ contract OperatorHandler is TestBase {
         TestStablecoin bondToken_,
         IOperatorScenario scenario_,
         uint256[] memory oracleKeys,
-        address treasury
+        address treasury,
+        address governance_
     ) {
+        governance = governance_;
         registry = registry_;
         usd = usd_;
         bondToken = bondToken_;
@@ -132,7 +135,7 @@ contract OperatorHandler is TestBase {
 
     function claimRebates(uint256 keySeed) external {
         address operator = vm.addr(keys[keySeed % keys.length]);
-        if (registry.bondOf(operator).rebateReports == 0) return;
+        if (registry.bondOf(operator).rebateReports == 0 || registry.params().rebateToken == address(0)) return;
         vm.prank(operator);
         ghost_rebates += registry.claimRebates();
         calls++;
@@ -181,6 +184,16 @@ contract OperatorHandler is TestBase {
             set[i] = chosen[i];
         }
         scenario.installSigners(set);
+        calls++;
+    }
+
+    /// @dev Governance switches the rebate between the usd token (at `rate`) and off.
+    function setRebate(bool on, uint96 rate) external {
+        OperatorParams memory p = registry.params();
+        p.rebateToken = on ? address(usd) : address(0);
+        p.rebatePerReport = on ? uint96(bound(rate, 1, 10_000)) : 0;
+        vm.prank(governance);
+        registry.setParams(p);
         calls++;
     }
 
