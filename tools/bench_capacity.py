@@ -137,14 +137,27 @@ async def run_agents(url: str, agents: list[RentalAgent], trace: list[Sample], a
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         async def send(agent: RentalAgent, body: bytes) -> None:
-            async with semaphore:
-                t0 = time.perf_counter()
-                response = await client.post(f"/v1/rentals/{agent.rental_id}/batches", content=body,
-                                             headers={"content-type": "application/json"})
-                tally.batch_latency_s.append(time.perf_counter() - t0)
-            tally.count("batch", response)
-            if response.status_code == 200:
-                tally.batches_done += 1
+            # Like the agent's delivery worker: a dropped connection, a 429 or a 5xx is retried
+            # (the next batch of the rental is 10 s away, so the chain stays in order).
+            for attempt in range(5):
+                async with semaphore:
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.post(f"/v1/rentals/{agent.rental_id}/batches", content=body,
+                                                     headers={"content-type": "application/json"})
+                    except httpx.HTTPError as exc:
+                        tally.statuses[f"batch {type(exc).__name__}"] = tally.statuses.get(
+                            f"batch {type(exc).__name__}", 0) + 1
+                        response = None
+                    tally.batch_latency_s.append(time.perf_counter() - t0)
+                if response is not None:
+                    tally.count("batch", response)
+                    if response.status_code == 200:
+                        tally.batches_done += 1
+                        return
+                    if response.status_code != 429 and response.status_code < 500:
+                        return
+                await asyncio.sleep(0.2 * 2 ** attempt)
 
         pending: set[asyncio.Task] = set()
         next_due = [started + agent.offset_s + interval_s for agent in agents]
