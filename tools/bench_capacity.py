@@ -191,7 +191,12 @@ async def run_aggregator(url: str, rentals: list[int], args, tally: Tally, stop_
                 if time.monotonic() >= stop_at:
                     break
                 t0 = time.perf_counter()
-                response = await client.get(f"/v1/rentals/{rental_id}/report")
+                try:
+                    response = await client.get(f"/v1/rentals/{rental_id}/report")
+                except httpx.HTTPError as exc:  # a kept-alive connection closed under us: next rental
+                    tally.statuses[f"report {type(exc).__name__}"] = tally.statuses.get(
+                        f"report {type(exc).__name__}", 0) + 1
+                    continue
                 tally.report_latency_s.append(time.perf_counter() - t0)
                 tally.count("report", response)
                 if response.status_code == 200:
@@ -200,7 +205,12 @@ async def run_aggregator(url: str, rentals: list[int], args, tally: Tally, stop_
                     refs.append({"rental_id": rental_id, "sequence": answer["sequence"], "digest": answer["digest"]})
             for start in range(0, len(refs), 256):
                 t0 = time.perf_counter()
-                response = await client.post("/v1/batch-signatures", json={"reports": refs[start:start + 256]})
+                try:
+                    response = await client.post("/v1/batch-signatures", json={"reports": refs[start:start + 256]})
+                except httpx.HTTPError as exc:
+                    tally.statuses[f"batch-signatures {type(exc).__name__}"] = tally.statuses.get(
+                        f"batch-signatures {type(exc).__name__}", 0) + 1
+                    continue
                 tally.signature_latency_s.append(time.perf_counter() - t0)
                 tally.count("batch-signatures", response)
             left = args.settle_interval_s - (time.monotonic() - round_start)
