@@ -61,7 +61,7 @@ def _telemetry(rental_id: int, start_ms: int, seconds: int, busy: bool) -> list[
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pog")
-    start_ms = time.time_ns() // 1_000_000 + 10_000  # no block before it counts (anvil's first ones)
+    start_ms = (time.time_ns() // 1_000_000 // 1000 + 10) * 1000  # no block before it counts (anvil's first ones)
     rentals = json.dumps([{"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 2 if r == TWO_GPUS else 1,
                            "region": "test",
                            "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for r in RENTALS])
@@ -83,6 +83,7 @@ def network(tmp_path_factory):
                     env["GPURENT_NODE_FAULT"] = "lie_verdicts"
                 nodes.append(NodeProcess(env, port=ports[i]).start(timeout_s=90))  # a loaded CI box is slow
             time.sleep(max(1.0, start_ms / 1000 + 1 - time.time()))
+            chain.set_next_timestamp(max(start_ms // 1000 + 1, int(time.time())))  # at or after the start, now
             chain.mine()      # the first block after the start: every rental's start challenge
             issued_s = int(chain.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
             yield chain, urls, issued_s
@@ -103,7 +104,7 @@ def outcome(network):
         for rental in RENTALS:
             for body in _telemetry(rental, issued_s * 1000 - 1000, 8, busy=rental != IDLE):
                 for url in urls:
-                    assert client.post(f"{url}/v1/batches", content=body).status_code == 200
+                    assert client.post(f"{url}/v1/rentals/{rental}/batches", content=body).status_code == 200
     wrong_gpu = [GpuIdentity(0, "GPU-00000000-some-other-card", "1")]
     responders = [
         _responder(urls, HONEST), _responder(urls, CHEAT, cheat=True), _responder(urls, IDLE),
