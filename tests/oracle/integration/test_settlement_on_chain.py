@@ -98,8 +98,12 @@ def test_a_slash_that_would_move_nothing_is_never_sent(deployed, now):
     stake = provider.stake_of(provider.account)
     per_slash = provider.min_stake_per_gpu(deployed.token) * 1_000 // 10_000
     count = (int(stake["active"]) + int(stake["unbonding"])) // per_slash + 3
+    # observed within the rental (from its start, one second apart; the chain clock moved past
+    # them): one DOWNTIME slashes, the others would move nothing (same kind, same slash window)
     started_at = int(provider.get_rental(rental.rental_id)["startedAt"])
-    agg = fault_aggregator(deployed, now, {i: 1 for i in range(count)}, observed_from=started_at)
+    deployed.chain.increase_time(count + 1)
+    deployed.chain.mine(1)
+    agg = fault_aggregator(deployed, started_at, {i: 1 for i in range(count)})
     agg.max_faults_per_rental = count
     nonce = agg.client.w3.eth.get_transaction_count(agg.client.account)
     outcomes = agg.submit_faults(rental.rental_id)
