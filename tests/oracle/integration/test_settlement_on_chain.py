@@ -70,12 +70,12 @@ class FaultNode(FakeNode):
         return httpx.Response(200, json={"rental_id": rental_id, "sequence": self.holds, "faults": out})
 
 
-def fault_aggregator(deployed, now, faults: dict[int, int]) -> Aggregator:
+def fault_aggregator(deployed, now, faults: dict[int, int], *, observed_from: int | None = None) -> Aggregator:
     chain_id = deployed.client(SUBMITTER).chain_id
     k1, k2, _ = deployed.node_keys
     return aggregator_for(deployed, {
-        "n1": FaultNode(k1, chain_id, deployed.market, holds=2, base_time=now, faults=faults),
-        "n2": FaultNode(k2, chain_id, deployed.market, holds=2, base_time=now, faults=faults),
+        "n1": FaultNode(k1, chain_id, deployed.market, holds=2, base_time=observed_from or now, faults=faults),
+        "n2": FaultNode(k2, chain_id, deployed.market, holds=2, base_time=observed_from or now, faults=faults),
     })
 
 
@@ -91,7 +91,10 @@ def test_a_usage_flag_fault_is_never_sent_as_a_slash(deployed, now):
 def test_a_slash_that_would_move_nothing_is_never_sent(deployed, now):
     rental = open_active_rental(deployed)
     provider = deployed.client(PROVIDER)
-    # more DOWNTIME faults than the provider's whole stake can pay for (10 % of a GPU's minimum each), in one page
+    # More DOWNTIME faults than the provider's whole stake can pay for (10 % of a GPU's minimum each), in
+    # one page and one slash window. Whichever bound the market enforces (the stake running out, or
+    # since issue 7 one slash per kind and window, bounded by the rental's collateral), every slash
+    # past it would move nothing: the node simulates each and never sends those.
     stake = provider.stake_of(provider.account)
     per_slash = provider.min_stake_per_gpu(deployed.token) * 1_000 // 10_000
     count = (int(stake["active"]) + int(stake["unbonding"])) // per_slash + 3
