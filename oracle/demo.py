@@ -252,13 +252,13 @@ class DemoKeys:
 
 def make_keys(state: Path, nodes: int, *, fast_kdf: bool = False) -> DemoKeys:
     """Fresh keys under ``state``, sharing one random password (a file, mode 0600)."""
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 
     password = secrets.token_urlsafe(24)
     password_file = state / "keystore-password"
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
-    kdf = {"kdf": "pbkdf2", "iterations": 1000} if fast_kdf else {}
+    kdf = dict(CHEAPEST_ACCEPTED_KDF) if fast_kdf else {}
     node_keystores = [state / f"node-{i + 1}.json" for i in range(nodes)]
     node_addresses = [new_keystore(path, password, **kdf) for path in node_keystores]
     agent_keystore = state / "agent.json"
@@ -455,7 +455,8 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         time.sleep(0.05)
 
     agent_config = {
-        "rental_id": rental_id, "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
+        "rental_id": rental_id, "chain_id": int(deployment["chain_id"]), "market": deployment["market"],
+        "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
         "keystore_password_file": str(keys.password_file),
         "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
         "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 
 from oracle.errors import ConfigError, GpurentError, KeystoreError
+from oracle.redact import redact
 
 RPC_ENV = "GPURENT_RPC_URL"
 KEYSTORE_ENV = "GPURENT_KEYSTORE"
@@ -176,7 +177,7 @@ def run_guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 raise
             mapped = explain_error(exc)
         message, code = mapped
-        raise (UsageProblem if code == 2 else OperationFailed)(message) from None
+        raise (UsageProblem if code == 2 else OperationFailed)(redact(message)) from None
 
 
 class GuardedCommand(click.Command):

@@ -123,7 +123,8 @@ def open_and_start(net: Network, trace: Path, agent_key: bytes) -> tuple[int, in
 
 def start_agent(net: Network, source: ReplaySource, rental_id: int, agent_key: bytes, stop: threading.Event):
     agent = Agent(source=source, spool=Spool(net.tmp / f"agent-{rental_id}.sqlite3"), private_key=agent_key,
-                  rental_id=rental_id, nodes=net.urls, sample_hz=4.0, batch_samples=10,
+                  rental_id=rental_id, nodes=net.urls, chain_id=net.deployed.chain.chain_id, market=net.deployed.market,
+                  sample_hz=4.0, batch_samples=10,
                   stop=stop, drain_timeout_s=3.0, request_timeout_s=2.0)
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
