@@ -28,7 +28,7 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
         uint32 previous = _signerSetVersion;
         uint32 version = previous + 1;
         // Check and effect (signer list, membership), then the version and threshold:
-        GovernanceLogic.installSignerSet(_signers, _signerVersion, version, signers, threshold);
+        GovernanceLogic.installSignerSet(_signers, _signerVersion, version, signers, threshold, _operatorShare.registry);
         // The previous set (if any) keeps counting for the overlap; block.timestamp + 7 days
         // fits uint32 until 2106.
         _previousThreshold = _threshold;

@@ -142,7 +142,8 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
             _reputations[provider],
             _balances,
             _params.treasury,
-            _offers[rental.offerId].paymentToken
+            _offers[rental.offerId].paymentToken,
+            _operatorShare
         );
         // Effect: the provider's earnings not claimed yet (settlement accrues them in the rental).
         SettlementLogic.claimEarnings(rental, rentalId, _offers[rental.offerId].paymentToken, _balances);

@@ -303,6 +303,7 @@ class ProviderDaemon:
 
         agent_config = make_agent_config({
             "rental_id": rental_id, "nodes": self.config.node_urls, "dev": self.config.dev,
+            "chain_id": self.config.chain_id, "market": self.config.market_address,
             "keystore_path": str(self.config.agent_keystore_path), "spool_path": str(self.state_dir / "unused"),
             "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
         return start_challenge_responder(agent_config, agent)
