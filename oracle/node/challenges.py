@@ -116,6 +116,10 @@ class ChallengeService:
 
     def _issue(self, scheduler: RentalScheduler, beacons: list[Beacon]) -> None:
         issued = [c for beacon in beacons for c in scheduler.feed(beacon)]
+        for c in issued:
+            log.info("challenge %s: rental %d GPU %d index %d from block %d (t=%d), commit by %d (now %d)",
+                     c.id[:10], c.rental_id, c.gpu_index, c.index, c.beacon.number, c.beacon.timestamp_s,
+                     c.commit_deadline_ms, self.now_ms())
         self.store.put_challenges([StoredChallenge(c.id, c.rental_id, c.index, c.gpu_index, c.beacon.number,
                                                    c.profile.name, c.issued_at_ms, c.commit_deadline_ms,
                                                    c.open_deadline_ms) for c in issued])
