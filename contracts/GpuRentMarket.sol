@@ -3,7 +3,7 @@ pragma solidity ^0.8.30;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
-import {MarketParams} from "./types/DataTypes.sol";
+import {MarketParams, GpuModelSpec} from "./types/DataTypes.sol";
 import {IGpuRentMarket} from "../interfaces/IGpuRentMarket.sol";
 import {UsageSettlement} from "./abstracts/UsageSettlement.sol";
 import {GovernanceLogic} from "./libraries/GovernanceLogic.sol";
@@ -14,9 +14,11 @@ import {GovernanceLogic} from "./libraries/GovernanceLogic.sol";
 /// @dev One contract so that settlement reads the signer set, rentals and balances without
 /// external calls. Features live in abstract contracts (contracts/abstracts), state in
 /// MarketStorage, types in contracts/types, documentation in interfaces/.
-/// NOTE: governance (GOVERNANCE_ROLE, meant for a multisig or timelock) can replace the oracle
-/// signer set, and a colluding quorum can pay out any running rental's budget; governance
-/// cannot otherwise move escrowed funds.
+/// NOTE: governance (GOVERNANCE_ROLE, held by a TimelockController whose proposer is a
+/// multisig) can replace the oracle signer set, and a colluding quorum can pay out any running
+/// rental's budget and slash its collateral; governance cannot otherwise move escrowed funds or
+/// stake, every parameter has an enforced range, and running rentals keep the terms they
+/// opened with. The timelock's delay is what lets providers and renters exit first.
 /// NOTE: only plain ERC-20 tokens belong on the allowlists (no rebasing, no fee-on-transfer,
 /// no callbacks); fee-on-transfer is detected and refused at deposit, the rest is not.
 contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
@@ -44,6 +46,16 @@ contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
     /// @inheritdoc IGpuRentMarket
     function setStakeToken(address token, uint256 minStakePerGpu_) external onlyRole(_GOVERNANCE_ROLE) {
         GovernanceLogic.setStakeToken(_stakeTokens, _stakeTokenMinPerGpu, token, minStakePerGpu_);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function setGpuModel(bytes32 model, uint16 powerLimitW, uint32 memoryMib) external onlyRole(_GOVERNANCE_ROLE) {
+        GovernanceLogic.setGpuModel(_gpuModels, model, powerLimitW, memoryMib);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function gpuModelOf(bytes32 model) external view returns (GpuModelSpec memory) {
+        return _gpuModels[model];
     }
 
     /// @inheritdoc IGpuRentMarket

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {MarketParams} from "../contracts/types/DataTypes.sol";
+import {MarketParams, GpuModelSpec} from "../contracts/types/DataTypes.sol";
 import {IOracleQuorum} from "./IOracleQuorum.sol";
 import {IProviderStaking} from "./IProviderStaking.sol";
 import {IOfferBook} from "./IOfferBook.sol";
@@ -13,7 +13,9 @@ import {IReputation} from "./IReputation.sol";
 /// @notice The single deployed gpurent contract: escrow, settlement, staking, slashing,
 /// reputation and the oracle signer set (so settlement makes no external calls).
 /// @dev Roles (OpenZeppelin AccessControl): DEFAULT_ADMIN_ROLE grants roles; GOVERNANCE_ROLE =
-/// keccak256("GOVERNANCE_ROLE") sets the signer set, parameters and token allowlists.
+/// keccak256("GOVERNANCE_ROLE") sets the signer set, parameters, GPU model table and token
+/// allowlists. Deployments give both roles to an OpenZeppelin TimelockController (proposer a
+/// multisig) and the deployer none, so every change waits the timelock's delay in public.
 /// EIP-712 domain: name "gpurent", version "1".
 interface IGpuRentMarket is
     IUsageSettlement,
@@ -29,14 +31,28 @@ interface IGpuRentMarket is
     event PaymentTokenSet(address indexed token, bool allowed);
     /// @notice Emitted when a stake token is allowed (minStakePerGpu > 0) or disallowed (0).
     event StakeTokenSet(address indexed token, uint256 minStakePerGpu);
+    /// @notice Emitted when a GPU model is registered, changed or removed (powerLimitW 0).
+    event GpuModelSet(bytes32 indexed model, uint16 powerLimitW, uint32 memoryMib);
 
     /// @notice A parameter is out of range (`field` names it).
     error GpuRentMarket_InvalidParam(string field);
 
-    /// @notice Sets all parameters. Only GOVERNANCE_ROLE.
-    /// @dev Limits: treasury non-zero; protocolFeeBps <= 1000; renterSlashShareBps <= 10000;
-    /// slashBps <= 10000; every timeout > 0.
+    /// @notice Sets all parameters. Only GOVERNANCE_ROLE. Rentals already open keep the terms
+    /// they snapshotted (RentalTerms).
+    /// @dev Limits (GpuRentMarket_InvalidParam names the first one broken): treasury non-zero;
+    /// protocolFeeBps <= 1000; renterSlashShareBps <= 10000; slashBps <= 5000; startTimeout,
+    /// silenceTimeout and settlementGrace in [60 s, 7 days]; maxRentalDuration in [1 hour,
+    /// 180 days]; slashWindowSeconds in [60 s, 1 day]; unbondingDelay above maxRentalDuration +
+    /// settlementGrace and at most 400 days; reputationPrior non-zero.
     function setParams(MarketParams calldata params) external;
+
+    /// @notice Registers, changes or (powerLimitW 0) removes a GPU model of the table offers
+    /// must use. Only GOVERNANCE_ROLE. Open rentals keep the values they snapshotted.
+    /// @dev Limits: powerLimitW <= 5000; memoryMib non-zero when registering.
+    function setGpuModel(bytes32 model, uint16 powerLimitW, uint32 memoryMib) external;
+
+    /// @notice The table row of `model` (powerLimitW 0 = not registered).
+    function gpuModelOf(bytes32 model) external view returns (GpuModelSpec memory);
 
     /// @notice Allows or disallows a payment token. Only GOVERNANCE_ROLE.
     function setPaymentToken(address token, bool allowed) external;

@@ -28,8 +28,14 @@ interface IOfferBook {
     /// @notice gpuCount is zero, agent is zero, both prices are zero, maxDurationSeconds is
     /// zero or minUptimeBps is above 10000 (`field` names the first bad field).
     error OfferBook_InvalidTerms(string field);
+    /// @notice `gpuModel` is not in the market's GPU model table.
+    error OfferBook_UnknownGpuModel(bytes32 gpuModel);
+    /// @notice The provider's stake token is no longer allowed; it cannot back new offers or rentals.
+    error OfferBook_StakeTokenNotAllowed(address token);
 
-    /// @notice Lists an offer for the caller. Needs active stake for all the caller's listed GPUs.
+    /// @notice Lists an offer for the caller. Needs active stake, in an allowed stake token, for
+    /// all the caller's listed GPUs, and a registered GPU model (memory per GPU comes from the
+    /// model table, not from the provider).
     /// @return offerId The new offer id (ids start at 1).
     function createOffer(OfferTerms calldata terms) external returns (uint256 offerId);
 

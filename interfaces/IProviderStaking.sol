@@ -7,8 +7,13 @@ import {Stake, FaultReport} from "../contracts/types/DataTypes.sol";
 /// @notice Provider stakes (an allowed ERC-20), unbonding, and slashing from quorum-signed fault
 /// reports.
 /// @dev A provider must hold `active` stake of at least `minStakePerGpu(token) x listedGpus`
-/// (GPUs in its active offers) to list offers and to have rentals opened. Unstaking moves stake
-/// to `unbonding`, which stays slashable until `unbondingReleaseAt`.
+/// (GPUs in its active offers) to list offers and to have rentals opened. Starting a rental
+/// locks `collateralPerGpu x gpuCount` of the active stake (`locked`) until the rental is
+/// finalized; only `active - max(locked, minStakePerGpu x listedGpus)` can be unstaked.
+/// Slashing is bounded per rental: each fault takes `slashBps` of that rental's collateral, each
+/// fault kind at most once per `slashWindowSeconds` window of the rental, and all faults of a
+/// rental together at most its collateral. IDLE_POWER_BUSY (4) is a usage flag of the renter's
+/// workload and never slashes.
 interface IProviderStaking {
     /// @notice Emitted when a provider adds stake.
     event Staked(address indexed provider, address indexed token, uint256 amount, uint256 activeStake);
@@ -17,17 +22,21 @@ interface IProviderStaking {
     /// @notice Emitted when unbonded stake is returned to the provider.
     event Unstaked(address indexed provider, address indexed token, uint256 amount);
     /// @notice Emitted when a fault report slashes a provider.
-    /// @param renterShare Credited to the rental's renter (withdrawable, in the stake token).
-    /// @param treasuryShare Credited to the treasury (withdrawable, in the stake token).
+    /// @param amount Taken from the provider's locked stake; held for the rental until it is
+    /// finalized (then SlashPaidOut).
     event Slashed(
         address indexed provider,
         uint256 indexed rentalId,
         uint32 indexed faultId,
         uint8 kind,
         address token,
-        uint256 renterShare,
-        uint256 treasuryShare
+        uint256 amount
     );
+    /// @notice Emitted at finalization of a slashed rental.
+    /// @param renterShare Credited to the renter: renterSlashShareBps of the slashed total,
+    /// capped by what the rental cost the renter (0 when stake and payment tokens differ).
+    /// @param treasuryShare The rest, credited to the treasury.
+    event SlashPaidOut(uint256 indexed rentalId, address token, uint256 renterShare, uint256 treasuryShare);
 
     /// @notice `token` is not an allowed stake token.
     error ProviderStaking_TokenNotAllowed(address token);
@@ -39,12 +48,21 @@ interface IProviderStaking {
     error ProviderStaking_InsufficientStake(address provider, uint256 active, uint256 required);
     /// @notice Nothing unbonding, or the unbonding delay ends at `releaseAt`.
     error ProviderStaking_NotUnbonded(uint256 unbonding, uint256 releaseAt);
-    /// @notice Fault kind outside 1..4.
+    /// @notice Fault kind outside 1..7.
     error ProviderStaking_UnknownFaultKind(uint8 kind);
+    /// @notice The kind is a usage flag (IDLE_POWER_BUSY), never slashed.
+    error ProviderStaking_FaultNotSlashable(uint8 kind);
+    /// @notice This fault kind already slashed the rental in this slash window.
+    error ProviderStaking_SlashWindowUsed(uint256 rentalId, uint8 kind, uint256 window);
+    /// @notice The slash would move nothing (collateral used up, or slashBps 0): nodes eth_call
+    /// first and send nothing.
+    error ProviderStaking_NothingToSlash(uint256 rentalId);
+    /// @notice The rental is not Active nor Ended within its settlement grace.
+    error ProviderStaking_RentalNotSlashable(uint256 rentalId, uint8 status);
+    /// @notice observedAt lies outside the rental (before its start, after its end or the block).
+    error ProviderStaking_ObservedOutsideRental(uint256 rentalId, uint64 observedAt);
     /// @notice This (rentalId, faultId) already slashed.
     error ProviderStaking_FaultAlreadySettled(uint256 rentalId, uint32 faultId);
-    /// @notice The rental never started (no provider service to fault).
-    error ProviderStaking_RentalNotStarted(uint256 rentalId);
 
     /// @notice Stakes `amount` of `token` (allowed stake token) for the caller.
     /// @dev Refuses tokens that deliver less than `amount` (fee-on-transfer).
@@ -52,17 +70,21 @@ interface IProviderStaking {
 
     /// @notice Moves `amount` of the caller's active stake into unbonding; restarts the
     /// unbonding timer for the whole unbonding amount.
-    /// @dev The remaining active stake must still cover the caller's listed GPUs.
+    /// @dev The remaining active stake must still cover the caller's listed GPUs and its locked
+    /// collateral (the larger of the two).
     function requestUnstake(uint256 amount) external;
 
     /// @notice Returns the caller's whole unbonding stake once the unbonding delay has passed.
     function completeUnstake() external;
 
     /// @notice Slashes the provider of `report.rentalId` for a quorum-signed fault.
-    /// @dev Each (rentalId, faultId) settles once. Amount: `slashBps` of
-    /// `minStakePerGpu(stakeToken) x rental.gpuCount`, capped by the provider's active plus
-    /// unbonding stake (active first). `renterSlashShareBps` of it goes to the renter, the rest
-    /// to the treasury, both as withdrawable balances. Callable by anyone.
+    /// @dev Each (rentalId, faultId) settles once, and each (rentalId, kind, window) once, where
+    /// window = (observedAt - startedAt) / slashWindowSeconds. The rental must be Active, or
+    /// Ended within its settlement grace; observedAt within [startedAt, end]. Amount: the
+    /// rental's `slashBps` of its collateral, capped by the collateral not yet slashed; reverts
+    /// if that is 0. The amount leaves the provider's locked stake and is held for the rental;
+    /// finalization pays the renter its share (capped) and the treasury the rest. Callable by
+    /// anyone.
     /// @param signatures Concatenated 65-byte signatures, ascending signer order (see IOracleQuorum).
     function slash(FaultReport calldata report, bytes calldata signatures) external;
 

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {Rental, EndReason} from "../contracts/types/DataTypes.sol";
+import {Rental, RentalTerms, EndReason} from "../contracts/types/DataTypes.sol";
 
 /// @title IRentalEscrow
 /// @notice Rentals: budget escrow, start, top-up, end, finalization, and the pull ledger.
 /// @dev Every state has an exit that needs no cooperation from the other side:
 /// Open -> Cancelled (renter or provider at any time, anyone after `startDeadline`);
 /// Active -> Ended (renter or provider at any time; anyone after `maxDurationSeconds` or after
-/// `silenceTimeout` without a settlement); Ended -> Finalized (provider at once, anyone after
-/// `settlementGrace`). Refunds, earnings, fees and slash shares are credited to withdrawable
-/// balances; `withdraw` pays them out. No token is pushed to anyone but the caller.
+/// `silenceTimeout` without a settlement); Ended -> Finalized (anyone after `settlementGrace`,
+/// during which the final report can settle and faults can still slash). Refunds, earnings,
+/// fees and slash shares are credited to withdrawable balances; `withdraw` pays them out. No
+/// token is pushed to anyone but the caller. A renter gets its refund without the provider on
+/// every path: cancel (Open), end then finalize after the grace (Active), finalize (Ended).
+/// Timeouts, grace, fee, slash terms and collateral are the rental's own (RentalTerms, fixed at
+/// open); later parameter changes never apply to it.
 interface IRentalEscrow {
     /// @notice Emitted when a renter opens a rental and escrows its budget.
     event RentalOpened(
@@ -56,17 +60,34 @@ interface IRentalEscrow {
     error RentalEscrow_TransferShortfall(address token, uint256 expected, uint256 received);
     /// @notice Nothing to withdraw.
     error RentalEscrow_NothingToWithdraw(address account, address token);
+    /// @notice The provider's free stake `free` (active - locked) is below the rental's
+    /// `collateral`, or its stake is not in the rental's stake token.
+    error RentalEscrow_CollateralUnavailable(uint256 rentalId, uint256 free, uint256 collateral);
 
     /// @notice Opens a rental of `gpuCount` GPUs of `offerId`, escrowing `budget` of the offer's
-    /// payment token from the caller (who becomes the renter).
+    /// payment token from the caller (who becomes the renter), and fixes its terms
+    /// (`rentalTerms`): the offer's agent, model, region, intensity and SLA, the GPU model
+    /// table's power limit and memory, and the current fee, timeouts, grace, slash terms and
+    /// collateral per GPU.
+    /// @dev Reverts unless the offer is listed, its GPU model is registered, and the provider's
+    /// stake is in an allowed stake token and covers its listed GPUs.
     /// @param expectedOfferVersion The offer version the renter saw (protects against an update
     /// racing the open).
+    /// @param workloadHash Commitment to the renter's workload spec (0 = none); the provider's
+    /// daemon must run exactly that workload.
     /// @return rentalId The new rental id (ids start at 1).
-    function openRental(uint256 offerId, uint32 expectedOfferVersion, uint16 gpuCount, uint256 budget)
-        external
-        returns (uint256 rentalId);
+    function openRental(
+        uint256 offerId,
+        uint32 expectedOfferVersion,
+        uint16 gpuCount,
+        uint256 budget,
+        bytes32 workloadHash
+    ) external returns (uint256 rentalId);
 
-    /// @notice The provider starts an open rental before its start deadline.
+    /// @notice The provider starts an open rental before its start deadline and locks its
+    /// collateral (collateralPerGpu x gpuCount of its stake) until the rental is finalized.
+    /// @dev Reverts unless the offer is still listed, the stake token still allowed, and the
+    /// provider's free stake (active - locked) covers the collateral.
     function startRental(uint256 rentalId) external;
 
     /// @notice Adds `amount` to the budget of an open or active rental (anyone may pay; refunds
@@ -82,13 +103,15 @@ interface IRentalEscrow {
     /// settle during the settlement grace.
     function endRental(uint256 rentalId) external;
 
-    /// @notice Anyone ends an active rental that has had no settlement for `silenceTimeout`
+    /// @notice Anyone ends an active rental that has had no settlement for its `silenceTimeout`
     /// seconds (counted from the last settlement or the start). Counts as abandoned by the
     /// provider.
     function closeSilentRental(uint256 rentalId) external;
 
-    /// @notice Finalizes an ended rental: the provider at once, anyone after `settlementGrace`.
-    /// Credits the unused budget to the renter and the protocol fee to the treasury; updates
+    /// @notice Finalizes an ended rental (anyone, once the rental's `settlementGrace` has passed).
+    /// Credits the unused budget to the renter and the protocol fee to the treasury, releases
+    /// the provider's locked collateral, pays out the rental's slashes (the renter's share,
+    /// capped by what the rental cost the renter, and the rest to the treasury), and updates
     /// reputation.
     function finalizeRental(uint256 rentalId) external;
 
@@ -98,6 +121,10 @@ interface IRentalEscrow {
 
     /// @notice The stored rental.
     function getRental(uint256 rentalId) external view returns (Rental memory);
+
+    /// @notice The terms fixed when `rentalId` opened (all zero for an unknown rental). Nodes
+    /// meter and judge a rental by these only, never by the live offer or parameters.
+    function rentalTerms(uint256 rentalId) external view returns (RentalTerms memory);
 
     /// @notice Number of rentals ever opened (the highest rental id).
     function rentalCount() external view returns (uint256);

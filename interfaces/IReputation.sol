@@ -5,8 +5,9 @@ import {Reputation} from "../contracts/types/DataTypes.sol";
 
 /// @title IReputation
 /// @notice Provider reputation from what settled on chain.
-/// @dev Counters change only at finalization (completed or abandoned rental, attested
-/// GPU-seconds, last attested uptime) and at slashing (slash count).
+/// @dev Counters change only at finalization (fees paid, fees weighted by attested uptime,
+/// completed or abandoned rental, attested GPU-seconds) and at slashing (count and amount).
+/// docs/economics.md gives the formula and what it costs to move a score.
 interface IReputation {
     /// @notice Emitted when a provider's counters change.
     event ReputationUpdated(address indexed provider, Reputation reputation);
@@ -14,10 +15,11 @@ interface IReputation {
     /// @notice The counters of `provider`.
     function reputationOf(address provider) external view returns (Reputation memory);
 
-    /// @notice Score in 0..10000.
-    /// @dev If reportedRentals == 0 the score is 0. Otherwise
-    /// avgUptimeBps = uptimeBpsSum / reportedRentals and
-    /// score = avgUptimeBps * completed / (completed + abandoned + 2 * slashCount + 1)
-    /// (integer division, floor). The +1 is a prior: a provider earns its score with history.
+    /// @notice Score in 0..9999.
+    /// @dev score = 10000 * deliveredFees / (feesPaid + abandonedCollateral + slashedAmount +
+    /// reputationPrior) (integer division, floor), where deliveredFees sums, over completed
+    /// rentals, fee * uptimeBps / 10000 with uptimeBps = min(10000, 10000 * attested available
+    /// GPU-seconds / (gpuCount * (endedAt - startedAt))). A score is bought only with protocol
+    /// fees: moving it from X to Y by self-rental costs at least the fees of docs/economics.md.
     function reputationScore(address provider) external view returns (uint256);
 }

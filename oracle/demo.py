@@ -252,13 +252,13 @@ class DemoKeys:
 
 def make_keys(state: Path, nodes: int, *, fast_kdf: bool = False) -> DemoKeys:
     """Fresh keys under ``state``, sharing one random password (a file, mode 0600)."""
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 
     password = secrets.token_urlsafe(24)
     password_file = state / "keystore-password"
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
-    kdf = {"kdf": "pbkdf2", "iterations": 1000} if fast_kdf else {}
+    kdf = dict(CHEAPEST_ACCEPTED_KDF) if fast_kdf else {}
     node_keystores = [state / f"node-{i + 1}.json" for i in range(nodes)]
     node_addresses = [new_keystore(path, password, **kdf) for path in node_keystores]
     agent_keystore = state / "agent.json"
@@ -319,7 +319,10 @@ def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
         signer_args = [a for address in keys.node_addresses for a in ("--signer", address)]
         ui.step(f"deploying GpuRentMarket + TestStablecoin, oracle quorum {options.threshold} of {options.nodes}",
                 f"gpurent deploy --dev-account {DEPLOYER} --signer … --threshold {options.threshold}")
-        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), dev_account=DEPLOYER)
+        # A small reputation prior (0.01 tUSD of fees) so the demo's one short rental moves the
+        # score; a real market keeps the default (docs/economics.md).
+        deployment = gp("deploy", *signer_args, "--threshold", str(options.threshold), "--reputation-prior", "0.01",
+                        dev_account=DEPLOYER)
         for label, tx in deployment["transactions"].items():
             txs.setdefault(f"deploy {label}", []).append(tx)
         ui.note(f"market {deployment['market']}  tUSD {deployment['payment_token']}")
@@ -363,7 +366,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             f"gpurent provider offer create --gpu-model '{GPU_MODEL}' --price-per-gpu-hour "
             f"{options.price_per_gpu_hour} --region {options.region} --agent {agent_address[:10]}…")
     offer = gp("provider", "offer", "create", "--gpu-model", GPU_MODEL, "--gpu-count", "1",
-               "--memory-mib", "81559", "--price-per-gpu-hour", options.price_per_gpu_hour,
+               "--price-per-gpu-hour", options.price_per_gpu_hour,
                "--price-per-kwh", options.price_per_kwh, "--region", options.region,
                "--agent", agent_address, dev_account=PROVIDER)["offer"]
     provider_before = gp("provider", "status", provider)
@@ -452,7 +455,8 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         time.sleep(0.05)
 
     agent_config = {
-        "rental_id": rental_id, "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
+        "rental_id": rental_id, "chain_id": int(deployment["chain_id"]), "market": deployment["market"],
+        "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
         "keystore_password_file": str(keys.password_file),
         "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
         "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,
@@ -542,7 +546,14 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
     # -- finalize, withdraw ----------------------------------------------------------------------
-    ui.step("provider finalizes: unused budget back to the renter, reputation updated",
+    # Finalization waits the rental's settlement grace (faults can still slash it until then);
+    # the demo's anvil skips that time instead of waiting a day.
+    grace_s = int(gp("rent", "status", str(rental_id))["terms"]["settlement_grace_s"])
+    ui.step(f"anvil skips the rental's {grace_s} s settlement grace (late faults could still slash it until then)",
+            f"cast rpc evm_increaseTime {grace_s}")
+    _rpc(rpc, "evm_increaseTime", [grace_s + 1])
+    _rpc(rpc, "evm_mine", [])
+    ui.step("provider finalizes: unused budget back to the renter, collateral released, reputation updated",
             f"gpurent provider finalize {rental_id} --dev-account {PROVIDER}")
     finalized = gp("provider", "finalize", str(rental_id), dev_account=PROVIDER)
     ui.step("provider withdraws earnings, renter withdraws the refund",

@@ -71,13 +71,18 @@ class MarketParamsConfig:
     start_timeout_s: int = 3_600
     silence_timeout_s: int = 3_600
     settlement_grace_s: int = DAY_S
-    unbonding_delay_s: int = 14 * DAY_S
+    # Above max_rental_duration_s + settlement_grace_s (the contract enforces it).
+    unbonding_delay_s: int = 32 * DAY_S
+    max_rental_duration_s: int = 30 * DAY_S
+    slash_window_s: int = 3_600
+    # The reputation score's prior, in payment-token units of fees (100 tokens of 6 decimals).
+    reputation_prior: int = 100 * 10**6
 
     def as_tuple(self) -> tuple:
         return (
             self.treasury, self.protocol_fee_bps, self.renter_slash_share_bps, self.slash_bps,
             self.start_timeout_s, self.silence_timeout_s, self.settlement_grace_s,
-            self.unbonding_delay_s,
+            self.unbonding_delay_s, self.max_rental_duration_s, self.slash_window_s, self.reputation_prior,
         )
 
 
@@ -101,6 +106,12 @@ class Deployment:
     min_operator_bond: int = 0
     signer_set: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    # The TimelockController holding the market's roles (governance above is its address), the
+    # account that may schedule through it, and its delay in seconds.
+    timelock: str = ""
+    proposer: str = ""
+    timelock_delay_s: int = 0
+    gpu_models: list[str] = field(default_factory=list)
     transactions: dict[str, str] = field(default_factory=dict)
     tool: str = "gpurent deploy"
     deployed_at: str = ""
@@ -193,7 +204,9 @@ def verification_lines(deployment: Deployment) -> list[str]:
         f" SignerSetUpdated(version {deployment.signer_set.get('version', '?')},"
         f" threshold {deployment.signer_set.get('threshold', '?')})",
         f"  - DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE held by {deployment.governance}"
-        " (move them to a multisig/timelock before real funds)",
+        + (f" (the timelock, delay {deployment.timelock_delay_s} s, proposer {deployment.proposer});"
+           f" the deployer {deployment.deployer} holds no role" if deployment.timelock
+           else " (move them to a multisig/timelock before real funds)"),
     ]
     return lines
 
@@ -274,13 +287,18 @@ def deploy_market(
     min_operator_bond: int = DEFAULT_MIN_OPERATOR_BOND,
     rebate_per_report: int = DEFAULT_REBATE_PER_REPORT,
     progress: Progress = _noop,
+    timelock_delay_s: int | None = None,
+    proposer: str | None = None,
 ) -> Deployment:
     """Deploy the market (and a ``TestStablecoin`` unless ``payment_token`` is given).
 
-    ``sender`` is an :class:`oracle.chain.tx.TransactionSender`; its account becomes the admin,
-    the governance role and (unless ``params`` say otherwise) the treasury. The token is allowed
-    for payment and for stake (``min_stake_per_gpu`` in its smallest unit). With ``signers`` the
-    oracle signer set is installed (sorted ascending, as the contract wants) with ``threshold``.
+    ``sender`` is an :class:`oracle.chain.tx.TransactionSender`; its account deploys and sets
+    up the market (token allowlists, every GPU model of :mod:`oracle.gpu_models`, the oracle
+    signer set with ``threshold``, sorted ascending as the contract wants), and is the treasury
+    unless ``params`` say otherwise. Then, unless ``timelock_delay_s`` is None, a
+    ``MarketTimelock`` with ``proposer`` (default: the deployer; a Safe multisig in production)
+    and ``timelock_delay_s`` receives the market's admin and governance roles and the deployer
+    renounces both: it keeps no role.
     """
     from web3 import Web3
 
@@ -326,6 +344,30 @@ def deploy_market(
         version, thr, current = market.call("signerSet")
         signer_set = {"version": int(version), "threshold": int(thr), "signers": list(current)}
 
+    from oracle.gpu_models import GPU_MODELS
+
+    progress(f"registering the {len(GPU_MODELS)} GPU models of oracle/gpu_models.py")
+    for model in GPU_MODELS:
+        txs[f"gpu model {model.name}"] = market.transact(
+            "setGpuModel", model.name.encode().ljust(32, b"\0"), model.power_limit_w, model.memory_mib).tx_hash
+
+    governance, timelock_address = sender.address, ""
+    proposer = Web3.to_checksum_address(proposer) if proposer else sender.address
+    if timelock_delay_s is not None:
+        timelock_art = get_artifact("MarketTimelock")
+        progress(f"deploying the governance timelock (delay {timelock_delay_s} s, proposer {proposer})")
+        # Executors: address(0) = anyone may execute a scheduled call once its delay has passed.
+        timelock_address, result = deploy(sender, timelock_art.abi, timelock_art.bytecode, timelock_delay_s,
+                                          [proposer], ["0x" + "00" * 20])
+        txs["timelock"] = result.tx_hash
+        admin_role, gov_role = bytes(32), bytes(market.call("GOVERNANCE_ROLE"))
+        progress("handing the market's roles to the timelock; the deployer renounces its own")
+        for label, role in (("governance", gov_role), ("admin", admin_role)):
+            txs[f"grant {label} role to timelock"] = market.transact("grantRole", role, timelock_address).tx_hash
+        for label, role in (("governance", gov_role), ("admin", admin_role)):
+            txs[f"renounce {label} role"] = market.transact("renounceRole", role, sender.address).tx_hash
+        governance = timelock_address
+
     token = BoundContract(sender, payment_token, token_art.abi)
     symbol, decimals = "", 18
     try:
@@ -340,6 +382,7 @@ def deploy_market(
     registry_address = deploy_operator_registry(
         sender, market_address, treasury=params.treasury, bond_token=payment_token, min_bond=min_operator_bond,
         rebate_token=payment_token, rebate_per_report=rebate_per_report, txs=txs, progress=progress,
+        admin=timelock_address or None,  # with a timelock, the deployer keeps no registry role either
     )
 
     return Deployment(
@@ -348,7 +391,7 @@ def deploy_market(
         payment_token=payment_token,
         stake_token=payment_token,
         deployer=sender.address,
-        governance=sender.address,
+        governance=governance,
         block_number=block_number,
         network=NETWORK_NAMES.get(chain_id, f"chain-{chain_id}"),
         payment_token_symbol=symbol,
@@ -360,6 +403,10 @@ def deploy_market(
         signer_set=signer_set,
         params=asdict(params),
         transactions=txs,
+        timelock=timelock_address,
+        proposer=proposer if timelock_address else "",
+        timelock_delay_s=timelock_delay_s or 0,
+        gpu_models=[m.name for m in GPU_MODELS],
         tool="gpurent deploy",
         deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

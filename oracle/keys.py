@@ -7,8 +7,10 @@
 Outside ``dev=True`` both refuse an unsafe password (empty, shorter than
 ``MIN_PASSWORD_CHARS``, or a well-known default such as "password" or "changeme"), and
 ``load_keystore`` refuses a file that group or others can read, the way ssh refuses a private
-key with loose permissions. The KDF is eth-account's default (scrypt, n=262144) unless
-``kdf``/``iterations`` say otherwise (tests use a cheap setting).
+key with loose permissions, and a file whose KDF is too cheap to slow down a password guess
+(scrypt with ``n`` below ``MIN_SCRYPT_N``, pbkdf2 with fewer than ``MIN_PBKDF2_ITERATIONS``, or
+any other KDF). The KDF is eth-account's default (scrypt, n=262144) unless ``kdf``/``iterations``
+say otherwise (tests use the cheapest accepted setting, ``CHEAPEST_ACCEPTED_KDF``, or dev mode).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from eth_account import Account
 from oracle.errors import KeystoreError
 
 MIN_PASSWORD_CHARS = 8
+MIN_SCRYPT_N = 1 << 14  # scrypt with r=8: 16 MiB of memory per guess
+MIN_PBKDF2_ITERATIONS = 100_000
+CHEAPEST_ACCEPTED_KDF = {"kdf": "pbkdf2", "iterations": MIN_PBKDF2_ITERATIONS}
 DEFAULT_PASSWORDS = frozenset(
     {
         "",
@@ -66,6 +71,28 @@ def check_password(password: str, *, dev: bool = False) -> None:
             f"refusing a keystore password shorter than {MIN_PASSWORD_CHARS} characters "
             "outside dev mode"
         )
+
+
+def check_kdf(keystore: dict, path: str | os.PathLike[str] = "keystore") -> None:
+    """Raise ``KeystoreError`` unless the keystore's KDF makes each password guess expensive."""
+    crypto = next((v for k, v in keystore.items() if k.lower() == "crypto"), None)
+    kdf = str(crypto.get("kdf", "")).lower() if isinstance(crypto, dict) else ""
+    params = crypto.get("kdfparams", {}) if isinstance(crypto, dict) else {}
+    params = params if isinstance(params, dict) else {}
+    fix = ("re-encrypt the key with eth-account's default scrypt (eth_account.Account.encrypt(key, "
+           "password)), or make a new key with `gpurent oracle keys new`")
+    if kdf == "scrypt":
+        n, r = params.get("n"), params.get("r", 8)
+        if not isinstance(n, int) or not isinstance(r, int) or n * r < MIN_SCRYPT_N * 8:
+            raise KeystoreError(f"refusing {path} outside dev mode: its scrypt KDF (n={n}, r={r}) is too cheap "
+                                f"(at least n={MIN_SCRYPT_N} with r=8); {fix}")
+    elif kdf == "pbkdf2":
+        c = params.get("c")
+        if not isinstance(c, int) or c < MIN_PBKDF2_ITERATIONS:
+            raise KeystoreError(f"refusing {path} outside dev mode: its pbkdf2 KDF has {c} iterations (at least "
+                                f"{MIN_PBKDF2_ITERATIONS}); {fix}")
+    else:
+        raise KeystoreError(f"refusing {path}: unknown keystore KDF {kdf!r} (scrypt or pbkdf2)")
 
 
 def new_keystore(
@@ -126,6 +153,8 @@ def load_keystore(path: str | os.PathLike[str], password: str, *, dev: bool = Fa
         ) from None
     if not isinstance(data, dict) or "crypto" not in {k.lower() for k in data}:
         raise KeystoreError(f"{path} is not a Web3 Secret Storage keystore")
+    if not dev:
+        check_kdf(data, path)
     try:
         return bytes(Account.decrypt(data, password))
     except ValueError as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from brownie import (
     GovernanceLogic,
     GpuRentMarket,
+    MarketTimelock,
     OfferLogic,
+    RentalLogic,
     OperatorRegistry,
     StakingLogic,
     TestStablecoin,
@@ -19,9 +21,10 @@ from brownie import (
     network,
 )
 
-# Sane defaults: 1% protocol fee; half of a slash to the renter; a fault slashes 10% of the
-# minimum stake for the rental's GPUs; 1 h to start; 1 h of silence closes; 1 day settlement
-# grace; 14 days unbonding.
+# Sane defaults: 1% protocol fee; half of a slash to the renter (capped by what the rental cost
+# it); a fault slashes 10% of the rental's collateral, each kind once per hour; 1 h to start;
+# 1 h of silence closes; 1 day settlement grace; rentals up to 30 days; 32 days unbonding (the
+# contract keeps it above the longest rental plus the grace); reputation prior 100 tUSD of fees.
 DEFAULT_PARAMS = {
     "protocolFeeBps": 100,
     "renterSlashShareBps": 5_000,
@@ -29,22 +32,53 @@ DEFAULT_PARAMS = {
     "startTimeout": 3_600,
     "silenceTimeout": 3_600,
     "settlementGrace": 86_400,
-    "unbondingDelay": 14 * 86_400,
+    "unbondingDelay": 32 * 86_400,
+    "maxRentalDuration": 30 * 86_400,
+    "slashWindowSeconds": 3_600,
+    "reputationPrior": 100 * 10**6,
 }
+PARAM_ORDER = ("protocolFeeBps", "renterSlashShareBps", "slashBps", "startTimeout", "silenceTimeout",
+               "settlementGrace", "unbondingDelay", "maxRentalDuration", "slashWindowSeconds", "reputationPrior")
 DEFAULT_MIN_STAKE_PER_GPU = 100 * 10**6  # 100 tUSD (6 decimals) per GPU listed
 # Oracle operators (docs/economics.md, "Operators"): bond 1,000 tUSD; half of it slashed per proven
 # equivocation, a fifth of that to the prover; 14 days unbonding; 0.005 tUSD rebate per report.
 DEFAULT_MIN_OPERATOR_BOND = 1_000 * 10**6
 DEFAULT_OPERATOR_PARAMS = {"slashBps": 5_000, "proverRewardBps": 2_000, "unbondingDelay": 14 * 86_400,
                            "rebatePerReport": 5_000}
-LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic)
+LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic, RentalLogic)
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def params_tuple(treasury: str, **overrides: int) -> tuple:
     """MarketParams as the tuple the constructor and setParams take."""
     p = dict(DEFAULT_PARAMS, **overrides)
-    return (treasury, p["protocolFeeBps"], p["renterSlashShareBps"], p["slashBps"], p["startTimeout"],
-            p["silenceTimeout"], p["settlementGrace"], p["unbondingDelay"])
+    return (treasury, *(p[name] for name in PARAM_ORDER))
+
+
+def register_gpu_models(market, account) -> list[str]:
+    """Registers every row of oracle/gpu_models.py in the market's GPU model table."""
+    from oracle.gpu_models import GPU_MODELS
+
+    for model in GPU_MODELS:
+        market.setGpuModel(model.name.encode().ljust(32, b"\0"), model.power_limit_w, model.memory_mib,
+                           {"from": account})
+    return [model.name for model in GPU_MODELS]
+
+
+def hand_to_timelock(market, account, *, delay_s: int, proposer: str | None = None, registry=None):
+    """Deploys a MarketTimelock (proposer: `proposer`, default `account`; anyone executes once
+    the delay has passed), grants it the admin and governance roles of the market (and of the
+    operator registry, if given), and makes `account` renounce them: the deployer keeps no role."""
+    timelock = MarketTimelock.deploy(delay_s, [proposer or account.address], [ZERO_ADDRESS], {"from": account})
+    for contract in (market, registry):
+        if contract is None:
+            continue
+        admin_role, gov_role = contract.DEFAULT_ADMIN_ROLE(), contract.GOVERNANCE_ROLE()
+        for role in (gov_role, admin_role):
+            contract.grantRole(role, timelock, {"from": account})
+        for role in (gov_role, admin_role):
+            contract.renounceRole(role, account, {"from": account})
+    return timelock
 
 
 def deploy_libraries(account) -> dict:
@@ -73,13 +107,17 @@ def deploy(
     threshold: int | None = None,
     stablecoin: bool | None = None,
     min_stake_per_gpu: int = DEFAULT_MIN_STAKE_PER_GPU,
+    timelock_delay: int | None = None,
+    proposer: str | None = None,
     **param_overrides: int,
 ) -> dict:
-    """Deploys the libraries, GpuRentMarket (admin and governance: `account`) and, when
-    `stablecoin` (default: on development chains), TestStablecoin allowlisted for payment and
-    stake. Installs `signers` (sorted ascending) with `threshold` (default: majority) if given.
+    """Deploys the libraries, GpuRentMarket (admin and governance: `account`), registers the GPU
+    models of oracle/gpu_models.py and, when `stablecoin` (default: on development chains),
+    TestStablecoin allowlisted for payment and stake. Installs `signers` (sorted ascending) with
+    `threshold` (default: majority) if given. With `timelock_delay`, the market's roles then go
+    to a MarketTimelock (proposer `proposer`, default `account`) and `account` keeps none.
 
-    Returns {"market": ..., "stablecoin": ... or None, "libraries": {...}}.
+    Returns {"market": ..., "stablecoin": ... or None, "libraries": {...}, "timelock": ... or None}.
     """
     if stablecoin is None:
         stablecoin = network.show_active().startswith("development") or network.show_active() == "anvil"
@@ -97,15 +135,24 @@ def deploy(
     registry = None
     if token is not None:
         registry = deploy_operator_registry(account, market, token, treasury=treasury)
-    return {"market": market, "stablecoin": token, "libraries": libraries, "operator_registry": registry}
+    models = register_gpu_models(market, account)
+    timelock = None
+    if timelock_delay is not None:
+        timelock = hand_to_timelock(market, account, delay_s=timelock_delay, proposer=proposer, registry=registry)
+    return {"market": market, "stablecoin": token, "libraries": libraries, "operator_registry": registry,
+            "timelock": timelock, "gpu_models": models}
 
 
 def main() -> dict:
     if _is_live_network():
         return deploy_live()
+    import os
+
     account = accounts[0]
-    deployed = deploy(account)
+    deployed = deploy(account, timelock_delay=int(os.environ.get("GPURENT_TIMELOCK_DELAY", "60")),
+                      proposer=os.environ.get("GPURENT_PROPOSER") or None)
     print(f"GpuRentMarket   {deployed['market'].address}")
+    print(f"MarketTimelock  {deployed['timelock'].address} (holds the market's roles; the deployer none)")
     if deployed["operator_registry"] is not None:
         print(f"OperatorRegistry {deployed['operator_registry'].address}")
     if deployed["stablecoin"] is not None:
@@ -123,6 +170,9 @@ LIVE_ENV_HELP = """\
   GPURENT_PAYMENT_TOKEN      an existing ERC-20 for payment and stake (default: deploy TestStablecoin)
   GPURENT_MIN_STAKE_PER_GPU  in the token's smallest unit (default 100 tUSD = 100000000)
   GPURENT_SIGNERS            comma-separated oracle node addresses; GPURENT_THRESHOLD (default: majority)
+  GPURENT_PROPOSER           who schedules governance changes through the timelock (a Safe multisig;
+                             default: the deployer, for testnets only)
+  GPURENT_TIMELOCK_DELAY     seconds each governance change waits (default 172800, 2 days)
   GPURENT_DEPLOYMENTS        deployment file (default ~/.gpurent/deployments.json)"""
 
 
@@ -168,21 +218,30 @@ def deploy_live() -> dict:
     brownie_contract._add_deployment = lambda *args, **kwargs: None
     brownie_contract.ProjectContract._save_deployment = lambda self: None
 
+    proposer = os.environ.get("GPURENT_PROPOSER") or None
+    if proposer is None and chain.id in (1, 8453):
+        raise SystemExit("GPURENT_PROPOSER (a Safe multisig address) is required on a production chain\n" + LIVE_ENV_HELP)
+    delay = int(os.environ.get("GPURENT_TIMELOCK_DELAY", str(2 * 86_400)))
+    # The allowlist calls need the governance role, so they come before the hand-over.
     deployed = deploy(account, signers=signers, threshold=threshold, stablecoin=payment_token is None,
-                      min_stake_per_gpu=min_stake)
+                      min_stake_per_gpu=min_stake, timelock_delay=None)
     market = deployed["market"]
+    txs_setup = {}
+    registry = deployed["operator_registry"]
+    if deployed["stablecoin"] is None:
+        txs_setup["allow payment token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
+        txs_setup["allow stake token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
+        registry = deploy_operator_registry(account, market, payment_token)
+    timelock = hand_to_timelock(market, account, delay_s=delay, proposer=proposer, registry=registry)
     txs = {f"library {n}": lib.tx.txid for n, lib in deployed["libraries"].items()}
     txs["market"] = market.tx.txid
     token_address = payment_token
-    registry = deployed["operator_registry"]
     if deployed["stablecoin"] is not None:
         token_address = deployed["stablecoin"].address
         txs["stablecoin"] = deployed["stablecoin"].tx.txid
-    else:
-        txs["allow payment token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
-        txs["allow stake token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
-        registry = deploy_operator_registry(account, market, payment_token)
+    txs.update(txs_setup)
     txs["operator registry"] = registry.tx.txid
+    txs["timelock"] = timelock.tx.txid
     token = web3.eth.contract(address=token_address, abi=TestStablecoin.abi)
     version, thr, current = market.signerSet()
     deployment = Deployment(
@@ -191,7 +250,7 @@ def deploy_live() -> dict:
         payment_token=token_address,
         stake_token=token_address,
         deployer=account.address,
-        governance=account.address,
+        governance=timelock.address,
         block_number=market.tx.block_number,
         network=NETWORK_NAMES.get(chain.id, network.show_active()),
         payment_token_symbol=token.functions.symbol().call(),
@@ -202,9 +261,14 @@ def deploy_live() -> dict:
         min_operator_bond=DEFAULT_MIN_OPERATOR_BOND,
         signer_set={"version": int(version), "threshold": int(thr), "signers": [str(a) for a in current]},
         params=dict(zip(("treasury", "protocol_fee_bps", "renter_slash_share_bps", "slash_bps", "start_timeout_s",
-                         "silence_timeout_s", "settlement_grace_s", "unbonding_delay_s"),
+                         "silence_timeout_s", "settlement_grace_s", "unbonding_delay_s", "max_rental_duration_s",
+                         "slash_window_s", "reputation_prior"),
                         [str(v) if i == 0 else int(v) for i, v in enumerate(market.params())])),
         transactions=txs,
+        timelock=timelock.address,
+        proposer=proposer or account.address,
+        timelock_delay_s=delay,
+        gpu_models=deployed["gpu_models"],
         tool="brownie run scripts/deploy.py",
         deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

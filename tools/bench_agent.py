@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from oracle.agent import Agent, Backoff, Spool  # noqa: E402
+from oracle.node.testing import TEST_CHAIN_ID, TEST_MARKET  # noqa: E402
 from oracle.telemetry.sources import MultiSource, ReplaySource  # noqa: E402
 
 from oracle.traces import TRACE_A as DEFAULT_TRACE  # noqa: E402
@@ -99,7 +100,7 @@ def run_once(trace: Path, gpus: int, seconds: int, batch_samples: int, node_urls
     )
     spool = Spool(workdir / f"spool-{gpus}-{len(node_urls)}-{time.monotonic_ns()}.db")
     agent = Agent(
-        source=source, spool=spool, private_key=BENCH_KEY, rental_id=1,
+        source=source, spool=spool, private_key=BENCH_KEY, rental_id=1, chain_id=TEST_CHAIN_ID, market=TEST_MARKET,
         nodes=node_urls or ["http://127.0.0.1:9"], sample_hz=1, batch_samples=batch_samples,
         clock_ms=clock, sleep=clock.sleep, deliver=bool(node_urls),
         backoff_factory=lambda: Backoff(0.05, 0.5), drain_timeout_s=60, idle_poll_s=0.2,

@@ -36,6 +36,7 @@ from oracle.node.rentals import InMemoryRentalRegistry, Rental, meter_terms  # n
 from oracle.node.storage import NodeStorage  # noqa: E402
 from oracle.node.testing import AGENT_KEY, NODE_KEY, chain_batches  # noqa: E402
 from oracle.telemetry.batches import TelemetryBatch, address_of  # noqa: E402
+from oracle.telemetry.codec import decode_batch, encode_batch  # noqa: E402
 from oracle.telemetry.samples import GpuInfo, Sample, read_trace_csv  # noqa: E402
 from oracle.traces import TRACE_TRAIN  # noqa: E402
 
@@ -93,13 +94,14 @@ def incremental_step(hours: float, telemetry: Telemetry, workdir: Path, repeat: 
     storage = NodeStorage(workdir / f"inc-{hours}.sqlite3")
     key = terms.checkpoint_key()
     storage.put_checkpoint(RENTAL_ID, batches, key, state.to_bytes())
-    body = TelemetryBatch(RENTAL_ID, address_of(AGENT_KEY), batches, bytes(32), tuple(telemetry.gpus),
-                          tuple(telemetry.batch())).signed(AGENT_KEY).to_wire_bytes()
+    stored = encode_batch(TelemetryBatch(RENTAL_ID, address_of(AGENT_KEY), batches, bytes(32), tuple(telemetry.gpus),
+                                         tuple(telemetry.batch()), chain_id=31337,
+                                         market="0x" + "42" * 20).signed(AGENT_KEY))  # as the node stores it
 
     def step():
         _, blob = storage.checkpoint_at_most(RENTAL_ID, batches, key)
         st = MeterState.from_bytes(blob)
-        feed(st, terms, DEFAULT_POLICY, TelemetryBatch.from_wire_bytes(body).samples)
+        feed(st, terms, DEFAULT_POLICY, decode_batch(stored).samples)
         out = totals(st, terms)
         storage.put_checkpoint(RENTAL_ID, batches + 1, key, st.to_bytes())
         return out

@@ -2,10 +2,10 @@
 """Benchmark the attestation node, side by side in one run on this machine (loopback only).
 
 (a) Verified telemetry batches per second through the node's real ingest path (a real uvicorn
-    server, ``POST /v1/batches``: parse, physics and freshness checks, coincurve signature
+    server, ``POST /v1/rentals/{id}/batches``: parse, physics and freshness checks, coincurve signature
     recovery, hash chain, durable SQLite commit with synchronous=FULL) versus a bare FastAPI
     endpoint that receives the same bodies (``payload: dict`` body, returns a constant), both
-    served by ``python -m uvicorn`` with the same flags. The client is one httpx.AsyncClient
+    served by the node's own server (``python -m oracle.node.server``) with the same flags. The client is one httpx.AsyncClient
     with keep-alive and ``--concurrency`` connections; bodies are pre-signed batches of the real
     H100 trace (``shared/telemetry/h100_trace_a.csv``), shifted to now, one hash chain per rental.
     Goal: node >= 0.5 x bare.
@@ -53,8 +53,8 @@ def bare_app():
 
     app = FastAPI()
 
-    @app.post("/v1/batches")
-    async def receive(payload: dict = Body(...)) -> dict:
+    @app.post("/v1/rentals/{rental_id}/batches")
+    async def receive(rental_id: int, payload: dict = Body(...)) -> dict:
         return {"status": "accepted"}
 
     @app.get("/healthz")
@@ -103,8 +103,9 @@ async def drive(url: str, chains: list[list[bytes]], concurrency: int) -> tuple[
         async def worker() -> None:
             while not queue.empty():
                 chain = queue.get_nowait()
+                path = f"/v1/rentals/{json.loads(chain[0])['rental_id']}/batches"
                 for body in chain:
-                    response = await client.post("/v1/batches", content=body, headers=headers)
+                    response = await client.post(path, content=body, headers=headers)
                     key = f"{response.status_code} {response.json().get('status', response.json().get('reason'))}"
                     statuses[key] = statuses.get(key, 0) + 1
 

@@ -103,7 +103,7 @@ def main() -> None:
             for client in apps.values():
                 for r in rentals:
                     for batch in chains[r][first:upto]:
-                        assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+                        assert client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes()).status_code == 200
 
         def route(request: httpx.Request) -> httpx.Response:
             answer = apps[request.url.host].request(request.method, request.url.path, params=request.url.params,

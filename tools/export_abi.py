@@ -22,7 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "oracle" / "chain" / "abi"
-DEPLOYABLE = ("GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "TestStablecoin", "OperatorRegistry")
+DEPLOYABLE = (
+    "GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic", "MarketTimelock", "TestStablecoin",
+    "OperatorRegistry",
+)
 INTERFACES = (
     "IGpuRentMarket",
     "IOracleQuorum",

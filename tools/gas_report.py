@@ -63,7 +63,7 @@ def build() -> None:
     subprocess.run(["forge", "build"], cwd=ROOT, env=_env(), check=True, capture_output=True)
 
 
-LIBRARIES = ("OfferLogic", "StakingLogic", "GovernanceLogic")
+LIBRARIES = ("OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic")
 
 
 def artifact(name: str) -> dict:
@@ -177,9 +177,19 @@ def as_tuple(report: UsageReport) -> tuple:
             report.uptime_bps, report.fault_flags, report.telemetry_hash, report.signer_set_version)
 
 
+NO_WORKLOAD = b"\0" * 32  # openRental's workloadHash: none
+
+
+def _abi_index(name: str, field: str) -> int:
+    """Position of `field` in the tuple `name` returns (follows the struct as compiled)."""
+    abi = json.loads((ROOT / "build" / "foundry" / "out" / "GpuRentMarket.sol" / "GpuRentMarket.json").read_text())["abi"]
+    fn = next(i for i in abi if i.get("type") == "function" and i["name"] == name)
+    return [c["name"] for c in fn["outputs"][0]["components"]].index(field)
+
+
 def offer_terms(token: str, agent: str, gpus: int = 8) -> tuple:
-    return (b"NVIDIA H100 80GB HBM3".ljust(32, b"\0"), gpus, 81_559, token, PRICE_PER_GPU_HOUR, PRICE_PER_KWH,
-            b"eu-north-1".ljust(32, b"\0"), 45, 30 * 86_400, 9_900, agent)
+    return (b"NVIDIA H100 80GB HBM3".ljust(32, b"\0"), gpus, token, PRICE_PER_GPU_HOUR, PRICE_PER_KWH,
+            b"eu-north-1".ljust(32, b"\0"), 45, 30 * 86_400, 9_900, 0, agent)
 
 
 def measure() -> dict:
@@ -198,7 +208,9 @@ def _measure(chain: Chain) -> dict:
     variants: dict[str, int] = {}
 
     token, gas["TestStablecoin.deploy"] = chain.deploy("TestStablecoin", sender=admin)
-    params = (treasury, 100, 5_000, 1_000, 3_600, 3_600, 86_400, 14 * 86_400)
+    # MarketParams: fee, renter share, slashBps, start/silence timeouts, grace, unbonding (above the
+    # 30-day max rental + grace), max rental, slash window, reputation prior (scripts/deploy.py's).
+    params = (treasury, 100, 5_000, 1_000, 3_600, 3_600, 86_400, 32 * 86_400, 30 * 86_400, 3_600, 100 * USDC)
     libraries = {}
     for lib in LIBRARIES:
         contract, gas[f"{lib}.deploy"] = chain.deploy(lib, sender=admin)
@@ -211,6 +223,7 @@ def _measure(chain: Chain) -> dict:
     gas["setParams"] = chain.send(fn.setParams(params), admin)
     gas["setPaymentToken"] = chain.send(fn.setPaymentToken(token.address, True), admin)
     gas["setStakeToken"] = chain.send(fn.setStakeToken(token.address, 100 * USDC), admin)
+    gas["setGpuModel"] = chain.send(fn.setGpuModel(b"NVIDIA H100 80GB HBM3".ljust(32, b"\0"), 700, 81_559), admin)
     signers = sorted((Account.from_key(k).address for k in SIGNER_KEYS), key=lambda a: int(a, 16))
     gas["setSignerSet_5"] = chain.send(fn.setSignerSet(signers, 3), admin)
     role = fn.GOVERNANCE_ROLE().call()
@@ -239,13 +252,13 @@ def _measure(chain: Chain) -> dict:
 
     def open_started(budget: int = 1_000 * USDC, by: str = renter, offer: int = offer_id,
                      version_: int = offer_version, start_by: str = provider) -> int:
-        chain.send(fn.openRental(offer, version_, 1, budget), by)
+        chain.send(fn.openRental(offer, version_, 1, budget, NO_WORKLOAD), by)
         rental_id = fn.rentalCount().call()
         chain.send(fn.startRental(rental_id), start_by)
         return rental_id
 
     # Rental lifecycle.
-    gas["openRental"] = chain.send(fn.openRental(offer_id, offer_version, 1, 1_000 * USDC), renter)
+    gas["openRental"] = chain.send(fn.openRental(offer_id, offer_version, 1, 1_000 * USDC, NO_WORKLOAD), renter)
     rental_id = fn.rentalCount().call()
     gas["topUp"] = chain.send(fn.topUp(rental_id, 100 * USDC), renter)
     gas["startRental"] = chain.send(fn.startRental(rental_id), provider)
@@ -264,17 +277,19 @@ def _measure(chain: Chain) -> dict:
                        SIGNER_KEYS)), keeper)
 
     gas["endRental"] = chain.send(fn.endRental(rental_id), renter)
+    chain.warp(86_400 + 1)  # finalization waits the settlement grace (faults can slash until then)
     gas["finalizeRental"] = chain.send(fn.finalizeRental(rental_id), provider)
     gas["withdraw"] = chain.send(fn.withdraw(token.address), provider)
 
-    chain.send(fn.openRental(offer_id, offer_version, 1, 10 * USDC), renter)
+    chain.send(fn.openRental(offer_id, offer_version, 1, 10 * USDC, NO_WORKLOAD), renter)
     gas["cancelRental"] = chain.send(fn.cancelRental(fn.rentalCount().call()), renter)
 
     silent = open_started()
     chain.warp(3_601)
     gas["closeSilentRental"] = chain.send(fn.closeSilentRental(silent), keeper)
 
-    fault = FaultReport(rental_id=silent, fault_id=0, kind=1, observed_at=PERIOD_END,
+    observed_at = fn.getRental(silent).call()[_abi_index("getRental", "startedAt")]  # within the rental, as slash requires
+    fault = FaultReport(rental_id=silent, fault_id=0, kind=1, observed_at=observed_at,
                         evidence_hash=keccak(text="fault-evidence"), signer_set_version=version)
     fault_digest = fault_report_digest(fault, chain_id, market.address)
     fault_tuple = (fault.rental_id, fault.fault_id, fault.kind, fault.observed_at, fault.evidence_hash,
@@ -313,7 +328,7 @@ def _measure(chain: Chain) -> dict:
     # Unstaking.
     chain.send(fn.withdrawOffer(offer_id), provider)
     gas["requestUnstake"] = chain.send(fn.requestUnstake(1_000 * USDC), provider)
-    chain.warp(14 * 86_400 + 1)
+    chain.warp(32 * 86_400 + 1)
     gas["completeUnstake"] = chain.send(fn.completeUnstake(), provider)
 
     headline = {"settle_single_3of5": gas["settle_single_3of5"], "settle_batch_100_per_rental": batch_total // 100}

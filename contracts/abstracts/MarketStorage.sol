@@ -7,7 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {Offer, Rental, Stake, Reputation, MarketParams} from "../types/DataTypes.sol";
+import {Offer, Rental, RentalTerms, Stake, Reputation, MarketParams, GpuModelSpec} from "../types/DataTypes.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 
 /// @title MarketStorage
@@ -37,16 +37,24 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     mapping(address token => bool allowed) internal _stakeTokens;
     /// @dev Kept when a stake token is disallowed, so existing stakes stay slashable.
     mapping(address token => uint256 amount) internal _stakeTokenMinPerGpu;
+    /// @dev The GPU model table (governance): createOffer takes memory from it, openRental
+    /// snapshots powerLimitW and memoryMib into the rental's terms.
+    mapping(bytes32 model => GpuModelSpec spec) internal _gpuModels;
 
     // ---------------------------------------------------------------- staking
     mapping(address provider => Stake stake) internal _stakes;
     mapping(uint256 rentalId => mapping(uint32 faultId => bool settled)) internal _faultSettled;
+    /// @dev Key: window index << 8 | fault kind; set when that kind slashed in that window.
+    mapping(uint256 rentalId => mapping(uint256 windowKind => bool used)) internal _slashWindowUsed;
 
     // ---------------------------------------------------------------- offers and rentals
     uint256 internal _offerCount;
     mapping(uint256 offerId => Offer offer) internal _offers;
     uint256 internal _rentalCount;
     mapping(uint256 rentalId => Rental rental) internal _rentals;
+    /// @dev Terms fixed at openRental (read by nodes via rentalTerms, by slash, close and
+    /// finalize); written once, never by settlement.
+    mapping(uint256 rentalId => RentalTerms terms) internal _rentalTerms;
 
     // ---------------------------------------------------------------- ledger and reputation
     mapping(address account => mapping(address token => uint256 amount)) internal _balances;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {Offer, OfferTerms} from "../types/DataTypes.sol";
+import {Offer, OfferTerms, OFFER_LAYOUT} from "../types/DataTypes.sol";
 import {IOfferBook} from "../../interfaces/IOfferBook.sol";
 import {OfferLogic} from "../libraries/OfferLogic.sol";
 import {ProviderStaking} from "./ProviderStaking.sol";
+import {PackedView} from "../libraries/PackedView.sol";
 
 /// @title OfferBook
 /// @notice Providers list, update and withdraw offers (listing logic in the OfferLogic library).
@@ -20,11 +21,14 @@ abstract contract OfferBook is IOfferBook, ProviderStaking {
         if (offerId > type(uint32).max) revert OfferBook_UnknownOffer(offerId);
         // Effect:
         _offerCount = offerId;
+        address stakeToken = _stakes[msg.sender].token;
         OfferLogic.create(
             _offers[offerId],
             _stakes[msg.sender],
-            _stakeTokenMinPerGpu[_stakes[msg.sender].token],
+            _stakeTokenMinPerGpu[stakeToken],
             _paymentTokens[terms.paymentToken],
+            _stakeTokens[stakeToken],
+            _gpuModels[terms.gpuModel],
             offerId,
             terms
         );
@@ -32,11 +36,14 @@ abstract contract OfferBook is IOfferBook, ProviderStaking {
 
     /// @inheritdoc IOfferBook
     function updateOffer(uint256 offerId, OfferTerms calldata terms) external {
+        address stakeToken = _stakes[msg.sender].token;
         OfferLogic.update(
             _ownActiveOffer(offerId),
             _stakes[msg.sender],
-            _stakeTokenMinPerGpu[_stakes[msg.sender].token],
+            _stakeTokenMinPerGpu[stakeToken],
             _paymentTokens[terms.paymentToken],
+            _stakeTokens[stakeToken],
+            _gpuModels[terms.gpuModel],
             offerId,
             terms
         );
@@ -53,7 +60,11 @@ abstract contract OfferBook is IOfferBook, ProviderStaking {
 
     /// @inheritdoc IOfferBook
     function getOffer(uint256 offerId) external view returns (Offer memory) {
-        return _offers[offerId];
+        uint256 slot;
+        assembly ("memory-safe") {
+            slot := _offers.slot
+        }
+        PackedView.returnUnpacked(PackedView.at(slot, offerId), OFFER_LAYOUT);
     }
 
     /// @inheritdoc IOfferBook

@@ -1,21 +1,21 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {Stake, Rental, FaultReport, FAULT_KIND_MIN, FAULT_KIND_MAX} from "../types/DataTypes.sol";
+import {Stake, STAKE_LAYOUT, Rental, FaultReport, FAULT_KIND_MIN, FAULT_KIND_MAX, FAULT_KIND_IDLE_POWER_BUSY} from "../types/DataTypes.sol";
 import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
 import {OracleQuorum} from "./OracleQuorum.sol";
 import {ProviderReputation} from "./ProviderReputation.sol";
 import {StakingLogic} from "../libraries/StakingLogic.sol";
+import {PackedView} from "../libraries/PackedView.sol";
 
 /// @title ProviderStaking
 /// @notice Provider stakes, unbonding (logic in the StakingLogic library), and slashing from
 /// quorum-signed fault reports.
-/// @dev NOTE: stake only has to cover GPUs in active offers. A provider may withdraw its offers
-/// and unstake while rentals still run; its stake then stays slashable only for
-/// `unbondingDelay`, so governance should keep unbondingDelay above the longest rental plus
-/// `settlementGrace` plus the time nodes need to report a fault.
-/// NOTE: a slash is capped by what is staked; a fault on an unstaked provider only counts in
-/// its reputation.
+/// @dev Starting a rental locks its collateral (collateralPerGpu x gpuCount, fixed at open) in
+/// the provider's active stake until the rental is finalized; slashes of that rental come only
+/// out of that collateral, so one rental can never take more than its own collateral, and a
+/// provider's other rentals stay fully backed.
+/// NOTE: stake beyond the locked collateral only has to cover GPUs in active offers.
 abstract contract ProviderStaking is IProviderStaking, OracleQuorum, ProviderReputation {
     bytes32 internal constant FAULT_REPORT_TYPEHASH = keccak256(
         "FaultReport(uint256 rentalId,uint32 faultId,uint8 kind,uint64 observedAt,bytes32 evidenceHash,uint32 signerSetVersion)"
@@ -42,23 +42,28 @@ abstract contract ProviderStaking is IProviderStaking, OracleQuorum, ProviderRep
         uint256 rentalId = report.rentalId;
         uint32 faultId = report.faultId;
         uint8 kind = report.kind;
-        // Check:
+        // Check: kind and fault id here; the rental, window and amount in StakingLogic.slash.
         if (kind < FAULT_KIND_MIN || kind > FAULT_KIND_MAX) revert ProviderStaking_UnknownFaultKind(kind);
+        if (kind == FAULT_KIND_IDLE_POWER_BUSY) revert ProviderStaking_FaultNotSlashable(kind);
         if (_faultSettled[rentalId][faultId]) revert ProviderStaking_FaultAlreadySettled(rentalId, faultId);
-        Rental storage rental = _rentals[rentalId];
-        if (rental.startedAt == 0) revert ProviderStaking_RentalNotStarted(rentalId);
         _verifyQuorum(_faultReportDigest(report), signatures, report.signerSetVersion);
 
         // Effect:
         _faultSettled[rentalId][faultId] = true;
+        Rental storage rental = _rentals[rentalId];
         address provider = rental.provider;
-        StakingLogic.slash(rental, _stakes[provider], _stakeTokenMinPerGpu, _balances, _params, report);
-        _recordSlash(provider);
+        StakingLogic.slash(
+            rental, _rentalTerms[rentalId], _stakes[provider], _slashWindowUsed[rentalId], _reputations[provider], report
+        );
     }
 
     /// @inheritdoc IProviderStaking
     function stakeOf(address provider) external view returns (Stake memory) {
-        return _stakes[provider];
+        uint256 slot;
+        assembly ("memory-safe") {
+            slot := _stakes.slot
+        }
+        PackedView.returnUnpacked(PackedView.at(slot, uint256(uint160(provider))), STAKE_LAYOUT);
     }
 
     /// @inheritdoc IProviderStaking

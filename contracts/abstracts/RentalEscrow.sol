@@ -4,9 +4,11 @@ pragma solidity ^0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {Offer, Rental, RentalStatus, EndReason} from "../types/DataTypes.sol";
+import {Offer, Rental, RentalTerms, RentalStatus, EndReason, Stake, RENTAL_TERMS_LAYOUT} from "../types/DataTypes.sol";
+import {RentalLogic} from "../libraries/RentalLogic.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 import {OfferBook} from "./OfferBook.sol";
+import {PackedView} from "../libraries/PackedView.sol";
 
 /// @title RentalEscrow
 /// @notice Rental lifecycle, budget escrow and the pull ledger.
@@ -16,31 +18,41 @@ import {OfferBook} from "./OfferBook.sol";
 /// payment and stake tokens for this reason.
 /// NOTE: a renter can always end a rental; the provider is paid only for what the quorum
 /// attested up to the end (`periodEnd <= endedAt`) and settled within `settlementGrace`.
+/// NOTE: every timeout, the grace, the fee, the slash terms and the collateral of a rental are
+/// fixed when it opens (`_rentalTerms`); governance changes apply to rentals opened afterwards.
 abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     using SafeERC20 for IERC20;
 
     /// @inheritdoc IRentalEscrow
-    function openRental(uint256 offerId, uint32 expectedOfferVersion, uint16 gpuCount, uint256 budget)
-        external
-        nonReentrant
-        returns (uint256 rentalId)
-    {
+    function openRental(
+        uint256 offerId,
+        uint32 expectedOfferVersion,
+        uint16 gpuCount,
+        uint256 budget,
+        bytes32 workloadHash
+    ) external nonReentrant returns (uint256 rentalId) {
         Offer storage offer = _offers[offerId];
+        // Check (in RentalLogic.checkOpen): offer listed at the version the renter saw, tokens
+        // allowed, gpuCount and budget in range, the provider's stake covers its listed GPUs.
+        RentalLogic.checkOpen(
+            offer, _stakes, _paymentTokens, _stakeTokens, _stakeTokenMinPerGpu, offerId, expectedOfferVersion, gpuCount, budget
+        );
         address provider = offer.provider;
         address token = offer.paymentToken;
-        // Check:
-        if (provider == address(0)) revert OfferBook_UnknownOffer(offerId);
-        if (!offer.active) revert OfferBook_OfferInactive(offerId);
-        if (offer.version != expectedOfferVersion) {
-            revert RentalEscrow_OfferVersionMismatch(offerId, expectedOfferVersion, offer.version);
-        }
-        if (!_paymentTokens[token]) revert OfferBook_PaymentTokenNotAllowed(token);
-        if (gpuCount == 0 || gpuCount > offer.gpuCount) revert RentalEscrow_InvalidGpuCount(gpuCount, offer.gpuCount);
-        if (budget == 0 || budget > type(uint96).max) revert RentalEscrow_InvalidAmount(budget);
-        _requireStakeCovers(provider, _stakes[provider].listedGpus);
+        address stakeToken = _stakes[provider].token;
 
-        // Effect:
+        // Effect: the terms first (RentalLogic.writeTerms reverts on an unregistered GPU model).
         rentalId = ++_rentalCount;
+        RentalLogic.writeTerms(
+            _rentalTerms[rentalId],
+            offer,
+            _gpuModels[offer.gpuModel],
+            _params,
+            stakeToken,
+            _stakeTokenMinPerGpu[stakeToken],
+            gpuCount,
+            workloadHash
+        );
         uint256 startDeadline = block.timestamp + _params.startTimeout;
         Rental storage rental = _rentals[rentalId];
         rental.status = RentalStatus.Open;
@@ -50,10 +62,10 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
         rental.feeBps = _params.protocolFeeBps;
         rental.budget = uint96(budget); // checked above
         rental.renter = msg.sender;
-        rental.startDeadline = uint32(startDeadline);
+        rental.startDeadline = uint32(startDeadline); // startTimeout <= 7 days (validateParams)
         rental.provider = provider;
         rental.gpuCount = gpuCount;
-        rental.maxDurationSeconds = offer.maxDurationSeconds;
+        rental.maxDurationSeconds = _rentalTerms[rentalId].maxDurationSeconds;
         emit RentalOpened(rentalId, offerId, msg.sender, provider, gpuCount, budget, startDeadline);
 
         // Interaction:
@@ -62,49 +74,23 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
 
     /// @inheritdoc IRentalEscrow
     function startRental(uint256 rentalId) external {
-        Rental storage rental = _rentalIn(rentalId, RentalStatus.Open);
-        // Check:
-        if (msg.sender != rental.provider) revert RentalEscrow_Unauthorized(rentalId, msg.sender);
-        if (block.timestamp > rental.startDeadline) {
-            revert RentalEscrow_StartDeadlinePassed(rentalId, rental.startDeadline);
-        }
-        // Effect:
-        rental.status = RentalStatus.Active;
-        rental.startedAt = uint32(block.timestamp);
-        rental.lastSettledAt = uint32(block.timestamp);
-        emit RentalStarted(rentalId, block.timestamp);
+        // Checks and effects in RentalLogic.start (offer listed, stake token allowed, free stake
+        // covers the collateral; locks it, rental Active).
+        RentalLogic.start(rentalId, _rentalIn(rentalId, RentalStatus.Open), _rentalTerms[rentalId], _offers, _stakes, _stakeTokens);
     }
 
     /// @inheritdoc IRentalEscrow
     function topUp(uint256 rentalId, uint256 amount) external nonReentrant {
         Rental storage rental = _rentals[rentalId];
-        RentalStatus status = rental.status;
-        // Check:
-        if (status == RentalStatus.None) revert RentalEscrow_UnknownRental(rentalId);
-        if (status != RentalStatus.Open && status != RentalStatus.Active) {
-            revert RentalEscrow_WrongStatus(rentalId, uint8(status));
-        }
-        uint256 budget = uint256(rental.budget) + amount;
-        if (amount == 0 || budget > type(uint96).max) revert RentalEscrow_InvalidAmount(amount);
-        // Effect:
-        rental.budget = uint96(budget); // checked above
-        emit RentalToppedUp(rentalId, msg.sender, amount, budget);
-        // Interaction:
+        // Check and effect in RentalLogic.topUp; then the interaction.
+        RentalLogic.topUp(rentalId, rental, amount);
         _pullExact(_offers[rental.offerId].paymentToken, msg.sender, amount);
     }
 
     /// @inheritdoc IRentalEscrow
     function cancelRental(uint256 rentalId) external {
         Rental storage rental = _rentalIn(rentalId, RentalStatus.Open);
-        // Check:
-        if (msg.sender != rental.renter && msg.sender != rental.provider && block.timestamp <= rental.startDeadline) {
-            revert RentalEscrow_Unauthorized(rentalId, msg.sender);
-        }
-        // Effect:
-        uint256 refund = rental.budget;
-        rental.status = RentalStatus.Cancelled;
-        _credit(rental.renter, _offers[rental.offerId].paymentToken, refund);
-        emit RentalCancelled(rentalId, msg.sender, refund);
+        RentalLogic.cancel(rentalId, rental, _balances, _offers[rental.offerId].paymentToken);
     }
 
     /// @inheritdoc IRentalEscrow
@@ -129,7 +115,7 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     function closeSilentRental(uint256 rentalId) external {
         Rental storage rental = _rentalIn(rentalId, RentalStatus.Active);
         // Check:
-        uint256 until = uint256(rental.lastSettledAt) + _params.silenceTimeout;
+        uint256 until = uint256(rental.lastSettledAt) + _rentalTerms[rentalId].silenceTimeout;
         if (block.timestamp <= until) revert RentalEscrow_TooEarly(rentalId, until);
         // Effect:
         _end(rentalId, rental, EndReason.Silence);
@@ -138,21 +124,19 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     /// @inheritdoc IRentalEscrow
     function finalizeRental(uint256 rentalId) external {
         Rental storage rental = _rentalIn(rentalId, RentalStatus.Ended);
+        // Check and effects in RentalLogic.finalize: the grace has passed; refund, fee,
+        // collateral release, slash payout, reputation.
         address provider = rental.provider;
-        // Check:
-        uint256 until = uint256(rental.endedAt) + _params.settlementGrace;
-        if (msg.sender != provider && block.timestamp < until) revert RentalEscrow_TooEarly(rentalId, until);
-        // Effect:
-        uint256 paid = rental.paid;
-        uint256 fee = paid * rental.feeBps / 10_000;
-        uint256 refund = uint256(rental.budget) - paid; // paid <= budget (capped at settlement)
-        address token = _offers[rental.offerId].paymentToken;
-        bool abandoned = rental.endReason == EndReason.Silence;
-        rental.status = RentalStatus.Finalized;
-        _credit(rental.renter, token, refund);
-        _credit(_params.treasury, token, fee);
-        emit RentalFinalized(rentalId, paid, fee, refund, abandoned);
-        _recordFinalized(provider, abandoned, rental.sequence != 0, rental.availableGpuSeconds, rental.uptimeBps);
+        RentalLogic.finalize(
+            rentalId,
+            rental,
+            _rentalTerms[rentalId],
+            _stakes[provider],
+            _reputations[provider],
+            _balances,
+            _params.treasury,
+            _offers[rental.offerId].paymentToken
+        );
     }
 
     /// @inheritdoc IRentalEscrow
@@ -170,6 +154,15 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     /// @inheritdoc IRentalEscrow
     function getRental(uint256 rentalId) external view returns (Rental memory) {
         return _rentals[rentalId];
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function rentalTerms(uint256 rentalId) external view returns (RentalTerms memory) {
+        uint256 slot;
+        assembly ("memory-safe") {
+            slot := _rentalTerms.slot
+        }
+        PackedView.returnUnpacked(PackedView.at(slot, rentalId), RENTAL_TERMS_LAYOUT);
     }
 
     /// @inheritdoc IRentalEscrow

@@ -169,7 +169,7 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
             bool settleable = status == uint256(RentalStatus.Ended);
             if (settleable) {
                 uint256 endedAt = rental.endedAt;
-                if (block.timestamp > endedAt + _params.settlementGrace) {
+                if (block.timestamp > endedAt + _rentalTerms[report.rentalId].settlementGrace) {
                     settleable = false;
                 } else if (report.periodEnd > endedAt) {
                     if (strict) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {MarketParams} from "../types/DataTypes.sol";
+import {MarketParams, GpuModelSpec} from "../types/DataTypes.sol";
 import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
 import {IOracleQuorum} from "../../interfaces/IOracleQuorum.sol";
 
@@ -13,19 +13,59 @@ import {IOracleQuorum} from "../../interfaces/IOracleQuorum.sol";
 library GovernanceLogic {
     uint256 private constant _MAX_SIGNERS = 31;
     uint16 private constant _MAX_FEE_BPS = 1000;
+    uint16 private constant _MAX_SLASH_BPS = 5000;
+    uint256 private constant _MIN_TIMEOUT = 60;
+    uint256 private constant _MAX_TIMEOUT = 7 days;
+    uint256 private constant _MIN_RENTAL_DURATION = 1 hours;
+    uint256 private constant _MAX_RENTAL_DURATION = 180 days;
+    uint256 private constant _MAX_SLASH_WINDOW = 1 days;
+    uint256 private constant _MAX_UNBONDING_DELAY = 400 days;
+    uint16 private constant _MAX_POWER_LIMIT_W = 5000;
 
-    /// @notice Reverts with GpuRentMarket_InvalidParam(field) on the first parameter out of range.
+    /// @notice Reverts with GpuRentMarket_InvalidParam(field) on the first parameter out of range
+    /// (ranges in IGpuRentMarket.setParams). Every duration is bounded so that
+    /// block.timestamp + duration fits the uint32 timestamps until 2106.
     function validateParams(MarketParams memory params) external pure {
-        if (params.treasury == address(0)) revert IGpuRentMarket.GpuRentMarket_InvalidParam("treasury");
-        if (params.protocolFeeBps > _MAX_FEE_BPS) revert IGpuRentMarket.GpuRentMarket_InvalidParam("protocolFeeBps");
-        if (params.renterSlashShareBps > 10_000) {
-            revert IGpuRentMarket.GpuRentMarket_InvalidParam("renterSlashShareBps");
+        if (params.treasury == address(0)) _invalid("treasury");
+        if (params.protocolFeeBps > _MAX_FEE_BPS) _invalid("protocolFeeBps");
+        if (params.renterSlashShareBps > 10_000) _invalid("renterSlashShareBps");
+        if (params.slashBps > _MAX_SLASH_BPS) _invalid("slashBps");
+        if (_outside(params.startTimeout, _MIN_TIMEOUT, _MAX_TIMEOUT)) _invalid("startTimeout");
+        if (_outside(params.silenceTimeout, _MIN_TIMEOUT, _MAX_TIMEOUT)) _invalid("silenceTimeout");
+        if (_outside(params.settlementGrace, _MIN_TIMEOUT, _MAX_TIMEOUT)) _invalid("settlementGrace");
+        if (_outside(params.maxRentalDuration, _MIN_RENTAL_DURATION, _MAX_RENTAL_DURATION)) {
+            _invalid("maxRentalDuration");
         }
-        if (params.slashBps > 10_000) revert IGpuRentMarket.GpuRentMarket_InvalidParam("slashBps");
-        if (params.startTimeout == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("startTimeout");
-        if (params.silenceTimeout == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("silenceTimeout");
-        if (params.settlementGrace == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("settlementGrace");
-        if (params.unbondingDelay == 0) revert IGpuRentMarket.GpuRentMarket_InvalidParam("unbondingDelay");
+        if (_outside(params.slashWindowSeconds, _MIN_TIMEOUT, _MAX_SLASH_WINDOW)) _invalid("slashWindowSeconds");
+        // Unbonding outlasts the longest rental and its grace (collateral is also locked until
+        // finalization; this keeps a provider slashable for anything it could still be reported for).
+        if (
+            params.unbondingDelay <= uint256(params.maxRentalDuration) + params.settlementGrace
+                || params.unbondingDelay > _MAX_UNBONDING_DELAY
+        ) _invalid("unbondingDelay");
+        if (params.reputationPrior == 0) _invalid("reputationPrior");
+    }
+
+    /// @notice Registers, changes or removes (powerLimitW 0) a GPU model of the table.
+    function setGpuModel(
+        mapping(bytes32 model => GpuModelSpec spec) storage gpuModels,
+        bytes32 model,
+        uint16 powerLimitW,
+        uint32 memoryMib
+    ) external {
+        if (model == bytes32(0)) _invalid("model");
+        if (powerLimitW > _MAX_POWER_LIMIT_W) _invalid("powerLimitW");
+        if (powerLimitW != 0 && memoryMib == 0) _invalid("memoryMib");
+        gpuModels[model] = GpuModelSpec({powerLimitW: powerLimitW, memoryMib: powerLimitW == 0 ? 0 : memoryMib});
+        emit IGpuRentMarket.GpuModelSet(model, powerLimitW, powerLimitW == 0 ? 0 : memoryMib);
+    }
+
+    function _outside(uint256 value, uint256 min, uint256 max) private pure returns (bool) {
+        return value < min || value > max;
+    }
+
+    function _invalid(string memory field) private pure {
+        revert IGpuRentMarket.GpuRentMarket_InvalidParam(field);
     }
 
     /// @notice Allows `token` for stakes with `minStakePerGpu` per GPU offered, or disallows it

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {Offer, OfferTerms, Stake} from "../types/DataTypes.sol";
+import {Offer, OfferTerms, Stake, GpuModelSpec} from "../types/DataTypes.sol";
 import {IOfferBook} from "../../interfaces/IOfferBook.sol";
 import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
 
@@ -16,25 +16,29 @@ import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
 library OfferLogic {
     /// @notice Lists offer `offerId` for the caller after validating terms and stake.
     /// @param minStakePerGpu The provider's stake token's minimum per GPU.
+    /// @param stakeTokenAllowed Whether the provider's stake token is (still) allowed.
+    /// @param model The GPU model table's row for `terms.gpuModel`.
     function create(
         Offer storage offer,
         Stake storage providerStake,
         uint256 minStakePerGpu,
         bool paymentTokenAllowed,
+        bool stakeTokenAllowed,
+        GpuModelSpec storage model,
         uint256 offerId,
         OfferTerms calldata terms
     ) external {
         address provider = msg.sender; // DELEGATECALL keeps the caller of GpuRentMarket
         // Check:
-        _validateTerms(terms, paymentTokenAllowed);
+        _validateTerms(terms, paymentTokenAllowed, model);
         uint256 listedGpus = uint256(providerStake.listedGpus) + terms.gpuCount;
-        _requireStakeCovers(providerStake, provider, minStakePerGpu, listedGpus);
+        _requireStakeCovers(providerStake, provider, minStakePerGpu, stakeTokenAllowed, listedGpus);
         // Effect:
         providerStake.listedGpus = uint32(listedGpus); // checked by _requireStakeCovers
         offer.provider = provider;
         offer.paymentToken = terms.paymentToken;
         offer.active = true;
-        _writeTerms(offer, terms);
+        _writeTerms(offer, terms, model.memoryMib);
         emit IOfferBook.OfferCreated(offerId, provider, terms);
     }
 
@@ -45,6 +49,8 @@ library OfferLogic {
         Stake storage providerStake,
         uint256 minStakePerGpu,
         bool paymentTokenAllowed,
+        bool stakeTokenAllowed,
+        GpuModelSpec storage model,
         uint256 offerId,
         OfferTerms calldata terms
     ) external {
@@ -53,22 +59,26 @@ library OfferLogic {
         if (terms.paymentToken != offer.paymentToken) {
             revert IOfferBook.OfferBook_PaymentTokenChanged(offer.paymentToken, terms.paymentToken);
         }
-        _validateTerms(terms, paymentTokenAllowed);
+        _validateTerms(terms, paymentTokenAllowed, model);
         uint256 listedGpus = uint256(providerStake.listedGpus) - offer.gpuCount + terms.gpuCount;
         if (terms.gpuCount > offer.gpuCount) {
-            _requireStakeCovers(providerStake, provider, minStakePerGpu, listedGpus);
+            _requireStakeCovers(providerStake, provider, minStakePerGpu, stakeTokenAllowed, listedGpus);
         }
         // Effect:
         providerStake.listedGpus = uint32(listedGpus); // not above the value before, or checked
         uint32 version = offer.version + 1;
         offer.version = version;
-        _writeTerms(offer, terms);
+        _writeTerms(offer, terms, model.memoryMib);
         emit IOfferBook.OfferUpdated(offerId, version, terms);
     }
 
     /// @dev Reverts on terms no rental could use.
-    function _validateTerms(OfferTerms calldata terms, bool paymentTokenAllowed) private pure {
+    function _validateTerms(OfferTerms calldata terms, bool paymentTokenAllowed, GpuModelSpec storage model)
+        private
+        view
+    {
         if (!paymentTokenAllowed) revert IOfferBook.OfferBook_PaymentTokenNotAllowed(terms.paymentToken);
+        if (model.powerLimitW == 0) revert IOfferBook.OfferBook_UnknownGpuModel(terms.gpuModel);
         if (terms.gpuCount == 0) revert IOfferBook.OfferBook_InvalidTerms("gpuCount");
         if (terms.agent == address(0)) revert IOfferBook.OfferBook_InvalidTerms("agent");
         if (terms.pricePerGpuHour == 0 && terms.pricePerKwh == 0) revert IOfferBook.OfferBook_InvalidTerms("price");
@@ -76,13 +86,19 @@ library OfferLogic {
         if (terms.minUptimeBps > 10_000) revert IOfferBook.OfferBook_InvalidTerms("minUptimeBps");
     }
 
-    /// @dev Reverts unless the provider chose a stake token and its active stake covers `gpus`
-    /// (which must also fit the uint32 listedGpus counter).
-    function _requireStakeCovers(Stake storage providerStake, address provider, uint256 minStakePerGpu, uint256 gpus)
-        private
-        view
-    {
+    /// @dev Reverts unless the provider chose a stake token that is still allowed and its active
+    /// stake covers `gpus` (which must also fit the uint32 listedGpus counter).
+    function _requireStakeCovers(
+        Stake storage providerStake,
+        address provider,
+        uint256 minStakePerGpu,
+        bool stakeTokenAllowed,
+        uint256 gpus
+    ) private view {
         if (gpus > type(uint32).max) revert IOfferBook.OfferBook_InvalidTerms("gpuCount");
+        if (providerStake.token != address(0) && !stakeTokenAllowed) {
+            revert IOfferBook.OfferBook_StakeTokenNotAllowed(providerStake.token);
+        }
         uint256 required = minStakePerGpu * gpus;
         uint256 active = providerStake.active;
         if (providerStake.token == address(0) || active < required) {
@@ -91,13 +107,14 @@ library OfferLogic {
     }
 
     /// @dev Stores the mutable terms of an offer.
-    function _writeTerms(Offer storage offer, OfferTerms calldata terms) private {
+    function _writeTerms(Offer storage offer, OfferTerms calldata terms, uint32 memoryMib) private {
         offer.gpuCount = terms.gpuCount;
         offer.minUptimeBps = terms.minUptimeBps;
         offer.pricePerKwh = terms.pricePerKwh;
         offer.agent = terms.agent;
         offer.pricePerGpuHour = terms.pricePerGpuHour;
-        offer.memoryMib = terms.memoryMib;
+        offer.memoryMib = memoryMib;
+        offer.maxGapSeconds = terms.maxGapSeconds;
         offer.maxDurationSeconds = terms.maxDurationSeconds;
         offer.gridIntensityGPerKwh = terms.gridIntensityGPerKwh;
         offer.region = terms.region;

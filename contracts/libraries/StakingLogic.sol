@@ -4,9 +4,10 @@ pragma solidity ^0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {Stake, Rental, FaultReport, MarketParams} from "../types/DataTypes.sol";
+import {Stake, Rental, RentalTerms, RentalStatus, Reputation, FaultReport} from "../types/DataTypes.sol";
 import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
+import {IReputation} from "../../interfaces/IReputation.sol";
 
 /// @title StakingLogic
 /// @notice Stake, unstake-request and unstake logic of GpuRentMarket, deployed once as an
@@ -49,10 +50,12 @@ library StakingLogic {
         external
     {
         uint256 active = providerStake.active;
-        // Check:
+        // Check: what stays active covers the listed GPUs and the collateral locked for started,
+        // unfinalized rentals (the larger of the two; the lock is part of the listed stake).
         if (amount == 0 || amount > active) revert IProviderStaking.ProviderStaking_InvalidAmount(amount);
         uint256 remaining = active - amount;
         uint256 required = minStakePerGpu * providerStake.listedGpus;
+        if (providerStake.locked > required) required = providerStake.locked;
         if (remaining < required) {
             revert IProviderStaking.ProviderStaking_InsufficientStake(msg.sender, remaining, required);
         }
@@ -80,37 +83,68 @@ library StakingLogic {
         IERC20(token).safeTransfer(msg.sender, amount);
     }
 
-    /// @notice Takes the slash of a verified fault report from the provider's stake (active
-    /// first, then unbonding) and credits the renter's and treasury's shares.
-    /// @dev The slash is floored first, then split; the treasury gets the remainder, so the
-    /// shares add up to the slash exactly.
-    // slither-disable-next-line divide-before-multiply
+    /// @notice Takes the slash of a verified fault report from the collateral the provider
+    /// locked for the rental, after the per-rental bounds (IProviderStaking.slash), and records
+    /// it in the provider's reputation. The amount stays in the contract, held for the rental,
+    /// until finalization pays it out (RentalLogic.finalize).
+    /// @param windowUsed The rental's (window << 8 | kind) flags.
     function slash(
         Rental storage rental,
+        RentalTerms storage terms,
         Stake storage providerStake,
-        mapping(address token => uint256 amount) storage minStakePerGpu,
-        mapping(address account => mapping(address token => uint256 amount)) storage balances,
-        MarketParams storage params,
+        mapping(uint256 windowKind => bool used) storage windowUsed,
+        Reputation storage reputation,
         FaultReport calldata report
     ) external {
-        address token = providerStake.token;
-        uint256 active = providerStake.active;
-        uint256 unbonding = providerStake.unbonding;
-        uint256 amount = minStakePerGpu[token] * rental.gpuCount * params.slashBps / 10_000;
-        if (amount > active + unbonding) amount = active + unbonding;
-        // Effect:
-        if (amount <= active) {
-            providerStake.active = uint96(active - amount); // amount <= active
-        } else {
-            providerStake.active = 0;
-            providerStake.unbonding = uint96(unbonding - (amount - active)); // amount <= active + unbonding
+        uint256 rentalId = report.rentalId;
+        // Check: the rental and the window (in _slashWindow), then the amount: slashBps of the
+        // collateral, never beyond what is left of it; nothing to move -> revert.
+        uint256 windowKind = _slashWindow(rental, terms, report);
+        if (windowUsed[windowKind]) {
+            revert IProviderStaking.ProviderStaking_SlashWindowUsed(rentalId, report.kind, windowKind >> 8);
         }
-        uint256 renterShare = amount * params.renterSlashShareBps / 10_000;
-        uint256 treasuryShare = amount - renterShare;
-        if (renterShare != 0) balances[rental.renter][token] += renterShare;
-        if (treasuryShare != 0) balances[params.treasury][token] += treasuryShare;
-        emit IProviderStaking.Slashed(
-            rental.provider, report.rentalId, report.faultId, report.kind, token, renterShare, treasuryShare
-        );
+        uint256 collateral = rental.collateral;
+        uint256 slashed = rental.slashed;
+        uint256 amount = collateral * terms.slashBps / 10_000;
+        if (amount > collateral - slashed) amount = collateral - slashed; // slashed <= collateral
+        if (amount == 0) revert IProviderStaking.ProviderStaking_NothingToSlash(rentalId);
+
+        // Effect: amount <= collateral - slashed <= locked <= active (the lock invariant), so
+        // neither subtraction underflows, and the lock still covers what the rental has left.
+        windowUsed[windowKind] = true;
+        rental.slashed = uint96(slashed + amount); // <= collateral < 2**96
+        providerStake.active -= uint96(amount);
+        providerStake.locked -= uint96(amount);
+        address provider = rental.provider;
+        emit IProviderStaking.Slashed(provider, rentalId, report.faultId, report.kind, terms.stakeToken, amount);
+        ++reputation.slashCount;
+        reputation.slashedAmount += uint128(amount);
+        emit IReputation.ReputationUpdated(provider, reputation);
+    }
+
+    /// @dev Reverts unless the rental is Active, or Ended within its settlement grace, and
+    /// observedAt lies in [startedAt, end]; returns window << 8 | kind, where window =
+    /// (observedAt - startedAt) / slashWindowSeconds (>= 60 by validateParams, never 0).
+    function _slashWindow(Rental storage rental, RentalTerms storage terms, FaultReport calldata report)
+        private
+        view
+        returns (uint256)
+    {
+        RentalStatus status = rental.status;
+        uint256 end = block.timestamp;
+        if (status == RentalStatus.Ended) {
+            end = rental.endedAt;
+            if (block.timestamp > end + terms.settlementGrace) {
+                revert IProviderStaking.ProviderStaking_RentalNotSlashable(report.rentalId, uint8(status));
+            }
+        } else if (status != RentalStatus.Active) {
+            revert IProviderStaking.ProviderStaking_RentalNotSlashable(report.rentalId, uint8(status));
+        }
+        uint256 startedAt = rental.startedAt;
+        uint64 observedAt = report.observedAt;
+        if (observedAt < startedAt || observedAt > end) {
+            revert IProviderStaking.ProviderStaking_ObservedOutsideRental(report.rentalId, observedAt);
+        }
+        return (((observedAt - startedAt) / terms.slashWindowSeconds) << 8) | report.kind;
     }
 }

@@ -28,9 +28,11 @@ from oracle.errors import ConfigError
 from oracle.telemetry.batches import (
     GENESIS_PREV_HASH,
     MAX_SAMPLES_PER_BATCH,
+    MIN_SAMPLE_INTERVAL_MS,
     TelemetryBatch,
     address_of,
     sort_samples,
+    to_checksum_address,
 )
 from oracle.telemetry.samples import GpuInfo, Sample
 
@@ -70,6 +72,8 @@ class Agent:
         private_key: bytes,
         rental_id: int,
         nodes: Sequence[str],
+        chain_id: int,
+        market: str,
         sample_hz: float = 1.0,
         batch_samples: int = 10,
         batch_seconds: float | None = None,
@@ -90,6 +94,9 @@ class Agent:
         self._key = private_key
         self.agent_address = address_of(private_key)
         self.rental_id = rental_id
+        # The deployment every batch is signed for (a node of another chain or market refuses it).
+        self.chain_id = chain_id
+        self.market = to_checksum_address(market)
         self.nodes = [normalise_node_url(n) for n in nodes]
         if not self.nodes:
             raise ConfigError("the agent needs at least one oracle node")
@@ -115,7 +122,7 @@ class Agent:
 
         head = spool.chain_head(rental_id)
         if head is None:
-            self.next_seq, self.prev_hash, last_t_ms = 0, GENESIS_PREV_HASH, -1
+            self.next_seq, self.prev_hash, last_t_ms = 0, GENESIS_PREV_HASH, -MIN_SAMPLE_INTERVAL_MS
         else:
             if head.agent != self.agent_address:
                 raise ConfigError(
@@ -160,10 +167,10 @@ class Agent:
             last = wanted.get(s.gpu)
             if last is None:
                 continue  # a GPU outside this rental
-            if s.t_ms <= last:
+            if s.t_ms < last + MIN_SAMPLE_INTERVAL_MS:
                 self.stats.dropped_samples += 1
-                log.warning("GPU %d sample at %d ms is not after %d ms; dropped", s.gpu, s.t_ms,
-                            last)
+                log.warning("GPU %d sample at %d ms is not %d ms after %d ms; dropped", s.gpu, s.t_ms,
+                            MIN_SAMPLE_INTERVAL_MS, last)
                 continue
             wanted[s.gpu] = s.t_ms
             fresh.append(s)
@@ -198,6 +205,8 @@ class Agent:
             prev_hash=self.prev_hash,
             gpus=self.gpus,
             samples=sort_samples(samples),
+            chain_id=self.chain_id,
+            market=self.market,
         ).signed(self._key)
         self.spool.append(batch, self.nodes)  # durable before any node is sent it
         self.next_seq += 1
@@ -304,6 +313,8 @@ def build_agent(config: AgentConfig, *, source: Source | None = None,
             private_key=key,
             rental_id=config.rental_id,
             nodes=config.node_urls,
+            chain_id=config.chain_id,
+            market=config.market,
             sample_hz=config.sample_hz,
             batch_samples=config.batch_samples,
             batch_seconds=config.effective_batch_seconds,
@@ -362,8 +373,8 @@ def run_agent(config: AgentConfig) -> int:
     stop = threading.Event()
     agent = build_agent(config, stop=stop)
     log.info(
-        "agent %s: rental %s, %d GPU(s), %s Hz, batches of %d samples/GPU, nodes %s",
-        agent.agent_address, config.rental_id, len(agent.gpus), config.sample_hz,
+        "agent %s: rental %s (chain %d, market %s), %d GPU(s), %s Hz, batches of %d samples/GPU, nodes %s",
+        agent.agent_address, config.rental_id, config.chain_id, config.market, len(agent.gpus), config.sample_hz,
         config.batch_samples, ", ".join(agent.nodes),
     )
 

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from oracle.errors import ConfigError
-from oracle.telemetry.batches import MAX_SAMPLES_PER_BATCH, UINT256_MAX
+from oracle.telemetry.batches import MAX_SAMPLES_PER_BATCH, UINT256_MAX, to_checksum_address
 
 PASSWORD_ENV = "GPURENT_AGENT_PASSWORD"
 
@@ -61,6 +61,9 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rental_id: int = Field(ge=0, le=UINT256_MAX)
+    # The deployment the rental lives in: every batch is signed over both (docs/protocol.md).
+    chain_id: int = Field(ge=1, le=UINT256_MAX)
+    market: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="the GpuRentMarket address")
     nodes: list[AnyHttpUrl] = Field(min_length=1)
     keystore_path: Path
     keystore_password: SecretStr | None = None
@@ -90,6 +93,11 @@ class AgentConfig(BaseModel):
         if len(set(urls)) != len(urls):
             raise ValueError("nodes must be distinct")
         return nodes
+
+    @field_validator("market")
+    @classmethod
+    def _checksummed_market(cls, market: str) -> str:
+        return to_checksum_address(market)
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentConfig:

@@ -1,7 +1,7 @@
 """Delivery of spooled batches to one oracle node, in order, at least once.
 
 One ``DeliveryWorker`` thread per node takes the oldest batch queued for its node from the
-spool, POSTs its exact spooled bytes to ``{node}/v1/batches`` and acts on the answer:
+spool, POSTs its exact spooled bytes to ``{node}/v1/rentals/{rental_id}/batches`` and acts on the answer:
 
 | answer | meaning | action |
 |---|---|---|
@@ -110,7 +110,7 @@ class DeliveryWorker:
         on_delivered: Callable[[str, SpooledBatch], None] | None = None,
     ) -> None:
         self.node = normalise_node_url(node)
-        self.url = f"{self.node}/v1/batches"
+        self.url = f"{self.node}/v1/rentals/{{rental_id}}/batches"
         self.spool = spool
         self.stop = stop
         self.backoff = backoff or Backoff()
@@ -166,7 +166,8 @@ class DeliveryWorker:
         label = f"rental {item.rental_id} batch {item.seq}"
         try:
             response = self._client.post(
-                self.url, content=item.body, headers={"content-type": "application/json"}
+                self.url.format(rental_id=item.rental_id), content=item.body,
+                headers={"content-type": "application/json"},
             )
         except httpx.HTTPError as exc:
             return self._retry(item, f"{type(exc).__name__}: {exc}", None)

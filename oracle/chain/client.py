@@ -36,10 +36,13 @@ USAGE_REPORT_FIELDS = (
 )
 FAULT_REPORT_FIELDS = ("rental_id", "fault_id", "kind", "observed_at", "evidence_hash", "signer_set_version")
 OFFER_TERMS_FIELDS = (
-    "gpu_model", "gpu_count", "memory_mib", "payment_token", "price_per_gpu_hour", "price_per_kwh",
-    "region", "grid_intensity_g_per_kwh", "max_duration_seconds", "min_uptime_bps", "agent",
+    "gpu_model", "gpu_count", "payment_token", "price_per_gpu_hour", "price_per_kwh",
+    "region", "grid_intensity_g_per_kwh", "max_duration_seconds", "min_uptime_bps", "max_gap_seconds", "agent",
 )
+ZERO_BYTES32 = b"\0" * 32
 _BYTES32_FIELDS = {"telemetry_hash", "evidence_hash", "gpu_model", "region"}
+# Struct fields a caller may leave out (the offer's gap promise: none).
+_OPTIONAL_FIELDS = {"max_gap_seconds": 0}
 
 RENTAL_STATUS = ("None", "Open", "Active", "Ended", "Cancelled", "Finalized")
 END_REASON = ("None", "ByRenter", "ByProvider", "BudgetExhausted", "MaxDuration", "Silence")
@@ -100,6 +103,8 @@ def struct_tuple(value: Any, names: Sequence[str]) -> tuple:
                 items[n] = data[n]
             elif _camel(n) in data:
                 items[n] = data[_camel(n)]
+            elif n in _OPTIONAL_FIELDS:
+                items[n] = _OPTIONAL_FIELDS[n]
             else:
                 raise ChainError(f"struct field {n!r} is missing")
     out = []
@@ -169,11 +174,15 @@ class SignerSet:
 
 @dataclass(frozen=True)
 class OfferTerms:
-    """Input of ``createOffer``/``updateOffer`` (``gpu_model``/``region`` as text or bytes32)."""
+    """Input of ``createOffer``/``updateOffer`` (``gpu_model``/``region`` as text or bytes32).
+
+    The model must be registered on chain (``setGpuModel``); its memory and power limit come
+    from that table, not from the offer. ``min_uptime_bps`` and ``max_gap_seconds`` are the
+    offer's SLA (0 = no gap promise): downtime beyond them is a DOWNTIME fault.
+    """
 
     gpu_model: str | bytes
     gpu_count: int
-    memory_mib: int
     payment_token: str
     price_per_gpu_hour: int
     price_per_kwh: int
@@ -182,6 +191,7 @@ class OfferTerms:
     max_duration_seconds: int
     min_uptime_bps: int
     agent: str
+    max_gap_seconds: int = 0
 
     def as_tuple(self) -> tuple:
         return struct_tuple(asdict(self), OFFER_TERMS_FIELDS)
@@ -289,6 +299,16 @@ class MarketClient:
     def offer_count(self) -> int:
         return int(self.market.call("offerCount"))
 
+    def rental_terms(self, rental_id: int) -> dict[str, Any]:
+        """The terms fixed when the rental opened (``RentalTerms``): agent, model, power limit,
+        memory, SLA, fee, timeouts, slash terms, collateral, workload hash. Nodes meter and judge
+        a rental by these only."""
+        return self.view("rentalTerms", rental_id)
+
+    def gpu_model_of(self, model: str | bytes) -> dict[str, Any]:
+        """The on-chain GPU model table's row (``powerLimitW`` 0 = not registered)."""
+        return self.view("gpuModelOf", _bytes32(model, "gpu_model"))
+
     def get_rental(self, rental_id: int) -> dict[str, Any]:
         """The stored rental; ``status``/``endReason`` also as names (``statusName``)."""
         rental = self.view("getRental", rental_id)
@@ -369,14 +389,15 @@ class MarketClient:
     # ------------------------------------------------------------------ rentals
     def open_rental(
         self, offer_id: int, gpu_count: int, budget: int, *, expected_offer_version: int | None = None,
-        approve: bool = True,
+        approve: bool = True, workload_hash: bytes = ZERO_BYTES32,
     ) -> tuple[int, TxResult]:
-        """Open a rental (escrowing ``budget``); returns (rental id, tx)."""
+        """Open a rental (escrowing ``budget``, committing ``workload_hash``, 32 bytes, zero for
+        none); returns (rental id, tx)."""
         offer = self.get_offer(offer_id)
         version = offer["version"] if expected_offer_version is None else expected_offer_version
         if approve:
             self.ensure_allowance(offer["paymentToken"], budget)
-        result = self.transact("openRental", offer_id, version, gpu_count, budget)
+        result = self.transact("openRental", offer_id, version, gpu_count, budget, _bytes32(workload_hash, "workload_hash"))
         return int(result.events["RentalOpened"][0]["rentalId"]), result
 
     def start_rental(self, rental_id: int) -> TxResult:
@@ -433,6 +454,9 @@ class MarketClient:
 
     def set_payment_token(self, token: str, allowed: bool) -> TxResult:
         return self.transact("setPaymentToken", Web3.to_checksum_address(token), allowed)
+
+    def set_gpu_model(self, model: str | bytes, power_limit_w: int, memory_mib: int) -> TxResult:
+        return self.transact("setGpuModel", _bytes32(model, "gpu_model"), power_limit_w, memory_mib)
 
     def set_stake_token(self, token: str, min_stake_per_gpu: int) -> TxResult:
         return self.transact("setStakeToken", Web3.to_checksum_address(token), min_stake_per_gpu)

@@ -12,10 +12,16 @@ from web3.contract import Contract
 from oracle.chain.errors import ErrorDecoder, TransactionRevertedError
 from oracle.chain.tx import TransactionSender, TxPolicy, TxResult
 from oracle.errors import ChainError
+from oracle.redact import register_secret_url
 
 
 def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
-    """A Web3 over HTTP with a request timeout and web3's own retries off (we retry ourselves)."""
+    """A Web3 over HTTP with a request timeout and web3's own retries off (we retry ourselves).
+
+    The URL's secret parts (an API key in the path, query or userinfo) are registered with
+    :mod:`oracle.redact`, so no log line, status or error message shows them.
+    """
+    register_secret_url(rpc_url)
     provider = Web3.HTTPProvider(
         rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
     )

@@ -46,6 +46,7 @@ from oracle.chain.background import BackgroundLoop
 from oracle.chain.errors import _abi_type
 from oracle.chain.tx import retry_rpc
 from oracle.errors import ChainError
+from oracle.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +444,7 @@ class EventFollower(BackgroundLoop):
                 log.info("%s: %s; waiting %.1f s", self.name, exc, wait)
             except Exception as exc:  # survive anything: the cursor only moves on success
                 self.stats.errors += 1
-                log.warning("%s: poll failed (%s: %s); retrying", self.name, type(exc).__name__, exc)
+                log.warning("%s: poll failed (%s: %s); retrying", self.name, type(exc).__name__, redact(str(exc)))
             stop.wait(wait)
 
     @property

@@ -55,6 +55,7 @@ from oracle.chain.errors import (
     TransactionTimeoutError,
 )
 from oracle.errors import ChainError
+from oracle.redact import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -176,9 +177,9 @@ def retry_rpc(
             if not is_transient(exc):
                 raise
             if attempt == retries:
-                raise RpcUnavailableError(f"{what}: RPC kept failing: {exc}") from exc
+                raise RpcUnavailableError(f"{what}: RPC kept failing: {redact(str(exc))}") from exc
             delay = min(backoff_max_s, backoff_base_s * 2**attempt) * (0.5 + random.random() / 2)
-            log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, exc, attempt + 1, delay)
+            log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, redact(str(exc)), attempt + 1, delay)
             if on_retry is not None:
                 on_retry()
             sleep(delay)

@@ -43,6 +43,13 @@ def agent() -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TOML or JSON agent config; the options below override it")
 @click.option("--rental", "rental_id", type=click.IntRange(0), default=None, help="on-chain rental id")
+@click.option("--chain-id", type=click.IntRange(1), default=None,
+              help="the market's chain id (every batch is signed over it)")
+@click.option("--market", default=None, metavar="ADDRESS",
+              help="the GpuRentMarket address (default: the deployment file's market for --chain-id)")
+@click.option("--deployments", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="deployment file to look the market up in (default: $GPURENT_DEPLOYMENTS or "
+                   "~/.gpurent/deployments.json)")
 @click.option("--node", "nodes", multiple=True, metavar="URL", help="oracle node URL (repeat for each node)")
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="the agent key's encrypted keystore (its address is the offer's --agent)")
@@ -62,7 +69,8 @@ def agent() -> None:
 @click.option("--batch-samples", type=click.IntRange(1), default=None)
 @click.option("--dev", is_flag=True, default=None, help="accept a weak keystore password (local demos only)")
 @click.option("-v", "--verbose", is_flag=True)
-def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...], keystore: Path | None,
+def run(config_file: Path | None, rental_id: int | None, chain_id: int | None, market: str | None,
+        deployments: Path | None, nodes: tuple[str, ...], keystore: Path | None,
         password_file: Path | None, spool: Path | None, source: str | None, trace: Path | None,
         speed: float | None, not_before_ms: int | None, sample_hz: float | None, batch_samples: int | None,
         dev: bool | None, verbose: bool) -> None:
@@ -72,7 +80,10 @@ def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...],
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s agent %(levelname)s %(message)s")
     overrides = _given(rental_id=rental_id, keystore_path=keystore, keystore_password_file=password_file,
-                       sample_hz=sample_hz, batch_samples=batch_samples, dev=dev)
+                       sample_hz=sample_hz, batch_samples=batch_samples, dev=dev, chain_id=chain_id,
+                       market=market)
+    if chain_id is not None and market is None:
+        overrides["market"] = _deployed_market(chain_id, deployments)
     if nodes:
         overrides["nodes"] = list(nodes)
     source_overrides: dict[str, Any] = {}
@@ -93,8 +104,9 @@ def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...],
         data["source"] = {**data["source"], **source_overrides}
         config = make_agent_config(data)
     else:
-        missing = [name for name, value in (("--rental", rental_id), ("--node", nodes or None),
-                                            ("--keystore", keystore)) if value is None]
+        missing = [name for name, value in (("--rental", rental_id), ("--chain-id", chain_id),
+                                            ("--node", nodes or None), ("--keystore", keystore))
+                   if value is None]
         if missing:
             raise click.UsageError(f"missing {', '.join(missing)} (or give --config FILE)")
         config = make_agent_config({"spool_path": spool or Path("agent-spool.sqlite3"), **overrides,
@@ -104,6 +116,16 @@ def run(config_file: Path | None, rental_id: int | None, nodes: tuple[str, ...],
     click.echo(f"agent: rental {config.rental_id}, source {config.source.kind}, nodes {', '.join(config.node_urls)}",
                err=True)
     raise SystemExit(run_agent(config))
+
+
+def _deployed_market(chain_id: int, deployments: Path | None) -> str:
+    """The market of ``chain_id`` in the deployment file (what ``gpurent deploy`` wrote)."""
+    from oracle.deployment import DeploymentError, load_deployment
+
+    try:
+        return load_deployment(chain_id, deployments).market
+    except DeploymentError as exc:
+        raise click.UsageError(f"{exc}; or give --market ADDRESS") from None
 
 
 def _given(**options: Any) -> dict[str, Any]:

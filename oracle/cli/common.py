@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 
 from oracle.errors import ConfigError, GpurentError, KeystoreError
+from oracle.redact import redact
 
 RPC_ENV = "GPURENT_RPC_URL"
 KEYSTORE_ENV = "GPURENT_KEYSTORE"
@@ -63,8 +64,21 @@ _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ERC20InsufficientBalance": lambda a: (
         f"token balance too low: {a.get('sender')} holds {a.get('balance')} units, this needs {a.get('needed')}"),
     "ProviderStaking_InsufficientStake": lambda a: (
-        f"stake too low: {a.get('provider')} has {a.get('active')} active, the listed GPUs need "
-        f"{a.get('required')}; add stake with `gpurent provider stake`"),
+        f"stake too low: {a.get('provider')} has {a.get('active')} active, the listed GPUs and the collateral "
+        f"locked for running rentals need {a.get('required')}; add stake with `gpurent provider stake`"),
+    "RentalEscrow_CollateralUnavailable": lambda a: (
+        f"rental {a.get('rentalId')} needs {a.get('collateral')} of free stake as collateral, you have "
+        f"{a.get('free')} free; add stake with `gpurent provider stake`"),
+    "OfferBook_UnknownGpuModel": lambda a: (
+        f"GPU model {bytes(a.get('gpuModel') or b'').rstrip(bytes(1)).decode(errors='replace')!r} is not in the "
+        f"market's GPU model table (governance adds models with `gpurent governance set-gpu-model`)"),
+    "OfferBook_StakeTokenNotAllowed": lambda a: (
+        f"your stake token {a.get('token')} is no longer allowed: it cannot back new offers or rentals"),
+    "ProviderStaking_FaultNotSlashable": lambda a: (
+        f"fault kind {a.get('kind')} (busy at idle power) is the renter's workload: a usage flag, never slashed"),
+    "ProviderStaking_NothingToSlash": lambda a: f"rental {a.get('rentalId')} has no collateral left to slash",
+    "ProviderStaking_SlashWindowUsed": lambda a: (
+        f"fault kind {a.get('kind')} already slashed rental {a.get('rentalId')} in window {a.get('window')}"),
     "ProviderStaking_TokenNotAllowed": lambda a: f"{a.get('token')} is not an allowed stake token on this market",
     "ProviderStaking_NotUnbonded": lambda a: (
         f"nothing unbonded yet: {a.get('unbonding')} units unbonding until unix time {a.get('releaseAt')}"),
@@ -163,7 +177,7 @@ def run_guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 raise
             mapped = explain_error(exc)
         message, code = mapped
-        raise (UsageProblem if code == 2 else OperationFailed)(message) from None
+        raise (UsageProblem if code == 2 else OperationFailed)(redact(message)) from None
 
 
 class GuardedCommand(click.Command):
@@ -522,16 +536,34 @@ def rental_view(session: Session, rental_id: int) -> dict[str, Any]:
         from oracle.chain.errors import TransactionRevertedError
 
         raise TransactionRevertedError("RentalEscrow_UnknownRental", {"rentalId": rental_id}, function="getRental")
+    t = session.client.rental_terms(rental_id)
+    terms = {
+        "agent": t["agent"], "gpu_model": bytes32_text(t["gpuModel"]), "gpu_count": int(t["gpuCount"]),
+        "power_limit_w": int(t["powerLimitW"]), "memory_mib": int(t["memoryMib"]),
+        "region": bytes32_text(t["region"]), "grid_intensity_g_per_kwh": int(t["gridIntensityGPerKwh"]),
+        "min_uptime_bps": int(t["minUptimeBps"]), "max_gap_seconds": int(t["maxGapSeconds"]),
+        "workload_hash": "0x" + bytes(t["workloadHash"]).hex(), "fee_bps": int(t["feeBps"]),
+        "stake_token": t["stakeToken"], "collateral_per_gpu": int(t["collateralPerGpu"]),
+        "max_duration_s": int(t["maxDurationSeconds"]), "silence_timeout_s": int(t["silenceTimeout"]),
+        "settlement_grace_s": int(t["settlementGrace"]), "slash_window_s": int(t["slashWindowSeconds"]),
+        "slash_bps": int(t["slashBps"]), "renter_slash_share_bps": int(t["renterSlashShareBps"]),
+    }
+    started, ended = int(r["startedAt"]), int(r["endedAt"])
+    gpus = int(r["gpuCount"])
+    # Uptime on chain is attested GPU-seconds over rented GPU-seconds (docs/economics.md).
+    span = (ended or int(r["lastSettledAt"])) - started
+    uptime = min(10_000, int(r["availableGpuSeconds"]) * 10_000 // (gpus * span)) if started and span > 0 else 0
     return {
         "rental_id": rental_id, "status": r["statusName"], "offer_id": int(r["offerId"]),
-        "renter": r["renter"], "provider": r["provider"], "gpu_count": int(r["gpuCount"]),
+        "renter": r["renter"], "provider": r["provider"], "gpu_count": gpus,
         "budget": int(r["budget"]), "paid": int(r["paid"]), "remaining": int(r["budget"]) - int(r["paid"]),
         "price_per_gpu_hour": int(r["pricePerGpuHour"]), "price_per_kwh": int(r["pricePerKwh"]),
-        "fee_bps": int(r["feeBps"]), "sequence": int(r["sequence"]),
-        "available_gpu_seconds": int(r["availableGpuSeconds"]), "uptime_bps": int(r["uptimeBps"]),
+        "fee_bps": terms["fee_bps"], "sequence": int(r["sequence"]),
+        "available_gpu_seconds": int(r["availableGpuSeconds"]), "uptime_bps": uptime,
         "last_settled_at": int(r["lastSettledAt"]), "start_deadline": int(r["startDeadline"]),
-        "started_at": int(r["startedAt"]), "ended_at": int(r["endedAt"]),
+        "started_at": started, "ended_at": ended,
         "max_duration_seconds": int(r["maxDurationSeconds"]), "end_reason": r["endReasonName"],
+        "collateral": int(r["collateral"]), "slashed": int(r["slashed"]), "terms": terms,
     }
 
 
@@ -548,19 +580,21 @@ def offer_view(session: Session, offer_id: int) -> dict[str, Any]:
         "price_per_kwh": int(o["pricePerKwh"]), "region": bytes32_text(o["region"]),
         "grid_intensity_g_per_kwh": int(o["gridIntensityGPerKwh"]),
         "max_duration_seconds": int(o["maxDurationSeconds"]), "min_uptime_bps": int(o["minUptimeBps"]),
-        "agent": o["agent"],
+        "max_gap_seconds": int(o["maxGapSeconds"]), "agent": o["agent"],
     }
 
 
 def reputation_view(session: Session, provider: str) -> dict[str, Any]:
     r = session.client.reputation_of(provider)
-    reported = int(r["reportedRentals"])
+    fees = int(r["feesPaid"])
     return {
         "score_bps": int(session.client.reputation_score(provider)),
         "completed_rentals": int(r["completedRentals"]), "abandoned_rentals": int(r["abandonedRentals"]),
-        "slash_count": int(r["slashCount"]), "reported_rentals": reported,
-        "attested_gpu_seconds": int(r["attestedGpuSeconds"]),
-        "avg_uptime_bps": int(r["uptimeBpsSum"]) // reported if reported else None,
+        "slash_count": int(r["slashCount"]), "slashed_amount": int(r["slashedAmount"]),
+        "attested_gpu_seconds": int(r["attestedGpuSeconds"]), "fees_paid": fees,
+        "delivered_fees": int(r["deliveredFees"]), "abandoned_collateral": int(r["abandonedCollateral"]),
+        # uptime weighted by fees paid (docs/economics.md)
+        "avg_uptime_bps": int(r["deliveredFees"]) * 10_000 // fees if fees else None,
     }
 
 

@@ -42,20 +42,37 @@ from oracle.deployment import (
               help="stake per listed GPU, in token units")
 @click.option("--fee-bps", type=click.IntRange(0, 1000), default=100, show_default=True, help="protocol fee")
 @click.option("--treasury", type=ADDRESS, default=None, help="fee recipient (default: the deployer)")
-@click.option("--unbonding-days", type=click.FloatRange(0, 365), default=14.0, show_default=True)
+@click.option("--unbonding-days", type=click.FloatRange(0, 400), default=32.0, show_default=True,
+              help="must exceed --max-rental-days plus the settlement grace (the contract checks)")
+@click.option("--max-rental-days", type=click.FloatRange(1 / 24, 180), default=30.0, show_default=True,
+              help="longest rental any offer can have")
 @click.option("--start-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
 @click.option("--silence-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
 @click.option("--settlement-grace", type=click.IntRange(1), default=86400, show_default=True, help="seconds")
+@click.option("--reputation-prior", default="100", show_default=True,
+              help="the reputation score's prior, in token units of fees (docs/economics.md)")
+@click.option("--proposer", type=ADDRESS, default=None, envvar="GPURENT_PROPOSER", show_envvar=True,
+              help="who may schedule governance changes through the timelock: a Safe multisig in "
+                   "production (default: the deployer, on a local chain only)")
+@click.option("--timelock-delay", type=click.IntRange(0, 30 * 86_400), default=None,
+              help="seconds every governance change waits, in public (default: 60 on a local chain, "
+                   "2 days elsewhere)")
 @click.option("--mint-dev/--no-mint-dev", default=None,
               help="mint 1,000,000 test tokens to the 10 anvil dev accounts (default: on a local anvil)")
 def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], threshold: int | None,
            payment_token: str | None, min_stake_per_gpu: str, fee_bps: int, treasury: str | None,
-           unbonding_days: float, start_timeout: int, silence_timeout: int, settlement_grace: int,
-           mint_dev: bool | None) -> None:
+           unbonding_days: float, max_rental_days: float, start_timeout: int, silence_timeout: int,
+           settlement_grace: int, reputation_prior: str, proposer: str | None, timelock_delay: int | None, mint_dev: bool | None) -> None:
     """Deploy GpuRentMarket to --rpc from a keystore account (or --dev-account on anvil) and
-    record the addresses for this chain id in the deployment file."""
+    record the addresses for this chain id in the deployment file. The market's roles go to a
+    timelock (proposer --proposer, delay --timelock-delay); the deploying key keeps none."""
     session = Session(chain, wallet, need_deployment=False, rpc_retries=3)
     session.require_signer()
+    if proposer is None and not session.is_anvil:
+        raise click.UsageError("on a public chain the timelock's proposer must be given: --proposer ADDRESS "
+                               "(or GPURENT_PROPOSER), e.g. a Safe multisig")
+    if timelock_delay is None:
+        timelock_delay = 60 if session.is_anvil else 2 * DAY_S
     decimals = 6
     if payment_token is not None:
         from oracle.chain.artifacts import get_artifact
@@ -68,7 +85,8 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
     params = MarketParamsConfig(
         treasury=treasury or session.address, protocol_fee_bps=fee_bps,
         start_timeout_s=start_timeout, silence_timeout_s=silence_timeout, settlement_grace_s=settlement_grace,
-        unbonding_delay_s=max(1, int(unbonding_days * DAY_S)),
+        unbonding_delay_s=max(1, int(unbonding_days * DAY_S)), max_rental_duration_s=int(max_rental_days * DAY_S),
+        reputation_prior=max(1, parse_amount(reputation_prior, decimals, "--reputation-prior")),
     )
     mint = session.is_anvil if mint_dev is None else mint_dev
     from oracle.localchain import dev_accounts
@@ -79,7 +97,7 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
             session.sender, params=params, payment_token=payment_token, min_stake_per_gpu=min_stake,
             signers=signers, threshold=threshold or 0,
             mint_test_tokens_to=dev_accounts() if (mint and payment_token is None) else (),
-            progress=step,
+            progress=step, timelock_delay_s=timelock_delay, proposer=proposer,
         )
     path = save_deployment(deployment, chain.deployments)
     if chain.as_json:
@@ -93,6 +111,8 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
     con.print(f"  min stake/GPU  {format_amount(min_stake, decimals, deployment.payment_token_symbol)}")
     ss = deployment.signer_set
     con.print(f"  signer set     v{ss.get('version')}: {ss.get('threshold')} of {len(ss.get('signers', []))}")
+    con.print(f"  governance     timelock {deployment.timelock} (delay {deployment.timelock_delay_s} s, "
+              f"proposer {deployment.proposer}); the deployer holds no role")
     if deployment.chain_id in EXPLORERS or not session.is_anvil:
         for line in verification_lines(deployment):
             con.print(line)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from oracle.cli.common import (
@@ -22,7 +24,47 @@ from oracle.cli.common import (
 
 @click.group(cls=GuardedGroup)
 def governance() -> None:
-    """For the governance role (meant for a multisig or timelock): signer set and parameters."""
+    """Governance through the deployment's timelock: schedule a change (the proposer's key), then
+    execute it once the delay has passed (anyone). Signer set, GPU models, parameters."""
+
+
+def _govern(chain: ChainOptions, wallet: WalletSpec, execute: bool, warp: bool, function: str,
+            *args: Any) -> tuple[dict[str, Any], str]:
+    """Schedule (default) or execute ``market.function(*args)`` through the timelock; a deployment
+    without one (tests, old deployments) calls the market directly with the governance key.
+    ``warp`` (a local anvil only): schedule, move the chain clock past the delay, execute."""
+    s = signing_session(chain, wallet)
+    if not s.deployment.timelock:
+        result = s.market.transact(function, *args)
+        return {**s.tx_out(result), "function": function, "via": "direct"}, f"{function} done (tx {result.tx_hash})"
+    from oracle.chain.governance import TimelockGovernance
+
+    gov = TimelockGovernance(s.sender, s.deployment.timelock, s.deployment.market, s.market.abi)
+    op = gov.operation(function, *args)
+    out: dict[str, Any] = {"function": function, "via": "timelock", "timelock": s.deployment.timelock,
+                           "operation_id": op.id_hex}
+    if not execute or warp:
+        if gov.state(op) == "unset":
+            out["schedule_tx"] = gov.schedule(op).tx_hash
+        out["ready_at"] = gov.ready_at(op)
+        if not warp:
+            return ({**out, "state": gov.state(op)},
+                    f"{function} scheduled as timelock operation {op.id_hex}; executable from unix time "
+                    f"{out['ready_at']} with the same command and --execute")
+        if not s.is_anvil:
+            raise click.UsageError("--warp moves the chain clock: only on a local anvil")
+        from oracle.localchain import _rpc
+
+        _rpc(chain.rpc, "evm_increaseTime", [gov.min_delay() + 1])
+        _rpc(chain.rpc, "evm_mine", [])
+    result = gov.execute(op)
+    return {**out, **s.tx_out(result), "state": gov.state(op)}, f"{function} executed through the timelock (tx {result.tx_hash})"
+
+
+def timelock_options(fn):
+    fn = click.option("--warp", is_flag=True, help="local anvil only: schedule, skip the delay, execute")(fn)
+    return click.option("--execute", is_flag=True,
+                        help="execute the operation scheduled earlier with the same arguments")(fn)
 
 
 @governance.command("show")
@@ -34,7 +76,9 @@ def show(chain: ChainOptions) -> None:
     params = s.client.params()
     out = {"signer_set": {"version": signer_set.version, "threshold": signer_set.threshold,
                           "signers": list(signer_set.signers)},
-           "params": params, "market": s.deployment.market, "chain_id": s.chain_id}
+           "params": params, "market": s.deployment.market, "chain_id": s.chain_id,
+           "timelock": s.deployment.timelock, "proposer": s.deployment.proposer,
+           "timelock_delay_s": s.deployment.timelock_delay_s}
     if chain.as_json:
         print_json(out)
         return
@@ -42,21 +86,48 @@ def show(chain: ChainOptions) -> None:
     con.print(kv_table(f"signer set v{signer_set.version}: {signer_set.threshold} of {len(signer_set.signers)}",
                        [(str(i), a) for i, a in enumerate(signer_set.signers)]))
     con.print(kv_table("parameters", list(params.items())))
+    if s.deployment.timelock:
+        con.print(f"governance: timelock {s.deployment.timelock}, delay {s.deployment.timelock_delay_s} s, "
+                  f"proposer {s.deployment.proposer}")
 
 
 @governance.command("set-signers")
 @click.option("--signer", "signers", multiple=True, required=True, type=ADDRESS, metavar="ADDRESS",
               help="oracle node signer (repeat; the whole new set)")
 @click.option("--threshold", type=click.IntRange(1, 31), default=None, help="default: a majority")
+@timelock_options
 @chain_options
 @wallet_options
-def set_signers(signers: tuple[str, ...], threshold: int | None, chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Install a new oracle signer set. Bumps its version: every signature made for the old set
-    stops counting, so nodes must be restarted with the new signer_set_version."""
-    s = signing_session(chain, wallet)
-    threshold = threshold or len(set(signers)) // 2 + 1
-    result = s.client.set_signer_set(signers, threshold)
-    new = s.client.signer_set()
-    out = {**s.tx_out(result), "version": new.version, "threshold": new.threshold, "signers": list(new.signers)}
-    print_result(chain, out, f"signer set v{new.version}: {new.threshold} of {len(new.signers)} (tx {result.tx_hash}); "
-                             f"set signer_set_version = {new.version} on every node")
+def set_signers(signers: tuple[str, ...], threshold: int | None, execute: bool, warp: bool, chain: ChainOptions,
+                wallet: WalletSpec) -> None:
+    """Install a new oracle signer set (through the timelock). Bumps its version: nodes must be
+    restarted with the new signer_set_version once it executes."""
+    from web3 import Web3
+
+    ordered = sorted({Web3.to_checksum_address(a) for a in signers}, key=lambda a: int(a, 16))
+    threshold = threshold or len(ordered) // 2 + 1
+    out, line = _govern(chain, wallet, execute, warp, "setSignerSet", ordered, threshold)
+    if out.get("state", "done") == "done":
+        new = Session(chain).client.signer_set()
+        out.update({"version": new.version, "threshold": new.threshold, "signers": list(new.signers)})
+        line += f"; signer set v{new.version}: {new.threshold} of {len(new.signers)}; set signer_set_version = " \
+                f"{new.version} on every node"
+    print_result(chain, out, line)
+
+
+@governance.command("set-gpu-model")
+@click.argument("model")
+@click.option("--power-limit-w", type=click.IntRange(0, 5000), required=True, help="0 removes the model")
+@click.option("--memory-mib", type=click.IntRange(0), required=True)
+@timelock_options
+@chain_options
+@wallet_options
+def set_gpu_model(model: str, power_limit_w: int, memory_mib: int, execute: bool, warp: bool, chain: ChainOptions,
+                  wallet: WalletSpec) -> None:
+    """Register or change a GPU model of the on-chain table (as NVML names it); offers must use
+    a registered model and take its memory from the table."""
+    raw = model.encode()
+    if len(raw) > 32:
+        raise click.UsageError(f"model {model!r} is longer than 32 bytes")
+    out, line = _govern(chain, wallet, execute, warp, "setGpuModel", raw.ljust(32, b"\0"), power_limit_w, memory_mib)
+    print_result(chain, {**out, "model": model}, line)

@@ -76,7 +76,9 @@ def keys_new(path: Path, password_env: str, dev: bool, fast_kdf: bool, as_json: 
 
     password = read_new_password(password_env, dev=dev)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"kdf": "pbkdf2", "iterations": 2} if fast_kdf else {}
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF
+
+    kwargs = dict(CHEAPEST_ACCEPTED_KDF) if fast_kdf else {}
     address = new_keystore(path, password, dev=dev, **kwargs)
     if as_json:
         print_json({"address": address, "keystore": str(path)})

@@ -114,7 +114,6 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
     return (
         gpu_model_arg(s, pick("gpu_model", "NVIDIA H100 80GB HBM3")),
         int(pick("gpu_count", 1)),
-        int(pick("memory_mib", 81559)),
         s.deployment.payment_token,
         int(price_h),
         int(price_kwh),
@@ -122,6 +121,7 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
         int(grid),
         int(pick("max_duration_seconds", 86_400)),
         int(pick("min_uptime_bps", 9_500)),
+        int(pick("max_gap_seconds", 0)),
         agent,
     )
 
@@ -130,7 +130,6 @@ def offer_options(fn):
     for option in reversed([
         click.option("--gpu-model", default=None, help='as NVML names it (default "NVIDIA H100 80GB HBM3")'),
         click.option("--gpu-count", type=click.IntRange(1, 65535), default=None, help="GPUs offered (default 1)"),
-        click.option("--memory-mib", type=click.IntRange(1), default=None, help="memory per GPU"),
         click.option("--price-per-gpu-hour", default=None, help="token units per attested GPU-hour"),
         click.option("--price-per-kwh", default=None, help="token units per attested kWh (default 0)"),
         click.option("--region", default=None, help="grid region: ISO country code (SE, DE, US, ...) or WORLD; sets the grid intensity"),
@@ -139,15 +138,19 @@ def offer_options(fn):
         click.option("--max-duration", "max_duration_seconds", type=click.IntRange(1), default=None,
                      help="longest rental in seconds (default 86400)"),
         click.option("--min-uptime-bps", type=click.IntRange(0, 10_000), default=None,
-                     help="promised uptime, basis points (default 9500)"),
+                     help="SLA: promised uptime per slash window, basis points (default 9500)"),
+        click.option("--max-gap", "max_gap_seconds", type=click.IntRange(0, 2**32 - 1), default=None,
+                     help="SLA: longest gap in service you promise, seconds (default 0: no gap promise; "
+                          "shorter gaps are only unpaid time)"),
         click.option("--agent", type=ADDRESS, default=None, help="telemetry agent address (`gpurent oracle keys new`)"),
     ]):
         fn = option(fn)
     return fn
 
 
-_OFFER_KEYS = ("gpu_model", "gpu_count", "memory_mib", "price_per_gpu_hour", "price_per_kwh", "region",
-               "grid_intensity_g_per_kwh", "max_duration_seconds", "min_uptime_bps", "agent")
+# The GPU model's memory and power limit come from the chain's model table, not from the offer.
+_OFFER_KEYS = ("gpu_model", "gpu_count", "price_per_gpu_hour", "price_per_kwh", "region",
+               "grid_intensity_g_per_kwh", "max_duration_seconds", "min_uptime_bps", "max_gap_seconds", "agent")
 
 
 @offer.command("create")
@@ -236,13 +239,14 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
         if not s.can_sign:
             raise click.UsageError("give ADDRESS, or --keystore/--dev-account for your own status")
         address = s.address
-    token, active, unbonding, release_at, listed = s.market.call("stakeOf", address)
+    token, active, unbonding, release_at, listed, locked = s.market.call("stakeOf", address)
     offers = [offer_view(s, i) for i in range(1, int(s.market.call("offerCount")) + 1)]
     offers = [o for o in offers if o["provider"] == address]
     out = {
         "provider": address,
         "stake": {"token": token, "active": int(active), "unbonding": int(unbonding),
-                  "unbonding_release_at": int(release_at), "listed_gpus": int(listed)},
+                  "unbonding_release_at": int(release_at), "listed_gpus": int(listed),
+                  "locked": int(locked)},
         "withdrawable": int(s.market.call("withdrawable", address, s.deployment.payment_token)),
         "wallet_balance": int(s.token.call("balanceOf", address)),
         "reputation": reputation_view(s, address),
@@ -255,6 +259,7 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
     con = console()
     con.print(kv_table(f"provider {address}", [
         ("active stake", s.fmt(out["stake"]["active"])),
+        ("locked for running rentals", s.fmt(out["stake"]["locked"])),
         ("unbonding", f"{s.fmt(out['stake']['unbonding'])} (release at {out['stake']['unbonding_release_at']})"),
         ("listed GPUs", out["stake"]["listed_gpus"]),
         ("withdrawable earnings", s.fmt(out["withdrawable"])),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Protocol, runtime_checkable
 
 from oracle.errors import MeteringError
-from oracle.metering.core import BPS, _CARBON_DIVISOR, UsageTotals
+from oracle.metering.core import BPS, _CARBON_DIVISOR, UsageTotals, available_bound_s
 from oracle.metering.faults import Fault
 from oracle.metering.policy import MeterTerms
 
@@ -136,11 +136,11 @@ def exclude_unpaid(totals: UsageTotals, terms: MeterTerms, unpaid: UnpaidUsage,
     """``totals`` without the unpaid usage, carrying the challenge counts (pure, integers)."""
     available = max(0, totals.available_gpu_milliseconds - unpaid.available_gpu_milliseconds)
     busy = max(0, totals.busy_gpu_milliseconds - unpaid.busy_gpu_milliseconds)
-    energy = max(0, totals.energy_millijoules - unpaid.energy_millijoules)
+    energy = min(max(0, totals.energy_millijoules - unpaid.energy_millijoules), totals.energy_millijoules)
     span_ms = (totals.period_end_ms - terms.start_ms) * terms.gpu_count
     return replace(
         totals,
-        available_gpu_seconds=available // 1000,
+        available_gpu_seconds=min(available // 1000, available_bound_s(terms, totals.period_end_ms)),
         available_gpu_milliseconds=available,
         busy_gpu_seconds=busy // 1000 if unpaid.busy_gpu_milliseconds else totals.busy_gpu_seconds,
         busy_gpu_milliseconds=busy,

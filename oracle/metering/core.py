@@ -48,6 +48,9 @@ and ``b`` and is described by ``b``'s readings, because NVML's ``power_mw`` is a
   ``energy_tolerance_permille`` of the larger and beyond ``energy_tolerance_floor_ms_at_limit``
   at the limit is an ENERGY_MISMATCH.
 - **Carbon.** ``floor(energy_mj * g_per_kwh / 3_600_000)`` milligrams.
+- **On-chain bounds.** A report never carries more than ``gpu_count * (periodEnd - startedAt)``
+  GPU-seconds (available and busy) nor more energy than every rented GPU at the model's limit
+  for that long: what the contract accepts for an Active rental.
 - **Uptime.** ``floor(available_ms * 10000 / ((period_end - start_ms) * gpu_count))``.
 - **Duplicates and order.** Samples are taken in arrival order (the node's: its batch hash
   chain). A sample of a GPU at the time of its previous one is ignored when identical and is
@@ -374,16 +377,33 @@ def _feed_values(state: MeterState, terms: MeterTerms, policy: MeteringPolicy,
     return state
 
 
+def _elapsed_s(terms: MeterTerms, period_end_ms: int) -> int:
+    """Whole seconds from ``startedAt`` to ``periodEnd`` as the contract counts them."""
+    return max(0, period_end_ms // 1000 - terms.start_ms // 1000)  # start_ms = startedAt * 1000
+
+
+def available_bound_s(terms: MeterTerms, period_end_ms: int) -> int:
+    """The most GPU-seconds a report may carry on chain: ``gpuCount * (periodEnd - startedAt)``
+    (flooring each GPU's milliseconds once over the sum could exceed it by gpuCount-1 s)."""
+    return terms.gpu_count * _elapsed_s(terms, period_end_ms)
+
+
+def energy_bound_mj(terms: MeterTerms, period_end_ms: int) -> int:
+    """The most energy a report bills: every rented GPU at the model's limit the whole time
+    (below the contract's bound, which allows a margin over the limit)."""
+    return terms.gpu_count * terms.power_limit_mw * _elapsed_s(terms, period_end_ms)
+
+
 def totals(state: MeterState, terms: MeterTerms) -> UsageTotals:
     """The cumulative totals of ``state`` (the state is not changed)."""
     start = terms.start_ms
     end = start if state.now_ms is None else state.now_ms
     span_ms = (end - start) * terms.gpu_count
     available = state.available_ms
-    energy = state.energy_mj
+    energy = min(state.energy_mj, energy_bound_mj(terms, end))
     return UsageTotals(
-        available_gpu_seconds=available // 1000,
-        busy_gpu_seconds=state.busy_pct_ms // 100_000,
+        available_gpu_seconds=min(available // 1000, available_bound_s(terms, end)),
+        busy_gpu_seconds=min(state.busy_pct_ms // 100_000, available_bound_s(terms, end)),
         energy_millijoules=energy,
         integrated_energy_millijoules=state.integrated_uj // 1000,
         carbon_milligrams=energy * terms.grid_intensity_g_per_kwh // _CARBON_DIVISOR,

@@ -36,6 +36,7 @@ from oracle.node.errors import (
     GpuSetChanged,
     ImplausibleBatch,
     MalformedBatch,
+    PaddedBatch,
     RateLimited,
     ReportConflict,
     ReportUnavailable,
@@ -44,11 +45,16 @@ from oracle.node.errors import (
     TimeRegression,
     UnknownRental,
     WrongAgent,
+    WrongDomain,
 )
+from oracle.node.api.guard import BodyGuard
+from oracle.node.archive import Retention
 from oracle.node.metrics import NodeMetrics
+from oracle.node.peerauth import PeerAuth, PeerVerifier
 from oracle.node.ratelimit import TokenBucketLimiter
 from oracle.node.rentals import Rental, RentalRegistry, SqliteRentalRegistry
-from oracle.node.settings import NodeSettings, redact_url
+from oracle.node.settings import NodeSettings
+from oracle.redact import redact, redact_url
 from oracle.node.storage import GroupCommitWriter, NodeStorage
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,8 @@ BATCH_STATUS: dict[type[BatchRejected], int] = {
     UnknownRental: 404,
     BadSignature: 401,
     WrongAgent: 403,
+    WrongDomain: 403,
+    PaddedBatch: 409,
     SequenceGap: 409,
     ConflictingBatch: 409,
     BrokenHashChain: 409,
@@ -89,7 +97,7 @@ def _problem(status: int, detail: str, reason: str, **extra) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatchRejected)
     async def batch_rejected(request: Request, exc: BatchRejected) -> JSONResponse:
-        if request.url.path == "/v1/batches":
+        if request.url.path.endswith("/batches"):
             request.app.state.node.metrics.batches_rejected.labels(exc.reason).inc()
         status = BATCH_STATUS.get(type(exc), 400)
         response = _problem(status, exc.message, exc.reason, **exc.extra)
@@ -171,6 +179,9 @@ def build_runtime(
         agent_limiter=TokenBucketLimiter(settings.agent_rate_per_s, settings.agent_burst),
         report_limiter=TokenBucketLimiter(settings.report_rate_per_s, settings.report_burst),
         metrics=NodeMetrics(),
+        peers=PeerVerifier(settings.chain_id, settings.market_address, (attestor.address, *settings.peer_signers),
+                           window_s=settings.peer_auth_window_s),
+        peer_limiter=TokenBucketLimiter(settings.peer_rate_per_s, settings.peer_burst),
     )
 
 
@@ -206,7 +217,9 @@ class NodeChain:
         self.settings = settings
         self.metrics = runtime.metrics
         storage = runtime.storage
+        self.peers = runtime.peers
         self.services = ChainServices(
+            auth=PeerAuth(node_key, settings.chain_id, settings.market_address),  # peers know us as a signer
             rpc_url=settings.rpc_url,
             node_key=node_key,
             market_address=settings.market_address,
@@ -254,11 +267,11 @@ class NodeChain:
                 check_chain(self.services.client.w3, self.settings)
                 self._check_signer_set()
             except ConfigError as exc:
-                self._wrong_chain, self._detail = True, str(exc)
+                self._wrong_chain, self._detail = True, redact(str(exc))
                 log.error("chain side not started: %s", exc)
                 return
             except Exception as exc:  # RPC down or flapping: the API serves on, we retry
-                self._detail = f"{type(exc).__name__}: {exc}"[:300]
+                self._detail = redact(f"{type(exc).__name__}: {exc}")[:300]
                 log.warning("RPC %s unreachable (%s); retrying in %.1f s",
                             redact_url(self.settings.rpc_url or ""), self._detail, delay)
                 if self._stop.wait(delay):
@@ -285,6 +298,8 @@ class NodeChain:
         for warning in warnings:
             log.warning("%s", warning)
         self.warnings = warnings
+        self.peers.set_chain_signers(signer_set.signers)  # peers authenticate as these
+        self.peers.refresh = lambda: client.signer_set().signers  # and after a rotation
 
     def stop(self) -> None:
         self._stop.set()
@@ -394,10 +409,19 @@ def create_app(
         if hasattr(runtime.attestor, "challenges"):  # metering's ChallengeLedger hook
             runtime.attestor.challenges = MeteringLedger(runtime.challenges)
 
+    retention = None
+    if chain is not None:  # rentals close on chain: archive their telemetry, prune it after the dispute window
+        feed = chain.services.feed
+        retention = Retention(runtime.storage, settings.archive_path,
+                              lambda: [r for r, s in list(feed.status.items()) if s == "closed"],
+                              settings.dispute_window_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if chain is not None:
             chain.start()
+        if retention is not None:
+            retention.start()
         if challenge_loop is not None:
             challenge_loop.start()
         try:
@@ -405,6 +429,8 @@ def create_app(
         finally:
             if challenge_loop is not None:
                 await asyncio.to_thread(challenge_loop.stop)
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
             if chain is not None:
                 await asyncio.to_thread(chain.stop)
             runtime.close()
@@ -418,6 +444,11 @@ def create_app(
     )
     app.state.node = runtime
     app.state.chain = chain
+    app.state.retention = retention
+    app.add_middleware(
+        BodyGuard, limit_for=_body_limit(settings), body_timeout_s=settings.body_timeout_s,
+        max_inflight_bytes=settings.max_inflight_body_bytes,
+        on_refusal=lambda reason: runtime.metrics.edge_refusals.labels(reason).inc())
     _install_error_handlers(app)
     app.include_router(batches.router)
     app.include_router(reports.router)
@@ -425,6 +456,20 @@ def create_app(
     app.include_router(challenges.router)
     app.openapi = _openapi_with_wire_schema(app)
     return app
+
+
+SMALL_BODY_BYTES = 256 * 1024  # POST /v1/batch-signatures: 256 report references
+
+
+def _body_limit(settings: NodeSettings) -> Callable[[str], int]:
+    def limit_for(path: str) -> int:
+        if path.startswith("/v1/rentals/") and path.endswith("/batches"):
+            return settings.max_body_bytes
+        if path.startswith("/v1/challenges/") and path.endswith("/openings"):  # Merkle paths of 64 cells
+            return settings.max_body_bytes
+        return SMALL_BODY_BYTES
+
+    return limit_for
 
 
 def _check_chain_now(settings: NodeSettings) -> None:
@@ -437,4 +482,4 @@ def _check_chain_now(settings: NodeSettings) -> None:
         raise
     except Exception as exc:
         log.warning("RPC %s not reachable at startup (%s: %s); the node serves and keeps trying",
-                    redact_url(settings.rpc_url or ""), type(exc).__name__, str(exc)[:200])
+                    redact_url(settings.rpc_url or ""), type(exc).__name__, redact(str(exc))[:200])

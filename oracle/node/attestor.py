@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Sequence
@@ -28,6 +29,7 @@ from oracle.node.errors import (
     GpuSetChanged,
     ImplausibleBatch,
     MalformedBatch,
+    PaddedBatch,
     ReportConflict,
     ReportUnavailable,
     SequenceGap,
@@ -35,11 +37,13 @@ from oracle.node.errors import (
     TimeRegression,
     UnknownRental,
     WrongAgent,
+    WrongDomain,
 )
 from oracle.node.metering import RentalMeter, SequenceUnavailable  # noqa: F401  (re-exported)
 from oracle.node.rentals import Rental, RentalRegistry, meter_terms
 from oracle.node.storage import AppendOutcome, AppendStatus, BatchRecord, NodeStorage
-from oracle.telemetry.batches import TelemetryBatch, address_of
+from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS, TelemetryBatch, address_of
+from oracle.telemetry.codec import encode_batch, gpus_key
 
 # Crash points of the signing path (test-only, dev mode; ``GPURENT_NODE_FAULT``), in path order:
 # metered but nothing recorded; recorded, not signed; signed in memory, signature not stored;
@@ -173,6 +177,8 @@ class Attestor:
         self.policy = policy
         self.now_ms = clock
         self._fault = fault
+        self._cache_lock = threading.Lock()
+        self._gpu_last: dict[int, tuple[int, dict[int, int]]] = {}  # rental -> (head seq, GPU -> last t_ms)
         self.metering = RentalMeter(storage, policy, challenges, cached_rentals=cached_rentals)
 
     @property
@@ -186,8 +192,12 @@ class Attestor:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    def verify(self, body: bytes, now_ms: int) -> VerifiedBatch:
-        """Everything that does not need the stored chain: shape, physics, freshness, signature."""
+    def verify(self, body: bytes, now_ms: int, rental: Rental | None = None) -> VerifiedBatch:
+        """Everything that does not need the stored chain: shape, domain, physics, freshness, signature.
+
+        ``rental``: the rental the request named (the HTTP route resolves it from the path before
+        reading the body); the batch must be for it.
+        """
         if len(body) > self.limits.max_body_bytes:
             raise BodyTooLarge(f"batch body is {len(body)} bytes, the limit is {self.limits.max_body_bytes}",
                                limit_bytes=self.limits.max_body_bytes)
@@ -197,11 +207,21 @@ class Attestor:
             raise MalformedBatch(str(exc)) from None
         except RecursionError:
             raise MalformedBatch("batch body is nested too deeply to be a telemetry batch") from None
-        rental = self.registry.get(batch.rental_id)
+        if batch.chain_id != self.chain_id or batch.market != self.market_address:
+            raise WrongDomain(f"batch is for chain {batch.chain_id} market {batch.market}; this node serves "
+                              f"chain {self.chain_id} market {self.market_address}")
+        if rental is not None and batch.rental_id != rental.rental_id:
+            raise MalformedBatch(f"batch is for rental {batch.rental_id}, posted to rental {rental.rental_id}")
+        rental = rental or self.registry.get(batch.rental_id)
         if rental is None:
             raise UnknownRental(f"this node meters no rental {batch.rental_id}", rental_id=batch.rental_id)
+        wire = batch.to_wire_bytes()
+        if wire != body:  # what is stored is the canonical form: padding would be free storage
+            raise MalformedBatch(f"batch body is not its canonical JSON ({len(body)} bytes, canonical "
+                                 f"{len(wire)}): sorted keys, no whitespace, lowercase hex")
         self._check_physics(batch, rental)
         self._check_freshness(batch, rental, now_ms)
+        self._check_density(batch)
         try:
             recovered = batch.recover_agent()
         except BatchVerificationError as exc:
@@ -218,8 +238,8 @@ class Attestor:
             prev_hash=batch.prev_hash,
             first_t_ms=samples[0].t_ms,
             last_t_ms=samples[-1].t_ms,
-            gpus_key=json.dumps([[g.index, g.uuid, g.name, g.power_limit_mw] for g in batch.gpus]).encode(),
-            body=body,
+            gpus_key=gpus_key(batch.gpus),
+            body=encode_batch(batch),
             received_ms=now_ms,
         )
         return VerifiedBatch(batch, rental, record)
@@ -243,6 +263,38 @@ class Attestor:
                     f"samples[{i}].power_mw={sample.power_mw} is beyond {self.limits.max_power_factor_of_limit}x "
                     f"the board limit of the rented GPU model ({limit_mw} mW)"
                 )
+
+    def _head_gpu_times(self, rental_id: int, head_seq: int) -> dict[int, int]:
+        """Each GPU's last sample time in the rental's stored batch ``head_seq`` (cached per rental)."""
+        with self._cache_lock:
+            cached = self._gpu_last.get(rental_id)
+        if cached is not None and cached[0] == head_seq:
+            return cached[1]
+        rows = list(self.storage.iter_batch_objects(rental_id, head_seq, head_seq + 1))
+        times: dict[int, int] = {}
+        if rows:
+            for sample in rows[0][2].samples:
+                times[sample.gpu] = sample.t_ms
+        with self._cache_lock:
+            self._gpu_last[rental_id] = (head_seq, times)
+            while len(self._gpu_last) > 100_000:
+                self._gpu_last.pop(next(iter(self._gpu_last)))
+        return times
+
+    def _check_density(self, batch: TelemetryBatch) -> None:
+        """No sample of a GPU within MIN_SAMPLE_INTERVAL_MS of its previous one, stored or in the batch:
+        duplicates and padding samples carry no GPU time, so they are refused, not stored."""
+        next_seq, _ = self.storage.batch_head(batch.rental_id)
+        if batch.batch_seq != next_seq:
+            return  # a duplicate or a gap: storage answers it, nothing is stored
+        last = dict(self._head_gpu_times(batch.rental_id, next_seq - 1)) if next_seq else {}
+        for i, sample in enumerate(batch.samples):
+            previous = last.get(sample.gpu)
+            if previous is not None and sample.t_ms < previous + MIN_SAMPLE_INTERVAL_MS:
+                raise PaddedBatch(
+                    f"samples[{i}] of GPU {sample.gpu} at t_ms={sample.t_ms} is within {MIN_SAMPLE_INTERVAL_MS} ms "
+                    f"of its previous sample at {previous} (duplicate or padding samples are refused)")
+            last[sample.gpu] = sample.t_ms
 
     def _check_freshness(self, batch: TelemetryBatch, rental: Rental, now_ms: int) -> None:
         newest = batch.samples[-1].t_ms
@@ -272,6 +324,12 @@ class Attestor:
         """Turn the storage outcome into a result or the matching refusal."""
         batch = verified.batch
         status = outcome.status
+        if status is AppendStatus.APPENDED:
+            times: dict[int, int] = {}
+            for sample in batch.samples:
+                times[sample.gpu] = sample.t_ms
+            with self._cache_lock:
+                self._gpu_last[batch.rental_id] = (batch.batch_seq, times)
         if status in (AppendStatus.APPENDED, AppendStatus.DUPLICATE):
             return IngestResult(
                 "accepted" if status is AppendStatus.APPENDED else "duplicate",

@@ -16,6 +16,7 @@ from oracle.node.feed import RentalRegistryFeed, read_rental_terms
 from oracle.node.quorum import Outcome
 from oracle.node.settle_policy import DEFAULT_MAX_REPORTS_PER_TX, RentalEconomics, SettlePolicy
 from oracle.node.settlement_loop import DueRentals, SettlementLoop
+from oracle.redact import redact
 
 
 class _WatchedFollower(EventFollower):
@@ -28,7 +29,7 @@ class _WatchedFollower(EventFollower):
         try:
             delivered = super().poll_once()
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            self.last_error = redact(f"{type(exc).__name__}: {exc}")[:300]
             raise
         self.last_ok_at = time.time()
         self.last_error = None

@@ -31,12 +31,8 @@ from oracle.proof.params import DEV_PROFILE_NAME, ChallengeProfile, profile_for
 from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
 from oracle.proof.seeds import VERSION, commitment_digest, opening_cells, openings_digest
 from oracle.proof.verify import verify_openings
-from oracle.telemetry.batches import TelemetryBatch, address_of, canonical_json, recover_batch_signer, sign_batch_hash
-
-try:  # the node's compact stored form (it also reads the wire JSON)
-    from oracle.telemetry.codec import decode_batch
-except ImportError:  # stored bodies are the wire JSON
-    decode_batch = TelemetryBatch.from_wire_bytes
+from oracle.telemetry.batches import address_of, canonical_json, recover_batch_signer, sign_batch_hash
+from oracle.telemetry.codec import decode_batch  # the node's compact stored form (it also reads wire JSON)
 
 log = logging.getLogger(__name__)
 

@@ -62,6 +62,19 @@ class WrongAgent(BatchRejected):
     reason = "wrong_agent"
 
 
+class PaddedBatch(BatchRejected):
+    """Samples that carry no new GPU time: a GPU sampled again within MIN_SAMPLE_INTERVAL_MS, or
+    samples already stored."""
+
+    reason = "padding"
+
+
+class WrongDomain(BatchRejected):
+    """Signed for another chain id or market address than this node's."""
+
+    reason = "wrong_domain"
+
+
 class SequenceGap(BatchRejected):
     reason = "sequence_gap"
 

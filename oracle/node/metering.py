@@ -22,7 +22,6 @@ from oracle.metering.challenges import (
 from oracle.metering.policy import MeteringPolicy
 from oracle.node.errors import ReportUnavailable
 from oracle.node.storage import NodeStorage
-from oracle.telemetry.batches import TelemetryBatch
 
 
 class SequenceUnavailable(ReportUnavailable):
@@ -94,8 +93,7 @@ class RentalMeter:
         the batches since (work proportional to them); checkpointed for the next report."""
         base, state = self._base_state(rental_id, sequence, terms)
         done = base
-        for _, _, body in self.storage.iter_batches(rental_id, done, sequence):
-            batch = TelemetryBatch.from_wire_bytes(body)
+        for _, _, batch in self.storage.iter_batch_objects(rental_id, done, sequence):
             if state is None:
                 state = new_state(batch.gpus, terms)
             feed(state, terms, self.policy, batch.samples)
@@ -126,8 +124,7 @@ class RentalMeter:
         seqs = self.storage.batch_seqs_overlapping(rental_id, start_ms - self.policy.max_gap_ms, end_ms, sequence)
         state = None
         if seqs is not None:
-            for _, _, body in self.storage.iter_batches(rental_id, seqs[0], seqs[1] + 1):
-                batch = TelemetryBatch.from_wire_bytes(body)
+            for _, _, batch in self.storage.iter_batch_objects(rental_id, seqs[0], seqs[1] + 1):
                 if state is None:
                     state = new_state(batch.gpus, terms)
                     state.accrue_from_ms = start_ms

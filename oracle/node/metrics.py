@@ -52,6 +52,14 @@ class NodeMetrics:
             "gpurent_node_reports_refused", "Signatures refused because a different report was recorded",
             ["kind"], registry=self.registry,
         )
+        self.reports_served_stored = Counter(
+            "gpurent_node_reports_served_stored", "Report reads answered from storage, without metering",
+            registry=self.registry,
+        )
+        self.edge_refusals = Counter(
+            "gpurent_node_edge_refusals", "Requests refused at the edge before the route (body too large, "
+            "body timeout, too many bodies in flight)", ["reason"], registry=self.registry,
+        )
         self.signatures = Counter(
             "gpurent_node_signatures", "Signatures made with the node key, by what was signed (not counting re-served ones)", ["kind"],
             registry=self.registry,

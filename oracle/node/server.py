@@ -1,7 +1,10 @@
 """Running a node: ``run_node(settings)`` starts uvicorn; ``python -m oracle.node`` from env/config.
 
 For ``gpurent oracle run``: ``run_node(load_settings_or_exit(config_path))``.
-For uvicorn directly: ``uvicorn --factory oracle.node.server:app_from_env``.
+With another host/port or app factory (tests): ``python -m oracle.node.server --factory
+oracle.node.server:app_from_env --host 127.0.0.1 --port 8700``. Both serve through
+:func:`oracle.node.serving.serve` (header timeout, connection limits); plain
+``uvicorn --factory oracle.node.server:app_from_env`` works but without those limits.
 
 With ``rpc_url`` in the settings the node also follows the market's events and settles by
 itself (see :mod:`oracle.node.settings`); the chain side starts and stops with the server.
@@ -10,11 +13,14 @@ itself (see :mod:`oracle.node.settings`); the chain side starts and stops with t
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
 from oracle.errors import ConfigError
-from oracle.node.settings import NodeSettings, load_settings_or_exit, redact_url
+from oracle.node.serving import ServerLimits, serve
+from oracle.node.settings import NodeSettings, load_settings_or_exit
+from oracle.redact import install_log_redaction, redact_url
 
 
 def _configure_logging(settings: NodeSettings) -> None:
@@ -25,6 +31,7 @@ def _configure_logging(settings: NodeSettings) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if settings.log_level != "debug":  # one line per peer request otherwise
             logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
 
 
 def _app_or_exit(settings: NodeSettings):
@@ -49,19 +56,12 @@ def describe_chain(settings: NodeSettings) -> str:
 
 def run_node(settings: NodeSettings) -> None:
     """Serve the node on ``settings.host:settings.port`` until interrupted."""
-    import uvicorn
-
     app = _app_or_exit(settings)
     print(f"gpurent node {app.state.node.attestor.address} on http://{settings.host}:{settings.port} "
           f"(chain {settings.chain_id}, market {settings.market_address}"
           f"{', DEV MODE' if settings.dev_mode else ''}); {describe_chain(settings)}", file=sys.stderr, flush=True)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-    )
+    serve(app, settings.host, settings.port, ServerLimits.from_settings(settings), log_level=settings.log_level,
+          access_log=settings.log_level == "debug")
 
 
 def app_from_env():
@@ -72,8 +72,19 @@ def app_from_env():
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m oracle.node", description="Run a gpurent attestation node.")
     parser.add_argument("--config", help="TOML or JSON settings file (env GPURENT_NODE_* override it)")
+    parser.add_argument("--factory", help="module:function returning the ASGI app (instead of the node's settings)")
+    parser.add_argument("--host", default="127.0.0.1", help="with --factory")
+    parser.add_argument("--port", type=int, default=8700, help="with --factory")
+    parser.add_argument("--log-level", default="warning", help="with --factory")
     args = parser.parse_args(argv)
-    run_node(load_settings_or_exit(args.config))
+    if args.factory is None:
+        run_node(load_settings_or_exit(args.config))
+        return
+    module_name, _, function = args.factory.partition(":")
+    app = getattr(importlib.import_module(module_name), function)()
+    node = getattr(getattr(app, "state", None), "node", None)  # the node's app: its settings' limits
+    limits = ServerLimits.from_settings(node.settings) if node is not None else ServerLimits()
+    serve(app, args.host, args.port, limits, log_level=args.log_level)
 
 
 if __name__ == "__main__":

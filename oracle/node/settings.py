@@ -41,6 +41,7 @@ from pydantic import (
 
 from oracle.errors import ConfigError, KeystoreError
 from oracle.node.settle_policy import DEFAULT_MAX_REPORTS_PER_TX, GAS_PER_BATCHED_REPORT, SettlePolicy
+from oracle.redact import redact_url  # noqa: F401  (re-exported: the node's one redaction helper)
 
 ENV_PREFIX = "GPURENT_NODE_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -129,6 +130,32 @@ class NodeSettings(BaseModel):
     agent_burst: int = Field(default=100, ge=1)
     report_rate_per_s: float = Field(default=20.0, gt=0)
     report_burst: int = Field(default=100, ge=1)
+    # Peers: signer-set members (this node's own aggregator included) sign their requests
+    # (oracle.node.peerauth) and are limited per signer address, not per IP.
+    peer_rate_per_s: float = Field(default=500.0, gt=0)
+    peer_burst: int = Field(default=5000, ge=1)
+    peer_signers: tuple[str, ...] = Field(
+        default=(), description="addresses accepted as peers besides this node's own key (with rpc_url "
+                                "also the chain's signer set)")
+    peer_auth_window_s: int = Field(default=60, ge=1, le=3600,
+                                    description="how far a peer request's timestamp may be from this node's clock")
+
+    # The server's edges (oracle.node.serving, oracle.node.api.guard).
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600,
+                                    description="a request's headers must arrive within this time of its first byte")
+    body_timeout_s: float = Field(default=20.0, gt=0, le=600,
+                                  description="a request's body must arrive within this time of its headers")
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000,
+                                 description="open connections beyond this get 503 (uvicorn limit_concurrency)")
+    max_connections_per_ip: int = Field(default=256, ge=1, le=1_000_000,
+                                        description="connections from one IP beyond this are closed on accept")
+    max_inflight_body_bytes: int = Field(default=64 << 20, ge=1 << 20, le=4 << 30,
+                                         description="request bodies being read at once, all clients together")
+
+    # Storage: telemetry of closed rentals is archived (content-addressed file per rental) and
+    # pruned from the database after the dispute window.
+    archive_dir: Path | None = Field(default=None, description="default: <db_path's folder>/archive")
+    dispute_window_s: int = Field(default=7 * 86_400, ge=0, le=365 * 86_400)
 
     # The chain side (all optional; see the module docstring). Without rpc_url: static rentals only.
     rpc_url: str | None = Field(default=None, description="JSON-RPC endpoint over http(s)")
@@ -201,6 +228,11 @@ class NodeSettings(BaseModel):
     @classmethod
     def _market_address(cls, value: str) -> str:
         return _checksum(value)
+
+    @field_validator("peer_signers")
+    @classmethod
+    def _peer_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_checksum(address) for address in value)
 
     @field_validator("operator_registry_address")
     @classmethod
@@ -301,6 +333,11 @@ class NodeSettings(BaseModel):
         return True if self.submit_settlements is None else self.submit_settlements
 
     @property
+    def archive_path(self) -> Path:
+        """Where closed rentals' telemetry archives go: ``archive_dir``, or ``archive`` beside the database."""
+        return self.archive_dir if self.archive_dir is not None else Path(self.db_path).parent / "archive"
+
+    @property
     def node_url(self) -> str:
         """This node's own API as its aggregator reaches it: ``self_url``, or one built from host and port."""
         if self.self_url is not None:
@@ -351,14 +388,6 @@ class NodeSettings(BaseModel):
             raise ConfigError(f"cannot open keystore {self.keystore_path}: {exc}") from exc
 
 
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]`` of a URL: RPC URLs often carry an API key in the path or userinfo."""
-    match = re.match(r"^(?:(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://)?(?:[^@/\s]*@)?(?P<host>[^/\s?#@]*)", url)
-    assert match is not None  # every part is optional
-    scheme = f"{match['scheme']}://" if match["scheme"] else ""
-    return f"{scheme}{match['host']}" + ("/..." if len(url) > match.end() else "")
-
-
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     fields = NodeSettings.model_fields
@@ -368,14 +397,14 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
         field = name[len(ENV_PREFIX):].lower()
         if field not in fields:
             raise ConfigError(f"unknown setting {name} (known: {', '.join(ENV_PREFIX + f.upper() for f in fields)})")
-        if field in ("peers", "rentals"):
+        if field in ("peers", "rentals", "peer_signers"):
             text = raw.strip()
             if text.startswith("["):
                 try:
                     values[field] = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
-            elif field == "peers":
+            elif field in ("peers", "peer_signers"):
                 values[field] = [part.strip() for part in text.split(",") if part.strip()]
             else:
                 raise ConfigError(f"{name} must be a JSON list")
@@ -384,7 +413,7 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-_PATH_FIELDS = ("keystore_path", "keystore_password_file", "db_path")
+_PATH_FIELDS = ("keystore_path", "keystore_password_file", "db_path", "archive_dir")
 
 
 def _file_values(path: Path) -> dict[str, Any]:

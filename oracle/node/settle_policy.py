@@ -24,7 +24,7 @@ DEFAULT_MAX_REPORTS_PER_TX = 200
 #: reports/gas.json ``settle_batch_100_per_rental`` (receipt gas of a 100-report settleBatch / 100).
 GAS_PER_BATCHED_REPORT = 11_898
 #: reports/gas.json ``settle_single_3of5`` (one report, settled alone).
-GAS_PER_SINGLE_REPORT = 68_511
+GAS_PER_SINGLE_REPORT = 68_523
 WEI_PER_ETH = 10**18
 
 

@@ -28,11 +28,13 @@ import asyncio
 import enum
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from oracle.errors import SigningError, StorageError
+from oracle.telemetry.batches import TelemetryBatch
 from oracle.node.errors import ReportConflict
 
 SCHEMA = """
@@ -60,6 +62,13 @@ CREATE TABLE IF NOT EXISTS signed_reports (
     signed_ms   INTEGER,
     PRIMARY KEY (kind, rental_id, signer_set_version, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS archives (
+    rental_id   TEXT    PRIMARY KEY,
+    file_name   TEXT    NOT NULL,
+    batches     INTEGER NOT NULL,
+    archived_ms INTEGER NOT NULL,
+    pruned_ms   INTEGER
+);
 CREATE TABLE IF NOT EXISTS rentals (
     rental_id   TEXT    PRIMARY KEY,
     agent       TEXT    NOT NULL,
@@ -213,25 +222,38 @@ class NodeStorage:
             return AppendOutcome(AppendStatus.BAD_PREV_HASH, next_seq, head_hash)
         if head_last_t is not None and record.first_t_ms < head_last_t:
             return AppendOutcome(AppendStatus.TIME_REGRESSION, next_seq, head_hash)
-        if head_gpus is not None and record.gpus_key != head_gpus:
+        if head_gpus is not None and record.gpus_key != head_gpus and not _same_gpus_legacy(head_gpus, record.gpus_key):
             return AppendOutcome(AppendStatus.GPUS_CHANGED, next_seq, head_hash)
         self._conn.execute(
             "INSERT INTO batches (rental_id, batch_seq, batch_hash, prev_hash, first_t_ms, last_t_ms, "
             "gpus_key, body, received_ms) VALUES (?,?,?,?,?,?,?,?,?)",
-            (rental, record.batch_seq, record.batch_hash, record.prev_hash, record.first_t_ms,
+            # prev_hash is inside the stored body (and equals the previous row's hash): not kept twice
+            (rental, record.batch_seq, record.batch_hash, b"", record.first_t_ms,
              record.last_t_ms, record.gpus_key, record.body, record.received_ms),
         )
         return AppendOutcome(AppendStatus.APPENDED, next_seq + 1, record.batch_hash)
 
-    def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
-        """(batch_seq, batch_hash, body) for ``start_seq <= batch_seq < end_seq``, in order."""
+    def _stored_rows(self, rental_id: int, start_seq: int, end_seq: int) -> list[tuple[int, bytes, bytes]]:
         with self._lock:
-            rows = self._conn.execute(
+            return self._conn.execute(
                 "SELECT batch_seq, batch_hash, body FROM batches WHERE rental_id=? AND batch_seq>=? "
                 "AND batch_seq<? ORDER BY batch_seq",
                 (str(rental_id), start_seq, end_seq),
             ).fetchall()
-        return iter(rows)
+
+    def iter_batch_objects(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, "TelemetryBatch"]]:
+        """(batch_seq, batch_hash, batch) for ``start_seq <= batch_seq < end_seq``, in order: the fast
+        path (the stored encoding decodes faster than the wire JSON parses)."""
+        from oracle.telemetry.codec import decode_batch
+
+        return ((seq, batch_hash, decode_batch(body)) for seq, batch_hash, body in
+                self._stored_rows(rental_id, start_seq, end_seq))
+
+    def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(batch_seq, batch_hash, wire bytes) for ``start_seq <= batch_seq < end_seq``, in order: each
+        batch's canonical wire JSON as the agent signed it (rebuilt from the stored encoding)."""
+        return ((seq, batch_hash, batch.to_wire_bytes()) for seq, batch_hash, batch in
+                self.iter_batch_objects(rental_id, start_seq, end_seq))
 
     def batch_hash(self, rental_id: int, batch_seq: int) -> bytes | None:
         with self._lock:
@@ -239,6 +261,47 @@ class NodeStorage:
                 "SELECT batch_hash FROM batches WHERE rental_id=? AND batch_seq=?", (str(rental_id), batch_seq)
             ).fetchone()
         return row[0] if row else None
+
+    # -- archive and pruning (oracle.node.archive) -------------------------------------------
+
+    def archive_record(self, rental_id: int) -> tuple[str, int, int, int | None] | None:
+        """(file name, batches, archived_ms, pruned_ms) of the rental's archive, if it was archived."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT file_name, batches, archived_ms, pruned_ms FROM archives WHERE rental_id=?",
+                (str(rental_id),)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def record_archive(self, rental_id: int, file_name: str, batches: int, now_ms: int) -> None:
+        with self._lock, self._transaction():
+            self._conn.execute(
+                "INSERT INTO archives (rental_id, file_name, batches, archived_ms) VALUES (?,?,?,?) "
+                "ON CONFLICT(rental_id) DO NOTHING", (str(rental_id), file_name, batches, now_ms))
+
+    def prunable(self, archived_before_ms: int) -> list[int]:
+        """Rentals archived no later than ``archived_before_ms`` whose batches are still stored."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rental_id FROM archives WHERE pruned_ms IS NULL AND archived_ms<=?",
+                (archived_before_ms,)).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def prune_batches(self, rental_id: int, now_ms: int) -> int:
+        """Delete an archived rental's batches (one transaction); how many were deleted."""
+        rental = str(rental_id)
+        with self._lock, self._transaction():
+            if self._conn.execute("SELECT 1 FROM archives WHERE rental_id=?", (rental,)).fetchone() is None:
+                raise StorageError(f"refusing to prune rental {rental_id}: it was never archived")
+            deleted = self._conn.execute("DELETE FROM batches WHERE rental_id=?", (rental,)).rowcount
+            self._conn.execute("UPDATE archives SET pruned_ms=? WHERE rental_id=?", (now_ms, rental))
+        return deleted
+
+    def probe_write(self) -> None:
+        """A durable write and its rollback-free undo: raises StorageError if the database cannot be written."""
+        with self._lock, self._transaction():
+            self._conn.execute("CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at_ms INTEGER)")
+            self._conn.execute("INSERT OR REPLACE INTO health_probe (id, at_ms) VALUES (1, ?)",
+                               (time.time_ns() // 1_000_000,))
 
     # -- reports: record before sign --------------------------------------------------------
 
@@ -428,6 +491,13 @@ class NodeStorage:
                 "body=excluded.body",
                 (str(rental_id), body),
             )
+
+
+def _same_gpus_legacy(stored: bytes, key: bytes) -> bool:
+    """A head stored before GPU sets were keyed by 8 bytes of their hash (its key is the JSON)."""
+    from oracle.telemetry.batches import keccak
+
+    return len(stored) != 8 and keccak(stored)[:8] == key
 
 
 class _Tx:

@@ -26,6 +26,10 @@ from oracle.traces import TRACE_A  # noqa: F401  (re-exported for the tests)
 H100 = GpuInfo(index=0, uuid="GPU-5e1c0a3e-h100-trace-a", name="NVIDIA H100 80GB HBM3", power_limit_mw=700_000)
 
 AGENT_KEY = bytes.fromhex("a1" * 32)
+#: The deployment the tests' batches are signed for (anvil's chain id; a market address of digits
+#: only, so its EIP-55 spelling is itself).
+TEST_CHAIN_ID = 31337
+TEST_MARKET = "0x" + "42" * 20
 NODE_KEY = bytes.fromhex("b2" * 32)
 
 
@@ -37,13 +41,16 @@ def chain_batches(
     samples_per_batch: int = 10,
     first_seq: int = 0,
     prev_hash: bytes = GENESIS_PREV_HASH,
+    chain_id: int = TEST_CHAIN_ID,
+    market: str = TEST_MARKET,
 ) -> list[TelemetryBatch]:
     """Split ``samples`` (in wire order) into signed, hash-chained batches."""
     agent = address_of(agent_key)
     batches = []
     for seq, start in enumerate(range(0, len(samples), samples_per_batch), start=first_seq):
         batch = TelemetryBatch(rental_id, agent, seq, prev_hash, tuple(gpus),
-                               tuple(samples[start:start + samples_per_batch])).signed(agent_key)
+                               tuple(samples[start:start + samples_per_batch]),
+                               chain_id=chain_id, market=market).signed(agent_key)
         prev_hash = batch.batch_hash()
         batches.append(batch)
     return batches
@@ -60,6 +67,63 @@ def trace_samples(path: Path = TRACE_A) -> list[Sample]:
     return read_trace_csv(path)
 
 
+def looped_trace(seconds: int, gpus: int = 1, end_ms: int | None = None, path: Path = TRACE_A,
+                 period_ms: int = 1000) -> list[Sample]:
+    """``seconds`` samples per GPU of real telemetry, one per ``period_ms``, in wire order, ending at
+    ``end_ms``: the trace subsampled and repeated back to back. Each GPU's energy counter keeps
+    rising across repeats (the wrap adds the power times the period); GPU ``g`` starts ``7 g``
+    samples into the trace, so the GPUs differ."""
+    from oracle.telemetry.sources.replay import subsample
+
+    base = subsample(read_trace_csv(path), period_ms)
+    end_ms = end_ms if end_ms is not None else base[-1].t_ms
+    start_ms = end_ms - (seconds - 1) * period_ms
+    out = []
+    for gpu in range(gpus):
+        energy = base[0].energy_mj
+        previous = None
+        for i in range(seconds):
+            s = base[(i + 7 * gpu) % len(base)]
+            if previous is not None:
+                step = s.energy_mj - previous.energy_mj
+                energy += step if step >= 0 else s.power_mw * period_ms // 1000
+            previous = s
+            out.append(Sample(gpu, start_ms + i * period_ms, energy, s.power_mw, s.util_gpu_pct,
+                              s.util_mem_pct, s.mem_used_mib, s.temp_c))
+    return sorted(out, key=lambda s: (s.t_ms, s.gpu))
+
+
+def stored_bytes_per_gpu_hour(workdir: Path, gpus: int = 1, seconds: int = 3600, path: Path = TRACE_A,
+                             batch_samples: int = 10, end_ms: int = 1_900_000_000_000) -> tuple[float, float]:
+    """(bytes the node's SQLite file grows by, bytes of the batches' wire JSON), per GPU-hour, for
+    ``seconds`` of the trace at 1 Hz on ``gpus`` GPUs in batches of ``batch_samples`` per GPU
+    ingested through the node's real path (verify, encode, append) into a fresh database."""
+    import os
+
+    from oracle.node.attestor import Attestor
+    from oracle.node.rentals import InMemoryRentalRegistry, Rental
+    from oracle.node.storage import NodeStorage
+
+    infos = tuple(GpuInfo(i, f"GPU-{i:08d}-h100", H100.name, H100.power_limit_mw) for i in range(gpus))
+    batches = chain_batches(AGENT_KEY, 1, looped_trace(seconds, gpus, end_ms, path), gpus=infos,
+                            samples_per_batch=batch_samples * gpus)
+    sizes = []
+    for name, chain in (("empty", []), ("full", batches)):
+        db = Path(workdir) / f"storage-{name}-{Path(path).stem}-{gpus}-{os.getpid()}.sqlite3"
+        storage = NodeStorage(db)
+        attestor = Attestor(storage=storage, registry=InMemoryRentalRegistry(
+            [Rental(1, address_of(AGENT_KEY), gpus, "", 300, 0, gpu_model=H100.name)]), node_key=NODE_KEY, chain_id=TEST_CHAIN_ID,
+            market_address=TEST_MARKET, signer_set_version=1, clock=lambda: end_ms)
+        for batch in chain:
+            if attestor.ingest(batch.to_wire_bytes()).status != "accepted":
+                raise AssertionError("a batch was not accepted")
+        storage._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sizes.append(os.path.getsize(db))
+        storage.close()
+    gpu_hours = gpus * seconds / 3600
+    return (sizes[1] - sizes[0]) / gpu_hours, sum(len(b.to_wire_bytes()) for b in batches) / gpu_hours
+
+
 def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
                gpu_count: int = 1, region: str = "test") -> str:
     import json
@@ -71,7 +135,8 @@ def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_k
 
 
 class NodeProcess:
-    """``python -m uvicorn --factory oracle.node.server:app_from_env`` on 127.0.0.1.
+    """``python -m oracle.node.server --factory oracle.node.server:app_from_env`` on 127.0.0.1 (the
+    node's own server: header timeout and connection limits).
 
     The one uvicorn-subprocess starter of the tests and tools: a subclass serves another app by
     setting ``app_factory`` (``module:function``, importable with the process's ``PYTHONPATH``).
@@ -94,8 +159,8 @@ class NodeProcess:
 
         self._log = open(self._log_path, "a+b") if self._log_path else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", self.app_factory,
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            [sys.executable, "-m", "oracle.node.server", "--factory", self.app_factory,
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
         )
         deadline = time.monotonic() + timeout_s

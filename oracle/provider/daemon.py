@@ -277,7 +277,8 @@ class ProviderDaemon:
         source = self.source_factory(self.config, indices, rid)
         spool = Spool(self.state_dir / f"spool-rental-{rid}.sqlite3")
         agent = Agent(source=source, spool=spool, private_key=self.agent_key, rental_id=rid,
-                      nodes=self.config.node_urls, sample_hz=self.config.telemetry.sample_hz,
+                      nodes=self.config.node_urls, chain_id=self.config.chain_id,
+                      market=self.config.market_address, sample_hz=self.config.telemetry.sample_hz,
                       batch_samples=self.config.telemetry.batch_samples)
 
         def run() -> None:
@@ -302,6 +303,7 @@ class ProviderDaemon:
 
         agent_config = make_agent_config({
             "rental_id": rental_id, "nodes": self.config.node_urls, "dev": self.config.dev,
+            "chain_id": self.config.chain_id, "market": self.config.market_address,
             "keystore_path": str(self.config.agent_keystore_path), "spool_path": str(self.state_dir / "unused"),
             "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
         return start_challenge_responder(agent_config, agent)

@@ -5,7 +5,9 @@ The bytes are fixed by ``docs/protocol.md`` ("Telemetry batches"):
 - ``batch_hash = keccak256(canonical_json(batch without "signature"))``;
 - ``signature`` is the agent key's EIP-191 signature of ``batch_hash``
   (``encode_defunct(primitive=batch_hash)``), 65 bytes ``r || s || v`` with ``v`` in {27, 28};
-- samples are ordered by ``(t_ms, gpu)``; batch 0 of a rental has ``prev_hash`` = 32 zero bytes.
+- samples are ordered by ``(t_ms, gpu)``; batch 0 of a rental has ``prev_hash`` = 32 zero bytes;
+- the signed body names its domain: ``chain_id`` and ``market`` (the GpuRentMarket address,
+  EIP-55), so a batch for rental 1 of one deployment means nothing to another deployment's nodes.
 
 Signing and recovery go through coincurve (libsecp256k1): a node recovers thousands of batch
 signatures a second, and the pure-Python backend is two orders of magnitude slower. The recovered
@@ -50,6 +52,10 @@ UINT256_MAX = 2**256 - 1
 MAX_GPUS_PER_BATCH = 64
 MAX_SAMPLES_PER_BATCH = 4096
 MAX_TEXT_CHARS = 128
+MIN_SAMPLE_INTERVAL_MS = 20
+"""Two samples of one GPU are at least this far apart (50 Hz; the agent samples at 10 Hz at most):
+the agent drops a sample that comes sooner, a node refuses a batch that carries one, so stored
+telemetry is bounded by GPU time and cannot be padded with samples."""
 SAMPLE_RANGES: dict[str, tuple[int, int]] = {
     "gpu": (0, MAX_GPUS_PER_BATCH * 4 - 1),
     "t_ms": (0, 2**63 - 1),
@@ -69,7 +75,8 @@ _HEX32 = re.compile(r"0x[0-9a-f]{64}\Z")
 _HEX65 = re.compile(r"0x[0-9a-f]{130}\Z")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 _WIRE_FIELDS = frozenset(
-    {"rental_id", "agent", "batch_seq", "prev_hash", "gpus", "samples", "signature"}
+    {"chain_id", "market", "rental_id", "agent", "batch_seq", "prev_hash", "gpus", "samples",
+     "signature"}
 )
 _GPU_FIELDS = ("index", "uuid", "name", "power_limit_mw")
 _SAMPLE_FIELD_SET = frozenset(SAMPLE_FIELDS)
@@ -154,7 +161,8 @@ _SAMPLE_JSON = (
 )
 _GPU_JSON = '{"index":%d,"name":%s,"power_limit_mw":%d,"uuid":%s}'
 _BATCH_JSON = (
-    '{"agent":%s,"batch_seq":%d,"gpus":[%s],"prev_hash":"0x%s","rental_id":%d,"samples":[%s]}'
+    '{"agent":%s,"batch_seq":%d,"chain_id":%d,"gpus":[%s],"market":%s,"prev_hash":"0x%s",'
+    '"rental_id":%d,"samples":[%s]}'
 )
 _json_str = json.JSONEncoder(ensure_ascii=True).encode  # a str -> its canonical JSON literal
 
@@ -177,11 +185,16 @@ class TelemetryBatch:
     gpus: tuple[GpuInfo, ...]
     samples: tuple[Sample, ...]
     signature: bytes | None = None
+    #: The deployment the batch is for (signed): the market's chain id and EIP-55 address.
+    chain_id: int = field(kw_only=True)
+    market: str = field(kw_only=True)
     _hash_cache: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if type(self.rental_id) is not int or type(self.batch_seq) is not int:
             raise BatchVerificationError("rental_id and batch_seq must be int")
+        if type(self.chain_id) is not int or type(self.market) is not str:
+            raise BatchVerificationError("chain_id must be int and market a str address")
         if type(self.agent) is not str:
             raise BatchVerificationError("agent must be a str address")
         if type(self.prev_hash) is not bytes or len(self.prev_hash) != 32:
@@ -207,12 +220,13 @@ class TelemetryBatch:
     @classmethod
     def _from_checked(cls, rental_id: int, agent: str, batch_seq: int, prev_hash: bytes,
                       gpus: tuple[GpuInfo, ...], samples: tuple[Sample, ...],
-                      signature: bytes | None) -> TelemetryBatch:
+                      signature: bytes | None, chain_id: int, market: str) -> TelemetryBatch:
         """Build from values ``from_wire`` has already validated (skips ``__post_init__``)."""
         self = object.__new__(cls)
         for name, value in (("rental_id", rental_id), ("agent", agent), ("batch_seq", batch_seq),
                             ("prev_hash", prev_hash), ("gpus", gpus), ("samples", samples),
-                            ("signature", signature), ("_hash_cache", [])):
+                            ("signature", signature), ("chain_id", chain_id), ("market", market),
+                            ("_hash_cache", [])):
             object.__setattr__(self, name, value)
         return self
 
@@ -221,6 +235,8 @@ class TelemetryBatch:
     def unsigned_wire(self) -> dict[str, Any]:
         """The batch as a wire dict without ``signature``: what ``batch_hash`` covers."""
         return {
+            "chain_id": self.chain_id,
+            "market": self.market,
             "rental_id": self.rental_id,
             "agent": self.agent,
             "batch_seq": self.batch_seq,
@@ -254,8 +270,8 @@ class TelemetryBatch:
                              s.util_gpu_pct, s.util_mem_pct) for s in self.samples]
         )
         return (
-            _BATCH_JSON % (_json_str(self.agent), self.batch_seq, gpus, self.prev_hash.hex(),
-                           self.rental_id, samples)
+            _BATCH_JSON % (_json_str(self.agent), self.batch_seq, self.chain_id, gpus,
+                           _json_str(self.market), self.prev_hash.hex(), self.rental_id, samples)
         ).encode("ascii")
 
     def batch_hash(self) -> bytes:
@@ -278,7 +294,7 @@ class TelemetryBatch:
         batch_hash = self.batch_hash()
         copy = TelemetryBatch._from_checked(
             self.rental_id, self.agent, self.batch_seq, self.prev_hash, self.gpus, self.samples,
-            sign_batch_hash(private_key, batch_hash),
+            sign_batch_hash(private_key, batch_hash), self.chain_id, self.market,
         )
         copy._hash_cache.append(batch_hash)
         return copy
@@ -307,7 +323,7 @@ class TelemetryBatch:
     # -- wire ----------------------------------------------------------------------------------
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object of ``POST /v1/batches`` (requires a signed batch)."""
+        """The JSON object of ``POST /v1/rentals/{rental_id}/batches`` (requires a signed batch)."""
         if self.signature is None:
             raise BatchVerificationError("an unsigned batch has no wire form; call signed() first")
         wire = self.unsigned_wire()
@@ -334,20 +350,19 @@ class TelemetryBatch:
             raise BatchVerificationError("a batch is a JSON object")
         if wire.keys() != _WIRE_FIELDS:
             _refuse_fields("batch", set(wire), _WIRE_FIELDS)
+        chain_id = _int(wire["chain_id"], "chain_id", 1, UINT256_MAX)
+        market = _checksummed(wire["market"], "market")
         rental_id = _int(wire["rental_id"], "rental_id", 0, UINT256_MAX)
         batch_seq = _int(wire["batch_seq"], "batch_seq", 0, UINT64_MAX)
-        agent = wire["agent"]
-        if type(agent) is not str or not _ADDRESS.match(agent):
-            raise BatchVerificationError("agent must be a 0x-prefixed 20-byte hex address")
-        if to_checksum_address(agent) != agent:
-            raise BatchVerificationError("agent must be an EIP-55 checksummed address")
+        agent = _checksummed(wire["agent"], "agent")
         prev_hash = _hex(wire["prev_hash"], "prev_hash", _HEX32, 32)
         signature = _hex(wire["signature"], "signature", _HEX65, 65)
         if signature[64] not in (27, 28):
             raise BatchVerificationError(f"signature v is {signature[64]}, expected 27 or 28")
         gpus = _parse_gpus(wire["gpus"])
         samples = _parse_samples(wire["samples"], {g.index for g in gpus})
-        return cls._from_checked(rental_id, agent, batch_seq, prev_hash, gpus, samples, signature)
+        return cls._from_checked(rental_id, agent, batch_seq, prev_hash, gpus, samples, signature,
+                                 chain_id, market)
 
     @classmethod
     def from_wire_bytes(cls, body: bytes) -> TelemetryBatch:
@@ -383,6 +398,14 @@ def _int(value: Any, name: str, low: int, high: int) -> int:
         raise BatchVerificationError(f"{name} must be an integer, got {type(value).__name__}")
     if not low <= value <= high:
         raise BatchVerificationError(f"{name}={value} out of range [{low}, {high}]")
+    return value
+
+
+def _checksummed(value: Any, name: str) -> str:
+    if type(value) is not str or not _ADDRESS.match(value):
+        raise BatchVerificationError(f"{name} must be a 0x-prefixed 20-byte hex address")
+    if to_checksum_address(value) != value:
+        raise BatchVerificationError(f"{name} must be an EIP-55 checksummed address")
     return value
 
 

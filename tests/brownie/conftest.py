@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from brownie import chain
+from brownie import chain, web3
 from eth_account import Account
 
 from market_testkit import (
@@ -44,7 +44,10 @@ PARAMS = {
     "startTimeout": 3_600,
     "silenceTimeout": 6 * 3_600,
     "settlementGrace": 24 * 3_600,
-    "unbondingDelay": 7 * 24 * 3_600,
+    "unbondingDelay": 9 * 24 * 3_600,  # above maxRentalDuration + settlementGrace
+    "maxRentalDuration": 7 * 24 * 3_600,
+    "slashWindowSeconds": 3_600,
+    "reputationPrior": 100 * 10**6,
 }
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,7 +189,18 @@ def params_tuple(treasury, /, **overrides):
         p["silenceTimeout"],
         p["settlementGrace"],
         p["unbondingDelay"],
+        p["maxRentalDuration"],
+        p["slashWindowSeconds"],
+        p["reputationPrior"],
     )
+
+
+def finalize_after_grace(market, rental_id, sender):
+    """Finalizes an Ended rental once its own settlement grace has passed (waiting for it)."""
+    until = int(market.getRental(rental_id)["endedAt"]) + int(market.rentalTerms(rental_id)["settlementGrace"])
+    if chain.time() < until:
+        chain.sleep(until - chain.time() + 1)
+    return market.finalizeRental(rental_id, {"from": sender})
 
 
 def _load_deploy_module():
@@ -248,7 +262,6 @@ def offer_terms(token, agent, /, **overrides):
     t = {
         "gpuModel": gpu_model(),
         "gpuCount": OFFER_GPUS,
-        "memoryMib": 81_559,
         "paymentToken": str(token),
         "pricePerGpuHour": PRICE_PER_GPU_HOUR,
         "pricePerKwh": PRICE_PER_KWH,
@@ -256,6 +269,7 @@ def offer_terms(token, agent, /, **overrides):
         "gridIntensityGPerKwh": 30,
         "maxDurationSeconds": 7 * 24 * 3_600,
         "minUptimeBps": 9_500,
+        "maxGapSeconds": 0,
         "agent": str(agent),
     }
     t.update(overrides)
@@ -280,7 +294,7 @@ def open_rental(market, token, renter, offer, budget, gpus=1, version=None):
     if version is None:
         version = market.getOffer(offer)["version"]
     token.approve(market, budget, {"from": renter})
-    tx = market.openRental(offer, version, gpus, budget, {"from": renter})
+    tx = market.openRental(offer, version, gpus, budget, b"\0" * 32, {"from": renter})
     return tx.events["RentalOpened"]["rentalId"]
 
 
@@ -322,7 +336,9 @@ class Signer:
         return UsageReport(rentalId=int(rental_id), sequence=sequence, availableGpuSeconds=available, **fields)
 
     def fault(self, rental_id, fault_id=0, kind=1, **fields) -> FaultReport:
-        fields.setdefault("observedAt", chain.time())
+        # the latest block's time: never after the block the slash lands in (brownie's
+        # chain.time() can run a second ahead of it), never before a rental started earlier
+        fields.setdefault("observedAt", web3.eth.get_block("latest")["timestamp"])
         fields.setdefault("signerSetVersion", self.version())
         return FaultReport(rentalId=int(rental_id), faultId=fault_id, kind=kind, **fields)
 
@@ -383,11 +399,16 @@ def held_for_rentals(market, token) -> int:
 
 
 def held_for_stakes(market, token, providers) -> int:
+    """Stakes in `token`, plus slashes held for rentals not yet finalized (paid out at finalization)."""
     total = 0
     for p in providers:
         st = market.stakeOf(p)
         if str(st["token"]) == str(token):
             total += int(st["active"]) + int(st["unbonding"])
+    for rid in range(1, market.rentalCount() + 1):
+        r = market.getRental(rid)
+        if int(r["status"]) != 5 and int(r["slashed"]) and str(market.rentalTerms(rid)["stakeToken"]) == str(token):
+            total += int(r["slashed"])
     return total
 
 

@@ -7,7 +7,7 @@ import pytest
 from brownie import chain
 from eth_utils import keccak
 
-from conftest import BUDGET, MIN_STAKE_PER_GPU, PARAMS, UNIT, cost, fee_of, offer_terms, open_rental, stake_for
+from conftest import finalize_after_grace, BUDGET, MIN_STAKE_PER_GPU, PARAMS, UNIT, cost, fee_of, offer_terms, open_rental, stake_for
 from market_testkit import reverts_with
 
 REENTRANCY = "0x" + keccak(text="ReentrancyGuardReentrantCall()")[:4].hex()
@@ -97,8 +97,8 @@ def test_topUp_reentrant_token_cannot_settle_mid_deposit(market, gov, oracle, re
 def test_openRental_reentrant_token_cannot_open_twice_with_one_deposit(market, gov, retoken, free_provider, renter, agent, deployer, solvent):
     oid = _listed_offer(market, gov, retoken, free_provider, agent)
     retoken.approve(market, 2 * BUDGET, {"from": renter})
-    retoken.arm(TRANSFER_FROM, market, market.openRental.encode_input(oid, 0, 1, BUDGET), False, {"from": deployer})
-    market.openRental(oid, 0, 1, BUDGET, {"from": renter})
+    retoken.arm(TRANSFER_FROM, market, market.openRental.encode_input(oid, 0, 1, BUDGET, b"\0" * 32), False, {"from": deployer})
+    market.openRental(oid, 0, 1, BUDGET, b"\0" * 32, {"from": renter})
     assert not retoken.lastCallbackSuccess()
     assert retoken.lastCallbackReturnData() == REENTRANCY
     assert market.rentalCount() == 1
@@ -176,7 +176,7 @@ def test_withdraw_blocklisted_provider_does_not_block_anyone_else(
     oracle.settle(r1, 1, 1_000, relayer)
     oracle.settle(r2, 1, 2_000, relayer)
     market.endRental(r1, {"from": renter})
-    market.finalizeRental(r1, {"from": free_provider})
+    finalize_after_grace(market, r1, free_provider)
 
     blk.setBlocked(free_provider, True, {"from": deployer})
     with reverts_with("BlocklistToken_Blocked(address)", free_provider.address):
@@ -213,6 +213,7 @@ def test_withdraw_refusing_provider_contract_does_not_block_anyone_else(
     oracle.settle(rid, 1, 3_600, relayer)
     prov.setRefuse(True, {"from": deployer})
     prov.execute(market, market.endRental.encode_input(rid), {"from": deployer})
+    chain.sleep(PARAMS["settlementGrace"] + 1)
     prov.execute(market, market.finalizeRental.encode_input(rid), {"from": deployer})  # the provider's own finalization works
 
     owed = credit(cost(3_600))
@@ -239,7 +240,7 @@ def test_blocklisted_renter_does_not_block_provider_payment(
     blk.setBlocked(renter, True, {"from": deployer})
     oracle.settle(rid, 1, 500, relayer)
     market.endRental(rid, {"from": free_provider})
-    market.finalizeRental(rid, {"from": free_provider})
+    finalize_after_grace(market, rid, free_provider)
     market.withdraw(blk, {"from": free_provider})
     market.withdraw(blk, {"from": treasury})
     assert blk.balanceOf(free_provider) == credit(cost(500))

@@ -5,7 +5,7 @@ import pytest
 from brownie import ZERO_ADDRESS
 from eth_utils import keccak
 
-from conftest import MIN_STAKE_PER_GPU, PARAMS, offer_terms, params_tuple
+from conftest import finalize_after_grace, MIN_STAKE_PER_GPU, PARAMS, offer_terms, params_tuple
 from market_testkit import event_args, plain, reverts_with
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -30,15 +30,18 @@ def test_params_returns_what_was_set(market, treasury):
 
 
 def test_setParams_updates_and_emits(market, gov, stranger):
-    new = params_tuple(stranger, protocolFeeBps=1_000, slashBps=10_000, renterSlashShareBps=10_000)
+    new = params_tuple(stranger, protocolFeeBps=1_000, slashBps=5_000, renterSlashShareBps=10_000)
     tx = market.setParams(new, {"from": gov})
     assert tuple(market.params()) == new
     assert tuple(tx.events["ParamsUpdated"]["params"]) == new
 
 
-def test_setParams_fee_change_does_not_touch_open_rentals(market, gov, treasury, rental_id):
-    market.setParams(params_tuple(treasury, protocolFeeBps=0), {"from": gov})
-    assert market.getRental(rental_id)["feeBps"] == PARAMS["protocolFeeBps"]
+def test_setParams_changes_do_not_touch_open_rentals(market, gov, treasury, rental_id):
+    before = tuple(market.rentalTerms(rental_id))
+    market.setParams(params_tuple(treasury, protocolFeeBps=0, slashBps=5_000, silenceTimeout=60,
+                                  settlementGrace=7 * 86_400, unbondingDelay=15 * 86_400), {"from": gov})
+    assert tuple(market.rentalTerms(rental_id)) == before
+    assert market.rentalTerms(rental_id)["feeBps"] == PARAMS["protocolFeeBps"]
 
 
 @pytest.mark.parametrize(
@@ -47,11 +50,17 @@ def test_setParams_fee_change_does_not_touch_open_rentals(market, gov, treasury,
         ("treasury", {"treasury": ZERO_ADDRESS}),
         ("protocolFeeBps", {"protocolFeeBps": 1_001}),
         ("renterSlashShareBps", {"renterSlashShareBps": 10_001}),
-        ("slashBps", {"slashBps": 10_001}),
+        ("slashBps", {"slashBps": 5_001}),
         ("startTimeout", {"startTimeout": 0}),
-        ("silenceTimeout", {"silenceTimeout": 0}),
+        ("startTimeout", {"startTimeout": 2**32 - 1}),
+        ("silenceTimeout", {"silenceTimeout": 59}),
         ("settlementGrace", {"settlementGrace": 0}),
+        ("maxRentalDuration", {"maxRentalDuration": 3_599}),
+        ("slashWindowSeconds", {"slashWindowSeconds": 86_401}),
         ("unbondingDelay", {"unbondingDelay": 0}),
+        ("unbondingDelay", {"unbondingDelay": PARAMS["maxRentalDuration"] + PARAMS["settlementGrace"]}),
+        ("unbondingDelay", {"unbondingDelay": 2**32 - 1}),
+        ("reputationPrior", {"reputationPrior": 0}),
     ],
 )
 def test_RevertWhen_setParams_out_of_range(market, gov, treasury, field, overrides):
@@ -113,6 +122,39 @@ def test_setStakeToken_zero_disallows_new_stake(market, gov, stablecoin, provide
 def test_RevertWhen_setStakeToken_called_by_stranger(market, stranger, stablecoin):
     with reverts_with(UNAUTHORIZED, stranger.address, market.GOVERNANCE_ROLE()):
         market.setStakeToken(stablecoin, 1, {"from": stranger})
+
+
+# ------------------------------------------------------------------ GPU model table
+
+
+def test_deploy_registers_the_gpu_models_and_offers_take_memory_from_the_table(market, gov, stablecoin, provider, agent):
+    from oracle.gpu_models import GPU_MODELS
+
+    for model in GPU_MODELS:
+        row = market.gpuModelOf(model.name.encode().ljust(32, b"\0"))
+        assert (row["powerLimitW"], row["memoryMib"]) == (model.power_limit_w, model.memory_mib)
+    tx = market.setGpuModel(b"NVIDIA B200".ljust(32, b"\0"), 1_000, 183_000, {"from": gov})
+    assert event_args(tx.events["GpuModelSet"]) == plain((b"NVIDIA B200".ljust(32, b"\0"), 1_000, 183_000))
+    from conftest import stake_for
+
+    stake_for(market, stablecoin, provider, gpus=1)
+    oid = market.createOffer(offer_terms(stablecoin, agent, gpuCount=1, gpuModel=b"NVIDIA B200".ljust(32, b"\0")),
+                             {"from": provider}).events["OfferCreated"]["offerId"]
+    assert market.getOffer(oid)["memoryMib"] == 183_000
+
+
+def test_RevertWhen_createOffer_with_an_unregistered_gpu_model(market, stablecoin, provider, agent):
+    from conftest import stake_for
+
+    stake_for(market, stablecoin, provider, gpus=1)
+    model = b"NVIDIA Fake 9000".ljust(32, b"\0")
+    with reverts_with("OfferBook_UnknownGpuModel(bytes32)", model):
+        market.createOffer(offer_terms(stablecoin, agent, gpuCount=1, gpuModel=model), {"from": provider})
+
+
+def test_RevertWhen_setGpuModel_called_by_stranger(market, stranger):
+    with reverts_with(UNAUTHORIZED, stranger.address, market.GOVERNANCE_ROLE()):
+        market.setGpuModel(b"X".ljust(32, b"\0"), 1, 1, {"from": stranger})
 
 
 # ------------------------------------------------------------------ roles
@@ -189,7 +231,7 @@ def test_setPaymentToken_disallowed_token_running_rentals_settle_and_pay_out(mar
     market.setPaymentToken(stablecoin, False, {"from": gov})
     oracle.settle(rental_id, 1, 100, relayer)
     market.endRental(rental_id, {"from": renter})
-    market.finalizeRental(rental_id, {"from": provider})
+    finalize_after_grace(market, rental_id, provider)
     market.withdraw(stablecoin, {"from": renter})
     market.withdraw(stablecoin, {"from": provider})
     assert market.withdrawable(renter, stablecoin) == market.withdrawable(provider, stablecoin) == 0

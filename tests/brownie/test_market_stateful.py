@@ -166,6 +166,10 @@ class MarketMachine(RuleBasedStateMachine):
     def finalize(self, i, w):
         rid = self._pick(i, ENDED)
         if rid is not None:
+            # finalization waits the rental's settlement grace (faults can still slash until then)
+            until = int(self.market.getRental(rid)["endedAt"]) + int(self.market.rentalTerms(rid)["settlementGrace"])
+            if w == 0 and chain.time() < until:
+                chain.sleep(until - chain.time() + 1)
             caller = (self.rentals[rid]["provider"], self.people[0])[w]
             self._try("finalizeRental", self.market.finalizeRental, rid, {"from": caller})
             self._refresh(rid)
@@ -206,6 +210,8 @@ class MarketMachine(RuleBasedStateMachine):
             if r["status"] not in (CANCELLED, FINALIZED):
                 escrow += r["budget"] - (r["paid"] - fee_of(r["paid"], r["fee_bps"]))
         stakes = sum(int(self.market.stakeOf(p)["active"]) + int(self.market.stakeOf(p)["unbonding"]) for p in self.providers)
+        # slashes are held for their rental until it is finalized (then paid out as balances)
+        stakes += sum(int(self.market.getRental(rid)["slashed"]) for rid, r in self.rentals.items() if r["status"] != FINALIZED)
         owed = sum(int(self.market.withdrawable(a, self.token)) for a in self.people + [self.treasury])
         assert self.token.balanceOf(self.market) == escrow + stakes + owed
         assert self.withdrawn <= self.deposited + self.held_at_start

@@ -5,6 +5,7 @@ import pytest
 from brownie import ZERO_ADDRESS, chain
 
 from conftest import (
+    finalize_after_grace,
     BUDGET,
     MIN_STAKE_PER_GPU,
     OFFER_GPUS,
@@ -36,7 +37,7 @@ def open_id(market, stablecoin, renter, offer_id):
 def test_openRental_escrows_budget_snapshots_terms_and_emits(market, stablecoin, renter, provider, offer_id, solvent):
     before = stablecoin.balanceOf(renter)
     stablecoin.approve(market, BUDGET, {"from": renter})
-    tx = market.openRental(offer_id, 0, 2, BUDGET, {"from": renter})
+    tx = market.openRental(offer_id, 0, 2, BUDGET, b"\0" * 32, {"from": renter})
     rid = tx.events["RentalOpened"]["rentalId"]
     deadline = tx.timestamp + PARAMS["startTimeout"]
     assert rid == 1 == market.rentalCount()
@@ -97,7 +98,7 @@ def test_RevertWhen_openRental_provider_stake_slashed_below_requirement(market, 
 def test_RevertWhen_openRental_allowance_too_small(market, stablecoin, renter, offer_id):
     stablecoin.approve(market, BUDGET - 1, {"from": renter})
     with reverts_with("ERC20InsufficientAllowance(address,uint256,uint256)", market.address, BUDGET - 1, BUDGET):
-        market.openRental(offer_id, 0, 1, BUDGET, {"from": renter})
+        market.openRental(offer_id, 0, 1, BUDGET, b"\0" * 32, {"from": renter})
 
 
 def _offer_in(market, gov, token, provider, agent):
@@ -126,7 +127,7 @@ def test_RevertWhen_openRental_token_returns_false(FalseReturnToken, market, gov
     oid = _offer_in(market, gov, bad, provider, agent)
     bad.approve(market, BUDGET, {"from": renter})  # approved, but the renter holds nothing
     with reverts_with("SafeERC20FailedOperation(address)", bad.address):
-        market.openRental(oid, 0, 1, BUDGET, {"from": renter})
+        market.openRental(oid, 0, 1, BUDGET, b"\0" * 32, {"from": renter})
 
 
 # ------------------------------------------------------------------ startRental
@@ -159,6 +160,23 @@ def test_RevertWhen_startRental_twice(market, provider, rental_id):
 def test_RevertWhen_startRental_unknown(market, provider):
     with reverts_with("RentalEscrow_UnknownRental(uint256)", 3):
         market.startRental(3, {"from": provider})
+
+
+def test_startRental_locks_the_collateral_until_finalization(market, provider, renter, open_id):
+    before = market.stakeOf(provider)["locked"]
+    market.startRental(open_id, {"from": provider})
+    collateral = MIN_STAKE_PER_GPU * market.getRental(open_id)["gpuCount"]
+    assert market.getRental(open_id)["collateral"] == collateral
+    assert market.stakeOf(provider)["locked"] == before + collateral
+    market.endRental(open_id, {"from": renter})
+    finalize_after_grace(market, open_id, renter)
+    assert market.stakeOf(provider)["locked"] == before
+
+
+def test_RevertWhen_startRental_offer_withdrawn(market, provider, open_id, offer_id):
+    market.withdrawOffer(offer_id, {"from": provider})
+    with reverts_with("OfferBook_OfferInactive(uint256)", offer_id):
+        market.startRental(open_id, {"from": provider})
 
 
 # ------------------------------------------------------------------ topUp
@@ -327,7 +345,7 @@ def test_finalizeRental_refunds_renter_pays_treasury_fee_and_emits(
     market.endRental(rental_id, {"from": renter})
     paid = seconds * PRICE_PER_GPU_HOUR // 3_600
     fee = fee_of(paid, FEE_BPS)
-    tx = market.finalizeRental(rental_id, {"from": provider})
+    tx = finalize_after_grace(market, rental_id, provider)
     assert event_args(tx.events["RentalFinalized"]) == (rental_id, paid, fee, BUDGET - paid, False)
     assert market.getRental(rental_id)["status"] == FINALIZED
     assert market.withdrawable(renter, stablecoin) == BUDGET - paid
@@ -339,14 +357,17 @@ def test_finalizeRental_refunds_renter_pays_treasury_fee_and_emits(
 def test_finalizeRental_by_anyone_after_settlement_grace(market, stablecoin, renter, stranger, rental_id):
     market.endRental(rental_id, {"from": renter})
     chain.sleep(PARAMS["settlementGrace"] + 1)
-    market.finalizeRental(rental_id, {"from": stranger})
+    finalize_after_grace(market, rental_id, stranger)
     assert market.withdrawable(renter, stablecoin) == BUDGET
 
 
-def test_RevertWhen_finalizeRental_by_renter_within_grace(market, renter, rental_id):
+def test_RevertWhen_finalizeRental_by_anyone_within_grace(market, renter, provider, rental_id):
+    """Faults can still slash an Ended rental during its grace: nobody, not even the provider,
+    finalizes (and releases the collateral) before it ends."""
     tx = market.endRental(rental_id, {"from": renter})
-    with reverts_with("RentalEscrow_TooEarly(uint256,uint256)", rental_id, tx.timestamp + PARAMS["settlementGrace"]):
-        market.finalizeRental(rental_id, {"from": renter})
+    for who in (renter, provider):
+        with reverts_with("RentalEscrow_TooEarly(uint256,uint256)", rental_id, tx.timestamp + PARAMS["settlementGrace"]):
+            market.finalizeRental(rental_id, {"from": who})
 
 
 def test_RevertWhen_finalizeRental_active(market, provider, rental_id):
@@ -356,7 +377,7 @@ def test_RevertWhen_finalizeRental_active(market, provider, rental_id):
 
 def test_RevertWhen_finalizeRental_twice(market, renter, provider, rental_id):
     market.endRental(rental_id, {"from": renter})
-    market.finalizeRental(rental_id, {"from": provider})
+    finalize_after_grace(market, rental_id, provider)
     with reverts_with("RentalEscrow_WrongStatus(uint256,uint8)", rental_id, FINALIZED):
         market.finalizeRental(rental_id, {"from": provider})
 
@@ -368,7 +389,7 @@ def test_RevertWhen_finalizeRental_unknown(market, provider):
 
 def test_no_transition_out_of_finalized(market, oracle, stablecoin, renter, provider, relayer, rental_id):
     market.endRental(rental_id, {"from": renter})
-    market.finalizeRental(rental_id, {"from": provider})
+    finalize_after_grace(market, rental_id, provider)
     for fn, args, who in [
         (market.startRental, (rental_id,), provider),
         (market.cancelRental, (rental_id,), renter),

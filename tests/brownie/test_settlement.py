@@ -5,6 +5,7 @@ import pytest
 from brownie import chain
 
 from conftest import (
+    finalize_after_grace,
     BUDGET,
     MJ_PER_KWH,
     PARAMS,
@@ -94,7 +95,7 @@ def test_settle_caps_payment_at_budget_and_ends_rental(market, oracle, stablecoi
     # a later report within the grace pays nothing more
     tx = oracle.settle(rental_id, 2, over + 100, relayer, periodEnd=r["endedAt"])
     assert tx.events["UsageSettled"]["payment"] == 0
-    market.finalizeRental(rental_id, {"from": provider})
+    finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, stablecoin) == 0
     assert market.withdrawable(provider, stablecoin) + market.withdrawable(treasury, stablecoin) == BUDGET
     solvent()
@@ -201,7 +202,7 @@ def test_settle_front_runner_cannot_redirect_payment(market, oracle, stablecoin,
         market.settle(report.as_tuple(), signatures, {"from": provider})
     assert market.withdrawable(provider, stablecoin) == expected
     market.endRental(rental_id, {"from": renter})
-    market.finalizeRental(rental_id, {"from": provider})
+    finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, stablecoin) == BUDGET - cost(2_000, MJ_PER_KWH)
     solvent()
 
@@ -258,7 +259,7 @@ def test_settle_dust_never_pays_more_than_deposited(market, oracle, stablecoin, 
     assert market.getRental(rid)["paid"] <= deposit
     if market.getRental(rid)["status"] == ACTIVE:
         market.endRental(rid, {"from": renter})
-    market.finalizeRental(rid, {"from": provider})
+    finalize_after_grace(market, rid, provider)
     total_out = sum(market.withdrawable(a, stablecoin) for a in (renter, provider, treasury))
     assert total_out == deposit
     solvent()
@@ -426,9 +427,9 @@ def test_settleBatch_interleaved_providers_each_credited_exactly(
 ):
     """Credits are summed per run of one offer inside a batch: [A, B, A, B] must still credit
     each provider exactly its own rentals."""
-    from conftest import offer_terms, stake_for
+    from conftest import MIN_STAKE_PER_GPU, offer_terms, stake_for
 
-    stake_for(market, stablecoin, provider2, gpus=1)
+    stake_for(market, stablecoin, provider2, gpus=1, extra=MIN_STAKE_PER_GPU)  # collateral for b1 and b2
     oid2 = market.createOffer(offer_terms(stablecoin, agent, gpuCount=1), {"from": provider2}).events["OfferCreated"]["offerId"]
     a1 = open_rental(market, stablecoin, renter, offer_id, BUDGET)
     b1 = open_rental(market, stablecoin, renter2, oid2, BUDGET)
@@ -478,7 +479,7 @@ def test_settle_fee_split_at_any_fee_rate(market, gov, oracle, stablecoin, rente
     fee = paid * fee_bps // 10_000
     assert market.withdrawable(provider, stablecoin) == paid - fee
     market.endRental(rid, {"from": renter})
-    tx = market.finalizeRental(rid, {"from": provider})
+    tx = finalize_after_grace(market, rid, provider)
     assert tx.events["RentalFinalized"]["fee"] == fee
     assert market.withdrawable(treasury, stablecoin) == fee
     assert market.withdrawable(renter, stablecoin) == BUDGET - paid

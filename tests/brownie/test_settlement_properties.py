@@ -9,7 +9,7 @@ from brownie.test import given
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from conftest import MJ_PER_KWH, PARAMS, fee_of, offer_terms, open_rental
+from conftest import finalize_after_grace, MJ_PER_KWH, PARAMS, fee_of, offer_terms, open_rental
 
 FEE_BPS = PARAMS["protocolFeeBps"]
 
@@ -23,7 +23,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(
     price_hour=st.integers(1, 10**9),
     price_kwh=st.integers(0, 10**9),
@@ -56,7 +56,7 @@ def test_settle_pays_spec_cost_capped_by_budget_and_conserves_deposit(
 
     if market.getRental(rid)["status"] == 2:
         market.endRental(rid, {"from": renter})
-    market.finalizeRental(rid, {"from": provider})
+    finalize_after_grace(market, rid, provider)
     got = (
         market.withdrawable(provider, stablecoin) - provider_before,
         market.withdrawable(treasury, stablecoin) - treasury_before,

@@ -5,6 +5,7 @@ the EIP-712 digest) -> withdraw -> end -> finalize -> refund withdraw. The exhau
 adversarial tests live beside this file.
 """
 
+from conftest import finalize_after_grace
 import importlib.util
 from pathlib import Path
 
@@ -53,13 +54,13 @@ def test_smoke_whole_rental(accounts, chain):
 
     # Provider stakes and lists 2 GPUs at 3.6 tUSD per GPU-hour and 0.36 tUSD per kWh.
     market.stake(usd, 1_000 * USD, {"from": provider})
-    terms = (b"NVIDIA H100 80GB HBM3".ljust(32, b"\0"), 2, 81_559, usd.address, 3_600_000, 360_000,
-             b"eu-north-1".ljust(32, b"\0"), 45, 86_400, 9_900, agent.address)
+    terms = (b"NVIDIA H100 80GB HBM3".ljust(32, b"\0"), 2, usd.address, 3_600_000, 360_000,
+             b"eu-north-1".ljust(32, b"\0"), 45, 86_400, 9_900, 0, agent.address)
     offer_id = market.createOffer(terms, {"from": provider}).return_value
     assert offer_id == 1
 
     # Renter opens with a 100 tUSD budget; provider starts.
-    rental_id = market.openRental(offer_id, 0, 2, 100 * USD, {"from": renter}).return_value
+    rental_id = market.openRental(offer_id, 0, 2, 100 * USD, b"\0" * 32, {"from": renter}).return_value
     market.startRental(rental_id, {"from": provider})
     assert usd.balanceOf(market) == 1_100 * USD
 
@@ -81,7 +82,7 @@ def test_smoke_whole_rental(accounts, chain):
     market.withdraw(usd, {"from": provider})
     assert usd.balanceOf(provider) == 9_000 * USD + cost - fee
     market.endRental(rental_id, {"from": renter})
-    market.finalizeRental(rental_id, {"from": provider})
+    finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, usd) == 100 * USD - cost
     assert market.withdrawable(treasury, usd) == fee
     market.withdraw(usd, {"from": renter})
@@ -92,5 +93,7 @@ def test_smoke_whole_rental(accounts, chain):
     assert rental[0] == 5  # Finalized
     assert rental[2] == 10 and rental[4] == 2_000 and rental[6] == cost  # sequence, seconds, paid
     rep = market.reputationOf(provider)
-    assert rep[0] == 1 and rep[3] == 1 and rep[4] == 2_000  # completed, reported, GPU-seconds
-    assert market.reputationScore(provider) == 10_000 * 1 // 2
+    assert rep[0] == 1 and rep[3] == 2_000 and rep[4] == fee  # completed, GPU-seconds, fees paid
+    assert rep[5] == fee  # delivered at full uptime (2,000 GPU-seconds in under 1,000 s on 2 GPUs)
+    # score = 10000 x deliveredFees / (feesPaid + prior), prior 100 tUSD (docs/economics.md)
+    assert market.reputationScore(provider) == 10_000 * fee // (fee + 100 * USD)

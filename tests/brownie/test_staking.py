@@ -206,18 +206,36 @@ def test_completeUnstake_reentrant_token_cannot_withdraw_twice(
 # ------------------------------------------------------------------ slash
 
 
-def test_slash_splits_between_renter_and_treasury_and_emits(
+def _end_and_finalize(market, renter, rid):
+    market.endRental(rid, {"from": renter})
+    until = int(market.getRental(rid)["endedAt"]) + int(market.rentalTerms(rid)["settlementGrace"])
+    chain.sleep(until - chain.time() + 1)
+    return market.finalizeRental(rid, {"from": renter})
+
+
+def test_slash_takes_the_rentals_collateral_and_pays_out_at_finalization(
     market, oracle, stablecoin, provider, renter, treasury, relayer, rental_id, solvent
 ):
-    before = market.stakeOf(provider)["active"]
+    before = market.stakeOf(provider)
+    assert before["locked"] == MIN_STAKE_PER_GPU  # the one-GPU rental's collateral
     tx = oracle.slash(rental_id, relayer, fault_id=3, kind=2)
-    assert market.stakeOf(provider)["active"] == before - SLASH
-    assert market.withdrawable(renter, stablecoin) == RENTER_SHARE
-    assert market.withdrawable(treasury, stablecoin) == TREASURY_SHARE
+    after = market.stakeOf(provider)
+    assert (after["active"], after["locked"]) == (before["active"] - SLASH, before["locked"] - SLASH)
+    assert market.getRental(rental_id)["slashed"] == SLASH
+    assert market.withdrawable(renter, stablecoin) == 0 and market.withdrawable(treasury, stablecoin) == 0
     assert market.isFaultSettled(rental_id, 3)
-    assert event_args(tx.events["Slashed"]) == plain((provider, rental_id, 3, 2, stablecoin, RENTER_SHARE, TREASURY_SHARE,))
+    assert event_args(tx.events["Slashed"]) == plain((provider, rental_id, 3, 2, stablecoin, SLASH))
     assert market.reputationOf(provider)["slashCount"] == 1
-    assert tx.events["ReputationUpdated"]["provider"] == provider
+    assert market.reputationOf(provider)["slashedAmount"] == SLASH
+    solvent()
+    # The renter used 1,000 GPU-seconds (1 token): its share of the slash is capped by that.
+    oracle.settle(rental_id, 1, 1_000, relayer)
+    paid = int(market.getRental(rental_id)["paid"])
+    tx = _end_and_finalize(market, renter, rental_id)
+    share = min(RENTER_SHARE, paid)
+    assert event_args(tx.events["SlashPaidOut"]) == plain((rental_id, stablecoin, share, SLASH - share))
+    assert market.withdrawable(renter, stablecoin) == BUDGET - paid + share
+    assert market.stakeOf(provider)["locked"] == 0
     solvent()
 
 
@@ -225,15 +243,19 @@ def test_slash_scales_with_rental_gpu_count(market, oracle, stablecoin, renter, 
     rid = open_rental(market, stablecoin, renter, offer_id, BUDGET, gpus=3)
     market.startRental(rid, {"from": provider})
     tx = oracle.slash(rid, relayer)
-    ev = tx.events["Slashed"]
-    assert ev["renterShare"] + ev["treasuryShare"] == 3 * SLASH
+    assert tx.events["Slashed"]["amount"] == 3 * SLASH
 
 
-def test_slash_distinct_faults_of_one_rental_each_slash(market, oracle, provider, relayer, rental_id):
+def test_slash_each_kind_once_per_window(market, oracle, provider, relayer, rental_id):
     before = market.stakeOf(provider)["active"]
     oracle.slash(rental_id, relayer, fault_id=0, kind=1)
-    oracle.slash(rental_id, relayer, fault_id=1, kind=1)
-    assert market.stakeOf(provider)["active"] == before - 2 * SLASH
+    oracle.slash(rental_id, relayer, fault_id=1, kind=2)
+    with reverts_with("ProviderStaking_SlashWindowUsed(uint256,uint8,uint256)", rental_id, 1, 0):
+        oracle.slash(rental_id, relayer, fault_id=2, kind=1)
+    chain.sleep(PARAMS["slashWindowSeconds"])
+    chain.mine()
+    oracle.slash(rental_id, relayer, fault_id=3, kind=1)  # the next window
+    assert market.stakeOf(provider)["active"] == before - 3 * SLASH
 
 
 def test_RevertWhen_slash_same_fault_twice(market, oracle, provider, renter, stablecoin, relayer, rental_id, solvent):
@@ -246,25 +268,31 @@ def test_RevertWhen_slash_same_fault_twice(market, oracle, provider, renter, sta
     with reverts_with("ProviderStaking_FaultAlreadySettled(uint256,uint32)", rental_id, 7):
         oracle.slash(rental_id, relayer, fault_id=7, kind=3, evidenceHash=b"\x99" * 32)
     assert market.stakeOf(provider)["active"] == stake_after_first
-    assert market.withdrawable(renter, stablecoin) == RENTER_SHARE
     assert market.reputationOf(provider)["slashCount"] == 1
     solvent()
 
 
-@pytest.mark.parametrize("kind", [0, 5, 255])
+@pytest.mark.parametrize("kind", [0, 8, 255])
 def test_RevertWhen_slash_fault_kind_unknown(market, oracle, relayer, rental_id, kind):
     with reverts_with("ProviderStaking_UnknownFaultKind(uint8)", kind):
         oracle.slash(rental_id, relayer, kind=kind)
 
 
+def test_RevertWhen_slash_idle_power_busy_the_renters_workload(market, oracle, provider, relayer, rental_id):
+    before = market.stakeOf(provider)["active"]
+    with reverts_with("ProviderStaking_FaultNotSlashable(uint8)", 4):
+        oracle.slash(rental_id, relayer, kind=4)
+    assert market.stakeOf(provider)["active"] == before
+
+
 def test_RevertWhen_slash_rental_not_started(market, oracle, stablecoin, renter, relayer, offer_id):
     rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
-    with reverts_with("ProviderStaking_RentalNotStarted(uint256)", rid):
+    with reverts_with("ProviderStaking_RentalNotSlashable(uint256,uint8)", rid, 1):
         oracle.slash(rid, relayer)
 
 
 def test_RevertWhen_slash_rental_unknown(market, oracle, relayer):
-    with reverts_with("ProviderStaking_RentalNotStarted(uint256)", 999):
+    with reverts_with("ProviderStaking_RentalNotSlashable(uint256,uint8)", 999, 0):
         oracle.slash(999, relayer)
 
 
@@ -284,50 +312,35 @@ def test_RevertWhen_slash_signed_for_old_signer_set(market, oracle, gov, relayer
         market.slash(report.as_tuple(), signatures, {"from": relayer})
 
 
-def test_slash_is_capped_by_remaining_stake(market, gov, oracle, stablecoin, treasury, provider, relayer, rental_id, offer_id):
+def test_slash_is_capped_by_the_rentals_collateral(market, gov, oracle, treasury, provider, relayer, offer_id, stablecoin, renter):
+    """The rental's slashBps is fixed at open: raise it before opening, then every kind slashes
+    until the collateral is gone, and the next fault reverts instead of moving nothing."""
     from conftest import params_tuple
 
-    market.setParams(params_tuple(treasury, slashBps=10_000), {"from": gov})  # a full GPU's stake per fault
-    market.withdrawOffer(offer_id, {"from": provider})
-    market.requestUnstake(MIN_STAKE_PER_GPU * OFFER_GPUS - MIN_STAKE_PER_GPU // 2, {"from": provider})
-    chain.sleep(PARAMS["unbondingDelay"] + 1)
-    market.completeUnstake({"from": provider})
-    tx = oracle.slash(rental_id, relayer)
-    ev = tx.events["Slashed"]
-    assert ev["renterShare"] + ev["treasuryShare"] == MIN_STAKE_PER_GPU // 2
-    assert market.stakeOf(provider)["active"] == 0
+    market.setParams(params_tuple(treasury, slashBps=4_000), {"from": gov})
+    rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    market.startRental(rid, {"from": provider})
+    before = market.stakeOf(provider)["active"]
+    for kind in (1, 2, 3):
+        oracle.slash(rid, relayer, fault_id=kind, kind=kind)
+    assert market.getRental(rid)["slashed"] == MIN_STAKE_PER_GPU  # 40 % + 40 % + the last 20 %
+    with reverts_with("ProviderStaking_NothingToSlash(uint256)", rid):
+        oracle.slash(rid, relayer, fault_id=5, kind=5)
+    assert market.stakeOf(provider)["active"] == before - MIN_STAKE_PER_GPU
 
 
-def test_slash_during_unbonding_takes_active_then_unbonding(market, oracle, provider, relayer, rental_id, offer_id, solvent):
-    """Adversarial, unstake racing a slash: the provider moves its whole stake into unbonding
-    the moment it sees the fault; the stake is still slashable until the delay ends."""
+def test_RevertWhen_unstake_reaches_the_collateral_of_a_running_rental(market, oracle, provider, relayer, rental_id, offer_id, solvent):
+    """Adversarial, unstake racing a slash: the provider withdraws its offer and tries to move its
+    whole stake into unbonding the moment it sees the fault; the rental's collateral stays."""
     market.withdrawOffer(offer_id, {"from": provider})
     total = MIN_STAKE_PER_GPU * OFFER_GPUS
-    market.requestUnstake(total, {"from": provider})
+    with reverts_with("ProviderStaking_InsufficientStake(address,uint256,uint256)", provider.address, 0, MIN_STAKE_PER_GPU):
+        market.requestUnstake(total, {"from": provider})
+    market.requestUnstake(total - MIN_STAKE_PER_GPU, {"from": provider})
     tx = oracle.slash(rental_id, relayer)
+    assert tx.events["Slashed"]["amount"] == SLASH
     st = market.stakeOf(provider)
-    assert (st["active"], st["unbonding"]) == (0, total - SLASH)
-    assert tx.events["Slashed"]["renterShare"] == RENTER_SHARE
-    chain.sleep(PARAMS["unbondingDelay"] + 1)
-    market.completeUnstake({"from": provider})  # only what the slash left
-    assert market.stakeOf(provider)["unbonding"] == 0
-    solvent()
-
-
-def test_slash_after_stake_withdrawn_takes_what_is_left(market, oracle, stablecoin, provider, renter, relayer, rental_id, offer_id, solvent):
-    """Adversarial, unstake racing a slash: the provider completes unstaking before the fault
-    report lands; the contract specifies that the slash takes what is left (here nothing),
-    still marks the fault settled and still counts in reputation."""
-    market.withdrawOffer(offer_id, {"from": provider})
-    market.requestUnstake(MIN_STAKE_PER_GPU * OFFER_GPUS, {"from": provider})
-    chain.sleep(PARAMS["unbondingDelay"] + 1)
-    market.completeUnstake({"from": provider})
-    tx = oracle.slash(rental_id, relayer)
-    ev = tx.events["Slashed"]
-    assert (ev["renterShare"], ev["treasuryShare"]) == (0, 0)
-    assert market.isFaultSettled(rental_id, 0)
-    assert market.reputationOf(provider)["slashCount"] == 1
-    assert market.withdrawable(renter, stablecoin) == 0
+    assert (st["active"], st["locked"], st["unbonding"]) == (MIN_STAKE_PER_GPU - SLASH, MIN_STAKE_PER_GPU - SLASH, total - MIN_STAKE_PER_GPU)
     solvent()
 
 
@@ -356,24 +369,34 @@ def test_isFaultSettled_false_before_slash(market, rental_id):
 
 
 @pytest.mark.parametrize("renter_bps", [0, 10_000])
-def test_slash_split_extremes(market, gov, oracle, stablecoin, renter, treasury, relayer, rental_id, renter_bps, solvent):
+def test_slash_split_extremes(market, gov, oracle, stablecoin, renter, treasury, relayer, offer_id, provider, renter_bps, solvent):
+    """The renter's share is the rental's renterSlashShareBps of what was slashed, capped by what
+    the rental cost it; the treasury gets the rest."""
     from conftest import params_tuple
 
     market.setParams(params_tuple(treasury, renterSlashShareBps=renter_bps), {"from": gov})
-    tx = oracle.slash(rental_id, relayer)
-    ev = tx.events["Slashed"]
-    assert (ev["renterShare"], ev["treasuryShare"]) == (SLASH * renter_bps // 10_000, SLASH - SLASH * renter_bps // 10_000)
-    assert market.withdrawable(renter, stablecoin) == ev["renterShare"]
-    assert market.withdrawable(treasury, stablecoin) == ev["treasuryShare"]
+    rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    market.startRental(rid, {"from": provider})
+    oracle.slash(rid, relayer)
+    oracle.settle(rid, 1, 100_000, relayer)  # 100 tokens: the whole budget, more than the share
+    paid = int(market.getRental(rid)["paid"])
+    tx = _end_and_finalize(market, renter, rid) if market.getRental(rid)["status"] == 2 else None
+    if tx is None:  # the budget ran out and ended it
+        until = int(market.getRental(rid)["endedAt"]) + int(market.rentalTerms(rid)["settlementGrace"])
+        chain.sleep(until - chain.time() + 1)
+        tx = market.finalizeRental(rid, {"from": renter})
+    share = min(SLASH * renter_bps // 10_000, paid)
+    assert (tx.events["SlashPaidOut"]["renterShare"], tx.events["SlashPaidOut"]["treasuryShare"]) == (share, SLASH - share)
+    assert market.withdrawable(renter, stablecoin) == BUDGET - paid + share
     solvent()
 
 
-def test_slash_bps_zero_slashes_nothing_but_counts(market, gov, oracle, provider, treasury, relayer, rental_id):
+def test_RevertWhen_slash_bps_zero_would_move_nothing(market, gov, oracle, provider, treasury, relayer, offer_id, stablecoin, renter):
     from conftest import params_tuple
 
     market.setParams(params_tuple(treasury, slashBps=0), {"from": gov})
-    before = market.stakeOf(provider)["active"]
-    tx = oracle.slash(rental_id, relayer)
-    assert (tx.events["Slashed"]["renterShare"], tx.events["Slashed"]["treasuryShare"]) == (0, 0)
-    assert market.stakeOf(provider)["active"] == before
-    assert market.isFaultSettled(rental_id, 0) and market.reputationOf(provider)["slashCount"] == 1
+    rid = open_rental(market, stablecoin, renter, offer_id, BUDGET)
+    market.startRental(rid, {"from": provider})
+    with reverts_with("ProviderStaking_NothingToSlash(uint256)", rid):
+        oracle.slash(rid, relayer)
+    assert not market.isFaultSettled(rid, 0)

@@ -143,7 +143,13 @@ def test_completeUnstake_at_release(market, provider, unbonding):
     market.completeUnstake({"from": provider})
 
 
-def test_slash_still_reaches_unbonding_stake_at_last_second(market, oracle, provider, relayer, rental_id, unbonding):
-    at(unbonding - 1)
-    oracle.slash(rental_id, relayer)
-    assert market.stakeOf(provider)["unbonding"] == MIN_STAKE_PER_GPU * OFFER_GPUS - MIN_STAKE_PER_GPU * PARAMS["slashBps"] // 10_000
+def test_slash_reaches_an_ended_rentals_collateral_until_the_last_second_of_its_grace(market, oracle, provider, relayer, ended):
+    """Faults still slash an Ended rental during its grace (the provider cannot escape by ending),
+    up to and including endedAt + settlementGrace, and not one second later."""
+    rid, ended_at = ended
+    at(ended_at + PARAMS["settlementGrace"])
+    oracle.slash(rid, relayer, fault_id=0, kind=1, observedAt=ended_at)
+    assert market.getRental(rid)["slashed"] == MIN_STAKE_PER_GPU * PARAMS["slashBps"] // 10_000
+    at(ended_at + PARAMS["settlementGrace"] + 1)
+    with reverts_with("ProviderStaking_RentalNotSlashable(uint256,uint8)", rid, 3):
+        oracle.slash(rid, relayer, fault_id=1, kind=2, observedAt=ended_at)

@@ -47,13 +47,17 @@ def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_secon
     assert withdrawn == {provider: paid - fee, renter: refund}
 
     # Reputation moved, from what settled.
-    completed, abandoned, slashes, reported, attested, uptime_sum = reader.market.functions.reputationOf(provider).call()
+    completed, abandoned, slashes, attested, fees_paid, delivered, abandoned_collateral, slashed = \
+        reader.market.functions.reputationOf(provider).call()
     before = summary["provider_reputation_before"]
     assert completed == before["completed_rentals"] + 1
-    assert reported == before["reported_rentals"] + 1
+    assert fees_paid == before["fees_paid"] + fee and 0 < delivered - before["delivered_fees"] <= fee
     assert attested == before["attested_gpu_seconds"] + rental[AVAILABLE]
     score = reader.market.functions.reputationScore(provider).call()
-    assert score == summary["provider_reputation_score_bps"] > before["score_bps"]
+    # docs/economics.md: 10000 x deliveredFees / (feesPaid + abandonedCollateral + slashed + prior)
+    prior = reader.market.functions.params().call()[-1]
+    assert score == 10_000 * delivered // (fees_paid + abandoned_collateral + slashed + prior)
+    assert score == summary["provider_reputation_score_bps"] >= before["score_bps"]
 
     # The attested GPU time is the replayed trace's (1 Hz samples of it), at full uptime.
     assert summary["available_gpu_seconds"] == rental[AVAILABLE]

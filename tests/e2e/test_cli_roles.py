@@ -86,6 +86,13 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     status = g(chain, "rent", "status", str(rental))
     assert status["status"] == "Active" and status["remaining"] == 15_000_000 and status["settled_usage"] is None
     g(chain, "rent", "end", str(rental), dev=2)
+    # Finalization waits the rental's settlement grace (faults could still slash it until then).
+    early = g(chain, "provider", "finalize", str(rental), dev=1, expect=1, json_out=False)
+    assert "RentalEscrow_TooEarly" in early or "too early" in early.lower() or "grace" in early.lower(), early
+    from oracle.localchain import _rpc
+
+    _rpc(chain[0], "evm_increaseTime", [status["terms"]["settlement_grace_s"] + 1])
+    _rpc(chain[0], "evm_mine", [])
     assert g(chain, "provider", "finalize", str(rental), dev=1)["refund"] == 15_000_000
     assert g(chain, "rent", "withdraw", dev=2)["amount"] == 15_000_000
 
@@ -103,8 +110,14 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     # Governance rotates the signer set; a stranger may not.
     shown = g(chain, "governance", "show")
     assert shown["signer_set"]["version"] == 1 and shown["signer_set"]["threshold"] == 2
-    rotated = g(chain, "governance", "set-signers", "--signer", dev_address(8), "--signer", dev_address(9), dev=0)
-    assert rotated["version"] == 2 and rotated["threshold"] == 2
+    # Through the timelock: the deployer (the local proposer) schedules; executing waits the delay.
+    assert shown["timelock"] and shown["timelock_delay_s"] == 60
+    args = ("governance", "set-signers", "--signer", dev_address(8), "--signer", dev_address(9))
+    scheduled = g(chain, *args, dev=0)
+    assert scheduled["state"] == "waiting" and scheduled["via"] == "timelock"
+    assert "not ready" in g(chain, *args, "--execute", dev=0, expect=1, json_out=False)
+    rotated = g(chain, *args, "--warp", dev=0)
+    assert rotated["version"] == 2 and rotated["threshold"] == 2 and rotated["state"] == "done"
     out = g(chain, "governance", "set-signers", "--signer", dev_address(8), dev=5, expect=1, json_out=False)
     assert "lacks the role" in out
 

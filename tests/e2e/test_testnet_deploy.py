@@ -19,6 +19,7 @@ from e2e_checks import check_rental_against_chain
 
 from oracle.demo import DemoOptions, Gpurent, Ui, _Processes, make_keys, run_rental
 from oracle.deployment import load_deployment
+from oracle.keys import CHEAPEST_ACCEPTED_KDF
 from oracle.localchain import LocalChain, dev_address, dev_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -70,7 +71,7 @@ def test_brownie_deploy_to_sepolia_chain_id_then_cli_rental(tmp_path: Path, sepo
     account_id = f"gpurent-e2e-{secrets.token_hex(4)}"
     account_file = Path.home() / ".brownie" / "accounts" / f"{account_id}.json"
     account_file.parent.mkdir(parents=True, exist_ok=True)
-    account_file.write_text(json.dumps(Account.encrypt(dev_key(0), PASSWORD, kdf="pbkdf2", iterations=1000)))
+    account_file.write_text(json.dumps(Account.encrypt(dev_key(0), PASSWORD, **CHEAPEST_ACCEPTED_KDF)))
     try:
         env = {**os.environ, "SEPOLIA_RPC_URL": sepolia_anvil.url, "GPURENT_DEPLOYER": account_id,
                "GPURENT_DEPLOYER_PASSWORD": PASSWORD, "GPURENT_DEPLOYMENTS": str(deployments),
@@ -109,7 +110,7 @@ def test_cli_deploy_with_keystore_to_sepolia_chain_id_then_cli_rental(tmp_path: 
     keys = make_keys(state, 3, fast_kdf=True)
     deployments = tmp_path / "deployments.json"
     deployer_keystore = tmp_path / "deployer.json"
-    new_keystore(deployer_keystore, PASSWORD, private_key=bytes.fromhex(dev_key(0)[2:]), kdf="pbkdf2", iterations=1000)
+    new_keystore(deployer_keystore, PASSWORD, private_key=bytes.fromhex(dev_key(0)[2:]), **CHEAPEST_ACCEPTED_KDF)
 
     argv = [sys.executable, "-m", "oracle.cli.main", "deploy", "--rpc", sepolia_anvil.url, "--keystore",
             str(deployer_keystore), "--deployments", str(deployments), "--threshold", "2"]

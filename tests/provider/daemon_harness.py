@@ -91,16 +91,16 @@ class DaemonProcess:
 
 def write_keys(state: Path) -> tuple[Path, Path, Path, str]:
     """The provider's wallet (anvil dev account 1) and a fresh agent key, in keystores."""
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
     from oracle.localchain import dev_key
 
     password_file = state / "password"
     password_file.write_text(PASSWORD + "\n")
     password_file.chmod(0o600)
     wallet = state / "provider.json"
-    new_keystore(wallet, PASSWORD, private_key=bytes.fromhex(dev_key(1)[2:]), kdf="pbkdf2", iterations=1000)
+    new_keystore(wallet, PASSWORD, private_key=bytes.fromhex(dev_key(1)[2:]), **CHEAPEST_ACCEPTED_KDF)
     agent = state / "agent.json"
-    agent_address = new_keystore(agent, PASSWORD, kdf="pbkdf2", iterations=1000)
+    agent_address = new_keystore(agent, PASSWORD, **CHEAPEST_ACCEPTED_KDF)
     return password_file, wallet, agent, agent_address
 
 
@@ -172,10 +172,10 @@ def wait_for(what: str, predicate: Any, timeout_s: float = 30.0, log: Any = None
 
 
 def node_keys(state: Path, count: int = 3) -> list[tuple[Path, str]]:
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 
     return [(state / f"node-{i + 1}.json",
-             new_keystore(state / f"node-{i + 1}.json", PASSWORD, kdf="pbkdf2", iterations=1000))
+             new_keystore(state / f"node-{i + 1}.json", PASSWORD, **CHEAPEST_ACCEPTED_KDF))
             for i in range(count)]
 
 

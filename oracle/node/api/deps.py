@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -10,6 +12,7 @@ from fastapi import Depends, Request
 from oracle.node.attestor import Attestor
 from oracle.node.errors import RateLimited
 from oracle.node.metrics import NodeMetrics
+from oracle.node.peerauth import Peer, PeerAuthError, PeerVerifier
 from oracle.node.ratelimit import TokenBucketLimiter
 from oracle.node.settings import NodeSettings
 from oracle.node.storage import GroupCommitWriter, NodeStorage
@@ -27,7 +30,12 @@ class NodeRuntime:
     agent_limiter: TokenBucketLimiter
     report_limiter: TokenBucketLimiter
     metrics: NodeMetrics
+    peers: PeerVerifier
+    peer_limiter: TokenBucketLimiter
     challenges: Any = None  # oracle.node.challenges.ChallengeService when settings.challenges != "off"
+    #: (rental, page, version) -> (batches held, the GET /faults answer): served until a batch arrives.
+    fault_answers: "OrderedDict[tuple, tuple[int, dict[str, Any]]]" = field(default_factory=OrderedDict)
+    fault_answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:
         self.writer.close()
@@ -52,12 +60,34 @@ async def get_client_host(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def request_peer(request: Request) -> Peer | None:
+    """The signer-set member that signed this request, None for a stranger; 401 for bad peer headers."""
+    from fastapi import HTTPException
+
+    node: NodeRuntime = request.app.state.node
+    path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    target = (path + (b"?" + query if query else b"")).decode("latin-1")
+    try:
+        return node.peers.verify(request.method, target, request.headers)
+    except PeerAuthError as exc:
+        raise HTTPException(401, detail=f"peer authentication failed: {exc}") from None
+
+
 async def limit_report_requests(request: Request) -> None:
-    """Metering and signing cost CPU: a per-client budget for the report routes."""
-    host = request.client.host if request.client else "unknown"
-    wait = request.app.state.node.report_limiter.acquire(host)
+    """Metering and signing cost CPU: peers (signed by a known signer) get their own budget per
+    signer; everybody else shares the per-IP budget of the report routes."""
+    node: NodeRuntime = request.app.state.node
+    peer = request_peer(request)
+    if peer is not None:
+        wait = node.peer_limiter.acquire(peer.address)
+        who = f"peer {peer.address}"
+    else:
+        host = request.client.host if request.client else "unknown"
+        wait = node.report_limiter.acquire(host)
+        who = host
     if wait:
-        raise RateLimited(f"too many report requests from {host}", retry_after_s=wait)
+        raise RateLimited(f"too many report requests from {who}", retry_after_s=wait)
 
 
 NodeDep = Annotated[NodeRuntime, Depends(get_node)]

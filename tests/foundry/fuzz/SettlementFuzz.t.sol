@@ -259,8 +259,7 @@ contract SettlementFuzzTest is MarketFixture {
             vm.prank(renter);
             market.endRental(rentalId);
         }
-        vm.prank(provider);
-        market.finalizeRental(rentalId);
+        _finalizeAfterGrace(rentalId);
         uint256 paid = _rental(rentalId).paid;
         uint256 providerTotal = market.withdrawable(provider, address(usd));
         uint256 treasuryTotal = market.withdrawable(treasury, address(usd));

@@ -104,114 +104,91 @@ contract StakingFuzzTest is MarketFixture {
         assertEq(st.unbondingReleaseAt, block.timestamp + UNBONDING_DELAY, "timer restarted");
     }
 
-    struct SlashCase {
-        uint256 rentalId;
-        uint256 activeBefore;
-        uint256 unbondingBefore;
-        uint256 expected;
-        uint256 slashed;
-    }
-
-    /// @dev A slash takes min(slashBps x minStakePerGpu x gpuCount, active + unbonding), active
-    /// first; renter share + treasury share == slashed <= stake; each fault settles once.
-    function testFuzz_slash_splitsExactlyAndOnce(
+    /// @dev A slash takes the rental's slashBps of its own collateral (collateralPerGpu x
+    /// gpuCount, fixed at open), capped by what is left of it, out of the provider's locked stake;
+    /// unbonding stake and other rentals' collateral are untouched; the amount is held until
+    /// finalization; each fault settles once; a slash that would move nothing reverts.
+    function testFuzz_slash_takesSlashBpsOfTheRentalsCollateralOnce(
         uint16 slashBps,
-        uint16 renterShareBps,
         uint16 gpuCount,
         uint256 extraStake,
-        uint256 unbondPart,
         uint32 faultId,
         uint8 kind
     ) public {
         MarketParams memory p = _defaultParams();
-        p.slashBps = uint16(bound(slashBps, 0, 10_000));
-        p.renterSlashShareBps = uint16(bound(renterShareBps, 0, 10_000));
+        p.slashBps = uint16(bound(slashBps, 0, 5000));
         vm.prank(governance);
         market.setParams(p);
         gpuCount = uint16(bound(gpuCount, 1, 16));
-        SlashCase memory c;
-        c.rentalId = _activeRental(gpuCount, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 100e6);
-        _prepareStake(extraStake, unbondPart);
-        Stake memory st = market.stakeOf(provider);
-        (c.activeBefore, c.unbondingBefore) = (st.active, st.unbonding);
-
-        FaultReport memory fault = _fault(c.rentalId, faultId, uint8(bound(kind, 1, 4)));
-        bytes memory signatures = _signFault(fault);
-        vm.prank(keeper);
-        market.slash(fault, signatures);
-
-        c.expected = MIN_STAKE_PER_GPU * gpuCount * p.slashBps / 10_000;
-        if (c.expected > c.activeBefore + c.unbondingBefore) c.expected = c.activeBefore + c.unbondingBefore;
-        _checkSlash(c, p.renterSlashShareBps);
-        assertTrue(market.isFaultSettled(c.rentalId, faultId), "fault settled");
-        assertEq(market.reputationOf(provider).slashCount, 1, "slash counted");
-
-        vm.expectRevert(
-            abi.encodeWithSelector(IProviderStaking.ProviderStaking_FaultAlreadySettled.selector, c.rentalId, faultId)
-        );
-        market.slash(fault, signatures);
-    }
-
-    /// @dev The provider withdraws its offer, adds `extraStake` and moves part into unbonding.
-    function _prepareStake(uint256 extraStake, uint256 unbondPart) internal {
-        vm.prank(provider);
-        market.withdrawOffer(1);
+        uint256 rentalId = _activeRental(gpuCount, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 100e6);
         extraStake = bound(extraStake, 0, 1e12);
         if (extraStake != 0) _stake(provider, extraStake);
-        unbondPart = bound(unbondPart, 0, market.stakeOf(provider).active);
-        if (unbondPart != 0) {
-            vm.prank(provider);
-            market.requestUnstake(unbondPart);
+        Stake memory before = market.stakeOf(provider);
+        uint256 collateral = MIN_STAKE_PER_GPU * gpuCount;
+        assertEq(before.locked, collateral, "collateral locked at start");
+        kind = uint8(bound(kind, 1, 7));
+        if (kind == 4) kind = 1;
+        FaultReport memory fault = _fault(rentalId, faultId, kind);
+        bytes memory signatures = _signFault(fault);
+        uint256 expected = collateral * p.slashBps / 10_000;
+        if (expected == 0) {
+            vm.expectRevert(abi.encodeWithSelector(IProviderStaking.ProviderStaking_NothingToSlash.selector, rentalId));
+            market.slash(fault, signatures);
+            return;
         }
-    }
-
-    function _checkSlash(SlashCase memory c, uint16 renterShareBps) internal view {
+        vm.prank(keeper);
+        market.slash(fault, signatures);
         Stake memory afterSlash = market.stakeOf(provider);
-        uint256 total = c.activeBefore + c.unbondingBefore;
-        c.slashed = total - (uint256(afterSlash.active) + afterSlash.unbonding);
-        assertEq(c.slashed, c.expected, "slashed amount");
-        assertLe(c.slashed, total, "slashed <= stake");
-        if (c.expected <= c.activeBefore) {
-            assertEq(afterSlash.unbonding, c.unbondingBefore, "active is taken first");
-        } else {
-            assertEq(afterSlash.active, 0, "active exhausted before unbonding");
-        }
-        uint256 renterPart = market.withdrawable(renter, address(stakeToken));
-        uint256 treasuryPart = market.withdrawable(treasury, address(stakeToken));
-        assertEq(renterPart, c.slashed * renterShareBps / 10_000, "renter share");
-        assertEq(renterPart + treasuryPart, c.slashed, "renter + treasury == slashed");
+        assertEq(afterSlash.active, uint256(before.active) - expected, "active - slash");
+        assertEq(afterSlash.locked, collateral - expected, "lock shrinks by the slash");
+        assertEq(market.getRental(rentalId).slashed, expected, "held for the rental");
+        assertEq(market.withdrawable(renter, address(stakeToken)), 0, "nothing credited before finalization");
+        assertEq(market.withdrawable(treasury, address(stakeToken)), 0, "nothing credited before finalization");
+        assertTrue(market.isFaultSettled(rentalId, faultId), "fault settled");
+        assertEq(market.reputationOf(provider).slashCount, 1, "slash counted");
+        assertEq(market.reputationOf(provider).slashedAmount, expected, "slash amount counted");
         assertEq(
             stakeToken.balanceOf(address(market)),
-            uint256(afterSlash.active) + afterSlash.unbonding + renterPart + treasuryPart,
+            uint256(afterSlash.active) + afterSlash.unbonding + expected,
             "stake token fully accounted"
         );
+        vm.expectRevert(
+            abi.encodeWithSelector(IProviderStaking.ProviderStaking_FaultAlreadySettled.selector, rentalId, faultId)
+        );
+        market.slash(fault, signatures);
     }
 
-    /// @dev Unstake racing a slash: stake requested for unbonding stays slashable until released,
-    /// and the provider can only complete what is left.
-    function testFuzz_slash_reachesUnbondingStake(uint256 waitBeforeSlash) public {
-        MarketParams memory p = _defaultParams();
-        p.slashBps = 10_000; // slash the whole per-GPU minimum
-        vm.prank(governance);
-        market.setParams(p);
-        uint256 rentalId = _activeRental(2, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 100e6);
-        vm.startPrank(provider);
+    /// @dev Collateral locked for a running rental cannot be unstaked, even with the offer
+    /// withdrawn; only stake above it can, and it stays slashable until finalization.
+    function testFuzz_requestUnstake_neverReachesLockedCollateral(uint16 gpuCount, uint256 extraStake, uint256 ask)
+        public
+    {
+        gpuCount = uint16(bound(gpuCount, 1, 16));
+        uint256 rentalId = _activeRental(gpuCount, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 100e6);
+        extraStake = bound(extraStake, 0, 1e12);
+        if (extraStake != 0) _stake(provider, extraStake);
+        vm.prank(provider);
         market.withdrawOffer(1);
-        market.requestUnstake(MIN_STAKE_PER_GPU * 2); // everything into unbonding
-        vm.stopPrank();
-        waitBeforeSlash = bound(waitBeforeSlash, 0, UNBONDING_DELAY - 1);
-        vm.warp(block.timestamp + waitBeforeSlash);
+        Stake memory st = market.stakeOf(provider);
+        uint256 free = uint256(st.active) - st.locked;
+        ask = bound(ask, 1, st.active);
+        if (ask > free) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    IProviderStaking.ProviderStaking_InsufficientStake.selector, provider, st.active - ask, st.locked
+                )
+            );
+            vm.prank(provider);
+            market.requestUnstake(ask);
+            ask = free;
+            if (ask == 0) return;
+        }
+        vm.prank(provider);
+        market.requestUnstake(ask);
+        assertEq(market.stakeOf(provider).active, st.locked + free - ask, "only free stake left");
+        assertGe(market.stakeOf(provider).active, market.stakeOf(provider).locked, "lock still covered");
         FaultReport memory fault = _fault(rentalId, 0, 1);
         market.slash(fault, _signFault(fault));
-        Stake memory st = market.stakeOf(provider);
-        assertEq(st.active, 0, "no active stake");
-        assertEq(st.unbonding, 0, "unbonding stake slashed in full");
-        vm.warp(block.timestamp + UNBONDING_DELAY);
-        vm.expectRevert(
-            abi.encodeWithSelector(IProviderStaking.ProviderStaking_NotUnbonded.selector, 0, st.unbondingReleaseAt)
-        );
-        vm.prank(provider);
-        market.completeUnstake();
-        assertEq(market.getRental(rentalId).status == RentalStatus.Active, true, "rental unaffected");
+        assertEq(market.getRental(rentalId).slashed, MIN_STAKE_PER_GPU * gpuCount * SLASH_BPS / 10_000, "slashable");
     }
 }

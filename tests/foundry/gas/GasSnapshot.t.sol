@@ -74,6 +74,11 @@ contract GasSnapshotTest is MarketFixture {
         market.setPaymentToken(address(stakeToken), true);
     }
 
+    function test_gas_setGpuModel() public {
+        vm.prank(governance);
+        market.setGpuModel("NVIDIA H200", 700, 143_771);
+    }
+
     function test_gas_setStakeToken() public {
         vm.prank(governance);
         market.setStakeToken(address(usd), 50e6);
@@ -186,7 +191,7 @@ contract GasSnapshotTest is MarketFixture {
         _coolAll();
         vm.resumeGasMetering();
         vm.prank(renter);
-        market.openRental(offerId, 0, 2, 100e6);
+        market.openRental(offerId, 0, 2, 100e6, bytes32(0));
     }
 
     function test_gas_startRental() public {
@@ -225,6 +230,10 @@ contract GasSnapshotTest is MarketFixture {
     }
 
     function test_gas_finalizeRental() public {
+        vm.pauseGasMetering();
+        vm.warp(block.timestamp + SETTLEMENT_GRACE);
+        _coolAll();
+        vm.resumeGasMetering();
         vm.prank(provider);
         market.finalizeRental(endedRentalId);
     }

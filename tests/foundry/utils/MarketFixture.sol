@@ -26,7 +26,13 @@ abstract contract MarketFixture is TestBase {
     uint32 internal constant START_TIMEOUT = 1 hours;
     uint32 internal constant SILENCE_TIMEOUT = 6 hours;
     uint32 internal constant SETTLEMENT_GRACE = 2 hours;
-    uint32 internal constant UNBONDING_DELAY = 7 days;
+    uint32 internal constant MAX_RENTAL_DURATION = 30 days;
+    uint32 internal constant UNBONDING_DELAY = 33 days; // > MAX_RENTAL_DURATION + SETTLEMENT_GRACE
+    uint32 internal constant SLASH_WINDOW = 1 hours;
+    uint96 internal constant REPUTATION_PRIOR = 100e6; // 100 tokens of fees
+    bytes32 internal constant H100 = "NVIDIA H100 80GB HBM3";
+    uint16 internal constant H100_POWER_LIMIT_W = 700;
+    uint32 internal constant H100_MEMORY_MIB = 81_559;
     uint256 internal constant MIN_STAKE_PER_GPU = 100e6;
     uint72 internal constant PRICE_PER_GPU_HOUR = 2_500_000; // 2.5 tokens per GPU-hour
     uint72 internal constant PRICE_PER_KWH = 150_000; // 0.15 token per kWh
@@ -54,6 +60,7 @@ abstract contract MarketFixture is TestBase {
         vm.startPrank(governance);
         market.setPaymentToken(address(usd), true);
         market.setStakeToken(address(stakeToken), MIN_STAKE_PER_GPU);
+        market.setGpuModel(H100, H100_POWER_LIMIT_W, H100_MEMORY_MIB);
         vm.stopPrank();
         delete oracleKeys;
         for (uint256 i = 0; i < ORACLE_COUNT; i++) {
@@ -77,7 +84,10 @@ abstract contract MarketFixture is TestBase {
             startTimeout: START_TIMEOUT,
             silenceTimeout: SILENCE_TIMEOUT,
             settlementGrace: SETTLEMENT_GRACE,
-            unbondingDelay: UNBONDING_DELAY
+            unbondingDelay: UNBONDING_DELAY,
+            maxRentalDuration: MAX_RENTAL_DURATION,
+            slashWindowSeconds: SLASH_WINDOW,
+            reputationPrior: REPUTATION_PRIOR
         });
     }
 
@@ -109,9 +119,8 @@ abstract contract MarketFixture is TestBase {
         returns (OfferTerms memory)
     {
         return OfferTerms({
-            gpuModel: "NVIDIA H100 80GB HBM3",
+            gpuModel: H100,
             gpuCount: gpuCount,
-            memoryMib: 81_559,
             paymentToken: address(usd),
             pricePerGpuHour: pricePerGpuHour,
             pricePerKwh: pricePerKwh,
@@ -119,6 +128,7 @@ abstract contract MarketFixture is TestBase {
             gridIntensityGPerKwh: 30,
             maxDurationSeconds: 30 days,
             minUptimeBps: 9500,
+            maxGapSeconds: 300,
             agent: agent
         });
     }
@@ -137,7 +147,7 @@ abstract contract MarketFixture is TestBase {
         usd.mint(who, budget);
         vm.startPrank(who);
         usd.approve(address(market), budget);
-        rentalId = market.openRental(offerId, market.getOffer(offerId).version, gpuCount, budget);
+        rentalId = market.openRental(offerId, market.getOffer(offerId).version, gpuCount, budget, bytes32(0));
         vm.stopPrank();
     }
 
@@ -220,5 +230,13 @@ abstract contract MarketFixture is TestBase {
 
     function _rental(uint256 rentalId) internal view returns (Rental memory) {
         return market.getRental(rentalId);
+    }
+
+    /// @dev Warps past the rental's settlement grace and finalizes it (as `keeper`: anyone may).
+    function _finalizeAfterGrace(uint256 rentalId) internal {
+        uint256 until = uint256(market.getRental(rentalId).endedAt) + market.rentalTerms(rentalId).settlementGrace;
+        if (block.timestamp < until) vm.warp(until);
+        vm.prank(keeper);
+        market.finalizeRental(rentalId);
     }
 }

@@ -54,7 +54,7 @@ def test_node_killed_between_record_and_sign_never_signs_a_conflicting_report(tm
     try:
         with httpx.Client(base_url=doomed.url, timeout=10) as client:
             for batch in batches:
-                assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+                assert client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes()).status_code == 200
             with pytest.raises(httpx.TransportError):
                 client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": sequence})
         assert doomed.wait() == -signal.SIGKILL
@@ -79,8 +79,8 @@ def test_node_killed_between_record_and_sign_never_signs_a_conflicting_report(tm
         assert recover_signer(recorded.digest, bytes.fromhex(signed["signature"][2:])) == address_of(NODE_KEY)
 
     # 3. Restarted with a view that meters a different report for the same sequence
-    #    (another grid intensity): it serves the recorded report and its one signature, never a
-    #    re-metered one.
+    #    (another grid intensity): it serves the recorded report and its one signature from
+    #    storage, never a second report for the sequence.
     with NodeProcess(node_env(db_path, samples[0].t_ms, grid=401)) as node, \
             httpx.Client(base_url=node.url, timeout=10) as client:
         served = client.get(f"/v1/rentals/{RENTAL}/report", params={"sequence": sequence})

@@ -87,7 +87,7 @@ def test_node_killed_at_a_signing_point_never_signs_two_reports_for_one_sequence
     try:
         with httpx.Client(base_url=first.url, timeout=10) as client:
             for batch in batches:
-                assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+                assert client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes()).status_code == 200
             ask(client, earlier)
         first.proc.send_signal(signal.SIGKILL)
         assert first.wait() == -signal.SIGKILL

@@ -67,7 +67,8 @@ def deploy(chain: Anvil, node_keys: list[bytes] = NODE_KEYS, threshold: int = 2)
         sender,
         params=MarketParamsConfig(treasury=Account.from_key(ANVIL_KEYS[GOVERNANCE]).address,
                                   protocol_fee_bps=100, start_timeout_s=3600, silence_timeout_s=3600,
-                                  settlement_grace_s=3600, unbonding_delay_s=86400),
+                                  settlement_grace_s=3600, unbonding_delay_s=2 * 86400,
+                                  max_rental_duration_s=86400),
         signers=signers,
         threshold=threshold,
         mint_test_tokens_to=[Account.from_key(ANVIL_KEYS[i]).address for i in (PROVIDER, RENTER)],
@@ -126,13 +127,17 @@ def open_rental(deployed: DeployedMarket, *, agent: str | None = None, budget: i
 
     provider, renter = deployed.client(PROVIDER), deployed.client(RENTER)
     stake = provider.stake_of(provider.account)
-    shortfall = provider.required_stake(provider.account, int(stake["listedGpus"]) + 1) - int(stake["active"])
+    # Cover one more listed GPU, and the collateral startRental locks beside what running
+    # rentals already lock (and slashes so far).
+    needed = max(provider.required_stake(provider.account, int(stake["listedGpus"]) + 1),
+                 int(stake["locked"]) + provider.required_stake(provider.account, 1))
+    shortfall = needed - int(stake["active"])
     if shortfall > 0 or int(stake["active"]) == 0:  # cover one more GPU (and slashes so far)
         if extra_stake is None:
             extra_stake = provider.min_stake_per_gpu(deployed.token)
         provider.stake(deployed.token, max(shortfall, 0) + extra_stake)
     offer_id, _ = provider.create_offer(OfferTerms(
-        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
+        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, payment_token=deployed.token,
         price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, region="eu-north-1",
         grid_intensity_g_per_kwh=40, max_duration_seconds=86_400, min_uptime_bps=9_000,
         agent=agent or Account.from_key(ANVIL_KEYS[AGENT]).address,

@@ -34,8 +34,10 @@ class FakeNode:
     """Answers the node API for reports built deterministically from (rental, sequence)."""
 
     def __init__(self, key: bytes, chain_id: int, market: str, *, holds: int, base_time: int,
-                 tamper: bool = False, variant: int = 0, signer_key: bytes | None = None):
+                 tamper: bool = False, variant: int = 0, signer_key: bytes | None = None,
+                 fault_observed_at: int | None = None):
         self.key, self.chain_id, self.market = key, chain_id, market
+        self.fault_observed_at = base_time + 50 if fault_observed_at is None else fault_observed_at
         self.holds, self.base_time, self.tamper, self.variant = holds, base_time, tamper, variant
         self.signer_key = signer_key or key
         self.address = Account.from_key(key).address
@@ -62,7 +64,7 @@ class FakeNode:
             return httpx.Response(200, json={"rental_id": rental_id, "sequence": sequence, **self.signed(report, digest)})
         if request.method == "GET" and parts[-1] == "faults":
             rental_id = int(parts[2])
-            fault = FaultReport(rental_id, 0, 1, self.base_time + 50, b"\x33" * 32, 1)
+            fault = FaultReport(rental_id, 0, 1, self.fault_observed_at, b"\x33" * 32, 1)
             digest = fault_report_digest(fault, self.chain_id, self.market)
             return httpx.Response(200, json={"rental_id": rental_id, "sequence": self.holds,
                                              "faults": [{"fault_id": 0, "signed": self.signed(fault, digest)}]})
@@ -153,16 +155,17 @@ def test_fault_reports_slash_once(deployed, now):
     rental = open_active_rental(deployed)
     chain_id = deployed.client(SUBMITTER).chain_id
     k1, k2, k3 = deployed.node_keys
+    observed = int(deployed.client(SUBMITTER).get_rental(rental.rental_id)["startedAt"])  # within the rental
     agg = aggregator_for(deployed, {
-        "n1": FakeNode(k1, chain_id, deployed.market, holds=2, base_time=now),
-        "n2": FakeNode(k2, chain_id, deployed.market, holds=2, base_time=now),
-        "n3": FakeNode(k3, chain_id, deployed.market, holds=2, base_time=now),
+        "n1": FakeNode(k1, chain_id, deployed.market, holds=2, base_time=now, fault_observed_at=observed),
+        "n2": FakeNode(k2, chain_id, deployed.market, holds=2, base_time=now, fault_observed_at=observed),
+        "n3": FakeNode(k3, chain_id, deployed.market, holds=2, base_time=now, fault_observed_at=observed),
     })
-    renter_before = agg.client.withdrawable(rental.renter.account, deployed.token)
     outcomes = agg.submit_faults(rental.rental_id)
     assert [(o.status, o.fault_id) for o in outcomes] == [("slashed", 0)]
     assert len(outcomes[0].signers) == 2
-    assert agg.client.withdrawable(rental.renter.account, deployed.token) > renter_before  # renter's share
+    # held for the rental (bounded by its collateral); the renter's share is paid at finalization
+    assert 0 < agg.client.get_rental(rental.rental_id)["slashed"] <= agg.client.get_rental(rental.rental_id)["collateral"]
     assert agg.fault_cursor[rental.rental_id] == 1  # decided: not looked at again
     assert agg.submit_faults(rental.rental_id) == []
     agg.fault_cursor.clear()  # a restarted aggregator reads the chain instead
@@ -218,6 +221,8 @@ def test_chain_services_follow_settle_and_forget_finalized_rentals(deployed, now
         assert services.client.get_rental(rental.rental_id)["sequence"] == 3
         # ended and finalized: the loop stops considering it
         rental.renter.end_rental(rental.rental_id)
+        deployed.chain.increase_time(rental.provider.rental_terms(rental.rental_id)["settlementGrace"] + 1)
+        deployed.chain.mine(1)
         rental.provider.finalize_rental(rental.rental_id)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and rental.rental_id in services.feed.settleable():

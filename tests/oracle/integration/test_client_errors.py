@@ -232,12 +232,12 @@ def test_slash_with_quorum_signed_fault_report(deployed, rental):
 
 
 def test_client_from_encrypted_keystore_signs_locally(deployed, tmp_path):
-    from oracle.keys import new_keystore
+    from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 
     key = ANVIL_KEYS[SUBMITTER]
     path = tmp_path / "submitter.json"
     password = "correct horse battery staple 42"
-    new_keystore(path, password, private_key=bytes.fromhex(key[2:]), kdf="pbkdf2", iterations=1000)
+    new_keystore(path, password, private_key=bytes.fromhex(key[2:]), **CHEAPEST_ACCEPTED_KDF)
     client = MarketClient.from_keystore(deployed.chain.url, path, password, deployed.market, policy=FAST_POLICY)
     assert client.account == Account.from_key(key).address
     result = client.token(deployed.token).transact("approve", deployed.market, 7)

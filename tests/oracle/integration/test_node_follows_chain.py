@@ -179,7 +179,8 @@ def test_nodes_learn_a_rental_from_events_and_settle_it_themselves(deployed, nod
     # -- the replay agent sends the real H100 trace to the three nodes -------------------------------
     stop = threading.Event()
     agent = Agent(source=source, spool=Spool(nodes.tmp / f"agent-{rental_id}.sqlite3"), private_key=AGENT_KEY,
-                  rental_id=rental_id, nodes=nodes.urls, sample_hz=4.0, batch_samples=10,
+                  rental_id=rental_id, nodes=nodes.urls, chain_id=deployed.chain.chain_id, market=deployed.market,
+                  sample_hz=4.0, batch_samples=10,
                   stop=stop, drain_timeout_s=3.0, request_timeout_s=2.0)
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()

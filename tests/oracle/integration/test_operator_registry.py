@@ -153,6 +153,8 @@ def test_oracle_bond_earnings_withdraw_and_unbond_commands(deployed, tmp_path):
     counted = node2.settle_for(report, signatures, digest)
     assert counted.events["RebateAccrued"][0]["reports"] == 1
     rental.renter.end_rental(rental.rental_id)
+    deployed.chain.increase_time(rental.provider.rental_terms(rental.rental_id)["settlementGrace"] + 1)
+    deployed.chain.mine(1)  # finalization waits the rental's settlement grace
     rental.provider.finalize_rental(rental.rental_id)
     fee = governance.withdrawable(deployed.deployment.operator_registry, deployed.token)
     assert fee > 0

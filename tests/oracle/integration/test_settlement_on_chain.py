@@ -222,12 +222,12 @@ def test_after_a_signer_set_rotation_an_ended_rental_final_report_still_settles(
     deployed.chain.set_next_timestamp(started_at + 120)
     renter.end_rental(rental.rental_id)
     ended_at = int(gov.get_rental(rental.rental_id)["endedAt"])
-    batches = chain_batches(AGENT_KEY, rental.rental_id, samples, samples_per_batch=10)
+    batches = chain_batches(AGENT_KEY, rental.rental_id, samples, samples_per_batch=10, market=deployed.market)
     apps = node_apps(deployed, rental.rental_id, started_at * 1000, ended_at * 1000, tmp_path)
     try:
         for client in apps.values():
             for batch in batches:
-                assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+                assert client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes()).status_code == 200
         agg = Aggregator(deployed.client(SUBMITTER), [f"http://{h}" for h in apps], http=routed(apps))
         # Every node records and signs the final sequence for signer set v1, but it is not submitted
         recorded = agg.collect_usage(rental.rental_id, max_period_end=ended_at)

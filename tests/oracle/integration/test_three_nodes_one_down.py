@@ -22,6 +22,7 @@ from eth_account import Account
 
 from oracle.agent.agent import Agent
 from oracle.agent.spool import Spool
+from oracle.chain.errors import TransactionRevertedError
 from oracle.chain.events import CursorStore, EventFollower
 from oracle.node.feed import RentalRegistryFeed
 from oracle.node.aggregator import Aggregator
@@ -122,7 +123,8 @@ def open_and_start(net: Network, trace: Path, agent_key: bytes) -> tuple[int, in
 
 def start_agent(net: Network, source: ReplaySource, rental_id: int, agent_key: bytes, stop: threading.Event):
     agent = Agent(source=source, spool=Spool(net.tmp / f"agent-{rental_id}.sqlite3"), private_key=agent_key,
-                  rental_id=rental_id, nodes=net.urls, sample_hz=4.0, batch_samples=10,
+                  rental_id=rental_id, nodes=net.urls, chain_id=net.deployed.chain.chain_id, market=net.deployed.market,
+                  sample_hz=4.0, batch_samples=10,
                   stop=stop, drain_timeout_s=3.0, request_timeout_s=2.0)
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
@@ -187,13 +189,15 @@ def test_three_nodes_one_stopped_two_still_settle(deployed, network):
     assert provider.withdrawable(provider.account, token) == expected_paid - fee
 
     renter.end_rental(rental_id)  # the final report settled while Active: no end-time constraint
-    finalized = provider.finalize_rental(rental_id).events["RentalFinalized"][0]
-    assert (finalized["paid"], finalized["fee"], finalized["refund"]) == (expected_paid, fee, BUDGET - expected_paid)
-    provider.withdraw(token)
-    renter.withdraw(token)
-    assert provider.balance_of(token) - provider_balance_before == expected_paid - fee
-    assert renter_balance_before - renter.balance_of(token) == expected_paid
-    assert gov.withdrawable(treasury, token) - treasury_before == fee
+    # Finalization waits the rental's settlement grace (faults can still slash it until then).
+    # Moving the chain clock past it here would put the next test's replay before its rental's
+    # start, so the last test of this module finalizes it (test_finalize_after_the_grace_...).
+    with pytest.raises(TransactionRevertedError) as info:
+        provider.finalize_rental(rental_id)
+    assert info.value.error_name == "RentalEscrow_TooEarly"
+    TO_FINALIZE.append({"rental_id": rental_id, "paid": expected_paid, "fee": fee,
+                        "provider_balance_before": provider_balance_before,
+                        "renter_balance_before": renter_balance_before, "treasury_before": treasury_before})
 
     summary = {
         "rental_id": rental_id,
@@ -238,12 +242,17 @@ def test_physics_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tm
     agent_key = bytes.fromhex("a8" * 32)
     network.nodes[2].stop()  # (already stopped when the first test ran)
     gov, renter = deployed.client(GOVERNANCE), deployed.client(RENTER)
-    rental_id, _, source = open_and_start(network, _trace_over_the_limit(tmp_path), agent_key)
+    rental_id, started_at, source = open_and_start(network, _trace_over_the_limit(tmp_path), agent_key)
     stop_agent = threading.Event()
     thread = start_agent(network, source, rental_id, agent_key, stop_agent)
     thread.join(timeout=60)
     stop_agent.set()
     assert not thread.is_alive()
+    # The replay runs SPEED times faster than its timestamps: bring the chain clock to the trace's
+    # end, since a fault can only slash once the chain has reached the time it was observed.
+    head = int(gov.w3.eth.get_block("latest")["timestamp"])
+    deployed.chain.set_next_timestamp(max(head + 1, started_at + source.duration_ms // 1000 + 1))
+    deployed.chain.mine(1)
 
     settled = network.aggregator.settle_rental(rental_id)
     assert settled.status == "settled", settled.detail
@@ -258,7 +267,9 @@ def test_physics_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tm
     assert slashed and all(len(o.signers) == 2 for o in slashed), outcomes
     assert gov.is_fault_settled(rental_id, slashed[0].fault_id)
     assert int(gov.stake_of(provider_address)["active"]) < stake_before
-    assert gov.withdrawable(renter.account, deployed.token) > renter_before  # the renter's share
+    # held for the rental, within its collateral; the renter's share is paid at finalization
+    assert 0 < gov.get_rental(rental_id)["slashed"] <= gov.get_rental(rental_id)["collateral"]
+    assert gov.withdrawable(renter.account, deployed.token) == renter_before
     assert network.aggregator.submit_faults(rental_id) == []  # decided faults are not looked at again
     network.aggregator.fault_cursor.clear()  # a restarted aggregator finds them settled on chain
     again = network.aggregator.submit_faults(rental_id)
@@ -266,3 +277,25 @@ def test_physics_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tm
         {o.fault_id for o in again if o.status == "already_settled"} >= {o.fault_id for o in slashed}
     print(f"\nFAULT slashed {len(slashed)} fault(s), gas {[o.gas_used for o in slashed]}, "
           f"available {report.available_gpu_seconds} s, flags {report.fault_flags:#x}")
+
+
+TO_FINALIZE: list[dict] = []
+
+
+def test_finalize_after_the_grace_pays_what_settled(deployed, network):
+    """Last in the module (it moves the chain clock past the settlement grace): the first test's
+    rental finalizes with the refund, the fee and the provider's earnings it settled."""
+    assert TO_FINALIZE, "test_three_nodes_one_stopped_two_still_settle left its rental to finalize"
+    gov, provider, renter = deployed.client(GOVERNANCE), deployed.client(PROVIDER), deployed.client(RENTER)
+    token, treasury = deployed.token, gov.params()["treasury"]
+    for entry in TO_FINALIZE:
+        rental_id, paid, fee = entry["rental_id"], entry["paid"], entry["fee"]
+        deployed.chain.increase_time(provider.rental_terms(rental_id)["settlementGrace"] + 1)
+        deployed.chain.mine(1)
+        finalized = provider.finalize_rental(rental_id).events["RentalFinalized"][0]
+        assert (finalized["paid"], finalized["fee"], finalized["refund"]) == (paid, fee, BUDGET - paid)
+        provider.withdraw(token)
+        renter.withdraw(token)
+        assert provider.balance_of(token) - entry["provider_balance_before"] >= paid - fee
+        assert entry["renter_balance_before"] - renter.balance_of(token) >= paid
+        assert gov.withdrawable(treasury, token) - entry["treasury_before"] >= fee

@@ -104,7 +104,7 @@ def outcome(network):
         for rental in RENTALS:
             for body in _telemetry(rental, issued_s * 1000 - 1000, 8, busy=rental != IDLE):
                 for url in urls:
-                    assert client.post(f"{url}/v1/batches", content=body).status_code == 200
+                    assert client.post(f"{url}/v1/rentals/{rental}/batches", content=body).status_code == 200
     wrong_gpu = [GpuIdentity(0, "GPU-00000000-some-other-card", "1")]
     responders = [
         _responder(urls, HONEST), _responder(urls, CHEAT, cheat=True), _responder(urls, IDLE),

@@ -65,7 +65,7 @@ def reports(tmp_path_factory):
             with httpx.Client(base_url=node.url, timeout=30) as client:
                 for rental in (SILENT, HONEST):
                     for body in _batches(rental, start_ms, end_ms):
-                        assert client.post("/v1/batches", content=body).status_code == 200
+                        assert client.post(f"/v1/rentals/{rental}/batches", content=body).status_code == 200
                     out[rental] = {"report": client.get(f"/v1/rentals/{rental}/report").json(),
                                    "faults": client.get(f"/v1/rentals/{rental}/faults").json(),
                                    "challenges": client.get(f"/v1/rentals/{rental}/challenges").json()}

@@ -28,13 +28,13 @@ def real():
 def spy_batches(node) -> list[tuple[int, int]]:
     """Record every (start, end) range of batches the node reads back for metering."""
     ranges: list[tuple[int, int]] = []
-    original = node.storage.iter_batches
+    original = node.storage.iter_batch_objects  # the decoded stored batches metering reads
 
-    def iter_batches(rental_id, start, end):
+    def iter_batch_objects(rental_id, start, end):
         ranges.append((start, end))
         return original(rental_id, start, end)
 
-    node.storage.iter_batches = iter_batches
+    node.storage.iter_batch_objects = iter_batch_objects
     return ranges
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from oracle.attestation.signing import recover_signer
-from oracle.keys import new_keystore
+from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 from oracle.node.testing import (
     AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, rental_env, shifted, trace_samples,
 )
@@ -23,7 +23,7 @@ PASSWORD = "a long and unguessable node password"
 
 def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_path):
     keystore = tmp_path / "node-key.json"
-    new_keystore(keystore, PASSWORD, private_key=NODE_KEY, kdf="pbkdf2", iterations=16)
+    new_keystore(keystore, PASSWORD, private_key=NODE_KEY, **CHEAPEST_ACCEPTED_KDF)
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD)
     samples = shifted(trace_samples(), time.time_ns() // 1_000_000 - 1000)
@@ -39,10 +39,10 @@ def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_pat
     with NodeProcess(env) as node, httpx.Client(base_url=node.url, timeout=10) as client:
         assert client.get("/healthz").json() == {"status": "ok", "signer": address_of(NODE_KEY)}
         for batch in batches:
-            response = client.post("/v1/batches", content=batch.to_wire_bytes(),
+            response = client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes(),
                                    headers={"content-type": "application/json"})
             assert response.status_code == 200, response.text
-        gap = client.post("/v1/batches", content=batches[3].to_wire_bytes())
+        gap = client.post(f"/v1/rentals/{RENTAL}/batches", content=batches[3].to_wire_bytes())
         assert gap.json()["status"] == "duplicate"
 
         report = client.get(f"/v1/rentals/{RENTAL}/report").json()

@@ -20,6 +20,7 @@ from oracle.agent import Agent, Backoff, DeliveryWorker, Spool, make_agent_confi
 from oracle.chain.anvil import free_port
 from oracle.errors import BatchVerificationError, ConfigError
 from oracle.keys import new_keystore
+from oracle.node.testing import TEST_CHAIN_ID, TEST_MARKET
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch
 from oracle.telemetry.sources import ReplaySource, SimulatedSource
 from shared_traces import REPO, TRACE_A
@@ -84,7 +85,7 @@ class NodeServer:
         self.thread.start()
 
     def handle(self, path: str, body: bytes) -> int | tuple[int, str]:
-        if path != "/v1/batches":
+        if not (path.startswith("/v1/rentals/") and path.endswith("/batches")):
             return 404
         try:
             batch = TelemetryBatch.from_wire_bytes(body)
@@ -128,7 +129,7 @@ def make_agent(spool, nodes, clock, source=None, **kw) -> Agent:
     kw.setdefault("drain_timeout_s", 15)
     return Agent(
         source=source, spool=spool, private_key=KEY, rental_id=7, nodes=nodes,
-        sample_hz=1, batch_samples=10, clock_ms=clock, sleep=clock.sleep,
+        chain_id=TEST_CHAIN_ID, market=TEST_MARKET, sample_hz=1, batch_samples=10, clock_ms=clock, sleep=clock.sleep,
         backoff_factory=fast_backoff, idle_poll_s=0.05, **kw,
     )
 
@@ -223,7 +224,8 @@ def test_restart_with_another_agent_key_is_refused(tmp_path):
         with pytest.raises(ConfigError):
             Agent(source=SimulatedSource(clock_ms=clock), spool=spool,
                   private_key=bytes.fromhex("22" * 32), rental_id=7,
-                  nodes=["http://127.0.0.1:9"], deliver=False)
+                  nodes=["http://127.0.0.1:9"], chain_id=TEST_CHAIN_ID, market=TEST_MARKET,
+                  deliver=False)
 
 
 def test_duplicate_answers_count_as_delivered_and_refusals_are_parked(tmp_path, caplog):
@@ -279,7 +281,8 @@ def test_run_agent_stops_cleanly_on_sigterm_and_spools_the_open_batch(tmp_path):
     keystore = tmp_path / "agent.json"
     new_keystore(keystore, "dev", private_key=KEY, dev=True, kdf="pbkdf2", iterations=2)
     config = {
-        "rental_id": 7, "nodes": [node.url], "keystore_path": str(keystore), "dev": True,
+        "rental_id": 7, "chain_id": TEST_CHAIN_ID, "market": TEST_MARKET, "nodes": [node.url],
+        "keystore_path": str(keystore), "dev": True,
         "spool_path": str(tmp_path / "spool.db"), "sample_hz": 10, "batch_samples": 2,
         "source": {"kind": "simulated", "load_script": "idle:2,matmul:5", "simulated_gpus": 2},
     }
@@ -313,13 +316,14 @@ def test_run_agent_stops_cleanly_on_sigterm_and_spools_the_open_batch(tmp_path):
 
 
 def test_config_refuses_unsafe_or_impossible_values(tmp_path):
-    base = {"rental_id": 7, "nodes": ["http://127.0.0.1:8000"], "keystore_path": "k.json",
-            "spool_path": "s.db"}
+    base = {"rental_id": 7, "chain_id": TEST_CHAIN_ID, "market": TEST_MARKET,
+            "nodes": ["http://127.0.0.1:8000"], "keystore_path": "k.json", "spool_path": "s.db"}
     make_agent_config(base)
     for bad in (
         {"rental_id": -1}, {"nodes": []}, {"nodes": ["ftp://x"]},
         {"nodes": ["http://a:1", "http://a:1/"]}, {"sample_hz": 0}, {"batch_samples": 0},
         {"unknown": 1}, {"source": {"kind": "replay"}}, {"backoff_initial_s": 60},
+        {"chain_id": 0}, {"market": "0x1234"}, {"chain_id": None},
     ):
         with pytest.raises(ConfigError):
             make_agent_config({**base, **bad})
@@ -333,6 +337,8 @@ def test_toml_config_builds_each_source_kind(tmp_path, monkeypatch):
     path = tmp_path / "agent.toml"
     path.write_text(textwrap.dedent(f"""
         rental_id = 7
+        chain_id = 31337
+        market = "0x4242424242424242424242424242424242424242"
         nodes = ["http://127.0.0.1:8701", "http://127.0.0.1:8702"]
         keystore_path = "agent.json"
         keystore_password_file = "{tmp_path / 'pw'}"
@@ -360,3 +366,34 @@ def test_toml_config_builds_each_source_kind(tmp_path, monkeypatch):
     monkeypatch.delenv("GPURENT_AGENT_PASSWORD", raising=False)
     with pytest.raises(ConfigError):
         load_agent_config(path, keystore_password_file=None).password()
+
+
+class _JitterySource:
+    """Two reads of GPU 0 per tick, the second 5 ms after the first (a sample that adds no GPU time)."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+
+    def gpus(self):
+        from oracle.telemetry.samples import GpuInfo
+
+        return [GpuInfo(0, "GPU-jitter", "NVIDIA H100 80GB HBM3", 700_000)]
+
+    def read(self):
+        from oracle.telemetry.samples import Sample
+
+        t = self.clock()
+        return [Sample(0, t, t, 100_000, 0, 0, 1000, 40), Sample(0, t + 5, t + 5, 100_000, 0, 0, 1000, 40)]
+
+
+def test_agent_drops_samples_closer_than_the_protocol_interval(tmp_path):
+    from oracle.telemetry.batches import MIN_SAMPLE_INTERVAL_MS
+
+    clock = FakeClock()
+    with Spool(tmp_path / "spool.db") as spool:
+        agent = make_agent(spool, ["http://127.0.0.1:9"], clock, source=_JitterySource(clock), deliver=False)
+        stats = agent.run(max_ticks=20)
+        assert stats.dropped_samples == 20
+        batches = [TelemetryBatch.from_wire_bytes(body) for body in spool.stored_batches(7)]
+    times = [s.t_ms for b in batches for s in b.samples]
+    assert times and all(b - a >= MIN_SAMPLE_INTERVAL_MS for a, b in zip(times, times[1:]))

@@ -39,7 +39,7 @@ SAMPLES = (
 def make_batch(**changes) -> TelemetryBatch:
     fields = dict(
         rental_id=7, agent=AGENT, batch_seq=0, prev_hash=GENESIS_PREV_HASH, gpus=GPUS,
-        samples=SAMPLES,
+        samples=SAMPLES, chain_id=31337, market="0x" + "42" * 20,
     )
     fields.update(changes)
     return TelemetryBatch(**fields)
@@ -50,11 +50,12 @@ SIGNED = make_batch().signed(AGENT_KEY)
 # Pinned: the canonical bytes and hash of SIGNED. A change here is a wire-format change and
 # must go through docs/protocol.md and the node together.
 EXPECTED_CANONICAL = (
-    b'{"agent":"0x2c7536E3605D9C16a7a3D7b1898e529396a65c23","batch_seq":0,"gpus":['
+    b'{"agent":"0x2c7536E3605D9C16a7a3D7b1898e529396a65c23","batch_seq":0,"chain_id":31337,"gpus":['
     b'{"index":0,"name":"NVIDIA H100 80GB HBM3","power_limit_mw":700000,'
     b'"uuid":"GPU-4612aaaa-0000-0000-0000-000000000000"},'
     b'{"index":1,"name":"NVIDIA H100 80GB HBM3","power_limit_mw":700000,'
     b'"uuid":"GPU-4612bbbb-0000-0000-0000-000000000000"}],'
+    b'"market":"0x4242424242424242424242424242424242424242",'
     b'"prev_hash":"0x0000000000000000000000000000000000000000000000000000000000000000",'
     b'"rental_id":7,"samples":['
     b'{"energy_mj":3312519,"gpu":0,"mem_used_mib":1100,"power_mw":79039,"t_ms":1795743108464,'
@@ -76,7 +77,7 @@ def test_batch_hash_is_keccak_of_canonical_json_and_pinned():
 
     assert SIGNED.batch_hash() == keccak(EXPECTED_CANONICAL)
     assert SIGNED.batch_hash().hex() == (
-        "a65fef4cd07c189b96100bba0813c41bb15a388dd03d18ab3a79d939546bb829"
+        "37f99e23ba706e42d76b08a8be384ef5902a308a748a6d9342cba099f4e9785d"
     )
 
 

@@ -9,9 +9,9 @@ import pytest
 from eth_account import Account
 
 from oracle.errors import KeystoreError
-from oracle.keys import load_keystore, new_keystore
+from oracle.keys import CHEAPEST_ACCEPTED_KDF, MIN_PBKDF2_ITERATIONS, MIN_SCRYPT_N, load_keystore, new_keystore
 
-CHEAP = dict(kdf="pbkdf2", iterations=2)  # the default scrypt costs ~1 s per call
+CHEAP = CHEAPEST_ACCEPTED_KDF  # the default scrypt costs ~1 s per call
 PASSWORD = "correct horse battery staple"
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 
@@ -78,3 +78,34 @@ def test_plaintext_or_foreign_files_are_not_keystores(tmp_path, content):
 def test_missing_keystore_is_a_keystore_error(tmp_path):
     with pytest.raises(KeystoreError):
         load_keystore(tmp_path / "nope.json", PASSWORD)
+
+
+@pytest.mark.parametrize("kdf", [
+    dict(kdf="pbkdf2", iterations=2),  # the finding: a 2-iteration KDF loaded in a production node
+    dict(kdf="pbkdf2", iterations=MIN_PBKDF2_ITERATIONS - 1),
+    dict(kdf="scrypt", iterations=2),
+    dict(kdf="scrypt", iterations=MIN_SCRYPT_N // 2),
+])
+def test_weak_kdf_keystore_is_refused_outside_dev_mode_with_a_clear_message(tmp_path, kdf):
+    path = tmp_path / "weak.json"
+    new_keystore(path, PASSWORD, private_key=KEY, **kdf)
+    with pytest.raises(KeystoreError, match="outside dev mode: its (scrypt|pbkdf2) KDF .* too cheap|iterations"):
+        load_keystore(path, PASSWORD)
+    assert load_keystore(path, PASSWORD, dev=True) == KEY
+
+
+def test_weak_kdf_node_keystore_stops_a_production_node(tmp_path):
+    from oracle.errors import ConfigError
+    from oracle.node.settings import load_settings
+
+    path = tmp_path / "node.json"
+    new_keystore(path, PASSWORD, private_key=KEY, kdf="pbkdf2", iterations=2)
+    settings = load_settings(env={}, chain_id=31337, market_address="0x" + "42" * 20, keystore_path=path,
+                             keystore_password=PASSWORD, db_path=tmp_path / "n.sqlite3")
+    with pytest.raises(ConfigError, match="pbkdf2 KDF has 2 iterations"):
+        settings.load_node_key()
+
+
+def test_scrypt_at_the_threshold_and_the_default_kdf_are_accepted(tmp_path):
+    new_keystore(tmp_path / "s.json", PASSWORD, private_key=KEY, kdf="scrypt", iterations=MIN_SCRYPT_N)
+    assert load_keystore(tmp_path / "s.json", PASSWORD) == KEY

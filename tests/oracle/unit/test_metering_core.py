@@ -212,7 +212,8 @@ def test_meter_samples_reload_to_an_impossible_reading_is_capped_and_faults():
     totals = meter(samples + [reloaded])
     cap_mj = (LIMIT_MW * (1000 + DEFAULT_POLICY.power_limit_margin_permille)
               * (1000 + DEFAULT_POLICY.counter_slack_ms) // 1_000_000)
-    assert totals.energy_millijoules == 3 * LOAD_MW + cap_mj
+    # Capped per interval, and in all never more than the GPU at its limit the whole 4 s.
+    assert totals.energy_millijoules == min(3 * LOAD_MW + cap_mj, 4 * LIMIT_MW)
     assert kinds(totals) == [FaultKind.COUNTER_PHYSICS]
 
 
@@ -332,3 +333,15 @@ def test_meter_samples_totals_are_integers_only():
                 assert isinstance(fault.kind, FaultKind) and type(fault.detail) is str
         else:
             assert type(value) is int, field.name
+
+
+def test_a_report_never_exceeds_what_the_contract_accepts_for_an_active_rental():
+    """Issue 7 item 7's bounds: available <= gpuCount x (periodEnd - startedAt) in whole seconds
+    (flooring 8 GPUs' 1.999 s once over the sum would give 15 s, not 8), energy <= gpuCount x
+    limit x the same seconds."""
+    gpus = [gpu_info(i) for i in range(8)]
+    samples = [s for i in range(8) for s in steady([(1999, LIMIT_MW, 99)], gpu=i, first_power_mw=LIMIT_MW)]
+    totals = meter(samples, gpus=gpus, terms=sla(gpu_count=8))
+    assert totals.available_gpu_milliseconds == 8 * 1999
+    assert totals.available_gpu_seconds == 8 * 1 and totals.busy_gpu_seconds <= 8
+    assert totals.energy_millijoules <= 8 * LIMIT_MW * 1

@@ -48,6 +48,10 @@ def test_any_chunking_with_checkpoints_gives_the_same_totals_and_faults_as_meter
     assert in_chunks == at_once
     assert in_chunks.to_bytes() == at_once.to_bytes()
     assert totals(in_chunks, terms) == totals(at_once, terms)
+    report = totals(at_once, terms)
+    elapsed_s = max(0, report.period_end_ms // 1000 - terms.start_ms // 1000)
+    assert report.available_gpu_seconds <= terms.gpu_count * elapsed_s  # the on-chain bounds
+    assert report.energy_millijoules <= terms.gpu_count * terms.power_limit_mw * elapsed_s
 
 
 @PROPERTY_SETTINGS

@@ -32,7 +32,7 @@ def node(tmp_path):
     app = create_app(settings, clock=lambda: now_ms)
     with TestClient(app) as client:
         for batch in chain_batches(AGENT_KEY, RENTAL, samples, samples_per_batch=40):
-            assert client.post("/v1/batches", content=batch.to_wire_bytes()).status_code == 200
+            assert client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes()).status_code == 200
         yield client, app
 
 

@@ -1,4 +1,4 @@
-"""POST /v1/batches: every refusal, idempotent duplicates, rate limiting (in-process app)."""
+"""POST /v1/rentals/{rental_id}/batches: every refusal, idempotent duplicates, rate limiting (in-process app)."""
 
 from __future__ import annotations
 
@@ -50,12 +50,14 @@ def client(tmp_path, samples):
         yield client
 
 
-def post(client, body) -> "httpx.Response":
+def post(client, body, rental_id: int | None = None) -> "httpx.Response":
+    if rental_id is None:
+        rental_id = body.rental_id if isinstance(body, TelemetryBatch) else RENTAL
     if isinstance(body, TelemetryBatch):
         body = body.to_wire_bytes()
     elif isinstance(body, dict):
         body = json.dumps(body).encode()
-    return client.post("/v1/batches", content=body, headers={"content-type": "application/json"})
+    return client.post(f"/v1/rentals/{rental_id}/batches", content=body, headers={"content-type": "application/json"})
 
 
 def wire_text(batch: TelemetryBatch) -> str:
@@ -64,7 +66,8 @@ def wire_text(batch: TelemetryBatch) -> str:
 
 def resigned(batch: TelemetryBatch, key: bytes = AGENT_KEY, **changes) -> TelemetryBatch:
     fields = dict(rental_id=batch.rental_id, agent=address_of(key), batch_seq=batch.batch_seq,
-                  prev_hash=batch.prev_hash, gpus=batch.gpus, samples=batch.samples)
+                  prev_hash=batch.prev_hash, gpus=batch.gpus, samples=batch.samples,
+                  chain_id=batch.chain_id, market=batch.market)
     fields.update(changes)
     return TelemetryBatch(**fields).signed(key)
 
@@ -228,10 +231,11 @@ def test_post_batch_rate_limits_per_client_ip(tmp_path, samples, batches):
 
 def test_openapi_documents_the_wire_batch(client):
     schema = client.get("/openapi.json").json()
-    assert "/v1/batches" in schema["paths"]
+    assert "/v1/rentals/{rental_id}/batches" in schema["paths"]
     wire = schema["components"]["schemas"]["BatchWire"]
     assert wire["additionalProperties"] is False
-    assert set(wire["properties"]) == {"rental_id", "agent", "batch_seq", "prev_hash", "gpus", "samples", "signature"}
+    assert set(wire["properties"]) == {"chain_id", "market", "rental_id", "agent", "batch_seq", "prev_hash", "gpus",
+                                       "samples", "signature"}
     assert client.get("/healthz").json()["signer"] == address_of(NODE_KEY)
 
 

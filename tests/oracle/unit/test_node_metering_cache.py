@@ -13,7 +13,16 @@ from oracle.metering import DEFAULT_POLICY, feed, new_state, totals as totals_of
 from oracle.node.attestor import Attestor
 from oracle.node.rentals import InMemoryRentalRegistry, Rental, meter_terms
 from oracle.node.storage import NodeStorage
-from oracle.node.testing import AGENT_KEY, H100, NODE_KEY, TRACE_A, chain_batches, trace_samples
+from oracle.node.testing import (
+    AGENT_KEY,
+    H100,
+    NODE_KEY,
+    TEST_CHAIN_ID,
+    TEST_MARKET,
+    TRACE_A,
+    chain_batches,
+    trace_samples,
+)
 from oracle.telemetry.batches import address_of
 
 pytestmark = pytest.mark.skipif(not TRACE_A.is_file(), reason="shared H100 trace not present")
@@ -36,7 +45,7 @@ def test_meter_any_sequence_in_any_order_equals_metering_from_scratch(samples_pe
         attestor = Attestor(
             storage=storage,
             registry=InMemoryRentalRegistry([rental]),
-            node_key=NODE_KEY, chain_id=1, market_address="0x" + "42" * 20, signer_set_version=1,
+            node_key=NODE_KEY, chain_id=TEST_CHAIN_ID, market_address=TEST_MARKET, signer_set_version=1,
             clock=lambda: SAMPLES[-1].t_ms,
         )
         for batch in batches:

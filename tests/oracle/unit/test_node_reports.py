@@ -11,6 +11,7 @@ from oracle.attestation.signing import recover_signer
 from oracle.metering import DEFAULT_POLICY, meter_samples
 from oracle.node.app import create_app
 from oracle.node.attestor import report_from_bytes
+from oracle.node.errors import ReportConflict
 from oracle.node.settings import NodeSettings
 from oracle.node.testing import AGENT_KEY, H100, NODE_KEY, TRACE_A, chain_batches, trace_samples
 from oracle.telemetry.batches import address_of
@@ -44,7 +45,7 @@ def node(tmp_path, samples):
 
 def ingest(client, batches):
     for batch in batches:
-        response = client.post("/v1/batches", content=batch.to_wire_bytes())
+        response = client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes())
         assert response.status_code == 200, response.text
 
 

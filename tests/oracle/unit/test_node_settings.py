@@ -10,7 +10,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from oracle.errors import ConfigError
-from oracle.keys import new_keystore
+from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 from oracle.node.settings import load_settings, load_settings_or_exit
 from oracle.node.testing import NODE_KEY, REPO_ROOT
 
@@ -22,7 +22,7 @@ BASE = {"GPURENT_NODE_CHAIN_ID": "31337", "GPURENT_NODE_MARKET_ADDRESS": MARKET}
 @pytest.fixture
 def keystore(tmp_path):
     path = tmp_path / "node.json"
-    new_keystore(path, STRONG, private_key=NODE_KEY, kdf="pbkdf2", iterations=16)
+    new_keystore(path, STRONG, private_key=NODE_KEY, **CHEAPEST_ACCEPTED_KDF)
     return path
 
 

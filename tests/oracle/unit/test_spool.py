@@ -31,6 +31,7 @@ def chain(n: int, rental_id: int = 7, start_seq: int = 0, prev: bytes = GENESIS_
         batch = TelemetryBatch(
             rental_id, AGENT, seq, prev, GPUS,
             (Sample(0, t, 1_000_000 + seq * 1_250_000, 125_000, 0, 0, 1100, 40),),
+            chain_id=31337, market="0x" + "42" * 20,
         ).signed(KEY)
         batches.append(batch)
         prev = batch.batch_hash()
@@ -61,7 +62,8 @@ def test_append_refuses_a_batch_that_does_not_extend_the_chain(tmp_path):
         spool.append(batches[0], NODES)
         with pytest.raises(StorageError):
             spool.append(batches[0], NODES)  # re-numbered
-        forged = TelemetryBatch(7, AGENT, 1, bytes(32), GPUS, batches[1].samples).signed(KEY)
+        forged = TelemetryBatch(7, AGENT, 1, bytes(32), GPUS, batches[1].samples,
+                                chain_id=31337, market="0x" + "42" * 20).signed(KEY)
         with pytest.raises(StorageError):
             spool.append(forged, NODES)  # wrong prev_hash
         assert spool.chain_head(7).next_seq == 1

@@ -1,11 +1,15 @@
-"""POST /v1/batches: signed telemetry from a provider's agent."""
+"""POST /v1/rentals/{rental_id}/batches: signed telemetry from a provider's agent.
+
+The rental comes from the path, so a batch for a rental this node does not meter is refused
+(404) before its body is read, let alone parsed; the body's own ``rental_id`` must match.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +23,7 @@ from oracle.telemetry.batches import (
     UINT64_MAX,
     UINT256_MAX,
 )
-from oracle.node.errors import BodyTooLarge, RateLimited
+from oracle.node.errors import BodyTooLarge, RateLimited, UnknownRental
 
 router = APIRouter(tags=["telemetry"])
 
@@ -55,9 +59,12 @@ class SampleWire(BaseModel):
 
 class BatchWire(BaseModel):
     """A signed telemetry batch (docs/protocol.md, "Telemetry batches"). Integers only: floats,
-    NaN and Infinity are refused, as are unknown fields."""
+    NaN and Infinity are refused, as are unknown fields. The body must be the batch's canonical
+    JSON (sorted keys, no whitespace): padding is refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+    chain_id: int = Field(ge=1, le=UINT256_MAX, description="the market's chain id (the node's own)")
+    market: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EIP-55 GpuRentMarket address (the node's own)")
     rental_id: int = Field(ge=0, le=UINT256_MAX)
     agent: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EIP-55 checksummed agent address")
     batch_seq: int = Field(ge=0, le=UINT64_MAX, description="0 for the rental's first batch, then +1")
@@ -82,19 +89,21 @@ class Problem(BaseModel):
 
 _REFUSALS = {
     401: "signature does not recover to the batch's agent",
-    403: "signed by a key other than the rental's registered agent",
-    404: "unknown rental",
-    409: "sequence gap (expected_seq), conflicting duplicate, broken hash chain, GPU set changed",
+    403: "signed by a key other than the rental's registered agent, or for another chain or market",
+    404: "unknown rental (the body is not read)",
+    408: "body not received within the body timeout",
+    409: "sequence gap (expected_seq), conflicting duplicate, broken hash chain, GPU set changed, "
+         "samples already stored",
     413: "body larger than the limit",
-    422: "malformed (unknown field, float, NaN, out of range), impossible values, future or stale",
+    422: "malformed (unknown field, float, NaN, out of range, not canonical JSON), impossible values, "
+         "future or stale, more samples than the time covered allows",
     429: "rate limited (see Retry-After)",
+    503: "too many bodies in flight (see Retry-After)",
 }
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"batch body is {declared} bytes, the limit is {limit}", limit_bytes=limit)
+    # BodyGuard (oracle.node.api.guard) has checked Content-Length and bounds time and total size.
     chunks = []
     size = 0
     async for chunk in request.stream():
@@ -106,9 +115,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 @router.post(
-    "/v1/batches",
+    "/v1/rentals/{rental_id}/batches",
     response_model=BatchAck,
-    summary="Ingest one signed, hash-chained telemetry batch",
+    summary="Ingest one signed, hash-chained telemetry batch of the rental",
     description="Idempotent: re-sending a stored batch answers 200 with status `duplicate`.",
     responses={code: {"model": Problem, "description": text} for code, text in _REFUSALS.items()},
     openapi_extra={
@@ -118,7 +127,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         }
     },
 )
-async def post_batch(request: Request) -> JSONResponse:
+async def post_batch(request: Request, rental_id: Annotated[int, Path(ge=0, le=UINT256_MAX)]) -> JSONResponse:
     # The hot path resolves the node from app.state itself instead of through Depends: FastAPI's
     # dependency solving cost ~15 % of this route's CPU in tools/bench_node.py's profile.
     node: NodeRuntime = request.app.state.node
@@ -126,13 +135,16 @@ async def post_batch(request: Request) -> JSONResponse:
     wait = node.ip_limiter.acquire(client_host)
     if wait:
         raise RateLimited(f"too many batches from {client_host}", retry_after_s=wait)
-    body = await _read_body(request, node.settings.max_body_bytes)
     attestor = node.attestor
+    rental = attestor.registry.get(rental_id)  # before the body: an unknown rental costs nothing more
+    if rental is None:
+        raise UnknownRental(f"this node meters no rental {rental_id}", rental_id=rental_id)
+    body = await _read_body(request, node.settings.max_body_bytes)
     now_ms = attestor.now_ms()
     if len(body) <= INLINE_VERIFY_BYTES:
-        verified = attestor.verify(body, now_ms)  # ~0.2 ms: cheaper than a thread hand-off
+        verified = attestor.verify(body, now_ms, rental=rental)  # ~0.2 ms: cheaper than a thread hand-off
     else:  # a big batch must not stall every other connection on the event loop
-        verified = await asyncio.to_thread(attestor.verify, body, now_ms)
+        verified = await asyncio.to_thread(attestor.verify, body, now_ms, rental=rental)
     wait = node.agent_limiter.acquire(verified.rental.agent)
     if wait:
         raise RateLimited(f"too many batches from agent {verified.rental.agent}", retry_after_s=wait)

@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from oracle.node.api.deps import NodeDep
 from oracle.node.metrics import CONTENT_TYPE_LATEST
+from oracle.redact import redact
 
 router = APIRouter(tags=["operations"])
+_probe_lock = threading.Lock()
 
 
-@router.get("/healthz", summary="Liveness: the node answers and its database is readable "
+PROBE_EVERY_S = 1.0  # at most one durable probe write a second, however often /healthz is asked
+
+
+def _probe_write(node) -> None:
+    now = time.monotonic()
+    with _probe_lock:
+        last_at, last_error = node.__dict__.get("_write_probe", (None, None))
+        if last_at is None or now - last_at >= PROBE_EVERY_S:
+            try:
+                node.storage.probe_write()
+                last_error = None
+            except Exception as exc:
+                last_error = exc
+            node.__dict__["_write_probe"] = (now, last_error)
+    if last_error is not None:
+        raise last_error
+
+
+@router.get("/healthz", summary="Liveness: the node answers and its database can be read and written "
                                "(with rpc_url: also the chain follower's and settlement loop's state)")
 def healthz(node: NodeDep, request: Request) -> JSONResponse:
     try:
         node.storage.batch_head(0)
+        _probe_write(node)  # a node that cannot store batches is not healthy, whatever it reads
     except Exception as exc:  # any storage failure makes the node unhealthy
-        return JSONResponse({"status": "unhealthy", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "unhealthy", "detail": redact(str(exc))}, status_code=503)
     body = {"status": "ok", "signer": node.attestor.address}
     chain = getattr(request.app.state, "chain", None)
     if chain is not None:  # informational: an RPC outage does not make the node's API unhealthy

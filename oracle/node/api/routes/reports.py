@@ -2,6 +2,11 @@
 
 Plain ``def`` routes: metering is CPU work and storage is blocking, so they run in the
 threadpool rather than on the event loop that ingests batches.
+
+Reads cost what they send, not what the rental's history holds: a usage report already signed
+for the asked sequence is served from storage (``Attestor.usage_report``), and a page of fault
+reports is metered again only when a batch arrived since it was last answered. Every route is
+rate limited (``limit_report_requests``: per signer for peers, per IP for strangers).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ VersionQuery = Annotated[int | None, Query(ge=1, lt=2**32, description="the sign
                                                                      "(default: the node's configured one)")]
 MAX_FAULTS_PER_PAGE = 256
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
+FAULT_ANSWERS_KEPT = 1024
 
 
 class SignedReportOut(BaseModel):
@@ -99,6 +105,8 @@ def get_usage_report(
     if signed.newly_signed:
         node.metrics.reports_signed.labels("usage").inc()
         node.metrics.signatures.labels("usage_report").inc()
+    else:
+        node.metrics.reports_served_stored.inc()
     return {
         "rental_id": rental_id,
         "sequence": signed.report.sequence,
@@ -121,6 +129,12 @@ def get_fault_reports(
     limit: Annotated[int, Query(ge=1, le=MAX_FAULTS_PER_PAGE, description="fault ids in the page")] = MAX_FAULTS_PER_PAGE,
     signer_set_version: VersionQuery = None,
 ) -> dict:
+    held = node.attestor.contiguous_batches(rental_id)
+    key = (rental_id, from_id, limit, signer_set_version)
+    cached = node.fault_answers.get(key)
+    if cached is not None and cached[0] == held:  # no batch since: the same answer, no metering
+        node.metrics.reports_served_stored.inc()
+        return cached[1]
     outcomes = node.attestor.fault_reports(rental_id, from_id, limit, signer_set_version)
     faults = []
     for outcome in outcomes:
@@ -132,11 +146,13 @@ def get_fault_reports(
         else:
             node.metrics.reports_refused.labels("fault").inc()
             faults.append({"fault_id": outcome.fault_id, "refused": outcome.refused})
-    return {
-        "rental_id": rental_id,
-        "sequence": node.attestor.contiguous_batches(rental_id),
-        "faults": faults,
-    }
+    answer = {"rental_id": rental_id, "sequence": held, "faults": faults}
+    with node.fault_answers_lock:
+        node.fault_answers[key] = (held, answer)
+        node.fault_answers.move_to_end(key)
+        while len(node.fault_answers) > FAULT_ANSWERS_KEPT:
+            node.fault_answers.popitem(last=False)
+    return answer
 
 
 @router.post(

@@ -7,6 +7,7 @@ import {
     Offer,
     OfferTerms,
     Rental,
+    RentalTerms,
     RentalStatus,
     EndReason,
     Stake,
@@ -67,6 +68,10 @@ contract MarketHandler is TestBase {
     mapping(address provider => uint256 count) public ghost_slashCount;
     mapping(address provider => uint256 count) public ghost_completed;
     mapping(address provider => uint256 count) public ghost_abandoned;
+    /// @dev (rentalId, window, kind) that already slashed.
+    mapping(bytes32 windowKey => bool used) internal ghost_windowUsed;
+    /// @dev What went into each renter's rentals (budgets and top-ups, whoever paid them).
+    mapping(address renter => uint256 amount) public ghost_renterDeposits;
 
     /// @dev Cumulative energy of the last report the handler settled per rental (the contract does
     /// not store energy).
@@ -160,6 +165,7 @@ contract MarketHandler is TestBase {
         address p = providers[providerSeed % providers.length];
         Stake memory st = market.stakeOf(p);
         uint256 required = minStakePerGpu * st.listedGpus;
+        if (st.locked > required) required = st.locked; // locked collateral cannot leave either
         if (st.active <= required) {
             _count("requestUnstake:skipped");
             return;
@@ -194,73 +200,77 @@ contract MarketHandler is TestBase {
         ghost_paidOut[address(stakeToken)] += st.unbonding;
     }
 
-    struct SlashExpectation {
-        address renter;
+    struct SlashPlan {
+        FaultReport fault;
         address provider;
-        address treasury;
-        uint256 stakeBefore;
-        uint256 expected;
-        uint256 renterBefore;
-        uint256 treasuryBefore;
-        uint16 renterShareBps;
+        uint256 amount;
+        bytes32 windowKey;
+        Stake stakeBefore;
+        uint96 slashedBefore;
     }
 
+    /// @dev A quorum-signed fault on a started rental that can still be slashed: a slashable
+    /// kind (1..7 but 4, the renter's usage flag) not yet used in its window, with collateral
+    /// left. The slash takes slashBps of the rental's collateral (capped by what is left) from
+    /// the provider's locked stake and holds it for the rental until finalization.
     function slash(uint256 rentalSeed, uint32 faultId, uint8 kind, uint256 submitterSeed)
         external
         instrumented("slash")
     {
-        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isStarted);
+        (bool found, uint256 rentalId) = _findRental(rentalSeed, _isSlashable);
         if (!found) (found, rentalId) = _activeRental(rentalSeed);
-        if (!found) {
-            _count("slash:skipped");
-            return;
-        }
         faultId = uint32(bound(faultId, 0, 3));
-        if (market.isFaultSettled(rentalId, faultId)) {
+        if (!found || market.isFaultSettled(rentalId, faultId)) {
             _count("slash:skipped");
             return;
         }
-        SlashExpectation memory e = _expectSlash(rentalId);
-        FaultReport memory fault = FaultReport({
-            rentalId: rentalId,
-            faultId: faultId,
-            kind: uint8(bound(kind, 1, 4)),
-            observedAt: uint64(block.timestamp),
-            evidenceHash: keccak256(abi.encode(rentalId, faultId, block.timestamp)),
-            signerSetVersion: ghost_signerSetVersion
-        });
-        bytes memory signatures = _quorumSign(ReportSigning.faultDigest(fault, address(market)), submitterSeed);
+        SlashPlan memory plan = _planSlash(rentalId, faultId, kind);
+        if (ghost_windowUsed[plan.windowKey] || plan.amount == 0) {
+            _count("slash:skipped");
+            return;
+        }
+        bytes memory signatures = _quorumSign(ReportSigning.faultDigest(plan.fault, address(market)), submitterSeed);
+        uint256 stakeCredits = _stakeTokenCredits();
         vm.prank(_anyActor(submitterSeed));
-        market.slash(fault, signatures);
-        _checkSlash(e);
+        market.slash(plan.fault, signatures);
+        Stake memory afterSt = market.stakeOf(plan.provider);
+        assertEq(afterSt.active, uint256(plan.stakeBefore.active) - plan.amount, "slash: taken from active stake");
+        assertEq(afterSt.locked, uint256(plan.stakeBefore.locked) - plan.amount, "slash: taken from the lock");
+        assertEq(afterSt.unbonding, plan.stakeBefore.unbonding, "slash: unbonding untouched");
+        assertEq(market.getRental(rentalId).slashed, plan.slashedBefore + plan.amount, "slash: held for the rental");
+        assertEq(_stakeTokenCredits(), stakeCredits, "slash: nothing credited before finalization");
+        ghost_windowUsed[plan.windowKey] = true;
+        ghost_slashed[plan.provider] += plan.amount;
+        ghost_slashCount[plan.provider]++;
         settledFaults.push(FaultKey(rentalId, faultId));
     }
 
-    function _expectSlash(uint256 rentalId) internal view returns (SlashExpectation memory e) {
+    function _planSlash(uint256 rentalId, uint32 faultId, uint8 kind) internal view returns (SlashPlan memory plan) {
+        kind = uint8(bound(kind, 1, 7));
+        if (kind == 4) kind = 5;
         Rental memory r = market.getRental(rentalId);
-        Stake memory st = market.stakeOf(r.provider);
-        MarketParams memory p = market.params();
-        e.renter = r.renter;
-        e.provider = r.provider;
-        e.treasury = p.treasury;
-        e.stakeBefore = uint256(st.active) + st.unbonding;
-        e.expected = minStakePerGpu * r.gpuCount * p.slashBps / 10_000;
-        if (e.expected > e.stakeBefore) e.expected = e.stakeBefore;
-        e.renterBefore = market.withdrawable(r.renter, address(stakeToken));
-        e.treasuryBefore = market.withdrawable(p.treasury, address(stakeToken));
-        e.renterShareBps = p.renterSlashShareBps;
+        RentalTerms memory t = market.rentalTerms(rentalId);
+        uint64 observedAt = uint64(r.status == RentalStatus.Active ? block.timestamp : r.endedAt);
+        plan.windowKey = keccak256(abi.encode(rentalId, (observedAt - r.startedAt) / t.slashWindowSeconds, kind));
+        plan.amount = uint256(r.collateral) * t.slashBps / 10_000;
+        if (plan.amount > uint256(r.collateral) - r.slashed) plan.amount = uint256(r.collateral) - r.slashed;
+        plan.provider = r.provider;
+        plan.stakeBefore = market.stakeOf(r.provider);
+        plan.slashedBefore = r.slashed;
+        plan.fault = FaultReport({
+            rentalId: rentalId,
+            faultId: faultId,
+            kind: kind,
+            observedAt: observedAt,
+            evidenceHash: keccak256(abi.encode(rentalId, faultId, block.timestamp)),
+            signerSetVersion: ghost_signerSetVersion
+        });
     }
 
-    function _checkSlash(SlashExpectation memory e) internal {
-        Stake memory afterSt = market.stakeOf(e.provider);
-        uint256 slashed = e.stakeBefore - (uint256(afterSt.active) + afterSt.unbonding);
-        uint256 renterPart = market.withdrawable(e.renter, address(stakeToken)) - e.renterBefore;
-        uint256 treasuryPart = market.withdrawable(e.treasury, address(stakeToken)) - e.treasuryBefore;
-        assertEq(slashed, e.expected, "slash: amount");
-        assertEq(renterPart + treasuryPart, slashed, "slash: renter + treasury == slashed");
-        assertEq(renterPart, slashed * e.renterShareBps / 10_000, "slash: renter share");
-        ghost_slashed[e.provider] += slashed;
-        ghost_slashCount[e.provider]++;
+    function _stakeTokenCredits() internal view returns (uint256 total) {
+        for (uint256 i = 0; i < accounts.length; i++) {
+            total += market.withdrawable(accounts[i], address(stakeToken));
+        }
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -353,9 +363,10 @@ contract MarketHandler is TestBase {
         usd.mint(r, budget);
         vm.startPrank(r);
         usd.approve(address(market), budget);
-        rentalId = market.openRental(offerId, o.version, gpuCount, budget);
+        rentalId = market.openRental(offerId, o.version, gpuCount, budget, bytes32(0));
         vm.stopPrank();
         ghost_deposited[address(usd)] += budget;
+        ghost_renterDeposits[r] += budget;
         _sweep(); // observe each step when a call chains several (open, then start...)
         return (true, rentalId);
     }
@@ -373,8 +384,17 @@ contract MarketHandler is TestBase {
             (found, rentalId) = _openRental(seed, seed >> 8, uint16(seed >> 16), seed >> 32);
             if (!found) return (false, 0);
         }
-        vm.prank(market.getRental(rentalId).provider);
+        Rental memory r = market.getRental(rentalId);
+        // The provider's free stake must cover the collateral it locks; a slash or earlier
+        // rentals may have used it up, so it stakes what it lacks.
+        uint256 collateral = uint256(market.rentalTerms(rentalId).collateralPerGpu) * r.gpuCount;
+        Stake memory st = market.stakeOf(r.provider);
+        if (uint256(st.locked) + collateral > st.active) _stakeFor(r.provider, st.locked + collateral - st.active);
+        vm.prank(r.provider);
         market.startRental(rentalId);
+        Stake memory afterSt = market.stakeOf(r.provider);
+        assertEq(afterSt.locked, uint256(st.locked) + collateral, "start: collateral locked");
+        assertEq(market.getRental(rentalId).collateral, collateral, "start: rental collateral");
         _sweep();
         return (true, rentalId);
     }
@@ -403,6 +423,8 @@ contract MarketHandler is TestBase {
         market.topUp(rentalId, amount);
         vm.stopPrank();
         ghost_deposited[address(usd)] += amount;
+        // Refunds go to the rental's renter whoever paid, so the deposit counts for the renter.
+        ghost_renterDeposits[market.getRental(rentalId).renter] += amount;
     }
 
     function cancelRental(uint256 rentalSeed, uint256 callerSeed) external instrumented("cancelRental") {
@@ -449,6 +471,8 @@ contract MarketHandler is TestBase {
         market.closeSilentRental(rentalId);
     }
 
+    /// @dev Finalizes an ended rental once its grace has passed (waiting for it if needed):
+    /// refund, fee, collateral release and slash payout, each checked.
     function finalizeRental(uint256 rentalSeed, uint256 callerSeed) external instrumented("finalizeRental") {
         (bool found, uint256 rentalId) = _findRental(rentalSeed, _isEnded);
         if (!found) {
@@ -456,19 +480,33 @@ contract MarketHandler is TestBase {
             return;
         }
         Rental memory r = market.getRental(rentalId);
-        bool graceOver = block.timestamp >= uint256(r.endedAt) + market.params().settlementGrace;
-        address caller = graceOver && callerSeed % 2 == 0 ? _anyActor(callerSeed) : r.provider;
+        RentalTerms memory t = market.rentalTerms(rentalId);
+        uint256 graceEnd = uint256(r.endedAt) + t.settlementGrace;
+        if (block.timestamp < graceEnd) _setTime(graceEnd);
         address tr = market.params().treasury;
+        Stake memory st = market.stakeOf(r.provider);
         uint256 renterBefore = market.withdrawable(r.renter, address(usd));
         uint256 treasuryBefore = market.withdrawable(tr, address(usd));
-        vm.prank(caller);
+        uint256 treasuryStakeBefore = market.withdrawable(tr, address(stakeToken));
+        vm.prank(_anyActor(callerSeed));
         market.finalizeRental(rentalId);
         uint256 refund = market.withdrawable(r.renter, address(usd)) - renterBefore;
         uint256 fee = market.withdrawable(tr, address(usd)) - treasuryBefore;
         assertEq(refund, uint256(r.budget) - r.paid, "finalize: refund == budget - paid");
-        assertEq(fee, uint256(r.paid) * r.feeBps / 10_000, "finalize: fee on cumulative paid");
-        if (r.endReason == EndReason.Silence) ghost_abandoned[r.provider]++;
-        else ghost_completed[r.provider]++;
+        assertEq(fee, uint256(r.paid) * t.feeBps / 10_000, "finalize: fee on cumulative paid");
+        assertEq(
+            market.stakeOf(r.provider).locked,
+            uint256(st.locked) - (uint256(r.collateral) - r.slashed),
+            "finalize: collateral released"
+        );
+        // Stake and payment tokens differ here: the renter's share is 0, the treasury gets all.
+        assertEq(
+            market.withdrawable(tr, address(stakeToken)) - treasuryStakeBefore, r.slashed, "finalize: slashes paid out"
+        );
+        bool abandoned = r.endReason == EndReason.Silence
+            || (r.availableGpuSeconds == 0 && r.endReason != EndReason.ByRenter);
+        if (abandoned) ghost_abandoned[r.provider]++;
+        else if (r.availableGpuSeconds != 0) ghost_completed[r.provider]++;
     }
 
     function withdraw(uint256 accountSeed, bool stakeSide) external instrumented("withdraw") {
@@ -670,7 +708,7 @@ contract MarketHandler is TestBase {
     }
 
     /// @dev Governance changes every parameter within its limits (treasury switches between two
-    /// addresses). Running rentals keep their snapshotted fee; new timeouts apply at once.
+    /// addresses). Running rentals keep every term they snapshotted at open.
     function setParams(
         bool switchTreasury,
         uint16 feeBps,
@@ -679,17 +717,22 @@ contract MarketHandler is TestBase {
         uint32 startTimeout,
         uint32 silenceTimeout,
         uint32 settlementGrace,
-        uint32 unbondingDelay
+        uint32 unbondingDelay,
+        uint32 maxRentalDuration,
+        uint32 slashWindowSeconds
     ) external instrumented("setParams") {
         MarketParams memory p = market.params();
         if (switchTreasury) p.treasury = p.treasury == treasury ? SECOND_TREASURY : treasury;
         p.protocolFeeBps = uint16(bound(feeBps, 0, 1000));
         p.renterSlashShareBps = uint16(bound(renterShareBps, 0, 10_000));
-        p.slashBps = uint16(bound(slashBps, 0, 10_000));
+        p.slashBps = uint16(bound(slashBps, 0, 5000));
         p.startTimeout = uint32(bound(startTimeout, 10 minutes, 4 hours));
         p.silenceTimeout = uint32(bound(silenceTimeout, 1 hours, 12 hours));
         p.settlementGrace = uint32(bound(settlementGrace, 10 minutes, 4 hours));
-        p.unbondingDelay = uint32(bound(unbondingDelay, 1 hours, 2 days));
+        p.maxRentalDuration = uint32(bound(maxRentalDuration, 1 hours, 3 days));
+        p.slashWindowSeconds = uint32(bound(slashWindowSeconds, 1 minutes, 2 hours));
+        uint256 minUnbonding = uint256(p.maxRentalDuration) + p.settlementGrace + 1;
+        p.unbondingDelay = uint32(bound(unbondingDelay, minUnbonding, minUnbonding + 2 days));
         vm.prank(governance);
         market.setParams(p);
     }
@@ -777,7 +820,6 @@ contract MarketHandler is TestBase {
         return OfferTerms({
             gpuModel: "NVIDIA H100 80GB HBM3",
             gpuCount: gpuCount,
-            memoryMib: 81_559,
             paymentToken: address(usd),
             pricePerGpuHour: pricePerGpuHour,
             pricePerKwh: pricePerKwh,
@@ -785,6 +827,7 @@ contract MarketHandler is TestBase {
             gridIntensityGPerKwh: 30,
             maxDurationSeconds: uint32(bound(seed, 1 hours, 3 days)),
             minUptimeBps: uint16(bound(seed >> 32, 0, 10_000)),
+            maxGapSeconds: uint32(bound(seed >> 48, 0, 1 hours)),
             agent: address(0xA6E)
         });
     }
@@ -836,23 +879,33 @@ contract MarketHandler is TestBase {
         return market.getRental(id).startedAt != 0;
     }
 
+    /// @dev Open, before its deadline, and its offer still listed (startRental requires it).
     function _isStartable(uint256 id) internal view returns (bool) {
         Rental memory r = market.getRental(id);
-        return r.status == RentalStatus.Open && block.timestamp <= r.startDeadline;
+        return r.status == RentalStatus.Open && block.timestamp <= r.startDeadline
+            && market.getOffer(r.offerId).active;
+    }
+
+    /// @dev Active, or Ended within its own settlement grace.
+    function _isSlashable(uint256 id) internal view returns (bool) {
+        Rental memory r = market.getRental(id);
+        if (r.status == RentalStatus.Active) return true;
+        return r.status == RentalStatus.Ended
+            && block.timestamp <= uint256(r.endedAt) + market.rentalTerms(id).settlementGrace;
     }
 
     function _isSilent(uint256 id) internal view returns (bool) {
         Rental memory r = market.getRental(id);
-        return
-            r.status == RentalStatus.Active
-                && block.timestamp > uint256(r.lastSettledAt) + market.params().silenceTimeout;
+        return r.status == RentalStatus.Active
+            && block.timestamp > uint256(r.lastSettledAt) + market.rentalTerms(id).silenceTimeout;
     }
 
     function _isSettleable(uint256 id) internal view returns (bool) {
         Rental memory r = market.getRental(id);
         if (r.sequence >= type(uint32).max - 3) return false;
         if (r.status == RentalStatus.Active) return true;
-        return r.status == RentalStatus.Ended && block.timestamp <= uint256(r.endedAt) + market.params().settlementGrace;
+        return r.status == RentalStatus.Ended
+            && block.timestamp <= uint256(r.endedAt) + market.rentalTerms(id).settlementGrace;
     }
 
     /// @dev The next cumulative report for a rental: sequence up by 1..3, available up by at most
