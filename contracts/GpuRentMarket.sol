@@ -54,6 +54,16 @@ contract GpuRentMarket is UsageSettlement, IGpuRentMarket {
     }
 
     /// @inheritdoc IGpuRentMarket
+    function setOperatorRegistry(address registry, uint16 feeShareBps) external onlyRole(_GOVERNANCE_ROLE) {
+        GovernanceLogic.setOperatorRegistry(_operatorShare, registry, feeShareBps);
+    }
+
+    /// @inheritdoc IGpuRentMarket
+    function operatorRegistry() external view returns (address registry, uint16 feeShareBps) {
+        return (_operatorShare.registry, _operatorShare.feeShareBps);
+    }
+
+    /// @inheritdoc IGpuRentMarket
     function gpuModelOf(bytes32 model) external view returns (GpuModelSpec memory) {
         return _gpuModels[model];
     }

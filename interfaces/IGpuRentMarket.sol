@@ -33,6 +33,9 @@ interface IGpuRentMarket is
     event StakeTokenSet(address indexed token, uint256 minStakePerGpu);
     /// @notice Emitted when a GPU model is registered, changed or removed (powerLimitW 0).
     event GpuModelSet(bytes32 indexed model, uint16 powerLimitW, uint32 memoryMib);
+    /// @notice Emitted when governance links the OperatorRegistry (0: none) and sets its share of
+    /// each protocol fee.
+    event OperatorRegistrySet(address indexed registry, uint16 feeShareBps);
 
     /// @notice A parameter is out of range (`field` names it).
     error GpuRentMarket_InvalidParam(string field);
@@ -50,6 +53,17 @@ interface IGpuRentMarket is
     /// must use. Only GOVERNANCE_ROLE. Open rentals keep the values they snapshotted.
     /// @dev Limits: powerLimitW <= 5000; memoryMib non-zero when registering.
     function setGpuModel(bytes32 model, uint16 powerLimitW, uint32 memoryMib) external;
+
+    /// @notice Links the OperatorRegistry (contracts/operators) and its share of each protocol
+    /// fee. Only GOVERNANCE_ROLE. With a registry, finalizeRental credits
+    /// floor(fee x feeShareBps / 10000) to the registry's withdrawable balance (the rest to the
+    /// treasury) and setSignerSet requires `isBonded` of every signer; registry 0 turns both off.
+    /// @dev Limits: feeShareBps <= 10000, and 0 without a registry. The split applies to rentals
+    /// finalized after the change (it moves money between treasury and operators only).
+    function setOperatorRegistry(address registry, uint16 feeShareBps) external;
+
+    /// @notice The linked OperatorRegistry (0: none) and its share of each protocol fee (bps).
+    function operatorRegistry() external view returns (address registry, uint16 feeShareBps);
 
     /// @notice The table row of `model` (powerLimitW 0 = not registered).
     function gpuModelOf(bytes32 model) external view returns (GpuModelSpec memory);

@@ -24,6 +24,8 @@ interface IOracleQuorum {
     error OracleQuorum_SignersNotAscending(uint256 index, address previous, address signer);
     /// @notice Threshold is 0 or above the number of signers.
     error OracleQuorum_InvalidThreshold(uint8 threshold, uint256 signerCount);
+    /// @notice Signer `index` holds no bond in the market's OperatorRegistry (isBonded false).
+    error OracleQuorum_SignerNotBonded(uint256 index, address signer);
     /// @notice The signed struct names another signer-set version than the current one.
     error OracleQuorum_WrongSignerSetVersion(uint32 reportVersion, uint32 current);
     /// @notice No signer set installed yet.

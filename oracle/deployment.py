@@ -104,6 +104,7 @@ class Deployment:
     min_stake_per_gpu: int = 0
     operator_registry: str = ""
     min_operator_bond: int = 0
+    operator_fee_share_bps: int = 0  # 0: the registry is not linked to the market
     signer_set: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     # The TimelockController holding the market's roles (governance above is its address), the
@@ -286,6 +287,7 @@ def deploy_market(
     mint_amount: int = 1_000_000 * 10**6,
     min_operator_bond: int = DEFAULT_MIN_OPERATOR_BOND,
     rebate_per_report: int = DEFAULT_REBATE_PER_REPORT,
+    operator_fee_share_bps: int | None = None,
     progress: Progress = _noop,
     timelock_delay_s: int | None = None,
     proposer: str | None = None,
@@ -351,6 +353,18 @@ def deploy_market(
         txs[f"gpu model {model.name}"] = market.transact(
             "setGpuModel", model.name.encode().ljust(32, b"\0"), model.power_limit_w, model.memory_mib).tx_hash
 
+    registry_address = deploy_operator_registry(
+        sender, market_address, treasury=params.treasury, bond_token=payment_token, min_bond=min_operator_bond,
+        rebate_token=payment_token, rebate_per_report=rebate_per_report, txs=txs, progress=progress,
+    )
+    if operator_fee_share_bps is not None:
+        # From here on setSignerSet requires every signer bonded in the registry (the signer set
+        # installed above is the deployment's initial one); the operators' fee share is credited
+        # to the registry at finalization.
+        progress(f"linking the OperatorRegistry to the market ({operator_fee_share_bps} bps of each fee)")
+        txs["link operator registry"] = market.transact(
+            "setOperatorRegistry", registry_address, operator_fee_share_bps).tx_hash
+
     governance, timelock_address = sender.address, ""
     proposer = Web3.to_checksum_address(proposer) if proposer else sender.address
     if timelock_delay_s is not None:
@@ -367,6 +381,9 @@ def deploy_market(
         for label, role in (("governance", gov_role), ("admin", admin_role)):
             txs[f"renounce {label} role"] = market.transact("renounceRole", role, sender.address).tx_hash
         governance = timelock_address
+        # With a timelock, the deployer keeps no registry role either.
+        hand_over_roles(BoundContract(sender, registry_address, get_artifact("OperatorRegistry").abi),
+                        timelock_address, txs, "operator registry")
 
     token = BoundContract(sender, payment_token, token_art.abi)
     symbol, decimals = "", 18
@@ -378,12 +395,6 @@ def deploy_market(
         progress(f"minting test tokens to {len(mint_test_tokens_to)} dev accounts")
         for account in mint_test_tokens_to:
             token.transact("mint", Web3.to_checksum_address(account), mint_amount)
-
-    registry_address = deploy_operator_registry(
-        sender, market_address, treasury=params.treasury, bond_token=payment_token, min_bond=min_operator_bond,
-        rebate_token=payment_token, rebate_per_report=rebate_per_report, txs=txs, progress=progress,
-        admin=timelock_address or None,  # with a timelock, the deployer keeps no registry role either
-    )
 
     return Deployment(
         chain_id=chain_id,
@@ -400,6 +411,7 @@ def deploy_market(
         min_stake_per_gpu=min_stake_per_gpu,
         operator_registry=registry_address,
         min_operator_bond=min_operator_bond,
+        operator_fee_share_bps=operator_fee_share_bps or 0,
         signer_set=signer_set,
         params=asdict(params),
         transactions=txs,
@@ -445,9 +457,15 @@ def deploy_operator_registry(
     registry = BoundContract(sender, address, artifact.abi)
     txs["allow bond token"] = registry.transact("setBondToken", bond_token, min_bond).tx_hash
     if admin is not None and admin.lower() != sender.address.lower():
-        for role in ("GOVERNANCE_ROLE", "DEFAULT_ADMIN_ROLE"):
-            role_id = registry.call(role)
-            registry.transact("grantRole", role_id, admin)
-        for role in ("GOVERNANCE_ROLE", "DEFAULT_ADMIN_ROLE"):
-            registry.transact("renounceRole", registry.call(role), sender.address)
+        hand_over_roles(registry, admin, txs, "operator registry")
     return address
+
+
+def hand_over_roles(contract: Any, admin: str, txs: dict[str, str], label: str) -> None:
+    """Grant ``contract``'s GOVERNANCE_ROLE and DEFAULT_ADMIN_ROLE to ``admin``, then the sender
+    renounces both (it keeps no role)."""
+    roles = [("governance", bytes(contract.call("GOVERNANCE_ROLE"))), ("admin", bytes(32))]
+    for name, role in roles:
+        txs[f"grant {label} {name} role"] = contract.transact("grantRole", role, admin).tx_hash
+    for name, role in roles:
+        txs[f"renounce {label} {name} role"] = contract.transact("renounceRole", role, contract.sender.address).tx_hash

@@ -46,7 +46,7 @@ from oracle.node.peerauth import PeerAuth  # noqa: E402
 from oracle.node.testing import (  # noqa: E402
     AGENT_KEY, H100, NODE_KEY, TEST_CHAIN_ID, TEST_MARKET, NodeProcess, looped_trace,
 )
-from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of  # noqa: E402
+from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of, keccak  # noqa: E402
 from oracle.telemetry.samples import GpuInfo, Sample  # noqa: E402
 
 DEFAULT_BATCH_SAMPLES = AgentConfig.model_fields["batch_samples"].default
@@ -79,10 +79,15 @@ class RentalAgent:
     rental_id: int
     gpus: tuple[GpuInfo, ...]
     offset_s: float
+    key: bytes = AGENT_KEY  # each rental's own agent key (nodes limit each agent on its own)
     next_seq: int = 0
     prev_hash: bytes = GENESIS_PREV_HASH
     energy: list[int] = field(default_factory=list)
     cursor: int = 0
+
+    @property
+    def address(self) -> str:
+        return address_of(self.key)
 
     def next_batch(self, now_ms: int, trace: list[Sample], ticks: int, period_ms: int) -> bytes:
         samples = []
@@ -94,8 +99,8 @@ class RentalAgent:
                 samples.append(Sample(gpu.index, t_ms, self.energy[gpu.index], s.power_mw, s.util_gpu_pct,
                                       s.util_mem_pct, s.mem_used_mib, s.temp_c))
             self.cursor += 1
-        batch = TelemetryBatch(self.rental_id, address_of(AGENT_KEY), self.next_seq, self.prev_hash, self.gpus,
-                               tuple(samples), chain_id=TEST_CHAIN_ID, market=TEST_MARKET).signed(AGENT_KEY)
+        batch = TelemetryBatch(self.rental_id, self.address, self.next_seq, self.prev_hash, self.gpus,
+                               tuple(samples), chain_id=TEST_CHAIN_ID, market=TEST_MARKET).signed(self.key)
         self.next_seq += 1
         self.prev_hash = batch.batch_hash()
         return batch.to_wire_bytes()
@@ -132,14 +137,27 @@ async def run_agents(url: str, agents: list[RentalAgent], trace: list[Sample], a
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         async def send(agent: RentalAgent, body: bytes) -> None:
-            async with semaphore:
-                t0 = time.perf_counter()
-                response = await client.post(f"/v1/rentals/{agent.rental_id}/batches", content=body,
-                                             headers={"content-type": "application/json"})
-                tally.batch_latency_s.append(time.perf_counter() - t0)
-            tally.count("batch", response)
-            if response.status_code == 200:
-                tally.batches_done += 1
+            # Like the agent's delivery worker: a dropped connection, a 429 or a 5xx is retried
+            # (the next batch of the rental is 10 s away, so the chain stays in order).
+            for attempt in range(5):
+                async with semaphore:
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.post(f"/v1/rentals/{agent.rental_id}/batches", content=body,
+                                                     headers={"content-type": "application/json"})
+                    except httpx.HTTPError as exc:
+                        tally.statuses[f"batch {type(exc).__name__}"] = tally.statuses.get(
+                            f"batch {type(exc).__name__}", 0) + 1
+                        response = None
+                    tally.batch_latency_s.append(time.perf_counter() - t0)
+                if response is not None:
+                    tally.count("batch", response)
+                    if response.status_code == 200:
+                        tally.batches_done += 1
+                        return
+                    if response.status_code != 429 and response.status_code < 500:
+                        return
+                await asyncio.sleep(0.2 * 2 ** attempt)
 
         pending: set[asyncio.Task] = set()
         next_due = [started + agent.offset_s + interval_s for agent in agents]
@@ -157,6 +175,8 @@ async def run_agents(url: str, agents: list[RentalAgent], trace: list[Sample], a
             await asyncio.sleep(0.05)
         if pending:
             await asyncio.wait(pending, timeout=30)
+            for task in pending:
+                task.cancel()
 
 
 async def run_aggregator(url: str, rentals: list[int], args, tally: Tally, stop_at: float) -> None:
@@ -171,7 +191,12 @@ async def run_aggregator(url: str, rentals: list[int], args, tally: Tally, stop_
                 if time.monotonic() >= stop_at:
                     break
                 t0 = time.perf_counter()
-                response = await client.get(f"/v1/rentals/{rental_id}/report")
+                try:
+                    response = await client.get(f"/v1/rentals/{rental_id}/report")
+                except httpx.HTTPError as exc:  # a kept-alive connection closed under us: next rental
+                    tally.statuses[f"report {type(exc).__name__}"] = tally.statuses.get(
+                        f"report {type(exc).__name__}", 0) + 1
+                    continue
                 tally.report_latency_s.append(time.perf_counter() - t0)
                 tally.count("report", response)
                 if response.status_code == 200:
@@ -180,7 +205,12 @@ async def run_aggregator(url: str, rentals: list[int], args, tally: Tally, stop_
                     refs.append({"rental_id": rental_id, "sequence": answer["sequence"], "digest": answer["digest"]})
             for start in range(0, len(refs), 256):
                 t0 = time.perf_counter()
-                response = await client.post("/v1/batch-signatures", json={"reports": refs[start:start + 256]})
+                try:
+                    response = await client.post("/v1/batch-signatures", json={"reports": refs[start:start + 256]})
+                except httpx.HTTPError as exc:
+                    tally.statuses[f"batch-signatures {type(exc).__name__}"] = tally.statuses.get(
+                        f"batch-signatures {type(exc).__name__}", 0) + 1
+                    continue
                 tally.signature_latency_s.append(time.perf_counter() - t0)
                 tally.count("batch-signatures", response)
             left = args.settle_interval_s - (time.monotonic() - round_start)
@@ -237,6 +267,11 @@ async def soak(args, node: NodeProcess, agents: list[RentalAgent], trace: list[S
         "report_latency_p99_ms": round(1000 * percentile(tally.report_latency_s, 0.99), 1),
         "batch_signature_latency_p99_ms": round(1000 * percentile(tally.signature_latency_s, 0.99), 1),
         "node_cpu_pct_of_one_core": round(100 * cpu / elapsed, 1),
+        # all of the node's CPU (ingest, metering, signing, batch signatures) per batch it accepted,
+        # and what the target rate would take at that cost: less sensitive to a loaded machine
+        "node_cpu_ms_per_batch": round(1000 * cpu / max(1, tally.batches_done), 2),
+        "projected_node_cores_at_target": round(cpu / max(1, tally.batches_done) * target, 2),
+        "load_average_1m_end": round(os.getloadavg()[0], 1),
         "node_rss_mib_start": round(rss0, 1),
         "node_rss_mib_end": round(rss[-1], 1),
         "node_rss_mib_max": round(max(rss), 1),
@@ -254,7 +289,7 @@ def main() -> None:
     parser.add_argument("--batch-samples", type=int, default=DEFAULT_BATCH_SAMPLES,
                         help="samples per GPU per batch (the agent's default)")
     parser.add_argument("--sample-hz", type=float, default=DEFAULT_SAMPLE_HZ, help="(the agent's default)")
-    parser.add_argument("--concurrency", type=int, default=32, help="connections the agents share")
+    parser.add_argument("--concurrency", type=int, default=128, help="connections the agents share")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
     if args.minutes <= 0 or args.minutes > 60:
@@ -264,8 +299,8 @@ def main() -> None:
     gpus = tuple(GpuInfo(i, f"GPU-{i:08d}-bench", H100.name, H100.power_limit_mw) for i in range(args.gpus_per_rental))
     trace = looped_trace(85)  # the H100 trace at 1 Hz
     interval_s = args.batch_samples / args.sample_hz
-    agents = [RentalAgent(1 + i, gpus, offset_s=interval_s * i / rentals, energy=[1_000_000] * len(gpus),
-                          cursor=i) for i in range(rentals)]
+    agents = [RentalAgent(1 + i, gpus, offset_s=interval_s * i / rentals, key=keccak(b"bench-agent-%d" % i),
+                          energy=[1_000_000] * len(gpus), cursor=i) for i in range(rentals)]
     start_ms = time.time_ns() // 1_000_000 - 60_000
     print(f"capacity soak: {rentals} rentals x {args.gpus_per_rental} GPUs, one batch of {args.batch_samples} "
           f"samples/GPU every {interval_s:g} s per rental, reports every {args.settle_interval_s:g} s, "
@@ -284,7 +319,7 @@ def main() -> None:
         }
         config = Path(workdir) / "node.json"
         config.write_text(json.dumps({"rentals": [
-            {"rental_id": a.rental_id, "agent": address_of(AGENT_KEY), "gpu_count": args.gpus_per_rental,
+            {"rental_id": a.rental_id, "agent": a.address, "gpu_count": args.gpus_per_rental, "gpu_model": H100.name,
              "region": "bench", "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for a in agents]}))
         env["GPURENT_NODE_CONFIG"] = str(config)
         with NodeProcess(env, log_path=Path(workdir) / "node.log") as node:

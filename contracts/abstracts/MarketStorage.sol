@@ -8,6 +8,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 import {Offer, Rental, RentalTerms, Stake, Reputation, MarketParams, GpuModelSpec} from "../types/DataTypes.sol";
+import {OperatorShare} from "../types/OperatorTypes.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 
 /// @title MarketStorage
@@ -61,6 +62,10 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     /// @dev Written through storage pointers in ProviderReputation (slither cannot see it).
     // slither-disable-next-line uninitialized-state
     mapping(address provider => Reputation reputation) internal _reputations;
+
+    // ---------------------------------------------------------------- oracle operators
+    /// @dev The OperatorRegistry and its share of each protocol fee (see OperatorShare).
+    OperatorShare internal _operatorShare;
 
     /// @dev Pulls exactly `amount` of `token` from `from`; reverts if the contract received less
     /// (fee-on-transfer and similar tokens are refused).

@@ -23,7 +23,7 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
     function setSignerSet(address[] calldata signers, uint8 threshold) external onlyRole(_GOVERNANCE_ROLE) {
         uint32 version = _signerSetVersion + 1;
         // Check and effect (signer list, membership), then the version and threshold:
-        GovernanceLogic.installSignerSet(_signers, _signerVersion, version, signers, threshold);
+        GovernanceLogic.installSignerSet(_signers, _signerVersion, version, signers, threshold, _operatorShare.registry);
         _signerSetVersion = version;
         _threshold = threshold;
     }

@@ -135,7 +135,8 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
             _reputations[provider],
             _balances,
             _params.treasury,
-            _offers[rental.offerId].paymentToken
+            _offers[rental.offerId].paymentToken,
+            _operatorShare
         );
     }
 

@@ -4,6 +4,8 @@ pragma solidity ^0.8.30;
 import {MarketParams, GpuModelSpec} from "../types/DataTypes.sol";
 import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
 import {IOracleQuorum} from "../../interfaces/IOracleQuorum.sol";
+import {IOperatorRegistry} from "../../interfaces/IOperatorRegistry.sol";
+import {OperatorShare} from "../types/OperatorTypes.sol";
 
 /// @title GovernanceLogic
 /// @notice Parameter validation, stake-token settings and signer-set installation of GpuRentMarket, deployed once as an
@@ -86,6 +88,18 @@ library GovernanceLogic {
         emit IGpuRentMarket.StakeTokenSet(token, minStakePerGpu);
     }
 
+    /// @notice Links the OperatorRegistry and its fee share (IGpuRentMarket.setOperatorRegistry).
+    /// Reverts with GpuRentMarket_InvalidParam("operatorFeeShareBps") above 10000 or non-zero
+    /// without a registry. (Here rather than in GpuRentMarket for EIP-170 code size.)
+    function setOperatorRegistry(OperatorShare storage share, address registry, uint16 feeShareBps) external {
+        if (feeShareBps > 10_000 || (registry == address(0) && feeShareBps != 0)) {
+            revert IGpuRentMarket.GpuRentMarket_InvalidParam("operatorFeeShareBps");
+        }
+        share.registry = registry;
+        share.feeShareBps = feeShareBps;
+        emit IGpuRentMarket.OperatorRegistrySet(registry, feeShareBps);
+    }
+
     /// @notice Validates `signers` and `threshold`, marks each signer as a member of `version`
     /// and stores the list. The caller stores `version` and `threshold` afterwards.
     function installSignerSet(
@@ -93,7 +107,8 @@ library GovernanceLogic {
         mapping(address signer => uint32 version) storage signerVersion,
         uint32 version,
         address[] calldata signers,
-        uint8 threshold
+        uint8 threshold,
+        address operatorRegistry
     ) external {
         uint256 count = signers.length;
         // Check:
@@ -104,6 +119,10 @@ library GovernanceLogic {
             address signer = signers[i];
             if (signer == address(0)) revert IOracleQuorum.OracleQuorum_ZeroSigner(i);
             if (signer <= previous) revert IOracleQuorum.OracleQuorum_SignersNotAscending(i, previous, signer);
+            // The registry is the market's own governance-set contract (a view, no state change).
+            if (operatorRegistry != address(0) && !IOperatorRegistry(operatorRegistry).isBonded(signer)) {
+                revert IOracleQuorum.OracleQuorum_SignerNotBonded(i, signer);
+            }
             // Effect:
             signerVersion[signer] = version;
             previous = signer;

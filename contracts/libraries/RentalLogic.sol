@@ -12,6 +12,7 @@ import {
     MarketParams,
     GpuModelSpec
 } from "../types/DataTypes.sol";
+import {OperatorShare} from "../types/OperatorTypes.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 import {IOfferBook} from "../../interfaces/IOfferBook.sol";
 import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
@@ -183,7 +184,8 @@ library RentalLogic {
         Reputation storage reputation,
         mapping(address account => mapping(address token => uint256 amount)) storage balances,
         address treasury,
-        address paymentToken
+        address paymentToken,
+        OperatorShare storage operatorShare
     ) external {
         // Check: the grace (final report, late faults) has passed, for everyone.
         uint256 until = uint256(rental.endedAt) + terms.settlementGrace;
@@ -194,7 +196,7 @@ library RentalLogic {
         // Effect: the escrow.
         rental.status = RentalStatus.Finalized;
         _credit(balances, rental.renter, paymentToken, refund);
-        _credit(balances, treasury, paymentToken, fee);
+        _creditFee(balances, treasury, operatorShare, paymentToken, fee);
         // Effect: the collateral. locked includes collateral - slashed of this rental.
         uint256 collateral = rental.collateral;
         providerStake.locked -= uint96(collateral - rental.slashed);
@@ -262,6 +264,21 @@ library RentalLogic {
         uint256 denominator =
             uint256(reputation.feesPaid) + reputation.abandonedCollateral + reputation.slashedAmount + prior;
         return 10_000 * uint256(reputation.deliveredFees) / denominator; // prior >= 1 (validateParams)
+    }
+
+    /// @dev Credits the protocol fee: floor(fee x feeShareBps / 10000) to the linked
+    /// OperatorRegistry's withdrawable balance (none without a registry), the rest to the treasury.
+    function _creditFee(
+        mapping(address account => mapping(address token => uint256 amount)) storage balances,
+        address treasury,
+        OperatorShare storage operatorShare,
+        address token,
+        uint256 fee
+    ) private {
+        address registry = operatorShare.registry;
+        uint256 operators = registry == address(0) ? 0 : fee * operatorShare.feeShareBps / 10_000;
+        _credit(balances, registry, token, operators);
+        _credit(balances, treasury, token, fee - operators);
     }
 
     function _credit(

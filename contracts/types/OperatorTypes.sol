@@ -19,6 +19,16 @@ struct OperatorBond {
     uint128 rebateReports;
 }
 
+/// @notice The market's link to its OperatorRegistry: where the operators' share of each protocol
+/// fee is credited at finalization, and whose bonds the members of a new signer set must hold.
+/// @dev One slot of GpuRentMarket (MarketStorage._operatorShare); written by setOperatorRegistry
+/// (governance), read by setSignerSet (isBonded of each signer) and finalizeRental (fee split).
+/// registry 0: no registry, no bond check, the whole fee to the treasury.
+struct OperatorShare {
+    address registry;
+    uint16 feeShareBps;
+}
+
 /// @notice Governance parameters of the OperatorRegistry (each with an enforced range, see
 /// IOperatorRegistry.setParams).
 /// @param treasury Receives the part of a slashed bond that does not go to the prover.

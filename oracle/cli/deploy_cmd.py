@@ -54,6 +54,9 @@ from oracle.deployment import (
 @click.option("--proposer", type=ADDRESS, default=None, envvar="GPURENT_PROPOSER", show_envvar=True,
               help="who may schedule governance changes through the timelock: a Safe multisig in "
                    "production (default: the deployer, on a local chain only)")
+@click.option("--operator-fee-share-bps", type=click.IntRange(0, 10_000), default=None,
+              help="link the OperatorRegistry: this share of each protocol fee goes to the oracle operators "
+                   "and every later signer must be bonded (default: not linked; governance can link it later)")
 @click.option("--timelock-delay", type=click.IntRange(0, 30 * 86_400), default=None,
               help="seconds every governance change waits, in public (default: 60 on a local chain, "
                    "2 days elsewhere)")
@@ -62,7 +65,8 @@ from oracle.deployment import (
 def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], threshold: int | None,
            payment_token: str | None, min_stake_per_gpu: str, fee_bps: int, treasury: str | None,
            unbonding_days: float, max_rental_days: float, start_timeout: int, silence_timeout: int,
-           settlement_grace: int, reputation_prior: str, proposer: str | None, timelock_delay: int | None, mint_dev: bool | None) -> None:
+           settlement_grace: int, reputation_prior: str, proposer: str | None, operator_fee_share_bps: int | None, timelock_delay: int | None,
+           mint_dev: bool | None) -> None:
     """Deploy GpuRentMarket to --rpc from a keystore account (or --dev-account on anvil) and
     record the addresses for this chain id in the deployment file. The market's roles go to a
     timelock (proposer --proposer, delay --timelock-delay); the deploying key keeps none."""
@@ -98,6 +102,7 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
             signers=signers, threshold=threshold or 0,
             mint_test_tokens_to=dev_accounts() if (mint and payment_token is None) else (),
             progress=step, timelock_delay_s=timelock_delay, proposer=proposer,
+            operator_fee_share_bps=operator_fee_share_bps,
         )
     path = save_deployment(deployment, chain.deployments)
     if chain.as_json:

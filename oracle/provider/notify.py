@@ -54,5 +54,8 @@ class Notifier:
 
     def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                return  # the thread is a daemon thread; it dies with the process
             self._thread.join(timeout=self.timeout_s + 1)

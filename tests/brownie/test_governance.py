@@ -235,3 +235,33 @@ def test_setPaymentToken_disallowed_token_running_rentals_settle_and_pay_out(mar
     market.withdraw(stablecoin, {"from": renter})
     market.withdraw(stablecoin, {"from": provider})
     assert market.withdrawable(renter, stablecoin) == market.withdrawable(provider, stablecoin) == 0
+
+
+# ------------------------------------------------------------------ timelock (scripts/deploy.py)
+
+
+def test_deploy_script_hands_every_role_to_the_timelock(accounts, MarketTimelock):
+    """Issue 7.5: `scripts/deploy.py` (what `brownie run scripts/deploy.py` runs) leaves the
+    deployer no role; the proposer schedules, nobody executes before the delay, anyone after."""
+    from brownie import chain
+
+    from conftest import _load_deploy_module
+
+    deployer, proposer, stranger = accounts[0], accounts[5], accounts[9]
+    deployed = _load_deploy_module().deploy(deployer, stablecoin=True, timelock_delay=3_600, proposer=proposer.address)
+    market, timelock = deployed["market"], deployed["timelock"]
+    for contract in (market, deployed["operator_registry"]):
+        for role in (contract.DEFAULT_ADMIN_ROLE(), contract.GOVERNANCE_ROLE()):
+            assert contract.hasRole(role, timelock) and not contract.hasRole(role, deployer)
+    with reverts_with(UNAUTHORIZED, deployer.address, market.GOVERNANCE_ROLE()):
+        market.setGpuModel(b"NVIDIA B200".ljust(32, b"\0"), 1_000, 183_000, {"from": deployer})
+    data = market.setGpuModel.encode_input(b"NVIDIA B200".ljust(32, b"\0"), 1_000, 183_000)
+    zero = b"\0" * 32
+    timelock.schedule(market, 0, data, zero, zero, 3_600, {"from": proposer})
+    import brownie
+
+    with brownie.reverts():  # TimelockUnexpectedOperationState: not ready before the delay
+        timelock.execute(market, 0, data, zero, zero, {"from": stranger})
+    chain.sleep(3_601)
+    timelock.execute(market, 0, data, zero, zero, {"from": stranger})
+    assert market.gpuModelOf(b"NVIDIA B200".ljust(32, b"\0"))["memoryMib"] == 183_000

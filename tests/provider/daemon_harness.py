@@ -233,16 +233,3 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 
-
-def _TEMPORARY_pre_issue10_market(monkeypatch):
-    """Until main's market takes workloadHash: open without the commitment (daemon in dev mode)."""
-    import oracle.provider.onchain as onchain
-
-    real = onchain.open_rental
-
-    def open_rental(market, offer_id, version, gpus, budget, workload_hash):
-        if onchain.market_commits_workloads(market.abi):
-            return real(market, offer_id, version, gpus, budget, workload_hash)
-        return market.transact("openRental", offer_id, version, gpus, budget)
-
-    monkeypatch.setattr(onchain, "open_rental", open_rental)

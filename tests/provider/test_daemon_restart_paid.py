@@ -12,20 +12,18 @@ import pytest
 
 
 from .daemon_harness import gpurent, make_daemon, node_keys, start_nodes, stop_all, wait_for, write_keys
-from .daemon_harness import _TEMPORARY_pre_issue10_market
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RENTER = 2
 
 
 def test_daemon_killed_mid_rental_readopts_and_the_rental_is_still_paid_without_a_fault(
-        tmp_path, market, docker_url, busybox_image, docker_client, monkeypatch):
+        tmp_path, market, docker_url, busybox_image, docker_client):
     from web3 import Web3
 
     from oracle.chain.artifacts import load_abi
 
     rpc, deployments = market
-    _TEMPORARY_pre_issue10_market(monkeypatch)
     g = lambda *a, **k: gpurent(rpc, deployments, *a, **k)  # noqa: E731
     password_file, wallet, agent, agent_address = write_keys(tmp_path)
     nodes = node_keys(tmp_path)

@@ -40,8 +40,8 @@ def test_events_are_logged_and_posted_to_the_webhook_and_a_dead_webhook_never_bl
     assert "rental_started rental=7 container=abc gpus=GPU-0" in caplog.text
     assert any(r.levelname == "WARNING" and "budget_low" in r.getMessage() for r in caplog.records)
 
-    dead = Notifier("http://127.0.0.1:9/hook", timeout_s=0.5)
+    dead = Notifier("http://10.255.255.1:9/hook", timeout_s=5)  # unroutable: a send would hang for 5 s
     started = time.monotonic()
     dead.event("fault", 1, fault="FOREIGN_PROCESS")
-    assert time.monotonic() - started < 0.2  # sent from a background thread
+    assert time.monotonic() - started < 1  # sent from a background thread
     dead.close()

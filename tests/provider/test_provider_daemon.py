@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from oracle.chain.client import MarketClient
 from oracle.localchain import dev_address, dev_key
 from oracle.provider.client import ProviderClient
 
-from .daemon_harness import FAKE_GPUS, _TEMPORARY_pre_issue10_market, gpurent, make_daemon, wait_for, write_keys
+from .daemon_harness import FAKE_GPUS, gpurent, make_daemon, wait_for, write_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RENTER, SECOND_RENTER, STRANGER = 2, 3, 4
@@ -34,9 +35,8 @@ def spool_next_seq(state: Path, rental_id: int) -> int:
 
 
 def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_removes(
-        tmp_path, market, docker_url, busybox_image, docker_client, monkeypatch):
+        tmp_path, market, docker_url, busybox_image, docker_client):
     rpc, deployments = market
-    _TEMPORARY_pre_issue10_market(monkeypatch)
     g = lambda *a, **k: gpurent(rpc, deployments, *a, **k)  # noqa: E731
     deployment = g("deploy", "--signer", dev_address(7), "--signer", dev_address(8), "--signer", dev_address(9),
                    dev=0)
@@ -58,6 +58,8 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
                    "--ssh-key", str(key_file), "--provider-url", daemon.url, dev=RENTER)
         rental = opened["rental_id"]
         assert opened["workload"]["accepted"] and opened["workload"]["workload_hash"] == opened["workload_hash"]
+        terms = MarketClient.from_private_key(rpc, dev_key(RENTER), deployment["market"]).rental_terms(rental)
+        assert "0x" + bytes(terms["workloadHash"]).hex() == opened["workload_hash"]  # committed on chain
         wait_for("the daemon to start the rental", lambda: g("rent", "status", str(rental))["status"] == "Active",
                  log=daemon.log)
         shell = wait_for("a shell", lambda: _try(lambda: g("rent", "ssh", str(rental), json_out=False, dev=RENTER,

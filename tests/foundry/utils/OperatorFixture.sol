@@ -3,7 +3,7 @@ pragma solidity ^0.8.30;
 
 import {OperatorRegistry} from "../../../contracts/operators/OperatorRegistry.sol";
 import {OperatorParams} from "../../../contracts/types/OperatorTypes.sol";
-import {MarketParams, UsageReport} from "../../../contracts/types/DataTypes.sol";
+import {UsageReport} from "../../../contracts/types/DataTypes.sol";
 import {TestStablecoin} from "../../../contracts/test/TestStablecoin.sol";
 import {MarketFixture} from "./MarketFixture.sol";
 import {ReportSigning} from "./ReportSigning.sol";
@@ -16,6 +16,7 @@ abstract contract OperatorFixture is MarketFixture {
     uint16 internal constant PROVER_REWARD_BPS = 2_000;
     uint32 internal constant OP_UNBONDING_DELAY = 14 days;
     uint96 internal constant REBATE_PER_REPORT = 2_000; // 0.002 token per settled report
+    uint16 internal constant OP_FEE_SHARE_BPS = 5_000; // half of each protocol fee to the operators
     /// @dev 4,000 tokens per GPU-hour: an hour's fee share is above the rebate reserve's target.
     uint72 internal constant BIG_PRICE = 4_000_000_000;
 
@@ -49,15 +50,11 @@ abstract contract OperatorFixture is MarketFixture {
         });
     }
 
-    /// @dev Makes the market credit the operators' fee share to the registry's ledger balance.
-    /// The market on this branch credits the whole protocol fee to `treasury` at finalization, so
-    /// the registry stands in as the treasury; with the market's operatorRegistry parameter this
-    /// becomes that parameter (the registry's code path, market.withdraw, is the same).
+    /// @dev Links the registry to the market with OP_FEE_SHARE_BPS of each protocol fee (the
+    /// oracle operators were bonded first: from now on the market requires it of every signer).
     function _routeFeesToRegistry() internal {
-        MarketParams memory p = _defaultParams();
-        p.treasury = address(registry);
         vm.prank(governance);
-        market.setParams(p);
+        market.setOperatorRegistry(address(registry), OP_FEE_SHARE_BPS);
     }
 
     function _bond(address operator, uint256 amount) internal {

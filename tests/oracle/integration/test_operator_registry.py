@@ -252,3 +252,46 @@ def test_a_node_settling_through_the_registry_accrues_rebates_and_reads_market_e
         submitter.settle(report, node._packed(node.usage_report_digest, report,
                                               [sign_digest(k, digest) for k in (submitter_key, peer_key)]))
     assert stale.value.error_name == "UsageSettlement_StaleSequence"
+
+
+def test_a_linked_registry_gets_the_operators_fee_share_and_gates_the_signer_set(deployed):
+    """Runs last in the module: it links the registry to the market."""
+    governance = deployed.client(GOVERNANCE)
+    registry = deployed.deployment.operator_registry
+    governance.transact("setOperatorRegistry", registry, 2_000)
+    assert list(governance.view("operatorRegistry")) == [registry, 2_000]
+    params = dict(governance.params())
+    if params["treasury"] == registry:  # an earlier test routed the whole fee here
+        params["treasury"] = governance.account
+        governance.set_params(params)
+
+    # An unbonded key cannot join the signer set; a bonded one can.
+    outsider = Account.from_key(bytes.fromhex("77" * 32)).address
+    bonded = [_operator(deployed, k) for k in NODE_KEYS[1:]]
+    for op in bonded:
+        if not op.is_bonded():
+            _mint(deployed, op.account, MIN_BOND)
+            op.bond(deployed.token, MIN_BOND)
+    with pytest.raises(TransactionRevertedError) as refused:
+        governance.set_signer_set([outsider] + [op.account for op in bonded], 2)
+    assert refused.value.error_name == "OracleQuorum_SignerNotBonded"
+    governance.set_signer_set([op.account for op in bonded], 2)
+
+    # Finalization credits 20 % of the fee to the registry, the rest to the treasury.
+    before = {who: governance.withdrawable(who, deployed.token) for who in (registry, governance.account)}
+    rental = open_active_rental(deployed)
+    deployed.chain.increase_time(60)
+    deployed.chain.mine()
+    now = int(governance.w3.eth.get_block("latest")["timestamp"])
+    report = _report(rental_id=rental.rental_id, sequence=1, period_end=now, available_gpu_seconds=60,
+                     signer_set_version=governance.signer_set().version)
+    digest = governance.usage_report_digest(report)
+    governance.settle(report, [sign_digest(k, digest) for k in NODE_KEYS[1:]])
+    rental.renter.end_rental(rental.rental_id)
+    deployed.chain.increase_time(int(governance.params()["settlementGrace"]) + 1)
+    deployed.chain.mine()
+    finalized = rental.provider.finalize_rental(rental.rental_id)
+    fee = int(finalized.events["RentalFinalized"][0]["fee"])
+    gained = {who: governance.withdrawable(who, deployed.token) - before[who] for who in before}
+    assert fee > 0 and gained[registry] == fee * 2_000 // 10_000
+    assert gained[registry] + gained[governance.account] == fee

@@ -70,12 +70,12 @@ class FaultNode(FakeNode):
         return httpx.Response(200, json={"rental_id": rental_id, "sequence": self.holds, "faults": out})
 
 
-def fault_aggregator(deployed, now, faults: dict[int, int]) -> Aggregator:
+def fault_aggregator(deployed, now, faults: dict[int, int], *, observed_from: int | None = None) -> Aggregator:
     chain_id = deployed.client(SUBMITTER).chain_id
     k1, k2, _ = deployed.node_keys
     return aggregator_for(deployed, {
-        "n1": FaultNode(k1, chain_id, deployed.market, holds=2, base_time=now, faults=faults),
-        "n2": FaultNode(k2, chain_id, deployed.market, holds=2, base_time=now, faults=faults),
+        "n1": FaultNode(k1, chain_id, deployed.market, holds=2, base_time=observed_from or now, faults=faults),
+        "n2": FaultNode(k2, chain_id, deployed.market, holds=2, base_time=observed_from or now, faults=faults),
     })
 
 
@@ -91,11 +91,19 @@ def test_a_usage_flag_fault_is_never_sent_as_a_slash(deployed, now):
 def test_a_slash_that_would_move_nothing_is_never_sent(deployed, now):
     rental = open_active_rental(deployed)
     provider = deployed.client(PROVIDER)
-    # more DOWNTIME faults than the provider's whole stake can pay for (10 % of a GPU's minimum each), in one page
+    # More DOWNTIME faults than the provider's whole stake can pay for (10 % of a GPU's minimum each), in
+    # one page and one slash window. Whichever bound the market enforces (the stake running out, or
+    # since issue 7 one slash per kind and window, bounded by the rental's collateral), every slash
+    # past it would move nothing: the node simulates each and never sends those.
     stake = provider.stake_of(provider.account)
     per_slash = provider.min_stake_per_gpu(deployed.token) * 1_000 // 10_000
     count = (int(stake["active"]) + int(stake["unbonding"])) // per_slash + 3
-    agg = fault_aggregator(deployed, now, {i: 1 for i in range(count)})
+    # observed within the rental (from its start, one second apart; the chain clock moved past
+    # them): one DOWNTIME slashes, the others would move nothing (same kind, same slash window)
+    started_at = int(provider.get_rental(rental.rental_id)["startedAt"])
+    deployed.chain.increase_time(count + 1)
+    deployed.chain.mine(1)
+    agg = fault_aggregator(deployed, started_at, {i: 1 for i in range(count)})
     agg.max_faults_per_rental = count
     nonce = agg.client.w3.eth.get_transaction_count(agg.client.account)
     outcomes = agg.submit_faults(rental.rental_id)
@@ -133,7 +141,7 @@ def test_nodes_read_the_rental_terms_fixed_at_its_start_never_the_live_offer(dep
     offer = provider.get_offer(rental.offer_id)
     # The provider updates its offer right after the start: another agent, region and grid intensity.
     provider.update_offer(rental.offer_id, OfferTerms(
-        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, memory_mib=81_559, payment_token=deployed.token,
+        gpu_model="NVIDIA H100 80GB HBM3", gpu_count=1, payment_token=deployed.token,
         price_per_gpu_hour=int(offer["pricePerGpuHour"]), price_per_kwh=int(offer["pricePerKwh"]),
         region="us-east-1", grid_intensity_g_per_kwh=400, max_duration_seconds=86_400, min_uptime_bps=9_000,
         agent=Account.from_key(bytes.fromhex("a8" * 32)).address,
