@@ -172,8 +172,10 @@ class ChallengeResponder(BackgroundLoop):
 
     def _solve_and_commit(self, challenge: dict[str, Any], gpu: GpuIdentity) -> Solution:
         shape = profile_for(challenge["profile"]).size(challenge["index"]).shape
+        log.info("challenge %s: solving on GPU %d (%s)", challenge["id"][:10], gpu.index, challenge["profile"])
         solution = self.solver_for(gpu.index).solve(bytes.fromhex(challenge["id"][2:]), shape, gpu.uuid, gpu.serial)
         self.stats.solved += 1
+        log.info("challenge %s: solved in %d ms; committing", challenge["id"][:10], solution.solve_ms)
         with self._lock:
             urls = sorted(self._listed.get(challenge["id"], ()))
         for url in urls:  # commit at once: the deadline runs from the block, not from our next poll

@@ -112,6 +112,10 @@ class ChallengeService:
 
     def _issue(self, scheduler: RentalScheduler, beacons: list[Beacon]) -> None:
         issued = [c for beacon in beacons for c in scheduler.feed(beacon)]
+        for c in issued:
+            log.info("challenge %s: rental %d GPU %d index %d from block %d (t=%d), commit by %d (now %d)",
+                     c.id[:10], c.rental_id, c.gpu_index, c.index, c.beacon.number, c.beacon.timestamp_s,
+                     c.commit_deadline_ms, self.now_ms())
         self.store.put_challenges([StoredChallenge(c.id, c.rental_id, c.index, c.gpu_index, c.beacon.number,
                                                    c.profile.name, c.issued_at_ms, c.commit_deadline_ms,
                                                    c.open_deadline_ms) for c in issued])
@@ -317,21 +321,21 @@ class ChallengeService:
             self.store.put_quorum(challenge_id, agreed.value)
         return agreed
 
-    def outcomes(self, rental_id: int, up_to_ms: int, due_only: bool = True) -> tuple[int, int, list[tuple[int, int, int]]]:
+    def outcomes(self, rental_id: int, up_to_ms: int) -> tuple[int, int, list[tuple[int, int, int]]]:
         """The metering hook: (passed, failed, unpaid (gpu_index, start_ms, end_ms)) of the rental's
-        challenges the quorum has decided, among those due by ``up_to_ms``: whose open deadline
-        plus the telemetry grace has passed by then, so every node counts the same set for the
-        same ``up_to_ms`` (``due_only=False``: every decided challenge issued before it)."""
+        challenges the quorum has decided among those *due* by ``up_to_ms`` (open deadline plus
+        telemetry grace passed: every node has judged them), so every node counts the same set
+        for the same ``up_to_ms``; unpaid time runs from a failure's due time (see
+        :func:`oracle.proof.judge.rental_outcomes`)."""
         judged = []
         end_ms = self._end_ms(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
             if end_ms is not None and challenge.issued_at_ms > end_ms:
                 continue  # drawn after the rental ended (before this node saw the end)
-            if due_only and challenge.open_deadline_ms + profile_for(challenge.profile).telemetry_grace_ms > up_to_ms:
-                continue
             decided = self.quorum_outcome(challenge.id)
             if decided is not None:
-                judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed))
+                due_ms = challenge.open_deadline_ms + profile_for(challenge.profile).telemetry_grace_ms
+                judged.append(Judged(challenge.gpu_index, challenge.issued_at_ms, decided.passed, due_ms))
         return rental_outcomes(judged, up_to_ms)
 
     def failed_windows(self, rental_id: int, up_to_ms: int, window_s: int) -> list[tuple[int, int, int, int, str]]:
@@ -359,7 +363,10 @@ class ChallengeService:
         return sorted(seen.values(), key=lambda f: (f[2], f[3]))
 
     def summary(self, rental_id: int) -> dict[str, Any]:
-        passed, failed, unpaid = self.outcomes(rental_id, self.now_ms(), due_only=False)
+        """What the node knows of a rental's challenges: each one's verdicts, the counts of those
+        the quorum decided, what the reports count (due ones only) and the unpaid spans."""
+        now = self.now_ms()
+        counted_passed, counted_failed, unpaid = self.outcomes(rental_id, now)
         rows = []
         end_ms = self._end_ms(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
@@ -368,10 +375,15 @@ class ChallengeService:
             own = self.store.verdict(challenge.id)
             decided = self.quorum_outcome(challenge.id)
             rows.append({"id": challenge.id, "index": challenge.index, "gpu_index": challenge.gpu_index,
-                         "issued_at_ms": challenge.issued_at_ms, "verdict": None if own is None else own.outcome,
+                         "issued_at_ms": challenge.issued_at_ms,
+                         "due_ms": challenge.open_deadline_ms + profile_for(challenge.profile).telemetry_grace_ms,
+                         "verdict": None if own is None else own.outcome,
                          "detail": None if own is None else own.detail,
                          "quorum": None if decided is None else decided.value})
-        return {"rental_id": rental_id, "passed": passed, "failed": failed,
+        decided_rows = [row["quorum"] for row in rows if row["quorum"] is not None]
+        return {"rental_id": rental_id, "passed": decided_rows.count("passed"),
+                "failed": len(decided_rows) - decided_rows.count("passed"),
+                "counted": {"passed": counted_passed, "failed": counted_failed},
                 "unpaid": [{"gpu_index": g, "start_ms": s, "end_ms": e} for g, s, e in unpaid], "challenges": rows}
 
 

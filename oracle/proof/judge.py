@@ -91,28 +91,33 @@ def quorum(outcomes: Iterable[Outcome], threshold: int) -> Outcome | None:
 
 @dataclass(frozen=True, slots=True)
 class Judged:
-    """A decided challenge as the pay rules see it."""
+    """A decided challenge as the pay rules see it. ``due_ms``: when every node has judged it
+    (open deadline + telemetry grace); metering counts it from then on."""
 
     gpu_index: int
     issued_at_ms: int
     passed: bool
+    due_ms: int
 
 
 def rental_outcomes(judged: Iterable[Judged], up_to_ms: int) -> tuple[int, int, list[tuple[int, int, int]]]:
-    """(passed, failed, unpaid intervals) of one rental's challenges issued before ``up_to_ms``.
+    """(passed, failed, unpaid intervals) of one rental's challenges due by ``up_to_ms``.
 
-    A failed challenge makes its GPU's time unpaid from the challenge's issue time until that
-    GPU next passes one (or ``up_to_ms``): intervals are (gpu_index, start_ms, end_ms), merged.
+    A failed challenge leaves its GPU unpaid from the moment it is due (decided everywhere)
+    until a later challenge of that GPU passes and is due (or ``up_to_ms``): intervals are
+    (gpu_index, start_ms, end_ms), non-empty. Starting at the due time, not the issue time, keeps
+    cumulative reports monotone: a report for a period ending before the due time never counted
+    the challenge, and none of the time it paid is taken back.
     """
-    decided = sorted((j for j in judged if j.issued_at_ms < up_to_ms), key=lambda j: (j.gpu_index, j.issued_at_ms))
+    decided = sorted((j for j in judged if j.due_ms <= up_to_ms), key=lambda j: (j.gpu_index, j.due_ms))
     passed = sum(1 for j in decided if j.passed)
     failed = len(decided) - passed
     unpaid: list[tuple[int, int, int]] = []
     open_since: dict[int, int] = {}
     for j in decided:
         if not j.passed:
-            open_since.setdefault(j.gpu_index, j.issued_at_ms)
+            open_since.setdefault(j.gpu_index, j.due_ms)
         elif j.gpu_index in open_since:
-            unpaid.append((j.gpu_index, open_since.pop(j.gpu_index), j.issued_at_ms))
+            unpaid.append((j.gpu_index, open_since.pop(j.gpu_index), j.due_ms))
     unpaid.extend((gpu, start, up_to_ms) for gpu, start in open_since.items())
-    return passed, failed, sorted(unpaid)
+    return passed, failed, sorted(span for span in unpaid if span[2] > span[1])

@@ -131,7 +131,7 @@ def production_shape(memory_mib: int, fraction_bps: int = WORKING_SET_FRACTION_B
 DEV_SHAPE = WorkShape(n=64, rows=64, table_entries=8, lookups=2, steps_per_segment=2, segments=8,
                       sketch_width=8, group_rows=16, opened=8)
 DEV_PROFILE_NAME = "dev"
-DEV_COMMIT_DEADLINE_MS = 8_000
+DEV_COMMIT_DEADLINE_MS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +233,7 @@ def _size(shape: WorkShape, expected_ms: int) -> ChallengeSize:
 def profile_for(model_name: str) -> ChallengeProfile:
     """The profile of a model in oracle/gpu_models.py (or the dev profile for ``"dev"``)."""
     if model_name == DEV_PROFILE_NAME:
-        # 8 s: a dev agent may still be starting (interpreter, keystore) when the rental does
+        # 20 s: a dev agent may still be starting (interpreter, keystore, the demo's replay alignment)
         dev = ChallengeSize(DEV_SHAPE, 50, DEV_COMMIT_DEADLINE_MS)
         return ChallengeProfile(DEV_PROFILE_NAME, dev, dev, "dev: numpy-sized, not a proof of any GPU",
                                 open_window_ms=10_000, telemetry_grace_ms=5_000)

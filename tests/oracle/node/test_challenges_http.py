@@ -126,8 +126,10 @@ def outcome(network):
             give_up = time.monotonic() + 90
             while time.monotonic() < give_up:
                 summaries = {r: [client.get(f"{u}/v1/rentals/{r}/challenges").json() for u in urls] for r in RENTALS}
-                if all(s["challenges"] and all(c["quorum"] for c in s["challenges"])
-                       for per in summaries.values() for s in per):
+                due_ms = max(c["due_ms"] for per in summaries.values() for s in per for c in s["challenges"]) \
+                    if all(s["challenges"] for per in summaries.values() for s in per) else None
+                if (due_ms is not None and time.time() * 1000 > due_ms + 1000
+                        and all(all(c["quorum"] for c in s["challenges"]) for per in summaries.values() for s in per)):
                     break
                 time.sleep(0.3)
         return summaries, responders
@@ -145,13 +147,15 @@ def test_an_honest_agent_passes_on_every_node_and_its_time_stays_paid(outcome):
     assert _quorum(summaries, HONEST) == {"passed"}
     for summary in summaries[HONEST]:
         assert (summary["passed"], summary["failed"], summary["unpaid"]) == (1, 0, [])
+        assert summary["counted"] == {"passed": 1, "failed": 0}
 
 
 def test_a_replayed_trace_never_answers_so_it_misses_and_its_gpu_is_unpaid_from_the_challenge(outcome):
     summaries, _ = outcome
     assert _quorum(summaries, SILENT) == {"missed"}
     for summary in summaries[SILENT]:
-        assert summary["failed"] == 1 and summary["unpaid"][0]["start_ms"] == summary["challenges"][0]["issued_at_ms"]
+        assert summary["failed"] == 1 and summary["counted"] == {"passed": 0, "failed": 1}
+        assert summary["unpaid"][0]["start_ms"] == summary["challenges"][0]["due_ms"]  # unpaid once decided
 
 
 def test_a_cheating_agent_is_judged_wrong(outcome):

@@ -63,10 +63,27 @@ def test_challenges_take_at_most_one_percent_of_a_rentals_gpu_time_even_at_the_d
         assert profile.periodic.commit_deadline_ms / 1000 / MEAN_INTERVAL_S <= 0.01, profile.name
 
 
-def test_a_failed_challenge_leaves_its_gpu_unpaid_until_it_passes_again():
-    judged = [Judged(0, 1_000, True), Judged(1, 1_000, True), Judged(0, 5_000, False), Judged(1, 5_000, True),
-              Judged(0, 9_000, True), Judged(1, 12_000, False)]
+def test_a_failed_challenge_leaves_its_gpu_unpaid_from_its_due_time_until_one_passes_again():
+    due = 2_000  # each challenge is counted this long after its issue
+    judged = [Judged(0, 1_000, True, 1_000 + due), Judged(1, 1_000, True, 1_000 + due),
+              Judged(0, 5_000, False, 5_000 + due), Judged(1, 5_000, True, 5_000 + due),
+              Judged(0, 9_000, True, 9_000 + due), Judged(1, 12_000, False, 12_000 + due)]
     passed, failed, unpaid = rental_outcomes(judged, up_to_ms=20_000)
     assert (passed, failed) == (4, 2)
-    assert unpaid == [(0, 5_000, 9_000), (1, 12_000, 20_000)]
-    assert rental_outcomes(judged, up_to_ms=4_000) == (2, 0, [])
+    assert unpaid == [(0, 7_000, 11_000), (1, 14_000, 20_000)]
+    assert rental_outcomes(judged, up_to_ms=6_000) == (2, 0, [])
+
+
+def test_unpaid_time_never_takes_back_what_an_earlier_report_paid():
+    """Cumulative reports: for every pair of period ends t1 < t2, the time unpaid at t2 inside
+    [0, t1] is contained in what was already unpaid at t1 (the contract refuses a report whose
+    available time decreases)."""
+    judged = [Judged(0, 1_000, False, 3_000), Judged(0, 4_000, False, 6_000), Judged(0, 8_000, True, 10_000),
+              Judged(0, 12_000, False, 14_000)]
+
+    def unpaid_before(t_end: int, t: int) -> int:
+        return sum(max(0, min(e, t) - s) for _, s, e in rental_outcomes(judged, t_end)[2])
+
+    for t1 in range(0, 20_000, 500):
+        for t2 in range(t1, 20_000, 500):
+            assert unpaid_before(t2, t1) == unpaid_before(t1, t1), (t1, t2)

@@ -129,7 +129,9 @@ def test_outcomes_count_only_challenges_due_by_the_period_end(node):
     assert service.outcomes(1, issued + 1_000) == (0, 0, [])
     due = challenge["open_deadline_ms"] + profile_for("dev").telemetry_grace_ms
     assert service.outcomes(1, due - 1) == (0, 0, [])
-    assert service.outcomes(1, due) == (0, 1, [(0, issued, due)])
+    assert service.outcomes(1, due) == (0, 1, [])  # counted, and unpaid from now on
+    assert service.outcomes(1, due + 5_000) == (0, 1, [(0, due, due + 5_000)])
+    assert issued < due
 
 
 def test_a_peer_verdict_counts_only_with_its_own_signature(node):
