@@ -443,8 +443,11 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
                         "a time-compressed replay needs an anvil whose clock starts in the past")
     _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
     started_at = gp("provider", "start", str(rental_id), dev_account=PROVIDER)["started_at"]
-    if confirmations:
-        _rpc(rpc, "evm_mine")  # the block on top that makes RentalStarted confirmed
+    # The chain's clock back to now from the next block on (the rental keeps its start in the
+    # past): a report settles only once its periodEnd, a sample's time, is not after the block time.
+    _rpc(rpc, "evm_setNextBlockTimestamp", [max(started_at + 1, int(time.time()))])
+    _rpc(rpc, "evm_mine")  # now (anvil keeps the clock offset of the block it mines); with
+    # confirmations, also the block on top that makes RentalStarted confirmed
     _wait_nodes(node_urls, node_procs, node_logs, f"learn rental {rental_id} from RentalStarted", 20.0,
                 lambda url: _knows(url, rental_id))
     # Launch the agent so that its first sample lands on the rental's start (interpreter
@@ -738,7 +741,7 @@ class _SettlementWatch:
             lines.append(f"report {entry['sequence']} settled by {entry['node'] or 'a non-node account'} "
                          f"({submitter[:10]}…): +{entry['payment'] / self.scale:.6f} {self.symbol}")
         if logs:
-            self.available_gpu_seconds = int(self.market.functions.getRental(self.rental_id).call()[4])
+            self.available_gpu_seconds = int(self.market.functions.getRental(self.rental_id).call()[3])  # availableGpuSeconds
         return lines
 
 

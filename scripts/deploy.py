@@ -15,6 +15,7 @@ from brownie import (
     OfferLogic,
     RentalLogic,
     OperatorRegistry,
+    SettlementLogic,
     StakingLogic,
     TestStablecoin,
     accounts,
@@ -45,7 +46,7 @@ DEFAULT_MIN_STAKE_PER_GPU = 100 * 10**6  # 100 tUSD (6 decimals) per GPU listed
 DEFAULT_MIN_OPERATOR_BOND = 1_000 * 10**6
 DEFAULT_OPERATOR_PARAMS = {"slashBps": 5_000, "proverRewardBps": 2_000, "unbondingDelay": 14 * 86_400,
                            "rebatePerReport": 5_000}
-LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic, RentalLogic)
+LIBRARIES = (OfferLogic, StakingLogic, GovernanceLogic, RentalLogic, SettlementLogic)
 ZERO_ADDRESS = "0x" + "00" * 20
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "oracle" / "chain" / "abi"
 DEPLOYABLE = (
-    "GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic", "MarketTimelock", "TestStablecoin",
+    "GpuRentMarket", "OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic", "SettlementLogic",
+    "MarketTimelock", "TestStablecoin",
     "OperatorRegistry",
 )
 INTERFACES = (

@@ -6,12 +6,18 @@ Run by ``make gas``. Builds with forge (artifacts in build/foundry/out), starts 
 external state-changing function through web3.py and records each receipt's ``gasUsed``
 (whole transaction: 21,000 base + calldata + execution - refunds).
 
-Headline numbers (the issue's targets):
-- ``settle_single_3of5``: ``settle`` of one rental's next report (steady state: the rental and
-  the provider's balance were written by an earlier settlement), 3 signatures of a 5-signer set.
+Headline numbers (the issue's targets, TARGETS):
+- ``settle_single_3of5``: ``settle`` of one rental's next report (steady state: the rental was
+  written by an earlier settlement), 3 signatures of a 5-signer set.
+- ``settle_single_3of5_zero_balance``: the same for a provider whose balance is zero (it claimed
+  and withdrew everything just before). A settlement touches no balance, so this is the same.
 - ``settle_batch_100_per_rental``: one ``settleBatch`` of 100 rentals' next reports (same offer
   and provider, steady state), gasUsed / 100.
-Variants (first settlements, 100 distinct providers) are recorded beside them for honesty.
+- ``settle_batch_100_distinct_providers_per_rental`` / ``..._first_per_rental``: the same for
+  100 rentals of 100 different providers, steady state and at each rental's first settlement.
+Variants (first settlements, 5 signatures, access lists, claims) are recorded beside them.
+Each report's ``periodEnd`` is the chain's time and its usage fits the report bounds (the chain
+is warped forward 600 s, the usage of one report, before each round).
 
 Signatures are made with eth_account over the EIP-712 digest computed by
 ``oracle.attestation.eip712`` and cross-checked against the contract's digest views.
@@ -45,7 +51,13 @@ from oracle.chain.anvil import free_port  # noqa: E402
 
 HARDFORK = "prague"
 OUT = ROOT / "reports" / "gas.json"
-TARGETS = {"settle_single_3of5": 75_000, "settle_batch_100_per_rental": 12_000}
+TARGETS = {
+    "settle_single_3of5": 70_000,
+    "settle_single_3of5_zero_balance": 75_000,
+    "settle_batch_100_per_rental": 11_898,  # not above the last measurement before claim()
+    "settle_batch_100_distinct_providers_per_rental": 12_000,
+    "settle_batch_100_distinct_providers_first_per_rental": 20_000,
+}
 USDC = 10**6
 PRICE_PER_GPU_HOUR = 2 * USDC + 500_000  # 2.5 tUSD per GPU-hour
 PRICE_PER_KWH = 150_000  # 0.15 tUSD per kWh
@@ -63,7 +75,7 @@ def build() -> None:
     subprocess.run(["forge", "build"], cwd=ROOT, env=_env(), check=True, capture_output=True)
 
 
-LIBRARIES = ("OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic")
+LIBRARIES = ("OfferLogic", "StakingLogic", "GovernanceLogic", "RentalLogic", "SettlementLogic")
 
 
 def artifact(name: str) -> dict:
@@ -154,18 +166,20 @@ def sign(digest: bytes, keys: list[bytes]) -> bytes:
     return b"".join(sig for _, sig in sorted(signed))
 
 
-def usage_report(rental_id: int, sequence: int, version: int) -> UsageReport:
+def usage_report(rental_id: int, sequence: int, version: int, period_end: int) -> UsageReport:
     minutes = 10 * sequence
     return UsageReport(
         rental_id=rental_id,
         sequence=sequence,
-        period_end=PERIOD_END + 60 * minutes,
+        period_end=period_end,
         available_gpu_seconds=60 * minutes,
         busy_gpu_seconds=55 * minutes,
         energy_millijoules=60 * minutes * 350_000,  # 350 W
         carbon_milligrams=60 * minutes * 350_000 * 250 // 3_600_000,
         uptime_bps=10_000,
         fault_flags=0,
+        challenges_passed=sequence,
+        challenges_failed=0,
         telemetry_hash=keccak(text=f"telemetry-{rental_id}-{sequence}"),
         signer_set_version=version,
     )
@@ -174,7 +188,8 @@ def usage_report(rental_id: int, sequence: int, version: int) -> UsageReport:
 def as_tuple(report: UsageReport) -> tuple:
     return (report.rental_id, report.sequence, report.period_end, report.available_gpu_seconds,
             report.busy_gpu_seconds, report.energy_millijoules, report.carbon_milligrams,
-            report.uptime_bps, report.fault_flags, report.telemetry_hash, report.signer_set_version)
+            report.uptime_bps, report.fault_flags, report.challenges_passed, report.challenges_failed,
+            report.telemetry_hash, report.signer_set_version)
 
 
 NO_WORKLOAD = b"\0" * 32  # openRental's workloadHash: none
@@ -263,18 +278,23 @@ def _measure(chain: Chain) -> dict:
     gas["topUp"] = chain.send(fn.topUp(rental_id, 100 * USDC), renter)
     gas["startRental"] = chain.send(fn.startRental(rental_id), provider)
 
-    def settle_one(rid: int, seq: int, sender: str = keeper) -> int:
-        report = usage_report(rid, seq, version)
+    def now() -> int:
+        return int(w3.eth.get_block("latest")["timestamp"])
+
+    def settle_one(rid: int, seq: int, sender: str = keeper, keys: list = quorum) -> int:
+        chain.warp(600)  # each report attests 600 more GPU-seconds
+        report = usage_report(rid, seq, version, now())
         digest = usage_report_digest(report, chain_id, market.address)
         assert fn.usageReportDigest(as_tuple(report)).call() == digest, "digest mismatch"
-        return chain.send(fn.settle(as_tuple(report), sign(digest, quorum)), sender)
+        return chain.send(fn.settle(as_tuple(report), sign(digest, keys)), sender)
 
-    variants["settle_single_3of5_first_report_zero_provider_balance"] = settle_one(rental_id, 1)
-    gas["settle_single_3of5"] = settle_one(rental_id, 2)
-    variants["settle_single_5of5_signatures"] = chain.send(
-        fn.settle(as_tuple(usage_report(rental_id, 3, version)),
-                  sign(usage_report_digest(usage_report(rental_id, 3, version), chain_id, market.address),
-                       SIGNER_KEYS)), keeper)
+    variants["settle_single_3of5_first_report"] = settle_one(rental_id, 1)
+    gas["claim_1"] = chain.send(fn.claim([rental_id]), keeper)
+    chain.send(fn.withdraw(token.address), provider)
+    assert fn.withdrawable(provider, token.address).call() == 0
+    gas["settle_single_3of5_zero_balance"] = settle_one(rental_id, 2)
+    gas["settle_single_3of5"] = settle_one(rental_id, 3)
+    variants["settle_single_5of5_signatures"] = settle_one(rental_id, 4, keys=SIGNER_KEYS)
 
     gas["endRental"] = chain.send(fn.endRental(rental_id), renter)
     chain.warp(86_400 + 1)  # finalization waits the settlement grace (faults can slash until then)
@@ -301,7 +321,8 @@ def _measure(chain: Chain) -> dict:
     ids = [open_started(budget=100 * USDC) for _ in range(100)]
 
     def settle_batch(rental_ids: list[int], seq: int, access_list: bool = False) -> int:
-        reports = [usage_report(rid, seq, version) for rid in rental_ids]
+        chain.warp(600)
+        reports = [usage_report(rid, seq, version, now()) for rid in rental_ids]
         digest = usage_batch_digest(reports, chain_id, market.address)
         tuples = [as_tuple(r) for r in reports]
         assert fn.usageBatchDigest(tuples).call() == digest, "batch digest mismatch"
@@ -312,6 +333,7 @@ def _measure(chain: Chain) -> dict:
     batch_total = settle_batch(ids, 2)
     gas["settleBatch_100"] = batch_total
     variants["settle_batch_100_per_rental_with_access_list"] = settle_batch(ids, 3, access_list=True) // 100
+    gas["claim_100_one_provider"] = chain.send(fn.claim(ids), keeper)
 
     # Batches: 100 rentals of 100 distinct providers (cold offer and balance slots per rental).
     many = []
@@ -322,8 +344,9 @@ def _measure(chain: Chain) -> dict:
         chain.send(fn.createOffer(offer_terms(token.address, agent, gpus=1)), p)
         oid = fn.offerCount().call()
         many.append(open_started(budget=100 * USDC, offer=oid, version_=0, start_by=p))
-    settle_batch(many, 1)
-    variants["settle_batch_100_distinct_providers_per_rental"] = settle_batch(many, 2) // 100
+    distinct_first = settle_batch(many, 1) // 100
+    distinct = settle_batch(many, 2) // 100
+    gas["claim_100_distinct_providers"] = chain.send(fn.claim(many), keeper)
 
     # Unstaking.
     chain.send(fn.withdrawOffer(offer_id), provider)
@@ -331,16 +354,21 @@ def _measure(chain: Chain) -> dict:
     chain.warp(32 * 86_400 + 1)
     gas["completeUnstake"] = chain.send(fn.completeUnstake(), provider)
 
-    headline = {"settle_single_3of5": gas["settle_single_3of5"], "settle_batch_100_per_rental": batch_total // 100}
+    headline = {
+        "settle_single_3of5": gas["settle_single_3of5"],
+        "settle_single_3of5_zero_balance": gas["settle_single_3of5_zero_balance"],
+        "settle_batch_100_per_rental": batch_total // 100,
+        "settle_batch_100_distinct_providers_per_rental": distinct,
+        "settle_batch_100_distinct_providers_first_per_rental": distinct_first,
+    }
     return {
         "generated_by": "make gas (tools/gas_report.py)",
         "within_target": {k: headline[k] <= limit for k, limit in TARGETS.items()},
         "chain": f"{chain.version}, hardfork {HARDFORK}",
-        "compiler": "solc 0.8.30, optimizer runs 10000, evm_version cancun",
+        "compiler": "solc 0.8.30, optimizer runs 200, evm_version cancun",
         "measure": "receipt gasUsed of the whole transaction",
         "targets": TARGETS,
-        "settle_single_3of5": gas["settle_single_3of5"],
-        "settle_batch_100_per_rental": batch_total // 100,
+        **headline,
         "settle_batch_100_total": batch_total,
         "variants": dict(sorted(variants.items())),
         "functions": dict(sorted(gas.items())),
@@ -350,7 +378,7 @@ def _measure(chain: Chain) -> dict:
 def main() -> int:
     result = measure()
     OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("settle_single_3of5", "settle_batch_100_per_rental")}))
+    print(json.dumps({k: result[k] for k in TARGETS}))
     failed = [k for k, ok in result["within_target"].items() if not ok]
     if failed:  # reported, not fatal: the numbers are the deliverable, reviewed in the diff
         print(f"over target: {failed}", file=sys.stderr)

@@ -24,13 +24,22 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
     bytes32 internal constant _GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
 
     // ---------------------------------------------------------------- oracle quorum
-    /// @dev Current signer-set version and threshold share one slot (one SLOAD per settlement).
+    /// @dev Current signer-set version and threshold, the previous set's threshold, until when
+    /// the previous set's signatures still count (rotation time + overlap) and the overlap a
+    /// rotation grants share one slot (one SLOAD per settlement).
     uint32 internal _signerSetVersion;
     uint8 internal _threshold;
+    uint8 internal _previousThreshold;
+    uint32 internal _previousSetValidUntil;
+    /// @dev Seconds the previous set's signatures stay valid after a rotation
+    /// (setSignerSetOverlap; at most OracleQuorum's _MAX_SIGNER_SET_OVERLAP).
+    uint32 internal _signerSetOverlap = 1 days;
     address[] internal _signers;
-    /// @dev The version of the set a signer was last installed in; a signer is current iff this
-    /// equals `_signerSetVersion` (one SLOAD per signature, no clean-up on rotation).
-    mapping(address signer => uint32 version) internal _signerVersion;
+    /// @dev Per signer, two versions packed: low 32 bits = the last version the signer was
+    /// installed in, high 32 bits = the version it was installed in before that. A signer is in
+    /// version v iff either equals v; only the current and the previous version are ever asked
+    /// (one SLOAD per signature, no clean-up on rotation).
+    mapping(address signer => uint64 versions) internal _signerVersion;
 
     // ---------------------------------------------------------------- governance
     MarketParams internal _params;

@@ -13,19 +13,44 @@ import {GovernanceLogic} from "../libraries/GovernanceLogic.sol";
 /// rental's budget to its provider, and can slash any provider; the threshold and the
 /// independence of operators are the defence. Governance (a multisig or timelock) should keep
 /// threshold > signers / 2.
-/// NOTE: rotating the set invalidates every signature made for the previous version, including
-/// reports not yet submitted; nodes re-sign for the new version.
+/// NOTE: after a rotation, signatures of the previous version (with its threshold) keep
+/// counting for `signerSetOverlap` seconds, so reports signed before the rotation still settle;
+/// a rotation that removes a compromised set should first lower the overlap (possibly to 0).
+/// A second rotation within the overlap ends the older set at once.
 abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
     /// @dev Signatures are 65 bytes each: r (32) || s (32) || v (1).
     uint256 private constant _SIGNATURE_LENGTH = 65;
+    /// @dev Longest overlap governance may set: one week.
+    uint32 private constant _MAX_SIGNER_SET_OVERLAP = 7 days;
 
     /// @inheritdoc IOracleQuorum
     function setSignerSet(address[] calldata signers, uint8 threshold) external onlyRole(_GOVERNANCE_ROLE) {
-        uint32 version = _signerSetVersion + 1;
+        uint32 previous = _signerSetVersion;
+        uint32 version = previous + 1;
         // Check and effect (signer list, membership), then the version and threshold:
         GovernanceLogic.installSignerSet(_signers, _signerVersion, version, signers, threshold, _operatorShare.registry);
+        // The previous set (if any) keeps counting for the overlap; block.timestamp + 7 days
+        // fits uint32 until 2106.
+        _previousThreshold = _threshold;
+        _previousSetValidUntil = previous == 0 ? 0 : uint32(block.timestamp + _signerSetOverlap);
         _signerSetVersion = version;
         _threshold = threshold;
+    }
+
+    /// @inheritdoc IOracleQuorum
+    function setSignerSetOverlap(uint32 overlapSeconds) external onlyRole(_GOVERNANCE_ROLE) {
+        if (overlapSeconds > _MAX_SIGNER_SET_OVERLAP) revert OracleQuorum_InvalidOverlap(overlapSeconds);
+        _signerSetOverlap = overlapSeconds;
+        emit SignerSetOverlapUpdated(overlapSeconds);
+    }
+
+    /// @inheritdoc IOracleQuorum
+    function signerSetRotation()
+        external
+        view
+        returns (uint32 overlapSeconds, uint8 previousThreshold, uint32 previousValidUntil)
+    {
+        return (_signerSetOverlap, _previousThreshold, _previousSetValidUntil);
     }
 
     /// @inheritdoc IOracleQuorum
@@ -36,7 +61,7 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
     /// @inheritdoc IOracleQuorum
     function isSigner(address account) external view returns (bool) {
         uint32 version = _signerSetVersion;
-        return version != 0 && _signerVersion[account] == version;
+        return version != 0 && uint32(_signerVersion[account]) == version;
     }
 
     /// @inheritdoc IOracleQuorum
@@ -44,8 +69,9 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
         _verifyQuorum(digest, signatures, _signerSetVersion);
     }
 
-    /// @dev Reverts unless `signatures` carry at least `threshold` valid signatures over `digest`
-    /// by distinct members of the current set, and `signedVersion` is the current version.
+    /// @dev Reverts unless `signatures` carry at least the threshold of valid signatures over
+    /// `digest` by distinct members of set `signedVersion`, which is the current version, or the
+    /// previous one (with its threshold) until `_previousSetValidUntil`.
     /// Signers must be strictly ascending: this rejects a repeated signer with one comparison
     /// instead of a seen-bitmap (cheaper, and as strict). Recovery is OpenZeppelin's
     /// ECDSA.tryRecover(hash, v, r, s), which rejects s in the upper half order (malleability)
@@ -54,7 +80,13 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
         uint32 version = _signerSetVersion;
         uint8 threshold = _threshold;
         if (version == 0) revert OracleQuorum_NoSignerSet();
-        if (signedVersion != version) revert OracleQuorum_WrongSignerSetVersion(signedVersion, version);
+        if (signedVersion != version) {
+            // The previous set, within its overlap (same slot as the version: no extra SLOAD).
+            if (signedVersion != version - 1 || block.timestamp > _previousSetValidUntil) {
+                revert OracleQuorum_WrongSignerSetVersion(signedVersion, version);
+            }
+            threshold = _previousThreshold;
+        }
         uint256 length = signatures.length;
         uint256 count = length / _SIGNATURE_LENGTH;
         if (length % _SIGNATURE_LENGTH != 0 || count < threshold) {
@@ -78,7 +110,10 @@ abstract contract OracleQuorum is IOracleQuorum, MarketStorage {
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
             if (err != ECDSA.RecoverError.NoError) revert OracleQuorum_InvalidSignature(i);
             if (signer <= previous) revert OracleQuorum_SignerOrder(i, previous, signer);
-            if (_signerVersion[signer] != version) revert OracleQuorum_UnknownSigner(i, signer);
+            uint64 versions = _signerVersion[signer];
+            if (uint32(versions) != signedVersion && uint32(versions >> 32) != signedVersion) {
+                revert OracleQuorum_UnknownSigner(i, signer);
+            }
             previous = signer;
         }
     }

@@ -7,6 +7,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Offer, Rental, RentalTerms, RentalStatus, EndReason, Stake, RENTAL_TERMS_LAYOUT} from "../types/DataTypes.sol";
 import {RentalLogic} from "../libraries/RentalLogic.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
+import {SettlementLogic} from "../libraries/SettlementLogic.sol";
 import {OfferBook} from "./OfferBook.sol";
 import {PackedView} from "../libraries/PackedView.sol";
 
@@ -66,6 +67,7 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
         rental.provider = provider;
         rental.gpuCount = gpuCount;
         rental.maxDurationSeconds = _rentalTerms[rentalId].maxDurationSeconds;
+        rental.powerLimitW = _rentalTerms[rentalId].powerLimitW; // the registered model's (writeTerms)
         emit RentalOpened(rentalId, offerId, msg.sender, provider, gpuCount, budget, startDeadline);
 
         // Interaction:
@@ -115,7 +117,12 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     function closeSilentRental(uint256 rentalId) external {
         Rental storage rental = _rentalIn(rentalId, RentalStatus.Active);
         // Check:
-        uint256 until = uint256(rental.lastSettledAt) + _rentalTerms[rentalId].silenceTimeout;
+        // Silence counts from the last settlement, or from the end of the last signer-set
+        // rotation's overlap if later: a rotation never makes a rental silent.
+        uint256 from = rental.lastSettledAt;
+        uint256 rotationOverlapEnd = _previousSetValidUntil;
+        if (rotationOverlapEnd > from) from = rotationOverlapEnd;
+        uint256 until = from + _rentalTerms[rentalId].silenceTimeout;
         if (block.timestamp <= until) revert RentalEscrow_TooEarly(rentalId, until);
         // Effect:
         _end(rentalId, rental, EndReason.Silence);
@@ -138,6 +145,8 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
             _offers[rental.offerId].paymentToken,
             _operatorShare
         );
+        // Effect: the provider's earnings not claimed yet (settlement accrues them in the rental).
+        SettlementLogic.claimEarnings(rental, rentalId, _offers[rental.offerId].paymentToken, _balances);
     }
 
     /// @inheritdoc IRentalEscrow

@@ -10,7 +10,7 @@ import {OperatorShare} from "../types/OperatorTypes.sol";
 /// @title GovernanceLogic
 /// @notice Parameter validation, stake-token settings and signer-set installation of GpuRentMarket, deployed once as an
 /// external library and reached by DELEGATECALL (GpuRentMarket's storage and events).
-/// @dev Why a library: see OfferLogic (EIP-170 code size at optimizer runs 10000). The caller
+/// @dev Why a library: see OfferLogic (EIP-170 code size). The caller
 /// checks GOVERNANCE_ROLE.
 library GovernanceLogic {
     uint256 private constant _MAX_SIGNERS = 31;
@@ -101,10 +101,10 @@ library GovernanceLogic {
     }
 
     /// @notice Validates `signers` and `threshold`, marks each signer as a member of `version`
-    /// and stores the list. The caller stores `version` and `threshold` afterwards.
+    /// (keeping the version it was last a member of, for the rotation overlap) and stores the list. The caller stores `version` and `threshold` afterwards.
     function installSignerSet(
         address[] storage storedSigners,
-        mapping(address signer => uint32 version) storage signerVersion,
+        mapping(address signer => uint64 versions) storage signerVersion,
         uint32 version,
         address[] calldata signers,
         uint8 threshold,
@@ -123,8 +123,8 @@ library GovernanceLogic {
             if (operatorRegistry != address(0) && !IOperatorRegistry(operatorRegistry).isBonded(signer)) {
                 revert IOracleQuorum.OracleQuorum_SignerNotBonded(i, signer);
             }
-            // Effect:
-            signerVersion[signer] = version;
+            // Effect: `version` becomes the last version, the former last one the previous.
+            signerVersion[signer] = (uint64(uint32(signerVersion[signer])) << 32) | version;
             previous = signer;
         }
         while (storedSigners.length != 0) storedSigners.pop();

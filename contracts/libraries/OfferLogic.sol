@@ -8,8 +8,9 @@ import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
 /// @title OfferLogic
 /// @notice Offer listing logic of GpuRentMarket, deployed once as an external library and
 /// reached by DELEGATECALL, so it runs on GpuRentMarket's storage and emits its events.
-/// @dev Why a library: GpuRentMarket compiled with optimizer runs 10000 (for cheap settlement)
-/// exceeds the 24,576-byte code limit of EIP-170 as one contract; offer listing is a cold path
+/// @dev Why a library: GpuRentMarket as one contract exceeds the 24,576-byte code limit of
+/// EIP-170 (it is compiled with optimizer runs 200: the settlement hot path is hand-written
+/// assembly whose gas does not depend on the runs setting); offer listing is a cold path
 /// whose extra DELEGATECALL (~2,600 gas cold) does not matter. The hot paths (settlement,
 /// escrow) stay in GpuRentMarket. Deployers link this library (Brownie links the latest
 /// deployed OfferLogic automatically; forge links it in tests).

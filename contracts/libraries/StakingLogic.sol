@@ -13,7 +13,7 @@ import {IReputation} from "../../interfaces/IReputation.sol";
 /// @notice Stake, unstake-request and unstake logic of GpuRentMarket, deployed once as an
 /// external library and reached by DELEGATECALL (GpuRentMarket's storage, events and
 /// msg.sender).
-/// @dev Why a library: see OfferLogic (EIP-170 code size at optimizer runs 10000). GpuRentMarket
+/// @dev Why a library: see OfferLogic (EIP-170 code size). GpuRentMarket
 /// verifies the oracle quorum of a fault report itself and calls `slash` here for the effects.
 library StakingLogic {
     using SafeERC20 for IERC20;

@@ -36,7 +36,11 @@ uint8 constant FAULT_KIND_IDLE_POWER_BUSY = 4;
 /// @dev Field order and types are the EIP-712 type string of docs/protocol.md, byte for byte:
 /// UsageReport(uint256 rentalId,uint64 sequence,uint64 periodEnd,uint64 availableGpuSeconds,
 /// uint64 busyGpuSeconds,uint128 energyMillijoules,uint128 carbonMilligrams,uint16 uptimeBps,
-/// uint32 faultFlags,bytes32 telemetryHash,uint32 signerSetVersion)
+/// uint32 faultFlags,uint32 challengesPassed,uint32 challengesFailed,bytes32 telemetryHash,
+/// uint32 signerSetVersion)
+/// challengesPassed / challengesFailed are the cumulative counts of proof-of-GPU challenges of
+/// the rental judged so far (failed includes missed); a failed period is already excluded from
+/// the cumulative available seconds and energy by the nodes.
 struct UsageReport {
     uint256 rentalId;
     uint64 sequence;
@@ -47,6 +51,8 @@ struct UsageReport {
     uint128 carbonMilligrams;
     uint16 uptimeBps;
     uint32 faultFlags;
+    uint32 challengesPassed;
+    uint32 challengesFailed;
     bytes32 telemetryHash;
     uint32 signerSetVersion;
 }
@@ -127,36 +133,42 @@ bytes constant OFFER_LAYOUT = hex"0000a0_00a010_00b010_00c020_00e008_0100a0_01a0
     hex"036020_040000_050000";
 
 /// @notice One rental as stored.
-/// @dev Storage layout is chosen for settlement gas: slot 0 is the only slot a settlement writes
-/// (status, last sequence, cumulative attested seconds, uptime, time of last settlement and the
-/// cumulative amount paid out of the budget); slot 1 is the only other rental slot it reads
-/// (prices and fee snapshotted at open, so offer updates never touch a running rental, and the
-/// budget). `paid` includes the protocol fee, which is credited to the treasury at finalization.
+/// @dev Storage layout is chosen for settlement gas (slots 0 and 1 are fixed by the settlement
+/// code's assembly, see UsageSettlement): slot 0 is the only slot a settlement writes (status,
+/// last sequence, time of last settlement, cumulative attested seconds, the GPU model's power
+/// limit snapshotted at open, the cumulative amount paid out of the budget, start time);
+/// slot 1 is the only other rental slot it reads (prices snapshotted at open, so offer updates
+/// never touch a running rental, the budget and the GPU count). A settlement reads neither the
+/// offer nor any balance: the provider's earnings accrue in `paid` and are credited by `claim`
+/// or at finalization. `paid` includes the protocol fee, credited to the treasury at
+/// finalization. Uptime is not stored: it is availableGpuSeconds / (gpuCount x elapsed).
+/// Slots >= 2 are the rental's other terms (not read by settlement).
 struct Rental {
     // slot 0: read and written by every settlement
     RentalStatus status;
-    uint32 offerId;
     uint32 sequence;
     uint32 lastSettledAt;
     uint40 availableGpuSeconds;
-    uint16 uptimeBps;
+    uint16 powerLimitW;
     uint96 paid;
+    uint32 startedAt;
     // slot 1: read by every settlement
     uint72 pricePerGpuHour;
     uint72 pricePerKwh;
-    uint16 feeBps;
     uint96 budget;
+    uint16 gpuCount;
     // slot 2
     address renter;
     uint32 startDeadline;
-    uint32 startedAt;
     uint32 endedAt;
+    EndReason endReason;
+    uint16 feeBps;
     // slot 3
     address provider;
-    uint16 gpuCount;
+    uint96 claimed;
+    // slot 4 (economics: written at open and start, by slash and at finalization)
+    uint32 offerId;
     uint32 maxDurationSeconds; // min(offer's, params.maxRentalDuration) at open
-    EndReason endReason;
-    // slot 4 (economics: written at start, by slash and at finalization)
     /// Stake locked for this rental at start: collateralPerGpu x gpuCount (0 before start).
     uint96 collateral;
     /// Taken from the provider's stake for this rental's faults (<= collateral). Held by the

@@ -26,7 +26,8 @@ DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address v
 USAGE_REPORT_TYPE = (
     "UsageReport(uint256 rentalId,uint64 sequence,uint64 periodEnd,uint64 availableGpuSeconds,"
     "uint64 busyGpuSeconds,uint128 energyMillijoules,uint128 carbonMilligrams,uint16 uptimeBps,"
-    "uint32 faultFlags,bytes32 telemetryHash,uint32 signerSetVersion)"
+    "uint32 faultFlags,uint32 challengesPassed,uint32 challengesFailed,bytes32 telemetryHash,"
+    "uint32 signerSetVersion)"
 )
 # A struct's encoded type is followed by the types it references, sorted by name (EIP-712).
 USAGE_REPORT_BATCH_TYPE = "UsageReportBatch(UsageReport[] reports)" + USAGE_REPORT_TYPE
@@ -51,6 +52,8 @@ _USAGE_REPORT_ABI = (
     ("carbon_milligrams", "uint128"),
     ("uptime_bps", "uint16"),
     ("fault_flags", "uint32"),
+    ("challenges_passed", "uint32"),
+    ("challenges_failed", "uint32"),
     ("telemetry_hash", "bytes32"),
     ("signer_set_version", "uint32"),
 )
@@ -104,6 +107,10 @@ class UsageReport:
     carbon_milligrams: int
     uptime_bps: int
     fault_flags: int
+    #: Cumulative proof-of-GPU challenges of the rental judged so far: passed, and failed
+    #: (missed included). A failed challenge's period is already left out of the totals.
+    challenges_passed: int
+    challenges_failed: int
     telemetry_hash: bytes
     signer_set_version: int
 

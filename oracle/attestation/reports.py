@@ -30,8 +30,14 @@ def build_usage_report(
     totals: UsageTotals,
     telemetry_hash: bytes | str,
     signer_set_version: int,
+    *,
+    challenges_passed: int = 0,
+    challenges_failed: int = 0,
 ) -> UsageReport:
-    """The cumulative report for ``sequence`` batches (``periodEnd`` = last sample, floor s)."""
+    """The cumulative report for ``sequence`` batches (``periodEnd`` = last sample, floor s).
+
+    ``challenges_passed`` / ``challenges_failed`` are the rental's cumulative proof-of-GPU
+    challenge counts judged so far (failed includes missed)."""
     return UsageReport(
         rental_id=rental_id,
         sequence=sequence,
@@ -42,6 +48,8 @@ def build_usage_report(
         carbon_milligrams=totals.carbon_milligrams,
         uptime_bps=totals.uptime_bps,
         fault_flags=totals.fault_flags,
+        challenges_passed=challenges_passed,
+        challenges_failed=challenges_failed,
         telemetry_hash=_hash32(telemetry_hash, "telemetry_hash"),
         signer_set_version=signer_set_version,
     )

@@ -31,8 +31,8 @@ from oracle.errors import ChainError
 
 USAGE_REPORT_FIELDS = (
     "rental_id", "sequence", "period_end", "available_gpu_seconds", "busy_gpu_seconds",
-    "energy_millijoules", "carbon_milligrams", "uptime_bps", "fault_flags", "telemetry_hash",
-    "signer_set_version",
+    "energy_millijoules", "carbon_milligrams", "uptime_bps", "fault_flags", "challenges_passed",
+    "challenges_failed", "telemetry_hash", "signer_set_version",
 )
 FAULT_REPORT_FIELDS = ("rental_id", "fault_id", "kind", "observed_at", "evidence_hash", "signer_set_version")
 OFFER_TERMS_FIELDS = (
@@ -125,6 +125,18 @@ def usage_report_tuple(report: Any) -> tuple:
 
 def fault_report_tuple(report: Any) -> tuple:
     return struct_tuple(report, FAULT_REPORT_FIELDS)
+
+
+def rental_uptime_bps(rental: Mapping[str, Any]) -> int:
+    """Attested uptime of a stored rental, as the contract derives it (uptime is not stored):
+    ``availableGpuSeconds * 10000 / (gpuCount * (end - startedAt))``, capped at 10000, where
+    ``end`` is ``endedAt`` once ended, else the last settlement; 0 before any time passed."""
+    started = int(rental["startedAt"])
+    end = int(rental["endedAt"]) or int(rental["lastSettledAt"])
+    rented = int(rental["gpuCount"]) * max(0, end - started)
+    if rented == 0:
+        return 0
+    return min(10_000, int(rental["availableGpuSeconds"]) * 10_000 // rented)
 
 
 def recover(digest: bytes, signature: bytes) -> str:
@@ -310,10 +322,12 @@ class MarketClient:
         return self.view("gpuModelOf", _bytes32(model, "gpu_model"))
 
     def get_rental(self, rental_id: int) -> dict[str, Any]:
-        """The stored rental; ``status``/``endReason`` also as names (``statusName``)."""
+        """The stored rental; ``status``/``endReason`` also as names (``statusName``), and the
+        derived ``uptimeBps`` (not stored on chain, see ``rental_uptime_bps``)."""
         rental = self.view("getRental", rental_id)
         rental["statusName"] = RENTAL_STATUS[rental["status"]]
         rental["endReasonName"] = END_REASON[rental["endReason"]]
+        rental["uptimeBps"] = rental_uptime_bps(rental)
         return rental
 
     def rental_count(self) -> int:
@@ -321,6 +335,29 @@ class MarketClient:
 
     def last_settled_sequence(self, rental_id: int) -> int:
         return int(self.get_rental(rental_id)["sequence"])
+
+    def latest_block_timestamp(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def next_block_timestamp(self) -> int:
+        """The earliest timestamp the next block will carry, as the node reports it (its
+        ``pending`` block; the latest block's if it has none). A report of an Active rental
+        settles only if its ``periodEnd`` is not after the block time."""
+        latest = self.latest_block_timestamp()
+        try:
+            pending = self.w3.eth.get_block("pending")
+        except Exception:  # noqa: BLE001 - an RPC without a pending block: the latest is a lower bound
+            return latest
+        return max(latest, int(pending["timestamp"]))
+
+    def claimable(self, rental_id: int) -> int:
+        """Earnings of ``rental_id`` not yet credited to its provider (``claim`` credits them)."""
+        return int(self.market.call("claimable", rental_id))
+
+    def signer_set_rotation(self) -> dict[str, int]:
+        overlap, previous_threshold, previous_valid_until = self.market.call("signerSetRotation")
+        return {"overlap_seconds": int(overlap), "previous_threshold": int(previous_threshold),
+                "previous_valid_until": int(previous_valid_until)}
 
     def withdrawable(self, account: str, token: str) -> int:
         return int(self.market.call("withdrawable", Web3.to_checksum_address(account), Web3.to_checksum_address(token)))
@@ -421,6 +458,10 @@ class MarketClient:
     def finalize_rental(self, rental_id: int) -> TxResult:
         return self.transact("finalizeRental", rental_id)
 
+    def claim(self, rental_ids: Sequence[int]) -> TxResult:
+        """Credits each rental's provider with its accrued earnings (anyone may call)."""
+        return self.transact("claim", [int(r) for r in rental_ids])
+
     def withdraw(self, token: str) -> TxResult:
         return self.transact("withdraw", Web3.to_checksum_address(token))
 
@@ -451,6 +492,9 @@ class MarketClient:
     def set_signer_set(self, signers: Sequence[str], threshold: int) -> TxResult:
         ordered = sorted({Web3.to_checksum_address(s) for s in signers}, key=lambda a: int(a, 16))
         return self.transact("setSignerSet", ordered, threshold)
+
+    def set_signer_set_overlap(self, overlap_seconds: int) -> TxResult:
+        return self.transact("setSignerSetOverlap", overlap_seconds)
 
     def set_payment_token(self, token: str, allowed: bool) -> TxResult:
         return self.transact("setPaymentToken", Web3.to_checksum_address(token), allowed)

@@ -2,7 +2,8 @@
 
 ``settle`` emits ``UsageSettled(rentalId indexed, sequence, payment)``. ``settleBatch`` emits ONE
 ``UsageBatchSettled(uint256[] settled)`` for every report of an Active rental it settles (its
-fast pass), with flattened triples ``rentalId, sequence, payment`` in report order, then one
+fast pass), with one packed word per report in report order
+(``rentalId << 128 | sequence << 96 | payment``), then one
 ``UsageSettled`` for each report it settles afterwards (an Ended rental's final report); see
 interfaces/IUsageSettlement.sol. Read both: the helpers here turn them into one list of
 :class:`Settlement` in log order.
@@ -26,12 +27,26 @@ class Settlement:
     log_index: int | None = None
 
 
+_PAYMENT_BITS = 96
+_SEQUENCE_BITS = 32
+
+
+def pack_entry(rental_id: int, sequence: int, payment: int) -> int:
+    """One ``UsageBatchSettled.settled`` word, as the contract packs it."""
+    if not (0 <= payment < 1 << _PAYMENT_BITS and 0 <= sequence < 1 << _SEQUENCE_BITS
+            and 0 <= rental_id < 1 << 128):
+        raise ValueError(f"({rental_id}, {sequence}, {payment}) does not fit a packed entry")
+    return rental_id << 128 | sequence << _PAYMENT_BITS | payment
+
+
 def batch_triples(settled: Iterable[int]) -> list[tuple[int, int, int]]:
-    """``UsageBatchSettled.settled`` as (rentalId, sequence, payment) triples."""
-    values = [int(v) for v in settled]
-    if len(values) % 3:
-        raise ValueError(f"UsageBatchSettled data of {len(values)} words is not triples")
-    return [(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3)]
+    """``UsageBatchSettled.settled`` (one packed word per report) as (rentalId, sequence, payment)."""
+    out = []
+    for word in settled:
+        word = int(word)
+        out.append((word >> 128, (word >> _PAYMENT_BITS) & ((1 << _SEQUENCE_BITS) - 1),
+                    word & ((1 << _PAYMENT_BITS) - 1)))
+    return out
 
 
 def _hex(value: Any) -> str | None:

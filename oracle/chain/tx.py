@@ -331,9 +331,13 @@ class TransactionSender:
         return TransactionRevertedError(name, args, data=data or "", function=function)
 
     def estimate_gas(self, tx: dict[str, Any], function: str = "") -> int:
-        """Gas estimate plus the policy margin; a would-be revert raises TransactionRevertedError."""
+        """Gas estimate plus the policy margin; a would-be revert raises TransactionRevertedError.
+
+        Estimated against the ``pending`` block, the one the transaction goes into: its
+        timestamp is the one the contract will see (a settlement's ``periodEnd`` must not be
+        after it), where ``latest`` can be older (a chain that mines only on transactions)."""
         try:
-            est = self.rpc(lambda: self.w3.eth.estimate_gas(tx), f"estimate {function}")
+            est = self.rpc(lambda: self.w3.eth.estimate_gas(tx, "pending"), f"estimate {function}")
         except ContractLogicError as exc:
             raise self._revert_from_exception(exc, function) from exc
         except Web3RPCError as exc:

@@ -519,13 +519,30 @@ def finalize_rental(chain: ChainOptions, wallet: WalletSpec, rental_id: int) -> 
                  f"refund {s.fmt(ev['refund'])} (tx {result.tx_hash})")
 
 
+def unclaimed_rentals(session: Session, provider: str) -> list[int]:
+    """Ids of ``provider``'s rentals with earnings not yet credited to its balance."""
+    ids = []
+    for rental_id in range(1, session.client.rental_count() + 1):
+        rental = session.client.view("getRental", rental_id)
+        if rental["provider"].lower() == provider.lower() and session.client.claimable(rental_id):
+            ids.append(rental_id)
+    return ids
+
+
 def withdraw_balance(chain: ChainOptions, wallet: WalletSpec, token: str | None = None) -> None:
-    """`withdraw` of the caller's whole balance in TOKEN (default: the payment token)."""
+    """`withdraw` of the caller's whole balance in TOKEN (default: the payment token), after
+    `claim`ing the caller's accrued provider earnings (settlement accrues them in the rental)."""
     s = signing_session(chain, wallet)
     token = token or s.deployment.payment_token
+    claimed_ids = unclaimed_rentals(s, s.address)
+    claimed = 0
+    if claimed_ids:
+        claim_result = s.market.transact("claim", claimed_ids)
+        claimed = sum(int(ev["amount"]) for ev in claim_result.events["EarningsClaimed"])
     result = s.market.transact("withdraw", token)
     amount = int(result.events["Withdrawn"][0]["amount"])
-    print_result(chain, {**s.tx_out(result), "token": token, "amount": amount},
+    print_result(chain, {**s.tx_out(result), "token": token, "amount": amount,
+                         "claimed_rentals": claimed_ids, "claimed": claimed},
                  f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
 
 
@@ -560,6 +577,7 @@ def rental_view(session: Session, rental_id: int) -> dict[str, Any]:
         "price_per_gpu_hour": int(r["pricePerGpuHour"]), "price_per_kwh": int(r["pricePerKwh"]),
         "fee_bps": terms["fee_bps"], "sequence": int(r["sequence"]),
         "available_gpu_seconds": int(r["availableGpuSeconds"]), "uptime_bps": uptime,
+        "power_limit_w": int(r["powerLimitW"]), "claimed": int(r["claimed"]),
         "last_settled_at": int(r["lastSettledAt"]), "start_deadline": int(r["startDeadline"]),
         "started_at": started, "ended_at": ended,
         "max_duration_seconds": int(r["maxDurationSeconds"]), "end_reason": r["endReasonName"],

@@ -248,9 +248,17 @@ class Aggregator(FaultSubmission):
 
     def max_period_end_now(self) -> int | None:
         """Latest ``periodEnd`` the contract accepts for an Active rental now (reports may not end
-        after the block time): the later of the latest block's time and this node's clock (on a
-        chain that mines only on transactions the latest block can be much older than now).
-        Read once per round; None when the client cannot tell (no bound)."""
+        after the block time): the time the next block will carry, from the chain (its pending
+        block: on a chain that mines only on transactions the latest block can be much older than
+        now; a node's own clock may run ahead of the chain's, and the gas estimate runs against
+        the pending block). Without it, the later of the latest block's time and this node's
+        clock. Read once per round; None when the client cannot tell (no bound)."""
+        upcoming = getattr(self.client, "next_block_timestamp", None)
+        if upcoming is not None:
+            try:
+                return int(upcoming())
+            except ChainError:
+                pass
         latest = getattr(self.client, "latest_block_timestamp", None)
         if latest is None:
             return None

@@ -329,7 +329,23 @@ class Signer:
             keys = sorted(keys, key=lambda k: int(Account.from_key(k).address, 16))
         return b"".join(sign_digest(k, digest) for k in keys)
 
+    def cover(self, rental_id, available, energy=0) -> None:
+        """Moves the chain's clock forward (never back) until a report of an Active rental ending
+        now with ``available`` GPU-seconds and ``energy`` mJ is within the report bounds:
+        available <= gpuCount * (elapsed + 1), energy <= that * powerLimitW * 1100."""
+        r = self.market.getRental(rental_id)
+        if int(r["status"]) != 2:
+            return
+        gpus, power = int(r["gpuCount"]), int(r["powerLimitW"])
+        gpu_seconds = max(int(available), -(-int(energy) // (power * 1100)))
+        at = int(r["startedAt"]) + max(0, -(-gpu_seconds // gpus) - 1)
+        if at > chain.time():
+            chain.sleep(at - chain.time())
+            chain.mine()
+
     def usage(self, rental_id, sequence, available, **fields) -> UsageReport:
+        if "periodEnd" not in fields:
+            self.cover(rental_id, available, fields.get("energyMillijoules", 0))
         fields.setdefault("periodEnd", chain.time())
         fields.setdefault("signerSetVersion", self.version())
         fields.setdefault("busyGpuSeconds", available)
@@ -356,10 +372,15 @@ class Signer:
         digest = fault_report_digest(report, chain_id or self.chain_id, contract or self.market.address)
         return self._sign(digest, keys)
 
-    # convenience: build, sign with the first THRESHOLD keys and submit
-    def settle(self, rental_id, sequence, available, sender, energy=0, **fields):
+    # convenience: build, sign with the first THRESHOLD keys and submit; then (``claim``) credit
+    # the rental's accrued earnings to its provider, as `gpurent provider withdraw` does before
+    # withdrawing (settlement alone credits no balance: test_settlement.py)
+    def settle(self, rental_id, sequence, available, sender, energy=0, claim=True, **fields):
         report = self.usage(rental_id, sequence, available, energyMillijoules=energy, **fields)
-        return self.market.settle(report.as_tuple(), self.sign_usage(report), {"from": sender})
+        tx = self.market.settle(report.as_tuple(), self.sign_usage(report), {"from": sender})
+        if claim:
+            self.market.claim([int(rental_id)], {"from": sender})
+        return tx
 
     def slash(self, rental_id, sender, fault_id=0, kind=1, **fields):
         report = self.fault(rental_id, fault_id, kind, **fields)
@@ -378,12 +399,21 @@ def fee_of(paid: int, fee_bps: int) -> int:
     return paid * fee_bps // 10_000
 
 
+def earned(market, provider, token, rental_ids=None) -> int:
+    """A provider's earnings so far: its withdrawable balance plus what its rentals (all, or
+    ``rental_ids``) still have to be claimed (settlement accrues earnings in the rental)."""
+    ids = rental_ids if rental_ids is not None else range(1, market.rentalCount() + 1)
+    unclaimed = sum(int(market.claimable(i)) for i in ids if str(market.getRental(i)["provider"]) == str(provider))
+    return int(market.withdrawable(provider, token)) + unclaimed
+
+
 def cost(available: int, energy: int = 0, price_hour: int = PRICE_PER_GPU_HOUR, price_kwh: int = PRICE_PER_KWH) -> int:
     return available * price_hour // 3_600 + energy * price_kwh // MJ_PER_KWH
 
 
 def held_for_rentals(market, token) -> int:
-    """What the market must hold for rentals not yet finalized: budget - provider credit."""
+    """What the market must hold for rentals not yet finalized: budget - claimed earnings (the
+    fee and unclaimed earnings stay in escrow until finalization or a claim)."""
     total = 0
     for rid in range(1, market.rentalCount() + 1):
         r = market.getRental(rid)
@@ -393,8 +423,7 @@ def held_for_rentals(market, token) -> int:
         offer = market.getOffer(r["offerId"])
         if str(offer["paymentToken"]) != str(token):
             continue
-        paid = int(r["paid"])
-        total += int(r["budget"]) - (paid - fee_of(paid, int(r["feeBps"])))
+        total += int(r["budget"]) - int(r["claimed"])
     return total
 
 

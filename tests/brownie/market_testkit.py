@@ -37,6 +37,8 @@ USAGE_REPORT_FIELDS = [
     {"name": "carbonMilligrams", "type": "uint128"},
     {"name": "uptimeBps", "type": "uint16"},
     {"name": "faultFlags", "type": "uint32"},
+    {"name": "challengesPassed", "type": "uint32"},
+    {"name": "challengesFailed", "type": "uint32"},
     {"name": "telemetryHash", "type": "bytes32"},
     {"name": "signerSetVersion", "type": "uint32"},
 ]
@@ -75,6 +77,8 @@ class UsageReport:
     carbonMilligrams: int = 0
     uptimeBps: int = 10_000
     faultFlags: int = 0
+    challengesPassed: int = 0
+    challengesFailed: int = 0
     telemetryHash: bytes = b"\x11" * 32
     signerSetVersion: int = 1
 
@@ -164,7 +168,8 @@ def fault_report_digest(report: FaultReport, chain_id: int, contract: str) -> by
 _USAGE_TYPE = (
     "UsageReport(uint256 rentalId,uint64 sequence,uint64 periodEnd,uint64 availableGpuSeconds,"
     "uint64 busyGpuSeconds,uint128 energyMillijoules,uint128 carbonMilligrams,uint16 uptimeBps,"
-    "uint32 faultFlags,bytes32 telemetryHash,uint32 signerSetVersion)"
+    "uint32 faultFlags,uint32 challengesPassed,uint32 challengesFailed,bytes32 telemetryHash,"
+    "uint32 signerSetVersion)"
 )
 _FAULT_TYPE = (
     "FaultReport(uint256 rentalId,uint32 faultId,uint8 kind,uint64 observedAt,"
@@ -366,14 +371,14 @@ def event_args(event) -> tuple:
 
 
 def settled_reports(tx) -> list[tuple]:
-    """(rentalId, sequence, payment) of every report `tx` settled, in log order: the triples of
-    settleBatch's UsageBatchSettled (emitted first), then each UsageSettled."""
+    """(rentalId, sequence, payment) of every report `tx` settled, in log order: the entries of
+    settleBatch's UsageBatchSettled (emitted first; one word each, rentalId << 128 |
+    sequence << 96 | payment), then each UsageSettled."""
     out = []
     if "UsageBatchSettled" in tx.events:
         for event in tx.events["UsageBatchSettled"]:
-            values = [int(v) for v in event["settled"]]
-            assert len(values) % 3 == 0, values
-            out += [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]
+            for word in (int(v) for v in event["settled"]):
+                out.append((word >> 128, (word >> 96) & (2**32 - 1), word & (2**96 - 1)))
     if "UsageSettled" in tx.events:
         out += [event_args(event) for event in tx.events["UsageSettled"]]
     return out

@@ -58,8 +58,8 @@ def retoken(ReentrantToken, deployer, accounts):
 
 
 def test_settle_never_calls_the_payment_token(market, gov, oracle, retoken, free_provider, renter, agent, relayer, deployer, solvent):
-    """Adversarial: settlement only moves ledger balances, so a reentrant token has no hook to
-    fire: armed on every entry point, it is not called by settle or settleBatch."""
+    """Adversarial: settlement and claim only move ledger balances, so a reentrant token has no
+    hook to fire: armed on every entry point, it is not called by settle, settleBatch or claim."""
     oid = _listed_offer(market, gov, retoken, free_provider, agent)
     rid = open_rental(market, retoken, renter, oid, BUDGET)
     market.startRental(rid, {"from": free_provider})
@@ -68,6 +68,7 @@ def test_settle_never_calls_the_payment_token(market, gov, oracle, retoken, free
     oracle.settle(rid, 1, 100, relayer)
     reports = [oracle.usage(rid, 2, 200)]
     market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    market.claim([rid], {"from": relayer})
     assert retoken.callbackCount() == 0
     assert market.withdrawable(free_provider, retoken) == credit(cost(200))
     solvent(token=retoken)
@@ -90,6 +91,7 @@ def test_topUp_reentrant_token_cannot_settle_mid_deposit(market, gov, oracle, re
     assert retoken.lastCallbackReturnData() == REENTRANCY
     assert market.getRental(rid)["sequence"] == 0
     market.settle(report.as_tuple(), signatures, {"from": relayer})
+    market.claim([rid], {"from": relayer})
     assert market.withdrawable(free_provider, retoken) == credit(cost(3_600))
     solvent(token=retoken)
 

@@ -59,7 +59,8 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _refresh(self, rid):
         r = self.market.getRental(rid)
-        self.rentals[rid].update(status=int(r["status"]), paid=int(r["paid"]), budget=int(r["budget"]), ended_at=int(r["endedAt"]))
+        self.rentals[rid].update(status=int(r["status"]), paid=int(r["paid"]), budget=int(r["budget"]), ended_at=int(r["endedAt"]),
+                                 claimed=int(r["claimed"]))
         return self.rentals[rid]
 
     def _pick(self, i, *statuses):
@@ -108,6 +109,8 @@ class MarketMachine(RuleBasedStateMachine):
         if rid is None:
             return
         r = self.rentals[rid]
+        if r["status"] == ACTIVE:  # a report never attests more than the rental's GPUs had
+            self.oracle.cover(rid, r["avail"] + s, r["energy"] + e)
         period_end = r["ended_at"] if r["status"] == ENDED else chain.time()
         report = self.oracle.usage(rid, r["seq"] + 1, r["avail"] + s, energyMillijoules=r["energy"] + e, periodEnd=period_end)
         tx = self._try("settle", self.market.settle, report.as_tuple(), self.oracle.sign_usage(report), {"from": self.people[w]})
@@ -120,6 +123,8 @@ class MarketMachine(RuleBasedStateMachine):
         live = [rid for rid, r in self.rentals.items() if r["status"] == ACTIVE][:5]
         if not live:
             return
+        for rid in live:
+            self.oracle.cover(rid, self.rentals[rid]["avail"] + s, self.rentals[rid]["energy"])
         reports = [
             self.oracle.usage(rid, self.rentals[rid]["seq"] + 1, self.rentals[rid]["avail"] + s,
                               energyMillijoules=self.rentals[rid]["energy"])
@@ -174,6 +179,17 @@ class MarketMachine(RuleBasedStateMachine):
             self._try("finalizeRental", self.market.finalizeRental, rid, {"from": caller})
             self._refresh(rid)
 
+    @rule(i=idx, j=idx, w=who)
+    def claim(self, i, j, w):
+        """Anyone claims two rentals' accrued earnings for their providers."""
+        if not self.rentals:
+            return
+        ids = sorted(self.rentals)
+        picked = [ids[i % len(ids)], ids[j % len(ids)]]
+        self._try("claim", self.market.claim, picked, {"from": self.people[w]})
+        for rid in picked:
+            self._refresh(rid)
+
     @rule(w=st.integers(0, 6))
     def withdraw(self, w):
         account = (self.people + [self.treasury])[w]
@@ -207,8 +223,9 @@ class MarketMachine(RuleBasedStateMachine):
         escrow = 0
         for rid, r in self.rentals.items():
             assert r["paid"] <= r["budget"], f"rental {rid} paid {r['paid']} > budget {r['budget']}"
+            assert r["claimed"] <= r["paid"] - fee_of(r["paid"], r["fee_bps"]), f"rental {rid} claimed above its share"
             if r["status"] not in (CANCELLED, FINALIZED):
-                escrow += r["budget"] - (r["paid"] - fee_of(r["paid"], r["fee_bps"]))
+                escrow += r["budget"] - r["claimed"]  # unclaimed earnings and the fee stay in escrow
         stakes = sum(int(self.market.stakeOf(p)["active"]) + int(self.market.stakeOf(p)["unbonding"]) for p in self.providers)
         # slashes are held for their rental until it is finalized (then paid out as balances)
         stakes += sum(int(self.market.getRental(rid)["slashed"]) for rid, r in self.rentals.items() if r["status"] != FINALIZED)
@@ -240,7 +257,7 @@ def test_market_invariants_hold_under_random_operations(
         if start:
             market.startRental(rid, {"from": market.getRental(rid)["provider"]})
         r = market.getRental(rid)
-        initial[rid] = dict(status=int(r["status"]), budget=BUDGET, paid=0, ended_at=0, seq=0, avail=0, energy=0,
+        initial[rid] = dict(status=int(r["status"]), budget=BUDGET, paid=0, ended_at=0, seq=0, avail=0, energy=0, claimed=0,
                             renter=r["renter"], provider=r["provider"], fee_bps=int(r["feeBps"]))
     MarketMachine.initial_rentals = initial
     MarketMachine.market = market

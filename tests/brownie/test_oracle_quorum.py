@@ -183,14 +183,27 @@ def test_RevertWhen_settle_report_signed_for_another_deployment(
     _settled_nothing(market, rental_id, provider, stablecoin, 0)
 
 
-def test_RevertWhen_settle_report_signed_by_rotated_out_set_for_old_version(
+def test_RevertWhen_settle_report_signed_by_rotated_out_set_for_old_version_after_overlap(
     market, oracle, report, rental_id, gov, spare_oracle_keys, relayer, provider, stablecoin
 ):
     signatures = oracle.sign_usage(report)  # version 1, valid before the rotation
     market.setSignerSet([addr(k) for k in spare_oracle_keys], 2, {"from": gov})
+    overlap = market.signerSetRotation()[0]
+    chain.sleep(overlap + 1)
     with reverts_with("OracleQuorum_WrongSignerSetVersion(uint32,uint32)", 1, 2):
         market.settle(report.as_tuple(), signatures, {"from": relayer})
     _settled_nothing(market, rental_id, provider, stablecoin, 0)
+
+
+def test_settle_report_signed_by_the_previous_set_settles_within_the_overlap(
+    market, oracle, report, rental_id, gov, spare_oracle_keys, relayer
+):
+    signatures = oracle.sign_usage(report)  # version 1, signed before the rotation
+    market.setSignerSet([addr(k) for k in spare_oracle_keys], 2, {"from": gov})
+    overlap, previous_threshold, previous_valid_until = (int(v) for v in market.signerSetRotation())
+    assert (previous_threshold, previous_valid_until) == (THRESHOLD, chain[-1].timestamp + overlap)
+    market.settle(report.as_tuple(), signatures, {"from": relayer})
+    assert market.getRental(rental_id)["sequence"] == report.sequence
 
 
 def test_RevertWhen_settle_report_signed_by_rotated_out_set_claiming_new_version(

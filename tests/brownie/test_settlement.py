@@ -13,6 +13,7 @@ from conftest import (
     PRICE_PER_KWH,
     THRESHOLD,
     cost,
+    earned,
     fee_of,
     open_rental,
 )
@@ -37,16 +38,23 @@ def credit(paid_before, paid_after):
 # ------------------------------------------------------------------ settle
 
 
-def test_settle_pays_cost_into_provider_balance_and_emits(market, oracle, stablecoin, provider, relayer, rental_id, solvent):
+def test_settle_accrues_cost_in_the_rental_and_claim_credits_the_provider(market, oracle, stablecoin, provider, stranger, relayer, rental_id, solvent):
     report = oracle.usage(rental_id, 1, 1_800, energyMillijoules=MJ_PER_KWH // 2, uptimeBps=9_876)
     tx = market.settle(report.as_tuple(), oracle.sign_usage(report), {"from": relayer})
     payment = cost(1_800, MJ_PER_KWH // 2)
     assert payment == 1_800 * PRICE_PER_GPU_HOUR // 3_600 + PRICE_PER_KWH // 2
     assert event_args(tx.events["UsageSettled"]) == (rental_id, 1, payment)
-    assert market.withdrawable(provider, stablecoin) == payment - fee_of(payment, FEE_BPS)
+    assert market.withdrawable(provider, stablecoin) == 0  # settlement writes no balance
+    assert market.claimable(rental_id) == payment - fee_of(payment, FEE_BPS)
     r = market.getRental(rental_id)
-    assert (r["sequence"], r["availableGpuSeconds"], r["uptimeBps"], r["paid"]) == (1, 1_800, 9_876, payment)
+    assert (r["sequence"], r["availableGpuSeconds"], r["paid"], r["claimed"]) == (1, 1_800, payment, 0)
     assert r["lastSettledAt"] == tx.timestamp
+    solvent()
+    claim = market.claim([rental_id], {"from": stranger})  # anyone may claim for the provider
+    assert event_args(claim.events["EarningsClaimed"]) == (rental_id, provider, payment - fee_of(payment, FEE_BPS))
+    assert market.withdrawable(provider, stablecoin) == payment - fee_of(payment, FEE_BPS)
+    assert market.withdrawable(stranger, stablecoin) == 0
+    assert market.claimable(rental_id) == 0
     solvent()
 
 
@@ -93,7 +101,7 @@ def test_settle_caps_payment_at_budget_and_ends_rental(market, oracle, stablecoi
     r = market.getRental(rental_id)
     assert (r["status"], r["paid"], r["endReason"]) == (ENDED, BUDGET, BUDGET_EXHAUSTED)
     # a later report within the grace pays nothing more
-    tx = oracle.settle(rental_id, 2, over + 100, relayer, periodEnd=r["endedAt"])
+    tx = oracle.settle(rental_id, 2, over, relayer, periodEnd=r["endedAt"])
     assert tx.events["UsageSettled"]["payment"] == 0
     finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, stablecoin) == 0
@@ -195,12 +203,12 @@ def test_settle_front_runner_cannot_redirect_payment(market, oracle, stablecoin,
 
     market.settle(report.as_tuple(), signatures, {"from": relayer})  # the front-runner
     expected = credit(0, cost(2_000, MJ_PER_KWH))
-    assert market.withdrawable(provider, stablecoin) == expected
+    assert earned(market, provider, stablecoin) == expected
     assert market.withdrawable(relayer, stablecoin) == 0
     assert stablecoin.balanceOf(relayer) == relayer_balance
     with reverts_with("UsageSettlement_StaleSequence(uint256,uint64,uint32)", rental_id, 1, 1):
         market.settle(report.as_tuple(), signatures, {"from": provider})
-    assert market.withdrawable(provider, stablecoin) == expected
+    assert earned(market, provider, stablecoin) == expected
     market.endRental(rental_id, {"from": renter})
     finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, stablecoin) == BUDGET - cost(2_000, MJ_PER_KWH)
@@ -286,9 +294,9 @@ def test_settleBatch_settles_every_rental_and_emits(market, oracle, stablecoin, 
     assert "UsageSettled" not in tx.events
     assert len(tx.events["UsageBatchSettled"]) == 1
     expected = [(rid, 1, cost(100 * (i + 1))) for i, rid in enumerate(three_rentals)]
-    assert plain(tx.events["UsageBatchSettled"]["settled"]) == tuple(v for t in expected for v in t)
+    assert plain(tx.events["UsageBatchSettled"]["settled"]) == tuple(r << 128 | q << 96 | p for r, q, p in expected)
     assert settled_reports(tx) == expected
-    assert market.withdrawable(provider, stablecoin) == sum(credit(0, cost(100 * (i + 1))) for i in range(3))
+    assert earned(market, provider, stablecoin) == sum(credit(0, cost(100 * (i + 1))) for i in range(3))
     solvent()
 
 
@@ -296,12 +304,12 @@ def test_settleBatch_skips_already_settled_reports(market, oracle, stablecoin, p
     a, b, c = three_rentals
     oracle.settle(b, 3, 300, relayer)  # b settled further by someone else first
     reports = [oracle.usage(a, 1, 100), oracle.usage(b, 2, 200), oracle.usage(c, 1, 100)]
-    before = market.withdrawable(provider, stablecoin)
+    before = earned(market, provider, stablecoin)
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert event_args(tx.events["UsageReportSkipped"]) == (b, 2)
     assert [s[0] for s in settled_reports(tx)] == [a, c]
     assert market.getRental(b)["sequence"] == 3
-    assert market.withdrawable(provider, stablecoin) - before == 2 * credit(0, cost(100))
+    assert earned(market, provider, stablecoin) - before == 2 * credit(0, cost(100))
 
 
 def test_settleBatch_skips_rental_that_cannot_settle(market, oracle, provider, relayer, three_rentals):
@@ -394,20 +402,21 @@ def test_settleBatch_same_report_twice_in_one_batch_settles_once(market, oracle,
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert settled_reports(tx) == [(rental_id, 1, cost(1_000))]
     assert event_args(tx.events["UsageReportSkipped"]) == (rental_id, 1)
-    assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_000))
+    assert earned(market, provider, stablecoin) == credit(0, cost(1_000))
 
 
 def test_settleBatch_successive_reports_of_one_rental(market, oracle, stablecoin, provider, relayer, rental_id):
     reports = [oracle.usage(rental_id, 1, 1_000), oracle.usage(rental_id, 2, 1_500)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert [s[2] for s in settled_reports(tx)] == [cost(1_000), cost(1_500) - cost(1_000)]
-    assert market.withdrawable(provider, stablecoin) == credit(0, cost(1_500))
+    assert earned(market, provider, stablecoin) == credit(0, cost(1_500))
 
 
 def test_settleBatch_report_after_exhausting_one_settles_nothing_more(market, oracle, stablecoin, provider, relayer, rental_id, solvent):
     """[R seq 1 exhausting the budget, R seq 2] in one batch: the first pays the rest of the
     budget and ends R, the second settles within the end with payment 0."""
     over = BUDGET * 3_600 // PRICE_PER_GPU_HOUR + 1_000
+    oracle.cover(rental_id, over + 60)  # both reports within the rental's bounds
     now = chain.time()
     reports = [oracle.usage(rental_id, 1, over, periodEnd=now - 10), oracle.usage(rental_id, 2, over + 50, periodEnd=now - 5)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
@@ -418,7 +427,7 @@ def test_settleBatch_report_after_exhausting_one_settles_nothing_more(market, or
     assert tx.events["RentalEnded"]["reason"] == BUDGET_EXHAUSTED
     r = market.getRental(rental_id)
     assert (r["status"], r["paid"], r["sequence"], r["endedAt"]) == (ENDED, BUDGET, 2, tx.timestamp)
-    assert market.withdrawable(provider, stablecoin) == credit(0, BUDGET)
+    assert earned(market, provider, stablecoin) == credit(0, BUDGET)
     solvent()
 
 
@@ -440,6 +449,8 @@ def test_settleBatch_interleaved_providers_each_credited_exactly(
     secs = {a1: 100, b1: 200, a2: 300, b2: 400}
     reports = [oracle.usage(rid, 1, s) for rid, s in secs.items()]
     market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
+    assert market.withdrawable(provider, stablecoin) == market.withdrawable(provider2, stablecoin) == 0
+    market.claim([a1, b1, a2, b2], {"from": relayer})  # one claim for both providers' rentals
     assert market.withdrawable(provider, stablecoin) == credit(0, cost(100)) + credit(0, cost(300))
     assert market.withdrawable(provider2, stablecoin) == credit(0, cost(200)) + credit(0, cost(400))
     solvent()
@@ -447,12 +458,13 @@ def test_settleBatch_interleaved_providers_each_credited_exactly(
 
 def test_settleBatch_mixes_active_and_ended_rentals_of_one_provider(market, oracle, stablecoin, provider, renter, relayer, three_rentals, solvent):
     a, b, c = three_rentals
+    chain.sleep(700)
     tx = market.endRental(a, {"from": renter})
     reports = [oracle.usage(a, 1, 500, periodEnd=tx.timestamp), oracle.usage(b, 1, 600), oracle.usage(c, 1, 700)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     # b and c (Active) in UsageBatchSettled, then a's final report (Ended) in UsageSettled.
     assert settled_reports(tx) == [(b, 1, cost(600)), (c, 1, cost(700)), (a, 1, cost(500))]
-    assert market.withdrawable(provider, stablecoin) == sum(credit(0, cost(s)) for s in (500, 600, 700))
+    assert earned(market, provider, stablecoin) == sum(credit(0, cost(s)) for s in (500, 600, 700))
     solvent()
 
 
@@ -460,7 +472,7 @@ def test_settleBatch_skips_unknown_rental(market, oracle, stablecoin, provider, 
     reports = [oracle.usage(999, 1, 100), oracle.usage(rental_id, 1, 100)]
     tx = market.settleBatch([r.as_tuple() for r in reports], oracle.sign_batch(reports), {"from": relayer})
     assert event_args(tx.events["UsageReportSkipped"]) == (999, 1)
-    assert market.withdrawable(provider, stablecoin) == credit(0, cost(100))
+    assert earned(market, provider, stablecoin) == credit(0, cost(100))
 
 
 @pytest.mark.parametrize("fee_bps", [0, 1, 333, 1_000])
@@ -484,3 +496,43 @@ def test_settle_fee_split_at_any_fee_rate(market, gov, oracle, stablecoin, rente
     assert market.withdrawable(treasury, stablecoin) == fee
     assert market.withdrawable(renter, stablecoin) == BUDGET - paid
     solvent()
+
+
+# ------------------------------------------------------------------ report bounds (issue 7, item 7)
+
+
+YEAR = 365 * 86_400
+
+
+def test_RevertWhen_settle_active_rental_report_a_year_ahead_ten_seconds_after_start(market, oracle, relayer, rental_id):
+    """The finding: ten seconds after start, a report with periodEnd a year ahead and a year of
+    GPU-seconds drained a 1-GPU rental's budget. Both halves of it are refused now."""
+    started = market.getRental(rental_id)["startedAt"]
+    chain.sleep(started + 10 - chain.time())
+    chain.mine()
+    ahead = oracle.usage(rental_id, 1, YEAR, periodEnd=chain.time() + YEAR)
+    with reverts_with("UsageSettlement_PeriodEndInFuture(uint256,uint64,uint256)", any_args=True):
+        market.settle(ahead.as_tuple(), oracle.sign_usage(ahead), {"from": relayer})
+    now = oracle.usage(rental_id, 1, YEAR, periodEnd=started + 10)
+    with reverts_with("UsageSettlement_AvailableAboveBound(uint256,uint256,uint256)", rental_id, YEAR, 11):
+        market.settle(now.as_tuple(), oracle.sign_usage(now), {"from": relayer})
+    assert market.getRental(rental_id)["paid"] == 0
+
+
+def test_RevertWhen_settle_energy_above_the_power_limit(market, oracle, relayer, rental_id):
+    r = market.getRental(rental_id)
+    limit = r["gpuCount"] * 101 * r["powerLimitW"] * 1_100  # 100 s elapsed, + 1 s
+    report = oracle.usage(rental_id, 1, 100, energyMillijoules=limit + 1, periodEnd=r["startedAt"] + 100)
+    chain.sleep(r["startedAt"] + 101 - chain.time())
+    chain.mine()
+    with reverts_with("UsageSettlement_EnergyAboveBound(uint256,uint256,uint256)", rental_id, limit + 1, limit):
+        market.settle(report.as_tuple(), oracle.sign_usage(report), {"from": relayer})
+    ok = report.but(energyMillijoules=limit)
+    market.settle(ok.as_tuple(), oracle.sign_usage(ok), {"from": relayer})
+    assert market.getRental(rental_id)["sequence"] == 1
+
+
+def test_RevertWhen_settleBatch_more_than_256_reports(market, oracle, relayer, rental_id):
+    reports = [oracle.usage(rental_id, i + 1, 0, periodEnd=0) for i in range(257)]
+    with reverts_with("UsageSettlement_BatchTooLarge(uint256,uint256)", 257, 256):
+        market.settleBatch([r.as_tuple() for r in reports], b"", {"from": relayer})

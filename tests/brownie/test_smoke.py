@@ -38,8 +38,8 @@ def _sign(digest: bytes, keys) -> bytes:
 
 def _as_tuple(r: UsageReport) -> tuple:
     return (r.rental_id, r.sequence, r.period_end, r.available_gpu_seconds, r.busy_gpu_seconds,
-            r.energy_millijoules, r.carbon_milligrams, r.uptime_bps, r.fault_flags, r.telemetry_hash,
-            r.signer_set_version)
+            r.energy_millijoules, r.carbon_milligrams, r.uptime_bps, r.fault_flags, r.challenges_passed,
+            r.challenges_failed, r.telemetry_hash, r.signer_set_version)
 
 
 def test_smoke_whole_rental(accounts, chain):
@@ -65,17 +65,24 @@ def test_smoke_whole_rental(accounts, chain):
     assert usd.balanceOf(market) == 1_100 * USD
 
     # 2 GPUs x 1000 s available, 2 x 500 Wh of energy: cost = 2000 * 3.6 / 3600 + 1 kWh * 0.36.
+    # (2400 s later: a report never attests more than the rental's GPUs had since its start, nor
+    # more energy than they draw at their power limit, 700 W for this model, plus 10 %.)
+    chain.sleep(2_400)
+    chain.mine()
     version = int(market.signerSet()[0])
     report = UsageReport(rental_id=int(rental_id), sequence=10, period_end=chain.time(), available_gpu_seconds=2_000,
                          busy_gpu_seconds=1_800, energy_millijoules=3_600_000_000, carbon_milligrams=45_000,
-                         uptime_bps=10_000, fault_flags=0, telemetry_hash=keccak(text="head"),
-                         signer_set_version=version)
+                         uptime_bps=10_000, fault_flags=0, challenges_passed=3, challenges_failed=0,
+                         telemetry_hash=keccak(text="head"), signer_set_version=version)
     digest = usage_report_digest(report, chain.id, market.address)
     assert bytes(market.usageReportDigest(_as_tuple(report))) == digest
     tx = market.settle(_as_tuple(report), _sign(digest, SIGNER_KEYS[1:4]), {"from": keeper})
     cost = 2 * USD + 360_000  # 2 tUSD of GPU time + 0.36 tUSD of energy
     fee = cost * 100 // 10_000
     assert tx.events["UsageSettled"]["payment"] == cost
+    assert market.withdrawable(provider, usd) == 0  # earnings accrue in the rental
+    assert market.claimable(rental_id) == cost - fee
+    market.claim([rental_id], {"from": keeper})  # anyone may claim; the provider is credited
     assert market.withdrawable(provider, usd) == cost - fee
 
     # Provider withdraws; renter ends; provider finalizes; renter withdraws the refund.
@@ -91,9 +98,12 @@ def test_smoke_whole_rental(accounts, chain):
 
     rental = market.getRental(rental_id)
     assert rental[0] == 5  # Finalized
-    assert rental[2] == 10 and rental[4] == 2_000 and rental[6] == cost  # sequence, seconds, paid
+    assert (rental["sequence"], rental["availableGpuSeconds"], rental["paid"]) == (10, 2_000, cost)
+    assert rental["claimed"] == cost - fee
     rep = market.reputationOf(provider)
+    # Uptime is attested GPU-seconds over the rented GPU-seconds (derived at finalization).
+    uptime = min(10_000, 2_000 * 10_000 // (2 * (rental["endedAt"] - rental["startedAt"])))
     assert rep[0] == 1 and rep[3] == 2_000 and rep[4] == fee  # completed, GPU-seconds, fees paid
-    assert rep[5] == fee  # delivered at full uptime (2,000 GPU-seconds in under 1,000 s on 2 GPUs)
+    assert rep[5] == fee * uptime // 10_000  # delivered: the fee weighted by attested uptime
     # score = 10000 x deliveredFees / (feesPaid + prior), prior 100 tUSD (docs/economics.md)
-    assert market.reputationScore(provider) == 10_000 * fee // (fee + 100 * USD)
+    assert market.reputationScore(provider) == 10_000 * rep[5] // (fee + 100 * USD)

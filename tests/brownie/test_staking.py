@@ -308,6 +308,7 @@ def test_RevertWhen_slash_signed_for_old_signer_set(market, oracle, gov, relayer
     report = oracle.fault(rental_id)
     signatures = oracle.sign_fault(report)
     market.setSignerSet([Account.from_key(k).address for k in spare_oracle_keys], 2, {"from": gov})
+    chain.sleep(market.signerSetRotation()[0] + 1)  # past the previous set's overlap
     with reverts_with("OracleQuorum_WrongSignerSetVersion(uint32,uint32)", 1, 2):
         market.slash(report.as_tuple(), signatures, {"from": relayer})
 

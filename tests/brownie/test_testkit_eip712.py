@@ -21,7 +21,7 @@ from market_testkit import (
 )
 
 CONTRACT = "0x" + "ab" * 20
-REPORT = UsageReport(7, 3, 1_700_000_000, 3600, 1800, 123_456_789, 42, 9_999, 2, b"\x33" * 32, 1)
+REPORT = UsageReport(7, 3, 1_700_000_000, 3600, 1800, 123_456_789, 42, 9_999, 2, 4, 1, b"\x33" * 32, 1)
 
 
 @pytest.mark.parametrize("chain_id", [1, 31337, 11155111])

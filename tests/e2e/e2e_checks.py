@@ -7,7 +7,8 @@ from typing import Any
 from oracle.chain.settlements import get_settlements
 
 # getRental tuple indices (contracts/types/DataTypes.sol, struct Rental)
-STATUS, SEQUENCE, AVAILABLE, UPTIME, PAID, FEE_BPS, BUDGET, RENTER, PROVIDER = 0, 2, 4, 5, 6, 9, 10, 11, 15
+STATUS, SEQUENCE, AVAILABLE, PAID, STARTED_AT, BUDGET, GPU_COUNT = 0, 1, 3, 5, 6, 9, 10
+RENTER, ENDED_AT, FEE_BPS, PROVIDER, CLAIMED = 11, 13, 15, 16, 17
 FINALIZED = 5
 
 
@@ -62,7 +63,11 @@ def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_secon
     # The attested GPU time is the replayed trace's (1 Hz samples of it), at full uptime.
     assert summary["available_gpu_seconds"] == rental[AVAILABLE]
     assert abs(rental[AVAILABLE] - trace_seconds) <= 2
-    assert rental[UPTIME] >= 9_500
+    # Uptime as the chain derives it (not stored): attested seconds over the rental's whole span,
+    # start to end, which also holds the seconds before the first and after the last sample.
+    uptime_bps = rental[AVAILABLE] * 10_000 // (rental[GPU_COUNT] * (rental[ENDED_AT] - rental[STARTED_AT]))
+    assert uptime_bps == summary["uptime_bps"] >= 8_000
+    assert rental[CLAIMED] == paid - fee  # every earning reached the provider's balance
     assert summary["busy_gpu_seconds"] < rental[AVAILABLE]
     assert summary["energy_millijoules"] > 0 and summary["carbon_milligrams"] > 0
 

@@ -194,8 +194,9 @@ contract QuorumFuzzTest is MarketFixture {
         assertEq(market.getRental(rentalId).paid, 0, "nothing paid");
     }
 
-    /// @dev After a rotation, the old set's keys stop counting and reports naming the old
-    /// version are rejected, whatever subset of the new set signs.
+    /// @dev After a rotation, the old set's keys stop counting for verifyQuorum (the current set
+    /// only; settlement's overlap for the previous version is tested in SignerRotation.t.sol),
+    /// whatever subset of the new set signs.
     function testFuzz_rotation_invalidatesOldSignersAndVersion(uint256 seed, uint256 n, bytes32 digest) public {
         n = bound(n, 3, 10);
         uint32 oldVersion = _signerSetVersion();

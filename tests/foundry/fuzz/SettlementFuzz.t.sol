@@ -64,7 +64,8 @@ contract SettlementFuzzTest is MarketFixture {
         uint256 expectedPaid = cost < budget ? cost : budget;
         Rental memory r = _rental(rentalId);
         assertEq(r.paid, expectedPaid, "paid == min(cost, budget)");
-        assertEq(market.withdrawable(provider, address(usd)), _providerShare(expectedPaid, FEE_BPS), "provider credit");
+        assertEq(market.claimable(rentalId), _providerShare(expectedPaid, FEE_BPS), "provider earnings accrue");
+        assertEq(market.withdrawable(provider, address(usd)), 0, "settlement credits no balance");
         assertEq(r.status == RentalStatus.Ended, cost >= budget, "ends iff budget exhausted");
         if (cost >= budget) assertEq(uint8(r.endReason), uint8(EndReason.BudgetExhausted), "end reason");
         assertEq(r.sequence, 1, "sequence stored");
@@ -112,8 +113,8 @@ contract SettlementFuzzTest is MarketFixture {
 
         Rental memory a = _rental(rentalA);
         Rental memory b = _rental(rentalB);
-        uint256 creditA = market.withdrawable(provider, address(usd));
-        uint256 creditB = market.withdrawable(providerB, address(usd));
+        uint256 creditA = market.claimable(rentalA);
+        uint256 creditB = market.claimable(rentalB);
         assertLe(a.paid, b.paid, "split paid <= single paid");
         assertLe(creditA, creditB, "split credit <= single credit");
         if (a.status == RentalStatus.Active) {
@@ -141,9 +142,9 @@ contract SettlementFuzzTest is MarketFixture {
         assertLe(_rental(rentalId).paid, 1e12, "never more than deposited");
         assertEq(usd.balanceOf(address(market)), 1e12, "the deposit stays in the market until withdrawn");
         assertEq(
-            market.withdrawable(provider, address(usd)) + _rental(rentalId).paid * FEE_BPS / 10_000,
+            market.claimable(rentalId) + _rental(rentalId).paid * FEE_BPS / 10_000,
             _rental(rentalId).paid,
-            "credit + pending fee == paid"
+            "earnings + pending fee == paid"
         );
     }
 
@@ -153,12 +154,15 @@ contract SettlementFuzzTest is MarketFixture {
         vm.assume(submitter != address(0));
         available = uint64(bound(available, 1, MAX_AVAILABLE));
         uint256 rentalId = _activeRental(1, PRICE_PER_GPU_HOUR, PRICE_PER_KWH, 1e12);
+        _warpToCover(rentalId, available, 0);
         UsageReport memory report = _report(rentalId, 1, available, 0);
         bytes memory signatures = _signUsage(report);
         vm.prank(submitter);
         market.settle(report, signatures);
         uint256 expected = _specCost(available, 0, PRICE_PER_GPU_HOUR, PRICE_PER_KWH);
         assertEq(_rental(rentalId).paid, expected, "payment independent of submitter");
+        assertEq(market.claimable(rentalId), _providerShare(expected, FEE_BPS), "provider earns");
+        _claim(rentalId);
         assertEq(market.withdrawable(provider, address(usd)), _providerShare(expected, FEE_BPS), "provider paid");
         if (submitter != provider) assertEq(market.withdrawable(submitter, address(usd)), 0, "submitter gets nothing");
     }
@@ -246,11 +250,13 @@ contract SettlementFuzzTest is MarketFixture {
             if (before.status != RentalStatus.Active) break;
             available += uint64(bound(availableSteps[i], 0, 1e7));
             energy += uint128(bound(energySteps[i], 0, 1e13));
-            uint256 creditBefore = market.withdrawable(provider, address(usd));
+            // Earnings = credited balance + still claimable; a claim moves between the two.
+            uint256 earnedBefore = market.withdrawable(provider, address(usd)) + market.claimable(rentalId);
             _settle(rentalId, uint64(i + 1), available, energy);
+            if (i % 2 == 0) _claim(rentalId);
             Rental memory after_ = _rental(rentalId);
             uint256 payment = after_.paid - before.paid;
-            uint256 credit = market.withdrawable(provider, address(usd)) - creditBefore;
+            uint256 credit = market.withdrawable(provider, address(usd)) + market.claimable(rentalId) - earnedBefore;
             uint256 feeIncrease = after_.paid * feeBps / 10_000 - before.paid * feeBps / 10_000;
             assertEq(credit + feeIncrease, payment, "credit + fee == payment");
         }
@@ -306,10 +312,15 @@ contract SettlementFuzzTest is MarketFixture {
         uint256 offerId = _list(provider, uint16(n), PRICE_PER_GPU_HOUR, PRICE_PER_KWH);
         UsageReport[] memory reports = new UsageReport[](n + 1);
         uint256 expectedPaid;
+        uint256[] memory rentalIds = new uint256[](n);
         for (uint256 i = 0; i < n; i++) {
-            uint256 rentalId = _open(renter, offerId, 1, 50e6);
+            rentalIds[i] = _open(renter, offerId, 1, 50e6);
             vm.prank(provider);
-            market.startRental(rentalId);
+            market.startRental(rentalIds[i]);
+        }
+        vm.warp(block.timestamp + 30 days); // every report below is within its rental's bounds
+        for (uint256 i = 0; i < n; i++) {
+            uint256 rentalId = rentalIds[i];
             uint64 available = uint64(bound(uint256(keccak256(abi.encode(seed, i))), 0, 30 days));
             reports[i] = _report(rentalId, 1, available, uint128(available) * 350_000);
             uint256 cost = _specCost(available, uint256(available) * 350_000, PRICE_PER_GPU_HOUR, PRICE_PER_KWH);
@@ -322,6 +333,8 @@ contract SettlementFuzzTest is MarketFixture {
             paid += _rental(reports[i].rentalId).paid;
         }
         assertEq(paid, expectedPaid, "batch pays the sum of single payments");
+        assertEq(market.withdrawable(provider, address(usd)), 0, "nothing credited before a claim");
+        market.claim(rentalIds);
         assertEq(
             market.withdrawable(provider, address(usd)), _sumShares(reports, n), "provider credited each rental's share"
         );

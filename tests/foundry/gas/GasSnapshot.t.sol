@@ -42,6 +42,7 @@ contract GasSnapshotTest is MarketFixture {
         vm.warp(block.timestamp + 1 hours);
         _settle(settledRentalId, 1, 3600, 2_520_000_000);
         _settle(endedRentalId, 1, 3600, 2_520_000_000);
+        _claim(settledRentalId); // the provider has a balance to withdraw
         vm.prank(renter);
         market.endRental(endedRentalId);
         vm.warp(block.timestamp + 10 minutes);
@@ -238,6 +239,38 @@ contract GasSnapshotTest is MarketFixture {
         market.finalizeRental(endedRentalId);
     }
 
+    /// @dev Credits one rental's accrued earnings (settled once, never claimed) to its provider.
+    function test_gas_claim_1rental() public {
+        vm.pauseGasMetering();
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = endedRentalId;
+        _coolAll();
+        vm.resumeGasMetering();
+        vm.prank(keeper);
+        market.claim(ids);
+    }
+
+    function test_gas_lastSettlement() public view {
+        market.lastSettlement(settledRentalId);
+    }
+
+    function test_gas_MAX_BATCH_REPORTS() public view {
+        assertEq(market.MAX_BATCH_REPORTS(), 256, "cap");
+    }
+
+    function test_gas_claimable() public view {
+        market.claimable(endedRentalId);
+    }
+
+    function test_gas_setSignerSetOverlap() public {
+        vm.prank(governance);
+        market.setSignerSetOverlap(2 days);
+    }
+
+    function test_gas_signerSetRotation() public view {
+        market.signerSetRotation();
+    }
+
     function test_gas_withdraw() public {
         vm.prank(provider);
         market.withdraw(address(usd));
@@ -266,7 +299,11 @@ contract GasSnapshotTest is MarketFixture {
             uint256 rentalId = _open(renter, offerId, 1, 100e6);
             vm.prank(provider);
             market.startRental(rentalId);
-            reports[i] = _report(rentalId, 1, 600, 420_000_000);
+            reports[i].rentalId = rentalId;
+        }
+        vm.warp(block.timestamp + 600);
+        for (uint256 i = 0; i < 10; i++) {
+            reports[i] = _report(reports[i].rentalId, 1, 600, 420_000_000);
         }
         bytes memory signatures = _signBatch(reports);
         _coolAll();
@@ -409,6 +446,7 @@ contract GasSnapshotTest is MarketFixture {
         assertTrue(market.getRental(endedRentalId).status == RentalStatus.Ended, "ended rental ended");
         Rental memory r = market.getRental(settledRentalId);
         assertEq(r.sequence, 1, "one report settled");
-        assertGt(market.withdrawable(provider, address(usd)), 0, "provider has earnings");
+        assertGt(market.withdrawable(provider, address(usd)), 0, "provider has claimed earnings");
+        assertGt(market.claimable(endedRentalId), 0, "ended rental has unclaimed earnings");
     }
 }

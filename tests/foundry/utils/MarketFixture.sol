@@ -162,6 +162,21 @@ abstract contract MarketFixture is TestBase {
         market.startRental(rentalId);
     }
 
+    /// @dev Warps forward (never back) to the first time at which a report ending now with
+    /// `availableGpuSeconds` and `energyMillijoules` is within the report bounds of an Active
+    /// rental: available <= gpuCount x (elapsed + 1) and energy <= that x powerLimitW x 1100.
+    function _warpToCover(uint256 rentalId, uint256 availableGpuSeconds, uint256 energyMillijoules) internal {
+        Rental memory r = market.getRental(rentalId);
+        if (r.status != RentalStatus.Active) return;
+        uint256 gpuSeconds = availableGpuSeconds;
+        uint256 perGpuSecond = uint256(r.powerLimitW) * 1100;
+        uint256 energySeconds = (energyMillijoules + perGpuSecond - 1) / perGpuSecond;
+        if (energySeconds > gpuSeconds) gpuSeconds = energySeconds;
+        uint256 secondsNeeded = (gpuSeconds + r.gpuCount - 1) / r.gpuCount; // elapsed + 1
+        uint256 at = uint256(r.startedAt) + (secondsNeeded == 0 ? 0 : secondsNeeded - 1);
+        if (at > block.timestamp) vm.warp(at);
+    }
+
     function _report(uint256 rentalId, uint64 sequence, uint64 availableGpuSeconds, uint128 energyMillijoules)
         internal
         view
@@ -177,6 +192,8 @@ abstract contract MarketFixture is TestBase {
             carbonMilligrams: uint128(uint256(energyMillijoules) * 30 / 3_600_000),
             uptimeBps: 9900,
             faultFlags: 0,
+            challengesPassed: 0,
+            challengesFailed: 0,
             telemetryHash: keccak256(abi.encode(rentalId, sequence)),
             signerSetVersion: _signerSetVersion()
         });
@@ -197,10 +214,19 @@ abstract contract MarketFixture is TestBase {
     function _settle(uint256 rentalId, uint64 sequence, uint64 availableGpuSeconds, uint128 energyMillijoules)
         internal
     {
+        _warpToCover(rentalId, availableGpuSeconds, energyMillijoules);
         UsageReport memory report = _report(rentalId, sequence, availableGpuSeconds, energyMillijoules);
         bytes memory signatures = _signUsage(report);
         vm.prank(keeper);
         market.settle(report, signatures);
+    }
+
+    /// @dev Claims `rentalId`'s earnings for its provider (as the keeper: anyone may).
+    function _claim(uint256 rentalId) internal {
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = rentalId;
+        vm.prank(keeper);
+        market.claim(ids);
     }
 
     function _fault(uint256 rentalId, uint32 faultId, uint8 kind) internal view returns (FaultReport memory) {

@@ -14,7 +14,7 @@ library ReportSigning {
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
 
     bytes internal constant USAGE_REPORT_TYPE =
-        "UsageReport(uint256 rentalId,uint64 sequence,uint64 periodEnd,uint64 availableGpuSeconds,uint64 busyGpuSeconds,uint128 energyMillijoules,uint128 carbonMilligrams,uint16 uptimeBps,uint32 faultFlags,bytes32 telemetryHash,uint32 signerSetVersion)";
+        "UsageReport(uint256 rentalId,uint64 sequence,uint64 periodEnd,uint64 availableGpuSeconds,uint64 busyGpuSeconds,uint128 energyMillijoules,uint128 carbonMilligrams,uint16 uptimeBps,uint32 faultFlags,uint32 challengesPassed,uint32 challengesFailed,bytes32 telemetryHash,uint32 signerSetVersion)";
 
     bytes32 internal constant USAGE_REPORT_TYPEHASH = keccak256(USAGE_REPORT_TYPE);
 
@@ -45,6 +45,8 @@ library ReportSigning {
                 r.carbonMilligrams,
                 r.uptimeBps,
                 r.faultFlags,
+                r.challengesPassed,
+                r.challengesFailed,
                 r.telemetryHash,
                 r.signerSetVersion
             )

@@ -157,7 +157,7 @@ def open_active_rental(deployed: DeployedMarket, *, agent: str | None = None, bu
 
 
 def start_when_replay_begins(deployed: DeployedMarket, rental_id: int, source: ReplaySource,
-                             speed: float) -> tuple[TxResult, int]:
+                             speed: float, *, mine_now: bool = True) -> tuple[TxResult, int]:
     """Provider starts the rental at the chain second the back-dated replay ``source`` (played at
     ``speed``) stamps its first sample; from then on ``source`` sends nothing stamped before the
     start. (the ``startRental`` receipt, ``startedAt``)."""
@@ -169,5 +169,12 @@ def start_when_replay_begins(deployed: DeployedMarket, rental_id: int, source: R
     started = provider.start_rental(rental_id)
     started_at = int(started.events["RentalStarted"][0]["startedAt"])
     assert started_at == planned_start
+    # The chain's clock back to now: reports settle only once their periodEnd (a sample's time,
+    # up to the wall clock) is not after the block time. Anvil keeps the clock offset of the
+    # block it mines next, so that block is mined now (``mine_now=False``: the caller mines it
+    # at once, e.g. as the confirmation of RentalStarted).
+    deployed.chain.set_next_timestamp(max(started_at + 1, int(time.time())))
+    if mine_now:
+        deployed.chain.rpc("evm_mine", [])
     source.not_before_ms = started_at * 1000
     return started, started_at

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from typing import Callable
 
 import httpx
 import pytest
@@ -35,16 +36,21 @@ class FakeNode:
 
     def __init__(self, key: bytes, chain_id: int, market: str, *, holds: int, base_time: int,
                  tamper: bool = False, variant: int = 0, signer_key: bytes | None = None,
-                 fault_observed_at: int | None = None):
+                 report_base: int | None = None, fault_observed_at: int | None = None):
         self.key, self.chain_id, self.market = key, chain_id, market
         self.fault_observed_at = base_time + 50 if fault_observed_at is None else fault_observed_at
         self.holds, self.base_time, self.tamper, self.variant = holds, base_time, tamper, variant
+        # Report `sequence` ends 10 * sequence s after `report_base`, by default the rental's
+        # start (set by aggregator_for): 10 GPU-seconds per 10 s, within the report bounds.
+        self.report_base = report_base
+        self.start_of: Callable[[int], int] | None = None
         self.signer_key = signer_key or key
         self.address = Account.from_key(key).address
 
     def report(self, rental_id: int, sequence: int) -> UsageReport:
-        return UsageReport(rental_id, sequence, self.base_time + 10 * sequence, 10 * sequence, 5 * sequence,
-                           1_000_000 * sequence, 40 * sequence, 10_000, 0,
+        base = self.report_base if self.report_base is not None else self.start_of(rental_id)
+        return UsageReport(rental_id, sequence, base + 10 * sequence, 10 * sequence, 5 * sequence,
+                           1_000_000 * sequence, 40 * sequence, 10_000, 0, sequence, 0,
                            bytes([self.variant]) * 32, 1)
 
     def signed(self, report, digest) -> dict:
@@ -90,8 +96,18 @@ def aggregator_for(deployed, nodes: dict[str, FakeNode]) -> Aggregator:
         return node.handle(request)
 
     client = deployed.client(SUBMITTER)
+    for node in nodes.values():
+        node.start_of = lambda rental_id: int(client.get_rental(rental_id)["startedAt"])
+    advance_chain(deployed)
     http = httpx.Client(transport=httpx.MockTransport(route))
     return Aggregator(client, [f"http://{name}" for name in ("n1", "n2", "n3")], http=http)
+
+
+def advance_chain(deployed, seconds: int = 200) -> None:
+    """Moves the chain's clock past every fake report's periodEnd (reports of an Active rental
+    settle only once their periodEnd is not after the block time)."""
+    deployed.chain.increase_time(seconds)
+    deployed.chain.rpc("evm_mine", [])
 
 
 @pytest.fixture
@@ -176,14 +192,15 @@ def test_ended_rental_settles_the_last_report_that_ends_by_the_end(deployed, now
     rental = open_active_rental(deployed)
     client = deployed.client(SUBMITTER)
     renter = deployed.client(RENTER)
+    advance_chain(deployed, 100)  # the rental runs 100 s: reports up to 7 fit before its end
     renter.end_rental(rental.rental_id)
     ended_at = int(client.get_rental(rental.rental_id)["endedAt"])
     base = ended_at - 10 * 7 - 3  # reports 1..7 end by ended_at, 8.. after it
     k1, k2, k3 = deployed.node_keys
     agg = aggregator_for(deployed, {
-        "n1": FakeNode(k1, client.chain_id, deployed.market, holds=12, base_time=base),
-        "n2": FakeNode(k2, client.chain_id, deployed.market, holds=12, base_time=base),
-        "n3": FakeNode(k3, client.chain_id, deployed.market, holds=12, base_time=base),
+        "n1": FakeNode(k1, client.chain_id, deployed.market, holds=12, base_time=base, report_base=base),
+        "n2": FakeNode(k2, client.chain_id, deployed.market, holds=12, base_time=base, report_base=base),
+        "n3": FakeNode(k3, client.chain_id, deployed.market, holds=12, base_time=base, report_base=base),
     })
     outcome = agg.settle_rental(rental.rental_id)
     assert outcome.status == "settled", outcome.detail
@@ -211,6 +228,7 @@ def test_chain_services_follow_settle_and_forget_finalized_rentals(deployed, now
     ).start()
     try:
         rental = open_active_rental(deployed)
+        advance_chain(deployed)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any(
                 o.rental_id == rental.rental_id and o.status == "settled" for o in services.loop.outcomes):

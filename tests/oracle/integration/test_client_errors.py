@@ -4,6 +4,8 @@ and slashing with a quorum-signed fault report."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import threading
 import time
 
@@ -67,7 +69,8 @@ def rental(deployed):
 
 
 def _report(rental_id: int, sequence: int, available: int, version: int = 1) -> UsageReport:
-    return UsageReport(rental_id, sequence, int(time.time()), available, 0, 0, 0, 10_000, 0, b"\x11" * 32, version)
+    return UsageReport(rental_id, sequence, int(time.time()), available, 0, 0, 0, 10_000, 0, 0, 0, b"\x11" * 32,
+                       version)
 
 
 def _signed(deployed, client: MarketClient, report: UsageReport, n: int = 2) -> bytes:
@@ -79,7 +82,10 @@ def _signed(deployed, client: MarketClient, report: UsageReport, n: int = 2) -> 
 
 def test_preflight_revert_decodes_custom_error_with_args(deployed, rental):
     client = deployed.client(SUBMITTER)
-    report = _report(rental.rental_id, 1, 60)
+    # 60 GPU-seconds need 60 s of rental time before the report's periodEnd (report bounds).
+    deployed.chain.increase_time(120)
+    deployed.chain.rpc("evm_mine", [])
+    report = replace(_report(rental.rental_id, 1, 60), period_end=client.latest_block_timestamp())
     client.settle(report, _signed(deployed, client, report))
     nonce = client.w3.eth.get_transaction_count(client.account)
     with pytest.raises(TransactionRevertedError) as info:

@@ -33,7 +33,7 @@ usage_reports = st.builds(
     rental_id=U(256), sequence=U(64), period_end=U(64), available_gpu_seconds=U(64),
     busy_gpu_seconds=U(64), energy_millijoules=U(128), carbon_milligrams=U(128),
     uptime_bps=st.integers(min_value=0, max_value=10_000), fault_flags=U(32),
-    telemetry_hash=st.binary(min_size=32, max_size=32), signer_set_version=U(32),
+    challenges_passed=U(32), challenges_failed=U(32), telemetry_hash=st.binary(min_size=32, max_size=32), signer_set_version=U(32),
 )
 fault_reports = st.builds(
     FaultReport,
@@ -44,10 +44,11 @@ fault_reports = st.builds(
 EXTREME = UsageReport(
     rental_id=2**256 - 1, sequence=2**64 - 1, period_end=2**64 - 1, available_gpu_seconds=2**64 - 1,
     busy_gpu_seconds=2**64 - 1, energy_millijoules=2**128 - 1, carbon_milligrams=2**128 - 1,
-    uptime_bps=10_000, fault_flags=2**32 - 1, telemetry_hash=b"\xff" * 32, signer_set_version=2**32 - 1,
+    uptime_bps=10_000, fault_flags=2**32 - 1, challenges_passed=2**32 - 1, challenges_failed=2**32 - 1,
+    telemetry_hash=b"\xff" * 32, signer_set_version=2**32 - 1,
 )
-ZERO = UsageReport(0, 0, 0, 0, 0, 0, 0, 0, 0, b"\0" * 32, 0)
-REALISTIC = UsageReport(7, 42, 1_795_743_508, 3_600, 2_950, 1_512_345_678, 604_938, 9_990, 1 << 1,
+ZERO = UsageReport(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b"\0" * 32, 0)
+REALISTIC = UsageReport(7, 42, 1_795_743_508, 3_600, 2_950, 1_512_345_678, 604_938, 9_990, 1 << 1, 12, 1,
                         bytes.fromhex("ab" * 32), 1)
 
 

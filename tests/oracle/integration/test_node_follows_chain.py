@@ -164,7 +164,7 @@ def test_nodes_learn_a_rental_from_events_and_settle_it_themselves(deployed, nod
 
     # -- provider starts it when the replay's first sample will be stamped ---------------------------
     source = ReplaySource(TRACE_A, speed=SPEED, period_ms=1000)
-    started, started_at = start_when_replay_begins(deployed, rental_id, source, SPEED)
+    started, started_at = start_when_replay_begins(deployed, rental_id, source, SPEED, mine_now=False)
 
     # -- confirmations = 1: RentalStarted is not acted on until a block lands on top -----------------
     time.sleep(1.0)  # five follower polls

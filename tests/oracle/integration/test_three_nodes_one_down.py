@@ -186,6 +186,9 @@ def test_three_nodes_one_stopped_two_still_settle(deployed, network):
     assert rental["paid"] == expected_paid
     assert mid.payment + final.payment == expected_paid
     fee = expected_paid * FEE_BPS // 10_000
+    assert provider.claimable(rental_id) == expected_paid - fee  # accrued in the rental
+    assert provider.withdrawable(provider.account, token) == 0  # settlement credits no balance
+    provider.claim([rental_id])
     assert provider.withdrawable(provider.account, token) == expected_paid - fee
 
     renter.end_rental(rental_id)  # the final report settled while Active: no end-time constraint

@@ -50,18 +50,19 @@ def test_decoder_require_panic_unknown_and_empty():
     assert dec.decode(None) == ("", {})
 
 
-REPORT = UsageReport(7, 3, 1_795_743_508, 60, 30, 1_000, 40, 10_000, 2, b"\xaa" * 32, 1)
+REPORT = UsageReport(7, 3, 1_795_743_508, 60, 30, 1_000, 40, 10_000, 2, 5, 1, b"\xaa" * 32, 1)
 
 
 def test_struct_tuple_accepts_dataclass_snake_and_camel_dicts():
-    expected = (7, 3, 1_795_743_508, 60, 30, 1_000, 40, 10_000, 2, b"\xaa" * 32, 1)
+    expected = (7, 3, 1_795_743_508, 60, 30, 1_000, 40, 10_000, 2, 5, 1, b"\xaa" * 32, 1)
     assert usage_report_tuple(REPORT) == expected
     snake = {f: getattr(REPORT, f) for f in REPORT.__dataclass_fields__}
     snake["telemetry_hash"] = "0x" + "aa" * 32
     assert usage_report_tuple(snake) == expected
     camel = {"rentalId": 7, "sequence": 3, "periodEnd": 1_795_743_508, "availableGpuSeconds": 60,
              "busyGpuSeconds": 30, "energyMillijoules": 1_000, "carbonMilligrams": 40, "uptimeBps": 10_000,
-             "faultFlags": 2, "telemetryHash": b"\xaa" * 32, "signerSetVersion": 1}
+             "faultFlags": 2, "challengesPassed": 5, "challengesFailed": 1, "telemetryHash": b"\xaa" * 32,
+             "signerSetVersion": 1}
     assert usage_report_tuple(camel) == expected
     with pytest.raises(ChainError):
         usage_report_tuple({**camel, "telemetryHash": b"\xaa" * 31})

@@ -42,6 +42,7 @@ usage_reports = st.builds(
     available_gpu_seconds=uint(64), busy_gpu_seconds=uint(64),
     energy_millijoules=uint(128), carbon_milligrams=uint(128),
     uptime_bps=st.integers(0, 10_000), fault_flags=uint(32),
+    challenges_passed=uint(32), challenges_failed=uint(32),
     telemetry_hash=st.binary(min_size=32, max_size=32), signer_set_version=uint(32),
 )
 fault_reports = st.builds(
@@ -61,7 +62,8 @@ def eth_account_digest(message, chain_id, contract) -> bytes:
 def sample_report(**changes) -> UsageReport:
     fields = dict(rental_id=7, sequence=3, period_end=1_795_743_193, available_gpu_seconds=85,
                   busy_gpu_seconds=49, energy_millijoules=35_899_367, carbon_milligrams=4796,
-                  uptime_bps=10_000, fault_flags=0, telemetry_hash=b"\x11" * 32,
+                  uptime_bps=10_000, fault_flags=0, challenges_passed=2, challenges_failed=1,
+                  telemetry_hash=b"\x11" * 32,
                   signer_set_version=1)
     fields.update(changes)
     return UsageReport(**fields)
@@ -121,7 +123,8 @@ def test_usage_report_digest_binds_chain_and_contract():
 
 USAGE_BITS = {"rental_id": 256, "sequence": 64, "period_end": 64, "available_gpu_seconds": 64,
               "busy_gpu_seconds": 64, "energy_millijoules": 128, "carbon_milligrams": 128,
-              "uptime_bps": 16, "fault_flags": 32, "signer_set_version": 32}
+              "uptime_bps": 16, "fault_flags": 32, "challenges_passed": 32, "challenges_failed": 32,
+              "signer_set_version": 32}
 
 
 @pytest.mark.parametrize("field", sorted(USAGE_BITS))

@@ -39,8 +39,15 @@ def test_build_usage_report_maps_the_totals_field_by_field(totals):
         busy_gpu_seconds=totals.busy_gpu_seconds,
         energy_millijoules=totals.energy_millijoules,
         carbon_milligrams=totals.carbon_milligrams, uptime_bps=totals.uptime_bps,
-        fault_flags=totals.fault_flags, telemetry_hash=b"\x42" * 32, signer_set_version=2)
+        fault_flags=totals.fault_flags, challenges_passed=0, challenges_failed=0,
+        telemetry_hash=b"\x42" * 32, signer_set_version=2)
     assert report.fault_flags == (1 << FaultKind.DOWNTIME) | (1 << FaultKind.COUNTER_PHYSICS)
+
+
+def test_build_usage_report_carries_the_challenge_counts(totals):
+    report = build_usage_report(7, 3, totals, b"\x42" * 32, 2, challenges_passed=9, challenges_failed=2)
+    assert (report.challenges_passed, report.challenges_failed) == (9, 2)
+    assert report.struct_hash() != build_usage_report(7, 3, totals, b"\x42" * 32, 2).struct_hash()
 
 
 def test_build_usage_report_accepts_a_hex_telemetry_hash(totals):

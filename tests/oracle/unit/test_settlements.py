@@ -8,19 +8,24 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 
 from oracle.chain.artifacts import load_abi
-from oracle.chain.settlements import Settlement, batch_triples, from_events, from_logs
+from oracle.chain.settlements import Settlement, batch_triples, from_events, from_logs, pack_entry
+
+P = pack_entry
 
 
-def test_batch_triples():
-    assert batch_triples([1, 2, 3, 4, 5, 6]) == [(1, 2, 3), (4, 5, 6)]
+def test_batch_triples_unpack_one_word_per_report():
+    assert batch_triples([P(1, 2, 3), P(4, 5, 6)]) == [(1, 2, 3), (4, 5, 6)]
+    assert batch_triples([P(2**128 - 1, 2**32 - 1, 2**96 - 1)]) == [(2**128 - 1, 2**32 - 1, 2**96 - 1)]
     assert batch_triples([]) == []
     with pytest.raises(ValueError):
-        batch_triples([1, 2])
+        pack_entry(1, 2**32, 0)
+    with pytest.raises(ValueError):
+        pack_entry(1, 0, 2**96)
 
 
 def test_from_events_batch_first_then_usage_settled():
     events = {"UsageSettled": [{"rentalId": 7, "sequence": 2, "payment": 0}],
-              "UsageBatchSettled": [{"settled": [5, 1, 100, 7, 1, 300]}]}
+              "UsageBatchSettled": [{"settled": [P(5, 1, 100), P(7, 1, 300)]}]}
     assert [(s.rental_id, s.sequence, s.payment) for s in from_events(events)] == [(5, 1, 100), (7, 1, 300), (7, 2, 0)]
     assert [s.sequence for s in from_events(events, rental_id=7)] == [1, 2]
     assert from_events({}) == []
@@ -31,7 +36,7 @@ def test_from_logs_orders_by_block_and_log_index_and_filters():
     logs = [
         {"event": "UsageSettled", "args": {"rentalId": 3, "sequence": 4, "payment": 9},
          "transactionHash": tx_b, "blockNumber": 11, "logIndex": 0},
-        {"event": "UsageBatchSettled", "args": {"settled": [3, 3, 8, 4, 1, 2]},
+        {"event": "UsageBatchSettled", "args": {"settled": [P(3, 3, 8), P(4, 1, 2)]},
          "transactionHash": tx_a, "blockNumber": 10, "logIndex": 5},
         {"event": "RentalEnded", "args": {"rentalId": 3}, "blockNumber": 9, "logIndex": 0},
     ]

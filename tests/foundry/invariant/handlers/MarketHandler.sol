@@ -487,11 +487,17 @@ contract MarketHandler is TestBase {
         Stake memory st = market.stakeOf(r.provider);
         uint256 renterBefore = market.withdrawable(r.renter, address(usd));
         uint256 treasuryBefore = market.withdrawable(tr, address(usd));
+        // The provider's balance after: its balance now plus the rental's unclaimed earnings.
+        uint256 providerAfter = market.withdrawable(r.provider, address(usd)) + market.claimable(rentalId);
         uint256 treasuryStakeBefore = market.withdrawable(tr, address(stakeToken));
         vm.prank(_anyActor(callerSeed));
         market.finalizeRental(rentalId);
         uint256 refund = market.withdrawable(r.renter, address(usd)) - renterBefore;
         uint256 fee = market.withdrawable(tr, address(usd)) - treasuryBefore;
+        if (r.provider != r.renter && r.provider != tr) {
+            assertEq(market.withdrawable(r.provider, address(usd)), providerAfter, "finalize: unclaimed credited");
+        }
+        assertEq(market.claimable(rentalId), 0, "finalize: nothing left to claim");
         assertEq(refund, uint256(r.budget) - r.paid, "finalize: refund == budget - paid");
         assertEq(fee, uint256(r.paid) * t.feeBps / 10_000, "finalize: fee on cumulative paid");
         assertEq(
@@ -557,7 +563,7 @@ contract MarketHandler is TestBase {
         Rental memory before = market.getRental(rentalId);
         UsageReport memory report = _nextReport(rentalId, before, input);
         bytes memory signatures = _quorumSign(ReportSigning.usageDigest(report, address(market)), submitterSeed);
-        uint256 creditBefore = market.withdrawable(before.provider, address(usd));
+        uint256 creditBefore = market.claimable(rentalId);
 
         vm.prank(_anyActor(submitterSeed));
         market.settle(report, signatures);
@@ -590,17 +596,17 @@ contract MarketHandler is TestBase {
         }
         BatchPlan memory plan = _planBatch(picked, input, uint8(bound(extra, 0, 3)));
         bytes memory signatures = _quorumSign(ReportSigning.batchDigest(plan.reports, address(market)), submitterSeed);
-        // Providers may repeat across the batch, so credits are compared in aggregate.
+        // Providers may repeat across the batch, so balances are compared in aggregate: a
+        // settlement credits none (earnings accrue in the rentals until claimed).
         uint256 creditsBefore = _providerCredits();
 
         vm.prank(_anyActor(submitterSeed));
         market.settleBatch(plan.reports, signatures);
 
-        uint256 expectedCreditIncrease;
         for (uint256 i = 0; i < plan.picked.length; i++) {
-            expectedCreditIncrease += _checkBatchEntry(plan, i);
+            _checkBatchEntry(plan, i);
         }
-        assertEq(_providerCredits() - creditsBefore, expectedCreditIncrease, "settleBatch: provider credits");
+        assertEq(_providerCredits(), creditsBefore, "settleBatch: no balance credited");
     }
 
     function _planBatch(uint256[] memory picked, ReportInput memory input, uint8 extra)
@@ -633,8 +639,9 @@ contract MarketHandler is TestBase {
         if (extra == 1 || extra == 3) plan.reports[plan.reports.length - 1] = plan.reports[0]; // stale by then
     }
 
-    /// @dev Checks rental `i` of a settled batch; returns its provider credit increase.
-    function _checkBatchEntry(BatchPlan memory plan, uint256 i) internal returns (uint256) {
+    /// @dev Checks rental `i` of a settled batch, including that its provider's unclaimed
+    /// earnings are exactly share(paid) - claimed.
+    function _checkBatchEntry(BatchPlan memory plan, uint256 i) internal {
         Rental memory before = plan.befores[i];
         Rental memory afterR = market.getRental(plan.picked[i]);
         UsageReport memory settled = i == 0 ? plan.last : plan.reports[i];
@@ -651,7 +658,39 @@ contract MarketHandler is TestBase {
         );
         if (exhausted) assertEq(afterR.endedAt, block.timestamp, "settleBatch: exhausted rental ended now");
         ghost_energy[plan.picked[i]] = settled.energyMillijoules;
-        return _share(afterR.paid, afterR.feeBps) - _share(before.paid, before.feeBps);
+        assertEq(afterR.claimed, before.claimed, "settleBatch: claimed unchanged");
+        assertEq(
+            market.claimable(plan.picked[i]), _share(afterR.paid, afterR.feeBps) - afterR.claimed, "settleBatch: earnings"
+        );
+    }
+
+    /// @dev Anyone claims the earnings of up to four rentals (any status, repeats allowed): each
+    /// provider's balance grows by exactly the claimable amounts, which drop to zero.
+    function claim(uint256 rentalSeed, uint256 count, uint256 callerSeed) external instrumented("claim") {
+        uint256 total = market.rentalCount();
+        if (total == 0) {
+            _count("claim:skipped");
+            return;
+        }
+        count = bound(count, 1, 4);
+        uint256[] memory ids = new uint256[](count);
+        uint256 expected;
+        for (uint256 i = 0; i < count; i++) {
+            ids[i] = (uint256(keccak256(abi.encode(rentalSeed, i))) % total) + 1;
+            bool repeated;
+            for (uint256 j = 0; j < i; j++) {
+                if (ids[j] == ids[i]) repeated = true;
+            }
+            if (!repeated) expected += market.claimable(ids[i]);
+        }
+        uint256 creditsBefore = _providerCredits();
+        vm.prank(_anyActor(callerSeed));
+        uint256 claimed = market.claim(ids);
+        assertEq(claimed, expected, "claim: returns the claimable sum");
+        assertEq(_providerCredits() - creditsBefore, expected, "claim: providers credited exactly that");
+        for (uint256 i = 0; i < count; i++) {
+            assertEq(market.claimable(ids[i]), 0, "claim: nothing left to claim");
+        }
     }
 
     /// @dev Up to `count` distinct settleable rentals (starting one if none is).
@@ -894,10 +933,12 @@ contract MarketHandler is TestBase {
             && block.timestamp <= uint256(r.endedAt) + market.rentalTerms(id).settlementGrace;
     }
 
+    /// @dev Silence counts from the last settlement or the end of the last rotation's overlap.
     function _isSilent(uint256 id) internal view returns (bool) {
         Rental memory r = market.getRental(id);
-        return r.status == RentalStatus.Active
-            && block.timestamp > uint256(r.lastSettledAt) + market.rentalTerms(id).silenceTimeout;
+        (,, uint32 rotationOverlapEnd) = market.signerSetRotation();
+        uint256 from = r.lastSettledAt > rotationOverlapEnd ? r.lastSettledAt : rotationOverlapEnd;
+        return r.status == RentalStatus.Active && block.timestamp > from + market.rentalTerms(id).silenceTimeout;
     }
 
     function _isSettleable(uint256 id) internal view returns (bool) {
@@ -916,21 +957,30 @@ contract MarketHandler is TestBase {
         view
         returns (UsageReport memory report)
     {
-        uint64 available = uint64(r.availableGpuSeconds + bound(input.availableDelta, 0, uint256(r.gpuCount) * 8 hours));
+        uint256 periodEnd = r.status == RentalStatus.Active ? block.timestamp : r.endedAt;
+        // The report bounds: available <= gpuCount x (elapsed + 1), energy <= that x powerLimitW
+        // x 1100 mJ; an earlier settled report is within them, so clamping keeps it monotone.
+        uint256 maxAvailable = uint256(r.gpuCount) * (periodEnd - r.startedAt + 1);
+        uint256 maxEnergy = maxAvailable * r.powerLimitW * 1100;
+        uint256 availableRaw = r.availableGpuSeconds + bound(input.availableDelta, 0, uint256(r.gpuCount) * 8 hours);
+        uint64 available = uint64(availableRaw < maxAvailable ? availableRaw : maxAvailable);
         uint128 energy = ghost_energy[rentalId];
         uint256 energyDelta = bound(input.energyDelta, 0, uint256(r.gpuCount) * 8 hours * 700_000);
         if (input.lowerEnergy) energy = energy > energyDelta ? energy - uint128(energyDelta) : 0;
         else energy += uint128(energyDelta);
+        if (energy > maxEnergy) energy = uint128(maxEnergy);
         report = UsageReport({
             rentalId: rentalId,
             sequence: uint64(r.sequence + bound(input.sequenceJump, 1, 3)),
-            periodEnd: uint64(r.status == RentalStatus.Active ? block.timestamp : r.endedAt),
+            periodEnd: uint64(periodEnd),
             availableGpuSeconds: available,
             busyGpuSeconds: available / 2,
             energyMillijoules: energy,
             carbonMilligrams: uint128(uint256(energy) * 30 / 3_600_000),
             uptimeBps: uint16(bound(input.uptimeBps, 0, 10_000)),
             faultFlags: 0,
+            challengesPassed: 0,
+            challengesFailed: 0,
             telemetryHash: keccak256(abi.encode(rentalId, r.sequence)),
             signerSetVersion: ghost_signerSetVersion
         });
@@ -955,10 +1005,11 @@ contract MarketHandler is TestBase {
         assertEq(afterR.sequence, report.sequence, "settle: sequence");
         assertEq(afterR.availableGpuSeconds, report.availableGpuSeconds, "settle: available");
         assertEq(
-            market.withdrawable(before.provider, address(usd)) - creditBefore,
+            market.claimable(report.rentalId) - creditBefore,
             _share(afterR.paid, afterR.feeBps) - _share(before.paid, before.feeBps),
-            "settle: provider credit == share increase"
+            "settle: provider earnings == share increase"
         );
+        assertEq(afterR.claimed, before.claimed, "settle: credits no balance");
         bool exhausted = before.status == RentalStatus.Active && afterR.paid == afterR.budget;
         assertEq(
             afterR.status == RentalStatus.Ended, exhausted || before.status == RentalStatus.Ended, "settle: status"
