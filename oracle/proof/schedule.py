@@ -1,7 +1,8 @@
 """When each rented GPU is challenged: a lottery on every block, the same on every node. Pure.
 
-Beacons are blocks (number, hash, timestamp). A rental's first beacon at or after its start
-issues the start challenge; every later beacon b issues one with probability
+Beacons are blocks (number, hash, timestamp). A rental's first beacon after its start second
+issues the start challenge (not the start block itself: its timestamp is the rental's start, and a
+chain whose clock is set, as a time-compressed demo's is, may put it far in the past); every later beacon b issues one with probability
 dt / MEAN_INTERVAL_S (dt: seconds since the previous beacon), decided by
 keccak(chain, market, rentalId, blockhash(b)) < 2**256 * dt / mean. Nobody knows whether a
 block draws a challenge, or its seed, before the block exists; every node following the same
@@ -87,7 +88,7 @@ class RentalScheduler:
 
     def feed(self, beacon: Beacon) -> list[Challenge]:
         rental = self.rental
-        if beacon.timestamp_s < rental.start_s or (self.previous is not None and beacon.number <= self.previous.number):
+        if beacon.timestamp_s <= rental.start_s or (self.previous is not None and beacon.number <= self.previous.number):
             return []
         if rental.end_s is not None and beacon.timestamp_s > rental.end_s:
             return []
