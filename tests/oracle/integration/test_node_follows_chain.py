@@ -228,7 +228,7 @@ def test_nodes_learn_a_rental_from_events_and_settle_it_themselves(deployed, nod
                  == final_sequence for m in scraped)
         return scraped if ok else None
 
-    scraped = wait_for(metrics_settled, 15, "every node to see the final sequence settled", interval_s=0.3)
+    scraped = wait_for(metrics_settled, 60, "every node to see the final sequence settled", interval_s=0.3)
     settled_count = sum(metric_sum(m, "gpurent_node_submissions_total", result="settled") for m in scraped)
     assert settled_count == len(landed)
     gas_settled = sum(metric_sum(m, "gpurent_node_settlement_gas_total", outcome="settled") for m in scraped)

@@ -24,6 +24,7 @@ from oracle.chain.operators import OperatorClient
 from oracle.chain.tx import TransactionSender
 from oracle.deployment import save_deployment
 from tests.oracle.integration.conftest import FAST_POLICY, GOVERNANCE, NODE_KEYS, open_active_rental
+from tests.oracle.integration.test_aggregator import advance_chain
 
 pytestmark = [pytest.mark.integration]
 
@@ -178,10 +179,12 @@ class _Peer:
     def __init__(self, key: bytes, chain_id: int, market: str, version: int, base_time: int, holds: int = 3):
         self.key, self.chain_id, self.market, self.version = key, chain_id, market, version
         self.base_time, self.holds = base_time, holds
+        self.start_of = None  # rental id -> startedAt; reports then end after the rental's start
         self.address = Account.from_key(key).address
 
     def report(self, rental_id: int, sequence: int) -> UsageReport:
-        return _report(rental_id=rental_id, sequence=sequence, period_end=self.base_time + 10 * sequence,
+        base = self.start_of(rental_id) if self.start_of is not None else self.base_time
+        return _report(rental_id=rental_id, sequence=sequence, period_end=base + 10 * sequence,
                        available_gpu_seconds=10 * sequence, signer_set_version=self.version)
 
     def handle(self, request):
@@ -233,12 +236,18 @@ def test_a_node_settling_through_the_registry_accrues_rebates_and_reads_market_e
     aggregator.submitter = submitter  # what ChainServices does with operator_registry_address
     before = int(submitter.operator.bond_of()["rebateReports"])
 
+    # Reports end 10 s per sequence after the rental's start; the chain is moved past them (an
+    # Active rental's report settles only once its periodEnd is not after the block time).
+    for peer in peers.values():
+        peer.start_of = lambda rental_id: int(node.get_rental(rental_id)["startedAt"])
     single = open_active_rental(deployed)
+    advance_chain(deployed)
     outcome = aggregator.settle_rental(single.rental_id)
     assert outcome.status == "settled", outcome.detail
     assert outcome.payment == 30 * 3_600_000 // 3600  # read from the market's UsageSettled event
 
     first, second = open_active_rental(deployed), open_active_rental(deployed)
+    advance_chain(deployed)
     outcomes = aggregator.settle_batch([first.rental_id, second.rental_id])
     assert [o.status for o in outcomes] == ["settled", "settled"], [o.detail for o in outcomes]
     assert all(o.payment == 30 * 1000 for o in outcomes)  # from UsageBatchSettled

@@ -23,7 +23,7 @@ from oracle.node.settings import NodeSettings
 from oracle.node.testing import chain_batches, shifted, trace_samples
 
 from .conftest import GOVERNANCE, PROVIDER, RENTER, SUBMITTER, open_active_rental
-from .test_aggregator import FakeNode, aggregator_for
+from .test_aggregator import FakeNode, advance_chain, aggregator_for
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +187,7 @@ def test_a_bonded_node_settles_through_the_operator_registry_and_accrues_its_gas
     assert operator.is_bonded()
     agg.submitter = submitter
     rentals = [open_active_rental(deployed).rental_id for _ in range(2)]
+    advance_chain(deployed)  # past the fake reports' periodEnd (10 s per sequence after the start)
     before = operator.earnings(deployed.token).rebate_reports
     outcomes = agg.settle_batch(rentals)
     assert [o.status for o in outcomes] == ["settled", "settled"], [o.detail for o in outcomes]
