@@ -248,8 +248,9 @@ def test_physics_fault_signed_by_the_live_nodes_is_slashed(deployed, network, tm
     rental_id, started_at, source = open_and_start(network, _trace_over_the_limit(tmp_path), agent_key)
     stop_agent = threading.Event()
     thread = start_agent(network, source, rental_id, agent_key, stop_agent)
-    thread.join(timeout=60)
+    thread.join(timeout=60)  # the whole replay; with node 3 down the agent then drains for a while
     stop_agent.set()
+    thread.join(timeout=10)
     assert not thread.is_alive()
     # The replay runs SPEED times faster than its timestamps: bring the chain clock to the trace's
     # end, since a fault can only slash once the chain has reached the time it was observed.
