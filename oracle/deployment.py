@@ -199,7 +199,7 @@ def verification_lines(deployment: Deployment) -> list[str]:
     lines += [
         "Check there:",
         "  - the contract creation txs came from the deployer " + deployment.deployer,
-        "  - GpuRentMarket: source verified with solc 0.8.30, optimizer 10000 runs, evm cancun",
+        "  - GpuRentMarket: source verified with solc 0.8.30, optimizer 200 runs, evm cancun",
         "    (constructor args: admin, MarketParams)",
         f"  - events: PaymentTokenSet/StakeTokenSet for {deployment.payment_token},"
         f" SignerSetUpdated(version {deployment.signer_set.get('version', '?')},"
