@@ -24,7 +24,7 @@ from oracle.errors import ChainError
 ABI_DIR = Path(__file__).resolve().parent / "abi"
 SOLC_VERSION = "0.8.30"
 EVM_VERSION = "cancun"
-OPTIMIZER_RUNS = 10_000
+OPTIMIZER_RUNS = 200  # as foundry.toml and brownie-config.yaml (the market fits EIP-170 at 200)
 
 _compile_lock = threading.Lock()
 
