@@ -47,8 +47,8 @@ def reports(tmp_path_factory):
                "GPURENT_NODE_CHALLENGE_CHECK_TELEMETRY": "false", "GPURENT_NODE_CHALLENGE_POLL_INTERVAL_S": "0.2"}
         with NodeProcess(env, port=free_port()).start(timeout_s=90) as node:
             time.sleep(max(1.0, start_ms / 1000 - time.time()))
-            chain.set_next_timestamp(max(start_ms // 1000, int(time.time())))  # at or after the start, now
-            chain.mine()  # the first block at or after the start: both rentals' start challenges
+            chain.set_next_timestamp(max(start_ms // 1000 + 1, int(time.time())))  # after the start, now
+            chain.mine()  # the first block after the start second: both rentals' start challenges
             issued_ms = int(chain.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) * 1000
             responder = ChallengeResponder([node.url], HONEST, AGENT_KEY, [GpuIdentity(0, H100.uuid, "1")],
                                            poll_interval_s=0.2).start()
