@@ -64,6 +64,15 @@ def test_daemon_killed_mid_rental_readopts_and_the_rental_is_still_paid_without_
         assert after["settled_usage"]["fault_flags"] == 0, after["settled_usage"]
         assert market_contract.events.Slashed.get_logs(from_block=0) == []
         assert f"budget_low rental={rental}" in daemon.log()
+
+        def judged() -> bool:  # the start challenge (drawn from the first block after the start)
+            for i in range(len(nodes)):
+                with sqlite3.connect(tmp_path / f"node-{i + 1}.sqlite3") as db:
+                    if not db.execute("SELECT 1 FROM pog_verdicts WHERE rental_id=?", (str(rental),)).fetchall():
+                        return False
+            return True
+
+        wait_for("every node's verdict on the start challenge", judged, timeout_s=90, log=daemon.log)
         g("rent", "end", str(rental), dev=RENTER)
         wait_for("the container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
     finally:
