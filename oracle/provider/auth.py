@@ -4,11 +4,12 @@ Every request carries three headers::
 
     X-Gpurent-Address:   the signer's checksummed address
     X-Gpurent-Timestamp: unix seconds when it was signed
+    X-Gpurent-Nonce:     16 random bytes, hex (two identical requests in one second still differ)
     X-Gpurent-Signature: 0x + 65-byte EIP-191 (personal_sign) signature of request_message()
 
 ``request_message`` binds the chain id and market address (a signature for one deployment is
 useless on another), the HTTP method, the path with its query string, keccak256 of the body,
-and the timestamp. The daemon recovers the signer, requires it to be the rental's renter as
+the timestamp and the nonce. The daemon recovers the signer, requires it to be the rental's renter as
 stored on chain, the timestamp within ``max_skew_s`` of its clock, and each signature used at
 most once within that window (``ReplayGuard``). A stranger's key, a replayed or re-targeted
 request, or a body changed on the way are refused.
@@ -19,6 +20,7 @@ can read them).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -32,11 +34,13 @@ from oracle.provider import AuthError
 
 ADDRESS_HEADER = "X-Gpurent-Address"
 TIMESTAMP_HEADER = "X-Gpurent-Timestamp"
+NONCE_HEADER = "X-Gpurent-Nonce"
 SIGNATURE_HEADER = "X-Gpurent-Signature"
 MAX_SKEW_S = 60
 
 
-def request_message(chain_id: int, market: str, method: str, path: str, body: bytes, timestamp: int) -> str:
+def request_message(chain_id: int, market: str, method: str, path: str, body: bytes, timestamp: int,
+                    nonce: str) -> str:
     """The text the renter signs (EIP-191 version 0x45, ``personal_sign``)."""
     return "\n".join([
         "gpurent provider request",
@@ -45,18 +49,21 @@ def request_message(chain_id: int, market: str, method: str, path: str, body: by
         f"{method.upper()} {path}",
         f"body:0x{keccak(body).hex()}",
         f"time:{int(timestamp)}",
+        f"nonce:{nonce}",
     ])
 
 
 def sign_request(private_key: bytes, chain_id: int, market: str, method: str, path: str, body: bytes,
-                 timestamp: int | None = None) -> dict[str, str]:
-    """The three headers for one request."""
+                 timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+    """The four headers for one request."""
     ts = int(time.time()) if timestamp is None else int(timestamp)
-    message = encode_defunct(text=request_message(chain_id, market, method, path, body, ts))
+    nonce = secrets.token_hex(16) if nonce is None else nonce
+    message = encode_defunct(text=request_message(chain_id, market, method, path, body, ts, nonce))
     signed = Account.sign_message(message, private_key)
     return {
         ADDRESS_HEADER: Account.from_key(private_key).address,
         TIMESTAMP_HEADER: str(ts),
+        NONCE_HEADER: nonce,
         SIGNATURE_HEADER: "0x" + bytes(signed.signature).hex(),
     }
 
@@ -76,6 +83,7 @@ def verify_request(headers: dict[str, str], chain_id: int, market: str, method: 
     try:
         claimed = lowered[ADDRESS_HEADER.lower()]
         ts = int(lowered[TIMESTAMP_HEADER.lower()])
+        nonce = lowered[NONCE_HEADER.lower()]
         sig_hex = lowered[SIGNATURE_HEADER.lower()]
     except (KeyError, ValueError):
         raise AuthError("unsigned request: X-Gpurent-Address, -Timestamp and -Signature are required") from None
@@ -86,7 +94,7 @@ def verify_request(headers: dict[str, str], chain_id: int, market: str, method: 
         if len(signature) != 65:
             raise ValueError
         v = signature[64] - 27 if signature[64] >= 27 else signature[64]
-        digest = _hash_eip191_message(encode_defunct(text=request_message(chain_id, market, method, path, body, ts)))
+        digest = _hash_eip191_message(encode_defunct(text=request_message(chain_id, market, method, path, body, ts, nonce)))
         public_key = eth_keys.Signature(signature[:64] + bytes([v])).recover_public_key_from_msg_hash(digest)
     except Exception:
         raise AuthError("malformed request signature") from None

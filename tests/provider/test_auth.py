@@ -72,3 +72,16 @@ def test_each_signature_is_accepted_once():
     with pytest.raises(AuthError, match="replay"):
         guard.check(request, NOW + 1)
     guard.check(verify(signed(timestamp=NOW + 1), now_s=NOW + 1), NOW + 1)
+
+
+def test_two_identical_requests_in_the_same_second_are_both_accepted():
+    """`rent connection` then `rent ssh` within one second (or two `rent logs`) are not replays."""
+    guard = ReplayGuard()
+    for _ in range(2):
+        guard.check(verify(signed()), NOW)
+
+
+def test_a_request_without_its_nonce_is_refused():
+    headers = {k: v for k, v in signed().items() if k != "X-Gpurent-Nonce"}
+    with pytest.raises(AuthError):
+        verify(headers)
