@@ -146,6 +146,8 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
             _operatorShare
         );
         // Effect: the provider's earnings not claimed yet (settlement accrues them in the rental).
+        // The amount is credited and logged (EarningsClaimed) inside; finalization has no use for it.
+        // slither-disable-next-line unused-return
         SettlementLogic.claimEarnings(rental, rentalId, _offers[rental.offerId].paymentToken, _balances);
     }
 
