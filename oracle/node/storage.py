@@ -249,6 +249,15 @@ class NodeStorage:
         return ((seq, batch_hash, decode_batch(body)) for seq, batch_hash, body in
                 self._stored_rows(rental_id, start_seq, end_seq))
 
+    def iter_batch_values(self, rental_id: int, start_seq: int, end_seq: int
+                          ) -> Iterator[tuple[int, tuple["GpuInfo", ...], list[tuple[int, ...]]]]:
+        """(batch_seq, GPUs, sample value tuples) for ``start_seq <= batch_seq < end_seq``, in order:
+        what metering reads, without building batch and sample objects."""
+        from oracle.telemetry.codec import decode_gpus_and_values
+
+        for seq, _, body in self._stored_rows(rental_id, start_seq, end_seq):
+            yield (seq, *decode_gpus_and_values(body))
+
     def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
         """(batch_seq, batch_hash, wire bytes) for ``start_seq <= batch_seq < end_seq``, in order: each
         batch's canonical wire JSON as the agent signed it (rebuilt from the stored encoding)."""

@@ -144,13 +144,17 @@ class NodeProcess:
 
     app_factory = "oracle.node.server:app_from_env"
 
-    def __init__(self, env: Mapping[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, env: Mapping[str, str], port: int | None = None, log_path: Path | None = None,
+                 new_session: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("GPURENT_NODE_")}
         self._env.update(env)
         self._env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + self._env.get("PYTHONPATH", "")
         self._log_path = log_path
+        # Its own session: the scheduler's autogroup then treats the node as the separate service
+        # it is in production, not as part of the process that started it (tools/bench_capacity.py).
+        self._new_session = new_session
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -162,6 +166,7 @@ class NodeProcess:
             [sys.executable, "-m", "oracle.node.server", "--factory", self.app_factory,
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+            start_new_session=self._new_session,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -196,6 +201,10 @@ class NodeProcess:
         return self._log.read().decode(errors="replace")
 
     def __enter__(self) -> "NodeProcess":
+        # ``with NodeProcess(env).start(timeout_s=90) as node`` must not start a second process
+        # (the first one would be left running, unowned).
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -56,3 +56,22 @@ def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_pat
         assert "gpurent_node_ingest_lag_seconds" in metrics
         assert "/v1/rentals/{rental_id}/report" in client.get("/openapi.json").json()["paths"]
         assert client.get("/docs").status_code == 200
+
+
+def test_entering_an_already_started_node_process_starts_no_second_node(tmp_path):
+    """``with NodeProcess(env).start(timeout_s=90) as node`` once started two nodes and left the
+    first running after the test (found as a leftover process after a test run)."""
+    env = {
+        "GPURENT_NODE_DEV_MODE": "true",
+        "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
+        "GPURENT_NODE_CHAIN_ID": "31337",
+        "GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20,
+        "GPURENT_NODE_DB_PATH": str(tmp_path / "node.sqlite3"),
+        "GPURENT_NODE_RENTALS": rental_env(RENTAL, address_of(AGENT_KEY), 0),
+    }
+    started = NodeProcess(env).start()
+    first = started.proc
+    with started as node:
+        assert node.proc is first
+        assert httpx.get(node.url + "/healthz", timeout=10).status_code == 200
+    assert first.poll() is not None  # stopped on leaving the block: nothing left behind
