@@ -24,11 +24,13 @@ class GovernanceDone:
     state: str = ""  # timelock: unset | waiting | ready | done
     ready_at: int = 0
     schedule_tx: str | None = None
+    timelock: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"function": self.function, "via": self.via}
         if self.via == "timelock":
-            out.update({"operation_id": self.operation_id, "ready_at": self.ready_at, "state": self.state})
+            out.update({"timelock": self.timelock, "operation_id": self.operation_id, "ready_at": self.ready_at,
+                        "state": self.state})
             if self.schedule_tx:
                 out["schedule_tx"] = self.schedule_tx
         if self.done is not None:
@@ -96,7 +98,7 @@ def schedule(ctx: ActionContext, function: str, *args: Any) -> GovernanceDone:
         return GovernanceDone(function, "direct", done)
     op = gov.operation(function, *args)
     return GovernanceDone(function, "timelock", done, op.id_hex, gov.state(op), gov.ready_at(op),
-                          done.tx_hash if done is not None else None)
+                          done.tx_hash if done is not None else None, gov.timelock.address)
 
 
 def execute_change(ctx: ActionContext, function: str, *args: Any) -> GovernanceDone:
@@ -105,7 +107,8 @@ def execute_change(ctx: ActionContext, function: str, *args: Any) -> GovernanceD
     if gov is None:
         return GovernanceDone(function, "direct", done)
     op = gov.operation(function, *args)
-    return GovernanceDone(function, "timelock", done, op.id_hex, gov.state(op), gov.ready_at(op))
+    return GovernanceDone(function, "timelock", done, op.id_hex, gov.state(op), gov.ready_at(op),
+                          timelock=gov.timelock.address)
 
 
 def warp_past_delay(ctx: ActionContext) -> None:
