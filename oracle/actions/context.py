@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -130,7 +131,9 @@ class MarketView:
 
 class ActionContext(MarketView):
     """A view that can act: its account signs (``sender``), and the journal records every
-    transaction before it is sent."""
+    transaction before it is sent (under ``journal_home``, default ``$GPURENT_HOME``)."""
+
+    journal_home: Path | None = None
 
     @property
     def address(self) -> str:
@@ -145,9 +148,12 @@ class ActionContext(MarketView):
             genesis = self.w3.eth.get_block(0)["hash"].to_0x_hex()
         except Exception:  # noqa: BLE001 - a node without block 0 (pruned): no genesis check
             genesis = None
-        return Journal(journal_path(self.chain_id, market), genesis=genesis)
+        return Journal(journal_path(self.chain_id, market, self.journal_home), genesis=genesis)
 
 
-def context_from_sender(sender: TransactionSender, deployment: Deployment | None) -> ActionContext:
+def context_from_sender(sender: TransactionSender, deployment: Deployment | None, *, rpc_url: str = "",
+                        journal_home: Path | None = None) -> ActionContext:
     """An :class:`ActionContext` around an existing sender (tests, the demo, services)."""
-    return ActionContext(sender, deployment)
+    ctx = ActionContext(sender, deployment, rpc_url=rpc_url)
+    ctx.journal_home = journal_home
+    return ctx

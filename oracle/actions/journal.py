@@ -43,9 +43,9 @@ CREATE TABLE IF NOT EXISTS txs (
 """
 
 
-def journal_path(chain_id: int, market: str | None) -> Path:
+def journal_path(chain_id: int, market: str | None, home: Path | None = None) -> Path:
     name = f"{int(chain_id)}-{(market or 'deploy').lower()}.sqlite"
-    return gpurent_home() / "journal" / name
+    return (home or gpurent_home()) / "journal" / name
 
 
 @dataclass(frozen=True)
