@@ -11,6 +11,7 @@ from typing import Any
 from oracle.actions.context import MarketView
 from oracle.actions.tokens import TokenMeta
 from oracle.chain.errors import TransactionRevertedError
+from oracle.protocol import RentalStatus
 
 
 def bytes32_text(value: bytes | str) -> str:
@@ -119,7 +120,7 @@ def runs_out_at(*, status: str, budget_left: int, gpu_count: int, price_per_gpu_
                 last_settled_at: int, max_duration_seconds: int) -> int:
     """Unix time at which ``budget_left`` is spent at ``gpu_count`` x ``price_per_gpu_hour`` from the
     last settlement on; at the latest the rental's maximum duration. 0 unless Active."""
-    if status != "Active" or started_at == 0:
+    if status != RentalStatus.ACTIVE.contract_name or started_at == 0:
         return 0
     end_by_duration = started_at + max_duration_seconds
     rate = gpu_count * price_per_gpu_hour  # base units per hour

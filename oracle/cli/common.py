@@ -7,8 +7,6 @@ by :mod:`oracle.actions`; the commands format what it returns.
 from __future__ import annotations
 
 from oracle.cli.errors import (
-    END_REASONS,
-    STATUS_NAMES,
     GuardedCommand,
     GuardedGroup,
     OperationFailed,
@@ -46,8 +44,7 @@ from oracle.cli.session import (
 )
 
 __all__ = [
-    "ADDRESS", "DEFAULT_RPC", "DEV_ACCOUNT_ENV", "END_REASONS", "KEYSTORE_ENV", "PASSWORD_ENV", "RPC_ENV",
-    "STATUS_NAMES", "AddressParam", "ChainOptions", "GuardedCommand", "GuardedGroup", "OperationFailed", "Session",
+    "ADDRESS", "DEFAULT_RPC", "DEV_ACCOUNT_ENV", "KEYSTORE_ENV", "PASSWORD_ENV", "RPC_ENV", "AddressParam", "ChainOptions", "GuardedCommand", "GuardedGroup", "OperationFailed", "Session",
     "UsageProblem", "WalletSpec", "address_type", "bytes32_text", "chain_options", "console", "explain_error",
     "format_amount", "gpu_model_arg", "kv_table", "offer_view", "parse_amount", "print_json", "print_result",
     "progress_steps", "rental_view", "reputation_view", "run_guarded", "signing_session", "table", "text_bytes32",

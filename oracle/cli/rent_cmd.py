@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from oracle.actions import rentals, views
+from oracle.protocol import RentalStatus
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -97,7 +98,7 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """End an active rental (or cancel one not started yet). The final report can still settle
     during the settlement grace; the unused budget is refunded at finalization."""
     s = signing_session(chain, wallet)
-    if views.rental(s.ctx, rental_id).status == "Open":
+    if views.rental(s.ctx, rental_id).status == RentalStatus.OPEN.contract_name:
         cancelled = rentals.cancel_rental(s.require_signer(), rental_id)
         print_result(chain, {**cancelled.done.tx_out(), "rental_id": rental_id, "cancelled": True,
                              "refund": cancelled.refund},
