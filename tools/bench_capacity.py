@@ -40,7 +40,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from oracle.agent.config import AgentConfig  # noqa: E402
 from oracle.node.testing import (  # noqa: E402
-    H100, NODE_KEY, TEST_CHAIN_ID, TEST_MARKET, NodeProcess, looped_trace,
+    H100, NODE_KEY, TEST_CHAIN_ID, TEST_MARKET, NodeProcess, dev_node_env, looped_trace,
 )
 from oracle.telemetry.batches import (  # noqa: E402
     GENESIS_PREV_HASH, TelemetryBatch, address_of, keccak, sign_batch_hash,
@@ -444,15 +444,8 @@ def main() -> None:
           file=sys.stderr, flush=True)
     t0_ms = (int(time.time()) + 5) * 1000  # the agents' first samples: after the node is up
     with tempfile.TemporaryDirectory(prefix="gpurent-capacity-") as workdir:
-        env = {
-            "GPURENT_NODE_DEV_MODE": "true",
-            "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-            "GPURENT_NODE_CHAIN_ID": str(TEST_CHAIN_ID),
-            "GPURENT_NODE_MARKET_ADDRESS": TEST_MARKET,
-            "GPURENT_NODE_DB_PATH": str(Path(workdir) / "node.sqlite3"),
-            # Every agent shares this machine's address here; in production each has its own.
-            "GPURENT_NODE_IP_RATE_PER_S": "1e6", "GPURENT_NODE_IP_BURST": "1000000",
-        }
+        # Every agent shares this machine's address here; in production each has its own.
+        env = dev_node_env(Path(workdir) / "node.sqlite3", ip_rate_per_s="1e6", ip_burst=1_000_000)
         config = Path(workdir) / "node.json"
         config.write_text(json.dumps({"rentals": [
             {"rental_id": 1 + i, "agent": address_of(agent_key(i)), "gpu_count": args.gpus_per_rental,

@@ -134,6 +134,24 @@ def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_k
     }])
 
 
+def dev_node_env(db_path: Path | str, rentals: str | None = None, *, key: bytes = NODE_KEY,
+                 chain_id: int = TEST_CHAIN_ID, market: str = TEST_MARKET, **settings: object) -> dict[str, str]:
+    """The environment of a dev-mode node (plaintext key) on ``db_path`` that meters ``rentals``
+    (:func:`rental_env`); each keyword is one more setting (``fault="kill_after_record"`` is
+    ``GPURENT_NODE_FAULT``), ``None`` leaves it out. The one spelling of a test node's env."""
+    env = {
+        "GPURENT_NODE_DEV_MODE": "true",
+        "GPURENT_NODE_PRIVATE_KEY": "0x" + key.hex(),
+        "GPURENT_NODE_CHAIN_ID": str(chain_id),
+        "GPURENT_NODE_MARKET_ADDRESS": market,
+        "GPURENT_NODE_DB_PATH": str(db_path),
+    }
+    if rentals is not None:
+        env["GPURENT_NODE_RENTALS"] = rentals
+    env.update({f"GPURENT_NODE_{name.upper()}": str(value) for name, value in settings.items() if value is not None})
+    return env
+
+
 class NodeProcess:
     """``python -m oracle.node.server --factory oracle.node.server:app_from_env`` on 127.0.0.1 (the
     node's own server: header timeout and connection limits).

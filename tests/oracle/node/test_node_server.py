@@ -10,7 +10,7 @@ import pytest
 from oracle.attestation.signing import recover_signer
 from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 from oracle.node.testing import (
-    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, rental_env, shifted, trace_samples,
+    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, dev_node_env, rental_env, shifted, trace_samples,
 )
 from oracle.telemetry.batches import address_of
 
@@ -61,14 +61,7 @@ def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_pat
 def test_entering_an_already_started_node_process_starts_no_second_node(tmp_path):
     """``with NodeProcess(env).start(timeout_s=90) as node`` once started two nodes and left the
     first running after the test (found as a leftover process after a test run)."""
-    env = {
-        "GPURENT_NODE_DEV_MODE": "true",
-        "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-        "GPURENT_NODE_CHAIN_ID": "31337",
-        "GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20,
-        "GPURENT_NODE_DB_PATH": str(tmp_path / "node.sqlite3"),
-        "GPURENT_NODE_RENTALS": rental_env(RENTAL, address_of(AGENT_KEY), 0),
-    }
+    env = dev_node_env(tmp_path / "node.sqlite3", rental_env(RENTAL, address_of(AGENT_KEY), 0))
     started = NodeProcess(env).start()
     first = started.proc
     with started as node:
