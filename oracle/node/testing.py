@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from oracle.chain.anvil import free_port
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of
@@ -124,14 +125,44 @@ def stored_bytes_per_gpu_hour(workdir: Path, gpus: int = 1, seconds: int = 3600,
     return (sizes[1] - sizes[0]) / gpu_hours, sum(len(b.to_wire_bytes()) for b in batches) / gpu_hours
 
 
+def rental_row(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
+               gpu_count: int = 1, region: str = "test") -> dict[str, object]:
+    """One static rental of a node's settings (``rentals``)."""
+    return {"rental_id": rental_id, "agent": agent, "gpu_count": gpu_count, "region": region,
+            "grid_intensity_g_per_kwh": grid_intensity_g_per_kwh, "start_ms": start_ms}
+
+
 def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
                gpu_count: int = 1, region: str = "test") -> str:
+    """``GPURENT_NODE_RENTALS`` of one rental (:func:`rental_row` as JSON)."""
     import json
 
-    return json.dumps([{
-        "rental_id": rental_id, "agent": agent, "gpu_count": gpu_count, "region": region,
-        "grid_intensity_g_per_kwh": grid_intensity_g_per_kwh, "start_ms": start_ms,
-    }])
+    return json.dumps([rental_row(rental_id, agent, start_ms, grid_intensity_g_per_kwh, gpu_count, region)])
+
+
+@contextmanager
+def in_process_node(db_path: Path | str, rentals: Iterable[Mapping[str, object]], now_ms: int,
+                    **settings: object) -> Iterator[tuple[object, object]]:
+    """(TestClient, app) of a dev-mode node app in this process whose clock stands at ``now_ms``,
+    metering ``rentals`` (:func:`rental_row`); each keyword is one more node setting."""
+    from fastapi.testclient import TestClient
+
+    from oracle.node.app import create_app
+    from oracle.node.settings import NodeSettings
+
+    node_settings = NodeSettings(dev_mode=True, private_key="0x" + NODE_KEY.hex(), chain_id=TEST_CHAIN_ID,
+                                 market_address=TEST_MARKET, db_path=Path(db_path), rentals=list(rentals),
+                                 **settings)
+    app = create_app(node_settings, clock=lambda: now_ms)
+    with TestClient(app) as client:
+        yield client, app
+
+
+def post_batches(client: object, batches: Iterable[TelemetryBatch]) -> None:
+    """POST each batch to its rental's ingest route; every one must be accepted (200)."""
+    for batch in batches:
+        response = client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes())
+        assert response.status_code == 200, response.text
 
 
 def dev_node_env(db_path: Path | str, rentals: str | None = None, *, key: bytes = NODE_KEY,

@@ -44,24 +44,39 @@ def gpus_key(gpus: tuple[GpuInfo, ...]) -> bytes:
     return keccak(json.dumps([[g.index, g.uuid, g.name, g.power_limit_mw] for g in gpus]).encode())[:8]
 
 
-def _varint(value: int, out: bytearray) -> None:
-    value = value << 1 if value >= 0 else ((-value) << 1) - 1  # zigzag
+def _zigzag(value: int) -> int:
+    return value << 1 if value >= 0 else ((-value) << 1) - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value >> 1 if not value & 1 else -((value + 1) >> 1)
+
+
+def _put_uvarint(value: int, out: bytearray) -> None:
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
     shift = result = 0
     while True:
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            break
+            return result, pos
         shift += 7
-    return (result >> 1 if not result & 1 else -((result + 1) >> 1)), pos
+
+
+def _varint(value: int, out: bytearray) -> None:
+    _put_uvarint(_zigzag(value), out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    raw, pos = _read_uvarint(data, pos)
+    return _unzigzag(raw), pos
 
 
 def encode_batch(batch: TelemetryBatch) -> bytes:
@@ -88,11 +103,11 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
             gpu, value = row[0], row[column]
             delta = value - last.get(gpu, 0)
             last[gpu] = value
-            zigzag = delta << 1 if delta >= 0 else ((-delta) << 1) - 1
-            while zigzag >= 0x80:  # _varint inlined (the hot loop of every ingest)
-                append((zigzag & 0x7F) | 0x80)
-                zigzag >>= 7
-            append(zigzag)
+            zigzag = delta << 1 if delta >= 0 else ((-delta) << 1) - 1  # _zigzag, inlined: every ingest
+            if zigzag < 0x80:
+                append(zigzag)
+            else:
+                _put_uvarint(zigzag, out)
     compressor = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
     return bytes([VERSION]) + compressor.compress(bytes(out)) + compressor.flush()
 
@@ -117,20 +132,12 @@ def _columns(stored: bytes) -> tuple[dict, bytes, bytes, list[tuple[int, ...]]]:
         values = []
         append = values.append
         for gpu in gpus:
-            # _read_varint inlined (the hot loop of every report): one byte is the common case
-            byte = data[pos]
-            pos += 1
-            if byte < 0x80:
-                result = byte
+            # the hot loop of every report: a one-byte varint is read here, a longer one by the helper
+            result = data[pos]
+            if result < 0x80:
+                pos += 1
             else:
-                result, shift = byte & 0x7F, 7
-                while True:
-                    byte = data[pos]
-                    pos += 1
-                    result |= (byte & 0x7F) << shift
-                    if byte < 0x80:
-                        break
-                    shift += 7
+                result, pos = _read_uvarint(data, pos)
             value = last.get(gpu, 0) + (result >> 1 if not result & 1 else -((result + 1) >> 1))
             last[gpu] = value
             append(value)
