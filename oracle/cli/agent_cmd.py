@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from oracle.cli.common import GuardedGroup
+from oracle.cli.common import ADDRESS, GuardedGroup
+from oracle.cli.params import ID, TEXT_FILE, TRACE_FILE, URL, FiniteFloat, uint
 
 SOURCES = ("auto", "nvml", "replay", "simulated")
 
@@ -40,34 +41,35 @@ def agent() -> None:
 
 
 @agent.command("run")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--config", "config_file", type=TEXT_FILE, default=None,
               help="TOML or JSON agent config; the options below override it")
-@click.option("--rental", "rental_id", type=click.IntRange(0), default=None, help="on-chain rental id")
-@click.option("--chain-id", type=click.IntRange(1), default=None,
+@click.option("--rental", "rental_id", type=ID, default=None, help="on-chain rental id")
+@click.option("--chain-id", type=uint(64, 1), default=None,
               help="the market's chain id (every batch is signed over it)")
-@click.option("--market", default=None, metavar="ADDRESS",
+@click.option("--market", type=ADDRESS, default=None,
               help="the GpuRentMarket address (default: the deployment file's market for --chain-id)")
 @click.option("--deployments", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="deployment file to look the market up in (default: $GPURENT_DEPLOYMENTS or "
                    "~/.gpurent/deployments.json)")
-@click.option("--node", "nodes", multiple=True, metavar="URL", help="oracle node URL (repeat for each node)")
+@click.option("--node", "nodes", multiple=True, type=URL, help="oracle node URL (repeat for each node)")
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="the agent key's encrypted keystore (its address is the offer's --agent)")
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--password-file", type=TEXT_FILE, default=None,
               help="file whose first line is the keystore password (default: $GPURENT_AGENT_PASSWORD)")
 @click.option("--spool", type=click.Path(path_type=Path), default=None,
               help="SQLite spool file (default agent-spool.sqlite3)")
 @click.option("--source", type=click.Choice(SOURCES), default=None,
-              help="auto: NVML if a GPU is present, else replay --trace, else simulated")
-@click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="auto: NVML if a GPU is present, else replay --trace; simulated needs --dev")
+@click.option("--trace", type=TRACE_FILE, default=None,
               help="telemetry CSV to replay (shared format)")
-@click.option("--speed", type=click.FloatRange(0, 10_000, min_open=True), default=None,
+@click.option("--speed", type=FiniteFloat(0, 10_000, min_open=True), default=None,
               help="replay speed (time compression)")
-@click.option("--not-before-ms", type=click.IntRange(0), default=None,
+@click.option("--not-before-ms", type=uint(64), default=None,
               help="replay: stamp no sample before this unix ms (the rental's start)")
-@click.option("--sample-hz", type=click.FloatRange(0, 10, min_open=True), default=None)
-@click.option("--batch-samples", type=click.IntRange(1), default=None)
-@click.option("--dev", is_flag=True, default=None, help="accept a weak keystore password (local demos only)")
+@click.option("--sample-hz", type=FiniteFloat(0, 10, min_open=True), default=None)
+@click.option("--batch-samples", type=uint(16, 1), default=None)
+@click.option("--dev", is_flag=True, default=None,
+              help="dev mode (local demos only): accept a weak keystore password, allow --source simulated")
 @click.option("-v", "--verbose", is_flag=True)
 def run(config_file: Path | None, rental_id: int | None, chain_id: int | None, market: str | None,
         deployments: Path | None, nodes: tuple[str, ...], keystore: Path | None,
@@ -95,7 +97,9 @@ def run(config_file: Path | None, rental_id: int | None, chain_id: int | None, m
         elif trace is not None:
             source_overrides["kind"] = "replay"
         else:
-            source_overrides["kind"] = "simulated"
+            raise click.UsageError("no GPU found (NVML) and no --trace: run on the GPU host, give --trace FILE to "
+                                   "replay a telemetry CSV, or --source simulated --dev for made-up telemetry "
+                                   "(local demos only)")
     source_overrides.update(_given(trace=trace, speed=speed, not_before_ms=not_before_ms))
     if config_file is not None:
         config = load_agent_config(config_file)
@@ -113,6 +117,9 @@ def run(config_file: Path | None, rental_id: int | None, chain_id: int | None, m
                                     "source": source_overrides})
     if spool is not None and config_file is not None:
         config = make_agent_config({**config.model_dump(), "spool_path": spool})
+    if config.source.kind == "simulated" and not config.dev:
+        raise click.UsageError("simulated telemetry is for local demos only: add --dev (or dev = true in the "
+                               "config), or measure real GPUs with --source nvml")
     click.echo(f"agent: rental {config.rental_id}, source {config.source.kind}, nodes {', '.join(config.node_urls)}",
                err=True)
     raise SystemExit(run_agent(config))

@@ -23,6 +23,7 @@ from oracle.cli.common import (
     wallet_options,
     withdraw_balance,
 )
+from oracle.cli.params import AMOUNT, ID, UINT96_MAX, uint
 from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
 
 
@@ -93,9 +94,9 @@ def rental_status(s: Session, rental_id: int) -> dict[str, Any]:
 
 
 @rent.command("open")
-@click.argument("offer_id", type=click.IntRange(1))
-@click.option("--budget", required=True, help="budget to escrow, in token units (e.g. 50)")
-@click.option("--gpus", type=click.IntRange(1, 65535), default=1, show_default=True)
+@click.argument("offer_id", type=ID)
+@click.option("--budget", type=AMOUNT, required=True, help="budget to escrow, in token units (e.g. 50)")
+@click.option("--gpus", type=uint(16, 1), default=1, show_default=True)
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the budget")
 @workload_options
 @chain_options
@@ -111,7 +112,7 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
         raise click.UsageError("a workload needs --provider-url (or $GPURENT_PROVIDER_URL): the provider daemon's URL")
     s = signing_session(chain, wallet)
     offer = offer_view(s, offer_id)
-    units = s.parse(budget, "--budget")
+    units = s.parse(budget, "--budget", max_units=UINT96_MAX)
     approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
     result = open_rental_tx(s.market, offer_id, offer["version"], gpus, units,
                             spec.workload_hash() if spec is not None else None)
@@ -129,15 +130,15 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
 
 
 @rent.command("top-up")
-@click.argument("rental_id", type=click.IntRange(1))
-@click.argument("amount")
+@click.argument("rental_id", type=ID)
+@click.argument("amount", type=AMOUNT)
 @click.option("--no-approve", is_flag=True)
 @chain_options
 @wallet_options
 def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Add AMOUNT to a rental's budget."""
     s = signing_session(chain, wallet)
-    units = s.parse(amount)
+    units = s.parse(amount, "AMOUNT", max_units=UINT96_MAX)
     approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
     result = s.market.transact("topUp", rental_id, units)
     budget = int(result.events["RentalToppedUp"][0]["budget"])
@@ -146,7 +147,7 @@ def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, w
 
 
 @rent.command("end")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 @wallet_options
 def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -168,7 +169,7 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 
 
 @rent.command("finalize")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -185,7 +186,7 @@ def withdraw(chain: ChainOptions, wallet: WalletSpec) -> None:
 
 
 @rent.command("status")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 def status(rental_id: int, chain: ChainOptions) -> None:
     """Spent so far, remaining budget, attested GPU time, energy and carbon of RENTAL_ID."""
