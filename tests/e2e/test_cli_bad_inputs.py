@@ -43,6 +43,7 @@ BAD: dict[str, list[str]] = {
     "env": ["NOEQUALS", "=x"],
     "host": ["", "not a host!"],
     "dir": ["{BINARY}"],
+    "spool": ["{MISSING}", "{DIR}", "{BINARY}"],
 }
 
 # The kind of every parameter, by name (or "command path:name" where one name means two things).
@@ -62,19 +63,19 @@ KIND: dict[str, str | None] = {
     "nodes": "url", "urls": "url", "provider_url": "url",
     "gpu_model": "name32", "model": "name32", "region": "name32",
     "trace": "file", "config_file": "file", "config_path": "file", "ssh_key": "file", "password_file": "file",
-    "meter:trace": "file",
+    "meter:trace": "file", "agent requeue:spool": "spool", "rpc": "url",
     "sort": "choice", "source": "choice", "preset": "choice",
     "filters": "filter", "env": "env", "host": "host", "state_dir": "dir",
     # free text: any string is a valid value
     "image": None, "cmd": None, "workdir": None, "src": None, "dest": None, "spool": None, "path": None,
 }
-SKIP = {"rpc", "deployments", "as_json", "keystore", "password_env", "dev_account", "help"}
+SKIP = {"deployments", "as_json", "keystore", "password_env", "dev_account", "help"}
 
 # Valid values for the other parameters of a command while one is under test.
 GOOD: dict[str, str] = {
     "offer_id": "1", "rental_id": "1", "amount": "1", "budget": "1", "nodes": DEAD_URL, "urls": DEAD_URL,
     "signers": ADDR, "model": "NVIDIA H100 80GB HBM3", "power_limit_w": "700", "memory_mib": "81559",
-    "cmd": "true", "src": "a.txt", "dest": ":/root/", "trace": str(TRACE_TRAIN),
+    "cmd": "true", "src": "a.txt", "dest": ":/root/", "trace": str(TRACE_TRAIN), "spool": "{SPOOL}",
 }
 # Extra valid options a command needs to get as far as sending (the value under test replaces its own).
 BASE: dict[str, list[str]] = {
@@ -128,6 +129,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
              "EMPTY": str(home / "empty.csv")}
     Path(files["BINARY"]).write_bytes(bytes(range(256)) * 64)
     Path(files["EMPTY"]).write_bytes(b"")
+    from oracle.agent.spool import Spool
+
+    files["SPOOL"] = str(home / "agent-spool.sqlite3")
+    Spool(files["SPOOL"]).close()
     chain = ["--rpc", state.url, "--deployments", str(deployments)]
     runner = CliRunner()
     try:
@@ -157,7 +162,7 @@ def _argv(world: dict[str, Any], path: str, command: click.Command, name: str, v
     has_chain = any(p.name == "rpc" for p in command.params)
     for param in command.params:
         if isinstance(param, click.Argument):
-            positional.append(value if param.name == name else GOOD.get(param.name, "1"))
+            positional.append(value if param.name == name else GOOD.get(param.name, "1").format(**world["files"]))
         elif param.name == name:
             flag = param.opts[0]
             if flag in options:
@@ -165,12 +170,14 @@ def _argv(world: dict[str, Any], path: str, command: click.Command, name: str, v
                 del options[i:i + 2]
             options += [flag, value]
         elif param.required and param.name not in SKIP:
-            options += [param.opts[0], GOOD.get(param.name, "1")]
+            options += [param.opts[0], GOOD.get(param.name, "1").format(**world["files"])]
     argv = path.split() + positional + options
     if has_chain:
-        argv += world["chain"]
+        argv += world["chain"][2:] if name == "rpc" else world["chain"]
         if path == "deploy":  # a deployment that slipped through must not replace the one the others use
             argv[argv.index("--deployments") + 1] = str(world["home"] / "scratch-deployments.json")
+    elif path == "agent run" and name != "rpc":
+        argv += ["--rpc", world["chain"][1]]
     if any(p.name == "dev_account" for p in command.params):
         argv += ["--dev-account", SIGNER.get(path.split()[0], "1")]
     return argv
