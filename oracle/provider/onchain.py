@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 
-
 def _function(abi: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     for item in abi:
         if item.get("type") == "function" and item.get("name") == name:
