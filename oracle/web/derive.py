@@ -18,20 +18,40 @@ from typing import Any, Callable
 from oracle.chain.settlements import batch_triples
 from oracle.gpu_models import GPU_MODELS
 
+#: bump when SCHEMA or what apply() derives changes: stored indexes are then rebuilt from their events
+SCHEMA_VERSION = 2
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS offers (
     offer_id INTEGER PRIMARY KEY, provider TEXT NOT NULL, active INTEGER NOT NULL, version INTEGER NOT NULL,
     gpu_model TEXT NOT NULL, gpu_count INTEGER NOT NULL, memory_mib INTEGER NOT NULL, payment_token TEXT NOT NULL,
     price_gpu_hour TEXT NOT NULL, price_kwh TEXT NOT NULL, pgh_f REAL NOT NULL, pkwh_f REAL NOT NULL,
-    typical_power_w INTEGER, eff TEXT, eff_f REAL, region TEXT NOT NULL, grid INTEGER NOT NULL,
-    max_duration INTEGER NOT NULL, min_uptime INTEGER NOT NULL, max_gap INTEGER NOT NULL, agent TEXT NOT NULL,
-    created_tx TEXT, created_block INTEGER, created_ts INTEGER, history TEXT NOT NULL
+    typical_power_w INTEGER, eff TEXT, eff_f REAL NOT NULL, effh_f REAL NOT NULL, region TEXT NOT NULL,
+    grid INTEGER NOT NULL, max_duration INTEGER NOT NULL, min_uptime INTEGER NOT NULL, max_gap INTEGER NOT NULL,
+    agent TEXT NOT NULL, created_tx TEXT, created_block INTEGER, created_ts INTEGER, history TEXT NOT NULL,
+    -- the provider's standing, copied here (kept in step by _sync_offers) so sorting needs no join
+    score_bps INTEGER NOT NULL DEFAULT 0, uptime_bps INTEGER NOT NULL DEFAULT -1,
+    ch_pass INTEGER NOT NULL DEFAULT 0, ch_fail INTEGER NOT NULL DEFAULT 0, slash_count INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS offers_active_eff ON offers (active, eff_f, offer_id);
 CREATE INDEX IF NOT EXISTS offers_provider ON offers (provider);
-CREATE INDEX IF NOT EXISTS offers_model ON offers (gpu_model);
-CREATE INDEX IF NOT EXISTS offers_region ON offers (region);
+CREATE INDEX IF NOT EXISTS offers_by_id ON offers (active, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_gpu_model ON offers (active, gpu_model, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_gpu_count ON offers (active, gpu_count, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_memory_mib ON offers (active, memory_mib, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_pgh_f ON offers (active, pgh_f, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_pkwh_f ON offers (active, pkwh_f, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_eff_f ON offers (active, eff_f, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_effh_f ON offers (active, effh_f, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_region ON offers (active, region, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_grid ON offers (active, grid, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_max_duration ON offers (active, max_duration, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_score_bps ON offers (active, score_bps, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_uptime_bps ON offers (active, uptime_bps, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_ch_pass ON offers (active, ch_pass, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_ch_fail ON offers (active, ch_fail, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_slash_count ON offers (active, slash_count, offer_id);
+CREATE INDEX IF NOT EXISTS offers_by_model_region ON offers (gpu_model, region);
 CREATE TABLE IF NOT EXISTS providers (
     address TEXT PRIMARY KEY, rep TEXT, score_bps INTEGER NOT NULL DEFAULT 0,
     completed INTEGER NOT NULL DEFAULT 0, abandoned INTEGER NOT NULL DEFAULT 0, slash_count INTEGER NOT NULL DEFAULT 0,
@@ -71,6 +91,9 @@ CREATE TABLE IF NOT EXISTS timelock_ops (
     scheduled_ts INTEGER, ready_at INTEGER, state TEXT NOT NULL, scheduled_tx TEXT, done_tx TEXT, block INTEGER
 );
 """
+
+#: sort value of an offer whose GPU model has no known power (its effective price is unknown): last
+UNKNOWN_PRICE = 1e300
 
 DERIVED_TABLES = ("kv", "offers", "providers", "rentals", "settlements", "slashes", "ledger", "timelock_ops")
 
@@ -133,7 +156,8 @@ def _write_offer(conn: sqlite3.Connection, ev: dict[str, Any], offer_id: int, te
         gpu_model=model, gpu_count=int(terms["gpuCount"]), memory_mib=int(spec.get("memoryMib", 0)),
         payment_token=terms["paymentToken"], price_gpu_hour=str(pgh), price_kwh=str(pkwh), pgh_f=float(pgh),
         pkwh_f=float(pkwh), typical_power_w=power, eff=None if eff is None else str(eff),
-        eff_f=None if eff is None else float(eff), region=bytes32_text(terms["region"]),
+        eff_f=UNKNOWN_PRICE if eff is None else float(eff),
+        effh_f=UNKNOWN_PRICE if eff is None else float(eff) * int(terms["gpuCount"]), region=bytes32_text(terms["region"]),
         grid=int(terms["gridIntensityGPerKwh"]), max_duration=int(terms["maxDurationSeconds"]),
         min_uptime=int(terms["minUptimeBps"]), max_gap=int(terms["maxGapSeconds"]), agent=terms["agent"],
     )
@@ -146,6 +170,7 @@ def _write_offer(conn: sqlite3.Connection, ev: dict[str, Any], offer_id: int, te
         names = ", ".join(cols)
         conn.execute(f"INSERT OR REPLACE INTO offers ({names}) VALUES ({', '.join('?' for _ in cols)})",
                      tuple(cols.values()))
+        _sync_offers(conn, provider)
     else:
         version = int(ev["args"]["version"])
         _append_history(conn, offer_id, {"event": "OfferUpdated", "version": version, **_event_ref(ev)})
@@ -199,12 +224,25 @@ def _reputation(conn, ev):
         (json.dumps(rep), score_bps(rep, prior), int(rep["completedRentals"]), int(rep["abandonedRentals"]),
          int(rep["slashCount"]), provider),
     )
+    _sync_offers(conn, provider)
+
+
+def _sync_offers(conn, provider: str) -> None:
+    """Copy the provider's standing into its offers' sort columns."""
+    row = conn.execute("SELECT score_bps, uptime_bps, ch_pass, ch_fail, slash_count FROM providers WHERE address=?",
+                       (provider,)).fetchone()
+    if row is None:
+        return
+    score, uptime, passed, failed, slashes = row
+    conn.execute("UPDATE offers SET score_bps=?, uptime_bps=?, ch_pass=?, ch_fail=?, slash_count=? WHERE provider=?",
+                 (int(score), -1 if uptime is None else int(uptime), int(passed), int(failed), int(slashes), provider))
 
 
 def _rescore_all(conn):
     prior = int(kv_get(conn, "params", {}).get("reputationPrior", 1))
     for address, rep in conn.execute("SELECT address, rep FROM providers WHERE rep IS NOT NULL").fetchall():
         conn.execute("UPDATE providers SET score_bps=? WHERE address=?", (score_bps(json.loads(rep), prior), address))
+        _sync_offers(conn, address)
 
 
 def _provider_stats(conn, provider: str) -> None:
@@ -218,6 +256,7 @@ def _provider_stats(conn, provider: str) -> None:
     conn.execute(
         "UPDATE providers SET rentals=?, settled_reports=?, ch_pass=?, ch_fail=?, avail_gs=?, rented_gs=?, "
         "uptime_bps=? WHERE address=?", (rentals, reports, passed, failed, avail, rented, uptime, provider))
+    _sync_offers(conn, provider)
 
 
 # ---------------------------------------------------------------------- rentals

@@ -12,25 +12,26 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-#: sort key -> SQL expression (``:budget`` / ``:gpus`` bound for budget_hours)
+#: sort key -> column of ``offers`` (each with an index on (active, column, offer_id), so a page
+#: is read in order from the index and the scan stops at ``offset + limit``)
 SORTS: dict[str, str] = {
-    "offer_id": "o.offer_id",
-    "gpu_model": "o.gpu_model",
-    "gpu_count": "o.gpu_count",
-    "memory_mib": "o.memory_mib",
-    "price_per_gpu_hour": "o.pgh_f",
-    "price_per_kwh": "o.pkwh_f",
-    "effective_price_per_gpu_hour": "o.eff_f",
-    "effective_price_per_hour": "o.eff_f * o.gpu_count",
-    "region": "o.region",
-    "grid_intensity_g_per_kwh": "o.grid",
-    "reputation_bps": "COALESCE(p.score_bps, 0)",
-    "uptime_bps": "p.uptime_bps",
-    "challenges_passed": "COALESCE(p.ch_pass, 0)",
-    "challenges_failed": "COALESCE(p.ch_fail, 0)",
-    "slash_count": "COALESCE(p.slash_count, 0)",
-    "max_duration_s": "o.max_duration",
-    "budget_hours": "(CAST(:budget AS REAL) / NULLIF(o.eff_f * MIN(COALESCE(:gpus, o.gpu_count), o.gpu_count), 0))",
+    "offer_id": "offer_id",
+    "gpu_model": "gpu_model",
+    "gpu_count": "gpu_count",
+    "memory_mib": "memory_mib",
+    "price_per_gpu_hour": "pgh_f",
+    "price_per_kwh": "pkwh_f",
+    "effective_price_per_gpu_hour": "eff_f",
+    "effective_price_per_hour": "effh_f",
+    "region": "region",
+    "grid_intensity_g_per_kwh": "grid",
+    "reputation_bps": "score_bps",
+    "uptime_bps": "uptime_bps",
+    "challenges_passed": "ch_pass",
+    "challenges_failed": "ch_fail",
+    "slash_count": "slash_count",
+    "max_duration_s": "max_duration",
+    "budget_hours": "budget_hours",  # = effective price of the GPUs rented, the other way round
 }
 DESC_BY_DEFAULT = {"reputation_bps", "uptime_bps", "budget_hours", "challenges_passed"}
 DEFAULT_SORT = "effective_price_per_gpu_hour"
@@ -44,19 +45,20 @@ RANGE_FILTERS: dict[str, tuple[str, type]] = {
     "max_price_per_kwh": ("o.pkwh_f <= ?", int),
     "max_effective_price_per_gpu_hour": ("o.eff_f <= ?", int),
     "max_grid_intensity_g_per_kwh": ("o.grid <= ?", int),
-    "min_reputation_bps": ("COALESCE(p.score_bps, 0) >= ?", int),
-    "min_uptime_bps": ("p.uptime_bps >= ?", int),
-    "max_challenges_failed": ("COALESCE(p.ch_fail, 0) <= ?", int),
-    "max_slash_count": ("COALESCE(p.slash_count, 0) <= ?", int),
+    "min_reputation_bps": ("o.score_bps >= ?", int),
+    "min_uptime_bps": ("o.uptime_bps >= ?", int),
+    "max_challenges_failed": ("o.ch_fail <= ?", int),
+    "max_slash_count": ("o.slash_count <= ?", int),
     "min_max_duration_s": ("o.max_duration >= ?", int),
 }
 
 OFFER_COLUMNS = (
     "o.offer_id, o.provider, o.active, o.version, o.gpu_model, o.gpu_count, o.memory_mib, o.payment_token, "
     "o.price_gpu_hour, o.price_kwh, o.typical_power_w, o.eff, o.region, o.grid, o.max_duration, o.min_uptime, "
-    "o.max_gap, o.agent, o.created_tx, o.created_block, o.created_ts, "
-    "p.rep, p.score_bps, p.uptime_bps, p.ch_pass, p.ch_fail, p.slash_count, p.settled_reports, p.rentals AS p_rentals"
+    "o.max_gap, o.agent, o.created_tx, o.created_block, o.created_ts, o.score_bps, o.uptime_bps, o.ch_pass, "
+    "o.ch_fail, o.slash_count"
 )
+PROVIDER_COLUMNS = "address, rep, settled_reports, rentals"
 
 
 class QueryError(ValueError):
@@ -132,28 +134,43 @@ def _where(query: MarketQuery) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def search_offers(conn: sqlite3.Connection, query: MarketQuery) -> tuple[int, list[sqlite3.Row]]:
-    """(total matching, the page of rows) for ``query`` (checked first)."""
+def search_offers(conn: sqlite3.Connection, query: MarketQuery) -> tuple[int, list[dict[str, Any]]]:
+    """(total matching, the page) for ``query`` (checked first). Ties go by offer id in the sort's
+    direction. Each row is the offer's columns plus its provider's (``rep``, ``settled_reports``,
+    ``rentals``), read for the page's providers only."""
     query.check()
     where, params = _where(query)
-    base = " FROM offers o LEFT JOIN providers p ON p.address = o.provider" + where
-    total = int(conn.execute("SELECT COUNT(*)" + base, params).fetchone()[0])
-    sort_sql = SORTS[query.sort]
-    named = {"budget": query.budget, "gpus": query.gpus}
-    if ":budget" in sort_sql:  # sqlite3 cannot mix ? and :name: inline the two checked integers
-        sort_sql = sort_sql.replace(":budget", str(int(query.budget or 0))).replace(
-            ":gpus", "NULL" if named["gpus"] is None else str(int(named["gpus"])))
+    total = int(conn.execute("SELECT COUNT(*) FROM offers o" + where, params).fetchone()[0])
     order = "DESC" if query.order == "desc" else "ASC"
-    sql = (f"SELECT {OFFER_COLUMNS}{base} ORDER BY ({sort_sql}) IS NULL, {sort_sql} {order}, o.offer_id ASC "
-           "LIMIT ? OFFSET ?")
+    if query.sort == "budget_hours":
+        # more hours = cheaper per hour for the GPUs rented: the effective-price order reversed
+        order = "ASC" if query.order == "desc" else "DESC"
+        key = "o.effh_f" if query.gpus is None else f"(o.eff_f * MIN({int(query.gpus)}, o.gpu_count))"
+    else:
+        key = "o." + SORTS[query.sort]
+    sql = f"SELECT {OFFER_COLUMNS} FROM offers o{where} ORDER BY {key} {order}, o.offer_id {order} LIMIT ? OFFSET ?"
     rows = conn.execute(sql, [*params, query.limit, query.offset]).fetchall()
-    return total, rows
+    return total, with_providers(conn, rows)
 
 
-def get_offer(conn: sqlite3.Connection, offer_id: int) -> sqlite3.Row | None:
-    return conn.execute(
-        f"SELECT {OFFER_COLUMNS}, o.history FROM offers o LEFT JOIN providers p ON p.address = o.provider "
-        "WHERE o.offer_id = ?", (offer_id,)).fetchone()
+def with_providers(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    providers = sorted({r["provider"] for r in rows})
+    by_address: dict[str, sqlite3.Row] = {}
+    if providers:
+        found = conn.execute(f"SELECT {PROVIDER_COLUMNS} FROM providers WHERE address IN "
+                             f"({','.join('?' for _ in providers)})", providers).fetchall()
+        by_address = {r["address"]: r for r in found}
+    out = []
+    for r in rows:
+        p = by_address.get(r["provider"])
+        out.append({**dict(r), "rep": p["rep"] if p else None, "settled_reports": p["settled_reports"] if p else 0,
+                    "p_rentals": p["rentals"] if p else 0})
+    return out
+
+
+def get_offer(conn: sqlite3.Connection, offer_id: int) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {OFFER_COLUMNS}, o.history FROM offers o WHERE o.offer_id = ?", (offer_id,)).fetchone()
+    return None if row is None else with_providers(conn, [row])[0]
 
 
 def facets(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
@@ -164,11 +181,11 @@ def facets(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def provider_offers(conn: sqlite3.Connection, provider: str) -> list[sqlite3.Row]:
-    return conn.execute(
-        f"SELECT {OFFER_COLUMNS} FROM offers o LEFT JOIN providers p ON p.address = o.provider "
-        "WHERE o.provider = ? ORDER BY o.offer_id", (provider,)).fetchall()
+def provider_offers(conn: sqlite3.Connection, provider: str) -> list[dict[str, Any]]:
+    rows = conn.execute(f"SELECT {OFFER_COLUMNS} FROM offers o WHERE o.provider = ? ORDER BY o.offer_id",
+                        (provider,)).fetchall()
+    return with_providers(conn, rows)
 
 
-def rep_of(row: sqlite3.Row) -> dict[str, Any] | None:
+def rep_of(row: Any) -> dict[str, Any] | None:
     return json.loads(row["rep"]) if row["rep"] else None

@@ -74,9 +74,17 @@ class IndexStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = connect(self.path)
         self.lock = threading.RLock()
+        self.generation = 0  # bumped by every write: readers cache by it
         with self.lock:
             self.conn.executescript(SCHEMA)
+            version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+            if version != derive.SCHEMA_VERSION:  # derived tables of another layout: rebuild from events
+                for table in derive.DERIVED_TABLES:
+                    self.conn.execute(f"DROP TABLE IF EXISTS {table}")
             self.conn.executescript(derive.SCHEMA)
+            if version != derive.SCHEMA_VERSION:
+                self.rebuild()
+                self.conn.execute(f"PRAGMA user_version={int(derive.SCHEMA_VERSION)}")
 
     def close(self) -> None:
         with self.lock:
@@ -105,6 +113,7 @@ class IndexStore:
                 if cur.rowcount == 1:
                     derive.apply(self.conn, row)
                 self.conn.execute("COMMIT")
+                self.generation += 1
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
@@ -127,6 +136,7 @@ class IndexStore:
                         derive.apply(self.conn, {**row, "extra": row.get("extra") or {}})
                         added += 1
                 self.conn.execute("COMMIT")
+                self.generation += 1
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
@@ -156,6 +166,7 @@ class IndexStore:
                 )
                 self._replay()
                 self.conn.execute("COMMIT")
+                self.generation += 1
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
@@ -168,6 +179,7 @@ class IndexStore:
             try:
                 self._replay()
                 self.conn.execute("COMMIT")
+                self.generation += 1
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise

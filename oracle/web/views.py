@@ -86,7 +86,7 @@ def budget_hours(budget: int, eff_per_gpu_hour: int | None, gpus: int) -> dict[s
             "display": f"about {hours_x100 // 100:,}.{hours_x100 % 100:02d} h"}
 
 
-def offer_json(row: sqlite3.Row, token: Token, *, budget: int | None = None, gpus: int | None = None) -> dict[str, Any]:
+def offer_json(row: Mapping[str, Any], token: Token, *, budget: int | None = None, gpus: int | None = None) -> dict[str, Any]:
     money = amount_fmt(token)
     power = row["typical_power_w"]
     eff = int(row["eff"]) if row["eff"] is not None else None
@@ -119,7 +119,8 @@ def offer_json(row: sqlite3.Row, token: Token, *, budget: int | None = None, gpu
         "max_duration_s": format_duration, "min_uptime_bps": format_bps, "max_gap_s": format_duration,
     })
     out["reputation"] = reputation_json(rep_of(row), row["score_bps"])
-    out.update(uptime_json(row["uptime_bps"]))
+    uptime = row["uptime_bps"]
+    out.update(uptime_json(None if uptime is None or int(uptime) < 0 else int(uptime)))
     out["verification"] = verification_json(row)
     if budget is not None:
         out["budget_hours"] = budget_hours(budget, eff, min(gpus or gpu_count, gpu_count))
