@@ -431,6 +431,12 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     _wait_nodes(node_urls, node_procs, node_logs, "follow the chain", 30.0,
                 lambda url: _get_json(url + "/healthz").get("chain", {}).get("state") == "following")
     ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, keys.node_addresses)))
+    from oracle.web.server import web_command  # the web app on this chain while the rental runs (issue 12)
+
+    web_port = _free_port()
+    procs.nodes.append(subprocess.Popen(web_command(rpc, web_port, node_urls), env=env, cwd=str(state),
+                                        stdout=open(state / "web.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True))
+    ui.note(f"web app (gpurent web): http://127.0.0.1:{web_port}/ (market, rental {rental_id} live; log web.log)")
 
     # -- start the rental and the agent ---------------------------------------------------------
     ui.step(f"provider starts rental {rental_id}; the nodes learn it from the RentalStarted event",

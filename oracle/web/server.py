@@ -106,3 +106,13 @@ class WebServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def web_command(rpc_url: str, port: int, node_urls: list[str]) -> list[str]:
+    """``gpurent web`` as a child process's argv (the demo starts it beside its nodes)."""
+    import sys
+
+    argv = [sys.executable, "-m", "oracle.cli.main", "web", "--port", str(port), "--rpc", rpc_url]
+    for url in node_urls:
+        argv += ["--node", url]
+    return argv
