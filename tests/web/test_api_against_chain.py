@@ -8,6 +8,7 @@ from eth_account import Account
 
 from oracle.chain.anvil import ANVIL_KEYS
 from oracle.chain.client import OfferTerms
+from oracle.protocol import RentalStatus
 from oracle.units import format_amount
 
 from .conftest import PROVIDER, RENTER, SUBMITTER, make_harness, node_addresses, signed_report
@@ -120,7 +121,7 @@ def test_rental_shows_the_chain_rental_its_budget_left_and_when_it_runs_out(scen
     rental_id = scene["rental_id"]
     stored = chain.get_rental(rental_id)
     body = web.get(f"/api/v1/rentals/{rental_id}")
-    assert body["status"] == int(stored["status"]) and body["status_label"] == "active"
+    assert body["status"] == int(stored["status"]) == RentalStatus.ACTIVE and body["status_label"] == "active"
     assert body["budget"] == int(stored["budget"]) == 6_000_000
     assert body["paid"] == int(stored["paid"])
     assert body["remaining"] == int(stored["budget"]) - int(stored["paid"])
@@ -212,7 +213,7 @@ def test_a_waiting_rental_shows_its_start_deadline_on_the_provider_page(scene, d
     assert waiting[rental_id]["start_deadline_in_s"] == int(stored["startDeadline"]) - body["now"]
     renter.cancel_rental(rental_id)
     web.sync()
-    assert web.get(f"/api/v1/rentals/{rental_id}")["status_label"] == "cancelled"
+    assert web.get(f"/api/v1/rentals/{rental_id}")["status"] == int(renter.get_rental(rental_id)["status"]) == RentalStatus.CANCELLED
 
 
 def test_network_shows_signer_set_and_params_from_the_index(scene, deployed):
