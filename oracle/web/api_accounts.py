@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Response, Request
 
 from oracle.protocol import RentalStatus
 from oracle.web.api_market import _now, web
 from oracle.web.api_rentals import rental_out
 from oracle.web.derive import kv_get
-from oracle.web.errors import ApiError, checksum
+from oracle.web.errors import ApiError, checksum, respond
 from oracle.web.market import provider_offers
 from oracle.web.state import WebState
 from oracle.web.views import amount_fmt, offer_json, reputation_json, slash_json, uptime_json, with_displays
@@ -59,14 +59,14 @@ def live_balances(state: WebState, address: str) -> tuple[list[dict[str, Any]], 
 
 
 @router.get("/accounts/{address}")
-def account(request: Request, address: str) -> dict[str, Any]:
+def account(request: Request, address: str) -> Response:
     state = web(request)
     address = checksum(address, "address")
     clock = _now(state)
     rows = state.db().execute("SELECT * FROM rentals WHERE renter=? ORDER BY rental_id DESC", (address,)).fetchall()
     withdrawable, balances = live_balances(state, address)
-    return {"address": address, "rentals_as_renter": [rental_out(state, r, clock["now"]) for r in rows],
-            "withdrawable": withdrawable, "balances": balances, **clock}
+    return respond({"address": address, "rentals_as_renter": [rental_out(state, r, clock["now"]) for r in rows],
+                    "withdrawable": withdrawable, "balances": balances, **clock})
 
 
 def _stake_json(state: WebState, stake: dict[str, Any] | None, required: int | None, now_s: int) -> dict[str, Any] | None:
@@ -114,7 +114,7 @@ def _earnings(state: WebState, address: str) -> list[dict[str, Any]]:
 
 
 @router.get("/providers/{address}")
-def provider(request: Request, address: str) -> dict[str, Any]:
+def provider(request: Request, address: str) -> Response:
     state = web(request)
     address = checksum(address, "address")
     db = state.db()
@@ -142,7 +142,7 @@ def provider(request: Request, address: str) -> dict[str, Any]:
             groups["done"].append(item)
     slashes = db.execute("SELECT * FROM slashes WHERE provider=? ORDER BY block, rental_id, fault_id", (address,)).fetchall()
     withdrawable, _ = live_balances(state, address)
-    return {
+    return respond({
         "address": address,
         "stake": _stake_json(state, stake, required, clock["now"]),
         "reputation": reputation_json(json.loads(prow["rep"]) if prow["rep"] else None, prow["score_bps"]),
@@ -156,4 +156,4 @@ def provider(request: Request, address: str) -> dict[str, Any]:
         "slashes": [slash_json(r, state.tokens.get(r["token"]), clock["now"]) for r in slashes],
         "withdrawable": withdrawable,
         **clock,
-    }
+    })

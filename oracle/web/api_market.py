@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Response, Query, Request
 
 from oracle.gpu_models import GPU_MODELS
 from oracle.units import parse_amount
 from oracle.web.derive import kv_get
-from oracle.web.errors import ApiError, checksum
+from oracle.web.errors import ApiError, checksum, respond
 from oracle.web.market import RANGE_FILTERS, MarketQuery, QueryError, get_offer, search_offers
 from oracle.web.state import WebState
 from oracle.web.views import amount_fmt, offer_json
@@ -28,7 +28,7 @@ def _now(state: WebState) -> dict[str, int]:
 
 
 @router.get("/meta")
-def meta(request: Request) -> dict[str, Any]:
+def meta(request: Request) -> Response:
     state = web(request)
     cfg = state.config
     db = state.db()
@@ -41,7 +41,7 @@ def meta(request: Request) -> dict[str, Any]:
             stake_tokens.append({**token, "min_stake_per_gpu": int(minimum),
                                  "min_stake_per_gpu_display": amount_fmt(token)(int(minimum))})
     registry = kv_get(db, "operator_registry")
-    return {
+    return respond({
         "chain_id": cfg.chain_id, "network": cfg.network, "market": cfg.market,
         "operator_registry": (registry or {}).get("address") or cfg.operator_registry or None,
         "timelock": cfg.timelock, "explorer": cfg.explorer, "nodes": list(cfg.nodes),
@@ -49,13 +49,13 @@ def meta(request: Request) -> dict[str, Any]:
         "stake_tokens": stake_tokens,
         "index": state.index_status(),
         **_now(state),
-    }
+    })
 
 
 @router.get("/index/status")
-def index_status(request: Request) -> dict[str, Any]:
+def index_status(request: Request) -> Response:
     state = web(request)
-    return {**state.index_status(), **_now(state)}
+    return respond({**state.index_status(), **_now(state)})
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -84,7 +84,7 @@ def offers(
     budget: str | None = None,
     budget_raw: str | None = None,
     gpus: int | None = None,
-) -> dict[str, Any]:
+) -> Response:
     state = web(request)
     token_address = checksum(payment_token, "payment_token") if payment_token else state.config.default_token
     token = state.tokens.get(token_address)
@@ -107,12 +107,12 @@ def offers(
     except QueryError as exc:
         raise ApiError(400, str(exc), exc.field) from None
     items = [offer_json(r, state.tokens.get(r["payment_token"]), budget=raw_budget, gpus=gpus) for r in rows]
-    return {"total": total, "offset": query.offset, "limit": query.limit, "sort": query.sort, "order": query.order,
-            "items": items, "facets": state.facets(), **_now(state)}
+    return respond({"total": total, "offset": query.offset, "limit": query.limit, "sort": query.sort, "order": query.order,
+            "items": items, "facets": state.facets(), **_now(state)})
 
 
 @router.get("/offers/{offer_id}")
-def offer(request: Request, offer_id: int) -> dict[str, Any]:
+def offer(request: Request, offer_id: int) -> Response:
     state = web(request)
     db = state.db()
     row = get_offer(db, offer_id)
@@ -123,11 +123,11 @@ def offer(request: Request, offer_id: int) -> dict[str, Any]:
         "SELECT status, COUNT(*) FROM rentals WHERE offer_id=? GROUP BY status", (offer_id,)).fetchall()}
     out["rentals"] = {"open": counts.get(1, 0), "active": counts.get(2, 0), "total": sum(counts.values())}
     out["history"] = json.loads(row["history"])
-    return {**out, **_now(state)}
+    return respond({**out, **_now(state)})
 
 
 @router.get("/gpu-models")
-def gpu_models(request: Request) -> dict[str, Any]:
+def gpu_models(request: Request) -> Response:
     state = web(request)
     on_chain = kv_get(state.db(), "gpu_models", {})
     items = []
@@ -141,4 +141,4 @@ def gpu_models(request: Request) -> dict[str, Any]:
         if name not in known:
             items.append({"name": name, "power_limit_w": int(spec["powerLimitW"]), "memory_mib": int(spec["memoryMib"]),
                           "typical_power_w": int(spec["powerLimitW"]) or None, "registered": int(spec["powerLimitW"]) > 0})
-    return {"items": items}
+    return respond({"items": items})

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from eth_abi import decode as abi_decode
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Response, Request
 
 from oracle.chain.artifacts import load_abi
 from oracle.chain.errors import _abi_type
@@ -17,6 +17,7 @@ from oracle.redact import redact
 from oracle.units import format_bps, format_duration, format_time
 from oracle.web.api_market import _now, web
 from oracle.web.derive import kv_get
+from oracle.web.errors import respond
 from oracle.web.state import WebState
 from oracle.web.views import amount_fmt, with_displays
 
@@ -130,7 +131,7 @@ def timelock_json(state: WebState, now_s: int) -> dict[str, Any] | None:
 
 
 @router.get("/network")
-def network(request: Request) -> dict[str, Any]:
+def network(request: Request) -> Response:
     state = web(request)
     clock = _now(state)
     db = state.db()
@@ -148,7 +149,7 @@ def network(request: Request) -> dict[str, Any]:
     payment = kv_get(db, "payment_tokens", {})
     stake = kv_get(db, "stake_tokens", {})
     registry = kv_get(db, "operator_registry")
-    return {
+    return respond({
         "nodes": nodes,
         "signer_set": {"version": signer_set.get("version"), "threshold": signer_set.get("threshold"),
                        "signers": [{"address": s, "node_url": by_signer.get(s.lower())} for s in signers],
@@ -162,4 +163,4 @@ def network(request: Request) -> dict[str, Any]:
         "operator_registry": registry,
         "timelock": timelock_json(state, clock["now"]),
         **clock,
-    }
+    })

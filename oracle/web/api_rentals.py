@@ -6,14 +6,14 @@ import json
 import sqlite3
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Response, Query, Request
 from fastapi.responses import JSONResponse
 
 from oracle.protocol import RentalStatus
 from oracle.units import format_carbon, format_energy
 from oracle.web.api_market import _now, web
 from oracle.web.derive import bytes32_text, kv_get, typical_power_w
-from oracle.web.errors import ApiError, checksum
+from oracle.web.errors import ApiError, checksum, respond
 from oracle.web.state import WebState
 from oracle.web.views import label, rental_json, report_json, series_points, settlement_json, slash_json
 
@@ -71,7 +71,7 @@ def rentals(
     status: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+) -> Response:
     state = web(request)
     clauses, params = [], []
     if renter:
@@ -93,36 +93,36 @@ def rentals(
     rows = db.execute(f"SELECT * FROM rentals{where} ORDER BY rental_id DESC LIMIT ? OFFSET ?",
                       [*params, limit, offset]).fetchall()
     clock = _now(state)
-    return {"total": total, "offset": offset, "limit": limit,
-            "items": [rental_out(state, r, clock["now"]) for r in rows], **clock}
+    return respond({"total": total, "offset": offset, "limit": limit,
+            "items": [rental_out(state, r, clock["now"]) for r in rows], **clock})
 
 
 @router.get("/rentals/{rental_id}")
-def rental(request: Request, rental_id: int) -> dict[str, Any]:
+def rental(request: Request, rental_id: int) -> Response:
     state = web(request)
     clock = _now(state)
-    return {**rental_out(state, _rental_row(state, rental_id), clock["now"]), **clock}
+    return respond({**rental_out(state, _rental_row(state, rental_id), clock["now"]), **clock})
 
 
 @router.get("/rentals/{rental_id}/series")
-def series(request: Request, rental_id: int, since_sequence: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+def series(request: Request, rental_id: int, since_sequence: Annotated[int, Query(ge=0)] = 0) -> Response:
     state = web(request)
     row = _rental_row(state, rental_id)
     data = json.loads(row["data"])
     started = int((data.get("chain") or {}).get("startedAt", 0))
     token = state.tokens.get(data.get("payment_token"))
     points = series_points(settlement_rows(state.db(), rental_id), started, token, since_sequence)
-    return {"rental_id": rental_id, "started_at": started or None, "points": points, **_now(state)}
+    return respond({"rental_id": rental_id, "started_at": started or None, "points": points, **_now(state)})
 
 
 @router.get("/rentals/{rental_id}/settlements")
-def settlements(request: Request, rental_id: int) -> dict[str, Any]:
+def settlements(request: Request, rental_id: int) -> Response:
     state = web(request)
     row = _rental_row(state, rental_id)
     token = state.tokens.get(json.loads(row["data"]).get("payment_token"))
     clock = _now(state)
     items = [settlement_json(r, token, clock["now"]) for r in settlement_rows(state.db(), rental_id)]
-    return {"rental_id": rental_id, "items": items, **clock}
+    return respond({"rental_id": rental_id, "items": items, **clock})
 
 
 def receipt(state: WebState, rental_id: int) -> dict[str, Any]:
@@ -168,9 +168,9 @@ def receipt_route(request: Request, rental_id: int, download: bool = False) -> J
 
 
 @router.get("/rentals/{rental_id}/slashes")
-def rental_slashes(request: Request, rental_id: int) -> dict[str, Any]:
+def rental_slashes(request: Request, rental_id: int) -> Response:
     state = web(request)
     _rental_row(state, rental_id)
     clock = _now(state)
     rows = state.db().execute("SELECT * FROM slashes WHERE rental_id=? ORDER BY fault_id", (rental_id,)).fetchall()
-    return {"items": [slash_json(r, state.tokens.get(r["token"]), clock["now"]) for r in rows], **clock}
+    return respond({"items": [slash_json(r, state.tokens.get(r["token"]), clock["now"]) for r in rows], **clock})

@@ -9,31 +9,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Response, Body, Request
 from hexbytes import HexBytes
 
 from oracle.web.api_market import web
-from oracle.web.errors import ApiError
+from oracle.web.errors import ApiError, respond
 from oracle.web.txplan import ACTIONS, plan
 
 router = APIRouter(prefix="/api/v1")
 
 
 @router.get("/tx/actions")
-def actions() -> dict[str, Any]:
-    return {"actions": {name: spec.fields for name, spec in ACTIONS.items()}}
+def actions() -> Response:
+    return respond({"actions": {name: spec.fields for name, spec in ACTIONS.items()}})
 
 
 @router.post("/tx/{action}")
-def plan_action(request: Request, action: str, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+def plan_action(request: Request, action: str, body: dict[str, Any] = Body(default_factory=dict)) -> Response:
     state = web(request)
     if state.w3 is None:
         raise ApiError(503, "this server has no chain connection to plan transactions with")
-    return plan(state, action, body)
+    return respond(plan(state, action, body))
 
 
 @router.get("/tx/{tx_hash}")
-def tx_status(request: Request, tx_hash: str) -> dict[str, Any]:
+def tx_status(request: Request, tx_hash: str) -> Response:
     state = web(request)
     if state.w3 is None:
         raise ApiError(503, "this server has no chain connection")
@@ -52,8 +52,9 @@ def tx_status(request: Request, tx_hash: str) -> dict[str, Any]:
             known = state.w3.eth.get_transaction(digest) is not None
         except Exception:
             known = False
-        return {"hash": digest.to_0x_hex(), "status": "pending" if known else "unknown", "block": None, "indexed": False}
+        return respond({"hash": digest.to_0x_hex(), "status": "pending" if known else "unknown", "block": None,
+                        "indexed": False})
     block = int(receipt["blockNumber"])
     index = state.index_status()
-    return {"hash": digest.to_0x_hex(), "status": "mined" if int(receipt["status"]) == 1 else "failed",
-            "block": block, "indexed": index["last_block"] >= block}
+    return respond({"hash": digest.to_0x_hex(), "status": "mined" if int(receipt["status"]) == 1 else "failed",
+            "block": block, "indexed": index["last_block"] >= block})

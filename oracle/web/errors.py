@@ -33,3 +33,9 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     loc = [str(p) for p in first.get("loc", []) if p not in ("query", "path", "body")]
     field = ".".join(loc) or None
     return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field}, status_code=400)
+
+
+def respond(body: object) -> JSONResponse:
+    """A JSON answer of plain JSON data (skips FastAPI's per-field encoder: a market page of 50
+    offers spends ~10 ms there)."""
+    return JSONResponse(body)
