@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-contracts test-foundry test-oracle test-e2e test-provider test-web bench-web gas slither clean
+.PHONY: setup demo test test-contracts test-foundry test-oracle test-e2e test-provider test-web gas slither clean
 
 setup:
 	@bash tools/setup.sh
@@ -31,12 +31,9 @@ test-e2e:
 test-provider:
 	$(PY) -m pytest -p no:pytest-brownie tests/provider
 
-# The web app's API against anvil + the real chain follower (webfront's browser tests live beside them).
+# The web pages in headless Debian Chromium (Playwright) against anvil, three real nodes and `gpurent web`.
 test-web:
 	$(PY) -m pytest -p no:pytest-brownie tests/web
-
-bench-web:
-	$(PY) tools/bench_web.py
 
 gas: setup
 	$(PY) tools/gas_report.py

@@ -35,7 +35,8 @@ def config_from_deployment(deployment: Deployment, nodes: list[str] | None = Non
         timelock=deployment.timelock or None, operator_registry=deployment.operator_registry or None,
         network=deployment.network or NETWORK_NAMES.get(int(deployment.chain_id), ""),
         explorer=EXPLORERS.get(int(deployment.chain_id)), nodes=list(nodes or []), tokens=tokens,
-        default_token=deployment.payment_token or None,
+        default_token=deployment.payment_token or None, stake_token=deployment.stake_token or None,
+        deployment=deployment,
     )
 
 

@@ -31,6 +31,9 @@ class WebConfig:
     #: token address -> (symbol, decimals) known without a chain read (the deployment file's)
     tokens: dict[str, tuple[str, int]] = field(default_factory=dict)
     default_token: str | None = None
+    stake_token: str | None = None
+    #: the deployment itself, for the actions layer's read view (tx planning)
+    deployment: Any = None
 
 
 class Tokens:
@@ -79,6 +82,7 @@ class WebState:
         self.tokens = Tokens(config.tokens, chain_token_meta(w3) if w3 is not None else None)
         self._local = threading.local()
         self._facets: tuple[int, Any] = (-1, None)
+        self._planner_sender: Any = None
 
     def facets(self) -> Any:
         """The market's facet counts, recomputed only after the index changed."""
@@ -114,8 +118,20 @@ class WebState:
                 "events": events, "rewinds": sum(int(r["rewinds"]) for r in rows),
                 "sources": {r["source"]: int(r["last_block"]) for r in rows}}
 
-    def action_view(self, sender: str) -> Any:
-        """The read view ``oracle.actions.plan_*`` take, for the wallet address ``sender``."""
+    def action_view(self, account: str) -> Any:
+        """The read view ``oracle.actions.plan_*`` take, on behalf of the wallet address ``account``
+        (a throwaway key signs nothing: planning only reads)."""
+        from eth_account import Account
+
+        from oracle.actions.context import MarketView
+        from oracle.chain.tx import TransactionSender, TxPolicy
         from oracle.web.errors import ApiError
 
-        raise ApiError(503, "transaction planning waits for oracle.actions (SPEC-R4 §4)")
+        if self.w3 is None or self.config.deployment is None:
+            raise ApiError(503, "this server has no chain connection or deployment to plan transactions with")
+        if self._planner_sender is None:
+            self._planner_sender = TransactionSender(self.w3, Account.create(), policy=TxPolicy(rpc_retries=1))
+        try:
+            return MarketView(self._planner_sender, self.config.deployment, account=account)
+        except Exception as exc:  # noqa: BLE001 - the chain or the deployment cannot be read
+            raise ApiError(503, f"cannot read the market to plan with ({type(exc).__name__}: {exc})") from None

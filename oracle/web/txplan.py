@@ -41,12 +41,7 @@ def _body_token(state: WebState, body: dict[str, Any]) -> str | None:
 
 
 def _stake_token(state: WebState, body: dict[str, Any]) -> str | None:
-    row = state.db().execute("SELECT stake FROM providers WHERE address=?", (body.get("from"),)).fetchone()
-    if row is not None and row[0]:
-        token = json.loads(row[0]).get("token")
-        if token and int(token, 16):
-            return token
-    return body.get("token") or state.config.default_token
+    return state.config.stake_token or state.config.default_token
 
 
 _OFFER_FIELDS = {"gpu_model": "text", "gpu_count": "int", "payment_token": "address", "price_per_gpu_hour": "amount",
@@ -54,16 +49,16 @@ _OFFER_FIELDS = {"gpu_model": "text", "gpu_count": "int", "payment_token": "addr
                  "max_duration_s": "int", "min_uptime_bps": "int", "max_gap_s": "int?", "agent": "address"}
 
 ACTIONS: dict[str, ActionSpec] = {
-    "open_rental": ActionSpec({"offer_id": "int", "gpu_count": "int", "budget": "amount", "workload_hash": "bytes32?"},
-                              _offer_token),
+    "open_rental": ActionSpec({"offer_id": "int", "gpu_count": "int", "budget": "amount", "workload_hash": "bytes32?",
+                               "offer_version": "int?"}, _offer_token),
     "top_up": ActionSpec({"rental_id": "int", "amount": "amount"}, _rental_token),
     "start_rental": ActionSpec({"rental_id": "int"}),
     "end_rental": ActionSpec({"rental_id": "int"}),
     "cancel_rental": ActionSpec({"rental_id": "int"}),
     "finalize_rental": ActionSpec({"rental_id": "int"}),
     "claim": ActionSpec({"rental_ids": "ids"}),
-    "withdraw": ActionSpec({"token": "address", "to": "address?"}),
-    "stake": ActionSpec({"token": "address", "amount": "amount"}, _body_token),
+    "withdraw": ActionSpec({"token": "address?", "to": "address?"}),
+    "stake": ActionSpec({"amount": "amount"}, _stake_token),
     "request_unstake": ActionSpec({"amount": "amount"}, _stake_token),
     "complete_unstake": ActionSpec({"to": "address?"}),
     "create_offer": ActionSpec(dict(_OFFER_FIELDS), _body_token),
@@ -135,29 +130,64 @@ def parse_body(state: WebState, action: str, body: dict[str, Any]) -> tuple[str,
     return sender, args, token
 
 
+def _terms(args: dict[str, Any]) -> dict[str, Any]:
+    return {"gpu_model": args["gpu_model"], "gpu_count": args["gpu_count"], "payment_token": args["payment_token"],
+            "price_per_gpu_hour": args["price_per_gpu_hour"], "price_per_kwh": args["price_per_kwh"],
+            "region": args["region"], "grid_intensity_g_per_kwh": args["grid_intensity_g_per_kwh"],
+            "max_duration_seconds": args["max_duration_s"], "min_uptime_bps": args["min_uptime_bps"],
+            "max_gap_seconds": args.get("max_gap_s", 0), "agent": args["agent"]}
+
+
+def _planners() -> dict[str, Callable[[Any, dict[str, Any]], list[Any]]]:
+    """action -> plan(view, parsed body) through oracle.actions (SPEC-R4 §4)."""
+    from oracle.actions import offers, rentals, staking
+
+    return {
+        "open_rental": lambda v, a: rentals.plan_open_rental(
+            v, a["offer_id"], a["budget"], gpus=a["gpu_count"], workload_hash=a.get("workload_hash"),
+            offer_version=a.get("offer_version")),
+        "top_up": lambda v, a: rentals.plan_top_up(v, a["rental_id"], a["amount"]),
+        "start_rental": lambda v, a: rentals.plan_start_rental(v, a["rental_id"]),
+        "end_rental": lambda v, a: rentals.plan_end_rental(v, a["rental_id"]),
+        "cancel_rental": lambda v, a: rentals.plan_cancel_rental(v, a["rental_id"]),
+        "finalize_rental": lambda v, a: rentals.plan_finalize_rental(v, a["rental_id"]),
+        "claim": lambda v, a: rentals.plan_claim(v, a["rental_ids"]),
+        "withdraw": lambda v, a: rentals.plan_withdraw(v, a.get("token"), to=a.get("to")),
+        "stake": lambda v, a: staking.plan_stake(v, a["amount"]),
+        "request_unstake": lambda v, a: staking.plan_request_unstake(v, a["amount"]),
+        "complete_unstake": lambda v, a: staking.plan_complete_unstake(v, a.get("to")),
+        "create_offer": lambda v, a: offers.plan_create_offer(v, _terms(a)),
+        "update_offer": lambda v, a: offers.plan_update_offer(v, a["offer_id"], _terms(a)),
+        "withdraw_offer": lambda v, a: offers.plan_withdraw_offer(v, a["offer_id"]),
+    }
+
+
 def tx_json(request: Any) -> dict[str, Any]:
     data = request.data
     data_hex = data if isinstance(data, str) else "0x" + bytes(data).hex()
-    return {"to": request.to, "data": data_hex, "value": hex(int(request.value or 0)), "label": request.label}
+    return {"to": request.to, "data": data_hex, "value": hex(int(request.value or 0)), "label": request.label,
+            "function": getattr(request, "function", "")}
+
+
+def _sentence(exc: BaseException) -> str:
+    name = getattr(exc, "error_name", "")
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{text}" if not name or name in text else f"{name}: {text}"
 
 
 def plan(state: WebState, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    sender, args, token = parse_body(state, action, body)
-    import oracle.actions as actions
+    from oracle.errors import GpurentError
 
-    planner = getattr(actions, f"plan_{action}", None)
-    if planner is None:
-        raise ApiError(503, f"planning {action} is not available in this build (oracle.actions.plan_{action})")
+    sender, args, token = parse_body(state, action, body)
     view = state.action_view(sender)
     try:
-        requests = planner(view, **args)
+        requests = _planners()[action](view, args)
     except ApiError:
         raise
-    except (ValueError, LookupError) as exc:
-        raise ApiError(400, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ApiError(400 if "revert" in message.lower() or "Error" in type(exc).__name__ else 503, message) from None
+    except (GpurentError, ValueError, LookupError) as exc:  # the action refused: say why, send nothing
+        raise ApiError(400, _sentence(exc)) from None
+    except Exception as exc:  # the chain did not answer a read the plan needs
+        raise ApiError(503, f"could not plan {action}: {_sentence(exc)}") from None
     summary: dict[str, Any] = {}
     if token is not None:
         for name, kind in ACTIONS[action].fields.items():
