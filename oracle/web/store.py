@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from oracle.web import derive
+from oracle.web import derive, schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -78,13 +78,13 @@ class IndexStore:
         with self.lock:
             self.conn.executescript(SCHEMA)
             version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-            if version != derive.SCHEMA_VERSION:  # derived tables of another layout: rebuild from events
-                for table in derive.DERIVED_TABLES:
+            if version != schema.SCHEMA_VERSION:  # derived tables of another layout: rebuild from events
+                for table in schema.DERIVED_TABLES:
                     self.conn.execute(f"DROP TABLE IF EXISTS {table}")
-            self.conn.executescript(derive.SCHEMA)
-            if version != derive.SCHEMA_VERSION:
+            self.conn.executescript(schema.SCHEMA)
+            if version != schema.SCHEMA_VERSION:
                 self.rebuild()
-                self.conn.execute(f"PRAGMA user_version={int(derive.SCHEMA_VERSION)}")
+                self.conn.execute(f"PRAGMA user_version={int(schema.SCHEMA_VERSION)}")
 
     def close(self) -> None:
         with self.lock:
