@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 from oracle.chain.artifacts import load_abi
 from oracle.chain.events import ChainEvent, CursorStore, EventFollower, RpcLaggingError
@@ -44,6 +45,15 @@ class IndexTarget:
     start_block: int = 0
     timelock: str | None = None
     operator_registry: str | None = None
+
+
+_STATE_GONE = ("missing trie node", "header not found", "state", "pruned", "historical", "not available",
+               "out of range", "outofrange", "unknown block", "block not found", "distance", "archive")
+
+
+def _state_unavailable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "revert" not in text and any(m in text for m in _STATE_GONE)
 
 
 def _event_params(abi: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
@@ -87,10 +97,21 @@ class ChainIndexer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
+        self.state_fallbacks = 0  # reads at the head because the RPC had pruned the event's block state
 
     # ------------------------------------------------------------------ reads at a block
     def _call(self, name: str, *args: Any, block_hash: str) -> Any:
-        value = getattr(self.market.functions, name)(*args).call(block_identifier=block_hash)
+        """``market.name(*args)`` as stored at ``block_hash``; at the head when the node no longer
+        keeps that block's state (a non-archive RPC and an old event: the page shows the present,
+        which is what the last event of a catch-up leaves anyway)."""
+        fn = getattr(self.market.functions, name)(*args)
+        try:
+            value = fn.call(block_identifier=block_hash)
+        except (Web3RPCError, ValueError) as exc:  # an error answer, not a connection failure
+            if not _state_unavailable(exc):
+                raise
+            self.state_fallbacks += 1
+            value = fn.call(block_identifier="latest")
         return jsonable(value, _outputs(self.market_abi, name))
 
     def _extra(self, source: str, ev: ChainEvent, args: dict[str, Any]) -> dict[str, Any]:
