@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 
 from oracle.errors import ConfigError, GpurentError, KeystoreError
+from oracle.protocol import RentalStatus
 from oracle.redact import redact
 
 RPC_ENV = "GPURENT_RPC_URL"
@@ -30,9 +31,6 @@ KEYSTORE_ENV = "GPURENT_KEYSTORE"
 PASSWORD_ENV = "GPURENT_PASSWORD"
 DEV_ACCOUNT_ENV = "GPURENT_DEV_ACCOUNT"
 DEFAULT_RPC = "http://127.0.0.1:8545"
-
-STATUS_NAMES = ["None", "Open", "Active", "Ended", "Cancelled", "Finalized"]
-END_REASONS = ["None", "ByRenter", "ByProvider", "BudgetExhausted", "MaxDuration", "Silence"]
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -47,13 +45,6 @@ class OperationFailed(click.ClickException):
     """The operation was tried and failed: exit 1."""
 
     exit_code = 1
-
-
-def _status_name(code: Any) -> str:
-    try:
-        return STATUS_NAMES[int(code)]
-    except (ValueError, IndexError, TypeError):
-        return str(code)
 
 
 # Custom errors of the market and of OpenZeppelin's ERC-20, as sentences with the next step.
@@ -92,7 +83,7 @@ _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "OfferBook_InvalidTerms": lambda a: f"invalid offer terms: {a.get('field')}",
     "RentalEscrow_UnknownRental": lambda a: f"there is no rental {a.get('rentalId')} on this market",
     "RentalEscrow_WrongStatus": lambda a: (
-        f"rental {a.get('rentalId')} is {_status_name(a.get('status'))}, which does not allow this"),
+        f"rental {a.get('rentalId')} is {RentalStatus.name_of(a.get('status'))}, which does not allow this"),
     "RentalEscrow_Unauthorized": lambda a: f"{a.get('caller')} may not do this to rental {a.get('rentalId')}",
     "RentalEscrow_OfferVersionMismatch": lambda a: (
         f"offer {a.get('offerId')} changed (version {a.get('current')}, you saw {a.get('expected')}); "
@@ -108,7 +99,7 @@ _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"rental {a.get('rentalId')} already settled sequence {a.get('lastSequence')}; this report "
         f"({a.get('sequence')}) is not newer"),
     "UsageSettlement_NotSettleable": lambda a: (
-        f"rental {a.get('rentalId')} is {_status_name(a.get('status'))} and can no longer settle"),
+        f"rental {a.get('rentalId')} is {RentalStatus.name_of(a.get('status'))} and can no longer settle"),
     "OracleQuorum_NotEnoughSignatures": lambda a: f"not enough oracle signatures (threshold {a.get('threshold')})",
     "OracleQuorum_UnknownSigner": lambda a: f"signature {a.get('index')} is from {a.get('signer')}, not a current oracle signer",
     "OracleQuorum_WrongSignerSetVersion": lambda a: (
