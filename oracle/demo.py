@@ -434,8 +434,10 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     from oracle.web.server import web_command  # the web app on this chain while the rental runs (issue 12)
 
     web_port = _free_port()
-    procs.nodes.append(subprocess.Popen(web_command(rpc, web_port, node_urls), env=env, cwd=str(state),
-                                        stdout=open(state / "web.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True))
+    procs.nodes.append(subprocess.Popen(web_command(rpc, web_port, node_urls, gp.deployments), env=env, cwd=str(state),
+                                        stdout=open(state / "web.log", "ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True))
+    _wait_http(f"http://127.0.0.1:{web_port}/healthz", procs.nodes[-1], state / "web.log")
     ui.note(f"web app (gpurent web): http://127.0.0.1:{web_port}/ (market, rental {rental_id} live; log web.log)")
 
     # -- start the rental and the agent ---------------------------------------------------------

@@ -109,11 +109,12 @@ class WebServer:
         self.stop()
 
 
-def web_command(rpc_url: str, port: int, node_urls: list[str]) -> list[str]:
+def web_command(rpc_url: str, port: int, node_urls: list[str], deployments: str | Path) -> list[str]:
     """``gpurent web`` as a child process's argv (the demo starts it beside its nodes)."""
     import sys
 
-    argv = [sys.executable, "-m", "oracle.cli.main", "web", "--port", str(port), "--rpc", rpc_url]
+    argv = [sys.executable, "-m", "oracle.cli.main", "web", "--port", str(port), "--rpc", rpc_url,
+            "--deployment", str(deployments)]
     for url in node_urls:
         argv += ["--node", url]
     return argv
