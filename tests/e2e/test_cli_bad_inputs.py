@@ -59,7 +59,7 @@ KIND: dict[str, str | None] = {
     "unbonding_days": "float", "max_rental_days": "float", "block_time": "float", "speed": "float",
     "sample_hz": "float", "nvml_seconds": "float", "stop_node_after": "float",
     "signers": "address", "payment_token": "address", "treasury": "address", "proposer": "address",
-    "agent": "address", "token": "address", "to": "address", "address": "address", "operator": "address", "market": "address",
+    "agent": "address", "token": "address", "to": "address", "account": "address", "limit": "int", "address": "address", "operator": "address", "market": "address",
     "nodes": "url", "urls": "url", "provider_url": "url",
     "gpu_model": "name32", "model": "name32", "region": "name32",
     "trace": "file", "config_file": "file", "config_path": "file", "ssh_key": "file", "password_file": "file",
