@@ -80,6 +80,7 @@ class DemoOptions:
     budget: str = "5"
     challenges: bool = True  # proof of GPU at the dev size (numpy agent; docs/protocol.md)
     cheat: bool = False      # the agent answers every challenge wrongly (dev chain only)
+    container: bool = True   # the renter's command in a container via the provider daemon (oracle.demo_container)
     keep_running: bool = False
     fast_kdf: bool = False  # cheap keystore KDF (tests)
 
@@ -225,9 +226,12 @@ def _stop(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
 class _Processes:
     nodes: list[subprocess.Popen] = field(default_factory=list)
     agent: subprocess.Popen | None = None
+    container: Any = None  # oracle.demo_container.RenterContainer
 
     def stop_all(self) -> None:
         _stop(self.agent)
+        if self.container is not None:
+            self.container.close()
         for proc in self.nodes:
             _stop(proc)
 
@@ -376,7 +380,18 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     ui.step(f"renter {renter[:10]}… opens a rental of offer {offer['offer_id']} with a {options.budget} {sym} budget",
             f"gpurent rent open {offer['offer_id']} --budget {options.budget} --dev-account {RENTER}")
     renter_before = gp("provider", "status", renter)["wallet_balance"]
-    opened = gp("rent", "open", str(offer["offer_id"]), "--budget", options.budget, dev_account=RENTER)
+    box, no_box = None, None
+    if options.container:
+        from oracle.demo_container import for_demo
+        from oracle.localchain import dev_key
+
+        box, no_box = for_demo(ui, state, rpc=rpc, deployment=deployment, password_file=keys.password_file,
+                               agent_keystore=keys.agent_keystore, provider_key=bytes.fromhex(dev_key(PROVIDER)[2:]),
+                               renter_key=bytes.fromhex(dev_key(RENTER)[2:]), env=_cli_env(state),
+                               use_nvml=use_nvml, fast_kdf=options.fast_kdf)
+        procs.container = box
+    opened = gp("rent", "open", str(offer["offer_id"]), "--budget", options.budget,
+                *(box.rent_open_args() if box else []), dev_account=RENTER)
     rental_id = opened["rental_id"]
 
     # -- oracle nodes ---------------------------------------------------------------------------
@@ -443,6 +458,8 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
                         "a time-compressed replay needs an anvil whose clock starts in the past")
     _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
     started_at = gp("provider", "start", str(rental_id), dev_account=PROVIDER)["started_at"]
+    if box is not None:  # Active now: the daemon runs the workload; the renter reads its output
+        box.watch(rental_id)
     # The chain's clock back to now from the next block on (the rental keeps its start in the
     # past): a report settles only once its periodEnd, a sample's time, is not after the block time.
     _rpc(rpc, "evm_setNextBlockTimestamp", [max(started_at + 1, int(time.time()))])
@@ -545,6 +562,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             time.sleep(0.5)
             progress()
     settlements = watch.settlements
+    container = box.finish(rental_id) if box is not None else ({"skipped": no_box} if no_box else None)
     if not settlements:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
@@ -615,6 +633,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "decimals": deployment["payment_token_decimals"],
         "symbol": deployment["payment_token_symbol"],
         "stopped_node": stopped_node,
+        "container": container,
         "quorum": f"{deployment['signer_set']['threshold']} of {len(deployment['signer_set']['signers'])}",
     }
 
@@ -823,6 +842,9 @@ def render_summary(result: DemoResult) -> Any:
         ("provider reputation", f"{s['provider_reputation_score_bps'] / 100:.2f} / 100 "
                                 f"({s['provider_completed_rentals']} completed)", "chain: reputationScore"),
     ]
+    from oracle.demo_container import summary_rows
+
+    rows += summary_rows(s.get("container"))
     pog = s.get("challenges")
     if pog:
         unpaid_s = sum(span["end_ms"] - span["start_ms"] for span in pog["unpaid"]) / 1000

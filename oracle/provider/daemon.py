@@ -213,7 +213,8 @@ class ProviderDaemon:
         started = result.events.get("RentalStarted", [{}])[0].get("startedAt")
         self.notifier.event("rental_started", rid, container=tracked.container.container_id[:12],
                             gpus=",".join(tracked.container.gpu_uuids), started_at=started, tx=result.tx_hash)
-        self._start_agent(tracked)
+        if self.runs_telemetry:
+            self._start_agent(tracked)
 
     def _keep_running(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
@@ -231,7 +232,7 @@ class ProviderDaemon:
             else:
                 self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
             return
-        if tracked.agent is None or not tracked.agent.thread.is_alive():
+        if self.runs_telemetry and (tracked.agent is None or not tracked.agent.thread.is_alive()):
             if tracked.agent is not None:
                 log.warning("rental %d: telemetry agent stopped; restarting it", rid)
             self._start_agent(tracked)
@@ -268,6 +269,11 @@ class ProviderDaemon:
                             container_removed=removed)
 
     # -- telemetry -------------------------------------------------------------------------------
+
+    @property
+    def runs_telemetry(self) -> bool:
+        """False for ``telemetry.source = "external"`` (dev: a separate ``gpurent agent run`` does it)."""
+        return self.config.telemetry.source != "external"
 
     def _gpu_indices(self, container: RentalContainer) -> list[int]:
         by_uuid = {g.uuid: g.index for g in self.config.gpus}

@@ -13,6 +13,7 @@ from conftest import REPO_ROOT, TRACE, ChainReader
 from e2e_checks import check_rental_against_chain
 
 from oracle.demo import DemoError, DemoOptions, _wait_nodes, render_summary, run_demo
+from oracle.provider.devdocker import choose_docker, static_busybox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,6 +43,20 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         # proof of GPU at the dev size: the start challenge, answered by the agent, passed by the quorum
         assert summary["challenges"]["passed"] >= 1 and summary["challenges"]["failed"] == 0, summary["challenges"]
         assert f"{summary['challenges']['passed']} passed, 0 failed" in text
+        # issue 10: the renter's command ran in a container through the provider daemon (or, with no
+        # Docker here, one line said why and nothing ran)
+        container = summary["container"]
+        if container.get("skipped"):
+            assert choose_docker().unavailable or static_busybox() is None
+            assert f"not run: {container['skipped']}" in text
+        else:
+            assert container["output"][0].startswith(f"renter job running in rental-{summary['rental_id']}")
+            assert "step 3: ok" in container["output"]
+            assert container["exec"]["exit_code"] == 0
+            assert container["exec"]["output"].startswith(f"shell: root@rental-{summary['rental_id']}")
+            assert container["container_removed"] is True
+            assert 0 < container["first_output_s"] <= container["exec_s"] < 60
+            assert container["output"][0] in text and "rent open -> first output / shell" in text
     finally:
         assert result.cleanup is not None
         result.cleanup()
