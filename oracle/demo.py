@@ -563,6 +563,17 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
             progress()
     settlements = watch.settlements
     container = box.finish(rental_id) if box is not None else ({"skipped": no_box} if no_box else None)
+    slashes = None
+    if options.challenges:  # a failed challenge is a fault the nodes slash within the grace (demo_faults)
+        from oracle.demo_faults import read_slashes, wait_for_slash
+
+        if options.cheat:
+            ui.step("the nodes slash the CHALLENGE_FAILED fault on chain (quorum-signed fault report)")
+        slashes = wait_for_slash(lambda: read_slashes(watch.w3, watch.market, rental_id, deployment["block_number"]),
+                                 timeout_s=90.0 if options.cheat else 0.0)
+        for entry in slashes:
+            ui.note(f"fault {entry['fault_id']} {entry['kind_name']}: {entry['amount'] / watch.scale:.6f} {sym} "
+                    f"of stake slashed (tx {entry['tx'][:12]}…)")
     if not settlements:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
@@ -634,8 +645,17 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
         "symbol": deployment["payment_token_symbol"],
         "stopped_node": stopped_node,
         "container": container,
+        "slashes": slashes,
+        "node_names": watch.nodes,
+        "slash_payout": _slash_payout(watch, rental_id, deployment["block_number"]) if slashes else None,
         "quorum": f"{deployment['signer_set']['threshold']} of {len(deployment['signer_set']['signers'])}",
     }
+
+
+def _slash_payout(watch: _SettlementWatch, rental_id: int, from_block: int) -> dict[str, int] | None:
+    from oracle.demo_faults import read_slash_payout
+
+    return read_slash_payout(watch.market, rental_id, from_block)
 
 
 def _get_json(url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -845,6 +865,10 @@ def render_summary(result: DemoResult) -> Any:
     from oracle.demo_container import summary_rows
 
     rows += summary_rows(s.get("container"))
+    from oracle.demo_faults import summary_rows as fault_rows
+
+    rows += fault_rows(s.get("slashes"), s.get("slash_payout"), scale, sym,
+                       s.get("node_names", {}))
     pog = s.get("challenges")
     if pog:
         unpaid_s = sum(span["end_ms"] - span["start_ms"] for span in pog["unpaid"]) / 1000
