@@ -507,6 +507,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     live = list(range(len(node_urls)))
     stopped_node = None
     stop_sent = False
+    sampling_since: float | None = None  # NVML: when the agent began sampling (its start-up line)
     ui.step("the nodes meter the telemetry; their settlement loops land quorum-signed reports on chain")
     with ui.bar("GPU time settled on chain", duration_s) as update:
         def progress() -> None:
@@ -517,7 +518,10 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
 
         while True:
             finished = procs.agent.poll() is not None
-            if use_nvml and not finished and not stop_sent and time.time() - started_at >= duration_s:
+            if use_nvml and sampling_since is None and f": rental {rental_id} (chain" in agent_log.read_text(errors="replace"):
+                sampling_since = time.time()  # a loaded machine may take seconds to start the agent
+            if use_nvml and not finished and not stop_sent and sampling_since is not None \
+                    and time.time() - sampling_since >= duration_s:
                 procs.agent.send_signal(signal.SIGTERM)  # once: it then spools and drains
                 stop_sent = True
             if (options.stop_node_after_s is not None and stopped_node is None

@@ -80,7 +80,7 @@ class RenterContainer:
                     self.result["first_output_s"] = round(time.monotonic() - t_open, 2)
                     self.result["start_to_first_output_s"] = round(time.monotonic() - self.result["t_started"], 2)
                     break
-                time.sleep(0.2)
+                time.sleep(0.5)
             else:
                 self.result["error"] = f"no output from the container within {timeout_s:.0f} s; see {self.log}"
                 return
@@ -183,7 +183,7 @@ chain_id = {int(deployment["chain_id"])}
 market_address = "{deployment["market"]}"
 start_block = {int(deployment["block_number"])}
 confirmations = 0
-poll_interval_s = 0.3
+poll_interval_s = 0.5
 keystore_path = {json.dumps(str(wallet))}
 keystore_password_file = {json.dumps(str(password_file))}
 agent_keystore_path = {json.dumps(str(agent_keystore))}
