@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oracle.demo_container import for_demo, summary_rows
+from oracle.demo.container import for_demo, summary_rows
 from oracle.provider.devdocker import DockerChoice, choose_docker
 
 
@@ -38,8 +38,7 @@ def test_without_docker_the_demo_says_so_in_one_line_and_runs_no_workload(tmp_pa
     monkeypatch.setattr(devdocker, "choose_docker", lambda: DockerChoice(unavailable="no Docker daemon answers"))
     ui = Notes()
     box, why = for_demo(ui, tmp_path, rpc="http://127.0.0.1:9", deployment={}, password_file=tmp_path / "p",
-                        agent_keystore=tmp_path / "a", provider_key=b"\x01" * 32, renter_key=b"\x02" * 32,
-                        env={}, use_nvml=False)
+                        agent_keystore=tmp_path / "a", env={}, use_nvml=False)
     assert box is None and why == "no Docker daemon answers"
     said = [line for line in ui.lines if line.startswith("no container:")]
     assert len(said) == 1 and "never run unconfined" in said[0]

@@ -13,9 +13,11 @@ The demo starts ``gpurent provider serve`` (a subprocess) against its chain, wit
   rental is Active, and removes it when the rental ends. Dev mode runs the container CPU-only
   when Docker has no NVIDIA runtime (``docker.allow_cpu_only``), as the daemon's log says.
 
-The renter opens the rental with ``--image/--cmd/--provider-url``; the demo then reads the
-container's output (``gpurent rent logs``) and runs one command in it (``gpurent rent exec``),
-both as signed renter requests, and measures the time from ``rent open`` to each.
+The renter opens the rental with a workload (what ``gpurent rent open --image … --cmd …
+--provider-url …`` does: ``workloadHash`` committed by ``openRental``, the spec sealed to the
+offer's agent key and uploaded to the daemon); the demo then reads the container's output
+(``gpurent rent logs``) and runs one command in it (``gpurent rent exec``), both as signed renter
+requests, and measures the time from ``rent open`` to each.
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ class RenterContainer:
     result: dict[str, Any] = field(default_factory=dict)
     _watch: threading.Thread | None = None
 
-    def rent_open_args(self) -> list[str]:
-        """The workload options of ``rent open`` (the clock for the timings starts here)."""
+    def workload(self) -> Any:
+        """The renter's workload spec (the clock for the timings starts here, at ``rent open``)."""
+        import shlex
+
+        from oracle.provider.workload import WorkloadSpec
+
         self.t_open = time.monotonic()
-        return ["--image", self.image, "--cmd", RENTER_CMD, "--provider-url", self.url]
+        return WorkloadSpec(image=self.image, cmd=shlex.split(RENTER_CMD))
 
     def watch(self, rental_id: int, timeout_s: float = 60.0) -> None:
         """In the background (call it once the rental is Active): wait for the container's first
@@ -254,10 +260,33 @@ def summary_rows(container: dict[str, Any] | None) -> list[tuple[str, str, str]]
     return rows
 
 
+def open_rental_with_workload(chain: Any, box: RenterContainer, offer: Any, budget: str) -> int:
+    """``gpurent rent open OFFER --budget B --image … --cmd … --provider-url …``: open with the
+    workload's hash committed on chain, then seal the spec to the offer's agent and upload it."""
+    from oracle.actions import rentals
+    from oracle.demo.base import RENTER
+    from oracle.provider.client import ProviderClient
+
+    spec = box.workload()
+    opened = rentals.open_rental(chain.ctx(RENTER), offer.offer_id, chain.units(budget, "budget"),
+                                 workload_hash=spec.workload_hash())
+    chain.note("rent open", opened.done, opened.approve_tx)
+    client = ProviderClient(box.url, box.renter_key, box.chain_id, box.market)
+    try:
+        client.upload_workload(opened.rental_id, spec, offer.agent)
+    finally:
+        client.close()
+    return opened.rental_id
+
+
 def for_demo(ui: Any, state: Path, *, rpc: str, deployment: dict[str, Any], password_file: Path,
-             agent_keystore: Path, provider_key: bytes, renter_key: bytes, env: dict[str, str], use_nvml: bool,
+             agent_keystore: Path, env: dict[str, str], use_nvml: bool,
              fast_kdf: bool = False) -> tuple[RenterContainer | None, str | None]:
     """The demo's step: the daemon and its Docker, or (None, why not) after one line saying so."""
+    from oracle.demo.base import PROVIDER, RENTER
+    from oracle.localchain import dev_key
+
+    provider_key, renter_key = bytes.fromhex(dev_key(PROVIDER)[2:]), bytes.fromhex(dev_key(RENTER)[2:])
     ui.step("provider daemon: runs the renter's workload in a container (Docker, dev image from busybox-static)",
             "gpurent provider serve --config provider.toml")
     started = start_renter_container(state, rpc=rpc, deployment=deployment, password_file=password_file,
