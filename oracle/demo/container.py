@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-RENTER_CMD = ("sh -c 'echo \"renter job running in $(hostname) on GPU(s) $NVIDIA_VISIBLE_DEVICES\"; "
+RENTER_CMD = ("sh -c 'echo \"renter job running in $(hostname), NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES\"; "
               "for step in $(seq 1 3); do echo \"step $step: ok\"; sleep 1; done; exec sleep 86400'")
 EXEC_CMD = ("sh", "-c", "echo \"shell: $(id -un)@$(hostname), $(uname -sm)\"")
 DEMO_GPU_UUID = "GPU-demo-h100-0"
@@ -246,8 +246,10 @@ def summary_rows(container: dict[str, Any] | None) -> list[tuple[str, str, str]]
     if container.get("error"):
         return [("renter's container", f"failed: {container['error']}", "provider daemon")]
     output = container.get("output") or []
+    cpu_only = bool(output) and output[0].endswith("=void")  # the runtime gave it no GPU (dev mode)
     rows = [("renter's command (container output)", output[0] if output else "(none)",
-             f"provider daemon: rent logs ({container['image']})")]
+             f"provider daemon: rent logs ({container['image']}"
+             + ("; dev mode: CPU-only container, no NVIDIA runtime here)" if cpu_only else ")"))]
     rows += [("", line, "") for line in output[1:4]]
     if container.get("exec"):
         rows.append(("renter's shell command", container["exec"]["output"], "provider daemon: rent exec"))

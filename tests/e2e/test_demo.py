@@ -50,7 +50,7 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
             assert choose_docker().unavailable or static_busybox() is None
             assert f"not run: {container['skipped']}" in text
         else:
-            assert container["output"][0].startswith(f"renter job running in rental-{summary['rental_id']}")
+            assert container["output"][0].startswith(f"renter job running in rental-{summary['rental_id']},")
             assert "step 3: ok" in container["output"]
             assert container["exec"]["exit_code"] == 0
             assert container["exec"]["output"].startswith(f"shell: root@rental-{summary['rental_id']}")
