@@ -32,7 +32,7 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         # The table a person sees renders from the same numbers.
         from rich.console import Console
 
-        console = Console(record=True, width=140)
+        console = Console(record=True, width=240)
         console.print(render_summary(result))
         text = console.export_text()
         assert f"{summary['paid_to_provider'] / 1e6:.6f} tUSD" in text
