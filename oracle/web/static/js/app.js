@@ -1,0 +1,71 @@
+// The router: #/market, #/rentals, #/rental/<id>, #/provider[/<address>], #/network.
+import { meta } from "./api.js";
+import { h, clear, errorBox, short } from "./dom.js";
+import * as wallet from "./wallet.js";
+import * as market from "./market.js";
+import * as rental from "./rental.js";
+import * as rentals from "./rentals.js";
+import * as providerPage from "./provider.js";
+import * as network from "./network.js";
+
+const routes = [
+  [/^#\/market$/, "market", () => market.render],
+  [/^#\/rentals$/, "rentals", () => rentals.render],
+  [/^#\/rental\/(\d+)$/, "rentals", () => rental.render],
+  [/^#\/provider(?:\/(0x[0-9a-fA-F]{40}))?$/, "provider", () => providerPage.render],
+  [/^#\/network$/, "network", () => network.render],
+];
+
+let cleanup = null;
+
+async function route() {
+  const hash = location.hash || "#/market";
+  const main = document.getElementById("main");
+  if (cleanup) { cleanup(); cleanup = null; }
+  clear(main);
+  const match = routes.map(([re, page, fn]) => [hash.match(re), page, fn]).find(([m]) => m);
+  for (const link of document.querySelectorAll("nav a[data-page]")) {
+    if (match && link.dataset.page === match[1]) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (!match) {
+    main.append(h("h1", {}, "Not found"), errorBox(`no page at ${hash}`));
+    return;
+  }
+  const [m, , fn] = match;
+  try {
+    cleanup = (await fn()(main, m.slice(1))) || null;
+  } catch (e) {
+    main.append(errorBox(e.message));
+  }
+}
+
+function showAccount(account) {
+  document.getElementById("account").textContent = account ? `account ${short(account)}` : "not connected";
+  document.getElementById("account").title = account || "";
+  document.getElementById("connect").textContent = account ? "Wallet connected" : "Connect wallet";
+}
+
+async function start() {
+  document.getElementById("connect").addEventListener("click", async () => {
+    try {
+      await wallet.connect();
+    } catch (e) {
+      document.getElementById("chain").textContent = e.message;
+    }
+  });
+  wallet.onChange((account) => { showAccount(account); route(); });
+  await wallet.restore();
+  showAccount(wallet.current());
+  try {
+    const m = await meta();
+    document.getElementById("chain").textContent =
+      `chain ${m.chain_id} (${m.network}) · market ${m.market} · indexed to block ${m.index.last_block}`;
+  } catch (e) {
+    document.getElementById("chain").textContent = `server not reachable: ${e.message}`;
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start();
