@@ -16,7 +16,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -246,24 +246,21 @@ def progress_steps(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 # -- token amounts ------------------------------------------------------------------------------
 
-def parse_amount(text: str, decimals: int, what: str = "amount") -> int:
-    """``"12.5"`` in token units -> the integer in the token's smallest unit."""
+def parse_amount(text: str, decimals: int, what: str = "amount", *, max_units: int | None = None) -> int:
+    """``"12.5"`` in token units -> the integer in the token's smallest unit (exit 2 when bad)."""
+    from oracle import units
+
     try:
-        value = Decimal(str(text).replace("_", ""))
-    except InvalidOperation:
-        raise UsageProblem(f"{what}: {text!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise UsageProblem(f"{what}: {text!r} must be a non-negative number")
-    scaled = value * (Decimal(10) ** decimals)
-    if scaled != scaled.to_integral_value():
-        raise UsageProblem(f"{what}: {text!r} has more than {decimals} decimals")
-    return int(scaled)
+        return units.parse_amount(text, decimals, what, max_units=units.UINT256_MAX if max_units is None
+                                  else max_units)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def format_amount(units: int, decimals: int, symbol: str = "") -> str:
-    value = Decimal(int(units)) / (Decimal(10) ** decimals)
-    text = f"{value:,.{min(decimals, 6)}f}"
-    return f"{text} {symbol}".rstrip()
+    from oracle.units import format_amount as fmt
+
+    return fmt(units, decimals, symbol)
 
 
 def address_type(value: str) -> str:
