@@ -341,6 +341,80 @@ def run_demo(options: DemoOptions, ui: Ui | None = None) -> DemoResult:
             chain.stop()
 
 
+def launch_nodes(keys: DemoKeys, deployment: dict[str, Any], rpc: str, state: Path, options: DemoOptions,
+                 procs: _Processes) -> tuple[list[str], list[subprocess.Popen], list[Path]]:
+    """Start one attestation node per key in ``keys`` (uvicorn subprocesses, configs and logs in
+    ``state``) that follow ``deployment`` on ``rpc``; returns once every node follows the chain.
+    Also used by the browser tests (tests/web)."""
+    env = _cli_env(state)
+    local = int(deployment["chain_id"]) in LOCAL_CHAIN_IDS
+    confirmations = 0 if local else 1  # 0 only on a local dev chain; elsewhere a block is mined on top
+    ports = [_free_port() for _ in keys.node_keystores]
+    node_urls = [f"http://127.0.0.1:{p}" for p in ports]
+    node_logs = [state / f"node-{i + 1}.log" for i in range(len(ports))]
+    first_node = len(procs.nodes)
+    for i, (keystore, port_i) in enumerate(zip(keys.node_keystores, ports)):
+        config = {
+            "keystore_path": str(keystore),
+            "keystore_password_file": str(keys.password_file),
+            "chain_id": deployment["chain_id"],
+            "market_address": deployment["market"],
+            "signer_set_version": deployment["signer_set"]["version"],
+            "db_path": str(state / f"node-{i + 1}.sqlite3"),
+            "host": "127.0.0.1", "port": port_i,
+            "peers": [u for j, u in enumerate(node_urls) if j != i],
+            "rpc_url": rpc,
+            "self_url": node_urls[i],
+            "chain_start_block": deployment["block_number"],
+            "confirmations": confirmations,
+            "chain_poll_interval_s": 0.25,
+            "settle_interval_s": options.settle_interval_s,
+            "submit_stagger_s": options.submit_stagger_s,
+            # settle every round (the interval rule fires at once): the demo shows payments as they
+            # accrue; a real node settles when the gas is worth it (settle_max_gas_bps)
+            "settle_max_interval_s": max(1, int(options.settle_interval_s)),
+            "log_level": "info",
+        }
+        if options.challenges:  # dev-size challenges, deadlines on the (set back) chain's clock
+            config.update({"challenges": "dev", "challenge_clock": "chain", "challenge_check_telemetry": False,
+                           "challenge_quorum": options.threshold, "challenge_poll_interval_s": 0.25})
+        config_path = state / f"node-{i + 1}.config.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        procs.nodes.append(subprocess.Popen(
+            [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(config_path)],
+            env=env, cwd=str(state), stdout=open(node_logs[i], "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True))
+    node_procs = procs.nodes[first_node:]
+    for url, proc, log in zip(node_urls, node_procs, node_logs):
+        _wait_http(url + "/healthz", proc, log)
+    _wait_nodes(node_urls, node_procs, node_logs, "follow the chain", 30.0,
+                lambda url: _get_json(url + "/healthz").get("chain", {}).get("state") == "following")
+    return node_urls, node_procs, node_logs
+
+
+def agent_config(rental_id: int, deployment: dict[str, Any], node_urls: Sequence[str], keys: DemoKeys, state: Path,
+                 options: DemoOptions, started_at: int, use_nvml: bool = False) -> Path:
+    """The telemetry agent's config for ``rental_id`` (replay of ``options.trace`` unless NVML),
+    written into ``state``; returns its path."""
+    config: dict[str, Any] = {
+        "rental_id": rental_id, "chain_id": int(deployment["chain_id"]), "market": deployment["market"],
+        "nodes": list(node_urls), "keystore_path": str(keys.agent_keystore),
+        "keystore_password_file": str(keys.password_file),
+        "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
+        "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,
+        "source": ({"kind": "nvml", "indices": [0]} if use_nvml else  # the rental is for one GPU
+                   {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
+                    "not_before_ms": started_at * 1000}),
+    }
+    if options.challenges:
+        config.update({"challenges": "numpy", "challenge_poll_s": 0.25})
+        if options.cheat:
+            config.update({"challenge_cheat": True, "dev": True})
+    path = state / "agent.config.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
 def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options: DemoOptions, state: Path,
                ui: Ui, procs: _Processes, telemetry: _Telemetry | None = None) -> dict[str, Any]:
     """Stake, offer, rent, run nodes and agent, settle, end, finalize, withdraw; the summary.
@@ -384,52 +458,10 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     # what the agent sends, and settle by themselves (their keys pay the gas).
     for tx in _fund_node_keys(rpc, keys.node_addresses):
         gp.record("fund node keys", tx)
-    local = int(deployment["chain_id"]) in LOCAL_CHAIN_IDS
-    confirmations = 0 if local else 1  # 0 only on a local dev chain; elsewhere a block is mined on top
     ui.step(f"starting {len(keys.node_keystores)} attestation nodes (uvicorn subprocesses) that follow the chain "
             f"and settle every {options.settle_interval_s:g} s by themselves",
             "gpurent oracle run --config node-1.config.json")
-    env = _cli_env(state)
-    ports = [_free_port() for _ in keys.node_keystores]
-    node_urls = [f"http://127.0.0.1:{p}" for p in ports]
-    node_logs = [state / f"node-{i + 1}.log" for i in range(len(ports))]
-    first_node = len(procs.nodes)
-    for i, (keystore, port_i) in enumerate(zip(keys.node_keystores, ports)):
-        config = {
-            "keystore_path": str(keystore),
-            "keystore_password_file": str(keys.password_file),
-            "chain_id": deployment["chain_id"],
-            "market_address": deployment["market"],
-            "signer_set_version": deployment["signer_set"]["version"],
-            "db_path": str(state / f"node-{i + 1}.sqlite3"),
-            "host": "127.0.0.1", "port": port_i,
-            "peers": [u for j, u in enumerate(node_urls) if j != i],
-            "rpc_url": rpc,
-            "self_url": node_urls[i],
-            "chain_start_block": deployment["block_number"],
-            "confirmations": confirmations,
-            "chain_poll_interval_s": 0.25,
-            "settle_interval_s": options.settle_interval_s,
-            "submit_stagger_s": options.submit_stagger_s,
-            # settle every round (the interval rule fires at once): the demo shows payments as they
-            # accrue; a real node settles when the gas is worth it (settle_max_gas_bps)
-            "settle_max_interval_s": max(1, int(options.settle_interval_s)),
-            "log_level": "info",
-        }
-        if options.challenges:  # dev-size challenges, deadlines on the (set back) chain's clock
-            config.update({"challenges": "dev", "challenge_clock": "chain", "challenge_check_telemetry": False,
-                           "challenge_quorum": options.threshold, "challenge_poll_interval_s": 0.25})
-        config_path = state / f"node-{i + 1}.config.json"
-        config_path.write_text(json.dumps(config, indent=2))
-        procs.nodes.append(subprocess.Popen(
-            [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--config", str(config_path)],
-            env=env, cwd=str(state), stdout=open(node_logs[i], "ab"), stderr=subprocess.STDOUT,
-            start_new_session=True))
-    node_procs = procs.nodes[first_node:]
-    for url, proc, log in zip(node_urls, node_procs, node_logs):
-        _wait_http(url + "/healthz", proc, log)
-    _wait_nodes(node_urls, node_procs, node_logs, "follow the chain", 30.0,
-                lambda url: _get_json(url + "/healthz").get("chain", {}).get("state") == "following")
+    node_urls, node_procs, node_logs = launch_nodes(keys, deployment, rpc, state, options, procs)
     ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, keys.node_addresses)))
 
     # -- start the rental and the agent ---------------------------------------------------------
@@ -457,22 +489,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     while time.time() < started_at + backdate_s - lead_s:
         time.sleep(0.05)
 
-    agent_config = {
-        "rental_id": rental_id, "chain_id": int(deployment["chain_id"]), "market": deployment["market"],
-        "nodes": node_urls, "keystore_path": str(keys.agent_keystore),
-        "keystore_password_file": str(keys.password_file),
-        "spool_path": str(state / f"agent-spool-rental-{rental_id}.sqlite3"),
-        "sample_hz": 1.0 if use_nvml else 4.0, "batch_samples": 10,
-        "source": ({"kind": "nvml", "indices": [0]} if use_nvml else  # the rental is for one GPU
-                   {"kind": "replay", "trace": str(options.trace), "speed": options.speed, "period_ms": 1000,
-                    "not_before_ms": started_at * 1000}),
-    }
-    if options.challenges:
-        agent_config.update({"challenges": "numpy", "challenge_poll_s": 0.25})
-        if options.cheat:
-            agent_config.update({"challenge_cheat": True, "dev": True})
-    agent_config_path = state / "agent.config.json"
-    agent_config_path.write_text(json.dumps(agent_config, indent=2))
+    agent_config_path = agent_config(rental_id, deployment, node_urls, keys, state, options, started_at, use_nvml)
     ui.step("telemetry agent signs batches and sends them to every node",
             "gpurent agent run --config agent.config.json")
     agent_log = state / "agent.log"
