@@ -415,6 +415,15 @@ def agent_config(rental_id: int, deployment: dict[str, Any], node_urls: Sequence
     return path
 
 
+def launch_agent(config_path: Path, state: Path, procs: _Processes) -> Path:
+    """Start ``gpurent agent run`` on ``config_path`` as ``procs.agent``; returns its log file."""
+    log = state / "agent.log"
+    procs.agent = subprocess.Popen(
+        [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(config_path), "-v"],
+        env=_cli_env(state), cwd=str(state), stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return log
+
+
 def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options: DemoOptions, state: Path,
                ui: Ui, procs: _Processes, telemetry: _Telemetry | None = None) -> dict[str, Any]:
     """Stake, offer, rent, run nodes and agent, settle, end, finalize, withdraw; the summary.
@@ -492,10 +501,7 @@ def run_rental(gp: Gpurent, deployment: dict[str, Any], keys: DemoKeys, options:
     agent_config_path = agent_config(rental_id, deployment, node_urls, keys, state, options, started_at, use_nvml)
     ui.step("telemetry agent signs batches and sends them to every node",
             "gpurent agent run --config agent.config.json")
-    agent_log = state / "agent.log"
-    procs.agent = subprocess.Popen(
-        [sys.executable, "-m", "oracle.cli.main", "agent", "run", "--config", str(agent_config_path), "-v"],
-        env=env, cwd=str(state), stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    agent_log = launch_agent(agent_config_path, state, procs)
     # Challenges draw from blocks and open from the first block after their deadline; this chain
     # only mines on transactions, so a block a second while the rental runs.
     ticker = _BlockTicker(rpc) if options.challenges else None
