@@ -8,13 +8,19 @@ import * as rentals from "./rentals.js";
 import * as providerPage from "./provider.js";
 import * as network from "./network.js";
 
+// [pattern, nav entry, page, whether the page shows something else once a wallet connects]
 const routes = [
-  [/^#\/market$/, "market", () => market.render],
-  [/^#\/rentals$/, "rentals", () => rentals.render],
-  [/^#\/rental\/(\d+)$/, "rentals", () => rental.render],
-  [/^#\/provider(?:\/(0x[0-9a-fA-F]{40}))?$/, "provider", () => providerPage.render],
-  [/^#\/network$/, "network", () => network.render],
+  [/^#\/market$/, "market", () => market.render, false],
+  [/^#\/rentals$/, "rentals", () => rentals.render, true],
+  [/^#\/rental\/(\d+)$/, "rentals", () => rental.render, true],
+  [/^#\/provider(?:\/(0x[0-9a-fA-F]{40}))?$/, "provider", () => providerPage.render, true],
+  [/^#\/network$/, "network", () => network.render, false],
 ];
+
+function currentRoute() {
+  const hash = location.hash || "#/market";
+  return routes.find(([re]) => re.test(hash));
+}
 
 let cleanup = null;
 
@@ -54,7 +60,11 @@ async function start() {
       document.getElementById("chain").textContent = e.message;
     }
   });
-  wallet.onChange((account) => { showAccount(account); route(); });
+  wallet.onChange((account) => {
+    showAccount(account);
+    const r = currentRoute();
+    if (r && r[3]) route();
+  });
   await wallet.restore();
   showAccount(wallet.current());
   try {
