@@ -32,8 +32,8 @@ const COLUMNS = [
     filter: { kind: "min", param: "min_uptime_bps", unit: "%", convert: bps } },
   { key: "challenges_failed", label: "Verification",
     cell: (o) => h("span", { class: "verification" },
-      `${o.verification.challenges_passed} passed, ${o.verification.challenges_failed} failed, `
-      + `${o.verification.slash_count} slashes, ${o.verification.settled_reports} reports`),
+      `${o.verification.challenges_passed} passed · ${o.verification.challenges_failed} failed · `
+      + `${o.verification.slash_count} slashed`),
     filter: { kind: "max", param: "max_challenges_failed", unit: "failed challenges", convert: (t) => String(parseInt(t, 10)) } },
   { key: "max_duration_s", label: "Max duration", cell: (o) => num(o, "max_duration_s"),
     filter: { kind: "min", param: "min_max_duration_s", unit: "hours", convert: (t) => String(Math.floor(parseFloat(t) * 3600)) } },
