@@ -166,9 +166,18 @@ def browser(stack: Stack) -> Iterator[Any]:
             browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.failed_call = report.failed
+
+
 @pytest.fixture
-def open_as(browser: Any, stack: Stack) -> Iterator[Any]:
-    """open_as(account) -> a Playwright page whose window.ethereum is the test wallet of ``account``."""
+def open_as(browser: Any, stack: Stack, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """open_as(account) -> a Playwright page whose window.ethereum is the test wallet of ``account``.
+    When the test fails, every page's screenshot and HTML are left in its tmp_path/failed/."""
     contexts = []
 
     def open_page(account: str, width: int = 1400) -> Any:
@@ -178,10 +187,24 @@ def open_as(browser: Any, stack: Stack) -> Iterator[Any]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # console errors of the page's own code (a 404 the page expects, e.g. no receipt yet, is not one)
+        page.on("console", lambda msg: errors.append(msg.text)
+                if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
         page.js_errors = errors  # type: ignore[attr-defined]
         return page
 
     yield open_page
+    if getattr(request.node, "failed_call", False):
+        out = tmp_path / "failed"
+        out.mkdir(exist_ok=True)
+        for i, context in enumerate(contexts):
+            for j, page in enumerate(context.pages):
+                try:
+                    page.screenshot(path=str(out / f"page-{i}-{j}.png"), full_page=True)
+                    (out / f"page-{i}-{j}.html").write_text(page.content())
+                except Exception:  # noqa: BLE001 - best effort, the failure itself is reported
+                    pass
+        print(f"pages of the failed test: {out}; server log: {stack.state / 'web.log'}")
     for context in contexts:
         context.close()
 

@@ -14,7 +14,10 @@ TIMEOUT_MS = 30_000
 def visit(page: Any, url: str, ready: str, name: str | None = None) -> None:
     """Open ``url`` and wait for ``ready``; records how long the content took to show."""
     started = time.monotonic()
-    page.goto(url)
+    if page.url == url:
+        page.reload()  # the same URL (a hash route): goto would not load the page again
+    else:
+        page.goto(url)
     page.wait_for_selector(ready, timeout=TIMEOUT_MS)
     shown_ms = (time.monotonic() - started) * 1000
     api_ms = page.evaluate("""() => Math.max(0, ...performance.getEntriesByType('resource')
@@ -35,7 +38,8 @@ def numbers(page: Any, scope: str) -> dict[str, list[tuple[int | None, str]]]:
 
 def one(page: Any, scope: str, field: str) -> tuple[int | None, str]:
     values = numbers(page, scope).get(field)
-    assert values, f"no {field} under {scope}"
+    assert values, f"no {field} under {scope}; page errors {getattr(page, 'js_errors', None)}; " + (
+        page.inner_html(scope)[:1500] if page.locator(scope).count() else "(scope absent) " + page.inner_html("main")[:1500])
     assert len(values) == 1, f"{field} appears {len(values)} times under {scope}"
     return values[0]
 
@@ -46,18 +50,18 @@ def connect(page: Any) -> None:
 
 
 def run_action(page: Any, testid: str, timeout_ms: int = 90_000) -> str:
-    """Submit the action form ``testid`` and wait until its status says done (or fails)."""
+    """Submit the action form ``testid`` and wait until its status says done (or fails); a form
+    that went away (the page re-rendered after the action) means done too."""
     page.click(f"[data-testid='{testid}-submit']")
-    status = page.locator(f"[data-testid='{testid}-status']")
-    page.wait_for_function(
+    handle = page.wait_for_function(
         """(id) => { const s = document.querySelector(`[data-testid='${id}-status']`);
-                     return !s || s.textContent.startsWith('done') || s.classList.contains('error'); }""",
+                     if (!s) return "done (page re-rendered)";
+                     if (s.classList.contains('error')) return "error: " + s.textContent;
+                     return s.textContent.startsWith('done') ? s.textContent : null; }""",
         arg=testid, timeout=timeout_ms)
-    if status.count():
-        text = status.inner_text()
-        assert text.startswith("done"), f"{testid}: {text}"
-        return text
-    return "done"
+    text = handle.json_value()
+    assert text.startswith("done"), f"{testid}: {text}"
+    return text
 
 
 def axe_violations(page: Any, vendor_axe: str) -> list[dict[str, Any]]:

@@ -1,11 +1,14 @@
 // An EIP-1193 test wallet injected into every page (Playwright add_init_script). It forwards each
 // request to anvil's JSON-RPC, where anvil's unlocked dev accounts sign eth_sendTransaction: the
 // page and the server never see a private key. Like a real wallet it shares no account before
-// eth_requestAccounts, and refuses to send from any account but its own.
+// eth_requestAccounts (and, like one, remembers per site that it was allowed), and refuses to
+// send from any account but its own.
 (() => {
   const RPC = "__RPC_URL__";
   const ACCOUNT = "__ACCOUNT__";
+  const KEY = "gpurent-test-wallet-connected";
   let connected = false;
+  try { connected = window.localStorage.getItem(KEY) === ACCOUNT; } catch (_) { /* opaque origin */ }
   let nextId = 1;
   const listeners = {};
   const log = [];
@@ -30,6 +33,7 @@
       log.push({ method, params: params || [] });
       if (method === "eth_requestAccounts") {
         connected = true;
+        try { window.localStorage.setItem(KEY, ACCOUNT); } catch (_) { /* opaque origin */ }
         (listeners.accountsChanged || []).forEach((fn) => fn([ACCOUNT]));
         return [ACCOUNT];
       }

@@ -6,10 +6,10 @@ import * as wallet from "./wallet.js";
  * `fields`: input elements (already wrapped with labels); `body()`: the request body from them;
  * `done(result)`: called after the index has the transactions (usually: re-render the page).
  */
-export function actionForm({ title, action, fields = [], submit, body = () => ({}), done = () => {}, testid }) {
+export function actionForm({ title, action, fields = [], submit, body = () => ({}), done = () => {}, testid, single = false }) {
   const status = h("p", { class: "status", role: "status", "aria-live": "polite", "data-testid": testid && `${testid}-status` });
   const button = h("button", { type: "submit", "data-testid": testid && `${testid}-submit` }, submit);
-  const form = h("form", { class: "action", "data-testid": testid, "aria-label": title },
+  const form = h("form", { class: single ? "action single" : "action", "data-testid": testid, "aria-label": title },
     fields, button, status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -30,5 +30,5 @@ export function actionForm({ title, action, fields = [], submit, body = () => ({
 
 /** One button that runs one action (end, finalize, withdraw an offer…). */
 export function actionButton({ label, action, body, done = () => {}, testid }) {
-  return actionForm({ title: label, action, submit: label, body: () => body, done, testid });
+  return actionForm({ title: label, action, submit: label, body: () => body, done, testid, single: true });
 }

@@ -23,27 +23,38 @@ function currentRoute() {
 }
 
 let cleanup = null;
+let generation = 0;
 
 async function route() {
+  // Each call renders into a detached view; only the newest call's view is shown (a wallet
+  // event can re-route while the previous page is still loading).
+  const mine = ++generation;
   const hash = location.hash || "#/market";
   const main = document.getElementById("main");
   if (cleanup) { cleanup(); cleanup = null; }
-  clear(main);
   const match = routes.map(([re, page, fn]) => [hash.match(re), page, fn]).find(([m]) => m);
   for (const link of document.querySelectorAll("nav a[data-page]")) {
     if (match && link.dataset.page === match[1]) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  const view = h("div", { class: "view" });
+  let done = null;
   if (!match) {
-    main.append(h("h1", {}, "Not found"), errorBox(`no page at ${hash}`));
+    view.append(h("h1", {}, "Not found"), errorBox(`no page at ${hash}`));
+  } else {
+    const [m, , fn] = match;
+    try {
+      done = (await fn()(view, m.slice(1))) || null;
+    } catch (e) {
+      view.append(errorBox(e.message));
+    }
+  }
+  if (mine !== generation) {
+    if (done) done();
     return;
   }
-  const [m, , fn] = match;
-  try {
-    cleanup = (await fn()(main, m.slice(1))) || null;
-  } catch (e) {
-    main.append(errorBox(e.message));
-  }
+  cleanup = done;
+  clear(main).append(view);
 }
 
 function showAccount(account) {
@@ -60,13 +71,13 @@ async function start() {
       document.getElementById("chain").textContent = e.message;
     }
   });
+  await wallet.restore();
+  showAccount(wallet.current());
   wallet.onChange((account) => {
     showAccount(account);
     const r = currentRoute();
     if (r && r[3]) route();
   });
-  await wallet.restore();
-  showAccount(wallet.current());
   try {
     const m = await meta();
     document.getElementById("chain").textContent =
@@ -74,7 +85,8 @@ async function start() {
   } catch (e) {
     document.getElementById("chain").textContent = `server not reachable: ${e.message}`;
   }
-  window.addEventListener("hashchange", route);
+  // after a navigation, focus moves to the new page (screen readers announce it)
+  window.addEventListener("hashchange", () => route().then(() => document.getElementById("main").focus({ preventScroll: true })));
   await route();
 }
 

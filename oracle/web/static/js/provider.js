@@ -101,7 +101,8 @@ function stakeForms(stake, sym, again) {
 }
 
 async function offerForm(m, again) {
-  const models = await get("/gpu-models").catch(() => []);
+  const answer = await get("/gpu-models").catch(() => ({ items: [] }));
+  const models = Array.isArray(answer) ? answer : answer.items || [];
   const input = (name, attrs = {}) => h("input", { name, required: true, autocomplete: "off", ...attrs });
   const model = h("select", { name: "gpu_model", required: true },
     models.map((g) => h("option", { value: g.name }, `${g.name}${g.registered ? "" : " (not registered)"}`)));

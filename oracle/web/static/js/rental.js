@@ -7,7 +7,9 @@ import { actionForm, actionButton } from "./actions.js";
 import { rentalCharts } from "./charts.js";
 import * as wallet from "./wallet.js";
 
-const LIVE = new Set(["open", "active", "ended"]);
+// RentalStatus (oracle/protocol.py): NONE, OPEN, ACTIVE, ENDED, CANCELLED, FINALIZED
+const OPEN = 1, ACTIVE = 2, ENDED = 3;
+const LIVE = new Set([OPEN, ACTIVE, ENDED]);
 const same = (a, b) => (a || "").toLowerCase() === (b || "").toLowerCase();
 
 export async function render(main, [idText]) {
@@ -98,10 +100,10 @@ export async function render(main, [idText]) {
     const key = `${rental.status}|${account}|${rental.finalized_at}`;
     if (key !== lastActionsKey) {
       lastActionsKey = key;
-      clear(actions).append(renderActions(rental, account, refresh));
+      clear(actions).append(...renderActions(rental, account, refresh));
     }
     clearTimeout(timer);
-    if (alive && LIVE.has(rental.status_label)) timer = setTimeout(refresh, 2000);
+    if (alive && LIVE.has(rental.status)) timer = setTimeout(refresh, 2000);
   }
 
   await refresh();
@@ -125,32 +127,32 @@ export function slashTable(items, explorer) {
 
 function renderActions(rental, account, refresh) {
   const out = [];
-  const status = rental.status_label;
+  const status = rental.status;
   const token = rental.payment_token;
   if (!account) return [h("p", {}, "Connect your wallet to act on this rental.")];
   if (same(account, rental.renter)) {
-    if (status === "open" || status === "active") {
+    if (status === OPEN || status === ACTIVE) {
       const amount = h("input", { type: "text", inputmode: "decimal", required: true, name: "amount" });
       out.push(actionForm({ title: "Top up", action: "top_up", submit: "Top up", testid: "top-up",
         fields: [field(`Add to the budget (${token.symbol})`, amount)],
         body: () => ({ rental_id: rental.rental_id, amount: amount.value.trim() }), done: refresh }));
     }
-    if (status === "active") {
+    if (status === ACTIVE) {
       out.push(actionButton({ label: "End rental", action: "end_rental", body: { rental_id: rental.rental_id },
         done: refresh, testid: "end-rental" }));
     }
-    if (status === "open") {
+    if (status === OPEN) {
       out.push(actionButton({ label: "Cancel rental", action: "cancel_rental", body: { rental_id: rental.rental_id },
         done: refresh, testid: "cancel-rental" }));
     }
   }
   if (same(account, rental.provider)) {
-    if (status === "open") {
+    if (status === OPEN) {
       out.push(actionButton({ label: "Start rental", action: "start_rental", body: { rental_id: rental.rental_id },
         done: refresh, testid: "start-rental" }));
     }
   }
-  if (status === "ended") {
+  if (status === ENDED) {
     out.push(actionButton({ label: "Finalize (refund and reputation)", action: "finalize_rental",
       body: { rental_id: rental.rental_id }, done: refresh, testid: "finalize-rental" }));
   }
