@@ -39,15 +39,16 @@ export function short(address) {
 export function addr(address, { link = false } = {}) {
   if (!address) return h("span", {}, "–");
   const code = h("code", { title: address, "data-address": address }, short(address));
-  return link ? h("a", { href: `#/provider/${address}`, "aria-label": `provider ${address}` }, code) : code;
+  // the full address for screen readers after the visible short form (the name keeps the visible text)
+  return link ? h("a", { href: `#/provider/${address}` }, code, h("span", { class: "visually-hidden" }, ` provider ${address}`)) : code;
 }
 
 /** A transaction hash: to the explorer when the deployment names one, else the index's view of it. */
 export function txLink(hash, explorer) {
   if (!hash) return h("span", {}, "–");
   const href = explorer ? `${explorer.replace(/\/$/, "")}/tx/${hash}` : `/api/v1/tx/${hash}`;
-  return h("a", { href, class: "tx", "data-tx": hash, "aria-label": `transaction ${hash}` },
-    h("code", {}, `${hash.slice(0, 10)}…${hash.slice(-6)}`));
+  return h("a", { href, class: "tx", "data-tx": hash, title: hash },
+    h("code", {}, `${hash.slice(0, 10)}…${hash.slice(-6)}`), h("span", { class: "visually-hidden" }, ` transaction ${hash}`));
 }
 
 export function table({ caption, columns, rows, empty = "none", testid }) {
