@@ -12,7 +12,7 @@ demo: setup
 	$(PY) -m oracle.cli.main demo
 
 test: setup
-	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e test-provider test-web
+	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e test-provider
 
 test-contracts:
 	brownie test tests/brownie

@@ -22,10 +22,33 @@ export function rentalCharts(container) {
     charts.push({ s, figure, plot, latest, chart: null });
   }
 
-  return function update(points, token) {
+  // A chart is drawn at its box's width once the page is on screen (pages render detached),
+  // and follows the box when the window resizes.
+  const observer = new ResizeObserver(() => { for (const c of charts) draw(c); });
+  for (const c of charts) observer.observe(c.plot);
+
+  function draw(c) {
+    const width = Math.floor(c.plot.clientWidth);
+    if (!c.data || width < 50) return;
+    if (!c.chart) {
+      c.chart = new uPlot({
+        width, height: 180, legend: { show: false },
+        scales: { x: { time: true } },
+        axes: [{ stroke: "#222" }, { stroke: "#222", label: c.unit, size: 64,
+          values: (u, vals) => vals.map((v) => (v === null ? "" : String(+v.toPrecision(3)))) }],
+        series: [{}, { label: `${c.s.title} (${c.unit})`, stroke: "#0b5cad", width: 2, fill: "rgba(11,92,173,0.12)",
+          points: { show: true, size: 4 } }],
+      }, c.data, c.plot);
+    } else {
+      if (c.chart.width !== width) c.chart.setSize({ width, height: 180 });
+      c.chart.setData(c.data);
+    }
+  }
+
+  function update(points, token) {
     for (const c of charts) {
       const scale = c.s.scale ?? 1 / 10 ** token.decimals;
-      const unit = c.s.unit ?? token.symbol;
+      c.unit = c.s.unit ?? token.symbol;
       const xs = points.map((p) => p.period_end);
       const ys = points.map((p) => (p[c.s.key] === null || p[c.s.key] === undefined ? null : p[c.s.key] * scale));
       c.figure.dataset.points = String(points.length);
@@ -34,18 +57,11 @@ export function rentalCharts(container) {
         c.latest.textContent = `latest (report ${last.sequence}): ${last[`${c.s.key}_display`] ?? last[c.s.key]}`;
         c.latest.dataset.raw = last[c.s.key];
       }
-      const data = [xs, ys];
-      if (!c.chart) {
-        const width = Math.max(260, Math.min(560, c.plot.clientWidth || 420));
-        c.chart = new uPlot({
-          width, height: 180, legend: { show: false },
-          scales: { x: { time: true } },
-          axes: [{ stroke: "#222" }, { stroke: "#222", label: unit, size: 60 }],
-          series: [{}, { label: `${c.s.title} (${unit})`, stroke: "#0b5cad", width: 2, fill: "rgba(11,92,173,0.12)", points: { show: true, size: 4 } }],
-        }, data, c.plot);
-      } else {
-        c.chart.setData(data);
-      }
+      c.data = [xs, ys];
+      draw(c);
     }
-  };
+  }
+
+  update.stop = () => observer.disconnect();
+  return update;
 }

@@ -3,6 +3,12 @@
 import { get, meta } from "./api.js";
 import { h, num, facts, section, table, txLink, addr } from "./dom.js";
 
+/** "settlement_grace_s" -> "Settlement grace" (the unit shows in the value). */
+function paramLabel(key) {
+  const words = key.replace(/_(s|bps)$/, "").replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 export async function render(main) {
   const m = await meta();
   const n = await get("/network");
@@ -33,7 +39,7 @@ export async function render(main) {
       rows: n.signer_set.signers,
     })),
     section("Parameters", "params", facts(Object.keys(n.params).filter((k) => !k.endsWith("_display"))
-      .map((k) => [k.replace(/_/g, " "), k === "treasury" ? addr(n.params[k]) : num(n.params, k)]), { "data-testid": "params" })),
+      .map((k) => [paramLabel(k), k === "treasury" ? addr(n.params[k]) : num(n.params, k)]), { "data-testid": "params" })),
     section("Pending governance changes", "governance", n.timelock ? [
       h("p", {}, "Timelock ", addr(n.timelock.address), " · minimum delay ", num(n.timelock, "min_delay_s")),
       table({

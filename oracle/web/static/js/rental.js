@@ -107,7 +107,7 @@ export async function render(main, [idText]) {
   }
 
   await refresh();
-  return () => { alive = false; clearTimeout(timer); };
+  return () => { alive = false; clearTimeout(timer); update.stop(); };
 }
 
 export function slashTable(items, explorer) {
