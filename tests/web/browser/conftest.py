@@ -1,6 +1,6 @@
 """Browser tests of `gpurent web`: Playwright (the PyPI package) driving Debian's Chromium
 (/usr/bin/chromium, never Playwright's own browser download), against a real anvil, three real
-attestation nodes (the demo's own launch_nodes) and `gpurent web` as a subprocess. Transactions go
+attestation nodes (the demo's own start_nodes) and `gpurent web` as a subprocess. Transactions go
 through an injected EIP-1193 test wallet (wallet.js) backed by anvil's unlocked dev accounts.
 
     .venv/bin/python -m pytest -p no:pytest-brownie tests/web/browser  (part of make test-web)
@@ -80,6 +80,21 @@ def _wait(what: str, predicate, timeout_s: float, log: Path | None = None, every
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} (last error: {last})\n{tail}")
 
 
+def _list_offer(demo_chain: Any, model: str, count: int, price: str, kwh: str, region: str, agent: str) -> int:
+    """`gpurent provider offer create` for the provider (the demo's dev account 1), through oracle.actions."""
+    from oracle.actions import offers
+    from oracle.chain.client import OfferTerms
+    from oracle.demo.base import PROVIDER
+    from oracle.metering import StaticGridIntensity
+
+    terms = OfferTerms(gpu_model=model, gpu_count=count, payment_token=demo_chain.deployment.payment_token,
+                       price_per_gpu_hour=demo_chain.units(price, "price per GPU-hour"),
+                       price_per_kwh=demo_chain.units(kwh, "price per kWh"), region=region,
+                       grid_intensity_g_per_kwh=int(StaticGridIntensity().g_per_kwh(region)),
+                       max_duration_seconds=86_400, min_uptime_bps=9_500, agent=agent)
+    return int(offers.create_offer(demo_chain.ctx(PROVIDER), terms).offer.offer_id)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """anvil (clock = wall clock: the rental runs in real time), the market deployed with three
@@ -89,8 +104,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.skip(missing)
     import httpx
 
-    from oracle.demo import (DEPLOYER, GPU_MODEL, PROVIDER, RENTER, DemoOptions, Gpurent, _cli_env, _free_port,
-                             _fund_node_keys, _Processes, launch_nodes, make_keys)
+    from oracle.demo import steps
+    from oracle.demo.base import GPU_MODEL, DemoOptions
+    from oracle.demo.nodes import start_nodes
+    from oracle.demo.procs import _cli_env, _free_port, _Processes, make_keys
+    from oracle.demo.watch import _fund_node_keys
     from oracle.localchain import LocalChain, dev_address
 
     state = tmp_path_factory.mktemp("web")
@@ -108,22 +126,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         rpc = chain.start(port=_free_port()).url
         deployments = home / "deployments.json"
-        gp = Gpurent(rpc, deployments, lambda label, tx: None)
+        demo_chain = steps.DemoChain(rpc, deployments, lambda label, tx: None, journal_home=home)
         keys = make_keys(state, 3, fast_kdf=True)
-        signer_args = [a for address in keys.node_addresses for a in ("--signer", address)]
-        deployment = gp("deploy", *signer_args, "--threshold", "2", "--reputation-prior", "0.01", dev_account=DEPLOYER)
-        gp("provider", "stake", "2000", dev_account=PROVIDER)
+        deployment = steps.deploy(demo_chain, keys.node_addresses, 2)
+        steps.stake(demo_chain, "2000")
         offers = {}
         for name, model, count, price, kwh, region in (
-                ("rented", GPU_MODEL, "1", "3.00", "0.20", "SE"),
-                ("pricier", GPU_MODEL, "1", "4.50", "0.20", "DE"),
-                ("other_model", "NVIDIA A100-SXM4-80GB", "2", "1.80", "0.10", "SE")):
-            offers[name] = gp("provider", "offer", "create", "--gpu-model", model, "--gpu-count", count,
-                              "--price-per-gpu-hour", price, "--price-per-kwh", kwh, "--region", region,
-                              "--agent", keys.agent_address, dev_account=PROVIDER)["offer"]["offer_id"]
+                ("rented", GPU_MODEL, 1, "3.00", "0.20", "SE"),
+                ("pricier", GPU_MODEL, 1, "4.50", "0.20", "DE"),
+                ("other_model", "NVIDIA A100-SXM4-80GB", 2, "1.80", "0.10", "SE")):
+            offers[name] = _list_offer(demo_chain, model, count, price, kwh, region, keys.agent_address)
         _fund_node_keys(rpc, keys.node_addresses)
         options = DemoOptions(state_dir=state, nodes=3, threshold=2, settle_interval_s=1.5, challenges=False, speed=1.0)
-        node_urls, _, _ = launch_nodes(keys, deployment, rpc, state, options, procs)
+        node_urls = start_nodes(deployment, keys, options, state, rpc, procs, confirmations=0).urls
 
         port = _free_port()
         web = f"http://127.0.0.1:{port}"
@@ -141,7 +156,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     procs=procs, offers=offers, provider=dev_address(PROVIDER), renter=dev_address(RENTER))
     finally:
         if web_proc is not None:
-            from oracle.demo import _stop
+            from oracle.demo.procs import _stop
 
             _stop(web_proc)
         procs.stop_all()

@@ -107,7 +107,10 @@ def test_renter_finds_the_offer_by_filtering_and_sees_what_the_budget_buys(stack
 
 def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_earnings(
         stack: Stack, chain: ChainView, open_as: Any, shots: Any) -> None:
-    from oracle.demo import DemoOptions, _final_sequence, _Processes, agent_config, launch_agent
+    from oracle.demo.base import DemoOptions
+    from oracle.demo.nodes import start_agent
+    from oracle.demo.procs import _Processes
+    from oracle.demo.watch import _final_sequence
     from oracle.localchain import dev_key
 
     offer_id = stack.offers["rented"]
@@ -147,9 +150,8 @@ def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_
     # -- the agent beside the GPU replays the H100 trace in real time; the nodes settle as it runs
     options = DemoOptions(state_dir=stack.state, speed=1.0, challenges=False)
     agent_procs = _Processes()
-    config = agent_config(rental_id, stack.deployment, stack.node_urls, stack.keys, stack.state, options,
-                          started["startedAt"])
-    agent_log = launch_agent(config, stack.state, agent_procs)
+    agent_log = start_agent(stack.deployment, stack.keys, options, stack.state, rental_id, stack.node_urls,
+                            started["startedAt"], use_nvml=False, procs=agent_procs)
     try:
         renter.wait_for_selector("[data-field='status'][data-raw='2']", timeout=TIMEOUT_MS)
         renter.wait_for_function("+document.querySelector('#chart-paid').dataset.points >= 2", timeout=60_000)
