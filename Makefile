@@ -12,7 +12,7 @@ demo: setup
 	$(PY) -m oracle.cli.main demo
 
 test: setup
-	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory lint-imports slither test-foundry test-contracts test-oracle test-e2e test-provider
+	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory lint-imports slither test-foundry test-contracts test-oracle test-e2e test-provider test-web
 
 # Imports point one way (pyproject.toml [tool.importlinter]: core -> chain -> actions -> services -> cli/demo).
 lint-imports:
