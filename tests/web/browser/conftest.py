@@ -56,6 +56,7 @@ class Stack:
     node_urls: list[str]
     procs: Any
     offers: dict[str, int] = field(default_factory=dict)
+    governance: dict[str, Any] = field(default_factory=dict)
     provider: str = ""
     renter: str = ""
 
@@ -95,6 +96,18 @@ def _list_offer(demo_chain: Any, model: str, count: int, price: str, kwh: str, r
     return int(offers.create_offer(demo_chain.ctx(PROVIDER), terms).offer.offer_id)
 
 
+def _schedule_change(demo_chain: Any) -> dict[str, Any]:
+    """Schedules ``setGpuModel("NVIDIA B200", 1000 W, 183,000 MiB)`` on the timelock; its id and tx."""
+    from oracle.chain.governance import TimelockGovernance
+    from oracle.demo.base import DEPLOYER
+
+    ctx = demo_chain.ctx(DEPLOYER)
+    gov = TimelockGovernance(ctx.sender, demo_chain.deployment.timelock, demo_chain.deployment.market)
+    op = gov.operation("setGpuModel", b"NVIDIA B200".ljust(32, b"\0"), 1000, 183_000)
+    scheduled = gov.schedule(op)
+    return {"id": op.id_hex, "tx": scheduled.tx_hash, "ready_at": gov.ready_at(op), "timelock": gov.timelock.address}
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """anvil (clock = wall clock: the rental runs in real time), the market deployed with three
@@ -105,7 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import httpx
 
     from oracle.demo import steps
-    from oracle.demo.base import GPU_MODEL, DemoOptions
+    from oracle.demo.base import GPU_MODEL, PROVIDER, RENTER, DemoOptions
     from oracle.demo.nodes import start_nodes
     from oracle.demo.procs import _cli_env, _free_port, _Processes, make_keys
     from oracle.demo.watch import _fund_node_keys
@@ -136,6 +149,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 ("pricier", GPU_MODEL, 1, "4.50", "0.20", "DE"),
                 ("other_model", "NVIDIA A100-SXM4-80GB", 2, "1.80", "0.10", "SE")):
             offers[name] = _list_offer(demo_chain, model, count, price, kwh, region, keys.agent_address)
+        # a pending governance change for the operators page: the deployer (the timelock's proposer
+        # on a local deployment) schedules registering a new GPU model
+        governance = _schedule_change(demo_chain)
         _fund_node_keys(rpc, keys.node_addresses)
         options = DemoOptions(state_dir=state, nodes=3, threshold=2, settle_interval_s=1.5, challenges=False, speed=1.0)
         node_urls = start_nodes(deployment, keys, options, state, rpc, procs, confirmations=0).urls
@@ -153,7 +169,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _wait("gpurent web's index to be ready", lambda: web_proc.poll() is None and
               httpx.get(f"{web}/api/v1/index/status", timeout=2).json().get("ready"), 60, web_log)
         yield Stack(rpc=rpc, web=web, state=state, deployment=deployment, keys=keys, node_urls=node_urls,
-                    procs=procs, offers=offers, provider=dev_address(PROVIDER), renter=dev_address(RENTER))
+                    procs=procs, offers=offers, governance=governance, provider=dev_address(PROVIDER), renter=dev_address(RENTER))
     finally:
         if web_proc is not None:
             from oracle.demo.procs import _stop
