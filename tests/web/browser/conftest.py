@@ -211,7 +211,7 @@ def open_as(browser: Any, stack: Stack, request: pytest.FixtureRequest, tmp_path
     When the test fails, every page's screenshot and HTML are left in its tmp_path/failed/."""
     contexts = []
 
-    def open_page(account: str, width: int = 1400) -> Any:
+    def open_page(account: str, width: int = 1600) -> Any:
         context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
         context.add_init_script(WALLET_JS.replace("__RPC_URL__", stack.rpc).replace("__ACCOUNT__", account))
         contexts.append(context)

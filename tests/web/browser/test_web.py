@@ -1,8 +1,9 @@
 """A renter and a provider use the web pages in a real browser, every transaction through the
 injected EIP-1193 wallet, and every number on the pages is checked against the chain (web3).
 
-The tests of this module share one chain and run in order: the market as listed, the rental's
-whole life, then the pages' accessibility and the provider's own offers."""
+The tests of this module share one chain and run in order: the market as listed, the operators
+page with a pending governance change, the rental's whole life, then the pages' accessibility and
+the provider's own offers."""
 
 from __future__ import annotations
 
@@ -103,6 +104,30 @@ def test_renter_finds_the_offer_by_filtering_and_sees_what_the_budget_buys(stack
     assert shown and abs(float(shown.group(1)) - hours_x100 / 100) < 0.1, text
     assert not page.js_errors, page.js_errors
     shots(page, "market")
+
+
+def test_operators_page_shows_node_health_signer_set_params_and_the_pending_change(stack: Stack, chain: ChainView,
+                                                                                  open_as: Any, shots: Any) -> None:
+    page = open_as(stack.renter)
+    visit(page, f"{stack.web}/#/network", "[data-testid='pending'] tbody tr", "network")
+    # each node as its /healthz says, all in the signer set
+    health = page.eval_on_selector_all("[data-testid='nodes'] tbody tr",
+                                       "rs => rs.map(r => [r.cells[0].textContent, r.cells[1].textContent, r.cells[5].textContent])")
+    assert sorted(url for url, _, _ in health) == sorted(stack.node_urls)
+    assert all(ok == "ok" and member == "yes" for _, ok, member in health), health
+    version, threshold, signers = chain.market.functions.signerSet().call()
+    assert one(page, "#signers", "version")[0] == version and one(page, "#signers", "threshold")[0] == threshold
+    shown = page.eval_on_selector_all("[data-testid='signers'] tbody tr td:first-child", "cs => cs.map(c => c.textContent)")
+    assert sorted(shown) == sorted(signers) == sorted(stack.keys.node_addresses)
+    # a parameter against the chain: the protocol fee of new rentals
+    fee_bps = one(page, "[data-testid='params']", "protocol_fee_bps")[0]
+    assert fee_bps == chain.call("params")["protocolFeeBps"]
+    # the scheduled change: its call, and its ready time as the timelock keeps it
+    row = page.eval_on_selector("[data-testid='pending'] tbody tr",
+                                "r => [r.cells[0].textContent, r.querySelector('[data-field=ready_at]').dataset.raw, r.querySelector('[data-tx]').dataset.tx]")
+    assert row[0].startswith("setGpuModel(") and int(row[1]) == stack.governance["ready_at"]
+    assert row[2].lower() == stack.governance["tx"].lower()
+    shots(page, "network")
 
 
 def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_earnings(
@@ -267,30 +292,6 @@ def test_receipt_download_is_the_last_settled_report(stack: Stack, chain: ChainV
     assert receipt["telemetry_hash"].lower() == "0x" + bytes(report["telemetryHash"]).hex()
     assert receipt["settlement_tx"].lower() == last.tx_hash.lower()
     assert len(receipt["signers"]) >= 2
-
-
-def test_operators_page_shows_node_health_signer_set_params_and_the_pending_change(stack: Stack, chain: ChainView,
-                                                                                  open_as: Any, shots: Any) -> None:
-    page = open_as(stack.renter)
-    visit(page, f"{stack.web}/#/network", "[data-testid='pending'] tbody tr", "network")
-    # each node as its /healthz says, all in the signer set
-    health = page.eval_on_selector_all("[data-testid='nodes'] tbody tr",
-                                       "rs => rs.map(r => [r.cells[0].textContent, r.cells[1].textContent, r.cells[5].textContent])")
-    assert sorted(url for url, _, _ in health) == sorted(stack.node_urls)
-    assert all(ok == "ok" and member == "yes" for _, ok, member in health), health
-    version, threshold, signers = chain.market.functions.signerSet().call()
-    assert one(page, "#signers", "version")[0] == version and one(page, "#signers", "threshold")[0] == threshold
-    shown = page.eval_on_selector_all("[data-testid='signers'] tbody tr td:first-child", "cs => cs.map(c => c.textContent)")
-    assert sorted(shown) == sorted(signers) == sorted(stack.keys.node_addresses)
-    # a parameter against the chain: the protocol fee of new rentals
-    fee_bps = one(page, "[data-testid='params']", "protocol_fee_bps")[0]
-    assert fee_bps == chain.call("params")["protocolFeeBps"]
-    # the scheduled change: its call, and its ready time as the timelock keeps it
-    row = page.eval_on_selector("[data-testid='pending'] tbody tr",
-                                "r => [r.cells[0].textContent, r.querySelector('[data-field=ready_at]').dataset.raw, r.querySelector('[data-tx]').dataset.tx]")
-    assert row[0].startswith("setGpuModel(") and int(row[1]) == stack.governance["ready_at"]
-    assert row[2].lower() == stack.governance["tx"].lower()
-    shots(page, "network")
 
 
 # (the rental page is checked by the rental test above, while the rental runs)

@@ -22,7 +22,8 @@ const COLUMNS = [
   { key: "effective_price_per_gpu_hour", label: "Per GPU-hour at typical power",
     cell: (o) => h("span", {}, num(o, "effective_price_per_gpu_hour"), h("small", {}, " at ", num(o, "typical_power_w"))),
     filter: { kind: "max", param: "max_effective_price_per_gpu_hour", token: true } },
-  { key: "effective_price_per_hour", label: "Per hour, all GPUs", cell: (o) => num(o, "effective_price_per_hour") },
+  { key: "budget_hours", label: "Budget buys", cell: (o) => h("span", { "data-field": "budget_hours",
+    "data-raw": o.budget_hours ? o.budget_hours.hours_x100 : "" }, o.budget_hours ? o.budget_hours.display : "–") },
   { key: "region", label: "Region", cell: (o) => o.region, filter: { kind: "select", param: "region", facet: "regions" } },
   { key: "grid_intensity_g_per_kwh", label: "Grid carbon", cell: (o) => num(o, "grid_intensity_g_per_kwh"),
     filter: { kind: "max", param: "max_grid_intensity_g_per_kwh", unit: "gCO2e/kWh", convert: (t) => String(parseInt(t, 10)) } },
@@ -32,13 +33,11 @@ const COLUMNS = [
     filter: { kind: "min", param: "min_uptime_bps", unit: "%", convert: bps } },
   { key: "challenges_failed", label: "Verification",
     cell: (o) => h("span", { class: "verification" },
-      `${o.verification.challenges_passed} passed · ${o.verification.challenges_failed} failed · `
-      + `${o.verification.slash_count} slashed`),
+      `${o.verification.challenges_passed} passed, ${o.verification.challenges_failed} failed`
+      + (o.verification.slash_count ? `, ${o.verification.slash_count} slashed` : "")),
     filter: { kind: "max", param: "max_challenges_failed", unit: "failed challenges", convert: (t) => String(parseInt(t, 10)) } },
   { key: "max_duration_s", label: "Max duration", cell: (o) => num(o, "max_duration_s"),
     filter: { kind: "min", param: "min_max_duration_s", unit: "hours", convert: (t) => String(Math.floor(parseFloat(t) * 3600)) } },
-  { key: "budget_hours", label: "Budget buys", cell: (o) => h("span", { "data-field": "budget_hours",
-    "data-raw": o.budget_hours ? o.budget_hours.hours_x100 : "" }, o.budget_hours ? o.budget_hours.display : "–") },
 ];
 const DESC_FIRST = new Set(["reputation_bps", "uptime_bps", "budget_hours"]);
 
@@ -146,7 +145,7 @@ export async function render(main) {
       tbody.append(h("tr", { "data-offer": offer.offer_id },
         COLUMNS.map((c) => h(c.key === "offer_id" ? "th" : "td", c.key === "offer_id" ? { scope: "row" } : {}, c.cell(offer))),
         h("td", {}, h("button", { type: "button", "data-testid": `rent-${offer.offer_id}`,
-          onclick: () => showRent(offer) }, `Rent offer ${offer.offer_id}`))));
+          onclick: () => showRent(offer) }, "Rent", h("span", { class: "visually-hidden" }, ` offer ${offer.offer_id}`)))));
     }
   }
 

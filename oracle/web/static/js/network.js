@@ -3,6 +3,14 @@
 import { get, meta } from "./api.js";
 import { h, num, facts, section, table, txLink, addr } from "./dom.js";
 
+/** A bytes32 argument that holds text (a GPU model, a region) shown as the text. */
+function arg(value) {
+  const m = typeof value === "string" && value.match(/^0x((?:[0-9a-f]{2})+?)(?:00)*$/i);
+  if (!m || value.length !== 66) return String(value);
+  const bytes = m[1].match(/../g).map((b) => parseInt(b, 16));
+  return bytes.every((b) => b >= 32 && b < 127) ? `"${String.fromCharCode(...bytes)}"` : String(value);
+}
+
 /** "settlement_grace_s" -> "Settlement grace" (the unit shows in the value). */
 function paramLabel(key) {
   const words = key.replace(/_(s|bps)$/, "").replace(/_/g, " ");
@@ -45,7 +53,7 @@ export async function render(main) {
       table({
         caption: "Scheduled, not yet executed", testid: "pending", empty: "no pending change",
         columns: [
-          { label: "Call", cell: (c) => `${c.function}(${Object.entries(c.args || {}).map(([k, v]) => `${k}=${v}`).join(", ")})` },
+          { label: "Call", cell: (c) => `${c.function}(${Object.entries(c.args || {}).map(([k, v]) => `${k}=${arg(v)}`).join(", ")})` },
           { label: "Ready", cell: (c) => num(c, "ready_at") },
           { label: "State", cell: (c) => c.state },
           { label: "Scheduled in", cell: (c) => txLink(c.scheduled_tx, m.explorer) },

@@ -67,9 +67,9 @@ export async function render(main, [idText]) {
         ["Provider", addr(rental.provider, { link: true })],
         ["Budget", num(rental, "budget")],
         ["Paid so far", num(rental, "paid")],
-        ["Budget left", h("span", {}, num(rental, "remaining"), " ",
+        [LIVE.has(rental.status) ? "Budget left" : "Not spent", h("span", {}, num(rental, "remaining"), " ",
           h("meter", { min: 0, max: 1, value: remainingFraction.toFixed(4), "aria-label": "budget left" }))],
-        ["Spending", rental.burn ? h("span", {}, num(rental.burn, "per_hour"), ` (${rental.burn.basis})`) : "–"],
+        LIVE.has(rental.status) ? ["Spending", rental.burn ? h("span", {}, num(rental.burn, "per_hour"), ` (${rental.burn.basis})`) : "–"] : null,
         ["Runs out", rental.runs_out_at ? h("span", { "data-testid": "runs-out" }, num(rental, "runs_out_in_s"), " · ",
           num(rental, "runs_out_at"), rental.ends_by === "max_duration" ? " (the maximum duration ends it first)" : "") : "–"],
         ["Started", rental.started_at ? num(rental, "started_at") : h("span", {}, "waiting for the provider; deadline ", num(rental, "start_deadline"))],
@@ -97,10 +97,12 @@ export async function render(main, [idText]) {
     }));
     clear(slashesBox).append(slashTable(slashes.items, m.explorer));
     const account = wallet.current();
-    const key = `${rental.status}|${account}|${rental.finalized_at}`;
+    const party = same(account, rental.renter) || same(account, rental.provider);
+    const owed = party ? await withdrawable(account, rental.payment_token) : null;
+    const key = `${rental.status}|${account}|${owed && owed.amount}`;
     if (key !== lastActionsKey) {
       lastActionsKey = key;
-      clear(actions).append(...renderActions(rental, account, refresh));
+      clear(actions).append(...renderActions(rental, account, owed, refresh));
     }
     clearTimeout(timer);
     if (alive && LIVE.has(rental.status)) timer = setTimeout(refresh, 2000);
@@ -125,7 +127,17 @@ export function slashTable(items, explorer) {
   });
 }
 
-function renderActions(rental, account, refresh) {
+/** What the market holds for ``account`` in ``token`` (live read), or null. */
+async function withdrawable(account, token) {
+  try {
+    const info = await get(`/accounts/${account}`);
+    return (info.withdrawable || []).find((w) => same(w.token.address, token.address)) || null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function renderActions(rental, account, owed, refresh) {
   const out = [];
   const status = rental.status;
   const token = rental.payment_token;
@@ -156,8 +168,8 @@ function renderActions(rental, account, refresh) {
     out.push(actionButton({ label: "Finalize (refund and reputation)", action: "finalize_rental",
       body: { rental_id: rental.rental_id }, done: refresh, testid: "finalize-rental" }));
   }
-  if (same(account, rental.renter) || same(account, rental.provider)) {
-    out.push(actionButton({ label: `Withdraw ${token.symbol}`, action: "withdraw", body: { token: token.address },
+  if (owed && BigInt(owed.amount) > 0n) {
+    out.push(actionButton({ label: `Withdraw ${owed.amount_display}`, action: "withdraw", body: { token: token.address },
       done: refresh, testid: "withdraw" }));
   }
   return out.length ? [h("h2", {}, "Actions"), ...out] : [];
