@@ -16,6 +16,7 @@ from oracle.cli.meter_cmd import meter
 from oracle.cli.oracle_cmd import oracle
 from oracle.cli.provider_cmd import provider
 from oracle.cli.rent_cmd import rent
+from oracle.cli.tx_cmd import tx
 from oracle.cli.web_cmd import web
 
 
@@ -26,7 +27,7 @@ def main() -> None:
 
 
 main.add_command(meter)
-for command in (chain, deploy, provider, rent, market, agent, oracle, governance, demo, web):
+for command in (chain, deploy, provider, rent, market, agent, oracle, governance, demo, tx, web):
     main.add_command(command)
 
 if __name__ == "__main__":  # python -m oracle.cli.main

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
 
 from oracle.actions import rentals, views
 from oracle.protocol import RentalStatus
+from oracle.units import format_time
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -171,8 +173,8 @@ def status(rental_id: int, chain: ChainOptions) -> None:
         ("offer / provider", f"{out['offer_id']} / {out['provider']}"),
         ("spent so far", s.fmt(out["paid"], token)),
         ("remaining budget", f"{s.fmt(out['remaining'], token)} of {s.fmt(out['budget'], token)}"),
-        *([("budget runs out", f"unix time {out['runs_out_at']} at the GPU-hour price (energy adds to it)")]
-          if out["runs_out_at"] else []),
+        *([("budget runs out", f"{format_time(out['runs_out_at'], int(time.time()))} at the GPU-hour price "
+                                "(energy adds to the cost)")] if out["runs_out_at"] else []),
         ("attested GPU-hours", f"{out['available_gpu_seconds'] / 3600:.4f}"),
         ("uptime", f"{out['uptime_bps'] / 100:.2f} %"),
         ("settled reports", out["sequence"] and f"up to sequence {out['sequence']}" or "none yet"),
