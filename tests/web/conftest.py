@@ -24,9 +24,11 @@ from oracle.web.indexer import ChainIndexer, IndexTarget
 from oracle.web.server import config_from_deployment
 from oracle.web.state import WebState
 from oracle.web.store import IndexStore
-from tests.oracle.integration.conftest import (  # noqa: F401  (fixtures re-exported)
+from tests.oracle.integration.conftest import (  # noqa: F401  (re-exported for the web tests)
     NODE_KEYS, PROVIDER, RENTER, SUBMITTER, DeployedMarket, deploy,
 )
+
+__all__ = ["NODE_KEYS", "PROVIDER", "RENTER", "SUBMITTER", "DeployedMarket", "deploy"]
 
 
 def pytest_collection_modifyitems(items):

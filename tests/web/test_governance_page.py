@@ -10,7 +10,8 @@ from oracle.chain.anvil import ANVIL_KEYS
 from oracle.chain.contract import connect
 from oracle.chain.governance import TimelockGovernance
 from oracle.chain.tx import TransactionSender
-from oracle.deployment import MarketParamsConfig, deploy_market
+from oracle.actions.deploy import deploy_market
+from oracle.deployment import MarketParamsConfig
 from tests.oracle.integration.conftest import FAST_POLICY, DeployedMarket
 
 from .conftest import make_harness
