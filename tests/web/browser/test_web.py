@@ -200,6 +200,11 @@ def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_
         shots(renter, "rental-charts")
         # the rental page while it runs (charts, live regions, actions) passes axe too
         assert axe_violations(renter, str(VENDOR / "axe.min.js")) == []
+        # a top-up through the wallet raises the escrowed budget by exactly that much
+        renter.fill("[data-testid='top-up'] input[name='amount']", "1.5")
+        run_action(renter, "top-up")
+        assert chain.rental(rental_id)["budget"] == on_chain["budget"] + 1_500_000
+        renter.wait_for_selector(f"[data-field='budget'][data-raw='{on_chain['budget'] + 1_500_000}']", timeout=TIMEOUT_MS)
     finally:
         if agent_procs.agent is not None and agent_procs.agent.poll() is None:
             agent_procs.agent.send_signal(signal.SIGTERM)  # it spools and drains what it read
@@ -317,12 +322,42 @@ def test_page_has_no_serious_or_critical_accessibility_violation(stack: Stack, o
     assert unlabeled == []
 
 
-def test_provider_lists_and_withdraws_an_offer_through_the_wallet(stack: Stack, chain: ChainView, open_as: Any) -> None:
+def test_market_works_from_the_keyboard(stack: Stack, open_as: Any) -> None:
+    """Skip link first, then sorting and opening the rent form with Tab and Enter alone."""
+    page = open_as(stack.renter)
+    visit(page, f"{stack.web}/#/market", "tbody tr[data-offer]")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    for _ in range(40):  # to the "Region" sort button
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.sort") == "region":
+            break
+    else:
+        raise AssertionError("the Region sort button is not reachable with Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("th[data-col='region'][aria-sort='ascending']", timeout=TIMEOUT_MS)
+    rent = page.locator("tbody tr[data-offer] button").first
+    rent.focus()
+    page.keyboard.press("Enter")
+    # the rent form opens with the focus in its budget field
+    page.wait_for_selector("#rent", timeout=TIMEOUT_MS)
+    assert page.evaluate("document.activeElement.name") == "budget"
+
+
+def test_provider_stakes_lists_and_withdraws_an_offer_through_the_wallet(stack: Stack, chain: ChainView, open_as: Any) -> None:
     page = open_as(stack.provider)
     visit(page, f"{stack.web}/#/provider", "h1")
     connect(page)
     page.wait_for_selector("[data-testid='create-offer']", state="attached", timeout=TIMEOUT_MS)
     count_before = chain.market.functions.offerCount().call()
+    # more stake through the wallet (approve + stake)
+    active = chain.stake(stack.provider)["active"]
+    page.fill("[data-testid='stake-form'] input[name='stake']", "10")
+    run_action(page, "stake-form")
+    assert chain.stake(stack.provider)["active"] == active + 10_000_000
+    page.wait_for_selector(f"[data-testid='stake'] [data-field='active'][data-raw='{active + 10_000_000}']", timeout=TIMEOUT_MS)
     page.click("details summary")
     form = "[data-testid='create-offer']"
     page.select_option(f"{form} select[name='gpu_model']", "NVIDIA H100 80GB HBM3")

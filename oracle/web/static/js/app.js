@@ -64,6 +64,11 @@ function showAccount(account) {
 }
 
 async function start() {
+  // the skip link moves the focus without touching the hash (the hash is the page's route)
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   document.getElementById("connect").addEventListener("click", async () => {
     try {
       await wallet.connect();
