@@ -135,7 +135,8 @@ def receipt(state: WebState, rental_id: int) -> dict[str, Any]:
     chain, terms = data.get("chain") or {}, data.get("terms") or {}
     report = report_json(json.loads(last["report"]))
     signer_set = kv_get(state.db(), "signer_set", {}) or {}
-    threshold = signer_set.get("threshold") if int(signer_set.get("version", -1)) == report["signer_set_version"] else None
+    same_set = int(signer_set.get("version", -1)) == report["signer_set_version"]
+    threshold = signer_set.get("threshold") if same_set else None
     return {
         "schema": "gpurent.receipt/1",
         "chain_id": state.config.chain_id, "market": state.config.market, "rental_id": rental_id,

@@ -83,7 +83,8 @@ def _write_offer(conn: sqlite3.Connection, ev: dict[str, Any], offer_id: int, te
         payment_token=terms["paymentToken"], price_gpu_hour=str(pgh), price_kwh=str(pkwh), pgh_f=float(pgh),
         pkwh_f=float(pkwh), typical_power_w=power, eff=None if eff is None else str(eff),
         eff_f=UNKNOWN_PRICE if eff is None else float(eff),
-        effh_f=UNKNOWN_PRICE if eff is None else float(eff) * int(terms["gpuCount"]), region=bytes32_text(terms["region"]),
+        effh_f=UNKNOWN_PRICE if eff is None else float(eff) * int(terms["gpuCount"]),
+        region=bytes32_text(terms["region"]),
         grid=int(terms["gridIntensityGPerKwh"]), max_duration=int(terms["maxDurationSeconds"]),
         min_uptime=int(terms["minUptimeBps"]), max_gap=int(terms["maxGapSeconds"]), agent=terms["agent"],
     )
@@ -268,7 +269,8 @@ def _rental_ended(conn, ev):
 def _rental_finalized(conn, ev):
     a = ev["args"]
     _rental_event(conn, ev, int(a["rentalId"]), _set_tx(
-        "finalized", ev, paid=int(a["paid"]), fee=int(a["fee"]), refund=int(a["refund"]), abandoned=bool(a["abandoned"])))
+        "finalized", ev, paid=int(a["paid"]), fee=int(a["fee"]), refund=int(a["refund"]),
+        abandoned=bool(a["abandoned"])))
     _stake(conn, ev)
 
 

@@ -126,7 +126,8 @@ def parse_body(state: WebState, action: str, body: dict[str, Any]) -> tuple[str,
                 except ValueError as exc:
                     raise ApiError(400, str(exc), name) from None
             else:
-                raise ApiError(400, f"{name}: missing (give {name} in {token['symbol'] or 'token'} or {name}_raw)", name)
+                unit = token["symbol"] or "token units"
+                raise ApiError(400, f"{name}: missing (give {name} in {unit} or {name}_raw)", name)
     return sender, args, token
 
 

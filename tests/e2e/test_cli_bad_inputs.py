@@ -65,7 +65,8 @@ KIND: dict[str, str | None] = {
     "trace": "file", "config_file": "file", "config_path": "file", "ssh_key": "file", "password_file": "file",
     "meter:trace": "file", "agent requeue:spool": "spool", "rpc": "url",
     "sort": "choice", "source": "choice", "preset": "choice",
-    "filters": "filter", "env": "env", "host": "host", "state_dir": "dir",
+    "filters": "filter", "env": "env", "host": "host", "state_dir": "dir", "data_dir": "dir",
+    "confirmations": "int",
     # free text: any string is a valid value
     "image": None, "cmd": None, "workdir": None, "src": None, "dest": None, "spool": None, "path": None,
 }

@@ -89,3 +89,30 @@ def test_a_redelivered_event_is_stored_once(deployed, tmp_path):
     assert provider.account  # the deployment is live
     web.indexer.stop()
     web.store.close()
+
+
+def test_events_beyond_the_cursor_are_dropped_at_start_and_read_again(deployed, tmp_path):
+    """A crash between the follower's cursor rewind and the index's (or between storing an event
+    and moving the cursor) leaves events the cursor does not cover: the next start drops them and
+    the follower delivers the chain's again."""
+    from oracle.chain.events import CursorStore
+
+    provider = deployed.client(PROVIDER)
+    web = make_harness(deployed, tmp_path)
+    web.sync()
+    provider.create_offer(terms(deployed, "NVIDIA L40S", 700_000, "eu-west-1"))
+    web.sync()
+    complete = dump(web.store)
+    last = web.store.conn.execute("SELECT MAX(block) FROM events").fetchone()[0]
+    web.indexer.stop()
+    web.store.close()
+
+    cursor = CursorStore(tmp_path / "web-index.sqlite")
+    cursor.rewind("web-market", last)  # the cursor went back, the index kept the events (a crash)
+    cursor.close()
+    again = make_harness(deployed, tmp_path)
+    assert again.store.conn.execute("SELECT COUNT(*) FROM events WHERE block>=?", (last,)).fetchone()[0] == 0
+    again.sync()
+    assert dump(again.store) == complete
+    again.indexer.stop()
+    again.store.close()
