@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-contracts test-foundry test-oracle test-e2e test-provider gas slither clean
+.PHONY: setup demo test lint-imports test-contracts test-foundry test-oracle test-e2e test-provider gas slither clean
 
 setup:
 	@bash tools/setup.sh
@@ -12,7 +12,11 @@ demo: setup
 	$(PY) -m oracle.cli.main demo
 
 test: setup
-	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory slither test-foundry test-contracts test-oracle test-e2e test-provider
+	GPURENT_STRICT=1 $(MAKE) -k --no-print-directory lint-imports slither test-foundry test-contracts test-oracle test-e2e test-provider
+
+# Imports point one way (pyproject.toml [tool.importlinter]: core -> chain -> actions -> services -> cli/demo).
+lint-imports:
+	lint-imports
 
 test-contracts:
 	brownie test tests/brownie

@@ -18,6 +18,7 @@ from eth_abi import encode
 from eth_utils import is_address, keccak, to_canonical_address, to_checksum_address
 
 from oracle.errors import GpurentError
+from oracle.protocol import BPS
 
 DOMAIN_NAME = "gpurent"
 DOMAIN_VERSION = "1"
@@ -65,7 +66,7 @@ _FAULT_REPORT_ABI = (
     ("evidence_hash", "bytes32"),
     ("signer_set_version", "uint32"),
 )
-MAX_UPTIME_BPS = 10_000
+MAX_UPTIME_BPS = BPS
 
 
 class ReportFieldError(GpurentError, ValueError):

@@ -28,6 +28,7 @@ from oracle.chain.artifacts import load_abi
 from oracle.chain.contract import BoundContract, connect
 from oracle.chain.tx import TransactionSender, TxPolicy, TxResult
 from oracle.errors import ChainError
+from oracle.protocol import EndReason, RentalStatus
 
 USAGE_REPORT_FIELDS = (
     "rental_id", "sequence", "period_end", "available_gpu_seconds", "busy_gpu_seconds",
@@ -44,8 +45,6 @@ _BYTES32_FIELDS = {"telemetry_hash", "evidence_hash", "gpu_model", "region"}
 # Struct fields a caller may leave out (the offer's gap promise: none).
 _OPTIONAL_FIELDS = {"max_gap_seconds": 0}
 
-RENTAL_STATUS = ("None", "Open", "Active", "Ended", "Cancelled", "Finalized")
-END_REASON = ("None", "ByRenter", "ByProvider", "BudgetExhausted", "MaxDuration", "Silence")
 
 ERC20_ABI: list[dict[str, Any]] = [
     {"type": "function", "name": "approve", "stateMutability": "nonpayable",
@@ -325,8 +324,8 @@ class MarketClient:
         """The stored rental; ``status``/``endReason`` also as names (``statusName``), and the
         derived ``uptimeBps`` (not stored on chain, see ``rental_uptime_bps``)."""
         rental = self.view("getRental", rental_id)
-        rental["statusName"] = RENTAL_STATUS[rental["status"]]
-        rental["endReasonName"] = END_REASON[rental["endReason"]]
+        rental["statusName"] = RentalStatus(rental["status"]).contract_name
+        rental["endReasonName"] = EndReason(rental["endReason"]).contract_name
         rental["uptimeBps"] = rental_uptime_bps(rental)
         return rental
 

@@ -26,22 +26,16 @@ transaction or a ``ChainError`` that says why not:
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, NamedTuple, Sequence
 
-import requests
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import (
     BlockNotFound,
     ContractLogicError,
-    ProviderConnectionError,
-    TimeExhausted,
-    TooManyRequests,
     TransactionNotFound,
     Web3RPCError,
 )
@@ -50,41 +44,18 @@ from oracle.chain.errors import (
     ErrorDecoder,
     FeeCapExceededError,
     NonceError,
-    RpcUnavailableError,
     TransactionRevertedError,
     TransactionTimeoutError,
 )
+from oracle.chain.nonces import NonceManager
+from oracle.chain.rpc import T, _rpc_message, is_transient, retry_rpc, wait_for_block
+from oracle.chain.txpolicy import GWEI, TxPolicy, bumped_fees
 from oracle.errors import ChainError
-from oracle.redact import redact
+
+__all__ = ["GWEI", "NonceManager", "OnSigned", "Submitted", "TransactionSender", "TxPolicy", "TxResult",
+           "is_transient", "retry_rpc", "wait_for_block"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-GWEI = 10**9
-
-
-@dataclass(frozen=True)
-class TxPolicy:
-    """How transactions are priced, retried and awaited."""
-
-    max_fee_per_gas_cap_wei: int = 500 * GWEI
-    priority_fee_wei: int | None = None  # None: ask the node (eth_maxPriorityFeePerGas)
-    default_priority_fee_wei: int = 1 * GWEI  # when the node cannot say
-    max_priority_fee_cap_wei: int = 50 * GWEI
-    base_fee_multiplier: int = 2
-    legacy: bool | None = None  # None: detect from the latest block's baseFeePerGas
-    gas_margin_bps: int = 2_000  # +20 % over the estimate
-    receipt_timeout_s: float = 120.0
-    receipt_poll_s: float = 0.1
-    rebroadcast_after_s: float = 2.0  # a sent tx the node no longer knows is sent again
-    confirmations: int = 0  # blocks on top of a receipt before it counts (reorged out: rebroadcast)
-    max_fee_bumps: int = 3
-    fee_bump_bps: int = 1_250  # +12.5 %: nodes want >= 10 % for a replacement
-    rpc_retries: int = 5
-    backoff_base_s: float = 0.2
-    backoff_max_s: float = 5.0
-    nonce_retries: int = 3
-
 
 @dataclass(frozen=True)
 class TxResult:
@@ -103,127 +74,27 @@ class TxResult:
         return self.gas_used * self.effective_gas_price_wei
 
 
-_TRANSIENT_MESSAGES = (
-    "header not found",
-    "timeout",
-    "timed out",
-    "too many requests",
-    "rate limit",
-    "service unavailable",
-    "bad gateway",
-    "gateway",
-    "connection",
-    "internal error",
-    "try again",
-    "temporarily",
-)
+class Submitted(NamedTuple):
+    """A signed transaction handed to the node: what ``TransactionSender.wait`` needs to see it mined."""
+
+    base: dict[str, Any]  # to/data/value/gas/from/chainId: everything but nonce and fees
+    signed: Any  # .raw_transaction and .hash
+    nonce: int
+    fees: dict[str, int]
+
+    @property
+    def tx_hash(self) -> str:
+        return self.signed.hash.to_0x_hex()
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether an RPC failure is worth retrying as is (never a revert or a rejected tx)."""
-    if isinstance(exc, (ContractLogicError, TransactionRevertedError)):
-        return False
-    if isinstance(
-        exc,
-        (
-            requests.ConnectionError,
-            requests.Timeout,
-            ConnectionError,
-            TimeoutError,
-            ProviderConnectionError,
-            TooManyRequests,
-        ),
-    ):
-        return True
-    if isinstance(exc, requests.HTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
-        return status == 429 or status >= 500
-    if isinstance(exc, Web3RPCError):
-        msg = str(exc.message if hasattr(exc, "message") else exc).lower()
-        return any(m in msg for m in _TRANSIENT_MESSAGES)
-    return False
+class _Signed(NamedTuple):
+    raw_transaction: HexBytes
+    hash: HexBytes
 
 
-def _rpc_message(exc: BaseException) -> str:
-    if isinstance(exc, Web3RPCError):
-        resp = getattr(exc, "rpc_response", None) or {}
-        err = resp.get("error") if isinstance(resp, dict) else None
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"]).lower()
-        return str(getattr(exc, "message", exc)).lower()
-    if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], dict):
-        return str(exc.args[0].get("message", "")).lower()
-    return str(exc).lower()
-
-
-def retry_rpc(
-    fn: Callable[[], T],
-    what: str = "rpc",
-    *,
-    retries: int = 5,
-    backoff_base_s: float = 0.2,
-    backoff_max_s: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[], None] | None = None,
-) -> T:
-    """Call ``fn``, retrying transient RPC failures with exponential backoff and jitter.
-
-    After ``retries`` retries raises ``RpcUnavailableError``; non-transient errors pass through.
-    """
-    for attempt in range(retries + 1):
-        try:
-            return fn()
-        except Exception as exc:  # classified below
-            if not is_transient(exc):
-                raise
-            if attempt == retries:
-                raise RpcUnavailableError(f"{what}: RPC kept failing: {redact(str(exc))}") from exc
-            delay = min(backoff_max_s, backoff_base_s * 2**attempt) * (0.5 + random.random() / 2)
-            log.warning("%s: transient RPC error (%s); retry %d in %.2fs", what, redact(str(exc)), attempt + 1, delay)
-            if on_retry is not None:
-                on_retry()
-            sleep(delay)
-    raise AssertionError("unreachable")
-
-
-class NonceManager:
-    """Next-nonce bookkeeping for one account, shared by every sender of this process.
-
-    The next nonce is the chain's pending count, or the local counter when that is ahead *and*
-    the transaction we sent at the chain's count is still known to the node (the RPC's pending
-    view lags behind our own sends). When that transaction is gone (dropped from the pool, or
-    reorganised away) the local counter is ahead for nothing and falls back to the chain's.
-    """
-
-    def __init__(self, w3: Web3, address: str) -> None:
-        self._w3 = w3
-        self._address = address
-        self._next: int | None = None
-        self._sent: dict[int, HexBytes] = {}
-        self.lock = threading.RLock()
-
-    def next_nonce(self, chain_pending: int, is_known: Callable[[HexBytes], bool]) -> int:
-        for n in [n for n in self._sent if n < chain_pending]:
-            del self._sent[n]
-        if self._next is None or chain_pending >= self._next:
-            self._next = chain_pending
-        else:
-            ours = self._sent.get(chain_pending)
-            if ours is None or not is_known(ours):
-                log.info("local nonce %d is ahead of the chain's %d with nothing in flight; resyncing",
-                         self._next, chain_pending)
-                self._sent = {n: h for n, h in self._sent.items() if n < chain_pending}
-                self._next = chain_pending
-        return self._next
-
-    def consumed(self, nonce: int, tx_hash: HexBytes) -> None:
-        self._sent[nonce] = tx_hash
-        self._next = max(self._next or 0, nonce + 1)
-
-    def reset(self) -> None:
-        """Forget the local counter; the next send reads the chain's pending count."""
-        self._next = None
-        self._sent.clear()
+#: Called with each newly signed transaction *before* its bytes go to the node (and again for a
+#: fee-bumped replacement): ``(base, signed, nonce, fees)``. The action journal records it there.
+OnSigned = Callable[[dict[str, Any], Any, int, dict[str, int]], None]
 
 
 class TransactionSender:
@@ -300,22 +171,6 @@ class TransactionSender:
         max_fee = min(cap, base_fee * p.base_fee_multiplier + tip)
         return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
 
-    def _bumped(self, fees: dict[str, int]) -> dict[str, int] | None:
-        """Fees raised for a replacement, or None when the cap leaves no room to bump."""
-        p = self.policy
-        cap = p.max_fee_per_gas_cap_wei
-
-        def up(v: int) -> int:
-            return v + max(1, v * p.fee_bump_bps // 10_000)
-
-        if "gasPrice" in fees:
-            new = up(fees["gasPrice"])
-            return None if new > cap else {"gasPrice": new}
-        new_max, new_tip = up(fees["maxFeePerGas"]), up(fees["maxPriorityFeePerGas"])
-        if new_max > cap:
-            return None
-        return {"maxFeePerGas": new_max, "maxPriorityFeePerGas": min(new_tip, new_max)}
-
     # ------------------------------------------------------------------ revert data
     def _revert_from_exception(self, exc: ContractLogicError, function: str) -> TransactionRevertedError:
         data: str = ""
@@ -361,28 +216,62 @@ class TransactionSender:
         *,
         function: str = "",
         wait: bool = True,
+        on_signed: OnSigned | None = None,
     ) -> TxResult | str:
         """Sign and send ``tx`` (``to``/``data``/``value``; ``gas`` optional) and await its receipt.
 
         Returns the TxResult of the mined transaction (or the hash with ``wait=False``).
         """
+        submitted = self.submit(tx, function=function, on_signed=on_signed)
+        if not wait:
+            return submitted.tx_hash
+        return self.wait(submitted, function=function, on_signed=on_signed)
+
+    def submit(self, tx: dict[str, Any], *, function: str = "", on_signed: OnSigned | None = None) -> Submitted:
+        """Estimate, sign (``on_signed`` sees the bytes first) and send ``tx``; do not wait."""
         base = {k: v for k, v in tx.items() if k not in ("nonce", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas")}
         base["from"] = self.address
         base.setdefault("value", 0)
         base["chainId"] = self.chain_id
         if "gas" not in base:
             base["gas"] = self.estimate_gas({k: v for k, v in base.items() if k != "chainId"}, function)
-
         with self.nonces.lock:
-            signed, nonce, fees = self._sign_and_send_new(base, function)
-        if not wait:
-            return signed.hash.to_0x_hex()
-        return self._await(base, signed, nonce, fees, function)
+            signed, nonce, fees = self._sign_and_send_new(base, function, on_signed)
+        return Submitted(base, signed, nonce, fees)
+
+    def wait(self, submitted: Submitted, *, function: str = "", on_signed: OnSigned | None = None,
+             earlier: Sequence[HexBytes] = ()) -> TxResult:
+        """Await a submitted transaction (rebroadcast, fee bumps, confirmations) and check its receipt."""
+        base, signed, nonce, fees = submitted
+        return self._await(base, signed, nonce, fees, function, on_signed, earlier)
+
+    def resume(self, base: dict[str, Any], raw_tx: bytes, tx_hashes: Sequence[str], nonce: int,
+               fees: dict[str, int], *, function: str = "", on_signed: OnSigned | None = None) -> TxResult | None:
+        """Pick up a transaction signed earlier (by this or a previous process): its receipt if one
+        of ``tx_hashes`` is mined; else wait for it, sending ``raw_tx`` again (same nonce) if the
+        node has forgotten it. None when another transaction took the nonce (it can never be mined)."""
+        hashes = [HexBytes(h) for h in tx_hashes]
+        for h in hashes:
+            receipt = self._receipt(h)
+            if receipt is not None:
+                return self._checked(receipt, base, function, hashes)
+        signed = _Signed(HexBytes(raw_tx), hashes[-1])
+        if not any(self._known(h) for h in hashes):
+            if self._nonce_used(nonce):
+                return None
+            with self.nonces.lock:
+                try:
+                    self._send_raw(signed, function)
+                except _NonceConflict:
+                    return None
+                self.nonces.consumed(nonce, signed.hash)
+        return self._await(base, signed, nonce, fees, function, on_signed, hashes[:-1])
 
     def _sign(self, base: dict[str, Any], nonce: int, fees: dict[str, int]) -> Any:
         return self.account.sign_transaction({**base, "nonce": nonce, **fees})
 
-    def _sign_and_send_new(self, base: dict[str, Any], function: str) -> tuple[Any, int, dict[str, int]]:
+    def _sign_and_send_new(self, base: dict[str, Any], function: str,
+                           on_signed: OnSigned | None = None) -> tuple[Any, int, dict[str, int]]:
         last_exc: Exception | None = None
         for _ in range(self.policy.nonce_retries + 1):
             pending = self.rpc(
@@ -391,6 +280,8 @@ class TransactionSender:
             nonce = self.nonces.next_nonce(pending, self._known)
             fees = self.fee_fields()
             signed = self._sign(base, nonce, fees)
+            if on_signed is not None:
+                on_signed(base, signed, nonce, fees)
             try:
                 self._send_raw(signed, function)
             except _NonceConflict as exc:
@@ -435,10 +326,11 @@ class TransactionSender:
             return None
 
     def _await(
-        self, base: dict[str, Any], signed: Any, nonce: int, fees: dict[str, int], function: str
+        self, base: dict[str, Any], signed: Any, nonce: int, fees: dict[str, int], function: str,
+        on_signed: OnSigned | None = None, earlier: Sequence[HexBytes] = (),
     ) -> TxResult:
         p = self.policy
-        candidates = [signed.hash]
+        candidates = [*earlier, signed.hash]
         stage_timeout = p.receipt_timeout_s
         bumps = 0
         while True:
@@ -486,7 +378,7 @@ class TransactionSender:
                         return self._checked(receipt, base, function, candidates)
                 self.nonces.reset()
                 raise NonceError(f"{function}: nonce {nonce} was used by another transaction")
-            new_fees = self._bumped(fees) if bumps < p.max_fee_bumps else None
+            new_fees = bumped_fees(fees, p) if bumps < p.max_fee_bumps else None
             if new_fees is None:
                 self.nonces.reset()
                 raise TransactionTimeoutError(
@@ -497,6 +389,8 @@ class TransactionSender:
             fees = new_fees
             with self.nonces.lock:
                 signed = self._sign(base, nonce, fees)
+                if on_signed is not None:
+                    on_signed(base, signed, nonce, fees)
                 log.info("%s: replacing nonce %d with fees %s", function, nonce, fees)
                 try:
                     self._send_raw(signed, function)
@@ -592,12 +486,3 @@ class TransactionSender:
 
 class _NonceConflict(ChainError):
     pass
-
-
-def wait_for_block(w3: Web3, number: int, timeout_s: float = 30.0) -> None:
-    """Block until the chain head reaches ``number``."""
-    deadline = time.monotonic() + timeout_s
-    while w3.eth.block_number < number:
-        if time.monotonic() > deadline:
-            raise TimeExhausted(f"block {number} not reached in {timeout_s}s")
-        time.sleep(0.05)

@@ -9,29 +9,9 @@ from typing import Any
 import click
 
 from oracle.cli.common import GuardedGroup
+from oracle.telemetry.sources.nvml import nvml_gpu_count
 
 SOURCES = ("auto", "nvml", "replay", "simulated")
-
-
-def nvml_gpu_count() -> int:
-    """How many GPUs NVML sees on this host (0 without a driver or without ``pynvml``)."""
-    try:
-        import pynvml
-    except ImportError:
-        return 0
-    try:
-        pynvml.nvmlInit()
-    except Exception:
-        return 0
-    try:
-        return int(pynvml.nvmlDeviceGetCount())
-    except Exception:
-        return 0
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 @click.group(cls=GuardedGroup)

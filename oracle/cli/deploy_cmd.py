@@ -19,11 +19,13 @@ from oracle.cli.common import (
     wallet_options,
 )
 from oracle.cli.common import GuardedCommand
+from oracle.actions.deploy import deploy_market
+from oracle.actions.tokens import token_meta
 from oracle.deployment import (
     DAY_S,
     EXPLORERS,
     MarketParamsConfig,
-    deploy_market,
+    default_deployments_path,
     save_deployment,
     verification_lines,
 )
@@ -78,11 +80,8 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
     if timelock_delay is None:
         timelock_delay = 60 if session.is_anvil else 2 * DAY_S
     decimals = 6
-    if payment_token is not None:
-        from oracle.chain.artifacts import get_artifact
-        from oracle.chain.contract import BoundContract
-
-        decimals = int(BoundContract(session.sender, payment_token, get_artifact("TestStablecoin").abi).call("decimals"))
+    if payment_token is not None:  # any metadata shape (bytes32 symbol, none at all), read before sending
+        decimals = token_meta(session.w3, payment_token).decimals
     min_stake = parse_amount(min_stake_per_gpu, decimals, "--min-stake-per-gpu")
     if signers and threshold is None:
         threshold = len(signers) // 2 + 1
@@ -95,16 +94,20 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
     mint = session.is_anvil if mint_dev is None else mint_dev
     from oracle.localchain import dev_accounts
 
+    path = chain.deployments or default_deployments_path()
+    ctx = session.require_signer()
     with progress_steps(not chain.as_json) as step:
         step(f"deploying from {session.address} to chain {session.chain_id} at {chain.rpc}")
+        # Journaled: rerun with the same options after an interrupt, it resumes where it stopped
+        # (contracts already mined are not deployed again); the file is written before it counts as done.
         deployment = deploy_market(
             session.sender, params=params, payment_token=payment_token, min_stake_per_gpu=min_stake,
             signers=signers, threshold=threshold or 0,
             mint_test_tokens_to=dev_accounts() if (mint and payment_token is None) else (),
             progress=step, timelock_delay_s=timelock_delay, proposer=proposer,
-            operator_fee_share_bps=operator_fee_share_bps,
+            operator_fee_share_bps=operator_fee_share_bps, journal=ctx.journal,
+            on_deployed=lambda d: save_deployment(d, path),
         )
-    path = save_deployment(deployment, chain.deployments)
     if chain.as_json:
         print_json({**deployment.to_json(), "deployments_file": str(path)})
         return

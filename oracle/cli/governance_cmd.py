@@ -33,32 +33,25 @@ def _govern(chain: ChainOptions, wallet: WalletSpec, execute: bool, warp: bool, 
     """Schedule (default) or execute ``market.function(*args)`` through the timelock; a deployment
     without one (tests, old deployments) calls the market directly with the governance key.
     ``warp`` (a local anvil only): schedule, move the chain clock past the delay, execute."""
-    s = signing_session(chain, wallet)
-    if not s.deployment.timelock:
-        result = s.market.transact(function, *args)
-        return {**s.tx_out(result), "function": function, "via": "direct"}, f"{function} done (tx {result.tx_hash})"
-    from oracle.chain.governance import TimelockGovernance
+    from oracle.actions import governance as gov
 
-    gov = TimelockGovernance(s.sender, s.deployment.timelock, s.deployment.market, s.market.abi)
-    op = gov.operation(function, *args)
-    out: dict[str, Any] = {"function": function, "via": "timelock", "timelock": s.deployment.timelock,
-                           "operation_id": op.id_hex}
+    s = signing_session(chain, wallet)
+    ctx = s.require_signer()
+    if gov.timelock(ctx) is None:
+        done = gov.schedule(ctx, function, *args)
+        return done.as_dict(), f"{function} done (tx {done.done.tx_hash})"
     if not execute or warp:
-        if gov.state(op) == "unset":
-            out["schedule_tx"] = gov.schedule(op).tx_hash
-        out["ready_at"] = gov.ready_at(op)
+        scheduled = gov.schedule(ctx, function, *args)
         if not warp:
-            return ({**out, "state": gov.state(op)},
-                    f"{function} scheduled as timelock operation {op.id_hex}; executable from unix time "
-                    f"{out['ready_at']} with the same command and --execute")
+            out = scheduled.as_dict()
+            return ({k: v for k, v in out.items() if k not in ("tx", "block", "gas_used")},
+                    f"{function} scheduled as timelock operation {scheduled.operation_id}; executable from unix time "
+                    f"{scheduled.ready_at} with the same command and --execute")
         if not s.is_anvil:
             raise click.UsageError("--warp moves the chain clock: only on a local anvil")
-        from oracle.localchain import _rpc
-
-        _rpc(chain.rpc, "evm_increaseTime", [gov.min_delay() + 1])
-        _rpc(chain.rpc, "evm_mine", [])
-    result = gov.execute(op)
-    return {**out, **s.tx_out(result), "state": gov.state(op)}, f"{function} executed through the timelock (tx {result.tx_hash})"
+        gov.warp_past_delay(ctx)
+    executed = gov.execute_change(ctx, function, *args)
+    return executed.as_dict(), f"{function} executed through the timelock (tx {executed.done.tx_hash})"
 
 
 def timelock_options(fn):

@@ -6,15 +6,14 @@ from typing import Any
 
 import click
 
+from oracle.actions import views
 from oracle.cli.common import (
     ChainOptions,
     GuardedGroup,
     Session,
     chain_options,
     console,
-    offer_view,
     print_json,
-    reputation_view,
     table,
 )
 
@@ -56,7 +55,7 @@ def _matches(offer: dict[str, Any], flt: tuple[str, str, str], s: Session) -> bo
         raise click.BadParameter(f"unknown filter key {key!r} (gpu, region, provider, price, grid, reputation, "
                                  "uptime, gpus, memory)")
     have = offer[field] if offer[field] is not None else 0
-    want = s.parse(value, key) if field == "price_per_gpu_hour" else (
+    want = s.parse(value, key, offer["payment_token"]) if field == "price_per_gpu_hour" else (
         int(float(value) * 100) if field in ("reputation_score_bps", "avg_uptime_bps") else int(value))
     return {"=": have == want, "<": have < want, ">": have > want, "<=": have <= want,
             ">=": have >= want, "~": have == want}[op]
@@ -72,16 +71,14 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
     """List offers: price, GPU, provider reputation and uptime, region and grid intensity."""
     s = Session(chain)
     parsed = [_parse_filter(f) for f in filters]
-    count = int(s.market.call("offerCount"))
+    count = s.client.offer_count()
     reputations: dict[str, dict[str, Any]] = {}
     offers = []
-    for offer_id in range(1, count + 1):
-        offer = offer_view(s, offer_id)
-        if not offer["active"] and not include_inactive:
-            continue
+    for listed in views.offers(s.ctx, include_inactive=include_inactive):
+        offer = listed.as_dict()
         rep = reputations.get(offer["provider"])
         if rep is None:
-            rep = reputations[offer["provider"]] = reputation_view(s, offer["provider"])
+            rep = reputations[offer["provider"]] = views.reputation(s.ctx, offer["provider"]).as_dict()
         offer["reputation_score_bps"] = rep["score_bps"]
         offer["avg_uptime_bps"] = rep["avg_uptime_bps"]
         offer["completed_rentals"] = rep["completed_rentals"]
@@ -97,8 +94,8 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
     console().print(table(f"offers on chain {s.chain_id} (sorted by {sort})",
                           ["id", "GPU", "n", "price/GPU-h", "price/kWh", "reputation", "uptime", "rentals",
                            "region", "gCO2e/kWh", "provider"],
-                          [(o["offer_id"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"]),
-                            s.fmt(o["price_per_kwh"]), f"{o['reputation_score_bps'] / 100:.1f}",
+                          [(o["offer_id"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
+                            s.fmt(o["price_per_kwh"], o["payment_token"]), f"{o['reputation_score_bps'] / 100:.1f}",
                             "-" if o["avg_uptime_bps"] is None else f"{o['avg_uptime_bps'] / 100:.2f} %",
                             o["completed_rentals"], o["region"], o["grid_intensity_g_per_kwh"],
                             o["provider"][:10] + "…") for o in offers]))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
+from oracle.actions import operators
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
     GuardedGroup,
-    OperationFailed,
     Session,
     UsageProblem,
     WalletSpec,
@@ -132,13 +132,9 @@ def status(urls: tuple[str, ...], as_json: bool) -> None:
 # -- the operator registry: bond, earnings, withdraw (oracle.chain.operators) ---------------------
 
 def _operators(session: Session):
-    from oracle.chain.operators import OperatorClient
+    from oracle.actions.operators import registry
 
-    address = getattr(session.deployment, "operator_registry", "")
-    if not address:
-        raise OperationFailed(f"the deployment on chain {session.chain_id} has no OperatorRegistry; "
-                              "deploy one with `gpurent deploy` (this version deploys it with the market)")
-    return OperatorClient(session.sender, address)
+    return registry(session.ctx)
 
 
 @oracle.command("bond")
@@ -148,14 +144,12 @@ def _operators(session: Session):
 def bond(amount: str, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Bond AMOUNT of the payment token (the operator's key) to be eligible for the signer set."""
     s = signing_session(chain, wallet)
-    ops = _operators(s)
     units = s.parse(amount)
-    result = ops.bond(s.deployment.payment_token, units)
-    bond_ = ops.bond_of()
-    print_result(chain, {**s.tx_out(result), "operator": s.address, "bonded": units, "active": int(bond_["active"]),
-                         "eligible": ops.is_bonded()},
-                 f"bonded {s.fmt(units)}; active bond {s.fmt(bond_['active'])}"
-                 f"{'' if ops.is_bonded() else ' (below the minimum: not yet eligible)'} (tx {result.tx_hash})")
+    bonded = operators.bond(s.require_signer(), units)
+    print_result(chain, {**bonded.done.tx_out(), "operator": s.address, "bonded": units, "active": bonded.active,
+                         "eligible": bonded.eligible},
+                 f"bonded {s.fmt(units)}; active bond {s.fmt(bonded.active)}"
+                 f"{'' if bonded.eligible else ' (below the minimum: not yet eligible)'} (tx {bonded.done.tx_hash})")
 
 
 @oracle.command("unbond")
@@ -171,20 +165,18 @@ def unbond(amount: str | None, complete: bool, chain: ChainOptions, wallet: Wall
     s = signing_session(chain, wallet)
     ops = _operators(s)
     if complete:
-        result = ops.complete_unbond()
-        ev = result.events["Unbonded"][0]
-        print_result(chain, {**s.tx_out(result), "operator": s.address, "amount": int(ev["amount"])},
-                     f"unbonded {s.fmt(ev['amount'])} to {s.address} (tx {result.tx_hash})")
+        completed = operators.complete_unbond(s.require_signer())
+        print_result(chain, {**completed.done.tx_out(), "operator": s.address, "amount": completed.amount},
+                     f"unbonded {s.fmt(completed.amount)} to {s.address} (tx {completed.done.tx_hash})")
         return
     units = s.parse(amount) if amount else int(ops.bond_of()["active"])
     if units == 0:
         raise UsageProblem("nothing bonded to unbond")
-    result = ops.request_unbond(units)
-    ev = result.events["UnbondRequested"][0]
-    print_result(chain, {**s.tx_out(result), "operator": s.address, "amount": units,
-                         "unbonding": int(ev["unbondingBond"]), "release_at": int(ev["releaseAt"])},
+    req = operators.request_unbond(s.require_signer(), units)
+    print_result(chain, {**req.done.tx_out(), "operator": s.address, "amount": units,
+                         "unbonding": req.unbonding, "release_at": req.release_at},
                  f"unbonding {s.fmt(units)}; withdraw it with `gpurent oracle unbond --complete` after "
-                 f"{_utc(int(ev['releaseAt']))} (tx {result.tx_hash})")
+                 f"{_utc(req.release_at)} (tx {req.done.tx_hash})")
 
 
 @oracle.command("earnings")
@@ -219,21 +211,10 @@ def earnings(operator: str | None, chain: ChainOptions, wallet: WalletSpec) -> N
 def withdraw(no_sync: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Sync the operators' fees, claim accrued rebates, and withdraw the wallet's registry balance."""
     s = signing_session(chain, wallet)
-    ops = _operators(s)
-    token = s.deployment.payment_token
-    txs = []
-    if not no_sync and ops.pending_fees(token) > 0:
-        txs.append(ops.sync(token).tx_hash)
-    rebate_token = str(ops.params()["rebateToken"]).lower()
-    if int(ops.bond_of()["rebateReports"]) > 0 and rebate_token == token.lower() and ops.rebate_reserve(token) > 0:
-        txs.append(ops.claim_rebates().tx_hash)
-    if ops.balance_of(token) == 0:
-        raise OperationFailed(f"{s.address} has nothing to withdraw from the OperatorRegistry")
-    result = ops.withdraw(token)
-    amount = int(result.events["Withdrawn"][0]["amount"])
-    print_result(chain, {**s.tx_out(result), "operator": s.address, "token": token, "amount": amount,
-                         "earlier_txs": txs},
-                 f"withdrew {s.fmt(amount)} to {s.address} (tx {result.tx_hash})")
+    w = operators.operator_withdraw(s.require_signer(), sync=not no_sync)
+    print_result(chain, {**w.done.tx_out(), "operator": s.address, "token": w.token.address, "amount": w.amount,
+                         "earlier_txs": w.earlier_txs},
+                 f"withdrew {s.fmt(w.amount, w.token)} to {s.address} (tx {w.done.tx_hash})")
 
 
 def _utc(timestamp: int) -> str:

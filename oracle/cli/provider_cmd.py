@@ -6,6 +6,9 @@ from typing import Any
 
 import click
 
+from oracle.actions import offers as offer_actions
+from oracle.actions import rentals, staking, views
+from oracle.actions.tokens import balance_of
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -15,21 +18,17 @@ from oracle.cli.common import (
     WalletSpec,
     chain_options,
     console,
-    finalize_rental,
-    unclaimed_rentals,
     gpu_model_arg,
     kv_table,
-    offer_view,
     print_json,
     print_result,
     rental_view,
-    reputation_view,
     signing_session,
     table,
     text_bytes32,
     wallet_options,
-    withdraw_balance,
 )
+from oracle.cli.rent_cmd import finalize_rental, to_option, withdraw_balance
 
 
 @click.group(cls=GuardedGroup)
@@ -45,39 +44,40 @@ def provider() -> None:
 def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Stake AMOUNT of the market's stake token (in token units, e.g. 2000)."""
     s = signing_session(chain, wallet)
-    units = s.parse(amount)
-    approve_tx = s.ensure_allowance(s.stake_token, units, approve=not no_approve)
-    result = s.market.transact("stake", s.deployment.stake_token, units)
-    active = int(s.market.call("stakeOf", s.address)[1])
-    print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "staked": units, "active_stake": active},
-                 f"staked {s.fmt(units)}; active stake {s.fmt(active)} (tx {result.tx_hash})")
+    token = s.ctx.stake_token
+    units = s.parse(amount, "AMOUNT", token)
+    staked = staking.stake(s.require_signer(), units, approve=not no_approve)
+    line = f"staked {s.fmt(units, token)}; active stake {s.fmt(staked.active_stake, token)} (tx {staked.done.tx_hash})"
+    if staked.done.resumed:
+        line += " [sent by an earlier, interrupted run: not sent again]"
+    print_result(chain, {**staked.done.tx_out(), "approve_tx": staked.approve_tx, "staked": units,
+                         "active_stake": staked.active_stake}, line)
 
 
 @provider.command()
 @click.argument("amount", required=False)
 @click.option("--complete", is_flag=True, help="withdraw stake whose unbonding delay has passed")
+@to_option
 @chain_options
 @wallet_options
-def unstake(amount: str | None, complete: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+def unstake(amount: str | None, complete: bool, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Move AMOUNT of active stake into unbonding; with --complete, take back unbonded stake."""
     s = signing_session(chain, wallet)
+    token = s.ctx.stake_token
     if complete:
-        result = s.market.transact("completeUnstake")
-        events = result.events.get("Unstaked", [])
-        got = int(events[0]["amount"]) if events else 0
-        print_result(chain, {**s.tx_out(result), "returned": got},
-                     f"returned {s.fmt(got)} of stake (tx {result.tx_hash})")
+        done = staking.complete_unstake(s.require_signer(), to)
+        print_result(chain, {**done.done.tx_out(), "returned": done.returned, "to": done.to},
+                     f"returned {s.fmt(done.returned, token)} of stake to {done.to} (tx {done.done.tx_hash})")
         return
     if amount is None:
         raise click.UsageError("give AMOUNT to unstake, or --complete")
-    units = s.parse(amount)
-    result = s.market.transact("requestUnstake", units)
-    ev = result.events.get("UnstakeRequested", [{}])[0]
-    release = int(ev.get("releaseAt", 0))
-    print_result(chain,
-                 {**s.tx_out(result), "unbonding": int(ev.get("unbondingStake", units)), "release_at": release},
-                 f"unbonding {s.fmt(units)}; withdraw after unix time {release} with "
-                 f"`gpurent provider unstake --complete` (tx {result.tx_hash})")
+    if to is not None:
+        raise click.UsageError("--to goes with --complete (where the unbonded stake is paid)")
+    units = s.parse(amount, "AMOUNT", token)
+    req = staking.request_unstake(s.require_signer(), units)
+    print_result(chain, {**req.done.tx_out(), "unbonding": req.unbonding, "release_at": req.release_at},
+                 f"unbonding {s.fmt(units, token)}; withdraw after unix time {req.release_at} with "
+                 f"`gpurent provider unstake --complete` (tx {req.done.tx_hash})")
 
 
 @provider.group(cls=GuardedGroup)
@@ -103,10 +103,12 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
                 grid = StaticGridIntensity().g_per_kwh(region or None)
             except Exception as exc:
                 raise click.UsageError(f"{exc}; or pass --grid-intensity") from None
+    # prices in the offer's own payment token (an update keeps the token: the contract refuses a change)
+    token = (base or {}).get("payment_token") or opts.get("payment_token") or s.deployment.payment_token
     price_h = opts.get("price_per_gpu_hour")
-    price_h = s.parse(price_h, "--price-per-gpu-hour") if price_h is not None else (base or {}).get("price_per_gpu_hour")
+    price_h = s.parse(price_h, "--price-per-gpu-hour", token) if price_h is not None else (base or {}).get("price_per_gpu_hour")
     price_kwh = opts.get("price_per_kwh")
-    price_kwh = s.parse(price_kwh, "--price-per-kwh") if price_kwh is not None else (base or {}).get("price_per_kwh", 0)
+    price_kwh = s.parse(price_kwh, "--price-per-kwh", token) if price_kwh is not None else (base or {}).get("price_per_kwh", 0)
     if price_h is None:
         raise click.UsageError("--price-per-gpu-hour is required")
     agent = pick("agent")
@@ -115,7 +117,7 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
     return (
         gpu_model_arg(s, pick("gpu_model", "NVIDIA H100 80GB HBM3")),
         int(pick("gpu_count", 1)),
-        s.deployment.payment_token,
+        token,
         int(price_h),
         int(price_kwh),
         text_bytes32(region, "--region"),
@@ -156,19 +158,22 @@ _OFFER_KEYS = ("gpu_model", "gpu_count", "price_per_gpu_hour", "price_per_kwh", 
 
 @offer.command("create")
 @offer_options
+@click.option("--payment-token", type=ADDRESS, default=None,
+              help="an allowed payment token to price the offer in (default: the deployment's)")
 @chain_options
 @wallet_options
-def offer_create(chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
+def offer_create(chain: ChainOptions, wallet: WalletSpec, payment_token: str | None, **opts: Any) -> None:
     """List an offer (needs enough stake for its GPUs)."""
     s = signing_session(chain, wallet)
-    terms = _terms(s, None, {k: opts[k] for k in _OFFER_KEYS})
-    result = s.market.transact("createOffer", terms)
-    offer_id = int(result.events["OfferCreated"][0]["offerId"])
-    view = offer_view(s, offer_id)
-    print_result(chain, {**s.tx_out(result), "offer": view},
-                 f"offer {offer_id} listed: {view['gpu_count']} x {view['gpu_model']} at "
-                 f"{s.fmt(view['price_per_gpu_hour'])}/GPU-hour, region {view['region']} "
-                 f"({view['grid_intensity_g_per_kwh']} gCO2e/kWh) (tx {result.tx_hash})")
+    terms = _terms(s, None, {**{k: opts[k] for k in _OFFER_KEYS}, "payment_token": payment_token})
+    created = offer_actions.create_offer(s.require_signer(), terms)
+    view = created.offer.as_dict()
+    line = (f"offer {view['offer_id']} listed: {view['gpu_count']} x {view['gpu_model']} at "
+            f"{s.fmt(view['price_per_gpu_hour'], created.offer.token)}/GPU-hour, region {view['region']} "
+            f"({view['grid_intensity_g_per_kwh']} gCO2e/kWh) (tx {created.done.tx_hash})")
+    if created.done.resumed:
+        line += " [sent by an earlier, interrupted run: not sent again]"
+    print_result(chain, {**created.done.tx_out(), "offer": view}, line)
 
 
 @offer.command("update")
@@ -179,12 +184,11 @@ def offer_create(chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
 def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts: Any) -> None:
     """Change an offer's terms (options left out keep their value; running rentals keep theirs)."""
     s = signing_session(chain, wallet)
-    current = offer_view(s, offer_id)
+    current = views.offer(s.ctx, offer_id).as_dict()
     terms = _terms(s, current, {k: opts[k] for k in _OFFER_KEYS})
-    result = s.market.transact("updateOffer", offer_id, terms)
-    view = offer_view(s, offer_id)
-    print_result(chain, {**s.tx_out(result), "offer": view},
-                 f"offer {offer_id} updated to version {view['version']} (tx {result.tx_hash})")
+    updated = offer_actions.update_offer(s.require_signer(), offer_id, terms)
+    print_result(chain, {**updated.done.tx_out(), "offer": updated.offer.as_dict()},
+                 f"offer {offer_id} updated to version {updated.offer.version} (tx {updated.done.tx_hash})")
 
 
 @offer.command("withdraw")
@@ -194,8 +198,8 @@ def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts:
 def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Withdraw an offer: no new rentals; running ones continue."""
     s = signing_session(chain, wallet)
-    result = s.market.transact("withdrawOffer", offer_id)
-    print_result(chain, {**s.tx_out(result), "offer_id": offer_id}, f"offer {offer_id} withdrawn (tx {result.tx_hash})")
+    done = offer_actions.withdraw_offer(s.require_signer(), offer_id)
+    print_result(chain, {**done.tx_out(), "offer_id": offer_id}, f"offer {offer_id} withdrawn (tx {done.tx_hash})")
 
 
 @provider.command("start")
@@ -205,10 +209,9 @@ def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> No
 def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Start an opened rental (before its start deadline); then run `gpurent agent run`."""
     s = signing_session(chain, wallet)
-    result = s.market.transact("startRental", rental_id)
-    started = int(result.events["RentalStarted"][0]["startedAt"])
-    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "started_at": started},
-                 f"rental {rental_id} started at unix time {started} (tx {result.tx_hash})")
+    started = rentals.start_rental(s.require_signer(), rental_id)
+    print_result(chain, {**started.done.tx_out(), "rental_id": rental_id, "started_at": started.started_at},
+                 f"rental {rental_id} started at unix time {started.started_at} (tx {started.done.tx_hash})")
 
 
 @provider.command("finalize")
@@ -222,11 +225,12 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 
 @provider.command("withdraw")
 @click.option("--token", type=ADDRESS, default=None, help="token to withdraw (default: the payment token)")
+@to_option
 @chain_options
 @wallet_options
-def withdraw(token: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Withdraw your earnings (and slash shares, refunds) to your wallet."""
-    withdraw_balance(chain, wallet, token)
+def withdraw(token: str | None, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Withdraw your earnings (and slash shares, refunds) to your wallet (or --to another address)."""
+    withdraw_balance(chain, wallet, token, to)
 
 
 @provider.command("status")
@@ -240,18 +244,16 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
         if not s.can_sign:
             raise click.UsageError("give ADDRESS, or --keystore/--dev-account for your own status")
         address = s.address
-    token, active, unbonding, release_at, listed, locked = s.market.call("stakeOf", address)
-    offers = [offer_view(s, i) for i in range(1, int(s.market.call("offerCount")) + 1)]
-    offers = [o for o in offers if o["provider"] == address]
+    stake_ = views.stake(s.ctx, address)
+    offers = [o.as_dict() for o in views.offers(s.ctx, provider=address)]
+    payment = s.deployment.payment_token
     out = {
         "provider": address,
-        "stake": {"token": token, "active": int(active), "unbonding": int(unbonding),
-                  "unbonding_release_at": int(release_at), "listed_gpus": int(listed),
-                  "locked": int(locked)},
-        "withdrawable": int(s.market.call("withdrawable", address, s.deployment.payment_token)),
-        "unclaimed": sum(s.client.claimable(i) for i in unclaimed_rentals(s, address)),
-        "wallet_balance": int(s.token.call("balanceOf", address)),
-        "reputation": reputation_view(s, address),
+        "stake": stake_.as_dict(),
+        "withdrawable": s.client.withdrawable(address, payment),
+        "unclaimed": sum(s.client.claimable(i) for i in views.unclaimed_rentals(s.ctx, address)),
+        "wallet_balance": balance_of(s.w3, payment, address),
+        "reputation": views.reputation(s.ctx, address).as_dict(),
         "offers": offers,
     }
     if chain.as_json:
@@ -259,10 +261,11 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
         return
     rep = out["reputation"]
     con = console()
+    st = stake_.meta
     con.print(kv_table(f"provider {address}", [
-        ("active stake", s.fmt(out["stake"]["active"])),
-        ("locked for running rentals", s.fmt(out["stake"]["locked"])),
-        ("unbonding", f"{s.fmt(out['stake']['unbonding'])} (release at {out['stake']['unbonding_release_at']})"),
+        ("active stake", s.fmt(out["stake"]["active"], st)),
+        ("locked for running rentals", s.fmt(out["stake"]["locked"], st)),
+        ("unbonding", f"{s.fmt(out['stake']['unbonding'], st)} (release at {out['stake']['unbonding_release_at']})"),
         ("listed GPUs", out["stake"]["listed_gpus"]),
         ("withdrawable earnings", s.fmt(out["withdrawable"])),
         ("unclaimed earnings (withdraw claims them)", s.fmt(out["unclaimed"])),
@@ -273,7 +276,7 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
     ]))
     if offers:
         con.print(table("offers", ["id", "active", "GPU", "count", "price/GPU-h", "region", "gCO2e/kWh"], [
-            (o["offer_id"], o["active"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"]),
+            (o["offer_id"], o["active"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
              o["region"], o["grid_intensity_g_per_kwh"]) for o in offers]))
 
 
@@ -319,9 +322,9 @@ def settle(rental_id: int, nodes: tuple[str, ...], chain: ChainOptions, wallet: 
 
 def settled_report(s: Session, rental_id: int, tx_hash: str) -> dict[str, Any] | None:
     """The usage report a settle transaction carried (from its calldata)."""
-    from oracle.cli.rent_cmd import report_from_tx
+    from oracle.actions.usage import report_from_tx
 
-    return report_from_tx(s, tx_hash, rental_id)
+    return report_from_tx(s.ctx, tx_hash, rental_id)
 
 
 from oracle.cli.provider_serve_cmd import serve  # noqa: E402  (the daemon lives in oracle.provider)

@@ -6,22 +6,21 @@ from typing import Any
 
 import click
 
+from oracle.actions import rentals, views
+from oracle.protocol import RentalStatus
 from oracle.cli.common import (
+    ADDRESS,
     ChainOptions,
     GuardedGroup,
     Session,
     WalletSpec,
     chain_options,
     console,
-    finalize_rental,
     kv_table,
-    offer_view,
     print_json,
     print_result,
-    rental_view,
     signing_session,
     wallet_options,
-    withdraw_balance,
 )
 from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
 
@@ -31,70 +30,16 @@ def rent() -> None:
     """For renters: open, top up and end rentals; spent, remaining, energy and carbon."""
 
 
-def settled_usage(s: Session, rental_id: int) -> dict[str, Any] | None:
-    """The last usage report settled on chain for ``rental_id`` (read back from its calldata).
-
-    Energy and carbon are not kept in contract storage, only in the signed reports that paid;
-    ``UsageSettled`` (``settle``) or ``UsageBatchSettled`` (``settleBatch``) points at the
-    transaction, whose input holds the report.
-    """
-    from oracle.chain.settlements import get_settlements
-
-    logs = get_settlements(s.market.contract, s.deployment.block_number, rental_id=rental_id)
-    if not logs:
-        return None
-    last = logs[-1]  # chain order
-    report = report_from_tx(s, last.tx_hash, rental_id, last.sequence)
-    if report is None:
-        return None
-    return {**report, "settled_in_tx": last.tx_hash, "settled_in_block": int(last.block_number)}
-
-
-def report_from_tx(s: Session, tx_hash: Any, rental_id: int, sequence: int | None = None) -> dict[str, Any] | None:
-    """The usage report of ``rental_id`` in a ``settle``/``settleBatch`` transaction's input."""
-    tx = s.w3.eth.get_transaction(tx_hash)
-    _, args = s.market.contract.decode_function_input(tx["input"])
-    for report in args.get("reports") or [args.get("report")]:
-        fields = _report_fields(report)
-        if fields["rentalId"] == rental_id and (sequence is None or fields["sequence"] == sequence):
-            return {
-                "sequence": fields["sequence"],
-                "period_end": fields["periodEnd"],
-                "available_gpu_seconds": fields["availableGpuSeconds"],
-                "busy_gpu_seconds": fields["busyGpuSeconds"],
-                "energy_millijoules": fields["energyMillijoules"],
-                "carbon_milligrams": fields["carbonMilligrams"],
-                "uptime_bps": fields["uptimeBps"],
-                "fault_flags": fields["faultFlags"],
-            }
-    return None
-
-
-_REPORT_FIELDS = ("rentalId", "sequence", "periodEnd", "availableGpuSeconds", "busyGpuSeconds",
-                  "energyMillijoules", "carbonMilligrams", "uptimeBps", "faultFlags", "telemetryHash",
-                  "signerSetVersion")
-
-
-def _report_fields(report: Any) -> dict[str, Any]:
-    if isinstance(report, dict):
-        return dict(report)
-    return dict(zip(_REPORT_FIELDS, report))
-
-
 def rental_status(s: Session, rental_id: int) -> dict[str, Any]:
     """Everything `gpurent rent status` shows, from the chain only."""
-    view = rental_view(s, rental_id)
-    usage = settled_usage(s, rental_id)
-    view["settled_usage"] = usage
-    if usage is not None:
-        view["energy_kwh"] = usage["energy_millijoules"] / 3.6e9
-        view["carbon_g"] = usage["carbon_milligrams"] / 1000
-    return view
+    from oracle.actions.usage import rental_status as status_of
+
+    return status_of(s.ctx, rental_id)
 
 
 @rent.command("open")
 @click.argument("offer_id", type=click.IntRange(1))
-@click.option("--budget", required=True, help="budget to escrow, in token units (e.g. 50)")
+@click.option("--budget", required=True, help="budget to escrow, in the offer's payment token (e.g. 50)")
 @click.option("--gpus", type=click.IntRange(1, 65535), default=1, show_default=True)
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the budget")
 @workload_options
@@ -104,26 +49,26 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
                 chain: ChainOptions, wallet: WalletSpec) -> None:
     """Open a rental of OFFER_ID, escrowing --budget; the provider then starts it. With --image the
     workload's hash is committed on chain and the sealed spec goes to the provider daemon."""
-    from oracle.provider.onchain import open_rental as open_rental_tx
-
     spec = workload.spec()
     if spec is not None and not workload.provider_url:
         raise click.UsageError("a workload needs --provider-url (or $GPURENT_PROVIDER_URL): the provider daemon's URL")
     s = signing_session(chain, wallet)
-    offer = offer_view(s, offer_id)
-    units = s.parse(budget, "--budget")
-    approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
-    result = open_rental_tx(s.market, offer_id, offer["version"], gpus, units,
-                            spec.workload_hash() if spec is not None else None)
-    ev = result.events["RentalOpened"][0]
-    rental_id = int(ev["rentalId"])
-    out = {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "offer_id": offer_id,
-           "budget": units, "start_deadline": int(ev["startDeadline"]), "provider": ev["provider"]}
-    line = (f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units)}; the provider must "
-            f"start it before unix time {ev['startDeadline']} (tx {result.tx_hash})")
+    offer = views.offer(s.ctx, offer_id)
+    units = s.parse(budget, "--budget", offer.token)
+    opened = rentals.open_rental(s.require_signer(), offer_id, units, gpus=gpus,
+                                 workload_hash=spec.workload_hash() if spec is not None else None,
+                                 approve=not no_approve)
+    rental_id = opened.rental_id
+    out = {**opened.done.tx_out(), "approve_tx": opened.approve_tx, "rental_id": rental_id, "offer_id": offer_id,
+           "budget": units, "start_deadline": opened.start_deadline, "provider": opened.provider,
+           "payment_token": offer.token.address}
+    line = (f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units, offer.token)}; the provider "
+            f"must start it before unix time {opened.start_deadline} (tx {opened.done.tx_hash})")
+    if opened.done.resumed:
+        line += " [sent by an earlier, interrupted run: not sent again]"
     if spec is not None:
         out["workload_hash"] = "0x" + spec.workload_hash().hex()
-        out["workload"] = send_workload(s, rental_id, offer, spec, workload.provider_url)
+        out["workload"] = send_workload(s, rental_id, offer.as_dict(), spec, workload.provider_url)
         line += f"; workload {out['workload_hash'][:12]}… sent to {workload.provider_url}"
     print_result(chain, out, line)
 
@@ -135,14 +80,14 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
 @chain_options
 @wallet_options
 def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Add AMOUNT to a rental's budget."""
+    """Add AMOUNT (in the rental's payment token) to a rental's budget."""
     s = signing_session(chain, wallet)
-    units = s.parse(amount)
-    approve_tx = s.ensure_allowance(s.token, units, approve=not no_approve)
-    result = s.market.transact("topUp", rental_id, units)
-    budget = int(result.events["RentalToppedUp"][0]["budget"])
-    print_result(chain, {**s.tx_out(result), "approve_tx": approve_tx, "rental_id": rental_id, "budget": budget},
-                 f"rental {rental_id} budget is now {s.fmt(budget)} (tx {result.tx_hash})")
+    token = views.rental(s.ctx, rental_id).token
+    units = s.parse(amount, "AMOUNT", token)
+    done = rentals.top_up(s.require_signer(), rental_id, units, approve=not no_approve)
+    print_result(chain, {**done.done.tx_out(), "approve_tx": done.approve_tx, "rental_id": rental_id,
+                         "budget": done.budget},
+                 f"rental {rental_id} budget is now {s.fmt(done.budget, token)} (tx {done.done.tx_hash})")
 
 
 @rent.command("end")
@@ -153,18 +98,41 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     """End an active rental (or cancel one not started yet). The final report can still settle
     during the settlement grace; the unused budget is refunded at finalization."""
     s = signing_session(chain, wallet)
-    status = rental_view(s, rental_id)["status"]
-    if status == "Open":
-        result = s.market.transact("cancelRental", rental_id)
-        refund = int(result.events["RentalCancelled"][0]["refund"])
-        print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "cancelled": True, "refund": refund},
-                     f"rental {rental_id} cancelled before it started; {s.fmt(refund)} is withdrawable "
-                     f"(`gpurent rent withdraw`) (tx {result.tx_hash})")
+    if views.rental(s.ctx, rental_id).status == RentalStatus.OPEN.contract_name:
+        cancelled = rentals.cancel_rental(s.require_signer(), rental_id)
+        print_result(chain, {**cancelled.done.tx_out(), "rental_id": rental_id, "cancelled": True,
+                             "refund": cancelled.refund},
+                     f"rental {rental_id} cancelled before it started; {s.fmt(cancelled.refund, cancelled.token)} is "
+                     f"withdrawable (`gpurent rent withdraw`) (tx {cancelled.done.tx_hash})")
         return
-    result = s.market.transact("endRental", rental_id)
-    ended = int(result.events["RentalEnded"][0]["endedAt"])
-    print_result(chain, {**s.tx_out(result), "rental_id": rental_id, "ended_at": ended},
-                 f"rental {rental_id} ended at unix time {ended} (tx {result.tx_hash})")
+    ended = rentals.end_rental(s.require_signer(), rental_id)
+    print_result(chain, {**ended.done.tx_out(), "rental_id": rental_id, "ended_at": ended.ended_at},
+                 f"rental {rental_id} ended at unix time {ended.ended_at} (tx {ended.done.tx_hash})")
+
+
+def finalize_rental(chain: ChainOptions, wallet: WalletSpec, rental_id: int) -> None:
+    """`finalizeRental` for either side: the renter's refund, the fee and reputation settle."""
+    s = signing_session(chain, wallet)
+    f = rentals.finalize_rental(s.require_signer(), rental_id)
+    print_result(chain, {**f.done.tx_out(), "rental_id": rental_id, "paid": f.paid, "fee": f.fee,
+                         "refund": f.refund, "abandoned": f.abandoned},
+                 f"rental {rental_id} finalized: paid {s.fmt(f.paid, f.token)} (fee {s.fmt(f.fee, f.token)}), "
+                 f"refund {s.fmt(f.refund, f.token)} (tx {f.done.tx_hash})")
+
+
+def withdraw_balance(chain: ChainOptions, wallet: WalletSpec, token: str | None = None, to: str | None = None) -> None:
+    """`withdraw` of the caller's whole balance in TOKEN (default: the payment token), after
+    `claim`ing the caller's accrued provider earnings; to the caller, or to ``to``."""
+    s = signing_session(chain, wallet)
+    w = rentals.withdraw(s.require_signer(), token, to=to)
+    print_result(chain, {**w.done.tx_out(), "token": w.token.address, "amount": w.amount, "to": w.to,
+                         "claimed_rentals": w.claimed_rentals, "claimed": w.claimed},
+                 f"withdrew {s.fmt(w.amount, w.token)} to {w.to} (tx {w.done.tx_hash})")
+
+
+def to_option(fn):
+    return click.option("--to", type=ADDRESS, default=None,
+                        help="pay to this address instead of your own (e.g. when the token blocks yours)")(fn)
 
 
 @rent.command("finalize")
@@ -177,11 +145,13 @@ def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
 
 
 @rent.command("withdraw")
+@click.option("--token", type=ADDRESS, default=None, help="token to withdraw (default: the payment token)")
+@to_option
 @chain_options
 @wallet_options
-def withdraw(chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Withdraw refunds (and slash compensation) to your wallet."""
-    withdraw_balance(chain, wallet)
+def withdraw(token: str | None, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Withdraw refunds (and slash compensation) to your wallet (or --to another address)."""
+    withdraw_balance(chain, wallet, token, to)
 
 
 @rent.command("status")
@@ -195,11 +165,14 @@ def status(rental_id: int, chain: ChainOptions) -> None:
         print_json(out)
         return
     usage = out["settled_usage"] or {}
+    token = out["payment_token"]
     pairs = [
         ("status", out["status"] + (f" ({out['end_reason']})" if out["end_reason"] != "None" else "")),
         ("offer / provider", f"{out['offer_id']} / {out['provider']}"),
-        ("spent so far", s.fmt(out["paid"])),
-        ("remaining budget", f"{s.fmt(out['remaining'])} of {s.fmt(out['budget'])}"),
+        ("spent so far", s.fmt(out["paid"], token)),
+        ("remaining budget", f"{s.fmt(out['remaining'], token)} of {s.fmt(out['budget'], token)}"),
+        *([("budget runs out", f"unix time {out['runs_out_at']} at the GPU-hour price (energy adds to it)")]
+          if out["runs_out_at"] else []),
         ("attested GPU-hours", f"{out['available_gpu_seconds'] / 3600:.4f}"),
         ("uptime", f"{out['uptime_bps'] / 100:.2f} %"),
         ("settled reports", out["sequence"] and f"up to sequence {out['sequence']}" or "none yet"),

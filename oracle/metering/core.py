@@ -72,12 +72,11 @@ from oracle.errors import MeteringError
 from oracle.metering.faults import Fault, FaultKind
 from oracle.metering.policy import DEFAULT_POLICY, MeteringPolicy, MeterTerms
 from oracle.metering.state import GpuState, MeterState
+from oracle.protocol import BPS, MILLIJOULES_PER_KWH
 from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 
-MILLIJOULES_PER_KWH = 3_600_000_000
 #: energy_mj * g_per_kwh * 1000 (mg per g) / MILLIJOULES_PER_KWH
 _CARBON_DIVISOR = MILLIJOULES_PER_KWH // 1000
-BPS = 10_000
 _FINGERPRINT_MODULUS = (1 << 61) - 1
 
 _DOWNTIME, _ENERGY, _PHYSICS, _IDLE, _MISSING = (

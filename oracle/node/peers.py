@@ -18,8 +18,10 @@ from typing import Any, Callable, Sequence
 
 import httpx
 
+from oracle.protocol import MAX_BATCH_REPORTS
+
 #: What one report request or one batch-signature request may name (the node API's limit).
-MAX_REPORTS_PER_REQUEST = 256
+MAX_REPORTS_PER_REQUEST = MAX_BATCH_REPORTS
 
 
 def retry_after_s(response: httpx.Response, default_s: float = 1.0) -> float:

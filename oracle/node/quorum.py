@@ -23,8 +23,9 @@ from web3 import Web3
 from oracle.chain.client import SignerSet, recover
 from oracle.chain.errors import TransactionRevertedError
 from oracle.errors import GpurentError
+from oracle.protocol import RentalStatus
 
-ACTIVE, ENDED = 2, 3  # RentalStatus
+ACTIVE, ENDED = RentalStatus.ACTIVE, RentalStatus.ENDED
 
 
 class QuorumNotReached(GpurentError, LookupError):

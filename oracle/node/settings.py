@@ -41,6 +41,7 @@ from pydantic import (
 
 from oracle.errors import ConfigError, KeystoreError
 from oracle.node.settle_policy import DEFAULT_MAX_REPORTS_PER_TX, GAS_PER_BATCHED_REPORT, SettlePolicy
+from oracle.protocol import MAX_BATCH_REPORTS
 from oracle.redact import redact_url  # noqa: F401  (re-exported: the node's one redaction helper)
 
 ENV_PREFIX = "GPURENT_NODE_"
@@ -195,7 +196,7 @@ class NodeSettings(BaseModel):
                                        description="gas one report costs in settleBatch (reports/gas.json)")
     settle_max_rentals_per_round: int = Field(default=10_000, ge=1, le=1_000_000,
                                               description="rentals one round looks at; the rest go first next round")
-    settle_max_reports_per_tx: int = Field(default=DEFAULT_MAX_REPORTS_PER_TX, ge=1, le=256,
+    settle_max_reports_per_tx: int = Field(default=DEFAULT_MAX_REPORTS_PER_TX, ge=1, le=MAX_BATCH_REPORTS,
                                            description="reports per settleBatch (a contract cap below it wins)")
     operator_registry_address: str | None = Field(
         default=None, description="OperatorRegistry: settle through its settleFor/settleBatchFor (the node's "

@@ -26,11 +26,13 @@ from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconn
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from oracle.protocol import RentalStatus
 from oracle.provider import AuthError, ProviderError
 from oracle.provider.auth import ReplayGuard, VerifiedRequest, verify_request
 from oracle.provider.workload import seal
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+OPEN, ACTIVE, ENDED = RentalStatus.OPEN, RentalStatus.ACTIVE, RentalStatus.ENDED
 
 
 def create_app(daemon: Any) -> FastAPI:
@@ -48,7 +50,7 @@ def create_app(daemon: Any) -> FastAPI:
         return JSONResponse({"error": "refused", "detail": str(exc)}, status_code=409)
 
     async def renter_request(request: Request | WebSocket, rental_id: int, *,
-                             statuses: tuple[str, ...]) -> tuple[VerifiedRequest, bytes]:
+                             statuses: tuple[RentalStatus, ...]) -> tuple[VerifiedRequest, bytes]:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")  # before reading it
@@ -67,7 +69,7 @@ def create_app(daemon: Any) -> FastAPI:
             raise HTTPException(403, f"{verified.address} is not the renter of rental {rental_id}")
         if rental["provider"].lower() != daemon.provider.lower():
             raise HTTPException(404, f"rental {rental_id} is not on this provider's offers")
-        if rental["statusName"] not in statuses:
+        if int(rental["status"]) not in statuses:
             raise HTTPException(409, f"rental {rental_id} is {rental['statusName']}")
         replay.check(verified, now)
         return verified, body
@@ -87,13 +89,13 @@ def create_app(daemon: Any) -> FastAPI:
 
     @app.put("/v1/rentals/{rental_id}/workload")
     async def put_workload(rental_id: int, request: Request) -> dict[str, Any]:
-        _, body = await renter_request(request, rental_id, statuses=("Open",))
+        _, body = await renter_request(request, rental_id, statuses=(OPEN,))
         spec = await run_in_threadpool(daemon.accept_workload, rental_id, body)
         return {"rental_id": rental_id, "accepted": True, "workload_hash": "0x" + spec.workload_hash().hex()}
 
     @app.get("/v1/rentals/{rental_id}/connection")
     async def connection(rental_id: int, request: Request) -> dict[str, Any]:
-        verified, _ = await renter_request(request, rental_id, statuses=("Open", "Active"))
+        verified, _ = await renter_request(request, rental_id, statuses=(OPEN, ACTIVE))
         tracked = daemon.rentals.get(rental_id)
         container = tracked.container if tracked is not None else None
         details = {
@@ -109,7 +111,7 @@ def create_app(daemon: Any) -> FastAPI:
 
     @app.post("/v1/rentals/{rental_id}/exec")
     async def exec_(rental_id: int, request: Request) -> dict[str, Any]:
-        _, body = await renter_request(request, rental_id, statuses=("Active",))
+        _, body = await renter_request(request, rental_id, statuses=(ACTIVE,))
         try:
             data = json.loads(body or b"{}")
             cmd = [str(c) for c in data["cmd"]]
@@ -122,19 +124,19 @@ def create_app(daemon: Any) -> FastAPI:
 
     @app.get("/v1/rentals/{rental_id}/logs")
     async def logs(rental_id: int, request: Request, follow: bool = False, tail: int | None = None) -> StreamingResponse:
-        await renter_request(request, rental_id, statuses=("Active", "Ended"))
+        await renter_request(request, rental_id, statuses=(ACTIVE, ENDED))
         stream = await run_in_threadpool(daemon.runtime.logs, rental_id, follow=follow, tail=tail)
         return StreamingResponse(stream, media_type="application/octet-stream")
 
     @app.put("/v1/rentals/{rental_id}/archive")
     async def put_archive(rental_id: int, request: Request, path: str) -> dict[str, Any]:
-        _, body = await renter_request(request, rental_id, statuses=("Active",))
+        _, body = await renter_request(request, rental_id, statuses=(ACTIVE,))
         await run_in_threadpool(daemon.runtime.put_archive, rental_id, path, body)
         return {"rental_id": rental_id, "path": path, "bytes": len(body)}
 
     @app.get("/v1/rentals/{rental_id}/archive")
     async def get_archive(rental_id: int, request: Request, path: str) -> StreamingResponse:
-        await renter_request(request, rental_id, statuses=("Active",))
+        await renter_request(request, rental_id, statuses=(ACTIVE,))
         stream = await run_in_threadpool(daemon.runtime.get_archive, rental_id, path)
         return StreamingResponse(stream, media_type="application/x-tar")
 
@@ -142,7 +144,7 @@ def create_app(daemon: Any) -> FastAPI:
     async def shell(websocket: WebSocket, rental_id: int) -> None:
         """A TTY shell: bytes from the socket go to the shell's stdin, its output comes back."""
         try:
-            await renter_request(websocket, rental_id, statuses=("Active",))
+            await renter_request(websocket, rental_id, statuses=(ACTIVE,))
             sock = await run_in_threadpool(daemon.runtime.open_shell, rental_id)
         except (AuthError, HTTPException, ProviderError) as exc:
             await websocket.accept()  # then close with the reason: a refused upgrade would lose it

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from oracle.protocol import RentalStatus
 from oracle.provider import ProviderError
 from oracle.provider.config import ProviderConfig
 from oracle.provider.notify import Notifier
@@ -163,12 +164,12 @@ class ProviderDaemon:
         with self.lock:
             tracked = self.rentals[rental_id]
             rental = self.rental(rental_id)
-            status = rental["statusName"]
-            if status == "Open":
+            status = RentalStatus(int(rental["status"]))
+            if status is RentalStatus.OPEN:
                 self._maybe_start(tracked, rental)
-            elif status == "Active":
+            elif status is RentalStatus.ACTIVE:
                 self._keep_running(tracked, rental)
-            elif status in ("Ended", "Cancelled", "Finalized"):
+            elif status in (RentalStatus.ENDED, RentalStatus.CANCELLED, RentalStatus.FINALIZED):
                 self._teardown(tracked, rental)
 
     def _note_once(self, tracked: TrackedRental, key: str, event: str, **details: Any) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from oracle.chain.settlements import get_settlements
+from oracle.protocol import RentalStatus
 
 # getRental tuple indices (contracts/types/DataTypes.sol, struct Rental)
 STATUS, SEQUENCE, AVAILABLE, PAID, STARTED_AT, BUDGET, GPU_COUNT = 0, 1, 3, 5, 6, 9, 10
 RENTER, ENDED_AT, FEE_BPS, PROVIDER, CLAIMED = 11, 13, 15, 16, 17
-FINALIZED = 5
 
 
 def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_seconds: float) -> None:
     rental_id = summary["rental_id"]
     rental = reader.rental(rental_id)
-    assert rental[STATUS] == FINALIZED
+    assert rental[STATUS] == RentalStatus.FINALIZED
     provider, renter = rental[PROVIDER], rental[RENTER]
     assert (provider, renter) == (summary["provider"], summary["renter"])
 

@@ -44,7 +44,7 @@ def test_missing_deployment_says_what_to_run(tmp_path: Path) -> None:
 def test_amounts_in_token_units() -> None:
     assert parse_amount("2.5", 6) == 2_500_000
     assert parse_amount("1_000", 6) == 1_000_000_000
-    assert format_amount(2_500_000, 6, "tUSD") == "2.500000 tUSD"
+    assert format_amount(2_500_000, 6, "tUSD") == "2.5 tUSD"
     for bad in ("abc", "-1", "0.0000001", "nan"):
         with pytest.raises(UsageProblem):
             parse_amount(bad, 6)

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO_ROOT, TRACE, ChainReader
 from e2e_checks import check_rental_against_chain
 
-from oracle.demo import DemoOptions, Gpurent, Ui, _Processes, make_keys, run_rental
+from oracle.demo import DemoChain, DemoOptions, Ui, _Processes, make_keys, run_rental
 from oracle.deployment import load_deployment
 from oracle.keys import CHEAPEST_ACCEPTED_KDF
 from oracle.localchain import LocalChain, dev_address, dev_key
@@ -56,7 +56,7 @@ def _rental(rpc: str, deployments: Path, keys, state: Path) -> dict:
                           challenges=False)
     procs = _Processes()
     try:
-        return run_rental(Gpurent(rpc, deployments, lambda *_: None), deployment, keys, options, state, Ui(False),
+        return run_rental(DemoChain(rpc, deployments, lambda *_: None), deployment, keys, options, state, Ui(False),
                           procs)
     finally:
         procs.stop_all()

@@ -31,6 +31,27 @@ MIB = 1024 * 1024
 ENERGY_JITTER_PCT = 5
 
 
+def nvml_gpu_count() -> int:
+    """How many GPUs NVML sees on this host (0 without a driver or without ``pynvml``)."""
+    try:
+        import pynvml
+    except ImportError:
+        return 0
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return 0
+    try:
+        return int(pynvml.nvmlDeviceGetCount())
+    except Exception:
+        return 0
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

@@ -1,7 +1,7 @@
 """Integration fixtures: a real anvil chain with the market deployed (no Brownie).
 
 ``deployed_market`` deploys ``GpuRentMarket`` (libraries linked) and a ``TestStablecoin`` through
-``oracle.deployment.deploy_market`` on a fresh anvil per test module, with a 2-of-3 signer set of
+``oracle.actions.deploy.deploy_market`` on a fresh anvil per test module, with a 2-of-3 signer set of
 three node keys, and hands out ``MarketClient``s for each role.
 """
 
@@ -59,7 +59,8 @@ class DeployedMarket:
 
 
 def deploy(chain: Anvil, node_keys: list[bytes] = NODE_KEYS, threshold: int = 2) -> DeployedMarket:
-    from oracle.deployment import MarketParamsConfig, deploy_market
+    from oracle.actions.deploy import deploy_market
+    from oracle.deployment import MarketParamsConfig
 
     sender = TransactionSender(connect(chain.url), Account.from_key(ANVIL_KEYS[GOVERNANCE]), policy=FAST_POLICY)
     signers = [Account.from_key(k).address for k in node_keys]

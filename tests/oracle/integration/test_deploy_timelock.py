@@ -12,7 +12,8 @@ from oracle.chain.contract import connect
 from oracle.chain.errors import TransactionRevertedError
 from oracle.chain.governance import TimelockGovernance
 from oracle.chain.tx import TransactionSender
-from oracle.deployment import MarketParamsConfig, deploy_market
+from oracle.actions.deploy import deploy_market
+from oracle.deployment import MarketParamsConfig
 from oracle.errors import ChainError
 from oracle.gpu_models import GPU_MODELS
 from oracle.localchain import ANVIL_KEYS

@@ -1,7 +1,7 @@
 """The OperatorRegistry on a real anvil: a signer's two conflicting signatures, submitted by a
 stranger, slash the signer's bond; fees reach the operators through `gpurent oracle` commands.
 
-The market is deployed by ``oracle.deployment.deploy_market`` (which now deploys the registry
+The market is deployed by ``oracle.actions.deploy.deploy_market`` (which now deploys the registry
 beside it); signatures are made by the node's own signing code (``oracle.attestation``) over the
 Python EIP-712 digest, which must equal the market's ``usageReportDigest``.
 """

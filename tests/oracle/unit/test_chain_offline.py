@@ -15,7 +15,7 @@ from oracle.attestation.eip712 import UsageReport
 from oracle.attestation.signing import sign_digest
 from oracle.chain.client import pack_signatures, recover, struct_tuple, usage_report_tuple
 from oracle.chain.errors import ErrorDecoder
-from oracle.chain.tx import NonceManager, TransactionSender, TxPolicy, is_transient
+from oracle.chain.tx import NonceManager, TxPolicy, is_transient
 from oracle.errors import ChainError
 
 ABI = [
@@ -82,17 +82,14 @@ def test_pack_signatures_orders_ascending_and_drops_duplicates():
     assert set(signers) == {Account.from_key(k).address for k in keys}
 
 
-class _Sender(TransactionSender):
-    def __init__(self, policy):  # no web3 needed for fee arithmetic
-        self.policy = policy
-
-
 def test_fee_bump_is_at_least_ten_percent_and_respects_the_cap():
-    sender = _Sender(TxPolicy(max_fee_per_gas_cap_wei=1_200))
-    bumped = sender._bumped({"maxFeePerGas": 1_000, "maxPriorityFeePerGas": 100})
+    from oracle.chain.txpolicy import bumped_fees
+
+    policy = TxPolicy(max_fee_per_gas_cap_wei=1_200)
+    bumped = bumped_fees({"maxFeePerGas": 1_000, "maxPriorityFeePerGas": 100}, policy)
     assert bumped == {"maxFeePerGas": 1_125, "maxPriorityFeePerGas": 112}
-    assert sender._bumped({"maxFeePerGas": 1_100, "maxPriorityFeePerGas": 100}) is None  # 1237 > cap
-    assert sender._bumped({"gasPrice": 800}) == {"gasPrice": 900}
+    assert bumped_fees({"maxFeePerGas": 1_100, "maxPriorityFeePerGas": 100}, policy) is None  # 1237 > cap
+    assert bumped_fees({"gasPrice": 800}, policy) == {"gasPrice": 900}
 
 
 def test_transient_classification():

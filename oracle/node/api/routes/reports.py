@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from oracle.node.api.deps import NodeDep, limit_report_requests
 from oracle.node.attestor import SignedReport, report_fields
 from oracle.node.errors import ReportConflict
+from oracle.protocol import MAX_BATCH_REPORTS
 
 router = APIRouter(tags=["reports"], dependencies=[Depends(limit_report_requests)])
 
@@ -65,7 +66,7 @@ class ReportRef(BaseModel):
 
 class BatchSignatureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reports: list[ReportRef] = Field(min_length=1, max_length=256)
+    reports: list[ReportRef] = Field(min_length=1, max_length=MAX_BATCH_REPORTS)
 
 
 class BatchSignatureOut(BaseModel):
