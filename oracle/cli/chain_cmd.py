@@ -32,7 +32,8 @@ def _state_out(state, running: bool) -> dict:
 
 
 @chain.command()
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+              envvar="GPURENT_CHAIN_PORT", help="port of the local chain [env GPURENT_CHAIN_PORT]")
 @click.option("--chain-id", default=LOCAL_CHAIN_ID, show_default=True, type=uint(64, 1),
               help="e.g. 11155111 to rehearse a Sepolia deployment locally")
 @click.option("--block-time", type=FiniteFloat(0, 3600, min_open=True), default=None,
