@@ -68,7 +68,8 @@ KIND: dict[str, str | None] = {
     "meter:trace": "file", "agent requeue:spool": "spool", "rpc": "url",
     "sort": "choice", "source": "choice", "preset": "choice",
     "filters": "filter", "env": "env", "host": "host", "state_dir": "dir", "duration": "duration",
-    "eth": "eth", "tokens": "amount", "renter": "address", "watch_s": "float",
+    "eth": "eth", "tokens": "amount", "renter": "address", "watch_s": "float", "data_dir": "dir",
+    "confirmations": "int",
     # free text: any string is a valid value
     "image": None, "cmd": None, "workdir": None, "src": None, "dest": None, "spool": None, "path": None,
     "key_env": None,
