@@ -69,7 +69,7 @@ KIND: dict[str, str | None] = {
     "sort": "choice", "source": "choice", "preset": "choice",
     "filters": "filter", "env": "env", "host": "host", "state_dir": "dir", "duration": "duration",
     "eth": "eth", "tokens": "amount", "renter": "address", "watch_s": "float", "data_dir": "dir",
-    "confirmations": "int",
+    "confirmations": "int", "public_url": "url", "peers": "url", "db_path": None,
     # free text: any string is a valid value
     "image": None, "cmd": None, "workdir": None, "src": None, "dest": None, "spool": None, "path": None,
     "key_env": None,
@@ -81,6 +81,7 @@ GOOD: dict[str, str] = {
     "offer_id": "1", "rental_id": "1", "amount": "1", "budget": "1", "nodes": DEAD_URL, "urls": DEAD_URL,
     "signers": ADDR, "address": ADDR, "model": "NVIDIA H100 80GB HBM3", "power_limit_w": "700", "memory_mib": "81559",
     "cmd": "true", "src": "a.txt", "dest": ":/root/", "trace": str(TRACE_TRAIN), "spool": "{SPOOL}",
+    "keystore": "{KEYSTORE}", "password_file": "{PWFILE}",
 }
 # Extra valid options a command needs to get as far as sending (the value under test replaces its own).
 BASE: dict[str, list[str]] = {
@@ -137,6 +138,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from oracle.agent.spool import Spool
 
     files["SPOOL"] = str(home / "agent-spool.sqlite3")
+    files["KEYSTORE"] = str(home / "agent.json")
+    files["PWFILE"] = str(home / "password.txt")
+    Path(files["PWFILE"]).write_text("a-long-enough-password\n")
     Spool(files["SPOOL"]).close()
     chain = ["--rpc", state.url, "--deployments", str(deployments)]
     runner = CliRunner()
