@@ -7,19 +7,22 @@ from pathlib import Path
 import click
 
 from oracle.cli.common import DEFAULT_RPC, RPC_ENV, GuardedCommand, OperationFailed
+from oracle.cli.params import HOST, URL, uint
 
 
 @click.command(cls=GuardedCommand)
-@click.option("--port", type=click.IntRange(0, 65535), default=8780, show_default=True, help="HTTP port (0: a free one)")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--rpc", default=DEFAULT_RPC, envvar=RPC_ENV, show_default=True, metavar="URL",
+@click.option("--port", type=click.IntRange(0, 65535), default=8780, show_default=True,
+              help="HTTP port (0: a free one)")
+@click.option("--host", type=HOST, default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--rpc", type=URL, default=DEFAULT_RPC, envvar=RPC_ENV, show_default=True,
               help=f"JSON-RPC endpoint of the chain [env {RPC_ENV}]")
 @click.option("--deployment", "--deployments", "deployments", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="deployment file (default: $GPURENT_DEPLOYMENTS or ~/.gpurent/deployments.json)")
-@click.option("--node", "nodes", multiple=True, metavar="URL", help="an oracle node's URL (repeat; health on the operators page)")
+@click.option("--node", "nodes", multiple=True, type=URL,
+              help="an oracle node's URL (repeat; health on the operators page)")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the event index lives (default: $GPURENT_HOME/web/<chain id>)")
-@click.option("--confirmations", type=click.IntRange(0), default=None,
+@click.option("--confirmations", type=uint(16), default=None,
               help="blocks on top before an event is indexed (default: 0 on anvil, else 2)")
 def web(port: int, host: str, rpc: str, deployments: Path | None, nodes: tuple[str, ...], data_dir: Path | None,
         confirmations: int | None) -> None:

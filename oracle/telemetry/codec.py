@@ -10,6 +10,9 @@ proves it on the shipped traces. The encoding (version byte 1) is zlib over:
   from the same GPU's previous sample (time, energy counter, power, utilisations, memory,
   temperature).
 
+Version byte 2 is the same with one more column, ``foreign_process_count``; it is written only
+for a batch in which some sample has foreign GPU use, so every other batch keeps version 1's bytes.
+
 Samples of a GPU at 1 Hz differ by small numbers (1000 ms, a few joules), so a sample costs a few
 bytes instead of ~130 of JSON (README: "Node storage per GPU-hour" has the figures on the H100
 traces).
@@ -26,9 +29,11 @@ from oracle.telemetry.batches import TelemetryBatch, keccak
 from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 
 VERSION = 1
+VERSION_FOREIGN = 2
 _DELTA_FIELDS = tuple(name for name in SAMPLE_FIELDS if name != "gpu")
 assert SAMPLE_FIELDS == ("gpu", "t_ms", "energy_mj", "power_mw", "util_gpu_pct", "util_mem_pct", "mem_used_mib",
-                         "temp_c")  # encode and decode spell the columns out in this order
+                         "temp_c", "foreign_process_count")  # encode and decode spell the columns out in this order
+_COLUMNS = {VERSION: _DELTA_FIELDS[:-1], VERSION_FOREIGN: _DELTA_FIELDS}
 # Text that recurs in every header: zlib finds it here instead of spending bytes on it per batch.
 _ZDICT = (b'{"agent":"0x","batch_seq":,"chain_id":,"gpus":[{"index":0,"name":"NVIDIA H100 80GB HBM3",'
           b'"power_limit_mw":700000,"uuid":"GPU-"}],"market":"0x","rental_id":')
@@ -92,12 +97,13 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
     _varint(len(header), out)
     out += header + batch.prev_hash + batch.signature
     samples = batch.samples
+    version = VERSION_FOREIGN if any(s.foreign_process_count for s in samples) else VERSION
     _varint(len(samples), out)
     out += bytes(s.gpu for s in samples)
-    rows = [(s.gpu, s.t_ms, s.energy_mj, s.power_mw, s.util_gpu_pct, s.util_mem_pct, s.mem_used_mib, s.temp_c)
-            for s in samples]
+    rows = [(s.gpu, s.t_ms, s.energy_mj, s.power_mw, s.util_gpu_pct, s.util_mem_pct, s.mem_used_mib, s.temp_c,
+             s.foreign_process_count) for s in samples]
     append = out.append
-    for column in range(1, len(SAMPLE_FIELDS)):
+    for column in range(1, len(_COLUMNS[version]) + 1):
         last: dict[int, int] = {}
         for row in rows:
             gpu, value = row[0], row[column]
@@ -109,12 +115,13 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
             else:
                 _put_uvarint(zigzag, out)
     compressor = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
-    return bytes([VERSION]) + compressor.compress(bytes(out)) + compressor.flush()
+    return bytes([version]) + compressor.compress(bytes(out)) + compressor.flush()
 
 
 def _columns(stored: bytes) -> tuple[dict, bytes, bytes, list[tuple[int, ...]]]:
     """(header, prev_hash, signature, sample value tuples in SAMPLE_FIELDS order) of a stored batch."""
-    if stored[:1] != bytes([VERSION]):
+    columns_of = _COLUMNS.get(stored[0]) if stored else None
+    if columns_of is None:
         raise ValueError(f"unknown stored batch encoding {stored[:1]!r}")
     decompressor = zlib.decompressobj(15, _ZDICT)
     data = decompressor.decompress(stored[1:]) + decompressor.flush()
@@ -127,7 +134,7 @@ def _columns(stored: bytes) -> tuple[dict, bytes, bytes, list[tuple[int, ...]]]:
     gpus = list(data[pos:pos + count])
     pos += count
     columns = [gpus]
-    for _ in _DELTA_FIELDS:
+    for _ in columns_of:
         last: dict[int, int] = {}
         values = []
         append = values.append
@@ -142,6 +149,8 @@ def _columns(stored: bytes) -> tuple[dict, bytes, bytes, list[tuple[int, ...]]]:
             last[gpu] = value
             append(value)
         columns.append(values)
+    if len(columns_of) < len(_DELTA_FIELDS):  # version 1: no foreign use in the batch
+        columns.append([0] * count)
     return header, prev_hash, signature, list(zip(*columns))  # SAMPLE_FIELDS order: gpu, then _DELTA_FIELDS
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response, Request
 
+from oracle.chain.tokens import allowance as token_allowance
+from oracle.chain.tokens import balance_of
 from oracle.protocol import RentalStatus
 from oracle.web.api_market import _now, web
 from oracle.web.api_rentals import rental_out
@@ -18,13 +20,6 @@ from oracle.web.views import amount_fmt, offer_json, reputation_json, slash_json
 
 router = APIRouter(prefix="/api/v1")
 
-ERC20_ABI = [
-    {"type": "function", "name": "balanceOf", "stateMutability": "view", "inputs": [{"name": "a", "type": "address"}],
-     "outputs": [{"name": "", "type": "uint256"}]},
-    {"type": "function", "name": "allowance", "stateMutability": "view",
-     "inputs": [{"name": "o", "type": "address"}, {"name": "s", "type": "address"}],
-     "outputs": [{"name": "", "type": "uint256"}]},
-]
 WITHDRAWABLE_ABI = [{"type": "function", "name": "withdrawable", "stateMutability": "view",
                      "inputs": [{"name": "account", "type": "address"}, {"name": "token", "type": "address"}],
                      "outputs": [{"name": "", "type": "uint256"}]}]
@@ -46,11 +41,10 @@ def live_balances(state: WebState, address: str) -> tuple[list[dict[str, Any]], 
         for address_t in known_tokens(state):
             token = state.tokens.get(address_t)
             money = amount_fmt(token)
-            erc20 = state.w3.eth.contract(address=token["address"], abi=ERC20_ABI)
             amount = int(market.functions.withdrawable(address, token["address"]).call())
             withdrawable.append(with_displays({"token": token, "amount": amount}, {"amount": money}))
-            balance = int(erc20.functions.balanceOf(address).call())
-            allowance = int(erc20.functions.allowance(address, state.config.market).call())
+            balance = balance_of(state.w3, token["address"], address)
+            allowance = token_allowance(state.w3, token["address"], address, state.config.market)
             balances.append(with_displays({"token": token, "amount": balance, "allowance": allowance},
                                           {"amount": money, "allowance": money}))
     except Exception as exc:
@@ -69,10 +63,11 @@ def account(request: Request, address: str) -> Response:
                     "withdrawable": withdrawable, "balances": balances, **clock})
 
 
-def _stake_json(state: WebState, stake: dict[str, Any] | None, required: int | None, now_s: int) -> dict[str, Any] | None:
+def _stake_json(state: WebState, stake: dict[str, Any] | None, required: int | None,
+                now_s: int) -> dict[str, Any] | None:
     if not stake:
         return None
-    token = state.tokens.get(stake["token"]) if int(stake["token"], 16) else {"address": None, "symbol": "", "decimals": 18}
+    token = state.tokens.get(stake["token"] if int(stake["token"], 16) else None)
     money = amount_fmt(token)
     active, locked = int(stake["active"]), int(stake["locked"])
     release = int(stake["unbondingReleaseAt"])
@@ -140,7 +135,8 @@ def provider(request: Request, address: str) -> Response:
             groups["ended"].append(item)
         else:
             groups["done"].append(item)
-    slashes = db.execute("SELECT * FROM slashes WHERE provider=? ORDER BY block, rental_id, fault_id", (address,)).fetchall()
+    slashes = db.execute("SELECT * FROM slashes WHERE provider=? ORDER BY block, rental_id, fault_id",
+                         (address,)).fetchall()
     withdrawable, _ = live_balances(state, address)
     return respond({
         "address": address,

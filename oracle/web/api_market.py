@@ -98,7 +98,8 @@ def offers(
             raise ApiError(400, str(exc), "budget") from None
     ranges = {name: value for name in RANGE_FILTERS if (value := _int_param(request, name)) is not None}
     query = MarketQuery(sort=sort, order=order, limit=limit, offset=offset, gpu_model=gpu_model or [],
-                        region=region or [], payment_token=checksum(payment_token, "payment_token") if payment_token else None,
+                        region=region or [],
+                        payment_token=checksum(payment_token, "payment_token") if payment_token else None,
                         provider=checksum(provider, "provider") if provider else None, q=q,
                         include_withdrawn=include_withdrawn, ranges=ranges, budget=raw_budget, gpus=gpus)
     db = state.db()
@@ -107,7 +108,8 @@ def offers(
     except QueryError as exc:
         raise ApiError(400, str(exc), exc.field) from None
     items = [offer_json(r, state.tokens.get(r["payment_token"]), budget=raw_budget, gpus=gpus) for r in rows]
-    return respond({"total": total, "offset": query.offset, "limit": query.limit, "sort": query.sort, "order": query.order,
+    return respond({"total": total, "offset": query.offset, "limit": query.limit, "sort": query.sort,
+                    "order": query.order,
             "items": items, "facets": state.facets(), **_now(state)})
 
 
@@ -140,5 +142,6 @@ def gpu_models(request: Request) -> Response:
     for name, spec in sorted(on_chain.items()):
         if name not in known:
             items.append({"name": name, "power_limit_w": int(spec["powerLimitW"]), "memory_mib": int(spec["memoryMib"]),
-                          "typical_power_w": int(spec["powerLimitW"]) or None, "registered": int(spec["powerLimitW"]) > 0})
+                          "typical_power_w": int(spec["powerLimitW"]) or None,
+                          "registered": int(spec["powerLimitW"]) > 0})
     return respond({"items": items})

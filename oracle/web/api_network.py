@@ -63,7 +63,8 @@ _PARAM_FIELDS = {  # contract name -> (api name, format)
     "treasury": ("treasury", None), "protocolFeeBps": ("protocol_fee_bps", format_bps),
     "renterSlashShareBps": ("renter_slash_share_bps", format_bps), "slashBps": ("slash_bps", format_bps),
     "startTimeout": ("start_timeout_s", format_duration), "silenceTimeout": ("silence_timeout_s", format_duration),
-    "settlementGrace": ("settlement_grace_s", format_duration), "unbondingDelay": ("unbonding_delay_s", format_duration),
+    "settlementGrace": ("settlement_grace_s", format_duration),
+    "unbondingDelay": ("unbonding_delay_s", format_duration),
     "maxRentalDuration": ("max_rental_duration_s", format_duration),
     "slashWindowSeconds": ("slash_window_s", format_duration), "reputationPrior": ("reputation_prior", None),
 }
@@ -157,7 +158,8 @@ def network(request: Request) -> Response:
         "params": params_json(state, kv_get(db, "params")),
         "payment_tokens": [{**state.tokens.get(a), "allowed": bool(v)} for a, v in payment.items()],
         "stake_tokens": [{**state.tokens.get(a), "min_stake_per_gpu": int(v),
-                          "min_stake_per_gpu_display": amount_fmt(state.tokens.get(a))(int(v))} for a, v in stake.items()],
+                          "min_stake_per_gpu_display": amount_fmt(state.tokens.get(a))(int(v))}
+                         for a, v in stake.items()],
         "gpu_models": [{"name": k, "power_limit_w": v["powerLimitW"], "memory_mib": v["memoryMib"]}
                        for k, v in sorted(kv_get(db, "gpu_models", {}).items())],
         "operator_registry": registry,

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
-from oracle.attestation.eip712 import FaultReport, UsageReport, fault_report_digest, usage_batch_digest, usage_report_digest
+from oracle.attestation.eip712 import (FaultReport, UsageReport, fault_report_digest, usage_batch_digest,
+                                       usage_report_digest)
 from oracle.attestation.signing import recover_signer
 
 SIGNATURE_BYTES = 65

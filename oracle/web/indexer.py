@@ -94,6 +94,8 @@ class ChainIndexer:
             self.followers["timelock"] = EventFollower(
                 w3, target.timelock, timelock_abi, lambda ev: self._handle("timelock", ev), name="web-timelock",
                 event_names=derive.TIMELOCK_EVENTS, on_rewind=lambda block: self._rewind("timelock", block), **common)
+        for source, follower in self.followers.items():  # nothing beyond the durable cursor is trusted
+            store.trim(source, follower.next_block())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0

@@ -12,12 +12,6 @@ from eth_utils import to_checksum_address
 
 from oracle.web.store import IndexStore
 
-ERC20_META_ABI = [
-    {"type": "function", "name": "symbol", "stateMutability": "view", "inputs": [], "outputs": [{"name": "", "type": "string"}]},
-    {"type": "function", "name": "decimals", "stateMutability": "view", "inputs": [], "outputs": [{"name": "", "type": "uint8"}]},
-]
-
-
 @dataclass
 class WebConfig:
     chain_id: int
@@ -39,7 +33,8 @@ class WebConfig:
 class Tokens:
     """Token metadata: the deployment's, else read once from the chain (``token_meta``)."""
 
-    def __init__(self, known: dict[str, tuple[str, int]], reader: Callable[[str], tuple[str, int]] | None) -> None:
+    def __init__(self, known: dict[str, tuple[str, int]],
+                 reader: Callable[[str], tuple[str, int] | None] | None) -> None:
         self._known = {to_checksum_address(k): v for k, v in known.items()}
         self._reader = reader
         self._lock = threading.Lock()
@@ -62,14 +57,16 @@ class Tokens:
         return {"address": address, "symbol": symbol, "decimals": int(decimals)}
 
 
-def chain_token_meta(w3: Any) -> Callable[[str], tuple[str, int]]:
-    def read(address: str) -> tuple[str, int]:
-        token = w3.eth.contract(address=address, abi=ERC20_META_ABI)
-        try:
-            symbol = str(token.functions.symbol().call())
-        except Exception:  # bytes32 or absent symbol: show the address instead
-            symbol = address[:6] + "…" + address[-4:]
-        return symbol, int(token.functions.decimals().call())
+def chain_token_meta(w3: Any) -> Callable[[str], tuple[str, int] | None]:
+    """Symbol and decimals read from the chain (any common ERC-20 shape); None when the token
+    answered neither, so an RPC outage is not cached as "no symbol, 18 decimals"."""
+    from oracle.chain.tokens import token_meta
+
+    def read(address: str) -> tuple[str, int] | None:
+        meta = token_meta(w3, address)
+        if not meta.symbol and not meta.has_decimals:
+            return None
+        return meta.label, meta.decimals
     return read
 
 

@@ -172,6 +172,17 @@ class IndexStore:
                 raise
         return dropped
 
+    def trim(self, source: str, next_block: int) -> int:
+        """Forget ``source``'s events at or above ``next_block`` (the follower's cursor): they will
+        be delivered again, and after a crash between a rewind of the cursor and of this store they
+        may be a reorganised chain's. Rebuilds the derived tables if anything went."""
+        with self.lock:
+            count = int(self.conn.execute("SELECT COUNT(*) FROM events WHERE source=? AND block>=?",
+                                          (source, next_block)).fetchone()[0])
+        if count:
+            self.rewind(source, next_block)
+        return count
+
     def rebuild(self) -> None:
         """Rebuild every derived table from the events (after a schema change of derive)."""
         with self.lock:

@@ -60,6 +60,9 @@ def reputation_json(rep: Mapping[str, Any] | None, score: int | None) -> dict[st
         "delivered_fees": int(rep.get("deliveredFees", 0)),
         "abandoned_collateral": int(rep.get("abandonedCollateral", 0)),
         "slashed_amount": int(rep.get("slashedAmount", 0)),
+        # the challenge record of finalized rentals, where the contract keeps one (null before it did)
+        "challenges_passed": None if "challengesPassed" not in rep else int(rep["challengesPassed"]),
+        "challenges_failed": None if "challengesFailed" not in rep else int(rep["challengesFailed"]),
     }
 
 
@@ -86,7 +89,8 @@ def budget_hours(budget: int, eff_per_gpu_hour: int | None, gpus: int) -> dict[s
             "display": f"about {hours_x100 // 100:,}.{hours_x100 % 100:02d} h"}
 
 
-def offer_json(row: Mapping[str, Any], token: Token, *, budget: int | None = None, gpus: int | None = None) -> dict[str, Any]:
+def offer_json(row: Mapping[str, Any], token: Token, *, budget: int | None = None,
+               gpus: int | None = None) -> dict[str, Any]:
     money = amount_fmt(token)
     power = row["typical_power_w"]
     eff = int(row["eff"]) if row["eff"] is not None else None
@@ -139,7 +143,8 @@ def burn(chain: Mapping[str, Any], settlements: list[Mapping[str, Any]], power_w
         if dt > 0 and dp > 0:
             return dp, dt, "observed"
     gpus = int(chain.get("gpuCount", 0))
-    per_hour = gpus * int(chain.get("pricePerGpuHour", 0)) + gpus * int(chain.get("pricePerKwh", 0)) * int(power_w or 0) // 1000
+    per_gpu = int(chain.get("pricePerGpuHour", 0)) + int(chain.get("pricePerKwh", 0)) * int(power_w or 0) // 1000
+    per_hour = gpus * per_gpu
     return per_hour, 3600, "list price at typical power"
 
 
@@ -255,7 +260,8 @@ def report_json(report: Mapping[str, Any]) -> dict[str, Any]:
         "energy_mj": format_energy, "carbon_mg": format_carbon, "uptime_bps": format_bps})
 
 
-def series_points(rows: list[Mapping[str, Any]], started_at: int, token: Token, since_sequence: int = 0) -> list[dict[str, Any]]:
+def series_points(rows: list[Mapping[str, Any]], started_at: int, token: Token,
+                  since_sequence: int = 0) -> list[dict[str, Any]]:
     """Chart points from the settled cumulative reports: averages over each interval between them."""
     money = amount_fmt(token)
     out = []

@@ -82,6 +82,13 @@ def test_a_renter_opens_tops_up_ends_finalizes_and_withdraws_from_the_browser(we
     provider.start_rental(rental_id)  # the provider's daemon does this
     send(web, plan(web, "top_up", **{"from": renter.account, "rental_id": rental_id, "amount": "1.5"}))
     assert int(renter.get_rental(rental_id)["budget"]) == 6_500_000
+    # before any settlement the budget is spent at the list price (2 tUSD/h on one GPU, no energy price)
+    live = web.get(f"/api/v1/rentals/{rental_id}")
+    stored = renter.get_rental(rental_id)
+    assert live["burn"] == {"per_hour": 2_000_000, "per_hour_display": "2 tUSD/h",
+                            "basis": "list price at typical power"}
+    assert live["runs_out_at"] == int(stored["startedAt"]) + 6_500_000 * 3600 // 2_000_000
+    assert live["ends_by"] == "budget"
     ended = send(web, plan(web, "end_rental", **{"from": renter.account, "rental_id": rental_id}))
     assert web.get(f"/api/v1/rentals/{rental_id}")["txs"]["ended"] == ended[-1]
     status = web.client.get(f"/api/v1/tx/{ended[-1]}").json()
