@@ -114,6 +114,8 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert "active stake" in text and "reputation score" in text
 
     # Governance rotates the signer set; a stranger may not.
+    readable = g(chain, "governance", "show", json_out=False)
+    assert "1 %" in readable and "1 h (3600 s)" in readable and "minimum stake per listed GPU: 100 tUSD" in readable
     shown = g(chain, "governance", "show")
     assert shown["signer_set"]["version"] == 1 and shown["signer_set"]["threshold"] == 2
     # Through the timelock: the deployer (the local proposer) schedules; executing waits the delay.
