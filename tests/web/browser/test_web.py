@@ -281,6 +281,31 @@ def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_
     stack.offers["rental_id"] = rental_id
 
 
+def test_market_and_my_rentals_show_the_record_the_rental_left_on_chain(stack: Stack, chain: ChainView,
+                                                                        open_as: Any) -> None:
+    rental_id = stack.offers.get("rental_id", 1)
+    done = chain.rental(rental_id)
+    settled = chain.settlements(rental_id)
+    last = chain.report(rental_id, settled[-1].tx_hash)
+    page = open_as(stack.renter)
+    visit(page, f"{stack.web}/#/market", "tbody tr[data-offer]")
+    row = f"tr[data-offer='{stack.offers['rented']}']"
+    # uptime: attested GPU-seconds over the rented GPU-seconds (start to end), from getRental as the CLI does
+    uptime = min(10_000, done["availableGpuSeconds"] * 10_000 // (done["gpuCount"] * (done["endedAt"] - done["startedAt"])))
+    assert one(page, row, "uptime_bps")[0] == uptime
+    assert one(page, row, "score_bps")[0] == chain.market.functions.reputationScore(stack.provider).call() > 0
+    record = page.inner_text(f"{row} .verification")
+    assert record.startswith(f"{last['challengesPassed']} passed, {last['challengesFailed']} failed"), record
+    # my rentals: the rental with its budget and what it paid; nothing left to withdraw
+    visit(page, f"{stack.web}/#/rentals", "h1")
+    connect(page)
+    page.wait_for_selector("[data-testid='my-rentals'] tbody tr a", timeout=TIMEOUT_MS)
+    mine = numbers(page, "[data-testid='my-rentals']")
+    assert mine["budget"][0] == (done["budget"], tusd(done["budget"]))
+    assert mine["paid"][0] == (done["paid"], tusd(done["paid"]))
+    assert [raw for raw, _ in numbers(page, "[data-testid='withdrawable']")["amount"]] == [chain.withdrawable(stack.renter)] == [0]
+
+
 def test_receipt_download_is_the_last_settled_report(stack: Stack, chain: ChainView, open_as: Any, tmp_path: Path) -> None:
     rental_id = stack.offers.get("rental_id", 1)
     page = open_as(stack.renter)
