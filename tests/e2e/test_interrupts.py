@@ -170,3 +170,39 @@ def test_deploy_interrupted_resumes_where_it_stopped_without_redeploying_mined_c
         assert nonce == len(steps)  # and the deployer sent nothing else
         assert json.loads((tmp_path / "home" / "deployments.json").read_text())["deployments"]["31337"]["market"] \
             == deployed["market"]
+
+
+def test_every_other_transacting_command_resumes_after_an_interrupt(market) -> None:
+    """The rest of a rental's life and of governance, each interrupted after its send and rerun:
+    the rerun reports the transaction the interrupted run sent, and sends nothing new."""
+    cli, anvil, deployed = market
+    view = _view(anvil, deployed)
+
+    def resumes(*args: str, dev: int, step: str) -> dict:
+        nonce = int(anvil.rpc("eth_getTransactionCount", [dev_address(dev), "latest"]), 16)
+        message = _interrupted(cli(*args, dev=dev, fault=f"interrupt-after-send:{step}", expect=130))
+        sent = int(anvil.rpc("eth_getTransactionCount", [dev_address(dev), "latest"]), 16) - nonce
+        again = cli(*args, dev=dev)
+        assert again["resumed"] is True and again["tx"] in message, (args, again)
+        assert int(anvil.rpc("eth_getTransactionCount", [dev_address(dev), "latest"]), 16) - nonce == sent, args
+        return again
+
+    cli("provider", "stake", "500", dev=5)
+    offer = cli("provider", "offer", "create", "--price-per-gpu-hour", "1", "--agent", AGENT, dev=5)["offer"]
+    offer_id = str(offer["offer_id"])
+    resumes("provider", "offer", "update", offer_id, "--price-per-gpu-hour", "1.5", dev=5, step="updateOffer")
+    rental_id = str(cli("rent", "open", offer_id, "--budget", "3", dev=6)["rental_id"])
+    assert resumes("rent", "top-up", rental_id, "1", dev=6, step="topUp")["budget"] == 4_000_000
+    resumes("provider", "start", rental_id, dev=5, step="startRental")
+    resumes("rent", "end", rental_id, dev=6, step="endRental")
+    anvil.increase_time(86_400 + 1)  # past the settlement grace
+    anvil.mine()
+    resumes("provider", "finalize", rental_id, dev=5, step="finalizeRental")
+    assert resumes("rent", "withdraw", dev=6, step="withdraw")["amount"] == 4_000_000  # nothing settled: all back
+    resumes("provider", "offer", "withdraw", offer_id, dev=5, step="withdrawOffer")
+    resumes("provider", "unstake", "100", dev=5, step="requestUnstake")
+    assert view.stake_of(dev_address(5))["unbonding"] == 100_000_000  # once
+    scheduled = resumes("governance", "set-signers", "--signer", SIGNERS[0], "--signer", SIGNERS[1], dev=0,
+                        step="schedule")
+    assert scheduled["state"] == "waiting"
+    resumes("oracle", "bond", "1000", dev=8, step="bond")
