@@ -12,7 +12,7 @@ from typing import Any
 
 from oracle.demo import steps
 from oracle.demo.base import DEPLOYER, GPU_MODEL, PROVIDER, RENTER, DemoError, DemoOptions, DemoResult, Ui
-from oracle.demo.nodes import start_agent, start_nodes
+from oracle.demo.nodes import start_agent, start_nodes, start_web
 from oracle.demo.procs import DemoKeys, _Processes, _start_chain, _stop, _Telemetry, _telemetry, make_keys
 from oracle.demo.steps import DemoChain, run_step
 from oracle.demo.watch import (
@@ -120,6 +120,8 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
     nodes = start_nodes(deployment, keys, options, state, rpc, procs, confirmations=0 if local else 1)
     node_urls, node_procs, node_logs = nodes.urls, nodes.procs, nodes.logs
     ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, keys.node_addresses)))
+    web_url = start_web(rpc, chain.deployments, node_urls, state, procs)
+    ui.note(f"web app (gpurent web): {web_url} (market, rental {rental_id} live; log web.log)")
 
     # -- start the rental and the agent ---------------------------------------------------------
     ui.step(f"provider starts rental {rental_id}; the nodes learn it from the RentalStarted event",

@@ -42,7 +42,8 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
                    dev=0)
     password_file, wallet, agent, agent_address = write_keys(tmp_path)
     g("provider", "stake", "300", dev=1)
-    offer = g("provider", "offer", "create", "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
+    offer = g("provider", "offer", "create", "--gpu-model", "NVIDIA H100 80GB HBM3",
+              "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
               "--agent", agent_address, dev=1)["offer"]["offer_id"]
     daemon = make_daemon(tmp_path, rpc=rpc, deployment=deployment, docker_url=docker_url,
                          nodes=["http://127.0.0.1:9"], password_file=password_file, wallet=wallet, agent=agent)
