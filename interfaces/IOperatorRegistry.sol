@@ -95,6 +95,8 @@ interface IOperatorRegistry {
     error OperatorRegistry_AlreadyProven(address operator, uint256 rentalId, uint64 sequence);
     /// @notice Nothing to withdraw.
     error OperatorRegistry_NothingToWithdraw(address account, address token);
+    /// @notice A withdrawal or unbond names no recipient (the zero address).
+    error OperatorRegistry_InvalidRecipient(address to);
 
     /// @notice Adds `amount` of `token` to the caller's bond (pulled with transferFrom).
     /// @dev `token` must be allowed; while any bond exists it must be the bond's token.
@@ -109,6 +111,11 @@ interface IOperatorRegistry {
     /// @notice Returns the caller's unbonded tokens once the unbonding delay has passed.
     /// @return amount Amount transferred.
     function completeUnbond() external returns (uint256 amount);
+
+    /// @notice Like completeUnbond, but pays `to` (for an operator the bond token refuses to send
+    /// to, e.g. a USDC-style blocklist). Unbonded names the caller; the token's Transfer names `to`.
+    /// @return amount Amount transferred.
+    function completeUnbondTo(address to) external returns (uint256 amount);
 
     /// @notice Whether `operator`'s active bond is at least the minimum of its (still allowed)
     /// bond token. The market requires this of every signer it installs.
@@ -151,6 +158,11 @@ interface IOperatorRegistry {
     /// @notice Pays the caller its whole registry balance of `token` (fee shares, claimed rebates,
     /// prover rewards, the treasury's share of slashes).
     function withdraw(address token) external returns (uint256 amount);
+
+    /// @notice Pays the caller's whole registry balance of `token` to `to` (for a payee the token
+    /// refuses to send to, e.g. a USDC-style blocklist). Withdrawn names the caller as `account`;
+    /// the token's Transfer names `to`.
+    function withdrawTo(address token, address to) external returns (uint256 amount);
 
     /// @notice Allows `token` for bonds with `minBond`, or disallows it (0). Only GOVERNANCE_ROLE.
     /// @dev Existing bonds of a disallowed token can still be unbonded (and slashed), but no

@@ -48,6 +48,9 @@ interface IProviderStaking {
     error ProviderStaking_InsufficientStake(address provider, uint256 active, uint256 required);
     /// @notice Nothing unbonding, or the unbonding delay ends at `releaseAt`.
     error ProviderStaking_NotUnbonded(uint256 unbonding, uint256 releaseAt);
+
+    /// @notice An unstake names no recipient (the zero address).
+    error ProviderStaking_InvalidRecipient(address to);
     /// @notice Fault kind outside 1..7.
     error ProviderStaking_UnknownFaultKind(uint8 kind);
     /// @notice The kind is a usage flag (IDLE_POWER_BUSY), never slashed.
@@ -76,6 +79,12 @@ interface IProviderStaking {
 
     /// @notice Returns the caller's whole unbonding stake once the unbonding delay has passed.
     function completeUnstake() external;
+
+    /// @notice Like completeUnstake, but pays the stake to `to` (for a provider the stake token
+    /// refuses to send to, e.g. a USDC-style blocklist). Emits Unstaked with the caller as
+    /// `provider`; the token's Transfer names `to`.
+    /// @dev Reverts with ProviderStaking_InvalidRecipient for `to` = 0.
+    function completeUnstakeTo(address to) external;
 
     /// @notice Slashes the provider of `report.rentalId` for a quorum-signed fault.
     /// @dev Each (rentalId, faultId) settles once, and each (rentalId, kind, window) once, where

@@ -10,8 +10,9 @@ import {Rental, RentalTerms, EndReason} from "../contracts/types/DataTypes.sol";
 /// Active -> Ended (renter or provider at any time; anyone after `maxDurationSeconds` or after
 /// `silenceTimeout` without a settlement); Ended -> Finalized (anyone after `settlementGrace`,
 /// during which the final report can settle and faults can still slash). Refunds, earnings,
-/// fees and slash shares are credited to withdrawable balances; `withdraw` pays them out. No
-/// token is pushed to anyone but the caller. A renter gets its refund without the provider on
+/// fees and slash shares are credited to withdrawable balances; `withdraw` pays them out (or
+/// `withdrawTo`, to an address the payee names). No token is pushed to anyone the caller did not
+/// name. A renter gets its refund without the provider on
 /// every path: cancel (Open), end then finalize after the grace (Active), finalize (Ended).
 /// Timeouts, grace, fee, slash terms and collateral are the rental's own (RentalTerms, fixed at
 /// open); later parameter changes never apply to it.
@@ -60,6 +61,9 @@ interface IRentalEscrow {
     error RentalEscrow_TransferShortfall(address token, uint256 expected, uint256 received);
     /// @notice Nothing to withdraw.
     error RentalEscrow_NothingToWithdraw(address account, address token);
+
+    /// @notice A withdrawal names no recipient (the zero address).
+    error RentalEscrow_InvalidRecipient(address to);
     /// @notice The provider's free stake `free` (active - locked) is below the rental's
     /// `collateral`, or its stake is not in the rental's stake token.
     error RentalEscrow_CollateralUnavailable(uint256 rentalId, uint256 free, uint256 collateral);
@@ -118,6 +122,13 @@ interface IRentalEscrow {
     /// @notice Pays the caller its whole withdrawable balance of `token`.
     /// @return amount Amount transferred.
     function withdraw(address token) external returns (uint256 amount);
+
+    /// @notice Pays the caller's whole withdrawable balance of `token` to `to` (for a payee the
+    /// token refuses to send to, e.g. a USDC-style blocklist). Emits Withdrawn with the caller
+    /// as `account`; the token's Transfer names `to`.
+    /// @dev Reverts with RentalEscrow_InvalidRecipient for `to` = 0.
+    /// @return amount Amount transferred.
+    function withdrawTo(address token, address to) external returns (uint256 amount);
 
     /// @notice The stored rental.
     function getRental(uint256 rentalId) external view returns (Rental memory);

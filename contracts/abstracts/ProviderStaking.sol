@@ -34,7 +34,12 @@ abstract contract ProviderStaking is IProviderStaking, OracleQuorum, ProviderRep
 
     /// @inheritdoc IProviderStaking
     function completeUnstake() external nonReentrant {
-        StakingLogic.completeUnstake(_stakes[msg.sender]);
+        StakingLogic.completeUnstake(_stakes[msg.sender], msg.sender);
+    }
+
+    /// @inheritdoc IProviderStaking
+    function completeUnstakeTo(address to) external nonReentrant {
+        StakingLogic.completeUnstake(_stakes[msg.sender], to);
     }
 
     /// @inheritdoc IProviderStaking

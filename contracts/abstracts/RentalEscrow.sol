@@ -16,7 +16,8 @@ import {PackedView} from "../libraries/PackedView.sol";
 /// @dev NOTE: payment tokens must be plain ERC-20s. Fee-on-transfer tokens are refused at
 /// deposit, but rebasing tokens (balances that change without a transfer) and tokens that can
 /// block transfers to an address (blocklists) are not defended against; governance allowlists
-/// payment and stake tokens for this reason.
+/// payment and stake tokens for this reason. A payee that a token blocklists can still take
+/// its balance out to an address it names (withdrawTo; completeUnstakeTo for stake).
 /// NOTE: a renter can always end a rental; the provider is paid only for what the quorum
 /// attested up to the end (`periodEnd <= endedAt`) and settled within `settlementGrace`.
 /// NOTE: every timeout, the grace, the fee, the slash terms and the collateral of a rental are
@@ -152,15 +153,13 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     }
 
     /// @inheritdoc IRentalEscrow
-    function withdraw(address token) external nonReentrant returns (uint256 amount) {
-        amount = _balances[msg.sender][token];
-        // Check:
-        if (amount == 0) revert RentalEscrow_NothingToWithdraw(msg.sender, token);
-        // Effect:
-        _balances[msg.sender][token] = 0;
-        emit Withdrawn(msg.sender, token, amount);
-        // Interaction:
-        IERC20(token).safeTransfer(msg.sender, amount);
+    function withdraw(address token) external nonReentrant returns (uint256) {
+        return _withdraw(token, msg.sender);
+    }
+
+    /// @inheritdoc IRentalEscrow
+    function withdrawTo(address token, address to) external nonReentrant returns (uint256) {
+        return _withdraw(token, to);
     }
 
     /// @inheritdoc IRentalEscrow
@@ -185,6 +184,19 @@ abstract contract RentalEscrow is IRentalEscrow, OfferBook {
     /// @inheritdoc IRentalEscrow
     function withdrawable(address account, address token) external view returns (uint256) {
         return _balances[account][token];
+    }
+
+    /// @dev Pays the caller's whole balance of `token` to `to`.
+    function _withdraw(address token, address to) private returns (uint256 amount) {
+        amount = _balances[msg.sender][token];
+        // Check:
+        if (amount == 0) revert RentalEscrow_NothingToWithdraw(msg.sender, token);
+        if (to == address(0)) revert RentalEscrow_InvalidRecipient(to);
+        // Effect:
+        _balances[msg.sender][token] = 0;
+        emit Withdrawn(msg.sender, token, amount);
+        // Interaction:
+        IERC20(token).safeTransfer(to, amount);
     }
 
     /// @dev Moves an active rental to Ended.

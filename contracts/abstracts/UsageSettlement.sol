@@ -5,6 +5,28 @@ import {Offer, Rental, RentalStatus, EndReason, UsageReport} from "../types/Data
 import {IUsageSettlement} from "../../interfaces/IUsageSettlement.sol";
 import {RentalEscrow} from "./RentalEscrow.sol";
 import {SettlementLogic} from "../libraries/SettlementLogic.sol";
+import {
+    RENTAL_STATUS_MASK,
+    RENTAL_SEQUENCE_OFFSET,
+    RENTAL_SEQUENCE_MASK,
+    RENTAL_LAST_SETTLED_AT_OFFSET,
+    RENTAL_AVAILABLE_OFFSET,
+    RENTAL_AVAILABLE_MASK,
+    RENTAL_POWER_LIMIT_OFFSET,
+    RENTAL_POWER_LIMIT_MASK,
+    RENTAL_PAID_OFFSET,
+    RENTAL_PAID_MASK,
+    RENTAL_STARTED_AT_OFFSET,
+    RENTAL_SLOT0_SETTLEMENT_KEEP_MASK,
+    RENTAL_PRICE_PER_KWH_OFFSET,
+    RENTAL_PRICE_MASK,
+    RENTAL_BUDGET_OFFSET,
+    RENTAL_BUDGET_MASK,
+    RENTAL_GPU_COUNT_OFFSET,
+    RENTAL_CHALLENGES_SLOT,
+    RENTAL_CHALLENGES_FAILED_OFFSET,
+    RENTAL_CHALLENGE_COUNT_MASK
+} from "../libraries/RentalSlot.sol";
 
 /// @title UsageSettlement
 /// @notice Accrues providers' earnings in escrow for quorum-signed cumulative usage reports;
@@ -14,8 +36,14 @@ import {SettlementLogic} from "../libraries/SettlementLogic.sol";
 ///   written as ONE word (status, sequence, lastSettledAt, availableGpuSeconds, powerLimitW,
 ///   paid, startedAt), slot 1 is read once (prices snapshotted at open, budget, gpuCount).
 ///   Writing slot 0 field by field would cost one extra warm SLOAD+SSTORE pair per field, so the
-///   word is composed in assembly with the layout below, which is Solidity's layout of `Rental`
-///   (first member in the lowest bits).
+///   word is composed in assembly with the named offsets of contracts/libraries/RentalSlot.sol,
+///   which are Solidity's layout of `Rental` (first member in the lowest bits; fuzzed there).
+/// - The challenge record (Rental slot 5: the report's cumulative challengesPassed /
+///   challengesFailed, which the reputation adds up at finalization) costs nothing for a report
+///   without challenges, one cold SLOAD (2,100 gas) for a report whose counts did not change, and
+///   a write (5,000 gas; 22,100 the first time for a rental) when they did. Storing it per
+///   report is the cheapest correct place: the reputation needs the last settled counts, and
+///   slots 0 and 1 are full.
 /// - Settlement reads neither the offer nor the provider's balance: earnings accrue in `paid`
 ///   and `claim` (or finalization) credits paid - fee(paid) - claimed. A balance slot written
 ///   per settlement cost 2,900-22,100 gas (22,100 when the provider's balance was zero: a new
@@ -75,13 +103,10 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
     /// checks the fast path and the precise checks agree).
     uint256 private constant _MAX_MILLIJOULES_PER_WATT_SECOND = 1100;
 
-    // Rental slot 0 (see DataTypes.Rental), bit offset and width of each field, as _applyRun
-    // reads and writes them: status 0/8, sequence 8/32, lastSettledAt 40/32,
-    // availableGpuSeconds 72/40, powerLimitW 112/16, paid 128/96, startedAt 224/32.
-    // Rental slot 1: pricePerGpuHour 0/72, pricePerKwh 72/72, budget 144/96, gpuCount 240/16.
-    // tests/foundry/fuzz/SettlementFuzz.t.sol checks the layout against getRental.
-    /// @dev Slot 0 bits a settlement keeps: powerLimitW and startedAt.
-    uint256 private constant _S0_KEEP_MASK = (0xffff << 112) | (0xffffffff << 224);
+    // The rental's slot layout (bit offsets and masks of slots 0 and 1) is named once, in
+    // contracts/libraries/RentalSlot.sol; _applyRun's assembly uses those constants. status and
+    // pricePerGpuHour sit at bit offset 0 (a shift by 0 is not optimized away and costs 6 gas),
+    // so they are read with their mask alone (RentalSlot.t.sol checks both offsets are 0).
 
     /// @inheritdoc IUsageSettlement
     function settle(UsageReport calldata report, bytes calldata signatures) external nonReentrant {
@@ -246,14 +271,15 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
     /// @dev Settlement proper, over `count` consecutive ABI-encoded UsageReports at calldata
     /// `offset`. Settles each report whose rental is in `expectedStatus` and which is newer,
     /// well-formed (sequence <= uint32, available <= uint40 and not below the last, energy <
-    /// 2**128, uptime <= 10000) and within the bounds (periodEnd <= now, available and energy
+    /// 2**128, uptime <= 10000, challenge counts <= uint32) and within the bounds (periodEnd <= now, available and energy
     /// within what the rental's GPUs can deliver since its start): computes the payment, writes
     /// rental slot 0 as one word, and emits one UsageBatchSettled of all the reports it settled
     /// when `batch`, else (count is 1) the report's UsageSettled. Returns how many settled and,
     /// in report order, `deferred`: the index of each report left untouched (for _settle to
     /// skip, revert with the precise error, or settle an Ended rental), and
     /// `index | _EXHAUSTED_FLAG` for each whose rental's budget ran out (the caller records the
-    /// end). Touches no storage but the rentals' slots 0 (read, write) and 1 (read).
+    /// end). Touches no storage but the rentals' slots 0 (read, write) and 1 (read), and slot 5
+    /// (the challenge record) for a report that carries challenges.
     /// Written on raw words because it runs once per report of a batch (checked Solidity over the
     /// Rental struct measured ~4,500 gas more per report).
     function _applyRun(uint256 offset, uint256 count, uint256 expectedStatus, bool batch)
@@ -273,36 +299,50 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
                 let available := calldataload(add(report, 0x60))
                 {
                     let sequence := calldataload(add(report, 0x20))
-                    ok := and(eq(and(word0, 0xff), status), gt(sequence, and(shr(8, word0), 0xffffffff)))
-                    ok := and(ok, iszero(or(gt(sequence, 0xffffffff), gt(available, 0xffffffffff))))
-                    ok := and(ok, iszero(lt(available, and(shr(72, word0), 0xffffffffff))))
+                    ok := and(eq(and(word0, RENTAL_STATUS_MASK), status), gt(sequence, and(shr(RENTAL_SEQUENCE_OFFSET, word0), RENTAL_SEQUENCE_MASK)))
+                    ok := and(ok, iszero(or(gt(sequence, RENTAL_SEQUENCE_MASK), gt(available, RENTAL_AVAILABLE_MASK))))
+                    ok := and(ok, iszero(lt(available, and(shr(RENTAL_AVAILABLE_OFFSET, word0), RENTAL_AVAILABLE_MASK))))
                 }
                 // uptime <= 10000 and energy < 2**128
                 ok := and(ok, iszero(or(gt(calldataload(add(report, 0xe0)), 10000), shr(128, calldataload(add(report, 0xa0))))))
                 let word1
+                let challenges
                 if ok {
+                    // Challenge counts <= uint32; their record word (RentalSlot.encodeChallenges).
+                    {
+                        let passed := calldataload(add(report, 0x120))
+                        let failed := calldataload(add(report, 0x140))
+                        ok := iszero(gt(or(passed, failed), RENTAL_CHALLENGE_COUNT_MASK))
+                        challenges := or(passed, shl(RENTAL_CHALLENGES_FAILED_OFFSET, failed))
+                    }
                     word1 := sload(add(slot, 1))
                     // Bounds: periodEnd <= now; available <= gpuCount * (elapsed + 1); energy <=
                     // that * powerLimitW * 1100 mJ. periodEnd <= now < 2**64 here (the `and`
                     // evaluates both sides; an out-of-range periodEnd fails the first test), so
                     // the products stay below 2**16 * 2**64 * 2**16 * 2**11.
                     let periodEnd := calldataload(add(report, 0x40))
-                    let startedAt := shr(224, word0)
+                    let startedAt := shr(RENTAL_STARTED_AT_OFFSET, word0)
                     let secondsBound := add(mul(gt(periodEnd, startedAt), sub(periodEnd, startedAt)), 1)
-                    let maxAvailable := mul(shr(240, word1), secondsBound)
-                    let maxEnergy := mul(mul(maxAvailable, and(shr(112, word0), 0xffff)), _MAX_MILLIJOULES_PER_WATT_SECOND)
-                    ok := and(iszero(gt(periodEnd, timestamp())), iszero(gt(available, maxAvailable)))
+                    let maxAvailable := mul(shr(RENTAL_GPU_COUNT_OFFSET, word1), secondsBound)
+                    let maxEnergy := mul(
+                        mul(maxAvailable, and(shr(RENTAL_POWER_LIMIT_OFFSET, word0), RENTAL_POWER_LIMIT_MASK)),
+                        _MAX_MILLIJOULES_PER_WATT_SECOND
+                    )
+                    ok := and(ok, and(iszero(gt(periodEnd, timestamp())), iszero(gt(available, maxAvailable))))
                     ok := and(ok, iszero(gt(calldataload(add(report, 0xa0)), maxEnergy)))
                 }
                 if ok {
-                    let paid := and(shr(128, word0), 0xffffffffffffffffffffffff)
-                    let budget := and(shr(144, word1), 0xffffffffffffffffffffffff)
+                    let paid := and(shr(RENTAL_PAID_OFFSET, word0), RENTAL_PAID_MASK)
+                    let budget := and(shr(RENTAL_BUDGET_OFFSET, word1), RENTAL_BUDGET_MASK)
                     // cost(new cumulative) = floor(available * pricePerGpuHour / 3600) +
                     // floor(energy * pricePerKwh / 3.6e9). No product overflows: available
                     // < 2**40, energy < 2**128, prices < 2**72.
                     let payment := add(
-                        div(mul(available, and(word1, 0xffffffffffffffffff)), 3600),
-                        div(mul(calldataload(add(report, 0xa0)), and(shr(72, word1), 0xffffffffffffffffff)), 3600000000)
+                        div(mul(available, and(word1, RENTAL_PRICE_MASK)), _SECONDS_PER_HOUR),
+                        div(
+                            mul(calldataload(add(report, 0xa0)), and(shr(RENTAL_PRICE_PER_KWH_OFFSET, word1), RENTAL_PRICE_MASK)),
+                            _MILLIJOULES_PER_KWH
+                        )
                     )
                     switch gt(payment, paid)
                     case 0 { payment := 0 }
@@ -320,15 +360,22 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
                         mload(mload(0x40)),
                         or(or(shl(128, calldataload(report)), shl(96, calldataload(add(report, 0x20)))), payment)
                     )
-                    // Slot 0 (layout in the constants above): status unchanged, or Active (2) ->
-                    // Ended (3) when the budget ran out; powerLimitW and startedAt kept; the
-                    // report's sequence and available seconds, the time, the new paid.
-                    word0 := or(and(word0, _S0_KEEP_MASK), add(status, exhausted))
-                    word0 := or(word0, shl(8, calldataload(add(report, 0x20))))
-                    word0 := or(word0, shl(40, timestamp()))
-                    word0 := or(word0, shl(72, available))
-                    word0 := or(word0, shl(128, newPaid))
+                    // Slot 0 (RentalSlot.settledWord0): status unchanged, or Active (2) -> Ended
+                    // (3) when the budget ran out; powerLimitW and startedAt kept; the report's
+                    // sequence and available seconds, the time, the new paid.
+                    word0 := or(and(word0, RENTAL_SLOT0_SETTLEMENT_KEEP_MASK), add(status, exhausted))
+                    word0 := or(word0, shl(RENTAL_SEQUENCE_OFFSET, calldataload(add(report, 0x20))))
+                    word0 := or(word0, shl(RENTAL_LAST_SETTLED_AT_OFFSET, timestamp()))
+                    word0 := or(word0, shl(RENTAL_AVAILABLE_OFFSET, available))
+                    word0 := or(word0, shl(RENTAL_PAID_OFFSET, newPaid))
                     sstore(slot, word0)
+                    // The challenge record: only a report that carries challenges reads it (one
+                    // cold SLOAD), and only a changed record is written (rarely: challenges are
+                    // sparse). Reports without challenges pay none of this.
+                    if challenges {
+                        let challengeSlot := add(slot, RENTAL_CHALLENGES_SLOT)
+                        if iszero(eq(sload(challengeSlot), challenges)) { sstore(challengeSlot, challenges) }
+                    }
                 }
             }
 

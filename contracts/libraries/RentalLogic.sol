@@ -232,15 +232,19 @@ library RentalLogic {
 
     /// @dev Reputation of a finalized rental (docs/economics.md): abandoned when closed for
     /// silence, or ended by the provider or at max duration with no attested GPU time; else
-    /// completed when it has attested GPU time, weighted by its fee x attested uptime. A rental
-    /// the renter ended before any usage counts for nothing. Uptime is floored to basis points
-    /// first on purpose: the formula is documented in integers (docs/economics.md).
+    /// completed when it has attested GPU time, weighted by its fee x attested uptime x the share
+    /// of its proof-of-GPU challenges passed. A rental the renter ended before any usage counts
+    /// for nothing. Uptime and the challenge share are floored to basis points first on purpose:
+    /// the formula is documented in integers (docs/economics.md). Every rental's challenge
+    /// record is added to the provider's counters.
     // slither-disable-next-line divide-before-multiply
     function _recordReputation(Rental storage rental, Reputation storage reputation, uint256 fee, uint256 collateral)
         private
         returns (bool abandoned)
     {
         uint256 available = rental.availableGpuSeconds;
+        uint256 passed = rental.challengesPassed;
+        uint256 failed = rental.challengesFailed;
         EndReason reason = rental.endReason;
         abandoned = reason == EndReason.Silence || (available == 0 && reason != EndReason.ByRenter);
         if (abandoned) {
@@ -251,12 +255,27 @@ library RentalLogic {
             uint256 uptimeBps = rentedGpuSeconds == 0 ? 0 : available * 10_000 / rentedGpuSeconds;
             if (uptimeBps > 10_000) uptimeBps = 10_000;
             ++reputation.completedRentals;
-            reputation.deliveredFees += uint128(fee * uptimeBps / 10_000);
+            reputation.deliveredFees += uint128(fee * uptimeBps * challengeShareBps(passed, failed) / 100_000_000);
         }
         // fee <= paid < 2**96 and available < 2**40 per rental: the sums fit for 2**32 rentals.
         reputation.feesPaid += uint128(fee);
         reputation.attestedGpuSeconds += uint64(available);
+        // Challenge counts saturate instead of reverting: finalization must never be blocked.
+        reputation.challengesPassed = _saturatingAdd32(reputation.challengesPassed, passed);
+        reputation.challengesFailed = _saturatingAdd32(reputation.challengesFailed, failed);
         emit IReputation.ReputationUpdated(rental.provider, reputation);
+    }
+
+    /// @notice Share of a rental's proof-of-GPU challenges passed, in basis points (floor);
+    /// 10000 for a rental without judged challenges.
+    function challengeShareBps(uint256 passed, uint256 failed) internal pure returns (uint256) {
+        uint256 judged = passed + failed;
+        return judged == 0 ? 10_000 : passed * 10_000 / judged;
+    }
+
+    function _saturatingAdd32(uint32 total, uint256 amount) private pure returns (uint32) {
+        uint256 sum = uint256(total) + amount; // both < 2**32
+        return sum > type(uint32).max ? type(uint32).max : uint32(sum);
     }
 
     /// @notice The reputation score of IReputation.reputationScore.

@@ -4,6 +4,7 @@ pragma solidity ^0.8.30;
 import {Offer, Rental, RentalStatus, UsageReport} from "../types/DataTypes.sol";
 import {IUsageSettlement} from "../../interfaces/IUsageSettlement.sol";
 import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
+import {RENTAL_SEQUENCE_MASK, RENTAL_AVAILABLE_MASK} from "./RentalSlot.sol";
 
 /// @title SettlementLogic
 /// @notice The cold parts of GpuRentMarket's settlement, deployed once as an external library
@@ -14,8 +15,6 @@ import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 /// (UsageSettlement._applyRun) stays in the market; this code runs only for reports the fast path
 /// left and for claims. Its bounds are the same formulas as _applyRun's (IUsageSettlement).
 library SettlementLogic {
-    uint256 private constant _MASK32 = 0xffffffff;
-    uint256 private constant _MASK40 = 0xffffffffff;
     /// @dev Energy bound per watt of power limit and second: 1,000 mJ plus the nodes' 10 % margin.
     uint256 internal constant MAX_MILLIJOULES_PER_WATT_SECOND = 1100;
 
@@ -70,7 +69,7 @@ library SettlementLogic {
             return false;
         }
         uint256 available = report.availableGpuSeconds;
-        if (sequence > _MASK32 || available > _MASK40 || report.uptimeBps > 10_000) {
+        if (sequence > RENTAL_SEQUENCE_MASK || available > RENTAL_AVAILABLE_MASK || report.uptimeBps > 10_000) {
             revert IUsageSettlement.UsageSettlement_ValueOutOfRange(report.rentalId);
         }
         uint256 lastAvailable = rental.availableGpuSeconds;

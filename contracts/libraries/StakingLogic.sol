@@ -68,19 +68,21 @@ library StakingLogic {
         emit IProviderStaking.UnstakeRequested(msg.sender, amount, unbonding, releaseAt);
     }
 
-    /// @notice Returns the caller's whole unbonded stake.
-    function completeUnstake(Stake storage providerStake) external {
+    /// @notice Pays the caller's whole unbonded stake to `to` (the caller, or an address it
+    /// names).
+    function completeUnstake(Stake storage providerStake, address to) external {
         uint256 amount = providerStake.unbonding;
         // Check:
         if (amount == 0 || block.timestamp < providerStake.unbondingReleaseAt) {
             revert IProviderStaking.ProviderStaking_NotUnbonded(amount, providerStake.unbondingReleaseAt);
         }
+        if (to == address(0)) revert IProviderStaking.ProviderStaking_InvalidRecipient(to);
         address token = providerStake.token;
         // Effect:
         providerStake.unbonding = 0;
         emit IProviderStaking.Unstaked(msg.sender, token, amount);
         // Interaction:
-        IERC20(token).safeTransfer(msg.sender, amount);
+        IERC20(token).safeTransfer(to, amount);
     }
 
     /// @notice Takes the slash of a verified fault report from the collateral the provider

@@ -126,12 +126,23 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     }
 
     /// @inheritdoc IOperatorRegistry
-    function completeUnbond() external nonReentrant returns (uint256 amount) {
+    function completeUnbond() external nonReentrant returns (uint256) {
+        return _completeUnbond(msg.sender);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function completeUnbondTo(address to) external nonReentrant returns (uint256) {
+        return _completeUnbond(to);
+    }
+
+    /// @dev Pays the caller's unbonded tokens to `to`.
+    function _completeUnbond(address to) private returns (uint256 amount) {
         OperatorBond storage b = _bonds[msg.sender];
         amount = b.unbonding;
         uint256 releaseAt = b.unbondingReleaseAt;
         // Check:
         if (amount == 0 || block.timestamp < releaseAt) revert OperatorRegistry_NotUnbonded(msg.sender, releaseAt);
+        if (to == address(0)) revert OperatorRegistry_InvalidRecipient(to);
         // Effect:
         address token = b.token;
         b.unbonding = 0;
@@ -139,7 +150,7 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         if (b.active == 0) b.token = address(0);
         _totalBonded[token] -= amount;
         // Interaction:
-        IERC20(token).safeTransfer(msg.sender, amount);
+        IERC20(token).safeTransfer(to, amount);
         emit Unbonded(msg.sender, token, amount);
     }
 
@@ -304,14 +315,25 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
     // -------------------------------------------------------------------------- withdrawal
 
     /// @inheritdoc IOperatorRegistry
-    function withdraw(address token) external nonReentrant returns (uint256 amount) {
+    function withdraw(address token) external nonReentrant returns (uint256) {
+        return _withdraw(token, msg.sender);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function withdrawTo(address token, address to) external nonReentrant returns (uint256) {
+        return _withdraw(token, to);
+    }
+
+    /// @dev Pays the caller's whole balance of `token` to `to`.
+    function _withdraw(address token, address to) private returns (uint256 amount) {
         amount = _balances[msg.sender][token];
         // Check:
         if (amount == 0) revert OperatorRegistry_NothingToWithdraw(msg.sender, token);
+        if (to == address(0)) revert OperatorRegistry_InvalidRecipient(to);
         // Effect:
         _balances[msg.sender][token] = 0;
         // Interaction:
-        IERC20(token).safeTransfer(msg.sender, amount);
+        IERC20(token).safeTransfer(to, amount);
         emit Withdrawn(msg.sender, token, amount);
     }
 

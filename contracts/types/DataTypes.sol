@@ -174,6 +174,11 @@ struct Rental {
     /// Taken from the provider's stake for this rental's faults (<= collateral). Held by the
     /// contract until finalization, then split between the renter (capped) and the treasury.
     uint96 slashed;
+    // slot 5: the challenge record, the cumulative counts of the last settled report that
+    // carried any (UsageReport.challengesPassed / challengesFailed); written by settlement only
+    // for such reports and only when they change, added to the reputation at finalization.
+    uint32 challengesPassed;
+    uint32 challengesFailed;
 }
 
 /// @notice The terms a rental depends on, fixed when it opens (docs/protocol.md "Rental
@@ -269,12 +274,17 @@ bytes constant STAKE_LAYOUT = hex"0000a0_00a060_010060_016020_018020_01a060";
 /// GPU-seconds available / GPU-seconds rented).
 /// @param abandonedCollateral Sum of the collateral of abandoned rentals.
 /// @param slashedAmount Sum of the amounts slashed (stake-token units).
+/// @param challengesPassed Proof-of-GPU challenges passed, summed over finalized rentals (each
+/// rental's count from its last settled report that carried challenges; saturates at 2**32 - 1).
+/// @param challengesFailed Challenges failed or missed, likewise.
 struct Reputation {
     // slot 0
     uint32 completedRentals;
     uint32 abandonedRentals;
     uint32 slashCount;
     uint64 attestedGpuSeconds;
+    uint32 challengesPassed;
+    uint32 challengesFailed;
     // slot 1
     uint128 feesPaid;
     uint128 deliveredFees;
@@ -284,7 +294,7 @@ struct Reputation {
 }
 
 /// @dev Reputation's storage layout for PackedView (slot, bit offset, bit width per field).
-bytes constant REPUTATION_LAYOUT = hex"000020_002020_004020_006040_010080_018080_020080_028080";
+bytes constant REPUTATION_LAYOUT = hex"000020_002020_004020_006040_00a020_00c020_010080_018080_020080_028080";
 
 /// @notice Governance parameters.
 /// @param treasury Receives protocol fees and the non-renter share of slashes.

@@ -115,6 +115,9 @@ class Agent:
         self.batch_ms = max(1, round(seconds * 1000))
         self.clock_ms = clock_ms
         self.stop = stop or threading.Event()
+        # The delivery workers have their own stop: a SIGTERM stops sampling at once, while the
+        # workers still deliver what is spooled until ``shutdown`` has drained (bounded) and stops them.
+        self._deliveries_stop = threading.Event()
         self._sleep = sleep or self.stop.wait
         self.drain_timeout_s = drain_timeout_s
         self.spool_warn_batches = spool_warn_batches
@@ -143,7 +146,7 @@ class Agent:
                     DeliveryWorker(
                         node,
                         spool,
-                        stop=self.stop,
+                        stop=self._deliveries_stop,
                         backoff=backoff_factory(),
                         request_timeout_s=request_timeout_s,
                         idle_poll_s=idle_poll_s,
@@ -265,6 +268,7 @@ class Agent:
             ):
                 time.sleep(0.05)
         self.stop.set()
+        self._deliveries_stop.set()
         for worker in self.workers:
             worker.join(timeout=30)
             worker.close()

@@ -300,6 +300,11 @@ class MarketClient:
     def complete_unstake(self) -> TxResult:
         return self.transact("completeUnstake")
 
+    def complete_unstake_to(self, to: str) -> TxResult:
+        """``completeUnstakeTo``: the unbonded stake paid to ``to`` (a provider the stake token
+        refuses to pay, e.g. a blocklist)."""
+        return self.transact("completeUnstakeTo", Web3.to_checksum_address(to))
+
     def create_offer(self, terms: OfferTerms | Mapping[str, Any]) -> tuple[int, TxResult]:
         terms_tuple = terms.as_tuple() if isinstance(terms, OfferTerms) else struct_tuple(terms, OFFER_TERMS_FIELDS)
         result = self.transact("createOffer", terms_tuple)
@@ -353,6 +358,11 @@ class MarketClient:
 
     def withdraw(self, token: str) -> TxResult:
         return self.transact("withdraw", Web3.to_checksum_address(token))
+
+    def withdraw_to(self, token: str, to: str) -> TxResult:
+        """``withdrawTo``: the caller's whole balance of ``token`` paid to ``to`` (a payee the
+        token refuses to pay, e.g. a USDC-style blocklist)."""
+        return self.transact("withdrawTo", Web3.to_checksum_address(token), Web3.to_checksum_address(to))
 
     # ------------------------------------------------------------------ settlement and slashing
     def _packed(self, digest_fn: Any, arg: Any, signatures: bytes | Sequence[bytes]) -> bytes:

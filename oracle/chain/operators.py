@@ -139,6 +139,10 @@ class OperatorClient:
     def complete_unbond(self) -> TxResult:
         return self.registry.transact("completeUnbond")
 
+    def complete_unbond_to(self, to: str) -> TxResult:
+        """``completeUnbondTo``: the unbonded bond paid to ``to``."""
+        return self.registry.transact("completeUnbondTo", Web3.to_checksum_address(to))
+
     # ------------------------------------------------------------------ fees and rebates
     def sync(self, token: str) -> TxResult:
         return self.registry.transact("sync", Web3.to_checksum_address(token))
@@ -148,6 +152,10 @@ class OperatorClient:
 
     def withdraw(self, token: str) -> TxResult:
         return self.registry.transact("withdraw", Web3.to_checksum_address(token))
+
+    def withdraw_to(self, token: str, to: str) -> TxResult:
+        """``withdrawTo``: the caller's registry balance of ``token`` paid to ``to``."""
+        return self.registry.transact("withdrawTo", Web3.to_checksum_address(token), Web3.to_checksum_address(to))
 
     # ------------------------------------------------------------------ settlement and proofs
     def settle_for(self, report: Any, signatures: bytes | Sequence[bytes], digest: bytes | None = None) -> TxResult:

@@ -30,9 +30,11 @@ from oracle.cli.params import AMOUNT, TRACE_FILE, FiniteFloat
 @click.option("--cheat", is_flag=True,
               help="dev only: the agent answers every proof-of-GPU challenge wrongly (the GPU's time goes unpaid); "
                    "replays at 1x unless --speed is given")
+@click.option("--no-container", is_flag=True,
+              help="do not run the renter's command in a container (default: via the provider daemon where Docker is available)")
 def demo(state_dir: Path | None, trace: Path | None, speed: float, source: str, nvml_seconds: float,
          stop_node_after: float | None, budget: str, keep_running: bool, as_json: bool, no_challenges: bool,
-         cheat: bool) -> None:
+         cheat: bool, no_container: bool) -> None:
     """Run a whole rental on a local anvil: deploy, 3 oracle nodes (threshold 2) that learn the
     rental from chain events and settle it themselves, stake, offer, rent, telemetry, metering,
     end, refund, and print what the chain recorded (node logs in the state directory)."""
@@ -47,7 +49,7 @@ def demo(state_dir: Path | None, trace: Path | None, speed: float, source: str, 
     parse_amount(budget, 6, "--budget", max_units=2**96 - 1)  # the demo's tUSD has 6 decimals
     options = DemoOptions(speed=speed, source=source, nvml_seconds=nvml_seconds, budget=budget,
                           stop_node_after_s=stop_node_after, keep_running=keep_running,
-                          challenges=not no_challenges, cheat=cheat)
+                          challenges=not no_challenges, cheat=cheat, container=not no_container)
     if state_dir is not None:
         options.state_dir = state_dir
     if trace is not None:

@@ -31,9 +31,29 @@ def _status_code(text: str) -> int:
     raise ApiError(400, f"status: unknown rental status {text!r}", "status")
 
 
-def settlement_rows(db: sqlite3.Connection, rental_id: int) -> list[sqlite3.Row]:
-    return db.execute(f"SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE rental_id=? ORDER BY sequence",
-                      (rental_id,)).fetchall()
+#: most chart points one series answer carries (evenly spaced settled reports, the last included)
+MAX_POINTS = 2_000
+
+
+def settlement_rows(db: sqlite3.Connection, rental_id: int, *, last: int | None = None,
+                    from_sequence: int = 0) -> list[sqlite3.Row]:
+    """The rental's settlements in sequence order: all, those from ``from_sequence`` on, or the ``last`` n."""
+    if last is not None:
+        rows = db.execute(f"SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE rental_id=? ORDER BY sequence DESC "
+                          "LIMIT ?", (rental_id, last)).fetchall()
+        return rows[::-1]
+    return db.execute(f"SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE rental_id=? AND sequence>=? "
+                      "ORDER BY sequence", (rental_id, from_sequence)).fetchall()
+
+
+def evenly(rows: list[Any], most: int) -> list[Any]:
+    """At most ``most`` of ``rows``, evenly spaced, keeping the last (cumulative values stay exact)."""
+    if len(rows) <= most:
+        return rows
+    step = len(rows) / most
+    picked = [rows[min(len(rows) - 1, int((i + 1) * step) - 1)] for i in range(most)]
+    picked[-1] = rows[-1]
+    return picked
 
 
 def _series_input(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
@@ -51,7 +71,7 @@ def rental_out(state: WebState, row: sqlite3.Row, now_s: int) -> dict[str, Any]:
     terms = data.get("terms") or {}
     model = bytes32_text(terms["gpuModel"]) if terms.get("gpuModel") else ""
     power = typical_power_w(state.db(), model) if model else None
-    rows = settlement_rows(state.db(), int(row["rental_id"]))
+    rows = settlement_rows(state.db(), int(row["rental_id"]), last=11)  # the burn rate looks 10 back
     return rental_json(row, token, _series_input(rows), now_s, power)
 
 
@@ -105,13 +125,21 @@ def rental(request: Request, rental_id: int) -> Response:
 
 
 @router.get("/rentals/{rental_id}/series")
-def series(request: Request, rental_id: int, since_sequence: Annotated[int, Query(ge=0)] = 0) -> Response:
+def series(request: Request, rental_id: int, since_sequence: Annotated[int, Query(ge=0)] = 0,
+           max_points: Annotated[int, Query(ge=2, le=MAX_POINTS)] = MAX_POINTS) -> Response:
     state = web(request)
     row = _rental_row(state, rental_id)
     data = json.loads(row["data"])
     started = int((data.get("chain") or {}).get("startedAt", 0))
     token = state.tokens.get(data.get("payment_token"))
-    points = series_points(settlement_rows(state.db(), rental_id), started, token, since_sequence)
+    db = state.db()
+    # the settled report at or before since_sequence is the baseline of the first new point's averages
+    base = db.execute("SELECT MAX(sequence) FROM settlements WHERE rental_id=? AND sequence<=?",
+                      (rental_id, since_sequence)).fetchone()[0]
+    rows = settlement_rows(db, rental_id, from_sequence=int(base or 0))
+    head = [r for r in rows if int(r["sequence"]) <= since_sequence]
+    points = series_points(head + evenly([r for r in rows if int(r["sequence"]) > since_sequence], max_points),
+                           started, token, since_sequence)
     return respond({"rental_id": rental_id, "started_at": started or None, "points": points, **_now(state)})
 
 
@@ -127,8 +155,8 @@ def settlements(request: Request, rental_id: int) -> Response:
 
 def receipt(state: WebState, rental_id: int) -> dict[str, Any]:
     row = _rental_row(state, rental_id)
-    rows = settlement_rows(state.db(), rental_id)
-    last = next((r for r in reversed(rows) if r["report"]), None)
+    last = state.db().execute(f"SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE rental_id=? AND report IS NOT NULL "
+                              "ORDER BY sequence DESC LIMIT 1", (rental_id,)).fetchone()
     if last is None:
         raise ApiError(404, f"rental {rental_id} has no settled report yet", "rental_id")
     data = json.loads(row["data"])

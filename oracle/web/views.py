@@ -60,6 +60,9 @@ def reputation_json(rep: Mapping[str, Any] | None, score: int | None) -> dict[st
         "delivered_fees": int(rep.get("deliveredFees", 0)),
         "abandoned_collateral": int(rep.get("abandonedCollateral", 0)),
         "slashed_amount": int(rep.get("slashedAmount", 0)),
+        # the challenge record of finalized rentals, where the contract keeps one (null before it did)
+        "challenges_passed": None if "challengesPassed" not in rep else int(rep["challengesPassed"]),
+        "challenges_failed": None if "challengesFailed" not in rep else int(rep["challengesFailed"]),
     }
 
 

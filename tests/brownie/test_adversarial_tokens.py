@@ -250,3 +250,59 @@ def test_blocklisted_renter_does_not_block_provider_payment(
         market.withdraw(blk, {"from": renter})
     assert market.withdrawable(renter, blk) == BUDGET - cost(500)
     solvent(token=blk)
+
+
+# ------------------------------------------------------------------ a blocklisted payee names a recipient (issue 11)
+
+
+def test_withdrawTo_blocklisted_provider_takes_its_balance_to_an_address_it_names(
+    BlocklistToken, market, gov, oracle, free_provider, renter, stranger, agent, relayer, deployer, solvent
+):
+    """A payee the token blocklists (USDC-style) cannot receive its earnings, but withdrawTo pays
+    them to an address it names; Withdrawn still names the payee's account."""
+    blk = BlocklistToken.deploy("Blocklist USD", "bUSD", 6, {"from": deployer})
+    blk.mint(renter, BUDGET, {"from": deployer})
+    oid = _listed_offer(market, gov, blk, free_provider, agent)
+    rid = open_rental(market, blk, renter, oid, BUDGET)
+    market.startRental(rid, {"from": free_provider})
+    oracle.settle(rid, 1, 1_000, relayer)
+    market.endRental(rid, {"from": renter})
+    finalize_after_grace(market, rid, free_provider)
+    owed = credit(cost(1_000))
+
+    blk.setBlocked(free_provider, True, {"from": deployer})
+    with reverts_with("BlocklistToken_Blocked(address)", free_provider.address):
+        market.withdraw(blk, {"from": free_provider})
+    with reverts_with("RentalEscrow_InvalidRecipient(address)", "0x" + "00" * 20):
+        market.withdrawTo(blk, "0x" + "00" * 20, {"from": free_provider})
+    tx = market.withdrawTo(blk, stranger, {"from": free_provider})
+    assert tx.return_value == owed
+    assert tx.events["Withdrawn"]["account"] == free_provider
+    assert tx.events["Withdrawn"]["amount"] == owed
+    assert blk.balanceOf(stranger) == owed
+    assert market.withdrawable(free_provider, blk) == 0
+    solvent(token=blk)
+
+
+def test_completeUnstakeTo_blocklisted_provider_unstakes_to_an_address_it_names(
+    BlocklistToken, market, gov, provider2, stranger, deployer, solvent
+):
+    """A provider whose stake token blocklists it takes its unbonded stake out to an address it
+    names; the plain completeUnstake still reverts for it."""
+    blk = BlocklistToken.deploy("Blocklist USD", "bUSD", 6, {"from": deployer})
+    market.setStakeToken(blk, MIN_STAKE_PER_GPU, {"from": gov})
+    blk.mint(provider2, MIN_STAKE_PER_GPU, {"from": deployer})
+    blk.approve(market, MIN_STAKE_PER_GPU, {"from": provider2})
+    market.stake(blk, MIN_STAKE_PER_GPU, {"from": provider2})
+    market.requestUnstake(MIN_STAKE_PER_GPU, {"from": provider2})
+    chain.sleep(PARAMS["unbondingDelay"] + 1)
+    chain.mine()
+    blk.setBlocked(provider2, True, {"from": deployer})
+    with reverts_with("BlocklistToken_Blocked(address)", provider2.address):
+        market.completeUnstake({"from": provider2})
+    tx = market.completeUnstakeTo(stranger, {"from": provider2})
+    assert tx.events["Unstaked"]["provider"] == provider2
+    assert tx.events["Unstaked"]["amount"] == MIN_STAKE_PER_GPU
+    assert blk.balanceOf(stranger) == MIN_STAKE_PER_GPU
+    assert market.stakeOf(provider2)["unbonding"] == 0
+    solvent(token=blk)

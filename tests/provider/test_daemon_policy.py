@@ -67,6 +67,6 @@ def test_manual_acceptance_runs_the_workload_once_the_provider_starts_it_and_unl
         assert g("rent", "exec", str(rental), "--", "hostname", json_out=False, dev=RENTER).strip() == \
             f"rental-{rental}"
         g("rent", "end", str(rental), dev=RENTER)
-        wait_for("the container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
+        wait_for("the container to go", lambda: docker_client.containers.list(all=True, ignore_removed=True) == [], log=daemon.log)
     finally:
         daemon.stop()

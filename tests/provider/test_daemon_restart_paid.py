@@ -75,7 +75,7 @@ def test_daemon_killed_mid_rental_readopts_and_the_rental_is_still_paid_without_
 
         wait_for("every node's verdict on the start challenge", judged, timeout_s=90, log=daemon.log)
         g("rent", "end", str(rental), dev=RENTER)
-        wait_for("the container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
+        wait_for("the container to go", lambda: docker_client.containers.list(all=True, ignore_removed=True) == [], log=daemon.log)
     finally:
         daemon.stop()
         stop_all(node_procs)

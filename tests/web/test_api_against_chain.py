@@ -8,7 +8,7 @@ from eth_account import Account
 
 from oracle.chain.anvil import ANVIL_KEYS
 from oracle.chain.client import OfferTerms
-from oracle.protocol import RentalStatus
+from oracle.protocol import EndReason, RentalStatus
 from oracle.units import format_amount
 
 from .conftest import PROVIDER, RENTER, SUBMITTER, make_harness, node_addresses, signed_report
@@ -166,7 +166,11 @@ def test_series_gives_power_and_utilization_between_settled_reports(scene):
     assert points[1]["power_w"] == (r2.energy_millijoules - r1.energy_millijoules) // (60 * 1000)
     assert points[1]["utilization_bps"] == (r2.busy_gpu_seconds - r1.busy_gpu_seconds) * 10_000 // (
         r2.available_gpu_seconds - r1.available_gpu_seconds)
-    assert web.get(f"/api/v1/rentals/{scene['rental_id']}/series", since_sequence=1)["points"][0]["sequence"] == 2
+    # the page asks only for what is new: the same point, averaged from the report before it
+    assert web.get(f"/api/v1/rentals/{scene['rental_id']}/series", since_sequence=1)["points"] == points[1:]
+    # a long rental's chart is thinned to evenly spaced reports, the last one kept (cumulative values stay exact)
+    thinned = web.get(f"/api/v1/rentals/{scene['rental_id']}/series", max_points=2)["points"]
+    assert [p["sequence"] for p in thinned] == [1, 2]
 
 
 def test_receipt_is_the_last_settled_report_with_its_signers_and_downloads(scene):
@@ -225,3 +229,46 @@ def test_network_shows_signer_set_and_params_from_the_index(scene, deployed):
     params = chain.params()
     assert body["params"]["protocol_fee_bps"] == int(params["protocolFeeBps"])
     assert body["params"]["settlement_grace_s"] == int(params["settlementGrace"])
+
+
+def test_a_rental_whose_budget_runs_out_shows_ended_by_budget_with_nothing_left(scene, deployed):
+    web, provider = scene["harness"], deployed.client(PROVIDER)
+    renter, submitter = deployed.client(RENTER), deployed.client(SUBMITTER)
+    rental_id, _ = renter.open_rental(scene["h100"], gpu_count=1, budget=10_000)  # 0.01 tUSD: 18 s at 2 tUSD/h
+    started_at = int(provider.start_rental(rental_id).events["RentalStarted"][0]["startedAt"])
+    deployed.chain.set_next_timestamp(started_at + 70)
+    deployed.chain.mine()
+    report, sigs = signed_report(deployed, rental_id, 1, started_at + 60, available=60, busy=60,
+                                 energy_mj=60 * 700_000, carbon_mg=500)
+    submitter.settle(report, sigs)
+    web.sync()
+    stored = renter.get_rental(rental_id)
+    body = web.get(f"/api/v1/rentals/{rental_id}")
+    assert body["status"] == int(stored["status"]) == RentalStatus.ENDED
+    assert body["end_reason"] == int(stored["endReason"]) == EndReason.BUDGET_EXHAUSTED
+    assert body["end_reason_label"] == EndReason.BUDGET_EXHAUSTED.label
+    assert body["paid"] == int(stored["paid"]) == 10_000 and body["remaining"] == 0
+    assert body["runs_out_at"] is None and body["ended_at"] == int(stored["endedAt"])
+
+
+def test_a_provider_withdrawal_claims_the_running_rentals_earnings_first(scene, deployed):
+    web, provider = scene["harness"], deployed.client(PROVIDER)
+    # the scene's running rental and the one its budget ended both have earnings not yet credited
+    claimable = sum(provider.claimable(i) for i in range(1, provider.rental_count() + 1))
+    assert provider.claimable(scene["rental_id"]) > 0 and claimable > provider.claimable(scene["rental_id"])
+    resp = web.client.post("/api/v1/tx/withdraw", json={"from": provider.account, "token": deployed.token})
+    assert resp.status_code == 200, resp.text
+    txs = resp.json()["txs"]
+    assert [t["function"] for t in txs][0] == "claim" and txs[-1]["function"] in ("withdraw", "withdrawTo")
+    before = provider.balance_of(deployed.token, provider.account)
+    credited = provider.withdrawable(provider.account, deployed.token)
+    w3 = web.state.w3
+    for tx in txs:  # as the page's wallet sends them
+        digest = w3.eth.send_transaction({"from": provider.account, "to": tx["to"], "data": tx["data"]})
+        assert w3.eth.wait_for_transaction_receipt(digest)["status"] == 1
+    assert provider.balance_of(deployed.token, provider.account) == before + credited + claimable
+    assert provider.claimable(scene["rental_id"]) == 0
+    web.sync()
+    body = web.get(f"/api/v1/providers/{provider.account}")
+    earnings = next(e for e in body["earnings"] if e["token"]["address"] == deployed.token)
+    assert earnings["withdrawn"] == credited + claimable

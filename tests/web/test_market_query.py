@@ -111,3 +111,14 @@ def test_a_bad_query_names_its_field(index, query, field):
 
 def test_every_sort_key_is_tested():
     assert set(RAW) | {"budget_hours"} == set(SORTS)
+
+
+def test_a_thinned_series_keeps_the_last_report_and_spaces_the_rest_evenly():
+    from oracle.web.api_rentals import evenly
+
+    rows = list(range(1, 10_001))
+    picked = evenly(rows, 2_000)
+    assert len(picked) == 2_000 and picked[-1] == 10_000 and picked == sorted(set(picked))
+    gaps = {b - a for a, b in zip(picked, picked[1:])}
+    assert gaps == {5}
+    assert evenly(rows[:7], 10) == rows[:7]

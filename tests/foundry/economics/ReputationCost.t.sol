@@ -10,6 +10,7 @@ import {MarketFixture} from "../utils/MarketFixture.sol";
 /// (everything else comes back to it as provider and renter), so moving a fresh provider's score
 /// from 0 to Y costs at least ceil(prior * Y / (10000 - Y)) in fees: the table of
 /// docs/economics.md, checked here row by row and by a fuzz test over self-rental sequences.
+/// Failed proof-of-GPU challenges cut a rental's delivered fees (the challenge table).
 contract ReputationCostTest is MarketFixture {
     uint256 internal constant FEE_DIVISOR = 10_000 / FEE_BPS; // fee = paid / 40 at 250 bps
     uint256 internal constant TOKEN = 1e6;
@@ -17,6 +18,9 @@ contract ReputationCostTest is MarketFixture {
     /// @dev Self-rentals by `who`: its offer (created on first use) and what it paid in and got back.
     mapping(address who => uint256 offerId) internal selfOffer;
     mapping(address who => uint256 amount) internal depositedBy;
+    /// @dev The challenge counts the next self-rental's report carries.
+    uint32 internal nextChallengesPassed;
+    uint32 internal nextChallengesFailed;
 
     function setUp() public {
         _deployMarket();
@@ -52,7 +56,7 @@ contract ReputationCostTest is MarketFixture {
         vm.prank(who);
         market.startRental(rentalId);
         vm.warp(block.timestamp + durationS);
-        if (available != 0) _settle(rentalId, 1, uint64(available), 0);
+        if (available != 0) _settle(rentalId, 1, uint64(available), 0, nextChallengesPassed, nextChallengesFailed);
         if (_rental(rentalId).status == RentalStatus.Active) {
             vm.prank(providerEnds ? who : _sock(who));
             market.endRental(rentalId);
@@ -162,6 +166,41 @@ contract ReputationCostTest is MarketFixture {
             _selfRental(provider, 1, 0, 0, 0, false);
         }
         assertEq(market.reputationScore(provider), score, "free rentals do not wash slashes out");
+    }
+
+    /// @dev docs/economics.md "Failed challenges": from fees of 900 tokens at 100 % uptime (score
+    /// 9000 with every challenge passed), each row's challenge record gives the documented score:
+    /// a completed rental delivers its fee x uptime x the share of its challenges passed.
+    function test_reputationChallengeTable_failedChallengesLowerTheScoreAsDocumented() public {
+        uint32[2][5] memory records = [[uint32(0), 0], [uint32(10), 0], [uint32(9), 1], [uint32(1), 1], [uint32(0), 3]];
+        uint256[5] memory documentedScores = [uint256(9000), 9000, 8100, 4500, 0];
+        for (uint256 i = 0; i < records.length; i++) {
+            address who = address(uint160(0xC4A100 + i));
+            nextChallengesPassed = records[i][0];
+            nextChallengesFailed = records[i][1];
+            _selfRentalPayingFee(who, 900 * TOKEN);
+            Reputation memory rep = market.reputationOf(who);
+            assertEq(rep.challengesPassed, records[i][0], "passed recorded");
+            assertEq(rep.challengesFailed, records[i][1], "failed recorded");
+            assertEq(uint256(rep.feesPaid), 900 * TOKEN, "the whole fee is paid");
+            assertEq(market.reputationScore(who), documentedScores[i], "the table's score");
+        }
+    }
+
+    /// @dev Failed challenges cannot be bought back cheaper than the fee table says: the failed
+    /// rental's fee stays in the denominator with its delivered part cut.
+    function test_reputation_failedChallengesAreNotWashedOutByFreeRentals() public {
+        nextChallengesPassed = 1;
+        nextChallengesFailed = 1;
+        _selfRentalPayingFee(provider, 900 * TOKEN);
+        uint256 score = market.reputationScore(provider);
+        assertEq(score, 4500, "half the challenges failed: half the fee delivered");
+        nextChallengesPassed = 0;
+        nextChallengesFailed = 0;
+        for (uint256 i = 0; i < 20; i++) {
+            _selfRental(provider, 1, 0, 0, 0, false);
+        }
+        assertEq(market.reputationScore(provider), score, "free rentals move nothing");
     }
 
     // ------------------------------------------------------------------ fuzz

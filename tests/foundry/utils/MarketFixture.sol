@@ -214,8 +214,22 @@ abstract contract MarketFixture is TestBase {
     function _settle(uint256 rentalId, uint64 sequence, uint64 availableGpuSeconds, uint128 energyMillijoules)
         internal
     {
+        _settle(rentalId, sequence, availableGpuSeconds, energyMillijoules, 0, 0);
+    }
+
+    /// @dev Settles a report that also carries the rental's cumulative challenge counts.
+    function _settle(
+        uint256 rentalId,
+        uint64 sequence,
+        uint64 availableGpuSeconds,
+        uint128 energyMillijoules,
+        uint32 challengesPassed,
+        uint32 challengesFailed
+    ) internal {
         _warpToCover(rentalId, availableGpuSeconds, energyMillijoules);
         UsageReport memory report = _report(rentalId, sequence, availableGpuSeconds, energyMillijoules);
+        report.challengesPassed = challengesPassed;
+        report.challengesFailed = challengesFailed;
         bytes memory signatures = _signUsage(report);
         vm.prank(keeper);
         market.settle(report, signatures);

@@ -65,6 +65,21 @@ def test_top_up_cancel_and_refund(deployed):
         renter.withdraw(deployed.token)
 
 
+def test_withdraw_to_pays_an_address_the_payee_names(deployed):
+    rental = open_active_rental(deployed)
+    renter = rental.renter
+    rental_id, _ = renter.open_rental(rental.offer_id, gpu_count=1, budget=3_000_000)
+    renter.cancel_rental(rental_id)
+    owed = renter.withdrawable(renter.account, deployed.token)
+    payee = deployed.client(GOVERNANCE).account
+    before = renter.balance_of(deployed.token, payee)
+    result = renter.withdraw_to(deployed.token, payee)
+    assert int(result.events["Withdrawn"][0]["amount"]) == owed > 0
+    assert result.events["Withdrawn"][0]["account"] == renter.account
+    assert renter.withdrawable(renter.account, deployed.token) == 0
+    assert renter.balance_of(deployed.token, payee) - before == owed
+
+
 def test_silent_rental_is_closed_after_the_timeout_and_reputation_counts_it(deployed):
     rental = open_active_rental(deployed)
     anyone = deployed.client(GOVERNANCE)
@@ -91,8 +106,9 @@ def test_unstake_after_unbonding(deployed):
     provider.stake(deployed.token, provider.min_stake_per_gpu(deployed.token))
     stake = provider.stake_of(provider.account)
     spare = int(stake["active"]) - provider.required_stake(provider.account, int(stake["listedGpus"]))
-    assert spare > 0
-    provider.request_unstake(spare)
+    assert spare > 1
+    half = spare // 2
+    provider.request_unstake(half)
     with pytest.raises(TransactionRevertedError) as info:
         provider.complete_unstake()
     assert info.value.error_name == "ProviderStaking_NotUnbonded"
@@ -100,7 +116,16 @@ def test_unstake_after_unbonding(deployed):
     deployed.chain.mine(1)
     before = provider.balance_of(deployed.token)
     provider.complete_unstake()
-    assert provider.balance_of(deployed.token) - before == spare
+    assert provider.balance_of(deployed.token) - before == half
+    # the rest to an address the provider names (completeUnstakeTo)
+    provider.request_unstake(spare - half)
+    deployed.chain.increase_time(provider.params()["unbondingDelay"] + 1)
+    deployed.chain.mine(1)
+    payee = deployed.client(GOVERNANCE).account
+    payee_before = provider.balance_of(deployed.token, payee)
+    result = provider.complete_unstake_to(payee)
+    assert int(result.events["Unstaked"][0]["amount"]) == spare - half
+    assert provider.balance_of(deployed.token, payee) - payee_before == spare - half
 
 
 def test_governance_wrappers(deployed):
