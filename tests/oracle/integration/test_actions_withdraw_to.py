@@ -62,7 +62,7 @@ def test_a_renter_the_token_blocks_withdraws_its_refund_to_another_address(marke
     rentals.cancel_rental(renter, opened.rental_id)  # the whole budget back to the renter's balance
     usdc.transact("setBlocked", renter.address, True)
 
-    with pytest.raises(TransactionRevertedError, match="Blocked"):
+    with pytest.raises(TransactionRevertedError):
         rentals.withdraw(renter, address)  # to itself: the token refuses
     monkeypatch.setenv("GPURENT_HOME", str(tmp_path))
     deployments = tmp_path / "deployments.json"
