@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,13 @@ def test_rent_open_dropped_from_the_pool_after_an_interrupt_is_sent_again_with_t
     cli, anvil, deployed = market
     offer_id = str(_view(anvil, deployed).offer_count())
     renter = dev_address(4)
-    anvil.rpc("eth_sendTransaction", [{"from": renter, "to": deployed["payment_token"],
-                                       "data": "0x095ea7b3" + deployed["market"][2:].lower().rjust(64, "0")
-                                       + hex(10**12)[2:].rjust(64, "0")}])  # approve: then only openRental is sent
+    approve = anvil.rpc("eth_sendTransaction", [{"from": renter, "to": deployed["payment_token"],
+                                                 "data": "0x095ea7b3" + deployed["market"][2:].lower().rjust(64, "0")
+                                                 + hex(10**12)[2:].rjust(64, "0")}])  # then only openRental is sent
+    for _ in range(200):  # mined before the chain stops mining on its own
+        if anvil.rpc("eth_getTransactionReceipt", [approve]) is not None:
+            break
+        time.sleep(0.05)
     before = _view(anvil, deployed).rental_count()
     anvil.set_automine(False)
     try:
