@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration]
 
 SIGNERS = [dev_address(7), dev_address(8), dev_address(9)]
 AGENT = dev_address(6)
+H100 = "NVIDIA H100 80GB HBM3"
 
 
 class Cli:
@@ -94,7 +95,8 @@ def test_provider_stake_interrupted_after_send_is_not_sent_twice(market) -> None
 
 def test_offer_create_interrupted_after_send_is_not_sent_twice(market) -> None:
     cli, anvil, deployed = market
-    args = ("provider", "offer", "create", "--price-per-gpu-hour", "2", "--region", "SE", "--agent", AGENT)
+    args = ("provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "2", "--region", "SE",
+            "--agent", AGENT)
     before = _view(anvil, deployed).offer_count()
     _interrupted(cli(*args, dev=1, fault="interrupt-after-send:createOffer", expect=130))
     again = cli(*args, dev=1)
@@ -193,7 +195,8 @@ def test_every_other_transacting_command_resumes_after_an_interrupt(market) -> N
         return again
 
     cli("provider", "stake", "500", dev=5)
-    offer = cli("provider", "offer", "create", "--price-per-gpu-hour", "1", "--agent", AGENT, dev=5)["offer"]
+    offer = cli("provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1", "--agent", AGENT,
+                dev=5)["offer"]
     offer_id = str(offer["offer_id"])
     resumes("provider", "offer", "update", offer_id, "--price-per-gpu-hour", "1.5", dev=5, step="updateOffer")
     rental_id = str(cli("rent", "open", offer_id, "--budget", "3", dev=6)["rental_id"])
