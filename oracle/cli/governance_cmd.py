@@ -44,8 +44,7 @@ def _govern(chain: ChainOptions, wallet: WalletSpec, execute: bool, warp: bool, 
     if not execute or warp:
         scheduled = gov.schedule(ctx, function, *args)
         if not warp:
-            out = scheduled.as_dict()
-            return ({k: v for k, v in out.items() if k not in ("tx", "block", "gas_used")},
+            return (scheduled.as_dict(),
                     f"{function} scheduled as timelock operation {scheduled.operation_id}; executable from unix time "
                     f"{scheduled.ready_at} with the same command and --execute")
         if not s.is_anvil:

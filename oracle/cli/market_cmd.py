@@ -90,7 +90,8 @@ def _matches(offer: dict[str, Any], flt: tuple[str, str, str], s: Session) -> bo
 @click.option("--all", "include_inactive", is_flag=True, help="include withdrawn offers")
 @chain_options
 def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, chain: ChainOptions) -> None:
-    """List offers: price, GPU, provider reputation and uptime, region and grid intensity."""
+    """List offers: price, GPU, provider reputation, uptime and proof-of-GPU challenge record, region and grid
+    intensity."""
     parsed = [_parse_filter(f) for f in filters]
     s = Session(chain)
     count = s.client.offer_count()
@@ -104,8 +105,9 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
         offer["reputation_score_bps"] = rep["score_bps"]
         offer["avg_uptime_bps"] = rep["avg_uptime_bps"]
         offer["completed_rentals"] = rep["completed_rentals"]
-        if "challenges_passed" in rep:  # the provider's proof-of-GPU record, where the market keeps one
-            offer["challenges_passed"], offer["challenges_failed"] = rep["challenges_passed"], rep["challenges_failed"]
+        # proof-of-GPU record (issue 8), where the deployed market keeps one (absent: None)
+        offer["challenges_passed"] = rep.get("challenges_passed")
+        offer["challenges_failed"] = rep.get("challenges_failed")
         if all(_matches(offer, f, s) for f in parsed):
             offers.append(offer)
     offers.sort(key=SORT_KEYS[sort])
@@ -117,18 +119,23 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
         return
     from oracle.units import format_bps
 
-    with_challenges = any("challenges_passed" in o for o in offers)
-    columns = ["id", "GPU", "n", "price/GPU-h", "price/kWh", "reputation", "uptime", "rentals",
-               *(["challenges passed/failed"] if with_challenges else []), "region", "gCO2e/kWh", "provider"]
-    rows = []
-    for o in offers:
-        token = o["payment_token"]
-        rows.append((o["offer_id"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"], token),
-                     s.fmt(o["price_per_kwh"], token), f"{o['reputation_score_bps'] / 100:.1f} / 100",
-                     "-" if o["avg_uptime_bps"] is None else format_bps(o["avg_uptime_bps"]), o["completed_rentals"],
-                     *([f"{o.get('challenges_passed', 0)} / {o.get('challenges_failed', 0)}"] if with_challenges else []),
-                     o["region"], o["grid_intensity_g_per_kwh"], o["provider"][:10] + "…"))
-    console().print(table(f"offers on chain {s.chain_id} (sorted by {sort})", columns, rows))
+    console().print(table(f"offers on chain {s.chain_id} (sorted by {sort})",
+                          ["id", "GPU", "n", "price/GPU-h", "price/kWh", "reputation", "uptime", "rentals",
+                           "challenges", "region", "gCO2e/kWh", "provider"],
+                          [(o["offer_id"], o["gpu_model"], o["gpu_count"],
+                            s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
+                            s.fmt(o["price_per_kwh"], o["payment_token"]), f"{o['reputation_score_bps'] / 100:.1f} / 100",
+                            "-" if o["avg_uptime_bps"] is None else format_bps(o["avg_uptime_bps"]),
+                            o["completed_rentals"], challenge_record(o), o["region"], o["grid_intensity_g_per_kwh"],
+                            o["provider"][:10] + "…") for o in offers]))
+
+
+def challenge_record(offer: dict[str, Any]) -> str:
+    """The provider's proof-of-GPU record as market list shows it: passed / failed, "-" where the
+    market keeps none."""
+    if offer.get("challenges_passed") is None:
+        return "-"
+    return f"{offer['challenges_passed']} ok / {offer['challenges_failed']} failed"
 
 
 def onchain_models(s: Session) -> list[dict[str, Any]]:

@@ -79,7 +79,7 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert "NVIDIA H100" in table and "SE" in table
     # the provider's proof-of-GPU challenge record (Reputation.challengesPassed/Failed) beside its reputation
     assert all(o["challenges_passed"] == 0 and o["challenges_failed"] == 0 for o in listing)
-    assert "challenges passed/failed" in table and "1.5 tUSD" in table
+    assert "0 ok / 0 failed" in table and "1.5 tUSD" in table
 
     updated = g(chain, "provider", "offer", "update", str(offer["offer_id"]), "--price-per-gpu-hour", "2.0",
                 dev=1)["offer"]
