@@ -117,12 +117,15 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
     if not offers:
         click.echo("no offers match" if count else "no offers listed yet")
         return
+    from oracle.units import format_bps
+
     console().print(table(f"offers on chain {s.chain_id} (sorted by {sort})",
                           ["id", "GPU", "n", "price/GPU-h", "price/kWh", "reputation", "uptime", "rentals",
                            "challenges", "region", "gCO2e/kWh", "provider"],
-                          [(o["offer_id"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
-                            s.fmt(o["price_per_kwh"], o["payment_token"]), f"{o['reputation_score_bps'] / 100:.1f}",
-                            "-" if o["avg_uptime_bps"] is None else f"{o['avg_uptime_bps'] / 100:.2f} %",
+                          [(o["offer_id"], o["gpu_model"], o["gpu_count"],
+                            s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
+                            s.fmt(o["price_per_kwh"], o["payment_token"]), f"{o['reputation_score_bps'] / 100:.1f} / 100",
+                            "-" if o["avg_uptime_bps"] is None else format_bps(o["avg_uptime_bps"]),
                             o["completed_rentals"], challenge_record(o), o["region"], o["grid_intensity_g_per_kwh"],
                             o["provider"][:10] + "…") for o in offers]))
 

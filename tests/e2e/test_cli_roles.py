@@ -77,6 +77,9 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert [o["offer_id"] for o in greener] == [offer["offer_id"]]
     table = g(chain, "market", "list", "--sort", "grid", json_out=False)
     assert "NVIDIA H100" in table and "SE" in table
+    # the provider's proof-of-GPU challenge record (Reputation.challengesPassed/Failed) beside its reputation
+    assert all(o["challenges_passed"] == 0 and o["challenges_failed"] == 0 for o in listing)
+    assert "0 ok / 0 failed" in table and "1.5 tUSD" in table
 
     updated = g(chain, "provider", "offer", "update", str(offer["offer_id"]), "--price-per-gpu-hour", "2.0",
                 dev=1)["offer"]
@@ -111,6 +114,8 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert "active stake" in text and "reputation score" in text
 
     # Governance rotates the signer set; a stranger may not.
+    readable = g(chain, "governance", "show", json_out=False)
+    assert "1 %" in readable and "1 h (3600 s)" in readable and "minimum stake per listed GPU: 100 tUSD" in readable
     shown = g(chain, "governance", "show")
     assert shown["signer_set"]["version"] == 1 and shown["signer_set"]["threshold"] == 2
     # Through the timelock: the deployer (the local proposer) schedules; executing waits the delay.
