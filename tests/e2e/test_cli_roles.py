@@ -72,6 +72,7 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
       "--agent", agent, dev=3)
 
     listing = g(chain, "market", "list", "--sort", "price")["offers"]
+    assert [o["price_per_gpu_hour_display"] for o in listing] == ["1.5 tUSD/GPU-h", "2.5 tUSD/GPU-h"]
     assert [o["price_per_gpu_hour"] for o in listing] == [1_500_000, 2_500_000]
     greener = g(chain, "market", "list", "--filter", "grid<=100", "--filter", "gpu~H100")["offers"]
     assert [o["offer_id"] for o in greener] == [offer["offer_id"]]
@@ -106,6 +107,9 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     second = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "1", dev=2)["rental_id"]
     assert g(chain, "rent", "end", str(second), dev=2)["refund"] == 1_000_000
 
+    # Unstaking what the listed GPUs need says to withdraw an offer first, not to add stake.
+    out = g(chain, "provider", "unstake", "300", dev=1, expect=1, json_out=False)
+    assert "withdraw an offer first" in out and "add stake" not in out and "300 tUSD" not in out.split(":")[0], out
     g(chain, "provider", "offer", "withdraw", str(offer["offer_id"]), dev=1)
     assert g(chain, "provider", "unstake", "300", dev=1)["unbonding"] == 300_000_000
     mine = g(chain, "provider", "status", dev=1)
