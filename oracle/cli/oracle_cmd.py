@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from oracle.actions import operators
+from oracle.cli.options import to_option
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -198,9 +199,10 @@ def bond(amount: str, chain: ChainOptions, wallet: WalletSpec) -> None:
 @oracle.command("unbond")
 @click.argument("amount", type=AMOUNT, required=False)
 @click.option("--complete", is_flag=True, help="withdraw the bond whose unbonding delay has passed")
+@to_option
 @chain_options
 @wallet_options
-def unbond(amount: str | None, complete: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+def unbond(amount: str | None, complete: bool, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Start unbonding AMOUNT (default: all) of the bond, or with --complete take back what has unbonded.
 
     Refused while the operator is in the market's current signer set (governance rotates it out first).
@@ -208,10 +210,13 @@ def unbond(amount: str | None, complete: bool, chain: ChainOptions, wallet: Wall
     s = signing_session(chain, wallet)
     ops = _operators(s)
     if complete:
-        completed = operators.complete_unbond(s.require_signer())
-        print_result(chain, {**completed.done.tx_out(), "operator": s.address, "amount": completed.amount},
-                     f"unbonded {s.fmt(completed.amount)} to {s.address} (tx {completed.done.tx_hash})")
+        completed = operators.complete_unbond(s.require_signer(), to)
+        print_result(chain, {**completed.done.tx_out(), "operator": s.address, "amount": completed.amount,
+                             "to": completed.to},
+                     f"unbonded {s.fmt(completed.amount)} to {completed.to} (tx {completed.done.tx_hash})")
         return
+    if to is not None:
+        raise click.UsageError("--to goes with --complete (where the unbonded bond is paid)")
     units = s.parse(amount) if amount else int(ops.bond_of()["active"])
     if units == 0:
         raise UsageProblem("nothing bonded to unbond")
@@ -249,15 +254,17 @@ def earnings(operator: str | None, chain: ChainOptions, wallet: WalletSpec) -> N
 
 @oracle.command("withdraw")
 @click.option("--no-sync", is_flag=True, help="do not pull the market's fees into the registry first")
+@to_option
 @chain_options
 @wallet_options
-def withdraw(no_sync: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Sync the operators' fees, claim accrued rebates, and withdraw the wallet's registry balance."""
+def withdraw(no_sync: bool, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Sync the operators' fees, claim accrued rebates, and withdraw the wallet's registry balance
+    (to the wallet, or --to another address)."""
     s = signing_session(chain, wallet)
-    w = operators.operator_withdraw(s.require_signer(), sync=not no_sync)
+    w = operators.operator_withdraw(s.require_signer(), sync=not no_sync, to=to)
     print_result(chain, {**w.done.tx_out(), "operator": s.address, "token": w.token.address, "amount": w.amount,
-                         "earlier_txs": w.earlier_txs},
-                 f"withdrew {s.fmt(w.amount, w.token)} to {s.address} (tx {w.done.tx_hash})")
+                         "earlier_txs": w.earlier_txs, "to": w.to},
+                 f"withdrew {s.fmt(w.amount, w.token)} to {w.to} (tx {w.done.tx_hash})")
 
 
 def _utc(timestamp: int) -> str:

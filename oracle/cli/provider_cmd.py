@@ -30,7 +30,8 @@ from oracle.cli.common import (
 )
 from oracle.cli.display import watch_option, watching
 from oracle.cli.params import AMOUNT, AMOUNT_OR_ZERO, ID, NAME32, UINT72_MAX, URL, uint
-from oracle.cli.rent_cmd import finalize_rental, to_option, withdraw_balance
+from oracle.cli.options import to_option
+from oracle.cli.rent_cmd import finalize_rental, withdraw_balance
 
 
 @click.group(cls=GuardedGroup)

@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from oracle.actions import rentals, views
-from oracle.protocol import RentalStatus
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -25,8 +24,10 @@ from oracle.cli.common import (
     wallet_options,
 )
 from oracle.cli.display import RENTAL_COLUMNS, rental_json, rental_row, watch_option, watching
+from oracle.cli.options import to_option
 from oracle.cli.params import AMOUNT, ID, UINT96_MAX, uint
 from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
+from oracle.protocol import RentalStatus
 
 
 @click.group(cls=GuardedGroup)
@@ -132,11 +133,6 @@ def withdraw_balance(chain: ChainOptions, wallet: WalletSpec, token: str | None 
     print_result(chain, {**w.done.tx_out(), "token": w.token.address, "amount": w.amount, "to": w.to,
                          "claimed_rentals": w.claimed_rentals, "claimed": w.claimed},
                  f"withdrew {s.fmt(w.amount, w.token)} to {w.to} (tx {w.done.tx_hash})")
-
-
-def to_option(fn):
-    return click.option("--to", type=ADDRESS, default=None,
-                        help="pay to this address instead of your own (e.g. when the token blocks yours)")(fn)
 
 
 @rent.command("finalize")
