@@ -182,11 +182,31 @@ class LocalChain:
                 _signal_group(state.pid, signal.SIGKILL)
                 while _alive(state.pid) and time.monotonic() < deadline + 5:
                     time.sleep(0.05)
+            # The launcher may exit before the anvil binary it started has saved its state and let go
+            # of the port: wait for the port to go quiet, then make sure of it.
+            while time.monotonic() < deadline and _answers(state.url):
+                time.sleep(0.05)
+            if _answers(state.url):
+                try:
+                    os.killpg(state.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                quiet_by = time.monotonic() + 5
+                while time.monotonic() < quiet_by and _answers(state.url):
+                    time.sleep(0.05)
         try:
             self.state_file.unlink()
         except FileNotFoundError:
             pass
         return state
+
+
+def _answers(url: str) -> bool:
+    try:
+        _rpc(url, "eth_chainId", timeout=0.3)
+        return True
+    except (requests.RequestException, ChainError, ValueError):
+        return False
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -147,6 +147,13 @@ def build_runtime(
     clock: Callable[[], int] | None = None,
 ) -> NodeRuntime:
     storage = NodeStorage(settings.db_path)
+    from oracle.node.db_identity import check_db_deployment
+
+    try:
+        check_db_deployment(settings.db_path, settings.chain_id, settings.market_address)
+    except BaseException:
+        storage.close()
+        raise
     if registry is None:
         registry = SqliteRentalRegistry(storage)
     for rental in settings.rentals:

@@ -31,6 +31,8 @@ DEAD_URL = "http://127.0.0.1:9"
 BAD: dict[str, list[str]] = {
     "amount": ["-1", "abc", "nan", "inf", "1e80", "0.00000001", "", "1.2.3"],
     "positive_amount": ["-1", "abc", "nan", "1e80", "0.00000001", "", "0"],
+    "price_or_zero": ["-1", "abc", "nan", "1e80", "0.00000001", "", "1e30"],
+    "price": ["-1", "abc", "nan", "1e80", "0.00000001", "", "0", "1e30"],  # 1e30: above uint72/uint96
     "int": ["abc", "-7", str(2**256), "1.5", ""],
     "id": ["abc", "-7", "0", str(2**256), ""],
     "address": ["0x1234", "", "0x" + "zz" * 20, "hello"],
@@ -50,8 +52,8 @@ BAD: dict[str, list[str]] = {
 
 # The kind of every parameter, by name (or "command path:name" where one name means two things).
 KIND: dict[str, str | None] = {
-    "amount": "positive_amount", "budget": "positive_amount", "price_per_gpu_hour": "positive_amount",
-    "price_per_kwh": "amount", "min_stake_per_gpu": "positive_amount", "reputation_prior": "positive_amount",
+    "amount": "positive_amount", "budget": "price", "price_per_gpu_hour": "price",
+    "price_per_kwh": "price_or_zero", "min_stake_per_gpu": "positive_amount", "reputation_prior": "positive_amount",
     "offer_id": "id", "rental_id": "id", "gpu_count": "int", "gpus": "int", "threshold": "int", "fee_bps": "int",
     "start_timeout": "int", "silence_timeout": "int", "settlement_grace": "int", "operator_fee_share_bps": "int",
     "timelock_delay": "int", "grid_intensity_g_per_kwh": "int", "grid_intensity": "int",
