@@ -23,6 +23,11 @@ from oracle.units import (
 )
 
 
+def when(unix_s: int) -> str:
+    """A chain time as a date with how far it is from now: "2026-11-30 12:55 UTC (in 3 h 20 min)"."""
+    return format_time(int(unix_s), int(time.time()))
+
+
 def rental_json(r: dict[str, Any], now_s: int | None = None) -> dict[str, Any]:
     """A rental view's dict with display strings beside its amounts, times and rates."""
     now = int(time.time()) if now_s is None else now_s

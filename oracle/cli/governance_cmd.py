@@ -20,6 +20,7 @@ from oracle.cli.common import (
     signing_session,
     wallet_options,
 )
+from oracle.cli.display import when
 from oracle.cli.params import NAME32, uint
 
 
@@ -45,8 +46,8 @@ def _govern(chain: ChainOptions, wallet: WalletSpec, execute: bool, warp: bool, 
         scheduled = gov.schedule(ctx, function, *args)
         if not warp:
             return (scheduled.as_dict(),
-                    f"{function} scheduled as timelock operation {scheduled.operation_id}; executable from unix time "
-                    f"{scheduled.ready_at} with the same command and --execute")
+                    f"{function} scheduled as timelock operation {scheduled.operation_id}; executable from "
+                    f"{when(scheduled.ready_at)} with the same command and --execute")
         if not s.is_anvil:
             raise click.UsageError("--warp moves the chain clock: only on a local anvil")
         gov.warp_past_delay(ctx)

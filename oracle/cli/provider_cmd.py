@@ -28,7 +28,7 @@ from oracle.cli.common import (
     text_bytes32,
     wallet_options,
 )
-from oracle.cli.display import watch_option, watching
+from oracle.cli.display import watch_option, watching, when
 from oracle.cli.params import AMOUNT, AMOUNT_OR_ZERO, ID, NAME32, UINT72_MAX, URL, uint
 from oracle.cli.options import to_option
 from oracle.cli.rent_cmd import finalize_rental, withdraw_balance
@@ -79,7 +79,7 @@ def unstake(amount: str | None, complete: bool, to: str | None, chain: ChainOpti
     units = s.parse(amount, "AMOUNT", token)
     req = staking.request_unstake(s.require_signer(), units)
     print_result(chain, {**req.done.tx_out(), "unbonding": req.unbonding, "release_at": req.release_at},
-                 f"unbonding {s.fmt(units, token)}; withdraw after unix time {req.release_at} with "
+                 f"unbonding {s.fmt(units, token)}; withdraw from {when(req.release_at)} with "
                  f"`gpurent provider unstake --complete` (tx {req.done.tx_hash})")
 
 
@@ -238,7 +238,7 @@ def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> Non
     s = signing_session(chain, wallet)
     started = rentals.start_rental(s.require_signer(), rental_id)
     print_result(chain, {**started.done.tx_out(), "rental_id": rental_id, "started_at": started.started_at},
-                 f"rental {rental_id} started at unix time {started.started_at} (tx {started.done.tx_hash})")
+                 f"rental {rental_id} started {when(started.started_at)} (tx {started.done.tx_hash})")
 
 
 @provider.command("finalize")

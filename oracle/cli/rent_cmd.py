@@ -23,7 +23,7 @@ from oracle.cli.common import (
     table,
     wallet_options,
 )
-from oracle.cli.display import RENTAL_COLUMNS, rental_json, rental_row, watch_option, watching
+from oracle.cli.display import RENTAL_COLUMNS, rental_json, rental_row, watch_option, watching, when
 from oracle.cli.options import to_option
 from oracle.cli.params import AMOUNT, ID, UINT96_MAX, uint
 from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
@@ -68,7 +68,7 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
            "budget": units, "start_deadline": opened.start_deadline, "provider": opened.provider,
            "payment_token": offer.token.address}
     line = (f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units, offer.token)}; the provider "
-            f"must start it before unix time {opened.start_deadline} (tx {opened.done.tx_hash})")
+            f"must start it by {when(opened.start_deadline)} (tx {opened.done.tx_hash})")
     if opened.done.resumed:
         line += " [sent by an earlier, interrupted run: not sent again]"
     if spec is not None:
@@ -112,7 +112,7 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
         return
     ended = rentals.end_rental(s.require_signer(), rental_id)
     print_result(chain, {**ended.done.tx_out(), "rental_id": rental_id, "ended_at": ended.ended_at},
-                 f"rental {rental_id} ended at unix time {ended.ended_at} (tx {ended.done.tx_hash})")
+                 f"rental {rental_id} ended {when(ended.ended_at)} (tx {ended.done.tx_hash})")
 
 
 def finalize_rental(chain: ChainOptions, wallet: WalletSpec, rental_id: int) -> None:

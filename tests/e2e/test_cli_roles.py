@@ -88,6 +88,13 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
 
     opened = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "10", "--gpus", "2", dev=2)
     rental = opened["rental_id"]
+    # the renter's list and the provider's pending rentals, with the deadline to start as a date
+    mine = g(chain, "rent", "list", dev=2)["rentals"]
+    assert [r["rental_id"] for r in mine] == [rental] and mine[0]["status"] == "Open"
+    pending = g(chain, "provider", "rentals", "--pending", dev=1)["rentals"]
+    assert [r["rental_id"] for r in pending] == [rental] and "UTC (in " in pending[0]["start_deadline_display"]
+    assert pending[0]["budget_display"] == "10 tUSD"
+    assert "start by" in g(chain, "provider", "rentals", "--pending", dev=1, json_out=False)
     assert g(chain, "rent", "top-up", str(rental), "5", dev=2)["budget"] == 15_000_000
     g(chain, "provider", "start", str(rental), dev=1)
     status = g(chain, "rent", "status", str(rental))

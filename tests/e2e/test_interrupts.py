@@ -70,6 +70,15 @@ def market(tmp_path_factory: pytest.TempPathFactory):
         yield cli, anvil, deployed
 
 
+@pytest.fixture(scope="module")
+def offer_id(market) -> str:
+    """An offer to rent from (dev account 9 stakes and lists it), so no test depends on another's."""
+    cli, _, _ = market
+    cli("provider", "stake", "500", dev=9)
+    return str(cli("provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1", "--agent", AGENT,
+                   dev=9)["offer"]["offer_id"])
+
+
 def _view(anvil: Anvil, deployed: dict) -> Any:
     from oracle.chain.client import MarketClient
     from oracle.chain.contract import make_sender
@@ -104,9 +113,8 @@ def test_offer_create_interrupted_after_send_is_not_sent_twice(market) -> None:
     assert _view(anvil, deployed).offer_count() == before + 1
 
 
-def test_rent_open_interrupted_after_send_is_not_sent_twice(market) -> None:
+def test_rent_open_interrupted_after_send_is_not_sent_twice(market, offer_id: str) -> None:
     cli, anvil, deployed = market
-    offer_id = str(_view(anvil, deployed).offer_count())
     before = _view(anvil, deployed).rental_count()
     _interrupted(cli("rent", "open", offer_id, "--budget", "5", dev=2, fault="interrupt-after-send:openRental",
                      expect=130))
@@ -115,9 +123,9 @@ def test_rent_open_interrupted_after_send_is_not_sent_twice(market) -> None:
     assert _view(anvil, deployed).rental_count() == before + 1
 
 
-def test_rent_open_interrupted_between_recording_and_sending_sends_the_recorded_transaction(market) -> None:
+def test_rent_open_interrupted_between_recording_and_sending_sends_the_recorded_transaction(market,
+                                                                                          offer_id: str) -> None:
     cli, anvil, deployed = market
-    offer_id = str(_view(anvil, deployed).offer_count())
     before = _view(anvil, deployed).rental_count()
     _interrupted(cli("rent", "open", offer_id, "--budget", "4", dev=3, fault="interrupt-before-send:openRental",
                      expect=130))
@@ -130,9 +138,9 @@ def test_rent_open_interrupted_between_recording_and_sending_sends_the_recorded_
     assert _view(anvil, deployed).rental_count() == before + 1
 
 
-def test_rent_open_dropped_from_the_pool_after_an_interrupt_is_sent_again_with_the_same_nonce(market) -> None:
+def test_rent_open_dropped_from_the_pool_after_an_interrupt_is_sent_again_with_the_same_nonce(market,
+                                                                                              offer_id: str) -> None:
     cli, anvil, deployed = market
-    offer_id = str(_view(anvil, deployed).offer_count())
     renter = dev_address(4)
     approve = anvil.rpc("eth_sendTransaction", [{"from": renter, "to": deployed["payment_token"],
                                                  "data": "0x095ea7b3" + deployed["market"][2:].lower().rjust(64, "0")
