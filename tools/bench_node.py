@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from oracle.node.testing import (  # noqa: E402
-    AGENT_KEY, NODE_KEY, NodeProcess, chain_batches, shifted, trace_samples,
+    AGENT_KEY, NodeProcess, chain_batches, dev_node_env, shifted, trace_samples,
 )
 from oracle.telemetry.batches import address_of  # noqa: E402
 
@@ -121,19 +121,13 @@ def bench_ingest(args, workdir: Path) -> dict:
         rentals = [1000 * (round_no + 1) + i for i in range(args.rentals)]
         chains = make_chains(rentals, args.samples_per_batch)
         start_ms = min(json.loads(chain[0])["samples"][0]["t_ms"] for chain in chains)
-        env = {
-            "GPURENT_NODE_DEV_MODE": "true",
-            "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-            "GPURENT_NODE_CHAIN_ID": "31337",
-            "GPURENT_NODE_MARKET_ADDRESS": MARKET,
-            "GPURENT_NODE_DB_PATH": str(workdir / f"bench-{round_no}.sqlite3"),
-            "GPURENT_NODE_RENTALS": json.dumps([
-                {"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 1, "region": "bench",
-                 "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for r in rentals]),
-            # The limiter runs, with limits no benchmark reaches.
-            "GPURENT_NODE_IP_RATE_PER_S": "1e9", "GPURENT_NODE_IP_BURST": "1000000000",
-            "GPURENT_NODE_AGENT_RATE_PER_S": "1e9", "GPURENT_NODE_AGENT_BURST": "1000000000",
-        }
+        rental_rows = json.dumps([
+            {"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 1, "region": "bench",
+             "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for r in rentals])
+        # The limiter runs, with limits no benchmark reaches.
+        env = dev_node_env(workdir / f"bench-{round_no}.sqlite3", rental_rows, market=MARKET,
+                           ip_rate_per_s="1e9", ip_burst=1_000_000_000, agent_rate_per_s="1e9",
+                           agent_burst=1_000_000_000)
         result = {}
         # Alternate which server goes first, so neither always gets the cooler machine.
         order = ["bare", "node"] if round_no % 2 == 0 else ["node", "bare"]

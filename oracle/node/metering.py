@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from oracle.metering import MeterState, MeterTerms, UsageTotals, feed, new_state, totals as totals_of
+from oracle.metering import MeterState, MeterTerms, UsageTotals, new_state, totals as totals_of
+from oracle.metering.core import feed_checked_values
 from oracle.metering.challenges import (
     ChallengeLedger,
     NoChallenges,
@@ -93,10 +94,10 @@ class RentalMeter:
         the batches since (work proportional to them); checkpointed for the next report."""
         base, state = self._base_state(rental_id, sequence, terms)
         done = base
-        for _, _, batch in self.storage.iter_batch_objects(rental_id, done, sequence):
+        for _, gpus, values in self.storage.iter_batch_values(rental_id, done, sequence):
             if state is None:
-                state = new_state(batch.gpus, terms)
-            feed(state, terms, self.policy, batch.samples)
+                state = new_state(gpus, terms)
+            feed_checked_values(state, terms, self.policy, values)
             done += 1
         if state is None or done < sequence:
             raise SequenceUnavailable(f"rental {rental_id}: batches missing below sequence {sequence}")
@@ -124,12 +125,12 @@ class RentalMeter:
         seqs = self.storage.batch_seqs_overlapping(rental_id, start_ms - self.policy.max_gap_ms, end_ms, sequence)
         state = None
         if seqs is not None:
-            for _, _, batch in self.storage.iter_batch_objects(rental_id, seqs[0], seqs[1] + 1):
+            for _, gpus, values in self.storage.iter_batch_values(rental_id, seqs[0], seqs[1] + 1):
                 if state is None:
-                    state = new_state(batch.gpus, terms)
+                    state = new_state(gpus, terms)
                     state.accrue_from_ms = start_ms
-                feed(state, terms, self.policy,
-                     [s for s in batch.samples if s.t_ms < end_ms and (gpu is None or s.gpu == gpu)])
+                feed_checked_values(state, terms, self.policy,
+                                    [v for v in values if v[1] < end_ms and (gpu is None or v[0] == gpu)])
         usage = UnpaidUsage() if state is None else UnpaidUsage(
             state.available_ms, state.busy_pct_ms // 100, state.energy_mj)
         if final:

@@ -20,22 +20,35 @@ Batches are appended through :meth:`NodeStorage.append_batches`, which checks se
 chain, time order and GPU set against the stored head inside the same transaction, for any
 number of batches per commit (group commit: one fsync for many requests, see
 :class:`GroupCommitWriter`).
+
+One class over three modules: this one (connection, transactions, batches, archive and health),
+:mod:`oracle.node.report_store` (record-before-sign) and :mod:`oracle.node.metering_store`
+(rentals, terms, meter checkpoints); :mod:`oracle.node.group_commit` batches the appends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from oracle.errors import SigningError, StorageError
-from oracle.telemetry.batches import TelemetryBatch
-from oracle.node.errors import ReportConflict
+from oracle.errors import StorageError
+from oracle.node.group_commit import GroupCommitWriter
+from oracle.node.metering_store import CHECKPOINT_KEEP_EVERY, METERING_SCHEMA, MeteringStore
+from oracle.node.report_store import REPORT_KEYS, RecordedReport, ReportStore
+
+if TYPE_CHECKING:
+    from oracle.telemetry.batches import TelemetryBatch
+    from oracle.telemetry.samples import GpuInfo
+
+__all__ = [
+    "AppendOutcome", "AppendStatus", "BatchRecord", "CHECKPOINT_KEEP_EVERY", "GroupCommitWriter", "NodeStorage",
+    "REPORT_KEYS", "RecordedReport",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -79,34 +92,6 @@ CREATE TABLE IF NOT EXISTS rentals (
 );
 """
 
-# The metering core's checkpoints (oracle.metering.state.MeterState, canonical JSON) per
-# (rental, sequence), valid under ``terms_key`` only; and rental terms beyond the ``rentals``
-# columns (model, power limit, SLA, end) as canonical JSON.
-METERING_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meter_checkpoints (
-    rental_id   TEXT    NOT NULL,
-    sequence    INTEGER NOT NULL,
-    terms_key   TEXT    NOT NULL,
-    state       BLOB    NOT NULL,
-    PRIMARY KEY (rental_id, sequence)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rental_terms (
-    rental_id   TEXT    PRIMARY KEY,
-    body        TEXT    NOT NULL
-);
-"""
-
-#: Checkpoints kept per rental: the newest two, and every sequence divisible by this (so
-#: metering an old, unrecorded sequence replays fewer than this many batches).
-CHECKPOINT_KEEP_EVERY = 64
-
-REPORT_KEYS = {"usage": "sequence", "fault": "fault_id"}
-
-# Databases written before reports were keyed by signer-set version: their rows move into
-# ``signed_reports`` once, under the version their recorded body names (no row is lost).
-_LEGACY_REPORT_TABLES = (("usage", "reports", "sequence"), ("fault", "fault_reports", "fault_id"))
-
-
 class AppendStatus(enum.Enum):
     APPENDED = "appended"
     DUPLICATE = "duplicate"          # the identical batch is already stored
@@ -137,18 +122,7 @@ class AppendOutcome:
     head_hash: bytes | None  # hash of the stored head, after this append
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedReport:
-    kind: str
-    rental_id: int
-    key: int  # sequence (usage) or fault_id (fault)
-    digest: bytes
-    body: bytes
-    signature: bytes | None
-    version: int = 0  # the signer-set version the report is for
-
-
-class NodeStorage:
+class NodeStorage(ReportStore, MeteringStore):
     """One connection, serialised by a lock; every write is its own durable transaction."""
 
     def __init__(self, path: str | Path) -> None:
@@ -241,13 +215,22 @@ class NodeStorage:
                 (str(rental_id), start_seq, end_seq),
             ).fetchall()
 
-    def iter_batch_objects(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, "TelemetryBatch"]]:
+    def iter_batch_objects(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, TelemetryBatch]]:
         """(batch_seq, batch_hash, batch) for ``start_seq <= batch_seq < end_seq``, in order: the fast
         path (the stored encoding decodes faster than the wire JSON parses)."""
         from oracle.telemetry.codec import decode_batch
 
         return ((seq, batch_hash, decode_batch(body)) for seq, batch_hash, body in
                 self._stored_rows(rental_id, start_seq, end_seq))
+
+    def iter_batch_values(self, rental_id: int, start_seq: int, end_seq: int
+                          ) -> Iterator[tuple[int, tuple[GpuInfo, ...], list[tuple[int, ...]]]]:
+        """(batch_seq, GPUs, sample value tuples) for ``start_seq <= batch_seq < end_seq``, in order:
+        what metering reads, without building batch and sample objects."""
+        from oracle.telemetry.codec import decode_gpus_and_values
+
+        for seq, _, body in self._stored_rows(rental_id, start_seq, end_seq):
+            yield (seq, *decode_gpus_and_values(body))
 
     def iter_batches(self, rental_id: int, start_seq: int, end_seq: int) -> Iterator[tuple[int, bytes, bytes]]:
         """(batch_seq, batch_hash, wire bytes) for ``start_seq <= batch_seq < end_seq``, in order: each
@@ -303,195 +286,6 @@ class NodeStorage:
             self._conn.execute("INSERT OR REPLACE INTO health_probe (id, at_ms) VALUES (1, ?)",
                                (time.time_ns() // 1_000_000,))
 
-    # -- reports: record before sign --------------------------------------------------------
-
-    def _migrate_legacy_reports(self) -> None:
-        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        for kind, table, key_column in _LEGACY_REPORT_TABLES:
-            if table not in tables:
-                continue
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    f"INSERT OR IGNORE INTO signed_reports (kind, rental_id, signer_set_version, key, digest, body, "
-                    f"signature, created_ms, signed_ms) SELECT ?, rental_id, "
-                    f"COALESCE(json_extract(body, '$.signer_set_version'), 0), {key_column}, digest, body, signature, "
-                    f"created_ms, signed_ms FROM {table}", (kind,))
-                self._conn.execute(f"DROP TABLE {table}")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def record_report(self, kind: str, rental_id: int, key: int, digest: bytes, body: bytes, now_ms: int,
-                      version: int = 0) -> RecordedReport:
-        """Durably record the report about to be signed, or return the identical one already there.
-
-        Raises :class:`ReportConflict` if a different report is recorded under the same key
-        (``kind``, ``rental_id``, ``version``, ``key``).
-        """
-        key_column = REPORT_KEYS[kind]
-        rental = str(rental_id)
-        existing = self.get_report(kind, rental_id, key, version)
-        if existing is None:  # only a new report costs a write transaction
-            with self._lock, self._transaction():
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO signed_reports (kind, rental_id, signer_set_version, key, digest, body, "
-                    "created_ms) VALUES (?,?,?,?,?,?,?)",
-                    (kind, rental, version, key, digest, body, now_ms),
-                )
-            existing = self.get_report(kind, rental_id, key, version)
-        assert existing is not None
-        if existing.digest != digest:  # the digest is what a signature covers
-            raise ReportConflict(
-                f"refusing to sign: a different {kind} report is already recorded for rental {rental_id} "
-                f"{key_column} {key} of signer set v{version} (recorded digest 0x{existing.digest.hex()}, "
-                f"asked 0x{digest.hex()})"
-            )
-        return existing
-
-    def get_report(self, kind: str, rental_id: int, key: int, version: int | None = None) -> RecordedReport | None:
-        """The report recorded under the key; ``version=None``: the one of the highest version."""
-        with self._lock:
-            if version is None:
-                row = self._conn.execute(
-                    "SELECT digest, body, signature, signer_set_version FROM signed_reports WHERE kind=? AND "
-                    "rental_id=? AND key=? ORDER BY signer_set_version DESC LIMIT 1",
-                    (kind, str(rental_id), key),
-                ).fetchone()
-            else:
-                row = self._conn.execute(
-                    "SELECT digest, body, signature, signer_set_version FROM signed_reports WHERE kind=? AND "
-                    "rental_id=? AND signer_set_version=? AND key=?",
-                    (kind, str(rental_id), version, key),
-                ).fetchone()
-        return None if row is None else RecordedReport(kind, rental_id, key, row[0], row[1], row[2], row[3])
-
-    def report_with_digest(self, kind: str, rental_id: int, key: int, digest: bytes) -> RecordedReport | None:
-        """The report recorded under the key, for whichever signer-set version, with this digest."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT digest, body, signature, signer_set_version FROM signed_reports WHERE kind=? AND "
-                "rental_id=? AND key=? AND digest=?",
-                (kind, str(rental_id), key, digest),
-            ).fetchone()
-        return None if row is None else RecordedReport(kind, rental_id, key, row[0], row[1], row[2], row[3])
-
-    def recorded_reports(self, kind: str, rental_id: int, version: int, from_key: int,
-                         limit: int) -> list[RecordedReport]:
-        """Reports recorded for ``version`` with ``from_key <= key``, in key order, at most ``limit``."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT key, digest, body, signature FROM signed_reports WHERE kind=? AND rental_id=? AND "
-                "signer_set_version=? AND key>=? ORDER BY key LIMIT ?",
-                (kind, str(rental_id), version, from_key, limit),
-            ).fetchall()
-        return [RecordedReport(kind, rental_id, r[0], r[1], r[2], r[3], version) for r in rows]
-
-    def sign_recorded(
-        self, kind: str, rental_id: int, key: int, digest: bytes, sign: Callable[[bytes], bytes], now_ms: int,
-        version: int = 0,
-    ) -> bytes:
-        """Sign ``digest`` only if it is the report recorded under the key; store the signature.
-
-        Never signs anything that was not recorded first, nor a digest other than the recorded one.
-        """
-        key_column = REPORT_KEYS[kind]
-        with self._lock:
-            recorded = self.get_report(kind, rental_id, key, version)
-            if recorded is None:
-                raise SigningError(f"refusing to sign a {kind} report that was not recorded first "
-                                   f"(rental {rental_id}, {key_column} {key}, signer set v{version})")
-            if recorded.digest != digest:
-                raise ReportConflict(
-                    f"refusing to sign: rental {rental_id} {key_column} {key} (signer set v{version}) is recorded "
-                    f"with digest 0x{recorded.digest.hex()}, asked 0x{digest.hex()}"
-                )
-            if recorded.signature is not None:
-                return recorded.signature
-            signature = sign(digest)
-            with self._transaction():
-                self._conn.execute(
-                    "UPDATE signed_reports SET signature=?, signed_ms=? WHERE kind=? AND rental_id=? AND "
-                    "signer_set_version=? AND key=? AND digest=? AND signature IS NULL",
-                    (signature, now_ms, kind, str(rental_id), version, key, digest),
-                )
-            return signature
-
-    # -- rentals ----------------------------------------------------------------------------
-
-    def get_rental(self, rental_id: int) -> tuple | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT rental_id, agent, gpu_count, region, grid_intensity_g_per_kwh, start_ms FROM rentals "
-                "WHERE rental_id=?",
-                (str(rental_id),),
-            ).fetchone()
-        return None if row is None else (int(row[0]), *row[1:])
-
-    def put_rental(self, rental_id: int, agent: str, gpu_count: int, region: str, grid: int, start_ms: int) -> None:
-        with self._lock, self._transaction():
-            self._conn.execute(
-                "INSERT INTO rentals (rental_id, agent, gpu_count, region, grid_intensity_g_per_kwh, start_ms) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT(rental_id) DO UPDATE SET agent=excluded.agent, "
-                "gpu_count=excluded.gpu_count, region=excluded.region, "
-                "grid_intensity_g_per_kwh=excluded.grid_intensity_g_per_kwh, start_ms=excluded.start_ms",
-                (str(rental_id), agent, gpu_count, region, grid, start_ms),
-            )
-
-
-    # -- metering checkpoints and rental terms ---------------------------------------------------
-
-    def put_checkpoint(self, rental_id: int, sequence: int, terms_key: str, state: bytes) -> None:
-        """Store the meter state after ``sequence`` batches; prune all but the newest two and
-        every ``CHECKPOINT_KEEP_EVERY``-th (a checkpoint is a cache: losing one costs CPU only)."""
-        rental = str(rental_id)
-        with self._lock, self._transaction():
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meter_checkpoints (rental_id, sequence, terms_key, state) VALUES (?,?,?,?)",
-                (rental, sequence, terms_key, state),
-            )
-            self._conn.execute(
-                "DELETE FROM meter_checkpoints WHERE rental_id=? AND sequence % ? != 0 AND sequence < ("
-                "SELECT MIN(sequence) FROM (SELECT sequence FROM meter_checkpoints WHERE rental_id=? "
-                "ORDER BY sequence DESC LIMIT 2))",
-                (rental, CHECKPOINT_KEEP_EVERY, rental),
-            )
-
-    def checkpoint_at_most(self, rental_id: int, sequence: int, terms_key: str) -> tuple[int, bytes] | None:
-        """The newest checkpoint at or below ``sequence`` made under ``terms_key``."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT sequence, state FROM meter_checkpoints WHERE rental_id=? AND sequence<=? AND terms_key=? "
-                "ORDER BY sequence DESC LIMIT 1",
-                (str(rental_id), sequence, terms_key),
-            ).fetchone()
-        return None if row is None else (row[0], row[1])
-
-    def batch_seqs_overlapping(self, rental_id: int, from_ms: int, to_ms: int, below_seq: int) -> tuple[int, int] | None:
-        """(first, last) sequence below ``below_seq`` of the batches with samples in
-        ``[from_ms, to_ms)``, or None (batches are time-ordered, so the range is contiguous)."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT MIN(batch_seq), MAX(batch_seq) FROM batches WHERE rental_id=? AND batch_seq<? "
-                "AND last_t_ms>=? AND first_t_ms<?",
-                (str(rental_id), below_seq, from_ms, to_ms),
-            ).fetchone()
-        return None if row is None or row[0] is None else (row[0], row[1])
-
-    def get_rental_terms(self, rental_id: int) -> str | None:
-        with self._lock:
-            row = self._conn.execute("SELECT body FROM rental_terms WHERE rental_id=?", (str(rental_id),)).fetchone()
-        return None if row is None else row[0]
-
-    def put_rental_terms(self, rental_id: int, body: str) -> None:
-        with self._lock, self._transaction():
-            self._conn.execute(
-                "INSERT INTO rental_terms (rental_id, body) VALUES (?,?) ON CONFLICT(rental_id) DO UPDATE SET "
-                "body=excluded.body",
-                (str(rental_id), body),
-            )
-
 
 def _same_gpus_legacy(stored: bytes, key: bytes) -> bool:
     """A head stored before GPU sets were keyed by 8 bytes of their hash (its key is the JSON)."""
@@ -531,51 +325,3 @@ class _Tx:
             raise StorageError(f"node database commit failed: {exc}") from exc
 
 
-class GroupCommitWriter:
-    """Appends the batches of many concurrent requests in one transaction (one fsync).
-
-    ``await writer.append(record)`` returns once the record's transaction is durable. While one
-    commit runs (in a worker thread, off the event loop), newly arriving records queue up and
-    go into the next commit together: one thread hand-off and one fsync per group instead of
-    per request. Bounded: beyond ``max_pending`` waiting records, ``append`` refuses with
-    :class:`StorageError` (the agent retries later).
-    """
-
-    def __init__(self, storage: NodeStorage, max_group: int = 256, max_pending: int = 4096) -> None:
-        self._storage = storage
-        self._max_group = max_group
-        self._max_pending = max_pending
-        self._pending: list[tuple[BatchRecord, asyncio.Future]] = []
-        self._flusher: asyncio.Task | None = None
-
-    async def append(self, record: BatchRecord) -> AppendOutcome:
-        if len(self._pending) >= self._max_pending:
-            raise StorageError("ingest queue full; retry later")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((record, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                group = self._pending[: self._max_group]
-                del self._pending[: self._max_group]
-                try:
-                    outcomes = await asyncio.to_thread(self._storage.append_batches, [r for r, _ in group])
-                except Exception as exc:  # resolve every waiter, whatever went wrong
-                    error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, future), outcome in zip(group, outcomes):
-                    if not future.done():  # a waiter whose client went away is simply skipped
-                        future.set_result(outcome)
-        finally:
-            self._flusher = None
-
-    def close(self) -> None:
-        """Nothing to stop: an in-flight commit finishes in its worker thread."""

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from oracle.chain.anvil import free_port
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of
@@ -124,14 +125,62 @@ def stored_bytes_per_gpu_hour(workdir: Path, gpus: int = 1, seconds: int = 3600,
     return (sizes[1] - sizes[0]) / gpu_hours, sum(len(b.to_wire_bytes()) for b in batches) / gpu_hours
 
 
+def rental_row(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
+               gpu_count: int = 1, region: str = "test") -> dict[str, object]:
+    """One static rental of a node's settings (``rentals``)."""
+    return {"rental_id": rental_id, "agent": agent, "gpu_count": gpu_count, "region": region,
+            "grid_intensity_g_per_kwh": grid_intensity_g_per_kwh, "start_ms": start_ms}
+
+
 def rental_env(rental_id: int, agent: str, start_ms: int, grid_intensity_g_per_kwh: int = 400,
                gpu_count: int = 1, region: str = "test") -> str:
+    """``GPURENT_NODE_RENTALS`` of one rental (:func:`rental_row` as JSON)."""
     import json
 
-    return json.dumps([{
-        "rental_id": rental_id, "agent": agent, "gpu_count": gpu_count, "region": region,
-        "grid_intensity_g_per_kwh": grid_intensity_g_per_kwh, "start_ms": start_ms,
-    }])
+    return json.dumps([rental_row(rental_id, agent, start_ms, grid_intensity_g_per_kwh, gpu_count, region)])
+
+
+@contextmanager
+def in_process_node(db_path: Path | str, rentals: Iterable[Mapping[str, object]], now_ms: int,
+                    **settings: object) -> Iterator[tuple[object, object]]:
+    """(TestClient, app) of a dev-mode node app in this process whose clock stands at ``now_ms``,
+    metering ``rentals`` (:func:`rental_row`); each keyword is one more node setting."""
+    from fastapi.testclient import TestClient
+
+    from oracle.node.app import create_app
+    from oracle.node.settings import NodeSettings
+
+    node_settings = NodeSettings(dev_mode=True, private_key="0x" + NODE_KEY.hex(), chain_id=TEST_CHAIN_ID,
+                                 market_address=TEST_MARKET, db_path=Path(db_path), rentals=list(rentals),
+                                 **settings)
+    app = create_app(node_settings, clock=lambda: now_ms)
+    with TestClient(app) as client:
+        yield client, app
+
+
+def post_batches(client: object, batches: Iterable[TelemetryBatch]) -> None:
+    """POST each batch to its rental's ingest route; every one must be accepted (200)."""
+    for batch in batches:
+        response = client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes())
+        assert response.status_code == 200, response.text
+
+
+def dev_node_env(db_path: Path | str, rentals: str | None = None, *, key: bytes = NODE_KEY,
+                 chain_id: int = TEST_CHAIN_ID, market: str = TEST_MARKET, **settings: object) -> dict[str, str]:
+    """The environment of a dev-mode node (plaintext key) on ``db_path`` that meters ``rentals``
+    (:func:`rental_env`); each keyword is one more setting (``fault="kill_after_record"`` is
+    ``GPURENT_NODE_FAULT``), ``None`` leaves it out. The one spelling of a test node's env."""
+    env = {
+        "GPURENT_NODE_DEV_MODE": "true",
+        "GPURENT_NODE_PRIVATE_KEY": "0x" + key.hex(),
+        "GPURENT_NODE_CHAIN_ID": str(chain_id),
+        "GPURENT_NODE_MARKET_ADDRESS": market,
+        "GPURENT_NODE_DB_PATH": str(db_path),
+    }
+    if rentals is not None:
+        env["GPURENT_NODE_RENTALS"] = rentals
+    env.update({f"GPURENT_NODE_{name.upper()}": str(value) for name, value in settings.items() if value is not None})
+    return env
 
 
 class NodeProcess:
@@ -144,13 +193,17 @@ class NodeProcess:
 
     app_factory = "oracle.node.server:app_from_env"
 
-    def __init__(self, env: Mapping[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, env: Mapping[str, str], port: int | None = None, log_path: Path | None = None,
+                 new_session: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("GPURENT_NODE_")}
         self._env.update(env)
         self._env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + self._env.get("PYTHONPATH", "")
         self._log_path = log_path
+        # Its own session: the scheduler's autogroup then treats the node as the separate service
+        # it is in production, not as part of the process that started it (tools/bench_capacity.py).
+        self._new_session = new_session
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -162,6 +215,7 @@ class NodeProcess:
             [sys.executable, "-m", "oracle.node.server", "--factory", self.app_factory,
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+            start_new_session=self._new_session,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -196,6 +250,10 @@ class NodeProcess:
         return self._log.read().decode(errors="replace")
 
     def __enter__(self) -> "NodeProcess":
+        # ``with NodeProcess(env).start(timeout_s=90) as node`` must not start a second process
+        # (the first one would be left running, unowned).
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         return self.start()
 
     def __exit__(self, *exc) -> None:

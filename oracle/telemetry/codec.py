@@ -21,57 +21,78 @@ traces).
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 
-from oracle.telemetry.batches import TelemetryBatch, canonical_json, keccak
+from oracle.telemetry.batches import TelemetryBatch, keccak
 from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 
 VERSION = 1
 VERSION_FOREIGN = 2
 _DELTA_FIELDS = tuple(name for name in SAMPLE_FIELDS if name != "gpu")
-assert SAMPLE_FIELDS == ("gpu", *_DELTA_FIELDS)  # decode builds Sample(gpu, *deltas) positionally
-assert _DELTA_FIELDS[-1] == "foreign_process_count"
+assert SAMPLE_FIELDS == ("gpu", "t_ms", "energy_mj", "power_mw", "util_gpu_pct", "util_mem_pct", "mem_used_mib",
+                         "temp_c", "foreign_process_count")  # encode and decode spell the columns out in this order
 _COLUMNS = {VERSION: _DELTA_FIELDS[:-1], VERSION_FOREIGN: _DELTA_FIELDS}
 # Text that recurs in every header: zlib finds it here instead of spending bytes on it per batch.
 _ZDICT = (b'{"agent":"0x","batch_seq":,"chain_id":,"gpus":[{"index":0,"name":"NVIDIA H100 80GB HBM3",'
           b'"power_limit_mw":700000,"uuid":"GPU-"}],"market":"0x","rental_id":')
 
 
+# canonical_json's bytes for the header, whose values TelemetryBatch has type-checked (no floats).
+_HEADER_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
+
+
+@functools.lru_cache(maxsize=4096)
 def gpus_key(gpus: tuple[GpuInfo, ...]) -> bytes:
     """8 bytes that identify a batch's GPU set (a rental's batches must all carry the same)."""
     return keccak(json.dumps([[g.index, g.uuid, g.name, g.power_limit_mw] for g in gpus]).encode())[:8]
 
 
-def _varint(value: int, out: bytearray) -> None:
-    value = value << 1 if value >= 0 else ((-value) << 1) - 1  # zigzag
+def _zigzag(value: int) -> int:
+    return value << 1 if value >= 0 else ((-value) << 1) - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value >> 1 if not value & 1 else -((value + 1) >> 1)
+
+
+def _put_uvarint(value: int, out: bytearray) -> None:
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
     shift = result = 0
     while True:
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            break
+            return result, pos
         shift += 7
-    return (result >> 1 if not result & 1 else -((result + 1) >> 1)), pos
+
+
+def _varint(value: int, out: bytearray) -> None:
+    _put_uvarint(_zigzag(value), out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    raw, pos = _read_uvarint(data, pos)
+    return _unzigzag(raw), pos
 
 
 def encode_batch(batch: TelemetryBatch) -> bytes:
     """The stored form of a signed batch (exact: see :func:`decode_batch`)."""
     if batch.signature is None:
         raise ValueError("only signed batches are stored")
-    header = canonical_json({
+    header = _HEADER_JSON({
         "chain_id": batch.chain_id, "market": batch.market, "rental_id": batch.rental_id,
         "agent": batch.agent, "batch_seq": batch.batch_seq,
         "gpus": [[g.index, g.uuid, g.name, g.power_limit_mw] for g in batch.gpus],
-    })
+    }).encode("ascii")
     out = bytearray()
     _varint(len(header), out)
     out += header + batch.prev_hash + batch.signature
@@ -79,20 +100,26 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
     version = VERSION_FOREIGN if any(s.foreign_process_count for s in samples) else VERSION
     _varint(len(samples), out)
     out += bytes(s.gpu for s in samples)
-    for name in _COLUMNS[version]:
+    rows = [(s.gpu, s.t_ms, s.energy_mj, s.power_mw, s.util_gpu_pct, s.util_mem_pct, s.mem_used_mib, s.temp_c,
+             s.foreign_process_count) for s in samples]
+    append = out.append
+    for column in range(1, len(_COLUMNS[version]) + 1):
         last: dict[int, int] = {}
-        for s in samples:
-            value = getattr(s, name)
-            _varint(value - last.get(s.gpu, 0), out)
-            last[s.gpu] = value
+        for row in rows:
+            gpu, value = row[0], row[column]
+            delta = value - last.get(gpu, 0)
+            last[gpu] = value
+            zigzag = delta << 1 if delta >= 0 else ((-delta) << 1) - 1  # _zigzag, inlined: every ingest
+            if zigzag < 0x80:
+                append(zigzag)
+            else:
+                _put_uvarint(zigzag, out)
     compressor = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
     return bytes([version]) + compressor.compress(bytes(out)) + compressor.flush()
 
 
-def decode_batch(stored: bytes) -> TelemetryBatch:
-    """The batch :func:`encode_batch` stored (or a batch stored as its wire JSON)."""
-    if stored[:1] == b"{":
-        return TelemetryBatch.from_wire_bytes(stored)
+def _columns(stored: bytes) -> tuple[dict, bytes, bytes, list[tuple[int, ...]]]:
+    """(header, prev_hash, signature, sample value tuples in SAMPLE_FIELDS order) of a stored batch."""
     columns_of = _COLUMNS.get(stored[0]) if stored else None
     if columns_of is None:
         raise ValueError(f"unknown stored batch encoding {stored[:1]!r}")
@@ -110,13 +137,39 @@ def decode_batch(stored: bytes) -> TelemetryBatch:
     for _ in columns_of:
         last: dict[int, int] = {}
         values = []
+        append = values.append
         for gpu in gpus:
-            delta, pos = _read_varint(data, pos)
-            value = last.get(gpu, 0) + delta
+            # the hot loop of every report: a one-byte varint is read here, a longer one by the helper
+            result = data[pos]
+            if result < 0x80:
+                pos += 1
+            else:
+                result, pos = _read_uvarint(data, pos)
+            value = last.get(gpu, 0) + (result >> 1 if not result & 1 else -((result + 1) >> 1))
             last[gpu] = value
-            values.append(value)
+            append(value)
         columns.append(values)
-    samples = tuple(Sample(*row) for row in zip(*columns))  # SAMPLE_FIELDS order: gpu, then _DELTA_FIELDS
+    if len(columns_of) < len(_DELTA_FIELDS):  # version 1: no foreign use in the batch
+        columns.append([0] * count)
+    return header, prev_hash, signature, list(zip(*columns))  # SAMPLE_FIELDS order: gpu, then _DELTA_FIELDS
+
+
+def decode_gpus_and_values(stored: bytes) -> tuple[tuple[GpuInfo, ...], list[tuple[int, ...]]]:
+    """The GPUs and the samples (as value tuples in ``SAMPLE_FIELDS`` order) of a stored batch,
+    without building the batch: what metering reads (the node checked every value on ingest)."""
+    if stored[:1] == b"{":
+        batch = TelemetryBatch.from_wire_bytes(stored)
+        return batch.gpus, [tuple(getattr(s, name) for name in SAMPLE_FIELDS) for s in batch.samples]
+    header, _, _, rows = _columns(stored)
+    return tuple(GpuInfo(*g) for g in header["gpus"]), rows
+
+
+def decode_batch(stored: bytes) -> TelemetryBatch:
+    """The batch :func:`encode_batch` stored (or a batch stored as its wire JSON)."""
+    if stored[:1] == b"{":
+        return TelemetryBatch.from_wire_bytes(stored)
+    header, prev_hash, signature, rows = _columns(stored)
+    samples = tuple(Sample(*row) for row in rows)
     return TelemetryBatch._from_checked(
         header["rental_id"], header["agent"], header["batch_seq"], prev_hash,
         tuple(GpuInfo(*g) for g in header["gpus"]), samples, signature, header["chain_id"], header["market"],

@@ -18,7 +18,7 @@ from oracle.attestation.signing import recover_signer
 from oracle.node.attestor import report_bytes, report_from_bytes
 from oracle.node.storage import NodeStorage
 from oracle.node.testing import (
-    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, rental_env, shifted, trace_samples,
+    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, dev_node_env, rental_env, shifted, trace_samples,
 )
 from oracle.telemetry.batches import address_of
 
@@ -30,17 +30,7 @@ MARKET = "0x" + "42" * 20
 
 
 def node_env(db_path, start_ms, grid=400, fault=None) -> dict:
-    env = {
-        "GPURENT_NODE_DEV_MODE": "true",
-        "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-        "GPURENT_NODE_CHAIN_ID": "31337",
-        "GPURENT_NODE_MARKET_ADDRESS": MARKET,
-        "GPURENT_NODE_DB_PATH": str(db_path),
-        "GPURENT_NODE_RENTALS": rental_env(RENTAL, address_of(AGENT_KEY), start_ms, grid),
-    }
-    if fault:
-        env["GPURENT_NODE_FAULT"] = fault
-    return env
+    return dev_node_env(db_path, rental_env(RENTAL, address_of(AGENT_KEY), start_ms, grid), market=MARKET, fault=fault)
 
 
 def test_node_killed_between_record_and_sign_never_signs_a_conflicting_report(tmp_path):

@@ -26,7 +26,7 @@ from oracle.metering import DEFAULT_POLICY, meter_samples
 from oracle.node.attestor import SIGNING_FAULT_POINTS, report_bytes
 from oracle.node.storage import NodeStorage
 from oracle.node.testing import (
-    AGENT_KEY, H100, NODE_KEY, TRACE_A, NodeProcess, chain_batches, rental_env, shifted, trace_samples,
+    AGENT_KEY, H100, NODE_KEY, TRACE_A, NodeProcess, chain_batches, dev_node_env, rental_env, shifted, trace_samples,
 )
 from oracle.telemetry.batches import address_of
 
@@ -39,17 +39,7 @@ GRID_A, GRID_B = 400, 250  # two views of the rental: same telemetry, different 
 
 
 def node_env(db_path, start_ms, grid, fault=None) -> dict:
-    env = {
-        "GPURENT_NODE_DEV_MODE": "true",
-        "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-        "GPURENT_NODE_CHAIN_ID": "31337",
-        "GPURENT_NODE_MARKET_ADDRESS": MARKET,
-        "GPURENT_NODE_DB_PATH": str(db_path),
-        "GPURENT_NODE_RENTALS": rental_env(RENTAL, address_of(AGENT_KEY), start_ms, grid),
-    }
-    if fault:
-        env["GPURENT_NODE_FAULT"] = fault
-    return env
+    return dev_node_env(db_path, rental_env(RENTAL, address_of(AGENT_KEY), start_ms, grid), market=MARKET, fault=fault)
 
 
 def _content(report: dict) -> tuple:

@@ -85,6 +85,21 @@ def chain():
         yield anvil
 
 
+@pytest.fixture
+def fresh_chain():
+    """An anvil of the test's own: for tests that reorganise the chain or put a lagging RPC before it."""
+    with Anvil() as anvil:
+        yield anvil
+
+
+@pytest.fixture
+def fixture_contract(fresh_chain):
+    """(BoundContract, artifact) of the tiny Fixture contract (fixture_contract.py) on ``fresh_chain``."""
+    from .fixture_contract import deploy_fixture
+
+    return deploy_fixture(fresh_chain.url)
+
+
 def anvil_started_in_the_past(seconds: int = 900) -> Anvil:
     """An anvil whose clock starts ``seconds`` ago, so a rental can start when a (back-dated)
     replay's first sample is stamped."""

@@ -9,117 +9,92 @@ import pytest
 import requests
 from web3 import HTTPProvider, Web3
 
-from oracle.chain.anvil import ANVIL_KEYS, Anvil
-from oracle.chain.contract import BoundContract, deploy, make_sender
+from oracle.chain.anvil import ANVIL_KEYS
+from oracle.chain.contract import BoundContract, make_sender
 from oracle.chain.events import ChainEvent, CursorStore, EventFollower
 from oracle.chain.tx import TxPolicy
 
-from .fixture_contract import fixture_artifact
+from .fixture_contract import fixture_follower
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def chain():
-    with Anvil() as anvil:
-        yield anvil
-
-
-@pytest.fixture
-def fixture(chain):
-    art = fixture_artifact()
-    sender = make_sender(chain.url, ANVIL_KEYS[0], TxPolicy(receipt_poll_s=0.02))
-    address, _ = deploy(sender, art.abi, art.bytecode)
-    return BoundContract(sender, address, art.abi), art
-
-
-def make_follower(fixture, tmp_path, confirmations, seen, rewinds=None, **kw):
-    contract, art = fixture
-    return EventFollower(
-        contract.w3,
-        contract.address,
-        art.abi,
-        seen.append,
-        store=CursorStore(tmp_path / "cursor.sqlite3"),
-        confirmations=confirmations,
-        on_rewind=(rewinds.append if rewinds is not None else None),
-        poll_interval_s=0.05,
-        **kw,
-    )
+def make_follower(fixture_contract, tmp_path, confirmations, seen, rewinds=None, **kw):
+    return fixture_follower(fixture_contract, tmp_path, seen, confirmations=confirmations, rewinds=rewinds, **kw)
 
 
 def pings(events: list[ChainEvent]) -> list[int]:
     return [e.args["n"] for e in events if e.name == "Pinged"]
 
 
-def test_poll_delivers_only_confirmed_blocks_in_order(chain, fixture, tmp_path):
-    contract, _ = fixture
+def test_poll_delivers_only_confirmed_blocks_in_order(fresh_chain, fixture_contract, tmp_path):
+    contract, _ = fixture_contract
     seen: list[ChainEvent] = []
-    follower = make_follower(fixture, tmp_path, confirmations=2, seen=seen)
+    follower = make_follower(fixture_contract, tmp_path, confirmations=2, seen=seen)
     for n in range(3):
         contract.transact("ping", n)  # one block each (automine)
     follower.poll_once()
     assert pings(seen) == [0]  # blocks of ping 1 and 2 have < 2 confirmations
-    chain.mine(2)
+    fresh_chain.mine(2)
     follower.poll_once()
     assert pings(seen) == [0, 1, 2]
     follower.poll_once()
     assert pings(seen) == [0, 1, 2]  # nothing twice
 
 
-def test_cursor_survives_restart(chain, fixture, tmp_path):
-    contract, _ = fixture
+def test_cursor_survives_restart(fresh_chain, fixture_contract, tmp_path):
+    contract, _ = fixture_contract
     seen: list[ChainEvent] = []
-    make_follower(fixture, tmp_path, confirmations=0, seen=seen).poll_once()
+    make_follower(fixture_contract, tmp_path, confirmations=0, seen=seen).poll_once()
     contract.transact("ping", 1)
-    first = make_follower(fixture, tmp_path, confirmations=0, seen=seen)
+    first = make_follower(fixture_contract, tmp_path, confirmations=0, seen=seen)
     first.poll_once()
     first.store.close()
     contract.transact("ping", 2)
-    second = make_follower(fixture, tmp_path, confirmations=0, seen=seen)  # same SQLite file
+    second = make_follower(fixture_contract, tmp_path, confirmations=0, seen=seen)  # same SQLite file
     second.poll_once()
     assert pings(seen) == [1, 2]
 
 
-def test_reorg_of_unconfirmed_blocks_never_reaches_handler(chain, fixture, tmp_path):
-    contract, _ = fixture
+def test_reorg_of_unconfirmed_blocks_never_reaches_handler(fresh_chain, fixture_contract, tmp_path):
+    contract, _ = fixture_contract
     seen: list[ChainEvent] = []
     rewinds: list[int] = []
-    follower = make_follower(fixture, tmp_path, confirmations=3, seen=seen, rewinds=rewinds)
+    follower = make_follower(fixture_contract, tmp_path, confirmations=3, seen=seen, rewinds=rewinds)
     contract.transact("ping", 1)
-    chain.mine(3)
+    fresh_chain.mine(3)
     follower.poll_once()
     assert pings(seen) == [1]
-    snap = chain.snapshot()
+    snap = fresh_chain.snapshot()
     contract.transact("ping", 666)  # will be orphaned
-    chain.mine(1)
+    fresh_chain.mine(1)
     follower.poll_once()
     assert pings(seen) == [1]  # 2 confirmations only: not delivered
-    chain.revert(snap)
+    fresh_chain.revert(snap)
     contract.transact("ping", 2)
-    chain.mine(3)
+    fresh_chain.mine(3)
     follower.poll_once()
     assert pings(seen) == [1, 2]
     assert rewinds == []
 
 
-def test_reorg_of_delivered_blocks_rewinds_and_redelivers(chain, fixture, tmp_path):
-    contract, _ = fixture
+def test_reorg_of_delivered_blocks_rewinds_and_redelivers(fresh_chain, fixture_contract, tmp_path):
+    contract, _ = fixture_contract
     seen: list[ChainEvent] = []
     rewinds: list[int] = []
-    follower = make_follower(fixture, tmp_path, confirmations=0, seen=seen, rewinds=rewinds)
+    follower = make_follower(fixture_contract, tmp_path, confirmations=0, seen=seen, rewinds=rewinds)
     contract.transact("ping", 1)
     follower.poll_once()
     fork_base = contract.w3.eth.block_number
-    snap = chain.snapshot()
+    snap = fresh_chain.snapshot()
     contract.transact("ping", 666)
     contract.transact("ping", 667)
     follower.poll_once()
     assert pings(seen) == [1, 666, 667]
 
-    chain.revert(snap)  # the two blocks are gone; a longer fork replaces them
+    fresh_chain.revert(snap)  # the two blocks are gone; a longer fork replaces them
     contract.transact("ping", 2)
-    chain.mine(1)
+    fresh_chain.mine(1)
     contract.transact("ping", 3)
     delivered = follower.poll_once()
     assert rewinds == [fork_base + 1]
@@ -130,16 +105,16 @@ def test_reorg_of_delivered_blocks_rewinds_and_redelivers(chain, fixture, tmp_pa
     assert pings(kept) == [1, 2, 3]
 
 
-def test_reorg_with_anvil_reorg_rpc(chain, fixture, tmp_path):
-    contract, _ = fixture
+def test_reorg_with_anvil_reorg_rpc(fresh_chain, fixture_contract, tmp_path):
+    contract, _ = fixture_contract
     seen: list[ChainEvent] = []
     rewinds: list[int] = []
-    follower = make_follower(fixture, tmp_path, confirmations=0, seen=seen, rewinds=rewinds)
+    follower = make_follower(fixture_contract, tmp_path, confirmations=0, seen=seen, rewinds=rewinds)
     for n in (1, 2, 3):
         contract.transact("ping", n)
     follower.poll_once()
     head = contract.w3.eth.block_number
-    chain.rpc("anvil_reorg", [2, []])  # replace the last two blocks with empty ones
+    fresh_chain.rpc("anvil_reorg", [2, []])  # replace the last two blocks with empty ones
     follower.poll_once()
     assert rewinds == [head - 1]
     assert follower.next_block() == head + 1
@@ -159,11 +134,11 @@ class FlakyHTTPProvider(HTTPProvider):
         return super().make_request(method, params)
 
 
-def test_follower_survives_rpc_errors(chain, fixture, tmp_path):
-    contract, art = fixture
+def test_follower_survives_rpc_errors(fresh_chain, fixture_contract, tmp_path):
+    contract, art = fixture_contract
     contract.transact("ping", 7)
     seen: list[ChainEvent] = []
-    flaky = Web3(FlakyHTTPProvider(chain.url, fail=5))
+    flaky = Web3(FlakyHTTPProvider(fresh_chain.url, fail=5))
     follower = EventFollower(
         flaky, contract.address, art.abi, seen.append,
         store=CursorStore(tmp_path / "cursor.sqlite3"), confirmations=0,
@@ -183,19 +158,19 @@ def test_follower_survives_rpc_errors(chain, fixture, tmp_path):
     assert follower.stats.errors >= 1  # polls failed, were logged, and the loop went on
 
 
-def test_range_is_split_into_chunks(chain, fixture, tmp_path):
-    contract, _ = fixture
+def test_range_is_split_into_chunks(fresh_chain, fixture_contract, tmp_path):
+    contract, _ = fixture_contract
     for n in range(5):
         contract.transact("ping", n)
     seen: list[ChainEvent] = []
-    follower = make_follower(fixture, tmp_path, confirmations=0, seen=seen, max_block_range=2)
+    follower = make_follower(fixture_contract, tmp_path, confirmations=0, seen=seen, max_block_range=2)
     follower.poll_once()
     assert pings(seen) == [0, 1, 2, 3, 4]
 
 
-def test_sender_rebroadcasts_a_transaction_reorganised_out(chain, fixture):
-    contract, art = fixture
-    sender = make_sender(chain.url, ANVIL_KEYS[1], TxPolicy(receipt_poll_s=0.02, confirmations=3))
+def test_sender_rebroadcasts_a_transaction_reorganised_out(fresh_chain, fixture_contract):
+    contract, art = fixture_contract
+    sender = make_sender(fresh_chain.url, ANVIL_KEYS[1], TxPolicy(receipt_poll_s=0.02, confirmations=3))
     mine = BoundContract(sender, contract.address, art.abi)
     w3 = contract.w3
     nonce_before = w3.eth.get_transaction_count(sender.address)
@@ -218,9 +193,9 @@ def test_sender_rebroadcasts_a_transaction_reorganised_out(chain, fixture):
     assert receipt_seen.wait(10), "the sender never saw its receipt"
     assert w3.eth.get_transaction_count(sender.address) == nonce_before + 1
     first_block = w3.eth.block_number  # the ping's block, no confirmations yet
-    chain.rpc("anvil_reorg", [1, []])  # replace it with an empty block: the ping is gone
+    fresh_chain.rpc("anvil_reorg", [1, []])  # replace it with an empty block: the ping is gone
     while thread.is_alive() and time.monotonic() < deadline + 10:
-        chain.mine(1)
+        fresh_chain.mine(1)
         time.sleep(0.05)
     thread.join(1)
     result = box["result"]

@@ -12,13 +12,13 @@ from collections import Counter
 import pytest
 from web3 import HTTPProvider, Web3
 
-from oracle.chain.anvil import ANVIL_KEYS, Anvil
-from oracle.chain.contract import BoundContract, deploy, make_sender
-from oracle.chain.events import ChainEvent, CursorStore, EventFollower
+from oracle.chain.anvil import ANVIL_KEYS
+from oracle.chain.contract import BoundContract
+from oracle.chain.events import ChainEvent
 from oracle.chain.tx import TxPolicy
 from oracle.node.feed import RentalNotVisibleYet, RentalRegistryFeed
 
-from .fixture_contract import fixture_artifact
+from .fixture_contract import fixture_follower, run_follower_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,63 +41,38 @@ class LaggingProvider(HTTPProvider):
         return super().make_request(method, params)
 
 
-@pytest.fixture
-def chain():
-    with Anvil() as anvil:
-        yield anvil
+def follower_on(provider, fixture, tmp_path, seen, rewinds):
+    return fixture_follower(fixture, tmp_path, seen, web3=Web3(provider), confirmations=0, rewinds=rewinds,
+                            max_lag_wait_s=2.0)
 
 
-@pytest.fixture
-def contract(chain):
-    art = fixture_artifact()
-    sender = make_sender(chain.url, ANVIL_KEYS[0], TxPolicy(receipt_poll_s=0.02))
-    address, _ = deploy(sender, art.abi, art.bytecode)
-    return BoundContract(sender, address, art.abi), art
-
-
-def follower_on(provider, contract, tmp_path, seen, rewinds):
-    bound, art = contract
-    return EventFollower(Web3(provider), bound.address, art.abi, seen.append,
-                         store=CursorStore(tmp_path / "cursor.sqlite3"), confirmations=0,
-                         poll_interval_s=0.05, on_rewind=rewinds.append, max_lag_wait_s=2.0)
-
-
-def run_for(follower, seconds: float) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=follower.run, args=(stop,), daemon=True)
-    thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join(5)
-
-
-def test_a_persistently_lagging_head_makes_the_follower_wait_not_spin(chain, contract, tmp_path):
-    bound, _ = contract
+def test_a_persistently_lagging_head_makes_the_follower_wait_not_spin(fresh_chain, fixture_contract, tmp_path):
+    bound, _ = fixture_contract
     bound.transact("ping", 1)
-    lagging = LaggingProvider(chain.url)
+    lagging = LaggingProvider(fresh_chain.url)
     lagging.backend_head = bound.w3.eth.block_number - 1  # the newest block is never served
     seen, rewinds = [], []
-    follower = follower_on(lagging, contract, tmp_path, seen, rewinds)
-    run_for(follower, 3.0)
+    follower = follower_on(lagging, fixture_contract, tmp_path, seen, rewinds)
+    run_follower_for(follower, 3.0)
     total = sum(lagging.requests.values())
     # waits double from 0.05 s up to 2 s: about 6 polls of 2 requests in 3 s (it spun at ~50/s before)
     assert total <= 20, lagging.requests
     assert follower.stats.lagging >= 3 and rewinds == []
     lagging.backend_head = None  # the backend catches up: the event is delivered
-    run_for(follower, 2.5)
+    run_follower_for(follower, 2.5)
     assert [e.args["n"] for e in seen if e.name == "Pinged"] == [1]
 
 
-def test_a_null_block_for_a_checkpoint_is_lag_not_a_reorg(chain, contract, tmp_path):
-    bound, _ = contract
+def test_a_null_block_for_a_checkpoint_is_lag_not_a_reorg(fresh_chain, fixture_contract, tmp_path):
+    bound, _ = fixture_contract
     bound.transact("ping", 1)
-    lagging = LaggingProvider(chain.url)
+    lagging = LaggingProvider(fresh_chain.url)
     seen, rewinds = [], []
-    follower = follower_on(lagging, contract, tmp_path, seen, rewinds)
+    follower = follower_on(lagging, fixture_contract, tmp_path, seen, rewinds)
     follower.poll_once()
     assert [e.args["n"] for e in seen if e.name == "Pinged"] == [1]
     lagging.backend_head = 0  # now answers null even for the blocks the follower stored
-    run_for(follower, 1.0)
+    run_follower_for(follower, 1.0)
     assert rewinds == [] and follower.stats.rewinds == 0  # before: taken as a reorg, rewound, re-read
     assert follower.stats.lagging >= 1
     assert len([e for e in seen if e.name == "Pinged"]) == 1  # nothing re-delivered
@@ -141,12 +116,12 @@ def test_a_rental_the_rpc_does_not_show_yet_is_retried_not_taken_as_empty():
         never(ChainEvent("RentalStarted", {"rentalId": 9, "startedAt": 1_000}, 123, "0x", "0x", 0, "0x"))
 
 
-def test_a_null_receipt_from_a_lagging_backend_is_waited_out_not_taken_as_a_reorg(chain, contract):
+def test_a_null_receipt_from_a_lagging_backend_is_waited_out_not_taken_as_a_reorg(fresh_chain, fixture_contract):
     from eth_account import Account
 
     from oracle.chain.tx import TransactionSender
 
-    bound, art = contract
+    bound, art = fixture_contract
 
     class ReceiptLag(LaggingProvider):
         """After the first real receipt, the next six receipt and block answers come from a
@@ -166,7 +141,7 @@ def test_a_null_receipt_from_a_lagging_backend_is_waited_out_not_taken_as_a_reor
                 self.seen_receipt = True
             return answer
 
-    provider = ReceiptLag(chain.url)
+    provider = ReceiptLag(fresh_chain.url)
     sender = TransactionSender(Web3(provider), Account.from_key(ANVIL_KEYS[1]),
                                policy=TxPolicy(receipt_poll_s=0.02, confirmations=2, rebroadcast_after_s=30))
     mine = BoundContract(sender, bound.address, art.abi)
@@ -174,7 +149,7 @@ def test_a_null_receipt_from_a_lagging_backend_is_waited_out_not_taken_as_a_reor
 
     def mine_blocks():  # confirmations come from later blocks
         while not done.is_set():
-            chain.mine(1)
+            fresh_chain.mine(1)
             time.sleep(0.05)
 
     miner = threading.Thread(target=mine_blocks, daemon=True)

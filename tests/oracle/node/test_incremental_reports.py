@@ -28,13 +28,13 @@ def real():
 def spy_batches(node) -> list[tuple[int, int]]:
     """Record every (start, end) range of batches the node reads back for metering."""
     ranges: list[tuple[int, int]] = []
-    original = node.storage.iter_batch_objects  # the decoded stored batches metering reads
+    original = node.storage.iter_batch_values  # the decoded stored batches metering reads
 
-    def iter_batch_objects(rental_id, start, end):
+    def iter_batch_values(rental_id, start, end):
         ranges.append((start, end))
         return original(rental_id, start, end)
 
-    node.storage.iter_batch_objects = iter_batch_objects
+    node.storage.iter_batch_values = iter_batch_values
     return ranges
 
 

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from oracle.node.testing import AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, rental_env
+from oracle.node.testing import AGENT_KEY, TRACE_A, NodeProcess, dev_node_env, rental_env
 from oracle.telemetry.batches import address_of
 
 pytestmark = [pytest.mark.integration,
@@ -25,16 +25,7 @@ ATTACKER = "127.0.0.2"
 
 
 def node_env(tmp_path, **limits) -> dict[str, str]:
-    env = {
-        "GPURENT_NODE_DEV_MODE": "true",
-        "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-        "GPURENT_NODE_CHAIN_ID": "31337",
-        "GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20,
-        "GPURENT_NODE_DB_PATH": str(tmp_path / "node.sqlite3"),
-        "GPURENT_NODE_RENTALS": rental_env(RENTAL, address_of(AGENT_KEY), 0),
-    }
-    env.update({f"GPURENT_NODE_{name.upper()}": str(value) for name, value in limits.items()})
-    return env
+    return dev_node_env(tmp_path / "node.sqlite3", rental_env(RENTAL, address_of(AGENT_KEY), 0), **limits)
 
 
 def attacker_socket(port: int, stack: ExitStack) -> socket.socket:

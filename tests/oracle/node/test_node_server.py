@@ -10,7 +10,7 @@ import pytest
 from oracle.attestation.signing import recover_signer
 from oracle.keys import CHEAPEST_ACCEPTED_KDF, new_keystore
 from oracle.node.testing import (
-    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, rental_env, shifted, trace_samples,
+    AGENT_KEY, NODE_KEY, TRACE_A, NodeProcess, chain_batches, dev_node_env, rental_env, shifted, trace_samples,
 )
 from oracle.telemetry.batches import address_of
 
@@ -56,3 +56,15 @@ def test_real_node_ingests_the_trace_and_signs_a_report_its_key_recovers(tmp_pat
         assert "gpurent_node_ingest_lag_seconds" in metrics
         assert "/v1/rentals/{rental_id}/report" in client.get("/openapi.json").json()["paths"]
         assert client.get("/docs").status_code == 200
+
+
+def test_entering_an_already_started_node_process_starts_no_second_node(tmp_path):
+    """``with NodeProcess(env).start(timeout_s=90) as node`` once started two nodes and left the
+    first running after the test (found as a leftover process after a test run)."""
+    env = dev_node_env(tmp_path / "node.sqlite3", rental_env(RENTAL, address_of(AGENT_KEY), 0))
+    started = NodeProcess(env).start()
+    first = started.proc
+    with started as node:
+        assert node.proc is first
+        assert httpx.get(node.url + "/healthz", timeout=10).status_code == 200
+    assert first.poll() is not None  # stopped on leaving the block: nothing left behind

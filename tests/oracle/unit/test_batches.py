@@ -239,6 +239,22 @@ def test_from_wire_refuses(case):
         TelemetryBatch.from_wire(REFUSALS[case])
 
 
+@pytest.mark.parametrize("case, message", [
+    ("sample bool util", "samples[0].util_gpu_pct"),
+    ("sample util over 100", "samples[0].util_gpu_pct=101"),
+    ("sample float power", "samples[0].power_mw"),
+    ("sample on unknown gpu", "samples[2].gpu=5"),
+    ("sample missing temp", "samples[0]: missing temp_c"),
+    ("samples out of order", "out of order"),
+    ("duplicate sample", "samples[1] out of order"),
+])
+def test_a_sample_refusal_names_the_sample_and_field(case, message):
+    """The column-wise fast check falls back to the item-by-item one for the precise message."""
+    with pytest.raises(BatchVerificationError) as refused:
+        TelemetryBatch.from_wire(REFUSALS[case])
+    assert message in str(refused.value)
+
+
 def test_from_wire_parses_a_high_s_signature_but_recovery_refuses_it():
     wire = _wire(signature="0x" + bytes(HIGH_S).hex())
     with pytest.raises(BatchVerificationError):

@@ -98,3 +98,16 @@ def test_meter_samples_equals_feeding_the_time_ordered_samples(trace_a_samples, 
     terms = MeterTerms(gpu_count=1, power_limit_mw=700_000, start_ms=trace_a_samples[0].t_ms)
     fed = feed(new_state([h100], terms), terms, DEFAULT_POLICY, trace_a_samples)
     assert totals(fed, terms) == meter_samples(list(reversed(trace_a_samples)), [h100], terms=terms)
+
+
+def test_feeding_checked_value_tuples_meters_exactly_like_feeding_samples(trace_a_samples, h100):
+    """The node's report path feeds stored value tuples (checked on ingest) without Sample objects."""
+    from oracle.metering.core import feed_checked_values
+    from oracle.telemetry.samples import SAMPLE_FIELDS
+
+    terms = MeterTerms(gpu_count=1, power_limit_mw=700_000, start_ms=trace_a_samples[0].t_ms)
+    values = [tuple(getattr(s, name) for name in SAMPLE_FIELDS) for s in trace_a_samples]
+    by_samples = feed(new_state([h100], terms), terms, DEFAULT_POLICY, trace_a_samples)
+    by_values = feed_checked_values(new_state([h100], terms), terms, DEFAULT_POLICY, values)
+    assert by_values.to_bytes() == by_samples.to_bytes()
+    assert totals(by_values, terms) == totals(by_samples, terms)

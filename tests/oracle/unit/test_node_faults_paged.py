@@ -6,11 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from fastapi.testclient import TestClient
 
-from oracle.node.app import create_app
-from oracle.node.settings import NodeSettings
-from oracle.node.testing import AGENT_KEY, NODE_KEY, TRACE_A, chain_batches, trace_samples
+from oracle.node.testing import AGENT_KEY, TRACE_A, chain_batches, in_process_node, post_batches, rental_row, trace_samples
 from oracle.telemetry.batches import address_of
 
 pytestmark = pytest.mark.skipif(not TRACE_A.is_file(), reason="shared H100 trace not present")
@@ -22,17 +19,9 @@ RENTAL = 7
 def node(tmp_path):
     # Power alternating around 1.1 x the board limit: impossible physics, faults (the spam).
     samples = [replace(s, power_mw=770_000 if i % 2 else s.power_mw) for i, s in enumerate(trace_samples())]
-    now_ms = samples[-1].t_ms + 1000
-    settings = NodeSettings(
-        dev_mode=True, private_key="0x" + NODE_KEY.hex(), chain_id=31337, market_address="0x" + "42" * 20,
-        db_path=tmp_path / "node.sqlite3",
-        rentals=[{"rental_id": RENTAL, "agent": address_of(AGENT_KEY), "gpu_count": 1,
-                  "grid_intensity_g_per_kwh": 400, "start_ms": samples[0].t_ms}],
-    )
-    app = create_app(settings, clock=lambda: now_ms)
-    with TestClient(app) as client:
-        for batch in chain_batches(AGENT_KEY, RENTAL, samples, samples_per_batch=40):
-            assert client.post(f"/v1/rentals/{batch.rental_id}/batches", content=batch.to_wire_bytes()).status_code == 200
+    with in_process_node(tmp_path / "node.sqlite3", [rental_row(RENTAL, address_of(AGENT_KEY), samples[0].t_ms)],
+                         samples[-1].t_ms + 1000) as (client, app):
+        post_batches(client, chain_batches(AGENT_KEY, RENTAL, samples, samples_per_batch=40))
         yield client, app
 
 

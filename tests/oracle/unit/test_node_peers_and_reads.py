@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from oracle.node.api.routes.health import PROBE_EVERY_S
-from oracle.node.app import create_app
 from oracle.node.peerauth import PeerAuth, PeerVerifier, sign_request
-from oracle.node.settings import NodeSettings
-from oracle.node.testing import AGENT_KEY, NODE_KEY, TEST_CHAIN_ID, TEST_MARKET, TRACE_A, chain_batches, trace_samples
+from oracle.node.testing import (
+    AGENT_KEY, NODE_KEY, TEST_CHAIN_ID, TEST_MARKET, TRACE_A, chain_batches, in_process_node, post_batches,
+    rental_row, trace_samples,
+)
 from oracle.telemetry.batches import address_of
 
 pytestmark = pytest.mark.skipif(not TRACE_A.is_file(), reason="shared H100 trace not present")
@@ -29,23 +29,13 @@ def samples():
 
 @pytest.fixture
 def node(tmp_path, samples):
-    now_ms = samples[-1].t_ms + 1000
-    settings = NodeSettings(
-        dev_mode=True, private_key="0x" + NODE_KEY.hex(), chain_id=TEST_CHAIN_ID, market_address=TEST_MARKET,
-        db_path=tmp_path / "node.sqlite3", report_rate_per_s=0.01, report_burst=3,
-        peer_rate_per_s=0.01, peer_burst=50, peer_signers=[address_of(PEER_KEY)],
-        rentals=[{"rental_id": RENTAL, "agent": address_of(AGENT_KEY), "gpu_count": 1,
-                  "grid_intensity_g_per_kwh": 400, "start_ms": samples[0].t_ms}],
-    )
-    app = create_app(settings, clock=lambda: now_ms)
-    with TestClient(app) as client:
-        yield client, app
+    with in_process_node(tmp_path / "node.sqlite3", [rental_row(RENTAL, address_of(AGENT_KEY), samples[0].t_ms)],
+                         samples[-1].t_ms + 1000, report_rate_per_s=0.01, report_burst=3, peer_rate_per_s=0.01,
+                         peer_burst=50, peer_signers=[address_of(PEER_KEY)]) as node:
+        yield node
 
 
-def ingest(client, batches):
-    for batch in batches:
-        response = client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes())
-        assert response.status_code == 200, response.text
+ingest = post_batches
 
 
 def count_metering(app, monkeypatch) -> list[int]:

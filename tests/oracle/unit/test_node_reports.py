@@ -11,16 +11,17 @@ from oracle.attestation.signing import recover_signer
 from oracle.metering import DEFAULT_POLICY, meter_samples
 from oracle.node.app import create_app
 from oracle.node.attestor import report_from_bytes
-from oracle.node.errors import ReportConflict
 from oracle.node.settings import NodeSettings
-from oracle.node.testing import AGENT_KEY, H100, NODE_KEY, TRACE_A, chain_batches, trace_samples
+from oracle.node.testing import (
+    AGENT_KEY, H100, NODE_KEY, TEST_CHAIN_ID, TEST_MARKET, TRACE_A, chain_batches, in_process_node, post_batches,
+    rental_row, trace_samples,
+)
 from oracle.telemetry.batches import address_of
 
 pytestmark = pytest.mark.skipif(not TRACE_A.is_file(), reason="shared H100 trace not present")
 
 RENTAL = 7
-CHAIN_ID = 31337
-MARKET = "0x" + "42" * 20
+CHAIN_ID, MARKET = TEST_CHAIN_ID, TEST_MARKET
 GRID = 400
 
 
@@ -31,22 +32,12 @@ def samples():
 
 @pytest.fixture
 def node(tmp_path, samples):
-    now_ms = samples[-1].t_ms + 1000
-    settings = NodeSettings(
-        dev_mode=True, private_key="0x" + NODE_KEY.hex(), chain_id=CHAIN_ID, market_address=MARKET,
-        db_path=tmp_path / "node.sqlite3",
-        rentals=[{"rental_id": RENTAL, "agent": address_of(AGENT_KEY), "gpu_count": 1,
-                  "grid_intensity_g_per_kwh": GRID, "start_ms": samples[0].t_ms}],
-    )
-    app = create_app(settings, clock=lambda: now_ms)
-    with TestClient(app) as client:
-        yield client, app
+    with in_process_node(tmp_path / "node.sqlite3", [rental_row(RENTAL, address_of(AGENT_KEY), samples[0].t_ms, GRID)],
+                         samples[-1].t_ms + 1000) as node:
+        yield node
 
 
-def ingest(client, batches):
-    for batch in batches:
-        response = client.post(f"/v1/rentals/{RENTAL}/batches", content=batch.to_wire_bytes())
-        assert response.status_code == 200, response.text
+ingest = post_batches
 
 
 def expected_report(samples, batches, sequence):

@@ -72,6 +72,18 @@ def test_stored_batches_give_back_the_exact_signed_bytes_and_telemetry_hash(tmp_
     assert (sequence, telemetry_hash) == (len(batches), batches[-1].batch_hash())
 
 
+def test_metering_reads_the_same_gpus_and_values_the_stored_batches_hold(tmp_path):
+    from oracle.telemetry.codec import decode_gpus_and_values
+    from oracle.telemetry.samples import SAMPLE_FIELDS
+
+    batches = chain_batches(AGENT_KEY, RENTAL, looped_trace(60, gpus=3, end_ms=END_MS), gpus=gpus(3),
+                            samples_per_batch=30)
+    for batch in batches:
+        expected = (batch.gpus, [tuple(getattr(s, name) for name in SAMPLE_FIELDS) for s in batch.samples])
+        assert decode_gpus_and_values(encode_batch(batch)) == expected
+        assert decode_gpus_and_values(batch.to_wire_bytes()) == expected  # a legacy JSON row
+
+
 def test_legacy_json_rows_still_decode():
     batch = chain_batches(AGENT_KEY, RENTAL, looped_trace(20, end_ms=END_MS), samples_per_batch=20)[0]
     assert decode_batch(batch.to_wire_bytes()) == batch == decode_batch(encode_batch(batch))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from oracle.chain.anvil import free_port
-from oracle.node.testing import NODE_KEY, NodeProcess
+from oracle.node.testing import NodeProcess, dev_node_env
 from oracle.redact import RedactingFilter, redact, redact_url, register_secret_url
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -52,15 +52,7 @@ def test_log_records_are_redacted_message_arguments_and_traceback(caplog):
 def test_a_node_shows_no_rpc_secret_in_healthz_logs_or_errors(tmp_path):
     dead = free_port()  # nothing listens: every RPC call fails with the URL in its message
     rpc_url = f"http://user:pa55word1234@127.0.0.1:{dead}/v3/{KEY}?apikey=TOPSECRETKEY123"
-    env = {
-        "GPURENT_NODE_DEV_MODE": "true",
-        "GPURENT_NODE_PRIVATE_KEY": "0x" + NODE_KEY.hex(),
-        "GPURENT_NODE_CHAIN_ID": "31337",
-        "GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20,
-        "GPURENT_NODE_DB_PATH": str(tmp_path / "node.sqlite3"),
-        "GPURENT_NODE_RPC_URL": rpc_url,
-        "GPURENT_NODE_LOG_LEVEL": "info",
-    }
+    env = dev_node_env(tmp_path / "node.sqlite3", rpc_url=rpc_url, log_level="info")
     with NodeProcess(env) as node:
         deadline = time.monotonic() + 20
         health = {}
