@@ -10,9 +10,10 @@ The bytes are fixed by ``docs/protocol.md`` ("Telemetry batches"):
 - the signed body names its domain: ``chain_id`` and ``market`` (the GpuRentMarket address,
   EIP-55), so a batch for rental 1 of one deployment means nothing to another deployment's nodes.
 
-Signing and recovery go through coincurve (libsecp256k1): a node recovers thousands of batch
-signatures a second, and the pure-Python backend is two orders of magnitude slower. The recovered
-address is the one ``eth_account.Account.recover_message`` gives (a test proves it).
+Signing and recovery (:mod:`oracle.telemetry.signing`) go through coincurve (libsecp256k1): a node
+recovers thousands of batch signatures a second, and the pure-Python backend is two orders of
+magnitude slower. The recovered address is the one ``eth_account.Account.recover_message`` gives
+(a test proves it).
 
 ``from_wire`` is strict so that the node can hash what it parsed and get the agent's bytes back:
 every field present and no other, integers only (``bool`` and ``float`` refused), values in range,
@@ -30,19 +31,21 @@ from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from coincurve import PrivateKey, PublicKey
-
-try:  # safe-pysha3 (pinned in requirements.lock): ~1 us per hash, 8x eth_hash's auto backend
-    from sha3 import keccak_256 as _keccak_256
-
-    def keccak(data: bytes) -> bytes:
-        return _keccak_256(data).digest()
-
-except ImportError:  # pragma: no cover - the same bytes, only slower
-    from eth_hash.auto import keccak
-
 from oracle.errors import BatchVerificationError
+from oracle.telemetry.signing import (  # re-exported: callers import these from here
+    address_of,
+    eip191_digest,
+    keccak,
+    recover_batch_signer,
+    sign_batch_hash,
+    to_checksum_address,
+)
 from oracle.telemetry.samples import REQUIRED_SAMPLE_FIELDS, SAMPLE_FIELDS, GpuInfo, Sample
+
+__all__ = [
+    "GENESIS_PREV_HASH", "TelemetryBatch", "address_of", "canonical_json", "eip191_digest", "keccak",
+    "recover_batch_signer", "sign_batch_hash", "sort_samples", "to_checksum_address",
+]
 
 GENESIS_PREV_HASH = bytes(32)
 """``prev_hash`` of batch 0 of every rental."""
@@ -71,9 +74,6 @@ SAMPLE_RANGES: dict[str, tuple[int, int]] = {
 }
 POWER_LIMIT_RANGE_MW = (1, 10_000_000)
 
-_EIP191_PREFIX_32 = b"\x19Ethereum Signed Message:\n32"
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_HALF_N = _SECP256K1_N // 2
 _HEX32 = re.compile(r"0x[0-9a-f]{64}\Z")
 _HEX65 = re.compile(r"0x[0-9a-f]{130}\Z")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}\Z")
@@ -107,56 +107,6 @@ def _refuse_floats(obj: Any) -> None:
     elif isinstance(obj, (list, tuple)):
         for value in obj:
             _refuse_floats(value)
-
-
-def to_checksum_address(address: str | bytes) -> str:
-    """EIP-55 spelling of a 20-byte address (bytes or hex text); ~5x eth_utils' speed."""
-    hex_address = address.hex() if isinstance(address, bytes) else address.lower().removeprefix("0x")
-    if len(hex_address) != 40:
-        raise BatchVerificationError(f"an address is 20 bytes, got {address!r}")
-    digest = keccak(hex_address.encode("ascii")).hex()
-    return "0x" + "".join(
-        c.upper() if c > "9" and digest[i] > "7" else c for i, c in enumerate(hex_address)
-    )
-
-
-def eip191_digest(batch_hash: bytes) -> bytes:
-    """The digest an EIP-191 ``personal_sign`` of the 32-byte ``batch_hash`` signs."""
-    return keccak(_EIP191_PREFIX_32 + batch_hash)
-
-
-def sign_batch_hash(private_key: bytes, batch_hash: bytes) -> bytes:
-    """65-byte ``r || s || v`` (v in {27, 28}, low s) EIP-191 signature of ``batch_hash``."""
-    if len(private_key) != 32:
-        raise BatchVerificationError("an agent private key is 32 bytes")
-    raw = PrivateKey(private_key).sign_recoverable(eip191_digest(batch_hash), hasher=None)
-    return raw[:64] + bytes([raw[64] + 27])
-
-
-def recover_batch_signer(batch_hash: bytes, signature: bytes) -> str:
-    """Checksummed address that made ``signature`` over ``batch_hash`` (EIP-191)."""
-    if len(signature) != 65:
-        raise BatchVerificationError(f"signature is {len(signature)} bytes, expected 65")
-    v = signature[64]
-    if v not in (27, 28):
-        raise BatchVerificationError(f"signature v is {v}, expected 27 or 28")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    if not (0 < r < _SECP256K1_N and 0 < s <= _HALF_N):
-        raise BatchVerificationError("signature r or s out of range (s must be in the lower half)")
-    try:
-        public = PublicKey.from_signature_and_message(
-            signature[:64] + bytes([v - 27]), eip191_digest(batch_hash), hasher=None
-        )
-    except Exception as exc:  # coincurve raises plain Exception/ValueError on unrecoverable input
-        raise BatchVerificationError(f"signature does not recover to a key: {exc}") from exc
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
-
-
-def address_of(private_key: bytes) -> str:
-    """Checksummed Ethereum address of a 32-byte secp256k1 private key."""
-    public = PrivateKey(private_key).public_key.format(compressed=False)[1:]
-    return to_checksum_address(keccak(public)[-20:])
 
 
 _SAMPLE_JSON = (
