@@ -132,8 +132,11 @@ def new_keystore(
 
 
 def load_keystore(path: str | os.PathLike[str], password: str, *, dev: bool = False) -> bytes:
-    """Decrypt the keystore at ``path``; return the 32-byte private key."""
-    check_password(password, dev=dev)
+    """Decrypt the keystore at ``path``; return the 32-byte private key.
+
+    A wrong password is answered as wrong, whatever its length; the password policy is checked
+    only once the password has opened the keystore (a weak one that works is still refused).
+    """
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -156,8 +159,10 @@ def load_keystore(path: str | os.PathLike[str], password: str, *, dev: bool = Fa
     if not dev:
         check_kdf(data, path)
     try:
-        return bytes(Account.decrypt(data, password))
+        key = bytes(Account.decrypt(data, password))
     except ValueError as exc:
         raise KeystoreError(f"cannot decrypt {path}: wrong password or corrupt file") from exc
     except Exception as exc:  # eth-keyfile raises assorted errors on malformed files
         raise KeystoreError(f"cannot decrypt {path}: {exc}") from exc
+    check_password(password, dev=dev)
+    return key

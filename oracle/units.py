@@ -26,7 +26,7 @@ def _exact(units: int, decimals: int) -> Decimal:
 def _plain(value: Decimal) -> str:
     """Exact decimal text with thousands separators and no trailing zeros: 1,234.5"""
     sign = "-" if value < 0 else ""
-    text = f"{abs(value):f}"
+    text = f"{value.copy_abs():f}"  # copy_abs never rounds (abs() would, to 28 digits)
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0")
     whole = f"{int(whole):,}"

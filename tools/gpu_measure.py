@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA device 0 == NVML device 0
 
 from oracle.proof.merkle import keccak  # noqa: E402
-from oracle.proof.params import MEAN_INTERVAL_S, WorkShape, profile_for  # noqa: E402
+from oracle.proof.params import MEAN_INTERVAL_S, WorkShape, deadline_ms, profile_for  # noqa: E402
 from oracle.proof.seeds import opening_cells  # noqa: E402
 from oracle.proof.solver import NumpySolver  # noqa: E402
 from oracle.proof.verify import verify_openings  # noqa: E402
@@ -92,9 +92,14 @@ def one_challenge(solve, shape: WorkShape, gpu: dict, label: str) -> dict:
             "ok": verdict.ok, "reason": verdict.reason, "top_root": "0x" + solution.top_root.hex()}
 
 
-def exactness(solve, gpu: dict) -> list[dict]:
+def exactness_shapes(dry_run: bool) -> dict[str, WorkShape]:
+    """Both sizes on a GPU; the dev size alone on the CPU (numpy takes ~15 s per 256 solve)."""
+    return {"dev": EXACTNESS_SHAPES["dev"]} if dry_run else dict(EXACTNESS_SHAPES)
+
+
+def exactness(solve, gpu: dict, dry_run: bool = False) -> list[dict]:
     rows = []
-    for name, shape in EXACTNESS_SHAPES.items():
+    for name, shape in exactness_shapes(dry_run).items():
         seed = keccak(b"exactness" + name.encode())
         reference = NumpySolver().solve(seed, shape, gpu["uuid"], gpu["serial"]).top_root
         measured = solve.solve(seed, shape, gpu["uuid"], gpu["serial"]).top_root
@@ -142,6 +147,26 @@ def training_loop(stop_at: float, progress: "mp.Queue", dry_run: bool) -> None:
     progress.put((time.time(), iterations))
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def deadline_table(report: dict, profile) -> str:
+    """Markdown: per measured size, the median solve time and the deadline the protocol derives
+    from it (margin x time + network allowance); the production rows beside today's estimate."""
+    lines = ["| size | prover ops | solve ms (median) | deadline ms | estimate today: expected / deadline ms |",
+             "|---|---|---|---|---|"]
+    for name, entry in report["solve_times"].items():
+        solve = median([r["solve_ms"] for r in entry["runs"]])
+        estimate = ""
+        if profile is not None and name in ("production-start", "production-periodic"):
+            size = profile.start if name == "production-start" else profile.periodic
+            estimate = f"{size.expected_solve_ms:,} / {size.commit_deadline_ms:,}"
+        lines.append(f"| {name} | {entry['prover_ops']:.3g} | {solve:,.0f} | {deadline_ms(int(solve) + 1):,} | {estimate} |")
+    return "\n".join(lines) + "\n"
+
+
 def rate(points: list[tuple[float, int]], start: float, end: float) -> float:
     inside = [p for p in points if start <= p[0] <= end]
     if len(inside) < 2:
@@ -149,13 +174,17 @@ def rate(points: list[tuple[float, int]], start: float, end: float) -> float:
     return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--dry-run", action="store_true", help="CPU, small sizes: checks the script, measures nothing")
-    parser.add_argument("--reject-challenges", type=int, default=100)
+    parser.add_argument("--reject-challenges", type=int, default=100,
+                        help="honest challenges under the training loop (at least 100 on a GPU)")
     parser.add_argument("--phase-s", type=float, default=30.0, help="seconds of training alone, then with challenges")
-    args = parser.parse_args()
+    parser.add_argument("--warmup-s", type=float, default=5.0, help="training loop warm-up before the baseline")
+    args = parser.parse_args(argv)
+    if not args.dry_run and args.reject_challenges < 100:
+        parser.error("--reject-challenges: at least 100 on a GPU (the issue's false-reject sample)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"command": " ".join([sys.executable, *sys.argv]), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -170,12 +199,12 @@ def main() -> None:
     report["gpu"] = gpu
     log(f"GPU {gpu['name']} uuid {gpu['uuid']} serial {gpu['serial']}")
     solve = solver(args.dry_run)
-    report["exactness"] = exactness(solve, gpu)
+    report["exactness"] = exactness(solve, gpu, args.dry_run)
     if not all(row["bit_identical"] for row in report["exactness"]):
         (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
         raise SystemExit("the solver's results differ from the numpy reference: no timing is meaningful")
 
-    sizes: dict[str, WorkShape] = dict(EXACTNESS_SHAPES)
+    sizes: dict[str, WorkShape] = exactness_shapes(args.dry_run)
     sizes["reject-size"] = DRY_REJECT_SHAPE if args.dry_run else REJECT_SHAPE
     profile = None
     if not args.dry_run:
@@ -203,23 +232,27 @@ def main() -> None:
     t0 = time.time()
     trainer = ctx.Process(target=training_loop, args=(t0 + 3 * phase + 3600, progress, args.dry_run))
     trainer.start()
-    time.sleep(phase + 5)  # warm-up and the baseline phase
+    time.sleep(phase + args.warmup_s)  # warm-up and the baseline phase
     base_end = time.time()
     challenge_runs, during_start = [], time.time()
     while time.time() < during_start + phase:
         challenge_runs.append(one_challenge(solve, loaded_shape, gpu, "under-load"))
     during_end = time.time()
-    rejects = []
+    # An honest challenge is rejected if it does not verify or if, under load, it misses the
+    # deadline the protocol would set from this GPU's unloaded time for the same size.
+    reject_deadline_ms = deadline_ms(int(median([r["solve_ms"] for r in report["solve_times"]["reject-size"]["runs"]])) + 1)
+    rejects, under_load_ms = [], []
     for i in range(args.reject_challenges):
         run = one_challenge(solve, sizes["reject-size"], gpu, f"reject-{i}")
-        if not run["ok"]:
+        under_load_ms.append(run["solve_ms"])
+        if not run["ok"] or run["solve_ms"] > reject_deadline_ms:
             rejects.append(run)
     trainer.terminate()
     trainer.join(10)
     points = []
     while not progress.empty():
         points.append(progress.get())
-    base = rate(points, t0 + 5, base_end)
+    base = rate(points, t0 + args.warmup_s, base_end)
     during = rate(points, during_start, during_end)
     solve_ms = sorted(r["solve_ms"] for r in challenge_runs)[len(challenge_runs) // 2] if challenge_runs else None
     slowdown = (1 - during / base) if base and base == base and during == during else None
@@ -232,7 +265,9 @@ def main() -> None:
                                                      round(100 * slowdown * solve_ms / 1000 / MEAN_INTERVAL_S, 4)),
         "mean_interval_s": MEAN_INTERVAL_S}
     report["false_rejects"] = {"challenges": args.reject_challenges, "rejected": len(rejects),
-                               "shape": "reject-size", "with_training_loop": True, "details": rejects[:5]}
+                               "shape": "reject-size", "with_training_loop": True, "deadline_ms": reject_deadline_ms,
+                               "solve_ms_max_under_load": max(under_load_ms) if under_load_ms else None,
+                               "details": rejects[:5]}
     log(f"training slowdown while challenges run: {report['training_slowdown']['slowdown_during_challenges_pct']} %")
     log(f"false rejects: {len(rejects)} of {args.reject_challenges}")
     if profile is not None:
@@ -241,6 +276,9 @@ def main() -> None:
         report["table_row"] = (f'measured_solve_ms=({int(start) + 1}, {int(periodic) + 1})  # {gpu["name"]}, '
                                f'tools/gpu_check.sh {report["started_utc"]}')
         log("for oracle/proof/params.py PERFORMANCE: " + report["table_row"])
+    table = deadline_table(report, profile)
+    (out / "deadline_table.md").write_text(f"{gpu['name']} ({gpu['uuid']}), {report['started_utc']}\n\n" + table)
+    log("deadline table (docs/protocol.md, 'Deadlines per model'):\n" + table)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     log(f"wrote {out / 'gpu_check.json'}")
 

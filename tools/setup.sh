@@ -39,6 +39,25 @@ if ! command -v dockerd >/dev/null 2>&1 || ! { dpkg -s busybox-static >/dev/null
   fi
 fi
 
+# The browser tests (tests/web) drive Debian's Chromium through Playwright (the PyPI package;
+# Playwright's own browser download is never used). As root on Debian, install it once.
+if [ ! -x /usr/bin/chromium ] && [ -z "${GPURENT_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${GPURENT_NO_APT:-}" ]; then
+    echo "==> apt-get install chromium (tests/web drive it headless through Playwright)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "==> note: /usr/bin/chromium missing; tests/web need it (as root: apt-get install chromium, or set GPURENT_CHROMIUM)"
+  fi
+fi
+
+# The web pages' front-end packages (npm, no CDN) beside the pages: oracle/web/static/vendor/ (gitignored).
+vendor=oracle/web/static/vendor
+mkdir -p "$vendor"
+for f in node_modules/axe-core/axe.min.js node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css; do
+  cmp -s "$f" "$vendor/$(basename "$f")" || cp "$f" "$vendor/"
+done
+
 echo "==> solc ${solc_version} (solc-js behind a native-style front end)"
 mkdir -p "$HOME/.solcx"
 # The shim gets its own copy of solc-js beside ~/.solcx, so it does not depend on this checkout

@@ -115,6 +115,9 @@ class Agent:
         self.batch_ms = max(1, round(seconds * 1000))
         self.clock_ms = clock_ms
         self.stop = stop or threading.Event()
+        # The delivery workers have their own stop: a SIGTERM stops sampling at once, while the
+        # workers still deliver what is spooled until ``shutdown`` has drained (bounded) and stops them.
+        self._deliveries_stop = threading.Event()
         self._sleep = sleep or self.stop.wait
         self.drain_timeout_s = drain_timeout_s
         self.spool_warn_batches = spool_warn_batches
@@ -143,7 +146,7 @@ class Agent:
                     DeliveryWorker(
                         node,
                         spool,
-                        stop=self.stop,
+                        stop=self._deliveries_stop,
                         backoff=backoff_factory(),
                         request_timeout_s=request_timeout_s,
                         idle_poll_s=idle_poll_s,
@@ -265,6 +268,7 @@ class Agent:
             ):
                 time.sleep(0.05)
         self.stop.set()
+        self._deliveries_stop.set()
         for worker in self.workers:
             worker.join(timeout=30)
             worker.close()
@@ -364,14 +368,16 @@ def start_challenge_responder(config: AgentConfig, agent: Agent):
     return responder.start()
 
 
-def run_agent(config: AgentConfig) -> int:
+def run_agent(config: AgentConfig, *, monitor: Callable[[Agent, threading.Event], object] | None = None) -> int:
     """Run the agent until SIGINT/SIGTERM (or a finite source ends); return an exit code.
 
     This is what ``gpurent agent run`` calls. Signals set the stop event; the loop then spools
-    the open batch, drains deliveries for up to ``drain_timeout_s`` and exits 0.
+    the open batch, drains deliveries for up to ``drain_timeout_s`` and exits 0. ``monitor``
+    (agent, stop) may start a watcher beside the loop (closed on the way out if it has ``close``).
     """
     stop = threading.Event()
     agent = build_agent(config, stop=stop)
+    watcher = monitor(agent, stop) if monitor is not None else None
     log.info(
         "agent %s: rental %s (chain %d, market %s), %d GPU(s), %s Hz, batches of %d samples/GPU, nodes %s",
         agent.agent_address, config.rental_id, config.chain_id, config.market, len(agent.gpus), config.sample_hz,
@@ -391,6 +397,9 @@ def run_agent(config: AgentConfig) -> int:
     try:
         agent.run()
     finally:
+        close_watcher = getattr(watcher, "close", None)
+        if close_watcher is not None:
+            close_watcher()
         if responder is not None:
             if not responder.drain(config.challenge_drain_s):
                 log.warning("challenges still unanswered after %.0f s; exiting", config.challenge_drain_s)

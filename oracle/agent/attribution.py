@@ -10,7 +10,13 @@ FOREIGN_PROCESS misbehaviour (fault kind 7, docs/protocol.md).
 - ``container_id_from_cgroup(text)``: the Docker container id in ``/proc/<pid>/cgroup``
   (cgroup v1 ``/docker/<id>``, systemd ``docker-<id>.scope``, cgroup v2, containerd's
   ``cri-containerd-<id>``); None for a host process.
-- ``foreign_gpu_use(processes, container_of_pid, owner_of_gpu)``: the pure judgement.
+- ``foreign_gpu_use(processes, container_of_pid, owner_of_gpu, allowed_pids)``: the pure
+  judgement. ``allowed_pids`` are the daemon's own (its proof-of-GPU solver computes challenges
+  on the rented GPU from the daemon's process, by protocol; it is not the provider's workload).
+- ``ForeignStamp(source, counts)``: the rental's telemetry source with each sample stamped with
+  its GPU's ``foreign_process_count`` from the latest confirmed poll. That count is signed in the
+  batch (docs/protocol.md, "Telemetry batches"), so the nodes leave those intervals unbilled and
+  file a FOREIGN_PROCESS fault: the evidence is the agent's own signed word.
 
 A process whose cgroup cannot be read (it exited between the two reads) counts as foreign only
 if it is still listed on the next poll; the caller passes ``None`` for an unreadable PID and
@@ -20,7 +26,7 @@ this module treats it as outside every container, so callers should confirm over
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Callable, Iterable, Mapping
@@ -69,6 +75,7 @@ def foreign_gpu_use(
     processes: Iterable[GpuProcess],
     container_of_pid: Mapping[int, str | None],
     owner_of_gpu: Mapping[str, str],
+    allowed_pids: frozenset[int] = frozenset(),
 ) -> list[ForeignUse]:
     """Every process on a rented GPU that is not in the container that GPU is rented to.
 
@@ -80,7 +87,7 @@ def foreign_gpu_use(
     out = []
     for proc in processes:
         expected = owner_of_gpu.get(proc.gpu_uuid)
-        if expected is None:
+        if expected is None or proc.pid in allowed_pids:
             continue
         actual = container_of_pid.get(proc.pid)
         if actual is not None and actual == expected:
@@ -122,8 +129,10 @@ class ForeignProcessWatch:
     consecutive polls (a process that exits between the NVML read and the cgroup read is not
     a fault)."""
 
-    def __init__(self, nvml: ModuleType, *, proc_root: str | Path = "/proc") -> None:
+    def __init__(self, nvml: ModuleType, *, proc_root: str | Path = "/proc",
+                 allowed_pids: frozenset[int] = frozenset()) -> None:
         self.nvml = nvml
+        self.allowed_pids = allowed_pids
         self._container_of = cgroup_reader(proc_root)
         self._previous: set[tuple[str, int]] = set()
         self._handles: dict[str, object] = {}
@@ -136,8 +145,41 @@ class ForeignProcessWatch:
     def poll(self, owner_of_gpu: Mapping[str, str]) -> list[ForeignUse]:
         handles = {uuid: self._handle(uuid) for uuid in owner_of_gpu}
         processes = read_gpu_processes(self.nvml, handles)
-        found = foreign_gpu_use(processes, {p.pid: self._container_of(p.pid) for p in processes}, owner_of_gpu)
+        found = foreign_gpu_use(processes, {p.pid: self._container_of(p.pid) for p in processes}, owner_of_gpu,
+                                self.allowed_pids)
         keys = {(f.gpu_uuid, f.pid) for f in found}
         confirmed = [f for f in found if (f.gpu_uuid, f.pid) in self._previous]
         self._previous = keys
         return confirmed
+
+
+def foreign_counts(found: Iterable[ForeignUse]) -> dict[str, int]:
+    """Confirmed foreign processes per GPU UUID (what the next samples of that GPU carry)."""
+    counts: dict[str, int] = {}
+    for use in found:
+        counts[use.gpu_uuid] = counts.get(use.gpu_uuid, 0) + 1
+    return counts
+
+
+class ForeignStamp:
+    """A telemetry source whose samples carry ``foreign_process_count``: ``counts()`` gives the
+    latest count per GPU index (the caller's attribution poll), capped at the wire's maximum.
+    Everything else (``gpus``, ``finished``, ``close``) is the wrapped source's."""
+
+    def __init__(self, source: object, counts: Callable[[], Mapping[int, int]]) -> None:
+        self.source = source
+        self.counts = counts
+
+    def gpus(self) -> list:
+        return self.source.gpus()  # type: ignore[attr-defined]
+
+    def read(self) -> list:
+        from oracle.telemetry.batches import SAMPLE_RANGES
+
+        cap = SAMPLE_RANGES["foreign_process_count"][1]
+        counts = self.counts()
+        return [replace(s, foreign_process_count=min(counts[s.gpu], cap)) if counts.get(s.gpu) else s
+                for s in self.source.read()]  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.source, name)

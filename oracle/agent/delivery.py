@@ -17,8 +17,8 @@ spool, POSTs its exact spooled bytes to ``{node}/v1/rentals/{rental_id}/batches`
 
 The node's JSON error body ``{"detail": ..., "reason": ...}`` is read for ``reason``. Parking never
 blocks the queue: the batch stays in the spool (``Spool.parked``) and can be requeued with
-``Spool.requeue_parked(node)``; the batches after it will usually be refused by that node too
-(its chain has a hole), so a park needs an operator.
+``gpurent agent requeue --spool FILE --node URL`` (``Spool.requeue_parked(node)``); the batches
+after it will usually be refused by that node too (its chain has a hole), so a park needs an operator.
 
 Only after a batch is dropped from the queue does the next one go, so every node receives the
 chain in order. The backoff doubles from ``initial_s`` up to ``max_s``, with up to
@@ -194,8 +194,8 @@ class DeliveryWorker:
             self.stats.parked += 1
             log.error(
                 "NODE %s REFUSED %s for good (%s); parked in the spool, continuing with the "
-                "next batch. Fix the cause, then requeue with Spool.requeue_parked(%r).",
-                self.node, label, reason, self.node,
+                "next batch. Fix the cause, then requeue: gpurent agent requeue --spool %s --node %s",
+                self.node, label, reason, self.spool.path, self.node,
             )
             return None
         if not 400 <= status < 600 or (status == 404 and item.attempts == 0):

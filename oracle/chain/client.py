@@ -281,11 +281,14 @@ class MarketClient:
         return int(self.token(token).call("balanceOf", Web3.to_checksum_address(account or self.account)))
 
     def ensure_allowance(self, token: str, amount: int) -> TxResult | None:
-        """Approve the market for ``amount`` of ``token`` unless the allowance already covers it."""
-        erc20 = self.token(token)
-        if int(erc20.call("allowance", self.account, self.address)) >= amount:
-            return None
-        return erc20.transact("approve", self.address, amount)
+        """Approve the market for ``amount`` of ``token`` unless the allowance already covers it
+        (resetting to zero first only for a token that refuses the direct change: USDT)."""
+        from oracle.chain.tokens import approvals_needed
+
+        result = None
+        for value in approvals_needed(self.w3, token, self.account, self.address, amount):
+            result = self.token(token).transact("approve", self.address, value)
+        return result
 
     # ------------------------------------------------------------------ views
     def signer_set(self) -> SignerSet:

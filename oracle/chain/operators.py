@@ -127,9 +127,11 @@ class OperatorClient:
         """Bond ``amount`` of ``token`` (approving the registry first when needed)."""
         token = Web3.to_checksum_address(token)
         if approve:
+            from oracle.chain.tokens import approvals_needed
+
             erc20 = BoundContract(self.sender, token, ERC20_ABI)
-            if int(erc20.call("allowance", self.account, self.address)) < amount:
-                erc20.transact("approve", self.address, amount)
+            for value in approvals_needed(self.sender.w3, token, self.account, self.address, amount):
+                erc20.transact("approve", self.address, value)
         return self.registry.transact("bond", token, amount)
 
     def request_unbond(self, amount: int) -> TxResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from oracle.cli.common import GuardedGroup, console, kv_table, print_json
+from oracle.cli.params import FiniteFloat, uint
 from oracle.localchain import DEFAULT_PORT, LOCAL_CHAIN_ID, LocalChain, dev_accounts
 
 
@@ -20,9 +21,9 @@ def _state_out(state, running: bool) -> dict:
 
 @chain.command()
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--chain-id", default=LOCAL_CHAIN_ID, show_default=True, type=click.IntRange(1),
+@click.option("--chain-id", default=LOCAL_CHAIN_ID, show_default=True, type=uint(64, 1),
               help="e.g. 11155111 to rehearse a Sepolia deployment locally")
-@click.option("--block-time", type=float, default=None, help="seconds per block (default: a block per transaction)")
+@click.option("--block-time", type=FiniteFloat(0, 3600, min_open=True), default=None, help="seconds per block (default: a block per transaction)")
 @click.option("--json", "as_json", is_flag=True)
 def start(port: int, chain_id: int, block_time: float | None, as_json: bool) -> None:
     """Start anvil in the background; its 10 dev accounts hold 10,000 ETH each."""

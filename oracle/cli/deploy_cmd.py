@@ -19,6 +19,7 @@ from oracle.cli.common import (
     wallet_options,
 )
 from oracle.cli.common import GuardedCommand
+from oracle.cli.params import AMOUNT, UINT96_MAX, FiniteFloat
 from oracle.actions.deploy import deploy_market
 from oracle.actions.tokens import token_meta
 from oracle.deployment import (
@@ -40,18 +41,18 @@ from oracle.deployment import (
               help="signatures needed (default: a majority of --signer)")
 @click.option("--payment-token", type=ADDRESS, default=None,
               help="an existing ERC-20 for payment and stake (default: deploy a TestStablecoin)")
-@click.option("--min-stake-per-gpu", default="100", show_default=True,
+@click.option("--min-stake-per-gpu", type=AMOUNT, default="100", show_default=True,
               help="stake per listed GPU, in token units")
 @click.option("--fee-bps", type=click.IntRange(0, 1000), default=100, show_default=True, help="protocol fee")
 @click.option("--treasury", type=ADDRESS, default=None, help="fee recipient (default: the deployer)")
-@click.option("--unbonding-days", type=click.FloatRange(0, 400), default=32.0, show_default=True,
+@click.option("--unbonding-days", type=FiniteFloat(0, 400, min_open=True), default=32.0, show_default=True,
               help="must exceed --max-rental-days plus the settlement grace (the contract checks)")
-@click.option("--max-rental-days", type=click.FloatRange(1 / 24, 180), default=30.0, show_default=True,
+@click.option("--max-rental-days", type=FiniteFloat(1 / 24, 180), default=30.0, show_default=True,
               help="longest rental any offer can have")
-@click.option("--start-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
-@click.option("--silence-timeout", type=click.IntRange(1), default=3600, show_default=True, help="seconds")
-@click.option("--settlement-grace", type=click.IntRange(1), default=86400, show_default=True, help="seconds")
-@click.option("--reputation-prior", default="100", show_default=True,
+@click.option("--start-timeout", type=click.IntRange(60, 7 * 86_400), default=3600, show_default=True, help="seconds")
+@click.option("--silence-timeout", type=click.IntRange(60, 7 * 86_400), default=3600, show_default=True, help="seconds")
+@click.option("--settlement-grace", type=click.IntRange(60, 7 * 86_400), default=86400, show_default=True, help="seconds")
+@click.option("--reputation-prior", type=AMOUNT, default="100", show_default=True,
               help="the reputation score's prior, in token units of fees (docs/economics.md)")
 @click.option("--proposer", type=ADDRESS, default=None, envvar="GPURENT_PROPOSER", show_envvar=True,
               help="who may schedule governance changes through the timelock: a Safe multisig in "
@@ -82,14 +83,21 @@ def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], th
     decimals = 6
     if payment_token is not None:  # any metadata shape (bytes32 symbol, none at all), read before sending
         decimals = token_meta(session.w3, payment_token).decimals
-    min_stake = parse_amount(min_stake_per_gpu, decimals, "--min-stake-per-gpu")
+    min_stake = parse_amount(min_stake_per_gpu, decimals, "--min-stake-per-gpu", max_units=UINT96_MAX)
+    prior = parse_amount(reputation_prior, decimals, "--reputation-prior", max_units=UINT96_MAX)
+    if min_stake == 0 or prior == 0:
+        raise click.UsageError("--min-stake-per-gpu and --reputation-prior must be at least the token's smallest unit")
+    if unbonding_days * DAY_S <= max_rental_days * DAY_S + settlement_grace:
+        raise click.UsageError(f"--unbonding-days {unbonding_days:g} must exceed --max-rental-days "
+                               f"{max_rental_days:g} plus the settlement grace ({settlement_grace} s): a provider "
+                               "stays slashable for as long as it can be reported")
     if signers and threshold is None:
         threshold = len(signers) // 2 + 1
     params = MarketParamsConfig(
         treasury=treasury or session.address, protocol_fee_bps=fee_bps,
         start_timeout_s=start_timeout, silence_timeout_s=silence_timeout, settlement_grace_s=settlement_grace,
         unbonding_delay_s=max(1, int(unbonding_days * DAY_S)), max_rental_duration_s=int(max_rental_days * DAY_S),
-        reputation_prior=max(1, parse_amount(reputation_prior, decimals, "--reputation-prior")),
+        reputation_prior=prior,
     )
     mint = session.is_anvil if mint_dev is None else mint_dev
     from oracle.localchain import dev_accounts

@@ -7,6 +7,7 @@ sent says what was sent and how to check (exit 130).
 
 from __future__ import annotations
 
+import contextvars
 import os
 from typing import Any, Callable
 
@@ -31,19 +32,62 @@ class OperationFailed(click.ClickException):
     exit_code = 1
 
 
+# The token the current command's amounts are in (set when a session resolves it), so that errors
+# name amounts as "12.5 tUSD" rather than raw base units.
+_TOKEN_UNITS: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("gpurent_token", default=None)
+
+
+def use_token_units(decimals: int, symbol: str) -> None:
+    _TOKEN_UNITS.set((int(decimals), symbol))
+
+
+def _amt(units: Any) -> str:
+    from oracle.units import format_amount
+
+    try:
+        value = int(units)
+    except (TypeError, ValueError):
+        return str(units)
+    token = _TOKEN_UNITS.get()
+    return f"{value} base units" if token is None else format_amount(value, token[0], token[1])
+
+
+def _when(unix_s: Any) -> str:
+    import time
+
+    from oracle.units import format_time
+
+    try:
+        return format_time(int(unix_s), int(time.time()))
+    except (TypeError, ValueError):
+        return str(unix_s)
+
+
+def _insufficient_stake(a: dict[str, Any], function: str | None) -> str:
+    """The stake check's revert, with the advice that fits what was tried."""
+    active, required = a.get("active"), a.get("required")
+    if function == "requestUnstake":
+        return (f"unstaking that much would leave {_amt(active)} active, but your listed GPUs and the collateral "
+                f"of running rentals need {_amt(required)}: withdraw an offer first "
+                "(`gpurent provider offer withdraw OFFER_ID`), or unstake less")
+    if not required:
+        return (f"{a.get('provider')} has no stake yet: stake first with `gpurent provider stake AMOUNT` "
+                "(the market's minimum per listed GPU: `gpurent governance show`)")
+    return (f"stake too low: {a.get('provider')} has {_amt(active)} active, the listed GPUs and the collateral "
+            f"locked for running rentals need {_amt(required)}; add stake with `gpurent provider stake`")
+
+
 # Custom errors of the market and of OpenZeppelin's ERC-20, as sentences with the next step.
 _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ERC20InsufficientAllowance": lambda a: (
-        f"token allowance too low: {a.get('spender')} may spend {a.get('allowance')} units of yours, "
-        f"this needs {a.get('needed')}; approve it (gpurent approves automatically unless --no-approve)"),
+        f"token allowance too low: {a.get('spender')} may spend {_amt(a.get('allowance'))} of yours, "
+        f"this needs {_amt(a.get('needed'))}; approve it (gpurent approves automatically unless --no-approve)"),
     "ERC20InsufficientBalance": lambda a: (
-        f"token balance too low: {a.get('sender')} holds {a.get('balance')} units, this needs {a.get('needed')}"),
-    "ProviderStaking_InsufficientStake": lambda a: (
-        f"stake too low: {a.get('provider')} has {a.get('active')} active, the listed GPUs and the collateral "
-        f"locked for running rentals need {a.get('required')}; add stake with `gpurent provider stake`"),
+        f"token balance too low: {a.get('sender')} holds {_amt(a.get('balance'))}, this needs {_amt(a.get('needed'))}; "
+        "get tokens first (on a local chain: `gpurent chain fund ADDRESS`)"),
     "RentalEscrow_CollateralUnavailable": lambda a: (
-        f"rental {a.get('rentalId')} needs {a.get('collateral')} of free stake as collateral, you have "
-        f"{a.get('free')} free; add stake with `gpurent provider stake`"),
+        f"rental {a.get('rentalId')} needs {_amt(a.get('collateral'))} of free stake as collateral, you have "
+        f"{_amt(a.get('free'))} free; add stake with `gpurent provider stake`"),
     "OfferBook_UnknownGpuModel": lambda a: (
         f"GPU model {bytes(a.get('gpuModel') or b'').rstrip(bytes(1)).decode(errors='replace')!r} is not in the "
         f"market's GPU model table (governance adds models with `gpurent governance set-gpu-model`)"),
@@ -56,7 +100,7 @@ _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"fault kind {a.get('kind')} already slashed rental {a.get('rentalId')} in window {a.get('window')}"),
     "ProviderStaking_TokenNotAllowed": lambda a: f"{a.get('token')} is not an allowed stake token on this market",
     "ProviderStaking_NotUnbonded": lambda a: (
-        f"nothing unbonded yet: {a.get('unbonding')} units unbonding until unix time {a.get('releaseAt')}"),
+        f"nothing unbonded yet: {_amt(a.get('unbonding'))} unbonding until {_when(a.get('releaseAt'))}"),
     "ProviderStaking_StakeTokenMismatch": lambda a: (
         f"you already stake {a.get('current')}; unstake it fully before staking {a.get('token')}"),
     "OfferBook_UnknownOffer": lambda a: f"there is no offer {a.get('offerId')} on this market (`gpurent market list`)",
@@ -73,10 +117,11 @@ _REVERT_HINTS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"offer {a.get('offerId')} changed (version {a.get('current')}, you saw {a.get('expected')}); "
         "check its new terms with `gpurent market list` and retry"),
     "RentalEscrow_InvalidGpuCount": lambda a: f"asked for {a.get('gpuCount')} GPUs, the offer has {a.get('offered')}",
-    "RentalEscrow_InvalidAmount": lambda a: f"invalid amount {a.get('amount')} (zero, or the budget would exceed uint96)",
+    "RentalEscrow_InvalidAmount": lambda a: f"invalid amount {_amt(a.get('amount'))} (zero, or the budget would exceed uint96)",
     "RentalEscrow_StartDeadlinePassed": lambda a: (
-        f"rental {a.get('rentalId')} passed its start deadline (unix {a.get('deadline')}); the renter can cancel it"),
-    "RentalEscrow_TooEarly": lambda a: f"too early for rental {a.get('rentalId')}: possible after unix time {a.get('until')}",
+        f"rental {a.get('rentalId')} passed its start deadline ({_when(a.get('deadline'))}); the renter can cancel it "
+        "(`gpurent rent end RENTAL_ID`)"),
+    "RentalEscrow_TooEarly": lambda a: f"too early for rental {a.get('rentalId')}: possible from {_when(a.get('until'))}",
     "RentalEscrow_NothingToWithdraw": lambda a: f"nothing to withdraw for {a.get('account')} in {a.get('token')}",
     "RentalEscrow_TransferShortfall": lambda a: "the token delivered less than asked (fee-on-transfer tokens are refused)",
     "UsageSettlement_StaleSequence": lambda a: (
@@ -100,7 +145,9 @@ def explain_error(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, TransactionRevertedError):
         hint = _REVERT_HINTS.get(exc.error_name)
         what = exc.function or "transaction"
-        if hint is not None:
+        if exc.error_name == "ProviderStaking_InsufficientStake":
+            message = f"{what}: {_insufficient_stake(exc.error_args, exc.function)}"
+        elif hint is not None:
             message = f"{what}: {hint(exc.error_args)}"
         elif exc.error_name:
             args = ", ".join(f"{k}={v}" for k, v in exc.error_args.items())

@@ -20,6 +20,7 @@ from oracle.cli.common import (
     signing_session,
     wallet_options,
 )
+from oracle.cli.params import NAME32, uint
 
 
 @click.group(cls=GuardedGroup)
@@ -109,18 +110,31 @@ def set_signers(signers: tuple[str, ...], threshold: int | None, execute: bool, 
 
 
 @governance.command("set-gpu-model")
-@click.argument("model")
-@click.option("--power-limit-w", type=click.IntRange(0, 5000), required=True, help="0 removes the model")
-@click.option("--memory-mib", type=click.IntRange(0), required=True)
+@click.argument("model", type=NAME32)
+@click.option("--power-limit-w", type=click.IntRange(0, 5000), default=None,
+              help="0 removes the model (default: the model's row in oracle/gpu_models.py)")
+@click.option("--memory-mib", type=uint(32, 1), default=None,
+              help="the board's memory (default: the model's row in oracle/gpu_models.py)")
 @timelock_options
 @chain_options
 @wallet_options
-def set_gpu_model(model: str, power_limit_w: int, memory_mib: int, execute: bool, warp: bool, chain: ChainOptions,
-                  wallet: WalletSpec) -> None:
+def set_gpu_model(model: str, power_limit_w: int | None, memory_mib: int | None, execute: bool, warp: bool,
+                  chain: ChainOptions, wallet: WalletSpec) -> None:
     """Register or change a GPU model of the on-chain table (as NVML names it); offers must use
-    a registered model and take its memory from the table."""
+    a registered model and take its memory from the table. A model gpurent knows
+    (oracle/gpu_models.py) needs neither number; any other needs both."""
+    from oracle.gpu_models import GPU_MODELS
+
+    known = {m.name: m for m in GPU_MODELS}.get(model)
+    if power_limit_w is None:
+        if known is None:
+            raise click.UsageError(f"{model!r} is not in oracle/gpu_models.py: give --power-limit-w and --memory-mib")
+        power_limit_w = known.power_limit_w
+    if memory_mib is None and power_limit_w > 0:
+        if known is None:
+            raise click.UsageError(f"{model!r} is not in oracle/gpu_models.py: give --memory-mib (its memory, MiB)")
+        memory_mib = known.memory_mib
     raw = model.encode()
-    if len(raw) > 32:
-        raise click.UsageError(f"model {model!r} is longer than 32 bytes")
-    out, line = _govern(chain, wallet, execute, warp, "setGpuModel", raw.ljust(32, b"\0"), power_limit_w, memory_mib)
+    out, line = _govern(chain, wallet, execute, warp, "setGpuModel", raw.ljust(32, b"\0"), power_limit_w,
+                        memory_mib or 0)
     print_result(chain, {**out, "model": model}, line)

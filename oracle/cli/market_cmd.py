@@ -31,34 +31,56 @@ def market() -> None:
     """Browse the market's offers."""
 
 
+_TEXT_KEYS = {"gpu": "gpu_model", "gpu_model": "gpu_model", "model": "gpu_model", "region": "region",
+              "provider": "provider"}
+_NUMERIC = {"price": "price_per_gpu_hour", "grid": "grid_intensity_g_per_kwh", "reputation": "reputation_score_bps",
+            "uptime": "avg_uptime_bps", "gpus": "gpu_count", "memory": "memory_mib"}
+_FILTER_KEYS = "gpu, region, provider, price, grid, reputation, uptime, gpus, memory"
+
+
 def _parse_filter(text: str) -> tuple[str, str, str]:
+    """``KEY<op>VALUE`` checked whole (key known, value of the key's kind) before any chain read."""
     for op in ("<=", ">=", "=", "<", ">", "~"):
         if op in text:
             key, _, value = text.partition(op)
-            return key.strip().replace("-", "_"), op, value.strip()
-    raise click.BadParameter(f"{text!r}: expected KEY=VALUE, KEY<=VALUE, KEY>=VALUE or KEY~TEXT")
+            key, value = key.strip().replace("-", "_"), value.strip()
+            break
+    else:
+        raise click.BadParameter(f"{text!r}: expected KEY=VALUE, KEY<=VALUE, KEY>=VALUE or KEY~TEXT "
+                                 f"(keys: {_FILTER_KEYS})", param_hint="--filter")
+    if key not in _TEXT_KEYS and key not in _NUMERIC:
+        raise click.BadParameter(f"unknown key {key!r} in {text!r} (keys: {_FILTER_KEYS})", param_hint="--filter")
+    if not value:
+        raise click.BadParameter(f"{text!r} has no value", param_hint="--filter")
+    if key in _NUMERIC:
+        if op == "~":
+            raise click.BadParameter(f"{text!r}: ~ matches text; {key} takes =, <, >, <= or >=", param_hint="--filter")
+        from oracle.cli.params import AMOUNT_OR_ZERO
 
-
-_NUMERIC = {"price": "price_per_gpu_hour", "grid": "grid_intensity_g_per_kwh", "reputation": "reputation_score_bps",
-            "uptime": "avg_uptime_bps", "gpus": "gpu_count", "memory": "memory_mib"}
+        try:
+            AMOUNT_OR_ZERO.convert(value, None, None)
+        except click.BadParameter as exc:
+            raise click.BadParameter(f"{text!r}: {exc.message}", param_hint="--filter") from None
+        if key not in ("price", "reputation", "uptime") and "." in value:
+            raise click.BadParameter(f"{text!r}: {key} is a whole number", param_hint="--filter")
+    return key, op, value
 
 
 def _matches(offer: dict[str, Any], flt: tuple[str, str, str], s: Session) -> bool:
+    from decimal import Decimal
+
     key, op, value = flt
-    if key in ("gpu", "gpu_model", "model", "region", "provider"):
-        field = {"gpu": "gpu_model", "model": "gpu_model"}.get(key, key)
+    if key in _TEXT_KEYS:
+        field = _TEXT_KEYS[key]
         have = str(offer[field]).lower()
         want = value.lower()
         return want in have if op in ("~", "=") and field == "gpu_model" else have == want
-    field = _NUMERIC.get(key, key)
-    if field not in offer:
-        raise click.BadParameter(f"unknown filter key {key!r} (gpu, region, provider, price, grid, reputation, "
-                                 "uptime, gpus, memory)")
+    field = _NUMERIC[key]
     have = offer[field] if offer[field] is not None else 0
     want = s.parse(value, key, offer["payment_token"]) if field == "price_per_gpu_hour" else (
-        int(float(value) * 100) if field in ("reputation_score_bps", "avg_uptime_bps") else int(value))
+        int(Decimal(value) * 100) if field in ("reputation_score_bps", "avg_uptime_bps") else int(Decimal(value)))
     return {"=": have == want, "<": have < want, ">": have > want, "<=": have <= want,
-            ">=": have >= want, "~": have == want}[op]
+            ">=": have >= want}[op]
 
 
 @market.command("list")
@@ -69,8 +91,8 @@ def _matches(offer: dict[str, Any], flt: tuple[str, str, str], s: Session) -> bo
 @chain_options
 def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, chain: ChainOptions) -> None:
     """List offers: price, GPU, provider reputation and uptime, region and grid intensity."""
-    s = Session(chain)
     parsed = [_parse_filter(f) for f in filters]
+    s = Session(chain)
     count = s.client.offer_count()
     reputations: dict[str, dict[str, Any]] = {}
     offers = []
@@ -99,3 +121,38 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
                             "-" if o["avg_uptime_bps"] is None else f"{o['avg_uptime_bps'] / 100:.2f} %",
                             o["completed_rentals"], o["region"], o["grid_intensity_g_per_kwh"],
                             o["provider"][:10] + "…") for o in offers]))
+
+
+def onchain_models(s: Session) -> list[dict[str, Any]]:
+    """The market's GPU model table as it stands, from its ``GpuModelSet`` events."""
+    from oracle.cli.common import bytes32_text
+
+    latest: dict[bytes, Any] = {}
+    for log in s.market.contract.events.GpuModelSet.get_logs(from_block=s.deployment.block_number):
+        latest[bytes(log["args"]["model"])] = log["args"]
+    return [{"model": bytes32_text(model), "power_limit_w": int(args["powerLimitW"]),
+             "memory_mib": int(args["memoryMib"])}
+            for model, args in sorted(latest.items()) if int(args["powerLimitW"]) > 0]
+
+
+@market.command("models")
+@chain_options
+def models(chain: ChainOptions) -> None:
+    """The GPU models offers may use (the market's on-chain table): power limit and memory."""
+    from oracle.units import format_power_w, with_display
+
+    s = Session(chain)
+    rows = onchain_models(s)
+    if chain.as_json:
+        print_json({"chain_id": s.chain_id, "models": [with_display(r, {"power_limit_w": format_power_w,
+                                                                        "memory_mib": _mib}) for r in rows]})
+        return
+    if not rows:
+        click.echo("no GPU models registered (`gpurent governance set-gpu-model`)")
+        return
+    console().print(table(f"GPU models on chain {s.chain_id}", ["model", "power limit", "memory"],
+                          [(r["model"], format_power_w(r["power_limit_w"]), _mib(r["memory_mib"])) for r in rows]))
+
+
+def _mib(mib: int) -> str:
+    return f"{mib:,} MiB ({mib / 1024:.0f} GiB)"

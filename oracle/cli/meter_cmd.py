@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from oracle.cli.params import uint
 from oracle.errors import GpurentError
 from oracle.metering import (
     DEFAULT_POLICY,
@@ -133,15 +134,15 @@ def _print_table(result: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--region", default=None,
               help="Grid region (ISO country code or WORLD) for the static intensity table.")
-@click.option("--grid-intensity", "grid_intensity", type=click.IntRange(min=0), default=None,
+@click.option("--grid-intensity", "grid_intensity", type=uint(32), default=None,
               help="Grid carbon intensity in gCO2e/kWh (instead of --region).")
-@click.option("--max-gap-ms", type=click.IntRange(min=1), default=DEFAULT_POLICY.max_gap_ms,
+@click.option("--max-gap-ms", type=uint(32, 1), default=DEFAULT_POLICY.max_gap_ms,
               show_default=True, help="Longest gap between samples that still counts as present.")
-@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--every", type=uint(32, 1), default=1, show_default=True,
               help="Meter every Nth row only (10 on a 10 Hz trace: the agent's 1 Hz).")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--offset", type=uint(32), default=0, show_default=True,
               help="With --every: start at this row (0-based) of the trace.")
-@click.option("--power-limit-mw", type=click.IntRange(min=1), default=None,
+@click.option("--power-limit-mw", type=uint(32, 1), default=None,
               help="GPU power limit; default: static.power_limit_mw of TRACE.json beside the CSV.")
 def meter(trace: str, as_json: bool, region: str | None, grid_intensity: int | None,
           max_gap_ms: int, every: int, offset: int, power_limit_mw: int | None) -> None:

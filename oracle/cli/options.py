@@ -122,10 +122,16 @@ def wallet_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _url_type() -> click.ParamType:
+    from oracle.cli.params import URL
+
+    return URL
+
+
 def chain_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--rpc / --deployments / --json, collected into ``chain: ChainOptions``."""
 
-    @click.option("--rpc", default=DEFAULT_RPC, envvar=RPC_ENV, show_default=True, metavar="URL",
+    @click.option("--rpc", default=DEFAULT_RPC, envvar=RPC_ENV, show_default=True, type=_url_type(),
                   help=f"JSON-RPC endpoint of the chain [env {RPC_ENV}]")
     @click.option("--deployments", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="deployment file (default: $GPURENT_DEPLOYMENTS or ~/.gpurent/deployments.json)")

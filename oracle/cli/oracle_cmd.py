@@ -25,6 +25,7 @@ from oracle.cli.common import (
     signing_session,
     wallet_options,
 )
+from oracle.cli.params import AMOUNT, HOST, TEXT_FILE, URL
 
 
 @click.group(cls=GuardedGroup)
@@ -33,17 +34,22 @@ def oracle() -> None:
 
 
 @oracle.command("run")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--config", "config_file", type=TEXT_FILE, default=None,
               help="TOML or JSON node settings ($GPURENT_NODE_CONFIG); GPURENT_NODE_* variables override it")
-@click.option("--host", default=None, help="listen address (default 127.0.0.1)")
+@click.option("--host", type=HOST, default=None, help="listen address (default 127.0.0.1)")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="listen port (default 8700)")
 def run(config_file: Path | None, host: str | None, port: int | None) -> None:
     """Serve an attestation node (FastAPI on uvicorn) until interrupted."""
+    from oracle.errors import ConfigError
     from oracle.node.server import run_node
-    from oracle.node.settings import load_settings_or_exit
+    from oracle.node.settings import load_settings
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    run_node(load_settings_or_exit(config_file, **overrides))
+    try:
+        settings = load_settings(config_file, **overrides)
+    except ConfigError as exc:
+        raise UsageProblem(f"node settings: {exc}; see the node config in README.md") from None
+    run_node(settings)
 
 
 @oracle.group("keys", cls=GuardedGroup)
@@ -106,7 +112,7 @@ def keys_show(path: Path, as_json: bool) -> None:
 
 
 @oracle.command("status")
-@click.argument("urls", nargs=-1, required=True)
+@click.argument("urls", nargs=-1, required=True, type=URL)
 @click.option("--json", "as_json", is_flag=True)
 def status(urls: tuple[str, ...], as_json: bool) -> None:
     """Health, signer and domain of each node URL."""
@@ -138,7 +144,7 @@ def _operators(session: Session):
 
 
 @oracle.command("bond")
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @chain_options
 @wallet_options
 def bond(amount: str, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -153,7 +159,7 @@ def bond(amount: str, chain: ChainOptions, wallet: WalletSpec) -> None:
 
 
 @oracle.command("unbond")
-@click.argument("amount", required=False)
+@click.argument("amount", type=AMOUNT, required=False)
 @click.option("--complete", is_flag=True, help="withdraw the bond whose unbonding delay has passed")
 @chain_options
 @wallet_options

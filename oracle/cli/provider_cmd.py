@@ -28,6 +28,7 @@ from oracle.cli.common import (
     text_bytes32,
     wallet_options,
 )
+from oracle.cli.params import AMOUNT, AMOUNT_OR_ZERO, ID, NAME32, UINT72_MAX, URL, uint
 from oracle.cli.rent_cmd import finalize_rental, to_option, withdraw_balance
 
 
@@ -37,7 +38,7 @@ def provider() -> None:
 
 
 @provider.command()
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the tokens")
 @chain_options
 @wallet_options
@@ -55,7 +56,7 @@ def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec
 
 
 @provider.command()
-@click.argument("amount", required=False)
+@click.argument("amount", type=AMOUNT, required=False)
 @click.option("--complete", is_flag=True, help="withdraw stake whose unbonding delay has passed")
 @to_option
 @chain_options
@@ -106,16 +107,26 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
     # prices in the offer's own payment token (an update keeps the token: the contract refuses a change)
     token = (base or {}).get("payment_token") or opts.get("payment_token") or s.deployment.payment_token
     price_h = opts.get("price_per_gpu_hour")
-    price_h = s.parse(price_h, "--price-per-gpu-hour", token) if price_h is not None else (base or {}).get("price_per_gpu_hour")
+    price_h = (s.parse(price_h, "--price-per-gpu-hour", token, max_units=UINT72_MAX) if price_h is not None
+               else (base or {}).get("price_per_gpu_hour"))
     price_kwh = opts.get("price_per_kwh")
-    price_kwh = s.parse(price_kwh, "--price-per-kwh", token) if price_kwh is not None else (base or {}).get("price_per_kwh", 0)
+    price_kwh = (s.parse(price_kwh, "--price-per-kwh", token, max_units=UINT72_MAX) if price_kwh is not None
+                 else (base or {}).get("price_per_kwh", 0))
     if price_h is None:
         raise click.UsageError("--price-per-gpu-hour is required")
+    if price_h == 0:
+        raise click.UsageError(f"--price-per-gpu-hour {opts.get('price_per_gpu_hour')} is below the token's "
+                               f"smallest unit; give a price above 0")
+    model = pick("gpu_model")
+    if model is None:
+        raise click.UsageError('--gpu-model is required: the GPU as NVML names it, e.g. "NVIDIA H100 80GB HBM3" '
+                               "(`gpurent market models` lists the market's models)")
+    check_gpu_model(s, model)
     agent = pick("agent")
     if agent is None:
         raise click.UsageError("--agent ADDRESS is required: the address whose key signs your GPUs' telemetry")
     return (
-        gpu_model_arg(s, pick("gpu_model", "NVIDIA H100 80GB HBM3")),
+        gpu_model_arg(s, model),
         int(pick("gpu_count", 1)),
         token,
         int(price_h),
@@ -129,16 +140,30 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
     )
 
 
+def check_gpu_model(s: Session, model: str) -> None:
+    """Refuse (exit 2) a GPU model the market's table does not have: its memory and power limit
+    come from that table, never from another model."""
+    row = s.client.gpu_model_of(model)
+    if int(row["powerLimitW"]) == 0:
+        from oracle.cli.market_cmd import onchain_models
+
+        known = ", ".join(repr(m["model"]) for m in onchain_models(s)) or "none yet"
+        raise click.UsageError(f"GPU model {model!r} is not in the market's GPU model table (registered: {known}); "
+                               "governance adds one with `gpurent governance set-gpu-model`")
+
+
 def offer_options(fn):
     for option in reversed([
-        click.option("--gpu-model", default=None, help='as NVML names it (default "NVIDIA H100 80GB HBM3")'),
-        click.option("--gpu-count", type=click.IntRange(1, 65535), default=None, help="GPUs offered (default 1)"),
-        click.option("--price-per-gpu-hour", default=None, help="token units per attested GPU-hour"),
-        click.option("--price-per-kwh", default=None, help="token units per attested kWh (default 0)"),
-        click.option("--region", default=None, help="grid region: ISO country code (SE, DE, US, ...) or WORLD; sets the grid intensity"),
+        click.option("--gpu-model", type=NAME32, default=None,
+                     help='as NVML names it, e.g. "NVIDIA H100 80GB HBM3" (`gpurent market models` lists them)'),
+        click.option("--gpu-count", type=uint(16, 1), default=None, help="GPUs offered (default 1)"),
+        click.option("--price-per-gpu-hour", type=AMOUNT, default=None, help="token units per attested GPU-hour"),
+        click.option("--price-per-kwh", type=AMOUNT_OR_ZERO, default=None,
+                     help="token units per attested kWh (default 0)"),
+        click.option("--region", type=NAME32, default=None, help="grid region: ISO country code (SE, DE, US, ...) or WORLD; sets the grid intensity"),
         click.option("--grid-intensity", "grid_intensity_g_per_kwh", type=click.IntRange(0, 10_000), default=None,
                      help="gCO2e/kWh (default: the static table's value for --region)"),
-        click.option("--max-duration", "max_duration_seconds", type=click.IntRange(1), default=None,
+        click.option("--max-duration", "max_duration_seconds", type=ID, default=None,
                      help="longest rental in seconds (default 86400)"),
         click.option("--min-uptime-bps", type=click.IntRange(0, 10_000), default=None,
                      help="SLA: promised uptime per slash window, basis points (default 9500)"),
@@ -177,7 +202,7 @@ def offer_create(chain: ChainOptions, wallet: WalletSpec, payment_token: str | N
 
 
 @offer.command("update")
-@click.argument("offer_id", type=click.IntRange(1))
+@click.argument("offer_id", type=ID)
 @offer_options
 @chain_options
 @wallet_options
@@ -192,7 +217,7 @@ def offer_update(offer_id: int, chain: ChainOptions, wallet: WalletSpec, **opts:
 
 
 @offer.command("withdraw")
-@click.argument("offer_id", type=click.IntRange(1))
+@click.argument("offer_id", type=ID)
 @chain_options
 @wallet_options
 def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -203,7 +228,7 @@ def offer_withdraw(offer_id: int, chain: ChainOptions, wallet: WalletSpec) -> No
 
 
 @provider.command("start")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 @wallet_options
 def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -215,7 +240,7 @@ def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> Non
 
 
 @provider.command("finalize")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -281,7 +306,7 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
 
 
 @provider.command("rental")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 def rental(rental_id: int, chain: ChainOptions) -> None:
     """A rental as the chain stores it (same as `gpurent rent status`)."""
@@ -290,8 +315,8 @@ def rental(rental_id: int, chain: ChainOptions) -> None:
 
 
 @provider.command("settle")
-@click.argument("rental_id", type=click.IntRange(1))
-@click.option("--node", "nodes", multiple=True, required=True, metavar="URL",
+@click.argument("rental_id", type=ID)
+@click.option("--node", "nodes", multiple=True, required=True, type=URL,
               help="oracle node URL (repeat; at least the threshold must answer)")
 @chain_options
 @wallet_options

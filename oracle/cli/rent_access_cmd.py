@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import click
 
+from oracle.cli.params import ID, URL, uint
 from oracle.cli.common import ChainOptions, GuardedCommand, Session, WalletSpec, chain_options, print_json, \
     signing_session, wallet_options
 
@@ -72,7 +73,7 @@ def workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                   help="your SSH public key (~/.ssh/id_ed25519.pub), installed as root's authorized key")
     @click.option("--preset", type=click.Choice(["none", "shell", "jupyter"]), default="none", show_default=True,
                   help="shell: keep the container up for exec/ssh; jupyter: JupyterLab on 127.0.0.1:8888")
-    @click.option("--provider-url", envvar=PROVIDER_URL_ENV, default=None,
+    @click.option("--provider-url", envvar=PROVIDER_URL_ENV, default=None, type=URL,
                   help=f"the provider daemon's URL (from the provider) [env {PROVIDER_URL_ENV}]")
     @functools.wraps(fn)
     def wrapper(*args: Any, image: str | None, cmd: tuple[str, ...], env: tuple[str, ...], ssh_key: Path | None,
@@ -105,12 +106,12 @@ def send_workload(s: Session, rental_id: int, offer: dict[str, Any], spec: Any, 
 
 
 def provider_url_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--provider-url", envvar=PROVIDER_URL_ENV, default=None,
+    return click.option("--provider-url", envvar=PROVIDER_URL_ENV, default=None, type=URL,
                         help="the provider daemon's URL (default: the one `rent open` used)")(fn)
 
 
 @click.command("connection", cls=GuardedCommand)
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @provider_url_option
 @chain_options
 @wallet_options
@@ -122,7 +123,7 @@ def connection(rental_id: int, provider_url: str | None, chain: ChainOptions, wa
 
 
 @click.command("exec", cls=GuardedCommand, context_settings={"ignore_unknown_options": True})
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--workdir", default=None)
 @provider_url_option
@@ -143,9 +144,9 @@ def exec_(rental_id: int, cmd: tuple[str, ...], workdir: str | None, provider_ur
 
 
 @click.command("logs", cls=GuardedCommand)
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @click.option("--follow", "-f", is_flag=True, help="keep streaming until the container stops")
-@click.option("--tail", type=click.IntRange(0), default=None, help="only the last N lines")
+@click.option("--tail", type=uint(32), default=None, help="only the last N lines")
 @provider_url_option
 @chain_options
 @wallet_options
@@ -159,7 +160,7 @@ def logs(rental_id: int, follow: bool, tail: int | None, provider_url: str | Non
 
 
 @click.command("cp", cls=GuardedCommand)
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @click.argument("src")
 @click.argument("dest")
 @provider_url_option
@@ -199,7 +200,7 @@ def cp(rental_id: int, src: str, dest: str, provider_url: str | None, chain: Cha
 
 
 @click.command("ssh", cls=GuardedCommand)
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @provider_url_option
 @chain_options
 @wallet_options

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
 
 from oracle.actions import rentals, views
 from oracle.protocol import RentalStatus
+from oracle.units import format_time
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -22,6 +24,7 @@ from oracle.cli.common import (
     signing_session,
     wallet_options,
 )
+from oracle.cli.params import AMOUNT, ID, UINT96_MAX, uint
 from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
 
 
@@ -38,9 +41,9 @@ def rental_status(s: Session, rental_id: int) -> dict[str, Any]:
 
 
 @rent.command("open")
-@click.argument("offer_id", type=click.IntRange(1))
-@click.option("--budget", required=True, help="budget to escrow, in the offer's payment token (e.g. 50)")
-@click.option("--gpus", type=click.IntRange(1, 65535), default=1, show_default=True)
+@click.argument("offer_id", type=ID)
+@click.option("--budget", type=AMOUNT, required=True, help="budget to escrow, in the offer's payment token (e.g. 50)")
+@click.option("--gpus", type=uint(16, 1), default=1, show_default=True)
 @click.option("--no-approve", is_flag=True, help="fail instead of approving the market to pull the budget")
 @workload_options
 @chain_options
@@ -54,7 +57,7 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
         raise click.UsageError("a workload needs --provider-url (or $GPURENT_PROVIDER_URL): the provider daemon's URL")
     s = signing_session(chain, wallet)
     offer = views.offer(s.ctx, offer_id)
-    units = s.parse(budget, "--budget", offer.token)
+    units = s.parse(budget, "--budget", offer.token, max_units=UINT96_MAX)
     opened = rentals.open_rental(s.require_signer(), offer_id, units, gpus=gpus,
                                  workload_hash=spec.workload_hash() if spec is not None else None,
                                  approve=not no_approve)
@@ -74,8 +77,8 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
 
 
 @rent.command("top-up")
-@click.argument("rental_id", type=click.IntRange(1))
-@click.argument("amount")
+@click.argument("rental_id", type=ID)
+@click.argument("amount", type=AMOUNT)
 @click.option("--no-approve", is_flag=True)
 @chain_options
 @wallet_options
@@ -83,7 +86,7 @@ def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, w
     """Add AMOUNT (in the rental's payment token) to a rental's budget."""
     s = signing_session(chain, wallet)
     token = views.rental(s.ctx, rental_id).token
-    units = s.parse(amount, "AMOUNT", token)
+    units = s.parse(amount, "AMOUNT", token, max_units=UINT96_MAX)
     done = rentals.top_up(s.require_signer(), rental_id, units, approve=not no_approve)
     print_result(chain, {**done.done.tx_out(), "approve_tx": done.approve_tx, "rental_id": rental_id,
                          "budget": done.budget},
@@ -91,7 +94,7 @@ def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, w
 
 
 @rent.command("end")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 @wallet_options
 def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -136,7 +139,7 @@ def to_option(fn):
 
 
 @rent.command("finalize")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 @wallet_options
 def finalize(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
@@ -155,7 +158,7 @@ def withdraw(token: str | None, to: str | None, chain: ChainOptions, wallet: Wal
 
 
 @rent.command("status")
-@click.argument("rental_id", type=click.IntRange(1))
+@click.argument("rental_id", type=ID)
 @chain_options
 def status(rental_id: int, chain: ChainOptions) -> None:
     """Spent so far, remaining budget, attested GPU time, energy and carbon of RENTAL_ID."""
@@ -171,8 +174,8 @@ def status(rental_id: int, chain: ChainOptions) -> None:
         ("offer / provider", f"{out['offer_id']} / {out['provider']}"),
         ("spent so far", s.fmt(out["paid"], token)),
         ("remaining budget", f"{s.fmt(out['remaining'], token)} of {s.fmt(out['budget'], token)}"),
-        *([("budget runs out", f"unix time {out['runs_out_at']} at the GPU-hour price (energy adds to it)")]
-          if out["runs_out_at"] else []),
+        *([("budget runs out", f"{format_time(out['runs_out_at'], int(time.time()))} at the GPU-hour price "
+                                "(energy adds to the cost)")] if out["runs_out_at"] else []),
         ("attested GPU-hours", f"{out['available_gpu_seconds'] / 3600:.4f}"),
         ("uptime", f"{out['uptime_bps'] / 100:.2f} %"),
         ("settled reports", out["sequence"] and f"up to sequence {out['sequence']}" or "none yet"),

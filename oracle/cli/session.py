@@ -80,16 +80,19 @@ class Session:
 
     # amounts: in ``token`` (default: the deployment's payment token), as the chain reports it
     def token(self, token: TokenMeta | str | None = None) -> TokenMeta:
-        if isinstance(token, TokenMeta):
-            return token
-        return self.ctx.token(token) if token else self.ctx.payment_token
+        from oracle.cli.errors import use_token_units
+
+        meta = token if isinstance(token, TokenMeta) else (self.ctx.token(token) if token else self.ctx.payment_token)
+        use_token_units(meta.decimals, meta.symbol)  # errors name amounts in the token the command uses
+        return meta
 
     def fmt(self, units: int, token: TokenMeta | str | None = None) -> str:
         meta = self.token(token)
         return format_amount(units, meta.decimals, meta.symbol)
 
-    def parse(self, text: str, what: str = "amount", token: TokenMeta | str | None = None) -> int:
-        return parse_amount(text, self.token(token).decimals, what)
+    def parse(self, text: str, what: str = "amount", token: TokenMeta | str | None = None, *,
+              max_units: int | None = None) -> int:
+        return parse_amount(text, self.token(token).decimals, what, max_units=max_units)
 
 
 def signing_session(chain: ChainOptions, wallet: WalletSpec, **kwargs: Any) -> Session:

@@ -7,7 +7,8 @@ command shown beside it, in-process):
 2. four encrypted keystores: three oracle nodes and the provider's telemetry agent;
 3. ``gpurent deploy``: GpuRentMarket + TestStablecoin, signer set = the three nodes, threshold 2;
 4. ``gpurent provider stake`` and ``gpurent provider offer create`` (an H100 offer);
-5. ``gpurent rent open`` with a budget;
+5. ``gpurent rent open`` with a budget and, where Docker is available, a workload the provider
+   daemon runs in a container (``container``);
 6. three attestation nodes as real uvicorn servers (``gpurent oracle run``, subprocesses), each
    given the RPC endpoint and no rentals: they follow the market's events (the deployer's dev
    account sends their keys some ETH first, since they pay settlement gas);
@@ -33,7 +34,9 @@ network no clock is touched: the NVML source runs in real time.
 Modules: ``base`` (options, result, progress display), ``steps`` (the chain steps, one function
 each, through :mod:`oracle.actions`: add new steps there), ``run`` (the flow), ``nodes`` (node and
 agent subprocesses), ``procs`` (anvil, keys, stopping), ``watch`` (what is watched while the rental
-runs), ``summary`` (the final table). The demo never imports :mod:`oracle.cli`.
+runs), ``summary`` (the final table), ``container`` (the renter's workload run by the provider
+daemon in a container, issue 10), ``faults`` (slashes read back from the chain, issue 8). The demo
+never imports :mod:`oracle.cli`.
 """
 
 from oracle.demo.base import DemoError, DemoOptions, DemoResult, Ui

@@ -42,6 +42,7 @@ class DemoOptions:
     budget: str = "5"
     challenges: bool = True  # proof of GPU at the dev size (numpy agent; docs/protocol.md)
     cheat: bool = False      # the agent answers every challenge wrongly (dev chain only)
+    container: bool = True   # the renter's command in a container via the provider daemon (oracle.demo.container)
     keep_running: bool = False
     fast_kdf: bool = False  # cheap keystore KDF (tests)
 

@@ -70,6 +70,20 @@ def start_nodes(deployment: dict[str, Any], keys: DemoKeys, options: DemoOptions
     return Nodes(urls, node_procs, logs)
 
 
+def start_web(rpc: str, deployments: Path, node_urls: list[str], state: Path, procs: _Processes) -> str:
+    """``gpurent web`` on this chain beside the nodes (issue 12): its URL, once it answers."""
+    from oracle.web.server import web_command
+
+    port = _free_port()
+    log = state / "web.log"
+    procs.nodes.append(subprocess.Popen(web_command(rpc, port, node_urls, deployments), env=_cli_env(state),
+                                        cwd=str(state), stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True))
+    url = f"http://127.0.0.1:{port}/"
+    _wait_http(url + "healthz", procs.nodes[-1], log)
+    return url
+
+
 def start_agent(deployment: dict[str, Any], keys: DemoKeys, options: DemoOptions, state: Path, rental_id: int,
                 node_urls: list[str], started_at: int, *, use_nvml: bool, procs: _Processes) -> Path:
     """``gpurent agent run`` for the rental: NVML GPU 0, or the trace replayed from the rental's start."""

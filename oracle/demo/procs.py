@@ -74,9 +74,12 @@ def _stop(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
 class _Processes:
     nodes: list[subprocess.Popen] = field(default_factory=list)
     agent: subprocess.Popen | None = None
+    container: Any = None  # oracle.demo.container.RenterContainer
 
     def stop_all(self) -> None:
         _stop(self.agent)
+        if self.container is not None:
+            self.container.close()
         for proc in self.nodes:
             _stop(proc)
 

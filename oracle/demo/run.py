@@ -12,8 +12,8 @@ from typing import Any
 
 from oracle.demo import steps
 from oracle.demo.base import DEPLOYER, GPU_MODEL, PROVIDER, RENTER, DemoError, DemoOptions, DemoResult, Ui
-from oracle.demo.nodes import start_agent, start_nodes
-from oracle.demo.procs import DemoKeys, _Processes, _start_chain, _stop, _Telemetry, _telemetry, make_keys
+from oracle.demo.nodes import start_agent, start_nodes, start_web
+from oracle.demo.procs import DemoKeys, _cli_env, _Processes, _start_chain, _stop, _Telemetry, _telemetry, make_keys
 from oracle.demo.steps import DemoChain, run_step
 from oracle.demo.watch import (
     _BlockTicker,
@@ -105,7 +105,19 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
     ui.step(f"renter {renter[:10]}… opens a rental of offer {offer.offer_id} with a {options.budget} {sym} budget",
             f"gpurent rent open {offer.offer_id} --budget {options.budget} --dev-account {RENTER}")
     renter_before = steps.account_state(chain, renter)["wallet_balance"]
-    rental_id = run_step("gpurent rent open", steps.open_rental, chain, offer.offer_id, options.budget).rental_id
+    box, no_box = None, None
+    if options.container:  # the renter's workload, run by the provider daemon (oracle.demo.container)
+        from oracle.demo.container import for_demo, open_rental_with_workload
+
+        box, no_box = for_demo(ui, state, rpc=rpc, deployment=deployment, password_file=keys.password_file,
+                               agent_keystore=keys.agent_keystore, env=_cli_env(state), use_nvml=use_nvml,
+                               fast_kdf=options.fast_kdf)
+        procs.container = box
+    if box is not None:
+        rental_id = run_step("gpurent rent open --image … --provider-url …", open_rental_with_workload, chain, box,
+                             offer, options.budget)
+    else:
+        rental_id = run_step("gpurent rent open", steps.open_rental, chain, offer.offer_id, options.budget).rental_id
 
     # -- oracle nodes ---------------------------------------------------------------------------
     # The nodes know only the chain: they learn the rental from its RentalStarted event, meter
@@ -120,6 +132,8 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
     nodes = start_nodes(deployment, keys, options, state, rpc, procs, confirmations=0 if local else 1)
     node_urls, node_procs, node_logs = nodes.urls, nodes.procs, nodes.logs
     ui.note("nodes: " + ", ".join(f"{u} ({a[:10]}…)" for u, a in zip(node_urls, keys.node_addresses)))
+    web_url = start_web(rpc, chain.deployments, node_urls, state, procs)
+    ui.note(f"web app (gpurent web): {web_url} (market, rental {rental_id} live; log web.log)")
 
     # -- start the rental and the agent ---------------------------------------------------------
     ui.step(f"provider starts rental {rental_id}; the nodes learn it from the RentalStarted event",
@@ -132,6 +146,8 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
                         "a time-compressed replay needs an anvil whose clock starts in the past")
     _rpc(rpc, "evm_setNextBlockTimestamp", [planned_start])
     started_at = run_step("gpurent provider start", steps.start_rental, chain, rental_id)
+    if box is not None:  # Active now: the daemon runs the workload; the renter reads its output
+        box.watch(rental_id)
     # The chain's clock back to now from the next block on (the rental keeps its start in the
     # past): a report settles only once its periodEnd, a sample's time, is not after the block time.
     _rpc(rpc, "evm_setNextBlockTimestamp", [max(started_at + 1, int(time.time()))])
@@ -160,6 +176,7 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
     live = list(range(len(node_urls)))
     stopped_node = None
     stop_sent = False
+    sampling_since: float | None = None  # NVML: when the agent began sampling (its start-up line)
     ui.step("the nodes meter the telemetry; their settlement loops land quorum-signed reports on chain")
     with ui.bar("GPU time settled on chain", duration_s) as update:
         def progress() -> None:
@@ -170,7 +187,10 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
 
         while True:
             finished = procs.agent.poll() is not None
-            if use_nvml and not finished and not stop_sent and time.time() - started_at >= duration_s:
+            if use_nvml and sampling_since is None and f": rental {rental_id} (chain" in agent_log.read_text(errors="replace"):
+                sampling_since = time.time()  # a loaded machine may take seconds to start the agent
+            if use_nvml and not finished and not stop_sent and sampling_since is not None \
+                    and time.time() - sampling_since >= duration_s:
                 procs.agent.send_signal(signal.SIGTERM)  # once: it then spools and drains
                 stop_sent = True
             if (options.stop_node_after_s is not None and stopped_node is None
@@ -215,6 +235,18 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
             time.sleep(0.5)
             progress()
     settlements = watch.settlements
+    container = box.finish(rental_id) if box is not None else ({"skipped": no_box} if no_box else None)
+    slashes = None
+    if options.challenges:  # a failed challenge is a fault the nodes slash within the grace (demo.faults)
+        from oracle.demo.faults import read_slashes, wait_for_slash
+
+        if options.cheat:
+            ui.step("the nodes slash the CHALLENGE_FAILED fault on chain (quorum-signed fault report)")
+        slashes = wait_for_slash(lambda: read_slashes(watch.w3, watch.market, rental_id, deployment["block_number"]),
+                                 timeout_s=90.0 if options.cheat else 0.0)
+        for entry in slashes:
+            ui.note(f"fault {entry['fault_id']} {entry['kind_name']}: {entry['amount'] / watch.scale:.6f} {sym} "
+                    f"of stake slashed (tx {entry['tx'][:12]}…)")
     if not settlements:
         raise DemoError(f"no usage report was settled; see the node logs in {state}")
 
@@ -279,10 +311,20 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
         "provider_completed_rentals": rep["completed_rentals"],
         "provider_attested_gpu_seconds": rep["attested_gpu_seconds"],
         "node_report": _node_report(live_urls, rental_id, usage["sequence"]),
-        "challenges": _challenges(live_urls, rental_id) if options.challenges else None,
+        "challenges": _challenges(live_urls, rental_id, int(status["ended_at"])) if options.challenges else None,
         "challenges_in_report": {"passed": usage.get("challenges_passed"), "failed": usage.get("challenges_failed")},
         "decimals": deployment["payment_token_decimals"],
         "symbol": deployment["payment_token_symbol"],
         "stopped_node": stopped_node,
+        "container": container,
+        "slashes": slashes,
+        "slash_payout": _slash_payout(watch, rental_id, deployment["block_number"]) if slashes else None,
+        "node_names": watch.nodes,
         "quorum": f"{deployment['signer_set']['threshold']} of {len(deployment['signer_set']['signers'])}",
     }
+
+
+def _slash_payout(watch: _SettlementWatch, rental_id: int, from_block: int) -> dict[str, int] | None:
+    from oracle.demo.faults import read_slash_payout
+
+    return read_slash_payout(watch.market, rental_id, from_block)

@@ -36,6 +36,11 @@ def render_summary(result: DemoResult) -> Any:
         ("provider reputation", f"{s['provider_reputation_score_bps'] / 100:.2f} / 100 "
                                 f"({s['provider_completed_rentals']} completed)", "chain: reputationScore"),
     ]
+    from oracle.demo.container import summary_rows as container_rows
+    from oracle.demo.faults import summary_rows as fault_rows
+
+    rows += container_rows(s.get("container"))
+    rows += fault_rows(s.get("slashes"), s.get("slash_payout"), scale, sym, s.get("node_names", {}))
     pog = s.get("challenges")
     if pog:
         unpaid_s = sum(span["end_ms"] - span["start_ms"] for span in pog["unpaid"]) / 1000

@@ -176,11 +176,15 @@ class _BlockTicker:
         self._thread.join(timeout=5)
 
 
-def _challenges(urls: Sequence[str], rental_id: int) -> dict[str, Any] | None:
-    """The quorum's proof-of-GPU record of the rental, as the first live node reports it."""
+def _challenges(urls: Sequence[str], rental_id: int, ended_at_s: int = 0) -> dict[str, Any] | None:
+    """The quorum's proof-of-GPU record of the rental, as the first live node reports it (unpaid
+    spans clipped to the rental's end: the node's run on to its clock, which the demo moved a day on)."""
     for url in urls:
         body = _get_json(f"{url}/v1/rentals/{rental_id}/challenges")
         if body:
-            return {"node": url, "passed": body["passed"], "failed": body["failed"], "unpaid": body["unpaid"],
+            end_ms = (ended_at_s + 1) * 1000 if ended_at_s else None
+            unpaid = [{**span, "end_ms": min(span["end_ms"], end_ms) if end_ms else span["end_ms"]}
+                      for span in body["unpaid"] if not end_ms or span["start_ms"] < end_ms]
+            return {"node": url, "passed": body["passed"], "failed": body["failed"], "unpaid": unpaid,
                     "verdicts": [c["quorum"] or c["verdict"] for c in body["challenges"]]}
     return None

@@ -47,6 +47,11 @@ and ``b`` and is described by ``b``'s readings, because NVML's ``power_mw`` is a
   once closed: raw counter deltas against right-rule integrated power; a difference beyond
   ``energy_tolerance_permille`` of the larger and beyond ``energy_tolerance_floor_ms_at_limit``
   at the limit is an ENERGY_MISMATCH.
+- **Foreign processes (issue 10).** A sample whose ``foreign_process_count`` is not 0 (the
+  agent saw processes outside the renter's container on that GPU): a FOREIGN_PROCESS fault,
+  and the interval it closes is unbilled (no available, busy or energy; it still counts as up
+  for the SLA, so it is not DOWNTIME as well). The first sample of a GPU closes no interval but
+  still files the fault.
 - **Carbon.** ``floor(energy_mj * g_per_kwh / 3_600_000)`` milligrams.
 - **On-chain bounds.** A report never carries more than ``gpu_count * (periodEnd - startedAt)``
   GPU-seconds (available and busy) nor more energy than every rented GPU at the model's limit
@@ -79,9 +84,9 @@ from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 _CARBON_DIVISOR = MILLIJOULES_PER_KWH // 1000
 _FINGERPRINT_MODULUS = (1 << 61) - 1
 
-_DOWNTIME, _ENERGY, _PHYSICS, _IDLE, _MISSING = (
+_DOWNTIME, _ENERGY, _PHYSICS, _IDLE, _MISSING, _FOREIGN = (
     FaultKind.DOWNTIME, FaultKind.ENERGY_MISMATCH, FaultKind.COUNTER_PHYSICS,
-    FaultKind.IDLE_POWER_BUSY, FaultKind.GPU_MISSING)
+    FaultKind.IDLE_POWER_BUSY, FaultKind.GPU_MISSING, FaultKind.FOREIGN_PROCESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +276,10 @@ class _Meter:
             self.emit(_PHYSICS, t_ms, index,
                       f"{values[6]} MiB of memory in use, more than the {terms.memory_mib} MiB of the rented model")
         self.check_copied_power(gpu, index, t_ms, power_mw)
+        foreign = values[8]
+        if foreign:
+            self.emit(_FOREIGN, t_ms if prev is None else prev[1], index,
+                      f"{foreign} process(es) outside the renter's container at t_ms {t_ms}; unbilled")
         if prev is None:
             return
         interval_ms = t_ms - prev[1]
@@ -282,10 +291,11 @@ class _Meter:
             gpu.idle_busy_start_ms = gpu.phantom_start_ms = None
             return
         accrue = s.accrue_from_ms is None or t_ms >= s.accrue_from_ms
+        bill = accrue and not foreign
         busy_power = power_mw * 1000 >= self.busy_power_x1000
         # Busy: utilization-weighted time, only while power is above idle draw.
         if busy_power:
-            if accrue:
+            if bill:
                 s.busy_pct_ms += interval_ms * util
             gpu.idle_busy_start_ms = None
         elif util >= policy.idle_busy_min_util_pct:
@@ -321,8 +331,9 @@ class _Meter:
         gpu.win_integrated_uj += integrated_uj
         gpu.win_intervals += 1
         if accrue:
-            s.available_ms += interval_ms
             s.sla_available_ms += interval_ms
+        if bill:
+            s.available_ms += interval_ms
             s.energy_mj += min(raw_mj, cap_mj)
             s.integrated_uj += integrated_uj
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, fields
 from oracle.errors import MeteringError
 from oracle.metering.faults import Fault, FaultKind
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Version 1 states predate ``foreign_process_count``: their ``last`` samples get a 0 for it.
+_UPGRADABLE = (1,)
 
 
 @dataclass(slots=True)
@@ -89,9 +91,10 @@ class MeterState:
     def from_bytes(cls, body: bytes) -> "MeterState":
         try:
             data = json.loads(body)
-            if data.pop("version") != STATE_VERSION:
+            version = data.pop("version")
+            if version != STATE_VERSION and version not in _UPGRADABLE:
                 raise MeteringError("meter state of another version")
-            gpus = {int(index): _gpu_from_json(value) for index, value in data.pop("gpus").items()}
+            gpus = {int(index): _gpu_from_json(value, version) for index, value in data.pop("gpus").items()}
             faults = [Fault(FaultKind(k), s, e, d, g) for k, s, e, d, g in data.pop("faults")]
             stretches = dict.fromkeys(data.pop("power_stretches"))
             return cls(gpus=gpus, faults=faults, power_stretches=stretches, **data)
@@ -105,6 +108,8 @@ def _gpu_to_json(gpu: GpuState) -> dict:
     return data
 
 
-def _gpu_from_json(data: dict) -> GpuState:
+def _gpu_from_json(data: dict, version: int = STATE_VERSION) -> GpuState:
     last = data.pop("last")
+    if last is not None and version == 1:
+        last = [*last, 0]  # foreign_process_count
     return GpuState(last=None if last is None else tuple(last), **data)

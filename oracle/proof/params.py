@@ -254,3 +254,21 @@ def profile_for(model_name: str) -> ChallengeProfile:
 
 def all_profiles() -> list[ChallengeProfile]:
     return [profile_for(model.name) for model in GPU_MODELS]
+
+
+def uncaught_periodic_swaps() -> list[tuple[str, str]]:
+    """(listed model, card) pairs where a card with less memory than the listed model is not
+    slower on the listed model's periodic challenge: its table fits and the estimated solve is
+    within the deadline. The start challenge is the only memory proof (docs/protocol.md, "Not
+    proven"); these are the swaps after it that periodic challenges do not catch."""
+    out = []
+    for listed in PERFORMANCE:
+        profile = profile_for(listed.model)
+        memory_mib = gpu_model(listed.model).memory_mib
+        for card in PERFORMANCE:
+            card_mib = gpu_model(card.model).memory_mib
+            if card_mib >= memory_mib or profile.periodic.shape.table_bytes > card_mib * MIB:
+                continue
+            if estimated_solve_ms(profile.periodic.shape, card) <= profile.periodic.commit_deadline_ms:
+                out.append((listed.model, card.model))
+    return out

@@ -45,7 +45,9 @@ class DockerSettings(BaseModel):
 class TelemetrySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Literal["nvml", "simulated"] = "nvml"
+    # "external" (dev only): the daemon runs containers and leaves telemetry to a `gpurent agent
+    # run` of the provider's own (the demo, which replays a trace on a time-compressed chain).
+    source: Literal["nvml", "simulated", "external"] = "nvml"
     sample_hz: float = Field(default=1.0, gt=0, le=10)
     batch_samples: int = Field(default=10, ge=1, le=600)
     foreign_process_poll_s: float = Field(default=5.0, gt=0)
@@ -95,6 +97,8 @@ class ProviderConfig(BaseModel):
             raise ValueError("docker.allow_cpu_only runs workloads without GPUs: dev mode only (set dev = true)")
         if self.telemetry.source == "simulated" and not self.dev:
             raise ValueError("telemetry.source = 'simulated' signs made-up telemetry: dev mode only")
+        if self.telemetry.source == "external" and not self.dev:
+            raise ValueError("telemetry.source = 'external' leaves rentals without the daemon's telemetry: dev mode only")
         return self
 
     @property

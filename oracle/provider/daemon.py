@@ -13,7 +13,10 @@ Each tick (``poll_interval_s``) the daemon:
      running for the rental's GPUs, and warns once when the budget runs low;
    - Ended / Cancelled / Finalized: stops the agent (it drains its spool) and removes the
      container;
-3. polls NVML's per-GPU process lists and reports foreign GPU use (``oracle.agent.attribution``).
+3. polls NVML's per-GPU process lists and reports foreign GPU use (``oracle.agent.attribution``):
+   a log line and webhook, and the count on every telemetry sample of that GPU until a poll no
+   longer finds it (signed in the batch: the nodes leave those intervals unbilled and file a
+   FOREIGN_PROCESS fault). The daemon's own process (the challenge solver) is not foreign.
 
 Crash and restart: containers keep running when the daemon dies (SIGKILL) or stops (SIGTERM);
 on start it lists its containers by label (``DockerRuntime.adopt``), keeps those whose rental is
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +91,7 @@ class ProviderDaemon:
             event_names=["RentalOpened", "Slashed"], confirmations=config.confirmations,
             start_block=config.start_block, poll_interval_s=config.poll_interval_s)
         self._foreign_seen: set[tuple[str, int]] = set()
+        self._foreign_counts: dict[str, int] = {}  # GPU UUID -> confirmed foreign processes, latest poll
         self._foreign_watch = None
         self._next_foreign_poll = 0.0
 
@@ -209,7 +214,8 @@ class ProviderDaemon:
         started = result.events.get("RentalStarted", [{}])[0].get("startedAt")
         self.notifier.event("rental_started", rid, container=tracked.container.container_id[:12],
                             gpus=",".join(tracked.container.gpu_uuids), started_at=started, tx=result.tx_hash)
-        self._start_agent(tracked)
+        if self.runs_telemetry:
+            self._start_agent(tracked)
 
     def _keep_running(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
@@ -227,7 +233,7 @@ class ProviderDaemon:
             else:
                 self._note_once(tracked, "lost", "container_lost", why="Active on chain but no container on this host")
             return
-        if tracked.agent is None or not tracked.agent.thread.is_alive():
+        if self.runs_telemetry and (tracked.agent is None or not tracked.agent.thread.is_alive()):
             if tracked.agent is not None:
                 log.warning("rental %d: telemetry agent stopped; restarting it", rid)
             self._start_agent(tracked)
@@ -265,17 +271,26 @@ class ProviderDaemon:
 
     # -- telemetry -------------------------------------------------------------------------------
 
+    @property
+    def runs_telemetry(self) -> bool:
+        """False for ``telemetry.source = "external"`` (dev: a separate ``gpurent agent run`` does it)."""
+        return self.config.telemetry.source != "external"
+
     def _gpu_indices(self, container: RentalContainer) -> list[int]:
         by_uuid = {g.uuid: g.index for g in self.config.gpus}
         return [by_uuid[u] for u in container.gpu_uuids if u in by_uuid]
 
     def _start_agent(self, tracked: TrackedRental) -> None:
         from oracle.agent import Agent, Spool
+        from oracle.agent.attribution import ForeignStamp
 
         assert tracked.container is not None
         rid = tracked.rental_id
         indices = self._gpu_indices(tracked.container)
         source = self.source_factory(self.config, indices, rid)
+        uuid_of = sample_gpu_uuids(source.gpus(), tracked.container.gpu_uuids)
+        source = ForeignStamp(source, lambda: {index: self._foreign_counts.get(uuid, 0)
+                                               for index, uuid in uuid_of.items()})
         spool = Spool(self.state_dir / f"spool-rental-{rid}.sqlite3")
         agent = Agent(source=source, spool=spool, private_key=self.agent_key, rental_id=rid,
                       nodes=self.config.node_urls, chain_id=self.config.chain_id,
@@ -339,11 +354,14 @@ class ProviderDaemon:
         self._next_foreign_poll = time.monotonic() + self.config.telemetry.foreign_process_poll_s
         from oracle.agent.attribution import FOREIGN_PROCESS_KIND, ForeignProcessWatch
 
+        from oracle.agent.attribution import foreign_counts
+
         if self._foreign_watch is None:
-            self._foreign_watch = ForeignProcessWatch(self.nvml)
+            self._foreign_watch = ForeignProcessWatch(self.nvml, allowed_pids=frozenset({os.getpid()}))
         owners = {uuid: t.container.container_id for t in self.rentals.values()
                   if t.container is not None and t.agent is not None for uuid in t.container.gpu_uuids}
         if not owners:
+            self._foreign_counts = {}
             return
         rental_of = {uuid: t.rental_id for t in self.rentals.values() if t.container is not None
                      for uuid in t.container.gpu_uuids}
@@ -351,7 +369,9 @@ class ProviderDaemon:
             found = self._foreign_watch.poll(owners)
         except Exception as exc:
             log.warning("reading GPU processes failed: %s", exc)
+            self._foreign_counts = {}  # unknown is not evidence
             return
+        self._foreign_counts = foreign_counts(found)
         for use in found:
             if (use.gpu_uuid, use.pid) not in self._foreign_seen:
                 self._foreign_seen.add((use.gpu_uuid, use.pid))
@@ -392,6 +412,18 @@ class ProviderDaemon:
             if tracked is not None:
                 tracked.notes.discard("no-workload")
         return spec
+
+
+def sample_gpu_uuids(source_gpus: list[Any], rented_uuids: list[str]) -> dict[int, str]:
+    """Which rented GPU each of the source's GPU indices is: by UUID (NVML), else by position (a
+    simulated dev source numbers its GPUs 0..n-1 under made-up UUIDs)."""
+    out = {}
+    for position, gpu in enumerate(sorted(source_gpus, key=lambda g: g.index)):
+        if gpu.uuid in rented_uuids:
+            out[gpu.index] = gpu.uuid
+        elif position < len(rented_uuids):
+            out[gpu.index] = rented_uuids[position]
+    return out
 
 
 def default_source(config: ProviderConfig, indices: list[int], rental_id: int) -> Any:

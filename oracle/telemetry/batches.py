@@ -6,6 +6,7 @@ The bytes are fixed by ``docs/protocol.md`` ("Telemetry batches"):
 - ``signature`` is the agent key's EIP-191 signature of ``batch_hash``
   (``encode_defunct(primitive=batch_hash)``), 65 bytes ``r || s || v`` with ``v`` in {27, 28};
 - samples are ordered by ``(t_ms, gpu)``; batch 0 of a rental has ``prev_hash`` = 32 zero bytes;
+- a sample's ``foreign_process_count`` is on the wire only when it is not 0 (issue 10);
 - the signed body names its domain: ``chain_id`` and ``market`` (the GpuRentMarket address,
   EIP-55), so a batch for rental 1 of one deployment means nothing to another deployment's nodes.
 
@@ -40,7 +41,7 @@ except ImportError:  # pragma: no cover - the same bytes, only slower
     from eth_hash.auto import keccak
 
 from oracle.errors import BatchVerificationError
-from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
+from oracle.telemetry.samples import REQUIRED_SAMPLE_FIELDS, SAMPLE_FIELDS, GpuInfo, Sample
 
 GENESIS_PREV_HASH = bytes(32)
 """``prev_hash`` of batch 0 of every rental."""
@@ -65,6 +66,7 @@ SAMPLE_RANGES: dict[str, tuple[int, int]] = {
     "util_mem_pct": (0, 100),
     "mem_used_mib": (0, 2**24),  # 16 TiB
     "temp_c": (0, 200),
+    "foreign_process_count": (0, 1024),  # on the wire only when >= 1 (see Sample)
 }
 POWER_LIMIT_RANGE_MW = (1, 10_000_000)
 
@@ -79,7 +81,8 @@ _WIRE_FIELDS = frozenset(
      "signature"}
 )
 _GPU_FIELDS = ("index", "uuid", "name", "power_limit_mw")
-_SAMPLE_FIELD_SET = frozenset(SAMPLE_FIELDS)
+_SAMPLE_FIELD_SET = frozenset(REQUIRED_SAMPLE_FIELDS)
+_FOREIGN_SAMPLE_FIELD_SET = frozenset(SAMPLE_FIELDS)
 _GPU_FIELD_SET = frozenset(_GPU_FIELDS)
 
 
@@ -159,12 +162,20 @@ _SAMPLE_JSON = (
     '{"energy_mj":%d,"gpu":%d,"mem_used_mib":%d,"power_mw":%d,"t_ms":%d,"temp_c":%d,'
     '"util_gpu_pct":%d,"util_mem_pct":%d}'
 )
+_FOREIGN_JSON = '"energy_mj":%d,"foreign_process_count":%d,'  # replaces '"energy_mj":%d,' when used
 _GPU_JSON = '{"index":%d,"name":%s,"power_limit_mw":%d,"uuid":%s}'
 _BATCH_JSON = (
     '{"agent":%s,"batch_seq":%d,"chain_id":%d,"gpus":[%s],"market":%s,"prev_hash":"0x%s",'
     '"rental_id":%d,"samples":[%s]}'
 )
 _json_str = json.JSONEncoder(ensure_ascii=True).encode  # a str -> its canonical JSON literal
+
+
+def _foreign_sample_json(s: Sample) -> str:
+    """A sample with foreign GPU use: its key sorts between energy_mj and gpu."""
+    rest = _SAMPLE_JSON[len('{"energy_mj":%d,'):] % (s.gpu, s.mem_used_mib, s.power_mw, s.t_ms, s.temp_c,
+                                                     s.util_gpu_pct, s.util_mem_pct)
+    return "{" + _FOREIGN_JSON % (s.energy_mj, s.foreign_process_count) + rest
 
 
 @dataclass(frozen=True)
@@ -267,7 +278,8 @@ class TelemetryBatch:
         )
         samples = ",".join(
             [_SAMPLE_JSON % (s.energy_mj, s.gpu, s.mem_used_mib, s.power_mw, s.t_ms, s.temp_c,
-                             s.util_gpu_pct, s.util_mem_pct) for s in self.samples]
+                             s.util_gpu_pct, s.util_mem_pct) if not s.foreign_process_count
+             else _foreign_sample_json(s) for s in self.samples]
         )
         return (
             _BATCH_JSON % (_json_str(self.agent), self.batch_seq, self.chain_id, gpus,
@@ -452,7 +464,7 @@ def _parse_gpus(value: Any) -> tuple[GpuInfo, ...]:
     return tuple(gpus)
 
 
-_SAMPLE_CHECKS = tuple((name, *SAMPLE_RANGES[name]) for name in SAMPLE_FIELDS)
+_SAMPLE_CHECKS = tuple((name, *SAMPLE_RANGES[name]) for name in REQUIRED_SAMPLE_FIELDS)
 
 
 def _parse_samples(value: Any, gpu_indices: set[int]) -> tuple[Sample, ...]:
@@ -469,7 +481,12 @@ def _parse_samples(value: Any, gpu_indices: set[int]) -> tuple[Sample, ...]:
         if type(item) is not dict:
             raise BatchVerificationError(f"samples[{i}] must be an object")
         if item.keys() != _SAMPLE_FIELD_SET:
-            _refuse_fields(f"samples[{i}]", set(item), _SAMPLE_FIELD_SET)
+            if item.keys() != _FOREIGN_SAMPLE_FIELD_SET:
+                _refuse_fields(f"samples[{i}]", set(item), _FOREIGN_SAMPLE_FIELD_SET
+                               if "foreign_process_count" in item else _SAMPLE_FIELD_SET)
+            # Present only when not 0: a 0 is a second spelling of the same sample.
+            _int(item["foreign_process_count"], f"samples[{i}].foreign_process_count", 1,
+                 SAMPLE_RANGES["foreign_process_count"][1])
         for name, low, high in checks:
             v = item[name]
             if type(v) is not int or not low <= v <= high:

@@ -10,6 +10,9 @@ proves it on the shipped traces. The encoding (version byte 1) is zlib over:
   from the same GPU's previous sample (time, energy counter, power, utilisations, memory,
   temperature).
 
+Version byte 2 is the same with one more column, ``foreign_process_count``; it is written only
+for a batch in which some sample has foreign GPU use, so every other batch keeps version 1's bytes.
+
 Samples of a GPU at 1 Hz differ by small numbers (1000 ms, a few joules), so a sample costs a few
 bytes instead of ~130 of JSON (README: "Node storage per GPU-hour" has the figures on the H100
 traces).
@@ -25,8 +28,11 @@ from oracle.telemetry.batches import TelemetryBatch, canonical_json, keccak
 from oracle.telemetry.samples import SAMPLE_FIELDS, GpuInfo, Sample
 
 VERSION = 1
+VERSION_FOREIGN = 2
 _DELTA_FIELDS = tuple(name for name in SAMPLE_FIELDS if name != "gpu")
 assert SAMPLE_FIELDS == ("gpu", *_DELTA_FIELDS)  # decode builds Sample(gpu, *deltas) positionally
+assert _DELTA_FIELDS[-1] == "foreign_process_count"
+_COLUMNS = {VERSION: _DELTA_FIELDS[:-1], VERSION_FOREIGN: _DELTA_FIELDS}
 # Text that recurs in every header: zlib finds it here instead of spending bytes on it per batch.
 _ZDICT = (b'{"agent":"0x","batch_seq":,"chain_id":,"gpus":[{"index":0,"name":"NVIDIA H100 80GB HBM3",'
           b'"power_limit_mw":700000,"uuid":"GPU-"}],"market":"0x","rental_id":')
@@ -70,23 +76,25 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
     _varint(len(header), out)
     out += header + batch.prev_hash + batch.signature
     samples = batch.samples
+    version = VERSION_FOREIGN if any(s.foreign_process_count for s in samples) else VERSION
     _varint(len(samples), out)
     out += bytes(s.gpu for s in samples)
-    for name in _DELTA_FIELDS:
+    for name in _COLUMNS[version]:
         last: dict[int, int] = {}
         for s in samples:
             value = getattr(s, name)
             _varint(value - last.get(s.gpu, 0), out)
             last[s.gpu] = value
     compressor = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
-    return bytes([VERSION]) + compressor.compress(bytes(out)) + compressor.flush()
+    return bytes([version]) + compressor.compress(bytes(out)) + compressor.flush()
 
 
 def decode_batch(stored: bytes) -> TelemetryBatch:
     """The batch :func:`encode_batch` stored (or a batch stored as its wire JSON)."""
     if stored[:1] == b"{":
         return TelemetryBatch.from_wire_bytes(stored)
-    if stored[:1] != bytes([VERSION]):
+    columns_of = _COLUMNS.get(stored[0]) if stored else None
+    if columns_of is None:
         raise ValueError(f"unknown stored batch encoding {stored[:1]!r}")
     decompressor = zlib.decompressobj(15, _ZDICT)
     data = decompressor.decompress(stored[1:]) + decompressor.flush()
@@ -99,7 +107,7 @@ def decode_batch(stored: bytes) -> TelemetryBatch:
     gpus = list(data[pos:pos + count])
     pos += count
     columns = [gpus]
-    for _ in _DELTA_FIELDS:
+    for _ in columns_of:
         last: dict[int, int] = {}
         values = []
         for gpu in gpus:

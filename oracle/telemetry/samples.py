@@ -23,7 +23,13 @@ class GpuInfo:
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One reading of one GPU. Every field is an integer; ``t_ms`` is unix milliseconds."""
+    """One reading of one GPU. Every field is an integer; ``t_ms`` is unix milliseconds.
+
+    ``foreign_process_count``: processes on this GPU outside the renter's container at the
+    agent's latest attribution poll (issue 10; 0 when none or when nothing attributes). On the
+    wire the field is present only when it is not 0, so a batch without foreign use keeps the
+    bytes it always had.
+    """
 
     gpu: int
     t_ms: int
@@ -33,9 +39,10 @@ class Sample:
     util_mem_pct: int
     mem_used_mib: int
     temp_c: int
+    foreign_process_count: int = 0
 
     def to_wire(self) -> dict[str, int]:
-        return {
+        wire = {
             "gpu": self.gpu,
             "t_ms": self.t_ms,
             "energy_mj": self.energy_mj,
@@ -45,9 +52,14 @@ class Sample:
             "mem_used_mib": self.mem_used_mib,
             "temp_c": self.temp_c,
         }
+        if self.foreign_process_count:
+            wire["foreign_process_count"] = self.foreign_process_count
+        return wire
 
 
 SAMPLE_FIELDS = tuple(Sample.__dataclass_fields__)
+#: The fields every wire sample carries; ``foreign_process_count`` only when not 0.
+REQUIRED_SAMPLE_FIELDS = SAMPLE_FIELDS[:-1]
 
 
 def seconds_text_to_ms(text: str) -> int:

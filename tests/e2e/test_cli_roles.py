@@ -16,6 +16,8 @@ from oracle.localchain import LocalChain, dev_address
 
 pytestmark = [pytest.mark.integration]
 
+H100 = "NVIDIA H100 80GB HBM3"
+
 
 def _free_port() -> int:
     import socket
@@ -62,11 +64,12 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     agent = dev_address(6)
 
     g(chain, "provider", "stake", "300", dev=1)
-    offer = g(chain, "provider", "offer", "create", "--gpu-count", "2", "--price-per-gpu-hour", "2.5",
+    offer = g(chain, "provider", "offer", "create", "--gpu-model", H100, "--gpu-count", "2", "--price-per-gpu-hour", "2.5",
               "--region", "SE", "--agent", agent, dev=1)["offer"]
     assert offer["grid_intensity_g_per_kwh"] > 0 and offer["region"] == "SE"
     g(chain, "provider", "stake", "300", dev=3)
-    g(chain, "provider", "offer", "create", "--price-per-gpu-hour", "1.5", "--region", "PL", "--agent", agent, dev=3)
+    g(chain, "provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1.5", "--region", "PL",
+      "--agent", agent, dev=3)
 
     listing = g(chain, "market", "list", "--sort", "price")["offers"]
     assert [o["price_per_gpu_hour"] for o in listing] == [1_500_000, 2_500_000]
@@ -128,11 +131,11 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert "there is no offer 999" in out
     out = g(chain, "rent", "open", "2", "--budget", "1", "--no-approve", dev=4, expect=1, json_out=False)
     assert "allowance too low" in out and out.count("\n") == 1
-    out = g(chain, "provider", "offer", "create", "--price-per-gpu-hour", "1", "--agent", agent, dev=5, expect=1,
-            json_out=False)
-    assert "stake too low" in out and "gpurent provider stake" in out
-    out = g(chain, "provider", "offer", "create", "--price-per-gpu-hour", "1", "--agent", "0x1234", dev=1, expect=2,
-            json_out=False)
+    out = g(chain, "provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1", "--agent", agent,
+            dev=5, expect=1, json_out=False)
+    assert "has no stake yet" in out and "gpurent provider stake" in out and "need 0" not in out
+    out = g(chain, "provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1", "--agent",
+            "0x1234", dev=1, expect=2, json_out=False)
     assert "not a 20-byte hex address" in out
     out = g(chain, "rent", "status", "1", "--budget", "1", expect=2, json_out=False)  # unknown option
     out = g(chain, "provider", "stake", "1", expect=2, json_out=False)

@@ -13,6 +13,7 @@ from conftest import REPO_ROOT, TRACE, ChainReader
 from e2e_checks import check_rental_against_chain
 
 from oracle.demo import DemoError, DemoOptions, _wait_nodes, render_summary, run_demo
+from oracle.provider.devdocker import choose_docker, static_busybox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,7 +32,7 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         # The table a person sees renders from the same numbers.
         from rich.console import Console
 
-        console = Console(record=True, width=140)
+        console = Console(record=True, width=240)
         console.print(render_summary(result))
         text = console.export_text()
         assert f"{summary['paid_to_provider'] / 1e6:.6f} tUSD" in text
@@ -42,6 +43,20 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         # proof of GPU at the dev size: the start challenge, answered by the agent, passed by the quorum
         assert summary["challenges"]["passed"] >= 1 and summary["challenges"]["failed"] == 0, summary["challenges"]
         assert f"{summary['challenges']['passed']} passed, 0 failed" in text
+        # issue 10: the renter's command ran in a container through the provider daemon (or, with no
+        # Docker here, one line said why and nothing ran)
+        container = summary["container"]
+        if container.get("skipped"):
+            assert choose_docker().unavailable or static_busybox() is None
+            assert f"not run: {container['skipped']}" in text
+        else:
+            assert container["output"][0].startswith(f"renter job running in rental-{summary['rental_id']},")
+            assert "step 3: ok" in container["output"]
+            assert container["exec"]["exit_code"] == 0
+            assert container["exec"]["output"].startswith(f"shell: root@rental-{summary['rental_id']}")
+            assert container["container_removed"] is True
+            assert 0 < container["first_output_s"] <= container["exec_s"] < 60
+            assert container["output"][0] in text and "rent open -> first output / shell" in text
     finally:
         assert result.cleanup is not None
         result.cleanup()
@@ -101,3 +116,39 @@ def test_demo_waits_name_the_node_log_to_read(tmp_path: Path) -> None:
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_demo_cheat_leaves_the_period_unpaid_and_shows_the_slash_on_chain(tmp_path: Path) -> None:
+    """Issue 8: `gpurent demo --cheat` (the agent answers every challenge wrongly) shows the period
+    unpaid AND the CHALLENGE_FAILED fault slashed on chain by the nodes, with its kind and amount,
+    each read back from the chain here independently of the demo."""
+    from oracle.traces import TRACE_A
+
+    options = DemoOptions(state_dir=tmp_path / "demo", trace=TRACE_A, speed=1.0, settle_interval_s=1.5,
+                          fast_kdf=True, keep_running=True, cheat=True, container=False)
+    result = run_demo(options)
+    try:
+        summary = result.summary
+        assert summary["challenges"]["failed"] >= 1 and summary["challenges"]["passed"] == 0
+        assert summary["challenges"]["unpaid"], "the failed challenge leaves the period unpaid"
+        assert summary["available_gpu_seconds"] < 85  # the 85-s trace is not paid in full
+        reader = ChainReader(result.rpc_url, summary["market"], json.loads(result.deployments.read_text())
+                             ["deployments"][str(summary["chain_id"])]["payment_token"])
+        slashed = reader.events("Slashed", rentalId=summary["rental_id"])
+        assert [int(ev.args["kind"]) for ev in slashed] == [5]  # CHALLENGE_FAILED, once per window
+        assert summary["slashes"] == [{**summary["slashes"][0], "kind": 5, "kind_name": "CHALLENGE_FAILED",
+                                       "amount": int(slashed[0].args["amount"])}]
+        assert summary["slashes"][0]["amount"] > 0 and summary["slashes"][0]["sender"] in summary["node_names"]
+        paid_out = reader.events("SlashPaidOut", rentalId=summary["rental_id"])
+        assert summary["slash_payout"]["renter_share"] == int(paid_out[0].args["renterShare"])
+        from rich.console import Console
+
+        console = Console(record=True, width=160)
+        console.print(render_summary(result))
+        text = console.export_text()
+        assert "slashed: fault 0 (CHALLENGE_FAILED, kind 5)" in text
+        assert f"{summary['slashes'][0]['amount'] / 1e6:.6f} tUSD of stake" in text
+        assert "0 passed, " in text and "GPU-s unpaid" in text
+    finally:
+        assert result.cleanup is not None
+        result.cleanup()

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from oracle.agent.attribution import (
     FOREIGN_PROCESS_KIND,
     ForeignProcessWatch,
+    ForeignUse,
     GpuProcess,
     container_id_from_cgroup,
     foreign_gpu_use,
@@ -77,3 +78,41 @@ def test_watch_reports_foreign_use_seen_on_two_polls_via_proc_cgroup(tmp_path):
     table["GPU-0"]["compute"] = [(10, 1), (20, 1)]
     found = watch.poll({"GPU-0": C1})
     assert [(f.pid, f.container_id) for f in found] == [(20, None)]
+
+
+def test_the_daemons_own_process_is_not_foreign():
+    """The proof-of-GPU solver runs challenges on the rented GPU from the daemon's own process."""
+    procs = [GpuProcess("GPU-0", 100), GpuProcess("GPU-0", 4242)]
+    found = foreign_gpu_use(procs, {100: C1, 4242: None}, {"GPU-0": C1}, allowed_pids=frozenset({4242}))
+    assert found == []
+    assert [f.pid for f in foreign_gpu_use(procs, {100: C1, 4242: None}, {"GPU-0": C1})] == [4242]
+
+
+def test_foreign_stamp_puts_the_latest_count_on_each_sample_of_that_gpu():
+    from oracle.agent.attribution import ForeignStamp, foreign_counts
+    from oracle.telemetry.samples import GpuInfo, Sample
+
+    class Two:
+        finished = False
+
+        def gpus(self):
+            return [GpuInfo(0, "GPU-0", "H100", 700_000), GpuInfo(1, "GPU-1", "H100", 700_000)]
+
+        def read(self):
+            return [Sample(g, 1000, 5, 100_000, 50, 10, 100, 40) for g in (0, 1)]
+
+    counts = foreign_counts([ForeignUse("GPU-1", 7, None, C1), ForeignUse("GPU-1", 8, C2, C1)])
+    assert counts == {"GPU-1": 2}
+    stamped = ForeignStamp(Two(), lambda: {0: counts.get("GPU-0", 0), 1: counts.get("GPU-1", 0)})
+    assert [s.foreign_process_count for s in stamped.read()] == [0, 2]
+    assert stamped.finished is False and len(stamped.gpus()) == 2
+
+
+def test_sample_gpus_are_matched_to_rented_uuids_by_uuid_else_by_position():
+    from oracle.provider.daemon import sample_gpu_uuids
+    from oracle.telemetry.samples import GpuInfo
+
+    nvml = [GpuInfo(3, "GPU-b", "H100", 1), GpuInfo(1, "GPU-a", "H100", 1)]
+    assert sample_gpu_uuids(nvml, ["GPU-a", "GPU-b"]) == {1: "GPU-a", 3: "GPU-b"}
+    simulated = [GpuInfo(0, "GPU-sim-0", "H100", 1), GpuInfo(1, "GPU-sim-1", "H100", 1)]
+    assert sample_gpu_uuids(simulated, ["GPU-x", "GPU-y"]) == {0: "GPU-x", 1: "GPU-y"}

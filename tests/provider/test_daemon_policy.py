@@ -26,7 +26,8 @@ def test_manual_acceptance_runs_the_workload_once_the_provider_starts_it_and_unl
     deployment = g("deploy", "--signer", dev_address(7), dev=0)
     password_file, wallet, agent, agent_address = write_keys(tmp_path)
     g("provider", "stake", "300", dev=1)
-    offer = g("provider", "offer", "create", "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
+    offer = g("provider", "offer", "create", "--gpu-model", "NVIDIA H100 80GB HBM3",
+              "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
               "--agent", agent_address, dev=1)["offer"]["offer_id"]
     daemon = make_daemon(tmp_path, rpc=rpc, deployment=deployment, docker_url=docker_url,
                          nodes=["http://127.0.0.1:9"], password_file=password_file, wallet=wallet, agent=agent,
@@ -66,6 +67,6 @@ def test_manual_acceptance_runs_the_workload_once_the_provider_starts_it_and_unl
         assert g("rent", "exec", str(rental), "--", "hostname", json_out=False, dev=RENTER).strip() == \
             f"rental-{rental}"
         g("rent", "end", str(rental), dev=RENTER)
-        wait_for("the container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
+        wait_for("the container to go", lambda: docker_client.containers.list(all=True, ignore_removed=True) == [], log=daemon.log)
     finally:
         daemon.stop()

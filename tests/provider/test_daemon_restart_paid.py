@@ -30,7 +30,8 @@ def test_daemon_killed_mid_rental_readopts_and_the_rental_is_still_paid_without_
     signers = [a for _, address in nodes for a in ("--signer", address)]
     deployment = g("deploy", *signers, dev=0)
     g("provider", "stake", "300", dev=1)
-    offer = g("provider", "offer", "create", "--gpu-count", "1", "--price-per-gpu-hour", "2", "--region", "SE",
+    offer = g("provider", "offer", "create", "--gpu-model", "NVIDIA H100 80GB HBM3",
+              "--gpu-count", "1", "--price-per-gpu-hour", "2", "--region", "SE",
               "--agent", agent_address, dev=1)["offer"]["offer_id"]
     node_procs, node_urls = start_nodes(tmp_path, rpc=rpc, deployment=deployment, keys=nodes,
                                         password_file=password_file, challenges="dev")
@@ -74,7 +75,7 @@ def test_daemon_killed_mid_rental_readopts_and_the_rental_is_still_paid_without_
 
         wait_for("every node's verdict on the start challenge", judged, timeout_s=90, log=daemon.log)
         g("rent", "end", str(rental), dev=RENTER)
-        wait_for("the container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
+        wait_for("the container to go", lambda: docker_client.containers.list(all=True, ignore_removed=True) == [], log=daemon.log)
     finally:
         daemon.stop()
         stop_all(node_procs)

@@ -42,7 +42,8 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
                    dev=0)
     password_file, wallet, agent, agent_address = write_keys(tmp_path)
     g("provider", "stake", "300", dev=1)
-    offer = g("provider", "offer", "create", "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
+    offer = g("provider", "offer", "create", "--gpu-model", "NVIDIA H100 80GB HBM3",
+              "--gpu-count", "2", "--price-per-gpu-hour", "2", "--region", "SE",
               "--agent", agent_address, dev=1)["offer"]["offer_id"]
     daemon = make_daemon(tmp_path, rpc=rpc, deployment=deployment, docker_url=docker_url,
                          nodes=["http://127.0.0.1:9"], password_file=password_file, wallet=wallet, agent=agent)
@@ -109,6 +110,11 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
         faults = [line for line in daemon.log().splitlines() if "fault=FOREIGN_PROCESS" in line]
         assert len(faults) == 1 and f"fault rental={rental} kind=7" in faults[0]
         assert f"pid {host_pid} in the host" in faults[0] and f"pid {own_pid} " not in faults[0]
+        # The evidence is in the signed telemetry: samples of the rented GPU carry the count, so the
+        # nodes leave that time unbilled and file FOREIGN_PROCESS themselves.
+        stamped = wait_for("foreign use in the signed telemetry", lambda: foreign_samples(tmp_path, rental),
+                           log=daemon.log)
+        assert {(s.gpu, s.foreign_process_count) for s in stamped} == {(0, 1)}
         (tmp_path / "gpu-processes.txt").write_text("")
 
         # -- a stranger's key is refused everywhere ---------------------------------------------
@@ -147,15 +153,30 @@ def test_renter_gets_a_shell_and_logs_stranger_refused_restart_readopts_end_remo
 
         # -- ending the rentals removes their containers -----------------------------------------
         g("rent", "end", str(rental), dev=RENTER)
-        wait_for("the first container to go", lambda: len(docker_client.containers.list(all=True)) == 1,
+        wait_for("the first container to go", lambda: len(docker_client.containers.list(all=True, ignore_removed=True)) == 1,
                  log=daemon.log)
         g("rent", "exec", str(rental), "--", "true", dev=RENTER, expect=1, json_out=False)
         g("rent", "end", str(second), dev=SECOND_RENTER)
-        wait_for("every container to go", lambda: docker_client.containers.list(all=True) == [], log=daemon.log)
+        wait_for("every container to go", lambda: docker_client.containers.list(all=True, ignore_removed=True) == [], log=daemon.log)
         log = daemon.log()
         assert "rental_ended rental=%d" % rental in log and "container_removed=True" in log
     finally:
         daemon.stop()
+
+
+def foreign_samples(state: Path, rental_id: int) -> list:
+    """Samples with foreign GPU use in the rental's spooled, signed batches (read beside the daemon)."""
+    import sqlite3
+
+    from oracle.telemetry.batches import TelemetryBatch
+
+    path = state / "daemon" / f"spool-rental-{rental_id}.sqlite3"
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT body FROM batches WHERE rental_id=? ORDER BY seq", (str(rental_id),)).fetchall()
+    batches = [TelemetryBatch.from_wire_bytes(bytes(body)) for (body,) in rows]
+    for batch in batches:
+        batch.verify_signature()
+    return [s for batch in batches for s in batch.samples if s.foreign_process_count]
 
 
 def _try(fn):

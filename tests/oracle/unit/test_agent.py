@@ -315,6 +315,35 @@ def test_run_agent_stops_cleanly_on_sigterm_and_spools_the_open_batch(tmp_path):
         node.stop()
 
 
+def test_a_stop_signal_still_delivers_the_batch_spooled_on_the_way_out(tmp_path):
+    """SIGTERM sets the agent's stop event (run_agent); sampling ends at once, but the open batch
+    cut on the way out must still reach the nodes (the delivery workers drain, then stop). Before,
+    the workers shared the stop event and died with the sampler: a short rental lost its batch."""
+    node = NodeServer()
+    clock = FakeClock()
+    try:
+        with Spool(tmp_path / "spool.db") as spool:
+            source = ReplaySource(TRACE_A, speed=1, period_ms=1000, clock_ms=clock)
+            agent = make_agent(spool, [node.url], clock, source=source, drain_timeout_s=10)
+            reads = 0
+            real_read = source.read
+
+            def read_then_sigterm():
+                nonlocal reads
+                reads += 1
+                if reads == 3:
+                    agent.stop.set()  # what the SIGTERM handler does
+                return real_read()
+
+            source.read = read_then_sigterm
+            stats = agent.run()
+            assert stats.batches == 1 and 1 <= stats.samples < 10  # only the open batch, cut on the way out
+            assert [b.batch_seq for b in node.accepted] == [0]
+            assert spool.pending_count() == 0
+    finally:
+        node.stop()
+
+
 def test_config_refuses_unsafe_or_impossible_values(tmp_path):
     base = {"rental_id": 7, "chain_id": TEST_CHAIN_ID, "market": TEST_MARKET,
             "nodes": ["http://127.0.0.1:8000"], "keystore_path": "k.json", "spool_path": "s.db"}

@@ -224,6 +224,10 @@ REFUSALS = {
         "samples": [{k: v for k, v in s.items() if k != "temp_c"}
                     for s in SIGNED.to_wire()["samples"]],
     },
+    "sample foreign_process_count 0 spelled out": _sample(0, foreign_process_count=0),
+    "sample foreign_process_count negative": _sample(0, foreign_process_count=-1),
+    "sample foreign_process_count above the range": _sample(0, foreign_process_count=1025),
+    "sample foreign_process_count bool": _sample(0, foreign_process_count=True),
     "samples out of order": _wire(samples=list(reversed(SIGNED.to_wire()["samples"]))),
     "duplicate sample": _wire(samples=SIGNED.to_wire()["samples"][:1] * 2),
 }
@@ -259,7 +263,8 @@ _texts = st.text(min_size=1, max_size=20)  # any unicode, quotes and controls in
 _samples = st.lists(
     st.builds(Sample, gpu=st.integers(0, 3), t_ms=_ints, energy_mj=_ints, power_mw=_ints,
               util_gpu_pct=st.integers(0, 100), util_mem_pct=st.integers(0, 100),
-              mem_used_mib=_ints, temp_c=st.integers(0, 200)),
+              mem_used_mib=_ints, temp_c=st.integers(0, 200),
+              foreign_process_count=st.one_of(st.just(0), st.integers(1, 1024))),
     min_size=1, max_size=6,
 )
 _gpus = st.lists(

@@ -57,6 +57,15 @@ def test_wrong_password_is_a_keystore_error(tmp_path):
         load_keystore(path, PASSWORD + "!")
 
 
+@pytest.mark.parametrize("wrong", ["abc", "", "password"])
+def test_a_short_wrong_password_is_answered_as_wrong_not_with_the_password_policy(tmp_path, wrong):
+    path = tmp_path / "agent.json"
+    new_keystore(path, PASSWORD, private_key=KEY, **CHEAP)
+    with pytest.raises(KeystoreError, match="wrong password") as info:
+        load_keystore(path, wrong)
+    assert "password must" not in str(info.value) and "at least" not in str(info.value)
+
+
 def test_group_readable_keystore_is_refused_outside_dev_mode(tmp_path):
     path = tmp_path / "agent.json"
     new_keystore(path, PASSWORD, private_key=KEY, **CHEAP)

@@ -55,6 +55,9 @@ class SampleWire(BaseModel):
     util_mem_pct: int = _bounded("util_mem_pct")
     mem_used_mib: int = _bounded("mem_used_mib")
     temp_c: int = _bounded("temp_c")
+    foreign_process_count: int | None = Field(
+        default=None, ge=1, le=SAMPLE_RANGES["foreign_process_count"][1],
+        description="processes on this GPU outside the renter's container (issue 10); present only when >= 1")
 
 
 class BatchWire(BaseModel):
