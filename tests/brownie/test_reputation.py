@@ -29,7 +29,7 @@ def _run(market, oracle, stablecoin, renter, provider, relayer, offer_id, availa
 
 
 def test_reputationOf_unknown_provider_is_zero(market, stranger):
-    assert plain(market.reputationOf(stranger)) == (0, 0, 0, 0, 0, 0, 0, 0)
+    assert plain(market.reputationOf(stranger)) == (0,) * 10
     assert market.reputationScore(ZERO_ADDRESS) == 0
 
 
@@ -52,14 +52,14 @@ def test_finalizeRental_records_completed_rental_weighted_by_fee_and_uptime(
 def test_reputation_counts_only_at_finalization(market, oracle, stablecoin, renter, provider, relayer, rental_id):
     oracle.settle(rental_id, 1, 500, relayer)
     market.endRental(rental_id, {"from": renter})
-    assert plain(market.reputationOf(provider)) == (0, 0, 0, 0, 0, 0, 0, 0)
+    assert plain(market.reputationOf(provider)) == (0,) * 10
 
 
 def test_finalizeRental_renterEndedWithoutUsage_countsForNothing(
     market, oracle, stablecoin, renter, provider, relayer, offer_id
 ):
     _run(market, oracle, stablecoin, renter, provider, relayer, offer_id, None)
-    assert plain(market.reputationOf(provider)) == (0, 0, 0, 0, 0, 0, 0, 0)
+    assert plain(market.reputationOf(provider)) == (0,) * 10
     assert market.reputationScore(provider) == 0
 
 

@@ -91,10 +91,15 @@ def test_smoke_whole_rental(accounts, chain):
     market.endRental(rental_id, {"from": renter})
     finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, usd) == 100 * USD - cost
-    assert market.withdrawable(treasury, usd) == fee
+    # The deploy script links the OperatorRegistry by default: half of each fee to the operators.
+    registry, share = market.operatorRegistry()
+    assert registry == deployed["operator_registry"] and share == 5_000
+    operators = fee * share // 10_000
+    assert market.withdrawable(treasury, usd) == fee - operators
+    assert market.withdrawable(registry, usd) == operators
     market.withdraw(usd, {"from": renter})
     assert usd.balanceOf(renter) == 10_000 * USD - cost
-    assert usd.balanceOf(market) == 1_000 * USD + fee  # the stake and the treasury's fee
+    assert usd.balanceOf(market) == 1_000 * USD + fee  # the stake, the treasury's and the operators' fee
 
     rental = market.getRental(rental_id)
     assert rental[0] == 5  # Finalized
@@ -103,7 +108,8 @@ def test_smoke_whole_rental(accounts, chain):
     rep = market.reputationOf(provider)
     # Uptime is attested GPU-seconds over the rented GPU-seconds (derived at finalization).
     uptime = min(10_000, 2_000 * 10_000 // (2 * (rental["endedAt"] - rental["startedAt"])))
-    assert rep[0] == 1 and rep[3] == 2_000 and rep[4] == fee  # completed, GPU-seconds, fees paid
-    assert rep[5] == fee * uptime // 10_000  # delivered: the fee weighted by attested uptime
+    assert rep["completedRentals"] == 1 and rep["attestedGpuSeconds"] == 2_000 and rep["feesPaid"] == fee
+    assert rep["deliveredFees"] == fee * uptime // 10_000  # the fee weighted by attested uptime
+    assert (rep["challengesPassed"], rep["challengesFailed"]) == (3, 0)  # the report's challenge record
     # score = 10000 x deliveredFees / (feesPaid + prior), prior 100 tUSD (docs/economics.md)
-    assert market.reputationScore(provider) == 10_000 * rep[5] // (fee + 100 * USD)
+    assert market.reputationScore(provider) == 10_000 * rep["deliveredFees"] // (fee + 100 * USD)

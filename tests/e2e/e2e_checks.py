@@ -48,7 +48,7 @@ def check_rental_against_chain(reader: Any, summary: dict[str, Any], trace_secon
     assert withdrawn == {provider: paid - fee, renter: refund}
 
     # Reputation moved, from what settled.
-    completed, abandoned, slashes, attested, fees_paid, delivered, abandoned_collateral, slashed = \
+    completed, abandoned, slashes, attested, _passed, _failed, fees_paid, delivered, abandoned_collateral, slashed = \
         reader.market.functions.reputationOf(provider).call()
     before = summary["provider_reputation_before"]
     assert completed == before["completed_rentals"] + 1
