@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from oracle.protocol import RentalStatus
 from oracle.units import format_amount, parse_amount
 from oracle.web.errors import ApiError, checksum
 from oracle.web.state import WebState
@@ -139,6 +140,19 @@ def _terms(args: dict[str, Any]) -> dict[str, Any]:
             "max_gap_seconds": args.get("max_gap_s", 0), "agent": args["agent"]}
 
 
+def _claims(view: Any, args: dict[str, Any]) -> list[Any]:
+    """Before a withdrawal: claim the account's accrued provider earnings, like plan_withdraw's
+    claim_first, but with the candidate rentals from the index (its running or ended rentals as
+    provider) instead of reading every rental on chain; each candidate's claimable is read live."""
+    from oracle.actions import rentals
+
+    ids = [int(r[0]) for r in args["_db"].execute(
+        "SELECT rental_id FROM rentals WHERE provider=? AND status IN (?, ?) ORDER BY rental_id",
+        (view.account, int(RentalStatus.ACTIVE), int(RentalStatus.ENDED))).fetchall()]
+    ids = [i for i in ids if view.client.claimable(i)]
+    return rentals.plan_claim(view, ids) if ids else []
+
+
 def _planners() -> dict[str, Callable[[Any, dict[str, Any]], list[Any]]]:
     """action -> plan(view, parsed body) through oracle.actions (SPEC-R4 §4)."""
     from oracle.actions import offers, rentals, staking
@@ -153,7 +167,8 @@ def _planners() -> dict[str, Callable[[Any, dict[str, Any]], list[Any]]]:
         "cancel_rental": lambda v, a: rentals.plan_cancel_rental(v, a["rental_id"]),
         "finalize_rental": lambda v, a: rentals.plan_finalize_rental(v, a["rental_id"]),
         "claim": lambda v, a: rentals.plan_claim(v, a["rental_ids"]),
-        "withdraw": lambda v, a: rentals.plan_withdraw(v, a.get("token"), to=a.get("to")),
+        "withdraw": lambda v, a: [*_claims(v, a), *rentals.plan_withdraw(v, a.get("token"), to=a.get("to"),
+                                                                          claim_first=False)],
         "stake": lambda v, a: staking.plan_stake(v, a["amount"]),
         "request_unstake": lambda v, a: staking.plan_request_unstake(v, a["amount"]),
         "complete_unstake": lambda v, a: staking.plan_complete_unstake(v, a.get("to")),
@@ -182,7 +197,7 @@ def plan(state: WebState, action: str, body: dict[str, Any]) -> dict[str, Any]:
     sender, args, token = parse_body(state, action, body)
     view = state.action_view(sender)
     try:
-        requests = _planners()[action](view, args)
+        requests = _planners()[action](view, {**args, "_db": state.db()})
     except ApiError:
         raise
     except (GpurentError, ValueError, LookupError) as exc:  # the action refused: say why, send nothing

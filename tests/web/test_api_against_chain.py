@@ -249,3 +249,26 @@ def test_a_rental_whose_budget_runs_out_shows_ended_by_budget_with_nothing_left(
     assert body["end_reason_label"] == EndReason.BUDGET_EXHAUSTED.label
     assert body["paid"] == int(stored["paid"]) == 10_000 and body["remaining"] == 0
     assert body["runs_out_at"] is None and body["ended_at"] == int(stored["endedAt"])
+
+
+def test_a_provider_withdrawal_claims_the_running_rentals_earnings_first(scene, deployed):
+    web, provider = scene["harness"], deployed.client(PROVIDER)
+    # the scene's running rental and the one its budget ended both have earnings not yet credited
+    claimable = sum(provider.claimable(i) for i in range(1, provider.rental_count() + 1))
+    assert provider.claimable(scene["rental_id"]) > 0 and claimable > provider.claimable(scene["rental_id"])
+    resp = web.client.post("/api/v1/tx/withdraw", json={"from": provider.account, "token": deployed.token})
+    assert resp.status_code == 200, resp.text
+    txs = resp.json()["txs"]
+    assert [t["function"] for t in txs][0] == "claim" and txs[-1]["function"] in ("withdraw", "withdrawTo")
+    before = provider.balance_of(deployed.token, provider.account)
+    credited = provider.withdrawable(provider.account, deployed.token)
+    w3 = web.state.w3
+    for tx in txs:  # as the page's wallet sends them
+        digest = w3.eth.send_transaction({"from": provider.account, "to": tx["to"], "data": tx["data"]})
+        assert w3.eth.wait_for_transaction_receipt(digest)["status"] == 1
+    assert provider.balance_of(deployed.token, provider.account) == before + credited + claimable
+    assert provider.claimable(scene["rental_id"]) == 0
+    web.sync()
+    body = web.get(f"/api/v1/providers/{provider.account}")
+    earnings = next(e for e in body["earnings"] if e["token"]["address"] == deployed.token)
+    assert earnings["withdrawn"] == credited + claimable

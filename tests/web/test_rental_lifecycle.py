@@ -31,7 +31,7 @@ def life(deployed, tmp_path_factory):
     deployed.chain.set_next_timestamp(started_at + 100)
     deployed.chain.mine()
     report, sigs = signed_report(deployed, rental_id, 1, started_at + 90, available=90, busy=80,
-                                 energy_mj=90 * 380_000, carbon_mg=2_850)
+                                 energy_mj=90 * 380_000, carbon_mg=2_850, passed=2, failed=1)
     submitter.settle(report, sigs)
     web = make_harness(deployed, tmp_path_factory.mktemp("life"))
     yield {"web": web, "rental_id": rental_id, "started_at": started_at, "provider": provider, "renter": renter,
@@ -82,6 +82,8 @@ def test_end_and_finalize_show_refund_fee_and_the_new_reputation(life, deployed)
     rep = provider.reputation_of(provider.account)
     assert p["reputation"]["completed_rentals"] == int(rep["completedRentals"])
     assert p["reputation"]["slash_count"] == int(rep["slashCount"]) == 1
+    assert (p["reputation"]["challenges_passed"], p["reputation"]["challenges_failed"]) == (
+        int(rep["challengesPassed"]), int(rep["challengesFailed"])) == (2, 1)
     assert p["stake"]["locked"] == int(provider.stake_of(provider.account)["locked"])
     (earnings,) = p["earnings"]
     assert earnings["claimable"] == 0 and earnings["claimed"] == int(provider.get_rental(rental_id)["claimed"])
