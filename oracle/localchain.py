@@ -1,7 +1,10 @@
 """A local anvil chain that outlives the command that started it (``gpurent chain start``).
 
 The chain runs detached from the terminal; a small state file (``<home>/chain/anvil.json``
-with pid, port, URL and chain id) lets ``gpurent chain status``/``stop`` find it again.
+with pid, port, URL and chain id) lets ``gpurent chain status``/``stop`` find it again. With
+``persist=True`` (what ``gpurent chain start`` does) anvil keeps the chain itself in
+``<home>/chain/anvil-state-<chain id>.json`` (``--state``, dumped every few seconds and on exit),
+so a restarted local chain still has its deployment, balances and rentals.
 ``stop`` only ever signals the pid it recorded, and only if that process is still an anvil.
 
 Dev accounts are anvil's well-known ones (mnemonic "test test ... junk"), funded with 10,000
@@ -110,8 +113,10 @@ class LocalChain:
         block_time_s: float | None = None,
         timestamp: int | None = None,
         timeout_s: float = 20.0,
+        persist: bool = False,
     ) -> ChainState:
-        """Start anvil detached; returns its state. Refuses if one is already recorded running."""
+        """Start anvil detached; returns its state. Refuses if one is already recorded running.
+        ``persist``: load the chain saved by an earlier run (if any) and keep saving it."""
         current = self.running()
         if current is not None:
             raise ChainError(f"a local chain is already running at {current.url} (pid {current.pid}); "
@@ -132,6 +137,8 @@ class LocalChain:
             args += ["--block-time", str(block_time_s)]
         if timestamp is not None:
             args += ["--timestamp", str(timestamp)]
+        if persist:
+            args += ["--state", str(self.saved_state(chain_id)), "--state-interval", "2"]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
@@ -154,15 +161,20 @@ class LocalChain:
         os.replace(tmp, self.state_file)
         return state
 
+    def saved_state(self, chain_id: int) -> Path:
+        """Where a persisted chain of ``chain_id`` is kept between runs."""
+        return self.state_dir / f"anvil-state-{int(chain_id)}.json"
+
     def stop(self, timeout_s: float = 10.0) -> ChainState | None:
-        """Stop the recorded anvil (SIGTERM, then SIGKILL); returns what was stopped, or None."""
+        """Stop the recorded anvil (SIGINT, so that it saves its state, then SIGKILL); returns what
+        was stopped, or None."""
         state = self.state()
         if state is None:
             return None
         if _is_anvil(state.pid):
             # npm's `anvil` is a node launcher with the real binary as its child; both are in the
             # session (process group) started for them, so the whole group is signalled.
-            _signal_group(state.pid, signal.SIGTERM)
+            _signal_group(state.pid, signal.SIGINT)
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and _alive(state.pid):
                 time.sleep(0.05)
@@ -170,11 +182,31 @@ class LocalChain:
                 _signal_group(state.pid, signal.SIGKILL)
                 while _alive(state.pid) and time.monotonic() < deadline + 5:
                     time.sleep(0.05)
+            # The launcher may exit before the anvil binary it started has saved its state and let go
+            # of the port: wait for the port to go quiet, then make sure of it.
+            while time.monotonic() < deadline and _answers(state.url):
+                time.sleep(0.05)
+            if _answers(state.url):
+                try:
+                    os.killpg(state.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                quiet_by = time.monotonic() + 5
+                while time.monotonic() < quiet_by and _answers(state.url):
+                    time.sleep(0.05)
         try:
             self.state_file.unlink()
         except FileNotFoundError:
             pass
         return state
+
+
+def _answers(url: str) -> bool:
+    try:
+        _rpc(url, "eth_chainId", timeout=0.3)
+        return True
+    except (requests.RequestException, ChainError, ValueError):
+        return False
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -206,3 +238,29 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:
         return True
+
+
+def warp(url: str, seconds: int) -> int:
+    """Move a local anvil's clock ``seconds`` forward and mine a block there; its new time."""
+    if seconds < 0:
+        raise ChainError("the chain's clock only moves forward")
+    _rpc(url, "evm_increaseTime", [int(seconds)])
+    _rpc(url, "evm_mine", [])
+    return int(_rpc(url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+
+def fund_eth(url: str, address: str, wei: int) -> None:
+    """Set ``address``'s ETH balance on a local anvil (gas money for a node or a fresh wallet)."""
+    _rpc(url, "anvil_setBalance", [address, hex(int(wei))])
+
+
+def mint_test_tokens(url: str, token: str, to: str, units: int) -> str:
+    """Mint ``units`` of a deployment's TestStablecoin (open ``mint``) to ``to``, sent by dev
+    account 0; the transaction hash. Local chains only: a real token has no such function."""
+    from oracle.chain.artifacts import get_artifact
+    from oracle.chain.contract import BoundContract, connect
+    from oracle.chain.tx import TransactionSender
+
+    sender = TransactionSender(connect(url, timeout_s=10.0), Account.from_key(dev_key(0)))
+    token_contract = BoundContract(sender, token, get_artifact("TestStablecoin").abi)
+    return token_contract.transact("mint", to, int(units)).tx_hash

@@ -102,6 +102,30 @@ def format_duration(seconds: int) -> str:
     return " ".join(parts)
 
 
+_DURATION_UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: Any, what: str = "duration") -> int:
+    """``"3h20min"``, ``"2d"``, ``"90s"``, ``"1h 30m"`` or plain seconds (``"600"``) -> seconds.
+
+    Raises ``ValueError`` with a sentence naming ``what`` for anything else (negative, empty,
+    unknown unit, absurdly long).
+    """
+    import re
+
+    raw = str(text).strip().lower().replace(" ", "")
+    if raw.isdigit():
+        seconds = int(raw)
+    else:
+        parts = re.findall(r"(\d+)([a-z]+)", raw)
+        if not parts or "".join(n + u for n, u in parts) != raw or any(u not in _DURATION_UNITS for _, u in parts):
+            raise ValueError(f"{what}: {text!r} is not a duration (write e.g. 90s, 20min, 3h, 2d or 1h30min)")
+        seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds > 100 * 365 * 86_400:
+        raise ValueError(f"{what}: {text!r} is longer than a century")
+    return seconds
+
+
 def format_time(unix_s: int, now_s: int) -> str:
     """``"2026-11-30 10:15 UTC (in 3 h 20 min)"`` or ``"... (5 min ago)"``; ``"never"`` for 0."""
     unix_s, now_s = int(unix_s), int(now_s)

@@ -103,9 +103,13 @@ class Run:
                 continue
             if t.sender.lower() != self.sender.address.lower():
                 continue
-            result = self.sender.resume(t.base, bytes.fromhex(t.raw[2:]), t.hashes, t.nonce, t.fees,
-                                        function=t.function, on_signed=self._recorder(t.step, t.final, t.label,
-                                                                                       t.function))
+            try:
+                result = self.sender.resume(t.base, bytes.fromhex(t.raw[2:]), t.hashes, t.nonce, t.fees,
+                                            function=t.function, on_signed=self._recorder(t.step, t.final, t.label,
+                                                                                           t.function))
+            except TransactionRevertedError:
+                self.journal.mark(self.attempt, t.step, REVERTED)  # mined, and the chain refused it
+                raise
             if result is None:
                 self.journal.mark(self.attempt, t.step, DROPPED)
                 continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from web3 import Web3
+
 from oracle.actions.context import ActionContext, MarketView
 from oracle.actions.executor import execute
 from oracle.actions.requests import TxRequest, intent_key
@@ -11,7 +13,7 @@ from oracle.actions.results import TxDone
 from oracle.actions.staking import plan_funding
 from oracle.actions.tokens import TokenMeta
 from oracle.chain.operators import OperatorClient
-from oracle.errors import ChainError
+from oracle.errors import ChainError, ConfigError
 
 
 def registry(view: MarketView) -> OperatorClient:
@@ -27,12 +29,24 @@ def _call(ops: OperatorClient, function: str, *args: object, label: str) -> TxRe
     return TxRequest(to=ops.registry.address, data=data, label=label, function=function)
 
 
-def _execute(ctx: ActionContext, action: str, key_parts: tuple, planner, main: str):
+def _payee_call(view: MarketView, ops: OperatorClient, plain: str, to_variant: str, to: str | None, *args: object,
+                label: str) -> TxRequest:
+    """``plain(*args)`` paying the caller, or ``to_variant(*args, to)`` paying ``to``."""
+    if to is None or to.lower() == view.account.lower():
+        return _call(ops, plain, *args, label=label)
+    if not ops.registry.has_function(to_variant):
+        raise ConfigError(f"this OperatorRegistry has no {to_variant}: it can only pay the caller's own address; "
+                          "leave out --to")
+    return _call(ops, to_variant, *args, Web3.to_checksum_address(to), label=f"{label} to {to}")
+
+
+def _execute(ctx: ActionContext, action: str, key_parts: tuple, planner, main: str | None = None):
+    """Run the plan; (results by step, the TxDone of ``main``, default the last step)."""
     ops = registry(ctx)
     key = intent_key(action, ctx.address, *key_parts)
     results, resumed = execute(ctx.sender, ctx.journal, key, planner, action=action, summary=action,
                                contracts=[ops.registry])
-    return results, TxDone.of(results, main, resumed)
+    return results, TxDone.of(results, main or list(results)[-1], resumed)
 
 
 @dataclass(frozen=True)
@@ -80,15 +94,19 @@ def request_unbond(ctx: ActionContext, amount: int) -> UnbondRequested:
 class UnbondCompleted:
     done: TxDone
     amount: int
+    to: str
 
 
-def plan_complete_unbond(view: MarketView) -> list[TxRequest]:
-    return [_call(registry(view), "completeUnbond", label="take back the unbonded bond")]
+def plan_complete_unbond(view: MarketView, to: str | None = None) -> list[TxRequest]:
+    return [_payee_call(view, registry(view), "completeUnbond", "completeUnbondTo", to,
+                        label="take back the unbonded bond")]
 
 
-def complete_unbond(ctx: ActionContext) -> UnbondCompleted:
-    results, done = _execute(ctx, "operator_complete_unbond", (), lambda: plan_complete_unbond(ctx), "completeUnbond")
-    return UnbondCompleted(done, int(results["completeUnbond"].events["Unbonded"][0]["amount"]))
+def complete_unbond(ctx: ActionContext, to: str | None = None) -> UnbondCompleted:
+    results, done = _execute(ctx, "operator_complete_unbond", (to,), lambda: plan_complete_unbond(ctx, to))
+    events = results[list(results)[-1]].events.get("Unbonded", [])
+    return UnbondCompleted(done, int(events[0]["amount"]) if events else 0,
+                           Web3.to_checksum_address(to) if to else ctx.address)
 
 
 @dataclass(frozen=True)
@@ -97,9 +115,11 @@ class OperatorWithdrawn:
     token: TokenMeta
     amount: int
     earlier_txs: list[str]
+    to: str
 
 
-def plan_operator_withdraw(view: MarketView, *, sync: bool = True, token: str | None = None) -> list[TxRequest]:
+def plan_operator_withdraw(view: MarketView, *, sync: bool = True, token: str | None = None,
+                           to: str | None = None) -> list[TxRequest]:
     """Pull the market's fees into the registry (``sync``), claim accrued rebates, withdraw."""
     ops = registry(view)
     token = token or view.require_deployment().payment_token
@@ -112,14 +132,15 @@ def plan_operator_withdraw(view: MarketView, *, sync: bool = True, token: str | 
         requests.append(_call(ops, "claimRebates", label="claim settlement rebates"))
     if not requests and ops.balance_of(token, view.account) == 0:
         raise ChainError(f"{view.account} has nothing to withdraw from the OperatorRegistry")
-    requests.append(_call(ops, "withdraw", token, label=f"withdraw {view.token(token).label}"))
+    requests.append(_payee_call(view, ops, "withdraw", "withdrawTo", to, token, label=f"withdraw {view.token(token).label}"))
     return requests
 
 
-def operator_withdraw(ctx: ActionContext, *, sync: bool = True) -> OperatorWithdrawn:
+def operator_withdraw(ctx: ActionContext, *, sync: bool = True, to: str | None = None) -> OperatorWithdrawn:
     token = ctx.require_deployment().payment_token
-    results, done = _execute(ctx, "operator_withdraw", (token,), lambda: plan_operator_withdraw(ctx, sync=sync),
-                             "withdraw")
-    amount = int(results["withdraw"].events["Withdrawn"][0]["amount"])
-    return OperatorWithdrawn(done, ctx.token(token), amount,
-                             [r.tx_hash for step, r in results.items() if step != "withdraw"])
+    results, done = _execute(ctx, "operator_withdraw", (token, to),
+                             lambda: plan_operator_withdraw(ctx, sync=sync, to=to))
+    main = list(results)[-1]
+    amount = sum(int(ev["amount"]) for ev in results[main].events.get("Withdrawn", []))
+    return OperatorWithdrawn(done, ctx.token(token), amount, [r.tx_hash for step, r in results.items() if step != main],
+                             Web3.to_checksum_address(to) if to else ctx.address)

@@ -20,6 +20,7 @@ from oracle.cli.common import (
     signing_session,
     wallet_options,
 )
+from oracle.cli.display import when
 from oracle.cli.params import NAME32, uint
 
 
@@ -44,10 +45,9 @@ def _govern(chain: ChainOptions, wallet: WalletSpec, execute: bool, warp: bool, 
     if not execute or warp:
         scheduled = gov.schedule(ctx, function, *args)
         if not warp:
-            out = scheduled.as_dict()
-            return ({k: v for k, v in out.items() if k not in ("tx", "block", "gas_used")},
-                    f"{function} scheduled as timelock operation {scheduled.operation_id}; executable from unix time "
-                    f"{scheduled.ready_at} with the same command and --execute")
+            return (scheduled.as_dict(),
+                    f"{function} scheduled as timelock operation {scheduled.operation_id}; executable from "
+                    f"{when(scheduled.ready_at)} with the same command and --execute")
         if not s.is_anvil:
             raise click.UsageError("--warp moves the chain clock: only on a local anvil")
         gov.warp_past_delay(ctx)
@@ -79,10 +79,27 @@ def show(chain: ChainOptions) -> None:
     con = console()
     con.print(kv_table(f"signer set v{signer_set.version}: {signer_set.threshold} of {len(signer_set.signers)}",
                        [(str(i), a) for i, a in enumerate(signer_set.signers)]))
-    con.print(kv_table("parameters", list(params.items())))
+    con.print(kv_table("parameters", [(name, readable_param(name, value, s)) for name, value in params.items()]))
+    min_stake = s.client.min_stake_per_gpu(s.deployment.stake_token)
+    con.print(f"minimum stake per listed GPU: {s.fmt(min_stake, s.deployment.stake_token)}")
     if s.deployment.timelock:
-        con.print(f"governance: timelock {s.deployment.timelock}, delay {s.deployment.timelock_delay_s} s, "
-                  f"proposer {s.deployment.proposer}")
+        from oracle.units import format_duration
+
+        delay = format_duration(s.deployment.timelock_delay_s)
+        con.print(f"governance: timelock {s.deployment.timelock}, delay {delay}, proposer {s.deployment.proposer}")
+
+
+def readable_param(name: str, value: Any, s: Session) -> str:
+    """A market parameter in its unit: basis points as %, durations as "1 d", the prior in tokens."""
+    from oracle.units import format_bps, format_duration
+
+    if name.endswith("Bps"):
+        return f"{format_bps(int(value))} ({value} bps)"
+    if name.endswith(("Timeout", "Grace", "Delay", "Duration", "Seconds")):
+        return f"{format_duration(int(value))} ({value} s)"
+    if name == "reputationPrior":
+        return f"{s.fmt(int(value))} of fees"
+    return str(value)
 
 
 @governance.command("set-signers")
@@ -94,8 +111,9 @@ def show(chain: ChainOptions) -> None:
 @wallet_options
 def set_signers(signers: tuple[str, ...], threshold: int | None, execute: bool, warp: bool, chain: ChainOptions,
                 wallet: WalletSpec) -> None:
-    """Install a new oracle signer set (through the timelock). Bumps its version: nodes must be
-    restarted with the new signer_set_version once it executes."""
+    """Install a new oracle signer set (through the timelock). Bumps its version; running nodes
+    follow it without a restart (settlement asks them for the chain's version; `gpurent oracle
+    status` shows a node whose config still names the old one)."""
     from web3 import Web3
 
     ordered = sorted({Web3.to_checksum_address(a) for a in signers}, key=lambda a: int(a, 16))
@@ -104,8 +122,8 @@ def set_signers(signers: tuple[str, ...], threshold: int | None, execute: bool, 
     if out.get("state", "done") == "done":
         new = Session(chain).client.signer_set()
         out.update({"version": new.version, "threshold": new.threshold, "signers": list(new.signers)})
-        line += f"; signer set v{new.version}: {new.threshold} of {len(new.signers)}; set signer_set_version = " \
-                f"{new.version} on every node"
+        line += (f"; signer set v{new.version}: {new.threshold} of {len(new.signers)}; running nodes follow it "
+                 f"(set signer_set_version = {new.version} in their configs at the next restart)")
     print_result(chain, out, line)
 
 

@@ -18,6 +18,7 @@ from oracle.cli.oracle_cmd import oracle
 from oracle.cli.provider_cmd import provider
 from oracle.cli.rent_cmd import rent
 from oracle.cli.tx_cmd import tx
+from oracle.cli.wallet_cmd import wallet
 from oracle.cli.web_cmd import web
 
 
@@ -28,7 +29,7 @@ def main() -> None:
 
 
 main.add_command(meter)
-for command in (chain, deploy, provider, rent, market, agent, oracle, governance, demo, tx, web):
+for command in (chain, deploy, provider, rent, market, agent, oracle, governance, demo, tx, wallet, web):
     main.add_command(command)
 
 if __name__ == "__main__":  # python -m oracle.cli.main

@@ -90,7 +90,8 @@ def _matches(offer: dict[str, Any], flt: tuple[str, str, str], s: Session) -> bo
 @click.option("--all", "include_inactive", is_flag=True, help="include withdrawn offers")
 @chain_options
 def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, chain: ChainOptions) -> None:
-    """List offers: price, GPU, provider reputation and uptime, region and grid intensity."""
+    """List offers: price, GPU, provider reputation, uptime and proof-of-GPU challenge record, region and grid
+    intensity."""
     parsed = [_parse_filter(f) for f in filters]
     s = Session(chain)
     count = s.client.offer_count()
@@ -104,23 +105,51 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
         offer["reputation_score_bps"] = rep["score_bps"]
         offer["avg_uptime_bps"] = rep["avg_uptime_bps"]
         offer["completed_rentals"] = rep["completed_rentals"]
+        # proof-of-GPU record (issue 8), where the deployed market keeps one (absent: None)
+        offer["challenges_passed"] = rep.get("challenges_passed")
+        offer["challenges_failed"] = rep.get("challenges_failed")
         if all(_matches(offer, f, s) for f in parsed):
             offers.append(offer)
     offers.sort(key=SORT_KEYS[sort])
     if chain.as_json:
-        print_json({"chain_id": s.chain_id, "market": s.deployment.market, "offers": offers})
+        print_json({"chain_id": s.chain_id, "market": s.deployment.market,
+                    "offers": [_offer_json(s, o) for o in offers]})
         return
     if not offers:
         click.echo("no offers match" if count else "no offers listed yet")
         return
+    from oracle.units import format_bps
+
     console().print(table(f"offers on chain {s.chain_id} (sorted by {sort})",
                           ["id", "GPU", "n", "price/GPU-h", "price/kWh", "reputation", "uptime", "rentals",
-                           "region", "gCO2e/kWh", "provider"],
-                          [(o["offer_id"], o["gpu_model"], o["gpu_count"], s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
-                            s.fmt(o["price_per_kwh"], o["payment_token"]), f"{o['reputation_score_bps'] / 100:.1f}",
-                            "-" if o["avg_uptime_bps"] is None else f"{o['avg_uptime_bps'] / 100:.2f} %",
-                            o["completed_rentals"], o["region"], o["grid_intensity_g_per_kwh"],
+                           "challenges", "region", "gCO2e/kWh", "provider"],
+                          [(o["offer_id"], o["gpu_model"], o["gpu_count"],
+                            s.fmt(o["price_per_gpu_hour"], o["payment_token"]),
+                            s.fmt(o["price_per_kwh"], o["payment_token"]), f"{o['reputation_score_bps'] / 100:.1f} / 100",
+                            "-" if o["avg_uptime_bps"] is None else format_bps(o["avg_uptime_bps"]),
+                            o["completed_rentals"], challenge_record(o), o["region"], o["grid_intensity_g_per_kwh"],
                             o["provider"][:10] + "…") for o in offers]))
+
+
+def _offer_json(s: Session, o: dict[str, Any]) -> dict[str, Any]:
+    """An offer with ``<field>_display`` strings beside its raw integers (SPEC-R4 §3)."""
+    from oracle.units import format_bps, format_duration, with_display
+
+    token = o["payment_token"]
+    return with_display(o, {
+        "price_per_gpu_hour": lambda v: f"{s.fmt(v, token)}/GPU-h",
+        "price_per_kwh": lambda v: f"{s.fmt(v, token)}/kWh",
+        "min_uptime_bps": format_bps, "avg_uptime_bps": format_bps, "reputation_score_bps": format_bps,
+        "max_duration_seconds": format_duration, "max_gap_seconds": format_duration,
+        "grid_intensity_g_per_kwh": lambda v: f"{v} gCO2e/kWh", "memory_mib": lambda v: f"{v:,} MiB"})
+
+
+def challenge_record(offer: dict[str, Any]) -> str:
+    """The provider's proof-of-GPU record as market list shows it: passed / failed, "-" where the
+    market keeps none."""
+    if offer.get("challenges_passed") is None:
+        return "-"
+    return f"{offer['challenges_passed']} ok / {offer['challenges_failed']} failed"
 
 
 def onchain_models(s: Session) -> list[dict[str, Any]]:

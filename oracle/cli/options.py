@@ -162,3 +162,9 @@ def bytes32_text(value: bytes | str) -> str:
     if isinstance(value, str):
         return value
     return bytes(value).rstrip(b"\0").decode(errors="replace")
+
+
+def to_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--to ADDRESS``: where a withdrawal is paid (a payee the token blocks names another address)."""
+    return click.option("--to", type=ADDRESS, default=None,
+                        help="pay to this address instead of your own (e.g. when the token blocks yours)")(fn)

@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from oracle.actions import operators
+from oracle.cli.options import to_option
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
+    OperationFailed,
     GuardedGroup,
     Session,
     UsageProblem,
@@ -25,6 +27,7 @@ from oracle.cli.common import (
     signing_session,
     wallet_options,
 )
+from oracle.cli.display import watch_option
 from oracle.cli.params import AMOUNT, HOST, TEXT_FILE, URL
 
 
@@ -113,26 +116,61 @@ def keys_show(path: Path, as_json: bool) -> None:
 
 @oracle.command("status")
 @click.argument("urls", nargs=-1, required=True, type=URL)
-@click.option("--json", "as_json", is_flag=True)
-def status(urls: tuple[str, ...], as_json: bool) -> None:
-    """Health, signer and domain of each node URL."""
-    import httpx
+@watch_option
+@chain_options
+def status(urls: tuple[str, ...], watch_s: float | None, chain: ChainOptions) -> None:
+    """Whether each node at URLS can do its job: it answers and stores, follows the chain, is in
+    the on-chain signer set (and which version), has gas to settle, and how settlement goes.
+    Exits 1 when a node cannot do its job."""
+    from oracle.cli.display import watching
+    from oracle.cli.node_status import check_nodes, render
 
-    out = []
-    for url in urls:
-        url = url.rstrip("/")
-        try:
-            info = httpx.get(f"{url}/v1/node", timeout=5).json()
-            health = httpx.get(f"{url}/healthz", timeout=5).json().get("status")
-        except (httpx.HTTPError, ValueError) as exc:
-            out.append({"url": url, "status": f"unreachable: {exc}"})
-            continue
-        out.append({"url": url, "status": health, **info})
-    if as_json:
-        print_json(out)
-        return
-    for node in out:
-        console().print(kv_table(node["url"], [(k, v) for k, v in node.items() if k != "url"]))
+    failed: list[bool] = []
+
+    def show() -> None:
+        results = check_nodes(urls, chain)
+        failed[:] = [any(c.level == "fail" for c in r.checks) for r in results]
+        render(results, chain.as_json)
+
+    watching(watch_s, show)
+    if any(failed):
+        bad = [url for url, f in zip(urls, failed) if f]
+        raise OperationFailed(f"{len(bad)} of {len(urls)} nodes cannot do their job: {', '.join(bad)} (see above)")
+
+
+@oracle.command("init-config")
+@click.argument("keystore", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--password-file", type=TEXT_FILE, required=True,
+              help="file whose first line is the keystore's password (mode 0600)")
+@click.option("--port", type=click.IntRange(1, 65535), default=8700, show_default=True)
+@click.option("--host", type=HOST, default="127.0.0.1", show_default=True)
+@click.option("--public-url", type=URL, default=None, help="how peers reach this node (default http://HOST:PORT)")
+@click.option("--peer", "peers", multiple=True, type=URL, help="another node of the signer set (repeat)")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the node's SQLite database (default: beside the keystore)")
+@chain_options
+def init_config(keystore: Path, password_file: Path, port: int, host: str, public_url: str | None,
+                peers: tuple[str, ...], db_path: Path | None, chain: ChainOptions) -> None:
+    """Print a node config (TOML) for KEYSTORE on this chain's deployment: chain id, market, rpc_url,
+    start block, signer-set version. `gpurent oracle init-config k.json --password-file p > node.toml`."""
+    import json as json_
+
+    s = Session(chain)
+    d = s.deployment
+    version = s.client.signer_set().version
+    values = {
+        "keystore_path": str(keystore.resolve()), "keystore_password_file": str(Path(password_file).resolve()),
+        "chain_id": s.chain_id, "market_address": d.market, "rpc_url": chain.rpc,
+        "chain_start_block": int(d.block_number), "signer_set_version": version,
+        "db_path": str((db_path or keystore.with_suffix(".sqlite3")).resolve()),
+        "host": host, "port": port, "self_url": public_url or f"http://{host}:{port}", "peers": list(peers),
+        "confirmations": 0 if s.is_anvil else 2,
+    }
+    if s.is_anvil:  # a local chain: settle every report quickly (a real node waits until gas is worth it)
+        values.update({"settle_interval_s": 5, "settle_max_interval_s": 5, "chain_poll_interval_s": 0.5})
+    lines = ["# gpurent oracle node (`gpurent oracle run --config THIS_FILE`); written by `gpurent oracle init-config`"]
+    lines += [f"{key} = {json_.dumps(value)}" for key, value in values.items()]
+    click.echo("\n".join(lines))
 
 
 # -- the operator registry: bond, earnings, withdraw (oracle.chain.operators) ---------------------
@@ -161,9 +199,10 @@ def bond(amount: str, chain: ChainOptions, wallet: WalletSpec) -> None:
 @oracle.command("unbond")
 @click.argument("amount", type=AMOUNT, required=False)
 @click.option("--complete", is_flag=True, help="withdraw the bond whose unbonding delay has passed")
+@to_option
 @chain_options
 @wallet_options
-def unbond(amount: str | None, complete: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
+def unbond(amount: str | None, complete: bool, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Start unbonding AMOUNT (default: all) of the bond, or with --complete take back what has unbonded.
 
     Refused while the operator is in the market's current signer set (governance rotates it out first).
@@ -171,10 +210,13 @@ def unbond(amount: str | None, complete: bool, chain: ChainOptions, wallet: Wall
     s = signing_session(chain, wallet)
     ops = _operators(s)
     if complete:
-        completed = operators.complete_unbond(s.require_signer())
-        print_result(chain, {**completed.done.tx_out(), "operator": s.address, "amount": completed.amount},
-                     f"unbonded {s.fmt(completed.amount)} to {s.address} (tx {completed.done.tx_hash})")
+        completed = operators.complete_unbond(s.require_signer(), to)
+        print_result(chain, {**completed.done.tx_out(), "operator": s.address, "amount": completed.amount,
+                             "to": completed.to},
+                     f"unbonded {s.fmt(completed.amount)} to {completed.to} (tx {completed.done.tx_hash})")
         return
+    if to is not None:
+        raise click.UsageError("--to goes with --complete (where the unbonded bond is paid)")
     units = s.parse(amount) if amount else int(ops.bond_of()["active"])
     if units == 0:
         raise UsageProblem("nothing bonded to unbond")
@@ -212,15 +254,17 @@ def earnings(operator: str | None, chain: ChainOptions, wallet: WalletSpec) -> N
 
 @oracle.command("withdraw")
 @click.option("--no-sync", is_flag=True, help="do not pull the market's fees into the registry first")
+@to_option
 @chain_options
 @wallet_options
-def withdraw(no_sync: bool, chain: ChainOptions, wallet: WalletSpec) -> None:
-    """Sync the operators' fees, claim accrued rebates, and withdraw the wallet's registry balance."""
+def withdraw(no_sync: bool, to: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+    """Sync the operators' fees, claim accrued rebates, and withdraw the wallet's registry balance
+    (to the wallet, or --to another address)."""
     s = signing_session(chain, wallet)
-    w = operators.operator_withdraw(s.require_signer(), sync=not no_sync)
+    w = operators.operator_withdraw(s.require_signer(), sync=not no_sync, to=to)
     print_result(chain, {**w.done.tx_out(), "operator": s.address, "token": w.token.address, "amount": w.amount,
-                         "earlier_txs": w.earlier_txs},
-                 f"withdrew {s.fmt(w.amount, w.token)} to {s.address} (tx {w.done.tx_hash})")
+                         "earlier_txs": w.earlier_txs, "to": w.to},
+                 f"withdrew {s.fmt(w.amount, w.token)} to {w.to} (tx {w.done.tx_hash})")
 
 
 def _utc(timestamp: int) -> str:

@@ -28,8 +28,10 @@ from oracle.cli.common import (
     text_bytes32,
     wallet_options,
 )
+from oracle.cli.display import watch_option, watching, when
 from oracle.cli.params import AMOUNT, AMOUNT_OR_ZERO, ID, NAME32, UINT72_MAX, URL, uint
-from oracle.cli.rent_cmd import finalize_rental, to_option, withdraw_balance
+from oracle.cli.options import to_option
+from oracle.cli.rent_cmd import finalize_rental, withdraw_balance
 
 
 @click.group(cls=GuardedGroup)
@@ -77,7 +79,7 @@ def unstake(amount: str | None, complete: bool, to: str | None, chain: ChainOpti
     units = s.parse(amount, "AMOUNT", token)
     req = staking.request_unstake(s.require_signer(), units)
     print_result(chain, {**req.done.tx_out(), "unbonding": req.unbonding, "release_at": req.release_at},
-                 f"unbonding {s.fmt(units, token)}; withdraw after unix time {req.release_at} with "
+                 f"unbonding {s.fmt(units, token)}; withdraw from {when(req.release_at)} with "
                  f"`gpurent provider unstake --complete` (tx {req.done.tx_hash})")
 
 
@@ -236,7 +238,7 @@ def start_rental(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> Non
     s = signing_session(chain, wallet)
     started = rentals.start_rental(s.require_signer(), rental_id)
     print_result(chain, {**started.done.tx_out(), "rental_id": rental_id, "started_at": started.started_at},
-                 f"rental {rental_id} started at unix time {started.started_at} (tx {started.done.tx_hash})")
+                 f"rental {rental_id} started {when(started.started_at)} (tx {started.done.tx_hash})")
 
 
 @provider.command("finalize")
@@ -260,15 +262,45 @@ def withdraw(token: str | None, to: str | None, chain: ChainOptions, wallet: Wal
 
 @provider.command("status")
 @click.argument("address", type=ADDRESS, required=False)
+@watch_option
 @chain_options
 @wallet_options
-def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None:
+def status(address: str | None, watch_s: float | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Stake, offers, earnings and reputation of ADDRESS (default: your account)."""
     s = Session(chain, wallet if wallet.given else None)
     if address is None:
         if not s.can_sign:
             raise click.UsageError("give ADDRESS, or --keystore/--dev-account for your own status")
         address = s.address
+    watching(watch_s, lambda: _show_status(s, address, chain.as_json))
+
+
+@provider.command("rentals")
+@click.argument("address", type=ADDRESS, required=False)
+@click.option("--pending", is_flag=True, help="only rentals waiting for you to start them (with their deadline)")
+@click.option("--all", "include_done", is_flag=True, help="also finalized and cancelled rentals")
+@watch_option
+@chain_options
+@wallet_options
+def rentals_(address: str | None, pending: bool, include_done: bool, watch_s: float | None, chain: ChainOptions,
+             wallet: WalletSpec) -> None:
+    """Rentals of your offers: pending ones with the deadline to start them, running and ended ones."""
+    from oracle.cli.rent_cmd import show_rentals
+
+    s = Session(chain, wallet if wallet.given else None)
+    if address is None:
+        if not s.can_sign:
+            raise click.UsageError("give ADDRESS, or --keystore FILE / --dev-account N for your own rentals")
+        address = s.address
+    watching(watch_s, lambda: show_rentals(s, address, "provider", include_done, chain.as_json,
+                                           only_status="Open" if pending else None))
+
+
+def _show_status(s: Session, address: str, as_json: bool) -> None:
+    import time
+
+    from oracle.units import format_time
+
     stake_ = views.stake(s.ctx, address)
     offers = [o.as_dict() for o in views.offers(s.ctx, provider=address)]
     payment = s.deployment.payment_token
@@ -281,16 +313,18 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
         "reputation": views.reputation(s.ctx, address).as_dict(),
         "offers": offers,
     }
-    if chain.as_json:
+    if as_json:
         print_json(out)
         return
     rep = out["reputation"]
     con = console()
     st = stake_.meta
+    release = out["stake"]["unbonding_release_at"]
     con.print(kv_table(f"provider {address}", [
         ("active stake", s.fmt(out["stake"]["active"], st)),
         ("locked for running rentals", s.fmt(out["stake"]["locked"], st)),
-        ("unbonding", f"{s.fmt(out['stake']['unbonding'], st)} (release at {out['stake']['unbonding_release_at']})"),
+        ("unbonding", f"{s.fmt(out['stake']['unbonding'], st)}"
+                      + (f" (withdrawable from {format_time(release, int(time.time()))})" if release else "")),
         ("listed GPUs", out["stake"]["listed_gpus"]),
         ("withdrawable earnings", s.fmt(out["withdrawable"])),
         ("unclaimed earnings (withdraw claims them)", s.fmt(out["unclaimed"])),
@@ -298,6 +332,8 @@ def status(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> None
         ("reputation score", f"{rep['score_bps'] / 100:.2f} / 100"),
         ("completed / abandoned / slashes",
          f"{rep['completed_rentals']} / {rep['abandoned_rentals']} / {rep['slash_count']}"),
+        *([("proof-of-GPU challenges", f"{rep['challenges_passed']} passed, {rep['challenges_failed']} failed")]
+          if "challenges_passed" in rep else []),
     ]))
     if offers:
         con.print(table("offers", ["id", "active", "GPU", "count", "price/GPU-h", "region", "gCO2e/kWh"], [

@@ -8,8 +8,6 @@ from typing import Any
 import click
 
 from oracle.actions import rentals, views
-from oracle.protocol import RentalStatus
-from oracle.units import format_time
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -22,10 +20,14 @@ from oracle.cli.common import (
     print_json,
     print_result,
     signing_session,
+    table,
     wallet_options,
 )
+from oracle.cli.display import RENTAL_COLUMNS, rental_json, rental_row, watch_option, watching, when
+from oracle.cli.options import to_option
 from oracle.cli.params import AMOUNT, ID, UINT96_MAX, uint
 from oracle.cli.rent_access_cmd import ACCESS_COMMANDS, WorkloadRequest, send_workload, workload_options
+from oracle.protocol import RentalStatus
 
 
 @click.group(cls=GuardedGroup)
@@ -66,7 +68,7 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
            "budget": units, "start_deadline": opened.start_deadline, "provider": opened.provider,
            "payment_token": offer.token.address}
     line = (f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units, offer.token)}; the provider "
-            f"must start it before unix time {opened.start_deadline} (tx {opened.done.tx_hash})")
+            f"must start it by {when(opened.start_deadline)} (tx {opened.done.tx_hash})")
     if opened.done.resumed:
         line += " [sent by an earlier, interrupted run: not sent again]"
     if spec is not None:
@@ -110,7 +112,7 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
         return
     ended = rentals.end_rental(s.require_signer(), rental_id)
     print_result(chain, {**ended.done.tx_out(), "rental_id": rental_id, "ended_at": ended.ended_at},
-                 f"rental {rental_id} ended at unix time {ended.ended_at} (tx {ended.done.tx_hash})")
+                 f"rental {rental_id} ended {when(ended.ended_at)} (tx {ended.done.tx_hash})")
 
 
 def finalize_rental(chain: ChainOptions, wallet: WalletSpec, rental_id: int) -> None:
@@ -131,11 +133,6 @@ def withdraw_balance(chain: ChainOptions, wallet: WalletSpec, token: str | None 
     print_result(chain, {**w.done.tx_out(), "token": w.token.address, "amount": w.amount, "to": w.to,
                          "claimed_rentals": w.claimed_rentals, "claimed": w.claimed},
                  f"withdrew {s.fmt(w.amount, w.token)} to {w.to} (tx {w.done.tx_hash})")
-
-
-def to_option(fn):
-    return click.option("--to", type=ADDRESS, default=None,
-                        help="pay to this address instead of your own (e.g. when the token blocks yours)")(fn)
 
 
 @rent.command("finalize")
@@ -159,32 +156,80 @@ def withdraw(token: str | None, to: str | None, chain: ChainOptions, wallet: Wal
 
 @rent.command("status")
 @click.argument("rental_id", type=ID)
+@watch_option
 @chain_options
-def status(rental_id: int, chain: ChainOptions) -> None:
+def status(rental_id: int, watch_s: float | None, chain: ChainOptions) -> None:
     """Spent so far, remaining budget, attested GPU time, energy and carbon of RENTAL_ID."""
     s = Session(chain)
-    out = rental_status(s, rental_id)
-    if chain.as_json:
+    watching(watch_s, lambda: _show_status(s, rental_id, chain.as_json))
+
+
+def _show_status(s: Session, rental_id: int, as_json: bool) -> None:
+    out = rental_json(rental_status(s, rental_id))
+    if as_json:
         print_json(out)
         return
     usage = out["settled_usage"] or {}
-    token = out["payment_token"]
     pairs = [
         ("status", out["status"] + (f" ({out['end_reason']})" if out["end_reason"] != "None" else "")),
         ("offer / provider", f"{out['offer_id']} / {out['provider']}"),
-        ("spent so far", s.fmt(out["paid"], token)),
-        ("remaining budget", f"{s.fmt(out['remaining'], token)} of {s.fmt(out['budget'], token)}"),
-        *([("budget runs out", f"{format_time(out['runs_out_at'], int(time.time()))} at the GPU-hour price "
-                                "(energy adds to the cost)")] if out["runs_out_at"] else []),
-        ("attested GPU-hours", f"{out['available_gpu_seconds'] / 3600:.4f}"),
-        ("uptime", f"{out['uptime_bps'] / 100:.2f} %"),
+        ("GPUs", f"{out['gpu_count']} x {out['terms']['gpu_model']} at {out['price_per_gpu_hour_display']}"),
+        ("spent so far", out["paid_display"]),
+        ("remaining budget", f"{out['remaining_display']} of {out['budget_display']}"),
+    ]
+    if out["status"] == "Open":
+        pairs.append(("provider must start it by", out["start_deadline_display"]))
+    if out["started_at"]:
+        pairs.append(("started", out["started_at_display"]))
+    if out["runs_out_at"]:
+        pairs.append(("budget runs out", f"{out['runs_out_at_display']} at the GPU-hour price (energy adds to the "
+                                         "cost)"))
+    if out["ended_at"]:
+        pairs.append(("ended", out["ended_at_display"]))
+    pairs += [
+        ("attested GPU time", out["available_gpu_seconds_display"]),
+        ("uptime", out["uptime_bps_display"]),
         ("settled reports", out["sequence"] and f"up to sequence {out['sequence']}" or "none yet"),
     ]
     if usage:
-        pairs += [("busy GPU-hours", f"{usage['busy_gpu_seconds'] / 3600:.4f}"),
-                  ("energy", f"{out['energy_kwh']:.4f} kWh"),
-                  ("carbon", f"{out['carbon_g']:.1f} gCO2e")]
+        pairs += [("busy GPU time", usage["busy_gpu_seconds_display"]),
+                  ("energy", usage["energy_millijoules_display"]),
+                  ("carbon", usage["carbon_milligrams_display"])]
     console().print(kv_table(f"rental {rental_id}", pairs))
+
+
+@rent.command("list")
+@click.option("--renter", type=ADDRESS, default=None, help="whose rentals (default: your wallet's)")
+@click.option("--all", "include_done", is_flag=True, help="also finalized and cancelled rentals")
+@watch_option
+@chain_options
+@wallet_options
+def list_rentals(renter: str | None, include_done: bool, watch_s: float | None, chain: ChainOptions,
+                 wallet: WalletSpec) -> None:
+    """Your rentals: status, budget left, paid, and when each starts, runs out or ended."""
+    s = Session(chain, wallet if wallet.given else None)
+    if renter is None:
+        if not s.can_sign:
+            raise click.UsageError("give --renter ADDRESS, or --keystore FILE / --dev-account N for your own rentals")
+        renter = s.address
+    watching(watch_s, lambda: show_rentals(s, renter, "renter", include_done, chain.as_json))
+
+
+def show_rentals(s: Session, account: str, role: str, include_done: bool, as_json: bool,
+                 only_status: str | None = None) -> None:
+    """`rent list` and `provider rentals`: a table (or JSON) of ``account``'s rentals as ``role``."""
+    now = int(time.time())
+    found = [views.rental(s.ctx, i).as_dict() for i in views.rentals_of(s.ctx, account, role=role)]
+    shown = [r for r in found if (include_done or r["status"] not in ("Finalized", "Cancelled"))
+             and (only_status is None or r["status"] == only_status)]
+    if as_json:
+        print_json({role: account, "chain_id": s.chain_id, "rentals": [rental_json(r, now) for r in shown]})
+        return
+    if not shown:
+        click.echo(f"no {'' if only_status is None else only_status.lower() + ' '}rentals for {account}"
+                   + ("" if include_done or only_status else " (--all shows finalized and cancelled ones)"))
+        return
+    console().print(table(f"rentals of {role} {account}", RENTAL_COLUMNS, [rental_row(r, now) for r in shown]))
 
 
 for _command in ACCESS_COMMANDS:

@@ -147,6 +147,13 @@ def build_runtime(
     clock: Callable[[], int] | None = None,
 ) -> NodeRuntime:
     storage = NodeStorage(settings.db_path)
+    from oracle.node.db_identity import check_db_deployment
+
+    try:
+        check_db_deployment(settings.db_path, settings.chain_id, settings.market_address)
+    except BaseException:
+        storage.close()
+        raise
     if registry is None:
         registry = SqliteRentalRegistry(storage)
     for rental in settings.rentals:
@@ -295,6 +302,9 @@ class NodeChain:
         if signer_set.version != self.settings.signer_set_version:
             warnings.append(f"signer_set_version is {self.settings.signer_set_version}, the chain's is "
                             f"v{signer_set.version}: reports signed by this node will be refused")
+        if self.services.settle and int(client.w3.eth.get_balance(client.account)) == 0:
+            warnings.append(f"this node's key {client.account} has no gas (0 ETH): it cannot submit settlements "
+                            "or slashes; send it ETH (`gpurent chain fund ADDRESS` on a local chain)")
         for warning in warnings:
             log.warning("%s", warning)
         self.warnings = warnings

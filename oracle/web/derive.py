@@ -26,6 +26,11 @@ UNKNOWN_PRICE = 1e300
 _TYPICAL_W = {m.name: int(getattr(m, "typical_power_w", None) or m.power_limit_w) for m in GPU_MODELS}
 
 
+def _dumps(value: Any) -> str:
+    """JSON with sorted keys: a row built event by event equals the same row rebuilt by a replay."""
+    return json.dumps(value, sort_keys=True)
+
+
 def clear(conn: sqlite3.Connection) -> None:
     for table in DERIVED_TABLES:
         conn.execute(f"DELETE FROM {table}")
@@ -44,7 +49,7 @@ def kv_get(conn: sqlite3.Connection, key: str, default: Any = None) -> Any:
 
 def kv_set(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                 (key, json.dumps(value, sort_keys=True)))
+                 (key, _dumps(value)))
 
 
 def typical_power_w(conn: sqlite3.Connection, model: str) -> int | None:
@@ -93,7 +98,7 @@ def _write_offer(conn: sqlite3.Connection, ev: dict[str, Any], offer_id: int, te
         _ensure_provider(conn, provider)
         history = [{"event": "OfferCreated", "version": 0, **_event_ref(ev)}]
         cols.update(offer_id=offer_id, provider=provider, active=1, version=0, created_tx=ev["tx_hash"],
-                    created_block=ev["block"], created_ts=ev["ts"], history=json.dumps(history))
+                    created_block=ev["block"], created_ts=ev["ts"], history=_dumps(history))
         names = ", ".join(cols)
         conn.execute(f"INSERT OR REPLACE INTO offers ({names}) VALUES ({', '.join('?' for _ in cols)})",
                      tuple(cols.values()))
@@ -111,7 +116,7 @@ def _append_history(conn: sqlite3.Connection, offer_id: int, item: dict[str, Any
     if row is None:
         return
     history = json.loads(row[0]) + [item]
-    conn.execute("UPDATE offers SET history=? WHERE offer_id=?", (json.dumps(history), offer_id))
+    conn.execute("UPDATE offers SET history=? WHERE offer_id=?", (_dumps(history), offer_id))
 
 
 def _offer_created(conn, ev):
@@ -139,7 +144,7 @@ def _stake(conn, ev):
         return
     _ensure_provider(conn, provider)
     conn.execute("UPDATE providers SET stake=?, stake_block=? WHERE address=?",
-                 (json.dumps(stake), ev["block"], provider))
+                 (_dumps(stake), ev["block"], provider))
 
 
 def _reputation(conn, ev):
@@ -148,7 +153,7 @@ def _reputation(conn, ev):
     prior = int(kv_get(conn, "params", {}).get("reputationPrior", 1))
     conn.execute(
         "UPDATE providers SET rep=?, score_bps=?, completed=?, abandoned=?, slash_count=? WHERE address=?",
-        (json.dumps(rep), score_bps(rep, prior), int(rep["completedRentals"]), int(rep["abandonedRentals"]),
+        (_dumps(rep), score_bps(rep, prior), int(rep["completedRentals"]), int(rep["abandonedRentals"]),
          int(rep["slashCount"]), provider),
     )
     _sync_offers(conn, provider)
@@ -203,7 +208,7 @@ def _save_rental(conn, rental_id: int, data: dict[str, Any]) -> None:
         "UPDATE rentals SET status=?, avail_gs=?, rented_gs=?, ch_pass=?, ch_fail=?, reports=?, data=? "
         "WHERE rental_id=?",
         (status, int(chain.get("availableGpuSeconds", 0)), rented, int(report.get("challengesPassed", 0)),
-         int(report.get("challengesFailed", 0)), int(data.get("reports", 0)), json.dumps(data), rental_id),
+         int(report.get("challengesFailed", 0)), int(data.get("reports", 0)), _dumps(data), rental_id),
     )
 
 
@@ -232,7 +237,7 @@ def _rental_opened(conn, ev):
     conn.execute(
         "INSERT OR REPLACE INTO rentals (rental_id, offer_id, renter, provider, status, opened_block, data) "
         "VALUES (?,?,?,?,?,?,?)",
-        (rental_id, int(a["offerId"]), a["renter"], a["provider"], 1, ev["block"], json.dumps(data)),
+        (rental_id, int(a["offerId"]), a["renter"], a["provider"], 1, ev["block"], _dumps(data)),
     )
     _save_rental(conn, rental_id, data)
     _provider_stats(conn, a["provider"])
@@ -295,8 +300,8 @@ def _settle_one(conn, ev, rental_id: int, sequence: int, payment: int) -> None:
         "method, submitter, report, signers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (rental_id, sequence, ev["block"], ev["log_index"], ev["tx_hash"], ev["ts"], str(payment), str(paid_after),
          ev["extra"].get("method"), ev["extra"].get("submitter"),
-         None if report is None else json.dumps({k: v for k, v in report.items() if k != "signers"}),
-         json.dumps(report.get("signers", []) if report else [])),
+         None if report is None else _dumps({k: v for k, v in report.items() if k != "signers"}),
+         _dumps(report.get("signers", []) if report else [])),
     )
 
     def update(data):
@@ -323,7 +328,7 @@ def _slashed(conn, ev):
         "INSERT OR REPLACE INTO slashes (rental_id, fault_id, provider, kind, token, amount, block, tx_hash, ts, fault) "
         "VALUES (?,?,?,?,?,?,?,?,?,?)",
         (int(a["rentalId"]), int(a["faultId"]), a["provider"], int(a["kind"]), a["token"], str(int(a["amount"])),
-         ev["block"], ev["tx_hash"], ev["ts"], json.dumps(ev["extra"].get("fault"))),
+         ev["block"], ev["tx_hash"], ev["ts"], _dumps(ev["extra"].get("fault"))),
     )
     _rental_event(conn, ev, int(a["rentalId"]))
     _stake(conn, ev)

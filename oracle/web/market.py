@@ -107,7 +107,7 @@ class MarketQuery:
                 raise QueryError(name, "0 or more")
 
 
-def _where(query: MarketQuery) -> tuple[str, list[Any]]:
+def _where(conn: sqlite3.Connection, query: MarketQuery) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if not query.include_withdrawn:
@@ -125,9 +125,15 @@ def _where(query: MarketQuery) -> tuple[str, list[Any]]:
         clauses.append("o.provider = ?")
         params.append(query.provider)
     if query.q:
-        clauses.append("(o.gpu_model LIKE ? ESCAPE '\\' OR o.region LIKE ? ESCAPE '\\')")
+        # the few distinct models and regions that contain the text, then an indexed IN (no LIKE per offer)
         like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [like, like]
+        models = [r[0] for r in conn.execute(
+            "SELECT DISTINCT gpu_model FROM offers WHERE gpu_model LIKE ? ESCAPE '\\'", (like,)).fetchall()]
+        regions = [r[0] for r in conn.execute(
+            "SELECT DISTINCT region FROM offers WHERE region LIKE ? ESCAPE '\\'", (like,)).fetchall()]
+        clauses.append(f"(o.gpu_model IN ({','.join('?' for _ in models)}) OR "
+                       f"o.region IN ({','.join('?' for _ in regions)}))")
+        params += models + regions
     for name, value in sorted(query.ranges.items()):
         clauses.append(RANGE_FILTERS[name][0])
         params.append(value)
@@ -139,7 +145,7 @@ def search_offers(conn: sqlite3.Connection, query: MarketQuery) -> tuple[int, li
     direction. Each row is the offer's columns plus its provider's (``rep``, ``settled_reports``,
     ``rentals``), read for the page's providers only."""
     query.check()
-    where, params = _where(query)
+    where, params = _where(conn, query)
     total = int(conn.execute("SELECT COUNT(*) FROM offers o" + where, params).fetchone()[0])
     order = "DESC" if query.order == "desc" else "ASC"
     if query.sort == "budget_hours":

@@ -1,7 +1,7 @@
 """The derived tables of the web index (:mod:`oracle.web.derive` fills them from the events)."""
 
 #: bump when SCHEMA or what apply() derives changes: stored indexes are then rebuilt from their events
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -31,6 +31,8 @@ DEAD_URL = "http://127.0.0.1:9"
 BAD: dict[str, list[str]] = {
     "amount": ["-1", "abc", "nan", "inf", "1e80", "0.00000001", "", "1.2.3"],
     "positive_amount": ["-1", "abc", "nan", "1e80", "0.00000001", "", "0"],
+    "price_or_zero": ["-1", "abc", "nan", "1e80", "0.00000001", "", "1e30"],
+    "price": ["-1", "abc", "nan", "1e80", "0.00000001", "", "0", "1e30"],  # 1e30: above uint72/uint96
     "int": ["abc", "-7", str(2**256), "1.5", ""],
     "id": ["abc", "-7", "0", str(2**256), ""],
     "address": ["0x1234", "", "0x" + "zz" * 20, "hello"],
@@ -44,12 +46,14 @@ BAD: dict[str, list[str]] = {
     "host": ["", "not a host!"],
     "dir": ["{BINARY}"],
     "spool": ["{MISSING}", "{DIR}", "{BINARY}"],
+    "duration": ["-1", "x", "3x", "", "1e9", "2 days"],
+    "eth": ["-1", "abc", "nan", "1e80", "", "0.0000000000000000001"],
 }
 
 # The kind of every parameter, by name (or "command path:name" where one name means two things).
 KIND: dict[str, str | None] = {
-    "amount": "positive_amount", "budget": "positive_amount", "price_per_gpu_hour": "positive_amount",
-    "price_per_kwh": "amount", "min_stake_per_gpu": "positive_amount", "reputation_prior": "positive_amount",
+    "amount": "positive_amount", "budget": "price", "price_per_gpu_hour": "price",
+    "price_per_kwh": "price_or_zero", "min_stake_per_gpu": "positive_amount", "reputation_prior": "positive_amount",
     "offer_id": "id", "rental_id": "id", "gpu_count": "int", "gpus": "int", "threshold": "int", "fee_bps": "int",
     "start_timeout": "int", "silence_timeout": "int", "settlement_grace": "int", "operator_fee_share_bps": "int",
     "timelock_delay": "int", "grid_intensity_g_per_kwh": "int", "grid_intensity": "int",
@@ -65,18 +69,21 @@ KIND: dict[str, str | None] = {
     "trace": "file", "config_file": "file", "config_path": "file", "ssh_key": "file", "password_file": "file",
     "meter:trace": "file", "agent requeue:spool": "spool", "rpc": "url",
     "sort": "choice", "source": "choice", "preset": "choice",
-    "filters": "filter", "env": "env", "host": "host", "state_dir": "dir", "data_dir": "dir",
-    "confirmations": "int",
+    "filters": "filter", "env": "env", "host": "host", "state_dir": "dir", "duration": "duration",
+    "eth": "eth", "tokens": "amount", "renter": "address", "watch_s": "float", "data_dir": "dir",
+    "confirmations": "int", "public_url": "url", "peers": "url", "db_path": None,
     # free text: any string is a valid value
     "image": None, "cmd": None, "workdir": None, "src": None, "dest": None, "spool": None, "path": None,
+    "key_env": None,
 }
 SKIP = {"deployments", "as_json", "keystore", "password_env", "dev_account", "help"}
 
 # Valid values for the other parameters of a command while one is under test.
 GOOD: dict[str, str] = {
     "offer_id": "1", "rental_id": "1", "amount": "1", "budget": "1", "nodes": DEAD_URL, "urls": DEAD_URL,
-    "signers": ADDR, "model": "NVIDIA H100 80GB HBM3", "power_limit_w": "700", "memory_mib": "81559",
+    "signers": ADDR, "address": ADDR, "model": "NVIDIA H100 80GB HBM3", "power_limit_w": "700", "memory_mib": "81559",
     "cmd": "true", "src": "a.txt", "dest": ":/root/", "trace": str(TRACE_TRAIN), "spool": "{SPOOL}",
+    "keystore": "{KEYSTORE}", "password_file": "{PWFILE}",
 }
 # Extra valid options a command needs to get as far as sending (the value under test replaces its own).
 BASE: dict[str, list[str]] = {
@@ -133,6 +140,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from oracle.agent.spool import Spool
 
     files["SPOOL"] = str(home / "agent-spool.sqlite3")
+    files["KEYSTORE"] = str(home / "agent.json")
+    files["PWFILE"] = str(home / "password.txt")
+    Path(files["PWFILE"]).write_text("a-long-enough-password\n")
     Spool(files["SPOOL"]).close()
     chain = ["--rpc", state.url, "--deployments", str(deployments)]
     runner = CliRunner()
@@ -174,7 +184,9 @@ def _argv(world: dict[str, Any], path: str, command: click.Command, name: str, v
             options += [param.opts[0], GOOD.get(param.name, "1").format(**world["files"])]
     argv = path.split() + positional + options
     if has_chain:
-        argv += world["chain"][2:] if name == "rpc" else world["chain"]
+        argv += [] if name == "rpc" else world["chain"][:2]
+        if any(p.name == "deployments" for p in command.params):
+            argv += world["chain"][2:]
         if path == "deploy":  # a deployment that slipped through must not replace the one the others use
             argv[argv.index("--deployments") + 1] = str(world["home"] / "scratch-deployments.json")
     elif path == "agent run" and name != "rpc":

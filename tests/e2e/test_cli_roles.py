@@ -72,11 +72,15 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
       "--agent", agent, dev=3)
 
     listing = g(chain, "market", "list", "--sort", "price")["offers"]
+    assert [o["price_per_gpu_hour_display"] for o in listing] == ["1.5 tUSD/GPU-h", "2.5 tUSD/GPU-h"]
     assert [o["price_per_gpu_hour"] for o in listing] == [1_500_000, 2_500_000]
     greener = g(chain, "market", "list", "--filter", "grid<=100", "--filter", "gpu~H100")["offers"]
     assert [o["offer_id"] for o in greener] == [offer["offer_id"]]
     table = g(chain, "market", "list", "--sort", "grid", json_out=False)
     assert "NVIDIA H100" in table and "SE" in table
+    # the provider's proof-of-GPU challenge record (Reputation.challengesPassed/Failed) beside its reputation
+    assert all(o["challenges_passed"] == 0 and o["challenges_failed"] == 0 for o in listing)
+    assert "0 ok / 0 failed" in table and "1.5 tUSD" in table
 
     updated = g(chain, "provider", "offer", "update", str(offer["offer_id"]), "--price-per-gpu-hour", "2.0",
                 dev=1)["offer"]
@@ -84,6 +88,13 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
 
     opened = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "10", "--gpus", "2", dev=2)
     rental = opened["rental_id"]
+    # the renter's list and the provider's pending rentals, with the deadline to start as a date
+    mine = g(chain, "rent", "list", dev=2)["rentals"]
+    assert [r["rental_id"] for r in mine] == [rental] and mine[0]["status"] == "Open"
+    pending = g(chain, "provider", "rentals", "--pending", dev=1)["rentals"]
+    assert [r["rental_id"] for r in pending] == [rental] and "UTC (in " in pending[0]["start_deadline_display"]
+    assert pending[0]["budget_display"] == "10 tUSD"
+    assert "start by" in g(chain, "provider", "rentals", "--pending", dev=1, json_out=False)
     assert g(chain, "rent", "top-up", str(rental), "5", dev=2)["budget"] == 15_000_000
     g(chain, "provider", "start", str(rental), dev=1)
     status = g(chain, "rent", "status", str(rental))
@@ -103,6 +114,9 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     second = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "1", dev=2)["rental_id"]
     assert g(chain, "rent", "end", str(second), dev=2)["refund"] == 1_000_000
 
+    # Unstaking what the listed GPUs need says to withdraw an offer first, not to add stake.
+    out = g(chain, "provider", "unstake", "300", dev=1, expect=1, json_out=False)
+    assert "withdraw an offer first" in out and "add stake" not in out and "300 tUSD" not in out.split(":")[0], out
     g(chain, "provider", "offer", "withdraw", str(offer["offer_id"]), dev=1)
     assert g(chain, "provider", "unstake", "300", dev=1)["unbonding"] == 300_000_000
     mine = g(chain, "provider", "status", dev=1)
@@ -111,6 +125,8 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert "active stake" in text and "reputation score" in text
 
     # Governance rotates the signer set; a stranger may not.
+    readable = g(chain, "governance", "show", json_out=False)
+    assert "1 %" in readable and "1 h (3600 s)" in readable and "minimum stake per listed GPU: 100 tUSD" in readable
     shown = g(chain, "governance", "show")
     assert shown["signer_set"]["version"] == 1 and shown["signer_set"]["threshold"] == 2
     # Through the timelock: the deployer (the local proposer) schedules; executing waits the delay.

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.integration]
 
 SIGNERS = [dev_address(7), dev_address(8), dev_address(9)]
 AGENT = dev_address(6)
+H100 = "NVIDIA H100 80GB HBM3"
 
 
 class Cli:
@@ -68,6 +70,15 @@ def market(tmp_path_factory: pytest.TempPathFactory):
         yield cli, anvil, deployed
 
 
+@pytest.fixture(scope="module")
+def offer_id(market) -> str:
+    """An offer to rent from (dev account 9 stakes and lists it), so no test depends on another's."""
+    cli, _, _ = market
+    cli("provider", "stake", "500", dev=9)
+    return str(cli("provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1", "--agent", AGENT,
+                   dev=9)["offer"]["offer_id"])
+
+
 def _view(anvil: Anvil, deployed: dict) -> Any:
     from oracle.chain.client import MarketClient
     from oracle.chain.contract import make_sender
@@ -93,7 +104,8 @@ def test_provider_stake_interrupted_after_send_is_not_sent_twice(market) -> None
 
 def test_offer_create_interrupted_after_send_is_not_sent_twice(market) -> None:
     cli, anvil, deployed = market
-    args = ("provider", "offer", "create", "--price-per-gpu-hour", "2", "--region", "SE", "--agent", AGENT)
+    args = ("provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "2", "--region", "SE",
+            "--agent", AGENT)
     before = _view(anvil, deployed).offer_count()
     _interrupted(cli(*args, dev=1, fault="interrupt-after-send:createOffer", expect=130))
     again = cli(*args, dev=1)
@@ -101,9 +113,8 @@ def test_offer_create_interrupted_after_send_is_not_sent_twice(market) -> None:
     assert _view(anvil, deployed).offer_count() == before + 1
 
 
-def test_rent_open_interrupted_after_send_is_not_sent_twice(market) -> None:
+def test_rent_open_interrupted_after_send_is_not_sent_twice(market, offer_id: str) -> None:
     cli, anvil, deployed = market
-    offer_id = str(_view(anvil, deployed).offer_count())
     before = _view(anvil, deployed).rental_count()
     _interrupted(cli("rent", "open", offer_id, "--budget", "5", dev=2, fault="interrupt-after-send:openRental",
                      expect=130))
@@ -112,9 +123,9 @@ def test_rent_open_interrupted_after_send_is_not_sent_twice(market) -> None:
     assert _view(anvil, deployed).rental_count() == before + 1
 
 
-def test_rent_open_interrupted_between_recording_and_sending_sends_the_recorded_transaction(market) -> None:
+def test_rent_open_interrupted_between_recording_and_sending_sends_the_recorded_transaction(market,
+                                                                                          offer_id: str) -> None:
     cli, anvil, deployed = market
-    offer_id = str(_view(anvil, deployed).offer_count())
     before = _view(anvil, deployed).rental_count()
     _interrupted(cli("rent", "open", offer_id, "--budget", "4", dev=3, fault="interrupt-before-send:openRental",
                      expect=130))
@@ -127,13 +138,17 @@ def test_rent_open_interrupted_between_recording_and_sending_sends_the_recorded_
     assert _view(anvil, deployed).rental_count() == before + 1
 
 
-def test_rent_open_dropped_from_the_pool_after_an_interrupt_is_sent_again_with_the_same_nonce(market) -> None:
+def test_rent_open_dropped_from_the_pool_after_an_interrupt_is_sent_again_with_the_same_nonce(market,
+                                                                                              offer_id: str) -> None:
     cli, anvil, deployed = market
-    offer_id = str(_view(anvil, deployed).offer_count())
     renter = dev_address(4)
-    anvil.rpc("eth_sendTransaction", [{"from": renter, "to": deployed["payment_token"],
-                                       "data": "0x095ea7b3" + deployed["market"][2:].lower().rjust(64, "0")
-                                       + hex(10**12)[2:].rjust(64, "0")}])  # approve: then only openRental is sent
+    approve = anvil.rpc("eth_sendTransaction", [{"from": renter, "to": deployed["payment_token"],
+                                                 "data": "0x095ea7b3" + deployed["market"][2:].lower().rjust(64, "0")
+                                                 + hex(10**12)[2:].rjust(64, "0")}])  # then only openRental is sent
+    for _ in range(200):  # mined before the chain stops mining on its own
+        if anvil.rpc("eth_getTransactionReceipt", [approve]) is not None:
+            break
+        time.sleep(0.05)
     before = _view(anvil, deployed).rental_count()
     anvil.set_automine(False)
     try:
@@ -170,3 +185,40 @@ def test_deploy_interrupted_resumes_where_it_stopped_without_redeploying_mined_c
         assert nonce == len(steps)  # and the deployer sent nothing else
         assert json.loads((tmp_path / "home" / "deployments.json").read_text())["deployments"]["31337"]["market"] \
             == deployed["market"]
+
+
+def test_every_other_transacting_command_resumes_after_an_interrupt(market) -> None:
+    """The rest of a rental's life and of governance, each interrupted after its send and rerun:
+    the rerun reports the transaction the interrupted run sent, and sends nothing new."""
+    cli, anvil, deployed = market
+    view = _view(anvil, deployed)
+
+    def resumes(*args: str, dev: int, step: str) -> dict:
+        nonce = int(anvil.rpc("eth_getTransactionCount", [dev_address(dev), "latest"]), 16)
+        message = _interrupted(cli(*args, dev=dev, fault=f"interrupt-after-send:{step}", expect=130))
+        sent = int(anvil.rpc("eth_getTransactionCount", [dev_address(dev), "latest"]), 16) - nonce
+        again = cli(*args, dev=dev)
+        assert again["resumed"] is True and again["tx"] in message, (args, again)
+        assert int(anvil.rpc("eth_getTransactionCount", [dev_address(dev), "latest"]), 16) - nonce == sent, args
+        return again
+
+    cli("provider", "stake", "500", dev=5)
+    offer = cli("provider", "offer", "create", "--gpu-model", H100, "--price-per-gpu-hour", "1", "--agent", AGENT,
+                dev=5)["offer"]
+    offer_id = str(offer["offer_id"])
+    resumes("provider", "offer", "update", offer_id, "--price-per-gpu-hour", "1.5", dev=5, step="updateOffer")
+    rental_id = str(cli("rent", "open", offer_id, "--budget", "3", dev=6)["rental_id"])
+    assert resumes("rent", "top-up", rental_id, "1", dev=6, step="topUp")["budget"] == 4_000_000
+    resumes("provider", "start", rental_id, dev=5, step="startRental")
+    resumes("rent", "end", rental_id, dev=6, step="endRental")
+    anvil.increase_time(86_400 + 1)  # past the settlement grace
+    anvil.mine()
+    resumes("provider", "finalize", rental_id, dev=5, step="finalizeRental")
+    assert resumes("rent", "withdraw", dev=6, step="withdraw")["amount"] == 4_000_000  # nothing settled: all back
+    resumes("provider", "offer", "withdraw", offer_id, dev=5, step="withdrawOffer")
+    resumes("provider", "unstake", "100", dev=5, step="requestUnstake")
+    assert view.stake_of(dev_address(5))["unbonding"] == 100_000_000  # once
+    scheduled = resumes("governance", "set-signers", "--signer", SIGNERS[0], "--signer", SIGNERS[1], dev=0,
+                        step="schedule")
+    assert scheduled["state"] == "waiting"
+    resumes("oracle", "bond", "1000", dev=8, step="bond")

@@ -74,3 +74,47 @@ def test_chain_start_status_stop_with_pid_file(tmp_path: Path, monkeypatch: pyte
         requests.post(started["url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2)
     assert json.loads(runner.invoke(main, ["chain", "status", "--json"]).output) == {"running": False}
     assert "no local chain" in runner.invoke(main, ["chain", "stop"]).output
+
+
+def test_a_local_chain_keeps_its_state_across_restarts_and_has_a_faucet_and_a_clock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oracle.chain.anvil import free_port
+    from oracle.localchain import LocalChain
+
+    port = free_port()
+    monkeypatch.setenv("GPURENT_CHAIN_PORT", str(port))
+    monkeypatch.setenv("GPURENT_RPC_URL", f"http://127.0.0.1:{port}")
+    runner = CliRunner()
+
+    def g(*args: str, expect: int = 0) -> dict:
+        result = runner.invoke(main, [*args, "--json"])
+        assert result.exit_code == expect, result.output
+        return json.loads(result.output) if expect == 0 else {"output": result.output}
+
+    try:
+        assert g("chain", "start")["resumed"] is False
+        market = g("deploy", "--dev-account", "0")["market"]
+        stranger = "0x000000000000000000000000000000000000dEaD"
+        funded = g("chain", "fund", stranger, "--eth", "2", "--tokens", "12.5")
+        assert funded["eth_wei"] == 2 * 10**18 and funded["token_balance"] == 12_500_000
+        assert funded["token_balance_display"] == "12.5 tUSD"
+        before = g("wallet", "balance", stranger)
+        assert before["eth_display"] == "2 ETH" and before["tokens"][0]["balance_display"] == "12.5 tUSD"
+        t0 = g("chain", "status")["block_number"]
+        warped = g("chain", "warp", "3h20min")
+        assert warped["warped_s"] == 12_000 and "(in 3 h 20 min)" in warped["chain_time_display"]
+        assert g("chain", "stop")["stopped"] is True
+
+        again = g("chain", "start")
+        assert again["resumed"] is True
+        assert g("chain", "status")["block_number"] > t0
+        # the deployment, the balances and the clock are still there
+        assert g("wallet", "balance", stranger)["tokens"][0]["balance"] == 12_500_000
+        assert [m["model"] for m in g("market", "models")["models"]]
+        assert g("market", "list")["market"] == market
+        g("chain", "stop")
+        assert g("chain", "start", "--fresh")["resumed"] is False
+        assert "no contract at the market address" in g("market", "list", expect=1)["output"] or \
+            "deploy" in g("market", "list", expect=1)["output"]
+    finally:
+        LocalChain().stop()

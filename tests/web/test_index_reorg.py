@@ -116,3 +116,48 @@ def test_events_beyond_the_cursor_are_dropped_at_start_and_read_again(deployed, 
     assert dump(again.store) == complete
     again.indexer.stop()
     again.store.close()
+
+
+def test_a_reorganised_settlement_leaves_no_trace_in_the_rental_its_series_or_the_provider(deployed, tmp_path):
+    from .conftest import SUBMITTER, signed_report
+
+    provider, renter, submitter = deployed.client(PROVIDER), deployed.client(RENTER), deployed.client(SUBMITTER)
+    provider.stake(deployed.token, provider.min_stake_per_gpu(deployed.token) * 2)
+    offer_id, _ = provider.create_offer(terms(deployed, "NVIDIA H100 80GB HBM3", 3_600_000, "eu-north-1"))
+    rental_id, _ = renter.open_rental(offer_id, gpu_count=1, budget=5_000_000)
+    started_at = int(provider.start_rental(rental_id).events["RentalStarted"][0]["startedAt"])
+    deployed.chain.set_next_timestamp(started_at + 100)
+    deployed.chain.mine()
+    web = make_harness(deployed, tmp_path / "a")
+    web.sync()
+    snapshot = deployed.chain.snapshot()
+    gone, sigs = signed_report(deployed, rental_id, 1, started_at + 90, available=90, busy=90, energy_mj=63_000_000,
+                               carbon_mg=900, passed=3)
+    submitter.settle(gone, sigs)
+    web.sync()
+    assert web.get(f"/api/v1/rentals/{rental_id}")["energy_mj"] == 63_000_000
+    old_head = provider.w3.eth.block_number
+
+    assert deployed.chain.revert(snapshot)
+    kept, sigs = signed_report(deployed, rental_id, 1, started_at + 80, available=40, busy=10, energy_mj=8_000_000,
+                               carbon_mg=100)
+    submitter.settle(kept, sigs)
+    while provider.w3.eth.block_number <= old_head:
+        deployed.chain.mine()
+    web.sync()
+    body = web.get(f"/api/v1/rentals/{rental_id}")
+    stored = provider.get_rental(rental_id)
+    assert (body["energy_mj"], body["available_gpu_seconds"], body["paid"]) == (
+        8_000_000, int(stored["availableGpuSeconds"]), int(stored["paid"]))
+    assert body["challenges_passed"] == 0
+    points = web.get(f"/api/v1/rentals/{rental_id}/series")["points"]
+    assert [(p["sequence"], p["energy_mj"]) for p in points] == [(1, 8_000_000)]
+    (settlement,) = web.get(f"/api/v1/rentals/{rental_id}/settlements")["items"]
+    assert settlement["payment"] == int(stored["paid"])
+    assert web.get(f"/api/v1/providers/{provider.account}")["verification"]["challenges_passed"] == 0
+    fresh = make_harness(deployed, tmp_path / "b")
+    fresh.sync()
+    assert dump(web.store) == dump(fresh.store)
+    for harness in (web, fresh):
+        harness.indexer.stop()
+        harness.store.close()

@@ -4,6 +4,7 @@ gpurent never sees, and the wallet (here anvil's unlocked dev account behind
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,13 @@ def _wallet_sends(deployed: DeployedMarket, account: str, plan) -> list[dict]:
     for request in plan:
         tx = {"from": account, **{k: v for k, v in request.as_json().items() if k in ("to", "data", "value")}}
         tx_hash = deployed.chain.rpc("eth_sendTransaction", [tx])
-        receipt = deployed.chain.rpc("eth_getTransactionReceipt", [tx_hash])
-        assert int(receipt["status"], 16) == 1, request.label
+        receipt = None
+        for _ in range(200):  # a wallet awaits the receipt (anvil mines it a moment later)
+            receipt = deployed.chain.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                break
+            time.sleep(0.05)
+        assert receipt is not None and int(receipt["status"], 16) == 1, request.label
         receipts.append(receipt)
     return receipts
 

@@ -57,6 +57,7 @@ class Stack:
     procs: Any
     offers: dict[str, int] = field(default_factory=dict)
     governance: dict[str, Any] = field(default_factory=dict)
+    demo_chain: Any = None  # oracle.demo.steps.DemoChain: the dev accounts' action contexts
     provider: str = ""
     renter: str = ""
 
@@ -169,7 +170,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _wait("gpurent web's index to be ready", lambda: web_proc.poll() is None and
               httpx.get(f"{web}/api/v1/index/status", timeout=2).json().get("ready"), 60, web_log)
         yield Stack(rpc=rpc, web=web, state=state, deployment=deployment, keys=keys, node_urls=node_urls,
-                    procs=procs, offers=offers, governance=governance, provider=dev_address(PROVIDER), renter=dev_address(RENTER))
+                    procs=procs, offers=offers, governance=governance, demo_chain=demo_chain, provider=dev_address(PROVIDER), renter=dev_address(RENTER))
     finally:
         if web_proc is not None:
             from oracle.demo.procs import _stop

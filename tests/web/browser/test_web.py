@@ -281,6 +281,31 @@ def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_
     stack.offers["rental_id"] = rental_id
 
 
+def test_market_and_my_rentals_show_the_record_the_rental_left_on_chain(stack: Stack, chain: ChainView,
+                                                                        open_as: Any) -> None:
+    rental_id = stack.offers.get("rental_id", 1)
+    done = chain.rental(rental_id)
+    settled = chain.settlements(rental_id)
+    last = chain.report(rental_id, settled[-1].tx_hash)
+    page = open_as(stack.renter)
+    visit(page, f"{stack.web}/#/market", "tbody tr[data-offer]")
+    row = f"tr[data-offer='{stack.offers['rented']}']"
+    # uptime: attested GPU-seconds over the rented GPU-seconds (start to end), from getRental as the CLI does
+    uptime = min(10_000, done["availableGpuSeconds"] * 10_000 // (done["gpuCount"] * (done["endedAt"] - done["startedAt"])))
+    assert one(page, row, "uptime_bps")[0] == uptime
+    assert one(page, row, "score_bps")[0] == chain.market.functions.reputationScore(stack.provider).call() > 0
+    record = page.inner_text(f"{row} .verification")
+    assert record.startswith(f"{last['challengesPassed']} passed, {last['challengesFailed']} failed"), record
+    # my rentals: the rental with its budget and what it paid; nothing left to withdraw
+    visit(page, f"{stack.web}/#/rentals", "h1")
+    connect(page)
+    page.wait_for_selector("[data-testid='my-rentals'] tbody tr a", timeout=TIMEOUT_MS)
+    mine = numbers(page, "[data-testid='my-rentals']")
+    assert mine["budget"][0] == (done["budget"], tusd(done["budget"]))
+    assert mine["paid"][0] == (done["paid"], tusd(done["paid"]))
+    assert [raw for raw, _ in numbers(page, "[data-testid='withdrawable']")["amount"]] == [chain.withdrawable(stack.renter)] == [0]
+
+
 def test_receipt_download_is_the_last_settled_report(stack: Stack, chain: ChainView, open_as: Any, tmp_path: Path) -> None:
     rental_id = stack.offers.get("rental_id", 1)
     page = open_as(stack.renter)
@@ -376,3 +401,42 @@ def test_provider_stakes_lists_and_withdraws_an_offer_through_the_wallet(stack: 
     assert not chain.offer(offer_id)["active"]
     # the market no longer lists it
     assert httpx.get(f"{stack.web}/api/v1/offers", params={"limit": 200}).json()["total"] == 3
+
+
+def test_provider_sees_a_slash_with_its_reason_evidence_and_transaction(stack: Stack, chain: ChainView,
+                                                                        open_as: Any, shots: Any) -> None:
+    """A second rental, started, then slashed by a fault report two of the three node keys signed."""
+    from oracle.attestation.eip712 import FaultReport, fault_report_digest
+    from oracle.attestation.signing import sign_digest
+    from oracle.demo import steps
+    from oracle.demo.base import DEPLOYER
+    from oracle.keys import load_keystore
+
+    rental_id = steps.open_rental(stack.demo_chain, stack.offers["pricier"], "2").rental_id
+    started_at = steps.start_rental(stack.demo_chain, rental_id)
+    stack.rpc_call("evm_increaseTime", [60])
+    stack.rpc_call("evm_mine")
+    fault = FaultReport(rental_id=rental_id, fault_id=1, kind=2, observed_at=started_at + 30,
+                        evidence_hash=bytes.fromhex("ab" * 32), signer_set_version=1)
+    digest = fault_report_digest(fault, int(stack.deployment["chain_id"]), stack.deployment["market"])
+    password = stack.keys.password_file.read_text().strip()
+    signatures = [sign_digest(load_keystore(path, password), digest) for path in stack.keys.node_keystores[:2]]
+    slashed = stack.demo_chain.ctx(DEPLOYER).client.slash(fault, signatures)
+    (event,) = chain.events("Slashed", rentalId=rental_id)
+
+    page = open_as(stack.provider)
+    visit(page, f"{stack.web}/#/provider", "h1")
+    connect(page)
+    page.wait_for_selector(f"[data-testid='slashes'] tbody tr a[href='#/rental/{rental_id}']", timeout=TIMEOUT_MS)
+    row = page.eval_on_selector(
+        "[data-testid='slashes'] tbody tr",
+        "r => [r.cells[1].textContent, r.querySelector('[data-field=amount]').dataset.raw, "
+        "r.querySelector('code').title, r.cells[4].textContent, r.querySelector('[data-tx]').dataset.tx]")
+    reason, amount, evidence, signed_by, tx = row
+    assert reason == "energy counter mismatch"
+    assert int(amount) == event["args"]["amount"] > 0
+    assert evidence == "0x" + "ab" * 32
+    assert signed_by == "2" and tx.lower() == slashed.tx_hash.lower()
+    assert one(page, "[data-testid='stake']", "locked")[0] == chain.stake(stack.provider)["locked"]
+    assert axe_violations(page, str(VENDOR / "axe.min.js")) == []
+    shots(page, "provider-slash")

@@ -137,7 +137,8 @@ export async function render(main) {
         select.value = chosen;
       }
     }
-    totalOut.textContent = `${answer.total} offer${answer.total === 1 ? "" : "s"} match` +
+    const shownNote = answer.total > answer.items.length ? ` (the first ${answer.items.length} shown: filter to narrow)` : "";
+    totalOut.textContent = `${answer.total} offer${answer.total === 1 ? "" : "s"} match${shownNote}` +
       (state.budget ? ` · a budget of ${state.budget} ${token().symbol} buys the hours shown` : "");
     clear(tbody);
     if (!answer.items.length) tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length + 1, class: "empty" }, "no offer matches")));
