@@ -2,7 +2,7 @@
 pragma solidity ^0.8.30;
 
 import {UsageReport} from "../contracts/types/DataTypes.sol";
-import {OperatorBond, OperatorParams} from "../contracts/types/OperatorTypes.sol";
+import {OperatorBond, OperatorParams, SignedReport} from "../contracts/types/OperatorTypes.sol";
 
 /// @title IOperatorRegistry
 /// @notice Oracle operators' economics beside one GpuRentMarket: bonds, the operators' share of
@@ -22,8 +22,9 @@ import {OperatorBond, OperatorParams} from "../contracts/types/OperatorTypes.sol
 /// settled to the submitted sequence; `claimRebates` pays `rebatePerReport` per accrued report
 /// out of the rebate reserve (as many as the reserve covers; the rest stays accrued).
 /// Equivocation: two usage reports for the same rental and sequence that differ in any field
-/// other than `signerSetVersion`, each signed (EIP-712, the market's domain) by the same key, are
-/// proof; each (operator, rentalId, sequence) is slashable once.
+/// other than `signerSetVersion`, each signed (EIP-712, the market's domain) by the same key,
+/// alone (`settle`'s digest) or inside a UsageReportBatch (`settleBatch`'s), are proof; each
+/// (operator, rentalId, sequence) is slashable once.
 interface IOperatorRegistry {
     /// @notice Emitted when an operator adds to its bond.
     event Bonded(address indexed operator, address indexed token, uint256 amount, uint256 activeBond);
@@ -97,6 +98,8 @@ interface IOperatorRegistry {
     error OperatorRegistry_NothingToWithdraw(address account, address token);
     /// @notice A withdrawal or unbond names no recipient (the zero address).
     error OperatorRegistry_InvalidRecipient(address to);
+    /// @notice The batch evidence does not hold the report's struct hash at position `index`.
+    error OperatorRegistry_NotInBatch(uint256 rentalId, uint256 index);
 
     /// @notice Adds `amount` of `token` to the caller's bond (pulled with transferFrom).
     /// @dev `token` must be allowed; while any bond exists it must be the bond's token.
@@ -152,6 +155,19 @@ interface IOperatorRegistry {
     /// @return operator The slashed operator.
     /// @return slashed Amount taken from its bond.
     function proveEquivocation(UsageReport calldata a, bytes calldata sigA, UsageReport calldata b, bytes calldata sigB)
+        external
+        returns (address operator, uint256 slashed);
+
+    /// @notice Like proveEquivocation, with either report (or both) signed inside a
+    /// UsageReportBatch (the signature nodes give for settleBatch) instead of alone: each
+    /// evidence names the struct hashes of its batch's reports and the report's position.
+    /// @dev Same rules as proveEquivocation: same rentalId and sequence, different content
+    /// (ignoring signerSetVersion), one signing key, once per (operator, rentalId, sequence).
+    /// Reverts with OperatorRegistry_NotInBatch when the batch does not hold the report's struct
+    /// hash at the given position.
+    /// @return operator The slashed operator.
+    /// @return slashed Amount taken from its bond.
+    function proveEquivocationSigned(SignedReport calldata a, SignedReport calldata b)
         external
         returns (address operator, uint256 slashed);
 

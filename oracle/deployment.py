@@ -39,6 +39,11 @@ DAY_S = 86_400
 #: token (docs/economics.md, "Operators"): 1,000 tokens per operator; 0.005 token per settled report.
 DEFAULT_MIN_OPERATOR_BOND = 1_000 * 10**6
 DEFAULT_REBATE_PER_REPORT = 5_000
+#: Share of each protocol fee credited to the OperatorRegistry (the oracle operators) at
+#: finalization, in basis points: half (docs/economics.md, "Operators"). Both deploy paths
+#: (``gpurent deploy`` and ``brownie run scripts/deploy.py``) link the registry with it; 0 leaves
+#: the registry unlinked (no fee share, no bond check on later signer sets).
+DEFAULT_OPERATOR_FEE_SHARE_BPS = 5_000
 
 
 class DeploymentError(GpurentError, LookupError):
@@ -99,7 +104,7 @@ class Deployment:
     min_stake_per_gpu: int = 0
     operator_registry: str = ""
     min_operator_bond: int = 0
-    operator_fee_share_bps: int = 0  # 0: the registry is not linked to the market
+    operator_fee_share_bps: int = 0  # 0: the registry is not linked to the market (deploys link it by default)
     signer_set: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     # The TimelockController holding the market's roles (governance above is its address), the

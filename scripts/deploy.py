@@ -82,6 +82,29 @@ def hand_to_timelock(market, account, *, delay_s: int, proposer: str | None = No
     return timelock
 
 
+def operator_fee_share_bps() -> int:
+    """The operators' share of each protocol fee the deployment links the registry with:
+    GPURENT_OPERATOR_FEE_SHARE_BPS, else oracle/deployment.py's DEFAULT_OPERATOR_FEE_SHARE_BPS
+    (docs/economics.md, "Operators"); 0 leaves the registry unlinked."""
+    import os
+
+    from oracle.deployment import DEFAULT_OPERATOR_FEE_SHARE_BPS
+
+    value = int(os.environ.get("GPURENT_OPERATOR_FEE_SHARE_BPS", DEFAULT_OPERATOR_FEE_SHARE_BPS))
+    if not 0 <= value <= 10_000:
+        raise SystemExit(f"GPURENT_OPERATOR_FEE_SHARE_BPS must be 0..10000 basis points, not {value}")
+    return value
+
+
+def link_operator_registry(market, registry, account, fee_share_bps: int):
+    """Links `registry` to `market` with `fee_share_bps` of each protocol fee (0: leaves it
+    unlinked). From then on every signer set governance installs must be bonded in it. Returns
+    the transaction (None when not linked)."""
+    if not fee_share_bps:
+        return None
+    return market.setOperatorRegistry(registry, fee_share_bps, {"from": account})
+
+
 def deploy_libraries(account) -> dict:
     """Deploys the external libraries GpuRentMarket links against (Brownie links the latest
     deployment of each automatically)."""
@@ -110,6 +133,7 @@ def deploy(
     min_stake_per_gpu: int = DEFAULT_MIN_STAKE_PER_GPU,
     timelock_delay: int | None = None,
     proposer: str | None = None,
+    fee_share_bps: int | None = None,
     **param_overrides: int,
 ) -> dict:
     """Deploys the libraries, GpuRentMarket (admin and governance: `account`), registers the GPU
@@ -117,6 +141,8 @@ def deploy(
     TestStablecoin allowlisted for payment and stake. Installs `signers` (sorted ascending) with
     `threshold` (default: majority) if given. With `timelock_delay`, the market's roles then go
     to a MarketTimelock (proposer `proposer`, default `account`) and `account` keeps none.
+    With the stablecoin, the OperatorRegistry is deployed and linked with `fee_share_bps` of each
+    protocol fee (default: operator_fee_share_bps(); 0 leaves it unlinked).
 
     Returns {"market": ..., "stablecoin": ... or None, "libraries": {...}, "timelock": ... or None}.
     """
@@ -136,6 +162,8 @@ def deploy(
     registry = None
     if token is not None:
         registry = deploy_operator_registry(account, market, token, treasury=treasury)
+        link_operator_registry(market, registry, account,
+                               operator_fee_share_bps() if fee_share_bps is None else fee_share_bps)
     models = register_gpu_models(market, account)
     timelock = None
     if timelock_delay is not None:
@@ -155,7 +183,9 @@ def main() -> dict:
     print(f"GpuRentMarket   {deployed['market'].address}")
     print(f"MarketTimelock  {deployed['timelock'].address} (holds the market's roles; the deployer none)")
     if deployed["operator_registry"] is not None:
-        print(f"OperatorRegistry {deployed['operator_registry'].address}")
+        registry, share = deployed["market"].operatorRegistry()
+        linked = f"linked, {share} bps of each fee" if registry != ZERO_ADDRESS else "not linked"
+        print(f"OperatorRegistry {deployed['operator_registry'].address} ({linked})")
     if deployed["stablecoin"] is not None:
         print(f"TestStablecoin  {deployed['stablecoin'].address}")
     for name, lib in deployed["libraries"].items():
@@ -174,6 +204,8 @@ LIVE_ENV_HELP = """\
   GPURENT_PROPOSER           who schedules governance changes through the timelock (a Safe multisig;
                              default: the deployer, for testnets only)
   GPURENT_TIMELOCK_DELAY     seconds each governance change waits (default 172800, 2 days)
+  GPURENT_OPERATOR_FEE_SHARE_BPS  the oracle operators' share of each protocol fee; the registry is
+                             linked with it (default 5000; 0 leaves it unlinked)
   GPURENT_DEPLOYMENTS        deployment file (default ~/.gpurent/deployments.json)"""
 
 
@@ -224,8 +256,9 @@ def deploy_live() -> dict:
         raise SystemExit("GPURENT_PROPOSER (a Safe multisig address) is required on a production chain\n" + LIVE_ENV_HELP)
     delay = int(os.environ.get("GPURENT_TIMELOCK_DELAY", str(2 * 86_400)))
     # The allowlist calls need the governance role, so they come before the hand-over.
+    fee_share = operator_fee_share_bps()
     deployed = deploy(account, signers=signers, threshold=threshold, stablecoin=payment_token is None,
-                      min_stake_per_gpu=min_stake, timelock_delay=None)
+                      min_stake_per_gpu=min_stake, timelock_delay=None, fee_share_bps=fee_share)
     market = deployed["market"]
     txs_setup = {}
     registry = deployed["operator_registry"]
@@ -233,6 +266,9 @@ def deploy_live() -> dict:
         txs_setup["allow payment token"] = market.setPaymentToken(payment_token, True, {"from": account}).txid
         txs_setup["allow stake token"] = market.setStakeToken(payment_token, min_stake, {"from": account}).txid
         registry = deploy_operator_registry(account, market, payment_token)
+        link = link_operator_registry(market, registry, account, fee_share)
+        if link is not None:
+            txs_setup["link operator registry"] = link.txid
     timelock = hand_to_timelock(market, account, delay_s=delay, proposer=proposer, registry=registry)
     txs = {f"library {n}": lib.tx.txid for n, lib in deployed["libraries"].items()}
     txs["market"] = market.tx.txid
@@ -260,6 +296,7 @@ def deploy_live() -> dict:
         min_stake_per_gpu=min_stake,
         operator_registry=registry.address,
         min_operator_bond=DEFAULT_MIN_OPERATOR_BOND,
+        operator_fee_share_bps=int(market.operatorRegistry()[1]),
         signer_set={"version": int(version), "threshold": int(thr), "signers": [str(a) for a in current]},
         params=dict(zip(("treasury", "protocol_fee_bps", "renter_slash_share_bps", "slash_bps", "start_timeout_s",
                          "silence_timeout_s", "settlement_grace_s", "unbonding_delay_s", "max_rental_duration_s",

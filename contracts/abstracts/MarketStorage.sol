@@ -86,9 +86,4 @@ abstract contract MarketStorage is AccessControl, EIP712, ReentrancyGuardTransie
         uint256 received = IERC20(token).balanceOf(address(this)) - before;
         if (received != amount) revert IRentalEscrow.RentalEscrow_TransferShortfall(token, amount, received);
     }
-
-    /// @dev Credits `amount` of `token` to `account`'s withdrawable balance.
-    function _credit(address account, address token, uint256 amount) internal {
-        if (amount != 0) _balances[account][token] += amount;
-    }
 }

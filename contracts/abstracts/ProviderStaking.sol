@@ -102,15 +102,4 @@ abstract contract ProviderStaking is IProviderStaking, OracleQuorum, ProviderRep
             )
         );
     }
-
-    /// @dev Reverts unless `provider` has chosen a stake token and its active stake covers
-    /// `gpus` listed GPUs.
-    function _requireStakeCovers(address provider, uint256 gpus) internal view {
-        Stake storage st = _stakes[provider];
-        uint256 required = _stakeTokenMinPerGpu[st.token] * gpus;
-        uint256 active = st.active;
-        if (st.token == address(0) || active < required) {
-            revert ProviderStaking_InsufficientStake(provider, active, required);
-        }
-    }
 }

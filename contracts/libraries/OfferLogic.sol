@@ -3,7 +3,7 @@ pragma solidity ^0.8.30;
 
 import {Offer, OfferTerms, Stake, GpuModelSpec} from "../types/DataTypes.sol";
 import {IOfferBook} from "../../interfaces/IOfferBook.sol";
-import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
+import {StakeGuard} from "./StakeGuard.sol";
 
 /// @title OfferLogic
 /// @notice Offer listing logic of GpuRentMarket, deployed once as an external library and
@@ -87,8 +87,8 @@ library OfferLogic {
         if (terms.minUptimeBps > 10_000) revert IOfferBook.OfferBook_InvalidTerms("minUptimeBps");
     }
 
-    /// @dev Reverts unless the provider chose a stake token that is still allowed and its active
-    /// stake covers `gpus` (which must also fit the uint32 listedGpus counter).
+    /// @dev Reverts unless `gpus` fits the uint32 listedGpus counter and the provider's stake
+    /// covers them (StakeGuard).
     function _requireStakeCovers(
         Stake storage providerStake,
         address provider,
@@ -97,14 +97,7 @@ library OfferLogic {
         uint256 gpus
     ) private view {
         if (gpus > type(uint32).max) revert IOfferBook.OfferBook_InvalidTerms("gpuCount");
-        if (providerStake.token != address(0) && !stakeTokenAllowed) {
-            revert IOfferBook.OfferBook_StakeTokenNotAllowed(providerStake.token);
-        }
-        uint256 required = minStakePerGpu * gpus;
-        uint256 active = providerStake.active;
-        if (providerStake.token == address(0) || active < required) {
-            revert IProviderStaking.ProviderStaking_InsufficientStake(provider, active, required);
-        }
+        StakeGuard.requireStakeCovers(providerStake, providerStake.token, provider, stakeTokenAllowed, minStakePerGpu, gpus);
     }
 
     /// @dev Stores the mutable terms of an offer.

@@ -17,6 +17,7 @@ import {IRentalEscrow} from "../../interfaces/IRentalEscrow.sol";
 import {IOfferBook} from "../../interfaces/IOfferBook.sol";
 import {IProviderStaking} from "../../interfaces/IProviderStaking.sol";
 import {IReputation} from "../../interfaces/IReputation.sol";
+import {StakeGuard} from "./StakeGuard.sol";
 
 /// @title RentalLogic
 /// @notice The cold ends of a rental's life in GpuRentMarket: fixing its terms at open, and
@@ -53,11 +54,9 @@ library RentalLogic {
         }
         if (budget == 0 || budget > type(uint96).max) revert IRentalEscrow.RentalEscrow_InvalidAmount(budget);
         address stakeToken = providerStake.token;
-        if (!stakeTokens[stakeToken]) revert IOfferBook.OfferBook_StakeTokenNotAllowed(stakeToken);
-        uint256 required = minStakePerGpu[stakeToken] * providerStake.listedGpus;
-        if (providerStake.active < required) {
-            revert IProviderStaking.ProviderStaking_InsufficientStake(provider, providerStake.active, required);
-        }
+        StakeGuard.requireStakeCovers(
+            providerStake, stakeToken, provider, stakeTokens[stakeToken], minStakePerGpu[stakeToken], providerStake.listedGpus
+        );
     }
 
     /// @notice Writes the terms of a rental being opened (RentalTerms): the offer's agent, model,
@@ -255,6 +254,8 @@ library RentalLogic {
             uint256 uptimeBps = rentedGpuSeconds == 0 ? 0 : available * 10_000 / rentedGpuSeconds;
             if (uptimeBps > 10_000) uptimeBps = 10_000;
             ++reputation.completedRentals;
+            // Floors to basis points first on purpose (the documented integer formula).
+            // slither-disable-next-line divide-before-multiply
             reputation.deliveredFees += uint128(fee * uptimeBps * challengeShareBps(passed, failed) / 100_000_000);
         }
         // fee <= paid < 2**96 and available < 2**40 per rental: the sums fit for 2**32 rentals.

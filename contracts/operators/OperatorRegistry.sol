@@ -10,7 +10,8 @@ import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 import {SlotDerivation} from "@openzeppelin/contracts/utils/SlotDerivation.sol";
 
 import {UsageReport} from "../types/DataTypes.sol";
-import {OperatorBond, OperatorParams} from "../types/OperatorTypes.sol";
+import {OperatorBond, OperatorParams, SignedReport} from "../types/OperatorTypes.sol";
+import {EquivocationEvidence} from "./EquivocationEvidence.sol";
 import {IOperatorRegistry} from "../../interfaces/IOperatorRegistry.sol";
 import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
 
@@ -32,9 +33,10 @@ import {IGpuRentMarket} from "../../interfaces/IGpuRentMarket.sol";
 /// NOTE: settleBatchFor counts a report whose rental another submitter settled to the same
 /// sequence earlier in the same block (same timestamp); that costs a whole settlement by
 /// someone else and pays one rebate at most.
-/// NOTE: a signature over a UsageReportBatch is not evidence here: only single-report
-/// signatures (market.usageReportDigest) are. Nodes sign a batch only over reports they have
-/// already recorded and signed singly, so an honest node's batch never conflicts with them.
+/// NOTE: equivocation evidence is a signature over a report alone (market.usageReportDigest) or
+/// over a UsageReportBatch holding it (market.usageBatchDigest): EquivocationEvidence. Nodes sign
+/// a batch only over reports they have already recorded, so an honest node's batch never
+/// conflicts with its single signatures.
 /// NOTE: only plain ERC-20 tokens belong on the bond allowlist (no rebasing, no callbacks);
 /// fee-on-transfer is detected and refused on bond.
 contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTransient {
@@ -298,18 +300,24 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         nonReentrant
         returns (address operator, uint256 slashed)
     {
-        // Check:
-        operator = _equivocator(a, sigA, b, sigB);
-        uint256 rentalId = a.rentalId;
-        uint64 sequence = a.sequence;
-        bytes32 key = keccak256(abi.encode(operator, rentalId, sequence));
-        if (_proven[key]) revert OperatorRegistry_AlreadyProven(operator, rentalId, sequence);
-        // Effect:
-        _proven[key] = true;
-        address token;
-        uint256 reward;
-        (token, slashed, reward) = _slash(operator, msg.sender);
-        emit EquivocationProven(operator, rentalId, sequence, msg.sender, token, slashed, reward);
+        // Check: a conflict, both signed by one key.
+        EquivocationEvidence.requireConflict(a, b);
+        operator = ECDSA.recover(_market.usageReportDigest(a), sigA);
+        _requireSameSigner(operator, ECDSA.recover(_market.usageReportDigest(b), sigB));
+        slashed = _punish(operator, a.rentalId, a.sequence);
+    }
+
+    /// @inheritdoc IOperatorRegistry
+    function proveEquivocationSigned(SignedReport calldata a, SignedReport calldata b)
+        external
+        nonReentrant
+        returns (address operator, uint256 slashed)
+    {
+        // Check: a conflict, both signed (alone or in a batch) by one key.
+        EquivocationEvidence.requireConflict(a.report, b.report);
+        operator = EquivocationEvidence.signer(_market, a);
+        _requireSameSigner(operator, EquivocationEvidence.signer(_market, b));
+        slashed = _punish(operator, a.report.rentalId, a.report.sequence);
     }
 
     // -------------------------------------------------------------------------- withdrawal
@@ -421,21 +429,21 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         emit RebateAccrued(submitter, reports, pending);
     }
 
-    /// @dev The one key that signed both reports, which must be for the same rental and
-    /// sequence and differ in content. ECDSA.recover rejects malformed, high-s and zero-address
-    /// signatures.
-    function _equivocator(UsageReport calldata a, bytes calldata sigA, UsageReport calldata b, bytes calldata sigB)
-        private
-        view
-        returns (address operator)
-    {
-        if (b.rentalId != a.rentalId || b.sequence != a.sequence) {
-            revert OperatorRegistry_DifferentSlot(a.rentalId, a.sequence, b.rentalId, b.sequence);
-        }
-        if (_contentHash(a) == _contentHash(b)) revert OperatorRegistry_SameReport(a.rentalId, a.sequence);
-        operator = ECDSA.recover(_market.usageReportDigest(a), sigA);
-        address signerB = ECDSA.recover(_market.usageReportDigest(b), sigB);
-        if (signerB != operator) revert OperatorRegistry_DifferentSigners(operator, signerB);
+    function _requireSameSigner(address signerA, address signerB) private pure {
+        if (signerB != signerA) revert OperatorRegistry_DifferentSigners(signerA, signerB);
+    }
+
+    /// @dev Slashes `operator` once for (rentalId, sequence), rewarding the caller.
+    function _punish(address operator, uint256 rentalId, uint64 sequence) private returns (uint256 slashed) {
+        // Check:
+        bytes32 key = keccak256(abi.encode(operator, rentalId, sequence));
+        if (_proven[key]) revert OperatorRegistry_AlreadyProven(operator, rentalId, sequence);
+        // Effect:
+        _proven[key] = true;
+        address token;
+        uint256 reward;
+        (token, slashed, reward) = _slash(operator, msg.sender);
+        emit EquivocationProven(operator, rentalId, sequence, msg.sender, token, slashed, reward);
     }
 
     /// @dev Takes slashBps of `operator`'s whole bond (active first, then unbonding) and credits
@@ -464,14 +472,6 @@ contract OperatorRegistry is IOperatorRegistry, AccessControl, ReentrancyGuardTr
         reward = slashed * p.proverRewardBps / _BPS;
         _balances[prover][token] += reward;
         _balances[p.treasury][token] += slashed - reward;
-    }
-
-    /// @dev Hash of a report's fields except signerSetVersion: a report re-signed unchanged for a
-    /// new signer-set version (what nodes do after a rotation) is the same content.
-    function _contentHash(UsageReport calldata report) private pure returns (bytes32) {
-        UsageReport memory copy = report;
-        copy.signerSetVersion = 0;
-        return keccak256(abi.encode(copy));
     }
 
     /// @dev Validates and stores parameters.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
+import {UsageReport} from "./DataTypes.sol";
+
 /// @notice An oracle operator's bond in the OperatorRegistry (one bond token per operator while
 /// any bond exists).
 /// @dev Written by bond / requestUnbond / completeUnbond (the operator) and proveEquivocation
@@ -48,4 +50,20 @@ struct OperatorParams {
     // slot 1
     address rebateToken;
     uint96 rebatePerReport;
+}
+
+/// @notice One signed usage report as evidence of equivocation (OperatorRegistry
+/// proveEquivocationSigned): the report and a signature that covers it, either alone or inside a
+/// UsageReportBatch (what nodes sign for settleBatch).
+/// @param report The report.
+/// @param batchReportHashes Empty: `signature` is over market.usageReportDigest(report). Else the
+/// EIP-712 struct hashes (hashStruct(UsageReport)) of every report of the signed batch, in order;
+/// `signature` is over market.usageBatchDigest of those reports.
+/// @param batchIndex Position of `report` in the batch (ignored for a single-report signature).
+/// @param signature 65-byte r||s||v signature.
+struct SignedReport {
+    UsageReport report;
+    bytes32[] batchReportHashes;
+    uint256 batchIndex;
+    bytes signature;
 }

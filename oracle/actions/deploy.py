@@ -28,6 +28,7 @@ from oracle.chain.errors import ErrorDecoder
 from oracle.chain.tx import TxResult
 from oracle.deployment import (
     DEFAULT_MIN_OPERATOR_BOND,
+    DEFAULT_OPERATOR_FEE_SHARE_BPS,
     DEFAULT_REBATE_PER_REPORT,
     NETWORK_NAMES,
     Deployment,
@@ -126,7 +127,7 @@ def deploy_market(
     mint_amount: int = 1_000_000 * 10**6,
     min_operator_bond: int = DEFAULT_MIN_OPERATOR_BOND,
     rebate_per_report: int = DEFAULT_REBATE_PER_REPORT,
-    operator_fee_share_bps: int | None = None,
+    operator_fee_share_bps: int = DEFAULT_OPERATOR_FEE_SHARE_BPS,
     progress: Progress = _noop,
     timelock_delay_s: int | None = None,
     proposer: str | None = None,
@@ -202,10 +203,10 @@ def deploy_market(
         registry_address = _deploy_registry(d, market_address, treasury=params.treasury, bond_token=payment_token,
                                             min_bond=min_operator_bond, rebate_token=payment_token,
                                             rebate_per_report=rebate_per_report)
-        if operator_fee_share_bps is not None:
-            # From here on setSignerSet requires every signer bonded in the registry (the signer set
-            # installed above is the deployment's initial one); the operators' fee share is credited
-            # to the registry at finalization.
+        if operator_fee_share_bps:
+            # Linked by default (0 opts out). From here on setSignerSet requires every signer bonded
+            # in the registry (the signer set installed above is the deployment's initial one); the
+            # operators' fee share is credited to the registry at finalization.
             progress(f"linking the OperatorRegistry to the market ({operator_fee_share_bps} bps of each fee)")
             d.call("link operator registry", market, "setOperatorRegistry", registry_address, operator_fee_share_bps)
 

@@ -2,9 +2,9 @@
 
 Bonds (``bond``, ``request_unbond``, ``complete_unbond``), earnings (``earnings``: fee shares,
 accrued settlement rebates, the operator's share of fees not yet synced), and moving them out
-(``sync``, ``claim_rebates``, ``withdraw``), settlement through the registry (``settle_for``,
-``settle_batch_for``, which accrue the gas rebate) and equivocation proofs
-(``prove_equivocation``). Writes return :class:`oracle.chain.tx.TxResult` after a checked
+(``sync``, ``claim_rebates``, ``withdraw``, ``withdraw_to``), settlement through the registry
+(``settle_for``, ``settle_batch_for``, which accrue the gas rebate) and equivocation proofs
+(``prove_equivocation``; ``prove_equivocation_signed`` with batch signatures as evidence). Writes return :class:`oracle.chain.tx.TxResult` after a checked
 receipt; reverts raise :class:`oracle.chain.errors.TransactionRevertedError` naming the
 registry's custom error (``OperatorRegistry_InSignerSet(operator=...)``).
 """
@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from web3 import Web3
 
+from oracle.attestation.eip712 import UsageReport
 from oracle.chain.artifacts import load_abi
 from oracle.chain.client import ERC20_ABI, _named, pack_signatures, usage_report_tuple
 from oracle.chain.contract import BoundContract
@@ -176,6 +177,11 @@ class OperatorClient:
         return self.registry.transact("proveEquivocation", usage_report_tuple(report_a), bytes(signature_a),
                                       usage_report_tuple(report_b), bytes(signature_b))
 
+    def prove_equivocation_signed(self, evidence_a: tuple, evidence_b: tuple) -> TxResult:
+        """``proveEquivocationSigned``: like :meth:`prove_equivocation`, either report signed alone
+        or inside a UsageReportBatch; build each evidence with :func:`signed_report_tuple`."""
+        return self.registry.transact("proveEquivocationSigned", evidence_a, evidence_b)
+
     @staticmethod
     def _packed(signatures: bytes | Sequence[bytes], digest: bytes | None) -> bytes:
         if isinstance(signatures, (bytes, bytearray)):
@@ -183,6 +189,18 @@ class OperatorClient:
         if digest is None:
             raise ValueError("a digest is needed to order a sequence of signatures")
         return pack_signatures(digest, signatures)
+
+
+def signed_report_tuple(report: UsageReport, signature: bytes, batch: Sequence[UsageReport] | None = None) -> tuple:
+    """One ``SignedReport`` (contracts/types/OperatorTypes.sol) for ``proveEquivocationSigned``:
+    ``report`` with a ``signature`` over its own digest, or, given ``batch`` (the reports of the
+    signed ``UsageReportBatch``, in order, ``report`` among them), over the batch's digest."""
+    hashes: list[bytes] = []
+    index = 0
+    if batch:
+        hashes = [r.struct_hash() for r in batch]
+        index = hashes.index(report.struct_hash())  # ValueError when the batch does not hold it
+    return usage_report_tuple(report), hashes, index, bytes(signature)
 
 
 def operator_params_tuple(treasury: str, *, slash_bps: int = 5_000, prover_reward_bps: int = 2_000,

@@ -24,6 +24,7 @@ from oracle.actions.deploy import deploy_market
 from oracle.actions.tokens import token_meta
 from oracle.deployment import (
     DAY_S,
+    DEFAULT_OPERATOR_FEE_SHARE_BPS,
     EXPLORERS,
     MarketParamsConfig,
     default_deployments_path,
@@ -57,9 +58,10 @@ from oracle.deployment import (
 @click.option("--proposer", type=ADDRESS, default=None, envvar="GPURENT_PROPOSER", show_envvar=True,
               help="who may schedule governance changes through the timelock: a Safe multisig in "
                    "production (default: the deployer, on a local chain only)")
-@click.option("--operator-fee-share-bps", type=click.IntRange(0, 10_000), default=None,
-              help="link the OperatorRegistry: this share of each protocol fee goes to the oracle operators "
-                   "and every later signer must be bonded (default: not linked; governance can link it later)")
+@click.option("--operator-fee-share-bps", type=click.IntRange(0, 10_000), default=DEFAULT_OPERATOR_FEE_SHARE_BPS,
+              show_default=True,
+              help="the OperatorRegistry is linked: this share of each protocol fee goes to the oracle operators "
+                   "and every later signer must be bonded (docs/economics.md); 0 leaves it unlinked")
 @click.option("--timelock-delay", type=click.IntRange(0, 30 * 86_400), default=None,
               help="seconds every governance change waits, in public (default: 60 on a local chain, "
                    "2 days elsewhere)")
@@ -68,7 +70,7 @@ from oracle.deployment import (
 def deploy(chain: ChainOptions, wallet: WalletSpec, signers: tuple[str, ...], threshold: int | None,
            payment_token: str | None, min_stake_per_gpu: str, fee_bps: int, treasury: str | None,
            unbonding_days: float, max_rental_days: float, start_timeout: int, silence_timeout: int,
-           settlement_grace: int, reputation_prior: str, proposer: str | None, operator_fee_share_bps: int | None, timelock_delay: int | None,
+           settlement_grace: int, reputation_prior: str, proposer: str | None, operator_fee_share_bps: int, timelock_delay: int | None,
            mint_dev: bool | None) -> None:
     """Deploy GpuRentMarket to --rpc from a keystore account (or --dev-account on anvil) and
     record the addresses for this chain id in the deployment file. The market's roles go to a

@@ -265,3 +265,21 @@ def test_deploy_script_hands_every_role_to_the_timelock(accounts, MarketTimelock
     chain.sleep(3_601)
     timelock.execute(market, 0, data, zero, zero, {"from": stranger})
     assert market.gpuModelOf(b"NVIDIA B200".ljust(32, b"\0"))["memoryMib"] == 183_000
+
+
+def test_deploy_script_links_the_operator_registry_by_default(accounts):
+    """Issue 9: `scripts/deploy.py` deploys the OperatorRegistry and links it with the documented
+    default fee share (docs/economics.md, "Operators"); 0 leaves it deployed but unlinked."""
+    from conftest import _load_deploy_module
+
+    from oracle.deployment import DEFAULT_OPERATOR_FEE_SHARE_BPS
+
+    module = _load_deploy_module()
+    deployed = module.deploy(accounts[0], stablecoin=True)
+    registry, share = deployed["market"].operatorRegistry()
+    assert registry == deployed["operator_registry"].address and share == DEFAULT_OPERATOR_FEE_SHARE_BPS == 5_000
+    assert deployed["operator_registry"].market() == deployed["market"].address
+
+    unlinked = module.deploy(accounts[0], stablecoin=True, fee_share_bps=0)
+    assert unlinked["operator_registry"] is not None
+    assert tuple(unlinked["market"].operatorRegistry()) == ("0x" + "00" * 20, 0)

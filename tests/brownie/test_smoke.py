@@ -91,10 +91,15 @@ def test_smoke_whole_rental(accounts, chain):
     market.endRental(rental_id, {"from": renter})
     finalize_after_grace(market, rental_id, provider)
     assert market.withdrawable(renter, usd) == 100 * USD - cost
-    assert market.withdrawable(treasury, usd) == fee
+    # The deploy script links the OperatorRegistry by default: half of each fee to the operators.
+    registry, share = market.operatorRegistry()
+    assert registry == deployed["operator_registry"] and share == 5_000
+    operators = fee * share // 10_000
+    assert market.withdrawable(treasury, usd) == fee - operators
+    assert market.withdrawable(registry, usd) == operators
     market.withdraw(usd, {"from": renter})
     assert usd.balanceOf(renter) == 10_000 * USD - cost
-    assert usd.balanceOf(market) == 1_000 * USD + fee  # the stake and the treasury's fee
+    assert usd.balanceOf(market) == 1_000 * USD + fee  # the stake, the treasury's and the operators' fee
 
     rental = market.getRental(rental_id)
     assert rental[0] == 5  # Finalized

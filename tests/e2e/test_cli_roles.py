@@ -132,6 +132,9 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     # Through the timelock: the deployer (the local proposer) schedules; executing waits the delay.
     assert shown["timelock"] and shown["timelock_delay_s"] == 60
     args = ("governance", "set-signers", "--signer", dev_address(8), "--signer", dev_address(9))
+    # `gpurent deploy` links the OperatorRegistry by default: a new signer must be bonded first.
+    for operator in (8, 9):
+        g(chain, "oracle", "bond", "1000", dev=operator)
     scheduled = g(chain, *args, dev=0)
     assert scheduled["state"] == "waiting" and scheduled["via"] == "timelock"
     assert "not ready" in g(chain, *args, "--execute", dev=0, expect=1, json_out=False)

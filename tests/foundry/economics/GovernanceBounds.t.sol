@@ -39,47 +39,52 @@ contract GovernanceBoundsTest is MarketFixture {
         market.setParams(p);
     }
 
+    /// @dev MarketParams fields by position (a memory struct is one word per field, in declaration
+    /// order); a wrong position makes the expected revert name another field and the test fail.
+    uint256 internal constant F_PROTOCOL_FEE_BPS = 1;
+    uint256 internal constant F_RENTER_SLASH_SHARE_BPS = 2;
+    uint256 internal constant F_SLASH_BPS = 3;
+    uint256 internal constant F_START_TIMEOUT = 4;
+    uint256 internal constant F_SILENCE_TIMEOUT = 5;
+    uint256 internal constant F_SETTLEMENT_GRACE = 6;
+    uint256 internal constant F_UNBONDING_DELAY = 7;
+    uint256 internal constant F_MAX_RENTAL_DURATION = 8;
+    uint256 internal constant F_SLASH_WINDOW_SECONDS = 9;
+    uint256 internal constant F_REPUTATION_PRIOR = 10;
+
+    /// @dev The default parameters with the field at `index` set to `value` are refused, naming
+    /// `field`.
+    function _expectInvalidField(uint256 index, uint256 value, string memory field) internal {
+        MarketParams memory p = _defaultParams();
+        _setMemoryWord(_pointer(p), index, value);
+        _expectInvalid(p, field);
+    }
+
+    function _pointer(MarketParams memory p) internal pure returns (uint256 ptr) {
+        assembly ("memory-safe") {
+            ptr := p
+        }
+    }
+
     // ------------------------------------------------------------------ ranges (behaviour 6)
 
     /// @dev Issue 7.6: a huge unbondingDelay or startTimeout wrapped its uint32 timestamp (stake
     /// unbonded at once; no rental could start). Every duration now has a ceiling.
     function test_setParams_RevertWhen_aDurationWouldOverflowItsTimestamp() public {
-        MarketParams memory p = _defaultParams();
-        p.unbondingDelay = type(uint32).max;
-        _expectInvalid(p, "unbondingDelay");
-        p = _defaultParams();
-        p.startTimeout = type(uint32).max;
-        _expectInvalid(p, "startTimeout");
-        p = _defaultParams();
-        p.silenceTimeout = type(uint32).max;
-        _expectInvalid(p, "silenceTimeout");
-        p = _defaultParams();
-        p.settlementGrace = type(uint32).max;
-        _expectInvalid(p, "settlementGrace");
-        p = _defaultParams();
-        p.maxRentalDuration = type(uint32).max;
-        _expectInvalid(p, "maxRentalDuration");
-        p = _defaultParams();
-        p.slashWindowSeconds = 2 days;
-        _expectInvalid(p, "slashWindowSeconds");
+        _expectInvalidField(F_UNBONDING_DELAY, type(uint32).max, "unbondingDelay");
+        _expectInvalidField(F_START_TIMEOUT, type(uint32).max, "startTimeout");
+        _expectInvalidField(F_SILENCE_TIMEOUT, type(uint32).max, "silenceTimeout");
+        _expectInvalidField(F_SETTLEMENT_GRACE, type(uint32).max, "settlementGrace");
+        _expectInvalidField(F_MAX_RENTAL_DURATION, type(uint32).max, "maxRentalDuration");
+        _expectInvalidField(F_SLASH_WINDOW_SECONDS, 2 days, "slashWindowSeconds");
     }
 
     function test_setParams_RevertWhen_feeOrSlashAboveItsCap() public {
-        MarketParams memory p = _defaultParams();
-        p.protocolFeeBps = 1001;
-        _expectInvalid(p, "protocolFeeBps");
-        p = _defaultParams();
-        p.slashBps = 5001;
-        _expectInvalid(p, "slashBps");
-        p = _defaultParams();
-        p.renterSlashShareBps = 10_001;
-        _expectInvalid(p, "renterSlashShareBps");
-        p = _defaultParams();
-        p.reputationPrior = 0;
-        _expectInvalid(p, "reputationPrior");
-        p = _defaultParams();
-        p.silenceTimeout = 59;
-        _expectInvalid(p, "silenceTimeout");
+        _expectInvalidField(F_PROTOCOL_FEE_BPS, 1001, "protocolFeeBps");
+        _expectInvalidField(F_SLASH_BPS, 5001, "slashBps");
+        _expectInvalidField(F_RENTER_SLASH_SHARE_BPS, 10_001, "renterSlashShareBps");
+        _expectInvalidField(F_REPUTATION_PRIOR, 0, "reputationPrior");
+        _expectInvalidField(F_SILENCE_TIMEOUT, 59, "silenceTimeout");
     }
 
     /// @dev Bounds of every parameter, fuzzed: a parameter set is accepted iff each field is in

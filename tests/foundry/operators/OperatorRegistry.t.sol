@@ -406,19 +406,17 @@ contract OperatorRegistryTest is OperatorFixture {
     function test_RevertWhen_proveEquivocation_otherRental() public {
         (UsageReport memory a, UsageReport memory b) = _conflictingReports();
         b.rentalId = a.rentalId + 1;
-        bytes memory sigA = _signAs(oracleKeys[0], a);
-        bytes memory sigB = _signAs(oracleKeys[0], b);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IOperatorRegistry.OperatorRegistry_DifferentSlot.selector, a.rentalId, a.sequence, b.rentalId, b.sequence
-            )
-        );
-        registry.proveEquivocation(a, sigA, b, sigB);
+        _expectDifferentSlot(a, b);
     }
 
     function test_RevertWhen_proveEquivocation_otherSequence() public {
         (UsageReport memory a, UsageReport memory b) = _conflictingReports();
         b.sequence = a.sequence + 1;
+        _expectDifferentSlot(a, b);
+    }
+
+    /// @dev `a` and `b`, both signed by operator 0, are refused as reports of different slots.
+    function _expectDifferentSlot(UsageReport memory a, UsageReport memory b) internal {
         bytes memory sigA = _signAs(oracleKeys[0], a);
         bytes memory sigB = _signAs(oracleKeys[0], b);
         vm.expectRevert(
@@ -486,25 +484,25 @@ contract OperatorRegistryTest is OperatorFixture {
     //////////////////////////////////////////////////////////////*/
 
     function test_RevertWhen_setParams_outOfRange() public {
+        // OperatorParams fields by position: treasury 0, slashBps 1, proverRewardBps 2,
+        // unbondingDelay 3, rebateToken 4 (a wrong position names another field and fails).
+        _expectInvalidParamField(0, 0, "treasury");
+        _expectInvalidParamField(1, 0, "slashBps");
+        _expectInvalidParamField(1, 10_001, "slashBps");
+        _expectInvalidParamField(2, 5_001, "proverRewardBps");
+        _expectInvalidParamField(3, 1 hours - 1, "unbondingDelay");
+        _expectInvalidParamField(3, 365 days + 1, "unbondingDelay");
+        _expectInvalidParamField(4, 0, "rebatePerReport"); // no rebate token with a rebate set
+    }
+
+    function _expectInvalidParamField(uint256 index, uint256 value, string memory field) internal {
         OperatorParams memory p = _operatorParams();
-        p.treasury = address(0);
-        _expectInvalidParam(p, "treasury");
-        p = _operatorParams();
-        p.slashBps = 0;
-        _expectInvalidParam(p, "slashBps");
-        p.slashBps = 10_001;
-        _expectInvalidParam(p, "slashBps");
-        p = _operatorParams();
-        p.proverRewardBps = 5_001;
-        _expectInvalidParam(p, "proverRewardBps");
-        p = _operatorParams();
-        p.unbondingDelay = 1 hours - 1;
-        _expectInvalidParam(p, "unbondingDelay");
-        p.unbondingDelay = 365 days + 1;
-        _expectInvalidParam(p, "unbondingDelay");
-        p = _operatorParams();
-        p.rebateToken = address(0);
-        _expectInvalidParam(p, "rebatePerReport");
+        uint256 ptr;
+        assembly ("memory-safe") {
+            ptr := p
+        }
+        _setMemoryWord(ptr, index, value);
+        _expectInvalidParam(p, field);
     }
 
     function test_RevertWhen_setParams_callerIsNotGovernance() public {

@@ -76,6 +76,14 @@ abstract contract TestBase {
 
     /// @dev Maps any `x` into `[min, max]` without discarding runs; values already inside the
     /// range are kept as they are so the fuzzer's edge-case dictionary still reaches the bounds.
+    /// @dev Sets word `index` of the memory at `ptr` (a memory struct is one word per field, in
+    /// declaration order): table-driven tests of one field at a time.
+    function _setMemoryWord(uint256 ptr, uint256 index, uint256 value) internal pure {
+        assembly ("memory-safe") {
+            mstore(add(ptr, shl(5, index)), value)
+        }
+    }
+
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
         require(min <= max, "bound: min > max");
         if (x >= min && x <= max) return x;

@@ -58,7 +58,11 @@ class DeployedMarket:
         return MarketClient(sender, self.market)
 
 
-def deploy(chain: Anvil, node_keys: list[bytes] = NODE_KEYS, threshold: int = 2) -> DeployedMarket:
+def deploy(chain: Anvil, node_keys: list[bytes] = NODE_KEYS, threshold: int = 2,
+           operator_fee_share_bps: int = 0) -> DeployedMarket:
+    """A market as ``gpurent deploy`` makes it, except that the OperatorRegistry is not linked
+    (``operator_fee_share_bps`` 0; deployments link it by default, test_deploy_timelock checks
+    that): these tests install signer sets of unbonded keys and count whole fees to the treasury."""
     from oracle.actions.deploy import deploy_market
     from oracle.deployment import MarketParamsConfig
 
@@ -73,6 +77,7 @@ def deploy(chain: Anvil, node_keys: list[bytes] = NODE_KEYS, threshold: int = 2)
         signers=signers,
         threshold=threshold,
         mint_test_tokens_to=[Account.from_key(ANVIL_KEYS[i]).address for i in (PROVIDER, RENTER)],
+        operator_fee_share_bps=operator_fee_share_bps,
     )
     for address in signers:  # gas money for the nodes' own submissions
         chain.rpc("anvil_setBalance", [address, hex(10**20)])

@@ -13,7 +13,7 @@ from oracle.chain.errors import TransactionRevertedError
 from oracle.chain.governance import TimelockGovernance
 from oracle.chain.tx import TransactionSender
 from oracle.actions.deploy import deploy_market
-from oracle.deployment import MarketParamsConfig
+from oracle.deployment import DEFAULT_OPERATOR_FEE_SHARE_BPS, MarketParamsConfig
 from oracle.errors import ChainError
 from oracle.gpu_models import GPU_MODELS
 from oracle.localchain import ANVIL_KEYS
@@ -46,6 +46,10 @@ def test_deploy_hands_every_role_to_the_timelock_and_registers_the_gpu_models(ch
         row = client.gpu_model_of(model.name)
         assert (row["powerLimitW"], row["memoryMib"]) == (model.power_limit_w, model.memory_mib), model.name
     assert deployment.gpu_models == [m.name for m in GPU_MODELS]
+    # The OperatorRegistry is deployed and linked by default (docs/economics.md, "Operators").
+    assert deployment.operator_registry
+    assert list(client.view("operatorRegistry")) == [deployment.operator_registry, DEFAULT_OPERATOR_FEE_SHARE_BPS]
+    assert deployment.operator_fee_share_bps == DEFAULT_OPERATOR_FEE_SHARE_BPS == 5_000
     if deployment.operator_registry:  # the operator registry's roles too
         from oracle.chain.artifacts import load_abi
         from oracle.chain.contract import BoundContract
@@ -87,3 +91,12 @@ def test_deploy_refuses_parameters_outside_their_ranges(chain):
     with pytest.raises(TransactionRevertedError) as info:
         deploy_market(sender, params=MarketParamsConfig(treasury=treasury, unbonding_delay_s=14 * 86_400))
     assert info.value.error_name == "GpuRentMarket_InvalidParam"
+
+
+def test_deploy_with_operator_fee_share_0_leaves_the_registry_unlinked(chain):
+    sender = TransactionSender(connect(chain.url), Account.from_key(ANVIL_KEYS[DEPLOYER]), policy=FAST_POLICY)
+    deployment = deploy_market(sender, params=MarketParamsConfig(treasury=sender.address), operator_fee_share_bps=0)
+    client = _client(chain, DEPLOYER, deployment.market)
+    assert deployment.operator_registry  # deployed all the same, for governance to link later
+    assert list(client.view("operatorRegistry")) == ["0x" + "00" * 20, 0]
+    assert deployment.operator_fee_share_bps == 0

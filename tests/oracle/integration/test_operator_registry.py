@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from eth_account import Account
 
-from oracle.attestation.eip712 import UsageReport, usage_report_digest
+from oracle.attestation.eip712 import UsageReport, usage_batch_digest, usage_report_digest
 from oracle.attestation.signing import sign_digest
 from oracle.chain.anvil import ANVIL_KEYS
 from oracle.chain.contract import connect
 from oracle.chain.errors import TransactionRevertedError
-from oracle.chain.operators import OperatorClient
+from oracle.chain.operators import OperatorClient, signed_report_tuple
 from oracle.chain.tx import TransactionSender
 from oracle.deployment import save_deployment
 from tests.oracle.integration.conftest import FAST_POLICY, GOVERNANCE, NODE_KEYS, open_active_rental
@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration]
 
 STRANGER = 5
 CLI_OPERATOR = 6
+BATCH_OPERATOR = 7
 MIN_BOND = 1_000 * 10**6
 
 
@@ -93,6 +94,52 @@ def test_a_strangers_proof_of_two_conflicting_signatures_slashes_the_signers_bon
     before = deployed.client(STRANGER).balance_of(deployed.token)
     stranger.withdraw(deployed.token)
     assert deployed.client(STRANGER).balance_of(deployed.token) - before == reward
+
+
+def test_a_strangers_proof_from_a_batch_signature_slashes_the_signers_bond(deployed):
+    """Issue 9: what a node signs for settleBatch (the EIP-712 digest of a UsageReportBatch) is
+    evidence too: a report inside a signed batch that conflicts with one the same key signed
+    alone (or in another batch) slashes its bond; a stranger submits the pair and is rewarded."""
+    operator_key = bytes.fromhex(ANVIL_KEYS[BATCH_OPERATOR].removeprefix("0x"))
+    node = _operator(deployed, operator_key)
+    _mint(deployed, node.account, MIN_BOND)
+    node.bond(deployed.token, MIN_BOND)
+    chain_id = deployed.chain.chain_id
+    a = _report(rental_id=3, sequence=2, period_end=1_800_000_000, available_gpu_seconds=120,
+                energy_millijoules=5_000_000)
+    b = replace(a, available_gpu_seconds=240)
+    # The batch the node signed for settleBatch: three rentals' reports, `a` in the middle.
+    batch = [_report(rental_id=9, sequence=1, available_gpu_seconds=60), a,
+             _report(rental_id=11, sequence=7, available_gpu_seconds=30)]
+    batch_digest = usage_batch_digest(batch, chain_id, deployed.market)
+    assert deployed.client(GOVERNANCE).usage_batch_digest(batch) == batch_digest  # the market's own digest
+    sig_batch = sign_digest(operator_key, batch_digest)
+    # ... and `b` inside another batch, alone.
+    other_batch = [b, _report(rental_id=12, sequence=1, available_gpu_seconds=10)]
+    sig_other = sign_digest(operator_key, usage_batch_digest(other_batch, chain_id, deployed.market))
+
+    stranger = _operator(deployed, ANVIL_KEYS[STRANGER])
+    with pytest.raises(TransactionRevertedError) as refused:  # a batch that does not hold the report
+        stranger.prove_equivocation_signed(signed_report_tuple(a, sig_batch, batch)[:2] + (0, sig_batch),
+                                           signed_report_tuple(b, sig_other, other_batch))
+    assert refused.value.error_name == "OperatorRegistry_NotInBatch"
+    before = stranger.balance_of(deployed.token)
+    result = stranger.prove_equivocation_signed(signed_report_tuple(a, sig_batch, batch),
+                                                signed_report_tuple(b, sig_other, other_batch))
+    event = result.events["EquivocationProven"][0]
+    params = stranger.params()
+    slashed = MIN_BOND * params["slashBps"] // 10_000
+    reward = slashed * params["proverRewardBps"] // 10_000
+    assert event["operator"] == node.account and event["prover"] == stranger.account
+    assert int(event["slashed"]) == slashed and int(event["proverReward"]) == reward
+    assert int(node.bond_of()["active"]) == MIN_BOND - slashed
+    assert stranger.balance_of(deployed.token) - before == reward
+    assert node.equivocation_proven(node.account, 3, 2)
+    # The single-signature form of the same conflict is now refused: once per (operator, rental, sequence).
+    sig_b = sign_digest(operator_key, usage_report_digest(b, chain_id, deployed.market))
+    with pytest.raises(TransactionRevertedError) as refused:
+        stranger.prove_equivocation_signed(signed_report_tuple(b, sig_b), signed_report_tuple(a, sig_batch, batch))
+    assert refused.value.error_name == "OperatorRegistry_AlreadyProven"
 
 
 def test_a_report_resigned_for_a_new_signer_set_version_is_not_equivocation(deployed):

@@ -39,10 +39,10 @@ def test_gas_per_report_constants_are_the_measured_ones():
 
 def test_a_rental_settles_once_the_gas_is_at_most_one_percent_of_what_it_owes():
     policy = SettlePolicy()
-    gas_price = GWEI // 100  # 0.01 gwei: 11,619 gas cost 349 token units (0.000349 USD)
-    assert policy.gas_cost(gas_price) == 349
+    gas_price = GWEI // 100  # 0.01 gwei: 13,853 gas cost 416 token units (0.000416 USD)
+    assert policy.gas_cost(gas_price) == 416
     worth = policy.seconds_until_worth(H100, gas_price)
-    assert H100.owed_since(worth) * 100 >= 349 * 10_000 > H100.owed_since(worth - 1) * 100
+    assert H100.owed_since(worth) * 100 >= 416 * 10_000 > H100.owed_since(worth - 1) * 100
     assert not policy.is_due(H100, 1_000, 1_000 + worth - 1, gas_price)
     assert policy.is_due(H100, 1_000, 1_000 + worth, gas_price)
 
@@ -74,10 +74,10 @@ def test_due_rentals_defer_a_rental_until_it_is_worth_settling_and_never_an_ende
     economics = {1: H100, 2: H100, 3: RentalEconomics(8, 2 * USD, 1_000, 7 * 86_400)}
     due = DueRentals(lambda: [1, 2, 3], policy=SettlePolicy(), economics=economics.get,
                      gas_price_wei=lambda: GWEI // 100, is_ended=ended.__contains__, wall_clock=lambda: now[0])
-    now[0] = 1_000 + 30  # 30 s: one H100 owes 0.0167 USD (gas is 2.1 %); eight owe 0.133 USD (0.27 %)
+    now[0] = 1_000 + 30  # 30 s: one H100 owes 0.0167 USD (gas is 2.5 %); eight owe 0.133 USD (0.31 %)
     assert sorted(due()) == [2, 3]
     assert due.deferred_by_value == 1
-    now[0] = 1_000 + 70
+    now[0] = 1_000 + 80  # one H100 is worth its gas (1 %) from 75 s
     assert sorted(due()) == [1, 2, 3]
 
 
