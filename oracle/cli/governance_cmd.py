@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from oracle.actions import reads
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -66,8 +67,8 @@ def timelock_options(fn):
 def show(chain: ChainOptions) -> None:
     """The current signer set, threshold and market parameters."""
     s = Session(chain)
-    signer_set = s.client.signer_set()
-    params = s.client.params()
+    signer_set = reads.signer_set(s.ctx)
+    params = reads.params(s.ctx)
     out = {"signer_set": {"version": signer_set.version, "threshold": signer_set.threshold,
                           "signers": list(signer_set.signers)},
            "params": params, "market": s.deployment.market, "chain_id": s.chain_id,
@@ -80,7 +81,7 @@ def show(chain: ChainOptions) -> None:
     con.print(kv_table(f"signer set v{signer_set.version}: {signer_set.threshold} of {len(signer_set.signers)}",
                        [(str(i), a) for i, a in enumerate(signer_set.signers)]))
     con.print(kv_table("parameters", [(name, readable_param(name, value, s)) for name, value in params.items()]))
-    min_stake = s.client.min_stake_per_gpu(s.deployment.stake_token)
+    min_stake = reads.min_stake_per_gpu(s.ctx, s.deployment.stake_token)
     con.print(f"minimum stake per listed GPU: {s.fmt(min_stake, s.deployment.stake_token)}")
     if s.deployment.timelock:
         from oracle.units import format_duration
@@ -120,7 +121,7 @@ def set_signers(signers: tuple[str, ...], threshold: int | None, execute: bool, 
     threshold = threshold or len(ordered) // 2 + 1
     out, line = _govern(chain, wallet, execute, warp, "setSignerSet", ordered, threshold)
     if out.get("state", "done") == "done":
-        new = Session(chain).client.signer_set()
+        new = reads.signer_set(Session(chain).ctx)
         out.update({"version": new.version, "threshold": new.threshold, "signers": list(new.signers)})
         line += (f"; signer set v{new.version}: {new.threshold} of {len(new.signers)}; running nodes follow it "
                  f"(set signer_set_version = {new.version} in their configs at the next restart)")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from oracle.actions import views
+from oracle.actions import reads, views
 from oracle.cli.common import (
     ChainOptions,
     GuardedGroup,
@@ -94,7 +94,7 @@ def list_offers(filters: tuple[str, ...], sort: str, include_inactive: bool, cha
     intensity."""
     parsed = [_parse_filter(f) for f in filters]
     s = Session(chain)
-    count = s.client.offer_count()
+    count = reads.offer_count(s.ctx)
     reputations: dict[str, dict[str, Any]] = {}
     offers = []
     for listed in views.offers(s.ctx, include_inactive=include_inactive):

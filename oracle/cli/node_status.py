@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from oracle.actions import reads
+
 MAX_LAG_BLOCKS = 20
 LOW_GAS_WEI = 10**16  # 0.01 ETH: a few dozen settlements on an L2, a handful on L1
 
@@ -44,7 +46,7 @@ def check_nodes(urls: tuple[str, ...], chain: Any) -> list[NodeResult]:
     from oracle.units import format_amount
 
     session, why = _chain_facts(chain)
-    signer_set = session.client.signer_set() if session is not None else None
+    signer_set = reads.signer_set(session.ctx) if session is not None else None
     results = []
     for url in urls:
         r = NodeResult(url)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from oracle.actions import operators
+from oracle.actions import operators, reads
 from oracle.cli.options import to_option
 from oracle.cli.common import (
     ADDRESS,
@@ -157,7 +157,7 @@ def init_config(keystore: Path, password_file: Path, port: int, host: str, publi
 
     s = Session(chain)
     d = s.deployment
-    version = s.client.signer_set().version
+    version = reads.signer_set(s.ctx).version
     values = {
         "keystore_path": str(keystore.resolve()), "keystore_password_file": str(Path(password_file).resolve()),
         "chain_id": s.chain_id, "market_address": d.market, "rpc_url": chain.rpc,

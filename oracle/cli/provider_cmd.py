@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from oracle.actions import offers as offer_actions
-from oracle.actions import rentals, staking, views
+from oracle.actions import reads, rentals, staking, views
 from oracle.actions.tokens import balance_of
 from oracle.cli.common import (
     ADDRESS,
@@ -145,7 +145,7 @@ def _terms(s: Session, base: dict[str, Any] | None, opts: dict[str, Any]) -> tup
 def check_gpu_model(s: Session, model: str) -> None:
     """Refuse (exit 2) a GPU model the market's table does not have: its memory and power limit
     come from that table, never from another model."""
-    row = s.client.gpu_model_of(model)
+    row = reads.gpu_model(s.ctx, model)
     if int(row["powerLimitW"]) == 0:
         from oracle.cli.market_cmd import onchain_models
 
@@ -307,8 +307,8 @@ def _show_status(s: Session, address: str, as_json: bool) -> None:
     out = {
         "provider": address,
         "stake": stake_.as_dict(),
-        "withdrawable": s.client.withdrawable(address, payment),
-        "unclaimed": sum(s.client.claimable(i) for i in views.unclaimed_rentals(s.ctx, address)),
+        "withdrawable": reads.withdrawable(s.ctx, address, payment),
+        "unclaimed": sum(reads.claimable(s.ctx, i) for i in views.unclaimed_rentals(s.ctx, address)),
         "wallet_balance": balance_of(s.w3, payment, address),
         "reputation": views.reputation(s.ctx, address).as_dict(),
         "offers": offers,

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from oracle.actions import reads
 from oracle.cli.common import (
     ADDRESS,
     ChainOptions,
@@ -114,7 +115,7 @@ def balance(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> Non
     pay, stake = s.token(), s.token(s.deployment.stake_token)
     for meta in ([pay] if stake.address.lower() == pay.address.lower() else [pay, stake]):
         held = balance_of(s.w3, meta.address, address)
-        withdrawable = s.client.withdrawable(address, meta.address)
+        withdrawable = reads.withdrawable(s.ctx, address, meta.address)
         out["tokens"].append({"token": meta.address, "symbol": meta.symbol, "balance": held,
                               "balance_display": format_amount(held, meta.decimals, meta.symbol),
                               "withdrawable": withdrawable,

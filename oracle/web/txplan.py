@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from oracle.actions import reads
 from oracle.protocol import RentalStatus
 from oracle.units import format_amount, parse_amount
 from oracle.web.errors import ApiError, checksum
@@ -149,7 +150,7 @@ def _claims(view: Any, args: dict[str, Any]) -> list[Any]:
     ids = [int(r[0]) for r in args["_db"].execute(
         "SELECT rental_id FROM rentals WHERE provider=? AND status IN (?, ?) ORDER BY rental_id",
         (view.account, int(RentalStatus.ACTIVE), int(RentalStatus.ENDED))).fetchall()]
-    ids = [i for i in ids if view.client.claimable(i)]
+    ids = [i for i in ids if reads.claimable(view, i)]
     return rentals.plan_claim(view, ids) if ids else []
 
 

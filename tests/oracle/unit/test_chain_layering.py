@@ -29,3 +29,25 @@ def test_nothing_below_the_node_imports_it():
         for name in _imports(path) if name == "oracle.node" or name.startswith("oracle.node.")
     ]
     assert offenders == []
+
+
+ABOVE_THE_ACTIONS = ("cli", "demo", "web")
+
+
+def _client_calls(path: Path) -> list[str]:
+    """``<x>.client.<method>(...)``: a call made on the chain client itself."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "client"):
+            found.append(f"{path.relative_to(ORACLE.parent)}:{node.lineno} .client.{node.func.attr}()")
+    return found
+
+
+def test_the_cli_demo_and_web_read_and_write_the_chain_only_through_the_actions_layer():
+    """Issue 13: one path to the chain. Above oracle.actions, nothing calls the chain client's
+    methods directly: reads go through oracle.actions.views / oracle.actions.reads, writes through
+    the actions' plans."""
+    offenders = [call for package in ABOVE_THE_ACTIONS
+                 for path in sorted((ORACLE / package).rglob("*.py")) for call in _client_calls(path)]
+    assert offenders == []
