@@ -240,7 +240,8 @@ def earnings(operator: str | None, chain: ChainOptions, wallet: WalletSpec) -> N
         raise UsageProblem("pass --operator ADDRESS (or a wallet: --keystore FILE / --dev-account N)")
     e = ops.earnings(s.deployment.payment_token, who)
     if chain.as_json:
-        print_json(e.as_dict())
+        print_json(s.shown(e.as_dict(), None, ("withdrawable", "rebate_claimable", "pending_fees", "bond_active",
+                                               "bond_unbonding"), ("bond_release_at",)))
         return
     console().print(kv_table(f"operator {e.operator}", [
         ("withdrawable", s.fmt(e.withdrawable)),

@@ -53,8 +53,8 @@ def stake(amount: str, no_approve: bool, chain: ChainOptions, wallet: WalletSpec
     line = f"staked {s.fmt(units, token)}; active stake {s.fmt(staked.active_stake, token)} (tx {staked.done.tx_hash})"
     if staked.done.resumed:
         line += " [sent by an earlier, interrupted run: not sent again]"
-    print_result(chain, {**staked.done.tx_out(), "approve_tx": staked.approve_tx, "staked": units,
-                         "active_stake": staked.active_stake}, line)
+    print_result(chain, s.shown({**staked.done.tx_out(), "approve_tx": staked.approve_tx, "staked": units,
+                                 "active_stake": staked.active_stake}, token, ("staked", "active_stake")), line)
 
 
 @provider.command()
@@ -69,7 +69,8 @@ def unstake(amount: str | None, complete: bool, to: str | None, chain: ChainOpti
     token = s.ctx.stake_token
     if complete:
         done = staking.complete_unstake(s.require_signer(), to)
-        print_result(chain, {**done.done.tx_out(), "returned": done.returned, "to": done.to},
+        print_result(chain, s.shown({**done.done.tx_out(), "returned": done.returned, "to": done.to}, token,
+                                    ("returned",)),
                      f"returned {s.fmt(done.returned, token)} of stake to {done.to} (tx {done.done.tx_hash})")
         return
     if amount is None:
@@ -78,7 +79,8 @@ def unstake(amount: str | None, complete: bool, to: str | None, chain: ChainOpti
         raise click.UsageError("--to goes with --complete (where the unbonded stake is paid)")
     units = s.parse(amount, "AMOUNT", token)
     req = staking.request_unstake(s.require_signer(), units)
-    print_result(chain, {**req.done.tx_out(), "unbonding": req.unbonding, "release_at": req.release_at},
+    print_result(chain, s.shown({**req.done.tx_out(), "unbonding": req.unbonding, "release_at": req.release_at},
+                                token, ("unbonding",), ("release_at",)),
                  f"unbonding {s.fmt(units, token)}; withdraw from {when(req.release_at)} with "
                  f"`gpurent provider unstake --complete` (tx {req.done.tx_hash})")
 
@@ -314,7 +316,9 @@ def _show_status(s: Session, address: str, as_json: bool) -> None:
         "offers": offers,
     }
     if as_json:
-        print_json(out)
+        print_json({**s.shown(out, payment, ("withdrawable", "unclaimed", "wallet_balance")),
+                    "stake": s.shown(out["stake"], stake_.meta, ("active", "unbonding", "locked"),
+                                     ("unbonding_release_at",))})
         return
     rep = out["reputation"]
     con = console()

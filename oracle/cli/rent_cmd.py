@@ -67,6 +67,7 @@ def open_rental(offer_id: int, budget: str, gpus: int, no_approve: bool, workloa
     out = {**opened.done.tx_out(), "approve_tx": opened.approve_tx, "rental_id": rental_id, "offer_id": offer_id,
            "budget": units, "start_deadline": opened.start_deadline, "provider": opened.provider,
            "payment_token": offer.token.address}
+    out = s.shown(out, offer.token, ("budget",), ("start_deadline",))
     line = (f"rental {rental_id} opened on offer {offer_id} with a budget of {s.fmt(units, offer.token)}; the provider "
             f"must start it by {when(opened.start_deadline)} (tx {opened.done.tx_hash})")
     if opened.done.resumed:
@@ -90,8 +91,8 @@ def top_up(rental_id: int, amount: str, no_approve: bool, chain: ChainOptions, w
     token = views.rental(s.ctx, rental_id).token
     units = s.parse(amount, "AMOUNT", token, max_units=UINT96_MAX)
     done = rentals.top_up(s.require_signer(), rental_id, units, approve=not no_approve)
-    print_result(chain, {**done.done.tx_out(), "approve_tx": done.approve_tx, "rental_id": rental_id,
-                         "budget": done.budget},
+    print_result(chain, s.shown({**done.done.tx_out(), "approve_tx": done.approve_tx, "rental_id": rental_id,
+                                 "budget": done.budget}, token, ("budget",)),
                  f"rental {rental_id} budget is now {s.fmt(done.budget, token)} (tx {done.done.tx_hash})")
 
 
@@ -105,13 +106,14 @@ def end(rental_id: int, chain: ChainOptions, wallet: WalletSpec) -> None:
     s = signing_session(chain, wallet)
     if views.rental(s.ctx, rental_id).status == RentalStatus.OPEN.contract_name:
         cancelled = rentals.cancel_rental(s.require_signer(), rental_id)
-        print_result(chain, {**cancelled.done.tx_out(), "rental_id": rental_id, "cancelled": True,
-                             "refund": cancelled.refund},
+        print_result(chain, s.shown({**cancelled.done.tx_out(), "rental_id": rental_id, "cancelled": True,
+                                     "refund": cancelled.refund}, cancelled.token, ("refund",)),
                      f"rental {rental_id} cancelled before it started; {s.fmt(cancelled.refund, cancelled.token)} is "
                      f"withdrawable (`gpurent rent withdraw`) (tx {cancelled.done.tx_hash})")
         return
     ended = rentals.end_rental(s.require_signer(), rental_id)
-    print_result(chain, {**ended.done.tx_out(), "rental_id": rental_id, "ended_at": ended.ended_at},
+    print_result(chain, s.shown({**ended.done.tx_out(), "rental_id": rental_id, "ended_at": ended.ended_at}, None,
+                                times=("ended_at",)),
                  f"rental {rental_id} ended {when(ended.ended_at)} (tx {ended.done.tx_hash})")
 
 
@@ -119,8 +121,8 @@ def finalize_rental(chain: ChainOptions, wallet: WalletSpec, rental_id: int) -> 
     """`finalizeRental` for either side: the renter's refund, the fee and reputation settle."""
     s = signing_session(chain, wallet)
     f = rentals.finalize_rental(s.require_signer(), rental_id)
-    print_result(chain, {**f.done.tx_out(), "rental_id": rental_id, "paid": f.paid, "fee": f.fee,
-                         "refund": f.refund, "abandoned": f.abandoned},
+    print_result(chain, s.shown({**f.done.tx_out(), "rental_id": rental_id, "paid": f.paid, "fee": f.fee,
+                                 "refund": f.refund, "abandoned": f.abandoned}, f.token, ("paid", "fee", "refund")),
                  f"rental {rental_id} finalized: paid {s.fmt(f.paid, f.token)} (fee {s.fmt(f.fee, f.token)}), "
                  f"refund {s.fmt(f.refund, f.token)} (tx {f.done.tx_hash})")
 
@@ -130,8 +132,9 @@ def withdraw_balance(chain: ChainOptions, wallet: WalletSpec, token: str | None 
     `claim`ing the caller's accrued provider earnings; to the caller, or to ``to``."""
     s = signing_session(chain, wallet)
     w = rentals.withdraw(s.require_signer(), token, to=to)
-    print_result(chain, {**w.done.tx_out(), "token": w.token.address, "amount": w.amount, "to": w.to,
-                         "claimed_rentals": w.claimed_rentals, "claimed": w.claimed},
+    print_result(chain, s.shown({**w.done.tx_out(), "token": w.token.address, "amount": w.amount, "to": w.to,
+                                 "claimed_rentals": w.claimed_rentals, "claimed": w.claimed}, w.token,
+                                ("amount", "claimed")),
                  f"withdrew {s.fmt(w.amount, w.token)} to {w.to} (tx {w.done.tx_hash})")
 
 

@@ -90,6 +90,20 @@ class Session:
         meta = self.token(token)
         return format_amount(units, meta.decimals, meta.symbol)
 
+    def shown(self, out: dict[str, Any], token: TokenMeta | str | None, amounts: tuple[str, ...] = (),
+              times: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``out`` for ``--json``: raw integers kept, ``<field>_display`` beside each amount (in
+        ``token``) and each unix time (SPEC-R4 §3)."""
+        import time
+
+        from oracle.units import format_time, with_display
+
+        meta = self.token(token)
+        now = int(time.time())
+        formats = {key: (lambda v, m=meta: format_amount(int(v), m.decimals, m.symbol)) for key in amounts}
+        formats.update({key: (lambda v: format_time(int(v), now)) for key in times})
+        return with_display(out, formats)
+
     def parse(self, text: str, what: str = "amount", token: TokenMeta | str | None = None, *,
               max_units: int | None = None) -> int:
         return parse_amount(text, self.token(token).decimals, what, max_units=max_units)

@@ -88,6 +88,8 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
 
     opened = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "10", "--gpus", "2", dev=2)
     rental = opened["rental_id"]
+    assert opened["budget"] == 10_000_000 and opened["budget_display"] == "10 tUSD"
+    assert "UTC (in " in opened["start_deadline_display"]
     # the renter's list and the provider's pending rentals, with the deadline to start as a date
     mine = g(chain, "rent", "list", dev=2)["rentals"]
     assert [r["rental_id"] for r in mine] == [rental] and mine[0]["status"] == "Open"
@@ -95,7 +97,8 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert [r["rental_id"] for r in pending] == [rental] and "UTC (in " in pending[0]["start_deadline_display"]
     assert pending[0]["budget_display"] == "10 tUSD"
     assert "start by" in g(chain, "provider", "rentals", "--pending", dev=1, json_out=False)
-    assert g(chain, "rent", "top-up", str(rental), "5", dev=2)["budget"] == 15_000_000
+    topped = g(chain, "rent", "top-up", str(rental), "5", dev=2)
+    assert topped["budget"] == 15_000_000 and topped["budget_display"] == "15 tUSD"
     g(chain, "provider", "start", str(rental), dev=1)
     status = g(chain, "rent", "status", str(rental))
     assert status["status"] == "Active" and status["remaining"] == 15_000_000 and status["settled_usage"] is None
@@ -107,8 +110,10 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
 
     _rpc(chain[0], "evm_increaseTime", [status["terms"]["settlement_grace_s"] + 1])
     _rpc(chain[0], "evm_mine", [])
-    assert g(chain, "provider", "finalize", str(rental), dev=1)["refund"] == 15_000_000
-    assert g(chain, "rent", "withdraw", dev=2)["amount"] == 15_000_000
+    finalized = g(chain, "provider", "finalize", str(rental), dev=1)
+    assert finalized["refund"] == 15_000_000 and finalized["refund_display"] == "15 tUSD"
+    withdrawn = g(chain, "rent", "withdraw", dev=2)
+    assert withdrawn["amount"] == 15_000_000 and withdrawn["amount_display"] == "15 tUSD"
 
     # An open rental the renter cancels gets everything back.
     second = g(chain, "rent", "open", str(offer["offer_id"]), "--budget", "1", dev=2)["rental_id"]
@@ -121,6 +126,8 @@ def test_provider_renter_and_market_commands(chain: tuple[str, Path]) -> None:
     assert g(chain, "provider", "unstake", "300", dev=1)["unbonding"] == 300_000_000
     mine = g(chain, "provider", "status", dev=1)
     assert mine["stake"]["unbonding"] == 300_000_000 and mine["offers"][0]["active"] is False
+    assert mine["stake"]["unbonding_display"] == "300 tUSD" and "UTC (in " in mine["stake"]["unbonding_release_at_display"]
+    assert mine["withdrawable_display"].endswith(" tUSD")
     text = g(chain, "provider", "status", dev_address(1), json_out=False)
     assert "active stake" in text and "reputation score" in text
 
