@@ -189,3 +189,55 @@ def test_errors_without_a_chain_or_a_deployment(tmp_path: Path, chain: tuple[str
     refused = CliRunner().invoke(main, ["oracle", "keys", "new", str(tmp_path / "weak.json")],
                                  env={"GPURENT_PASSWORD": "password"})
     assert refused.exit_code == 2 and "default keystore password" in refused.output
+
+
+def test_status_watch_redraws_with_the_chain_until_ctrl_c(chain: tuple[str, Path]) -> None:
+    """`--watch SECONDS` redraws the status as the chain changes, and Ctrl-C ends it cleanly
+    (exit 0, no traceback)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    url, deployments = chain
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oracle.cli.main", "provider", "status", dev_address(1), "--watch", "0.5", "--json",
+         "--rpc", url, "--deployments", str(deployments)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+
+    def renders() -> list[dict[str, Any]]:
+        text, found, decoder = "".join(out).strip(), [], json.JSONDecoder()
+        while text:
+            try:
+                obj, end = decoder.raw_decode(text)
+            except ValueError:  # a render still being written
+                break
+            found.append(obj)
+            text = text[end:].lstrip()
+        return found
+
+    def wait_for(check: Any, what: str) -> list[dict[str, Any]]:
+        until = time.monotonic() + 60
+        while time.monotonic() < until:
+            shown = renders()
+            if check(shown):
+                return shown
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        raise AssertionError(f"--watch did not {what}: {len(renders())} renders")
+
+    try:
+        before = wait_for(lambda r: len(r) >= 2, "redraw")[-1]["stake"]["active"]
+        g(chain, "provider", "stake", "7", dev=1)
+        wait_for(lambda r: r[-1]["stake"]["active"] == before + 7_000_000, "show the new stake")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=20)
+        reader.join(timeout=5)
+    err = proc.stderr.read()
+    assert code == 0 and "Traceback" not in err, err
+    assert "refreshed" in err and "until Ctrl-C" in err
