@@ -38,12 +38,13 @@ import {
 ///   Writing slot 0 field by field would cost one extra warm SLOAD+SSTORE pair per field, so the
 ///   word is composed in assembly with the named offsets of contracts/libraries/RentalSlot.sol,
 ///   which are Solidity's layout of `Rental` (first member in the lowest bits; fuzzed there).
-/// - The challenge record (Rental slot 5: the report's cumulative challengesPassed /
-///   challengesFailed, which the reputation adds up at finalization) costs nothing for a report
-///   without challenges, one cold SLOAD (2,100 gas) for a report whose counts did not change, and
-///   a write (5,000 gas; 22,100 the first time for a rental) when they did. Storing it per
-///   report is the cheapest correct place: the reputation needs the last settled counts, and
-///   slots 0 and 1 are full.
+/// - The challenge record (Rental slot 5: the cumulative challengesPassed / challengesFailed,
+///   which the reputation adds up at finalization; slots 0 and 1 are full) is kept only by the
+///   reports that decide it: one that carries a failed challenge, and the rental's final ones
+///   (settled after it ended, or exhausting its budget). They pay one cold SLOAD (2,100 gas) and
+///   a write when the counts changed (5,000; 22,100 the first time for a rental). An Active
+///   rental's report with passed challenges only, nearly every report, pays nothing for it; the
+///   passed count of a rental that no report settles after its end is not recorded.
 /// - Settlement reads neither the offer nor the provider's balance: earnings accrue in `paid`
 ///   and `claim` (or finalization) credits paid - fee(paid) - claimed. A balance slot written
 ///   per settlement cost 2,900-22,100 gas (22,100 when the provider's balance was zero: a new
@@ -369,10 +370,16 @@ abstract contract UsageSettlement is IUsageSettlement, RentalEscrow {
                     word0 := or(word0, shl(RENTAL_AVAILABLE_OFFSET, available))
                     word0 := or(word0, shl(RENTAL_PAID_OFFSET, newPaid))
                     sstore(slot, word0)
-                    // The challenge record: only a report that carries challenges reads it (one
-                    // cold SLOAD), and only a changed record is written (rarely: challenges are
-                    // sparse). Reports without challenges pay none of this.
-                    if challenges {
+                    // The challenge record (cumulative counts, added to the reputation at
+                    // finalization) is kept by the reports that decide it: one carrying a failed
+                    // challenge, and the rental's final ones (settled after it ended, or the one
+                    // that exhausts its budget). An Active rental's report with passed challenges
+                    // only, the common case, neither reads nor writes it; a record is written
+                    // only when it changed.
+                    if and(
+                        iszero(iszero(challenges)),
+                        or(iszero(iszero(shr(RENTAL_CHALLENGES_FAILED_OFFSET, challenges))), or(eq(status, 3), exhausted))
+                    ) {
                         let challengeSlot := add(slot, RENTAL_CHALLENGES_SLOT)
                         if iszero(eq(sload(challengeSlot), challenges)) { sstore(challengeSlot, challenges) }
                     }

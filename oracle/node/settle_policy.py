@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Reports per ``settleBatch`` by default: 200 first settlements at the measured 33,871 gas each
-#: (reports/gas.json, ``settle_batch_100_distinct_providers_first_per_rental``: a rental's first
-#: report also writes its challenge record) is 6.8 M gas, far under a 30 M-gas block and under the
-#: contract's cap of 256 reports per settleBatch.
+#: Reports per ``settleBatch`` by default: 200 first settlements at the measured 11,773 gas each
+#: (reports/gas.json, ``settle_batch_100_distinct_providers_first_per_rental``) is 2.4 M gas, far
+#: under a 30 M-gas block and under the contract's cap of 256 reports per settleBatch.
 DEFAULT_MAX_REPORTS_PER_TX = 200
 #: reports/gas.json ``settle_batch_100_per_rental`` (receipt gas of a 100-report settleBatch / 100).
-GAS_PER_BATCHED_REPORT = 13_853
+GAS_PER_BATCHED_REPORT = 11_761
 #: reports/gas.json ``settle_single_3of5`` (one report, settled alone).
-GAS_PER_SINGLE_REPORT = 61_768
+GAS_PER_SINGLE_REPORT = 59_676
 WEI_PER_ETH = 10**18
 
 

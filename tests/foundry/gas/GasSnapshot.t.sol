@@ -23,7 +23,7 @@ contract GasSnapshotTest is MarketFixture {
     uint256 internal openRentalId; // Open
     uint256 internal activeRentalId; // Active, nothing settled
     uint256 internal endedRentalId; // Ended by the renter
-    uint256 internal challengedRentalId; // Active, one report settled with one challenge passed
+    uint256 internal challengedRentalId; // Active, one report settled with one challenge failed
     UsageReport internal nextReport; // sequence 2 for settledRentalId
     bytes internal nextReportSignatures;
 
@@ -52,7 +52,7 @@ contract GasSnapshotTest is MarketFixture {
         vm.prank(provider);
         market.startRental(challengedRentalId);
         vm.warp(block.timestamp + 1 hours);
-        _settle(challengedRentalId, 1, 3600, 2_520_000_000, 1, 0);
+        _settle(challengedRentalId, 1, 3600, 2_520_000_000, 0, 1);
         nextReport = _report(settledRentalId, 2, 4200, 2_940_000_000);
         nextReportSignatures = _signUsage(nextReport);
     }
@@ -297,12 +297,13 @@ contract GasSnapshotTest is MarketFixture {
         market.settle(report, signatures);
     }
 
-    /// @dev As test_gas_settle_3of5, with a report carrying challenge counts that the rental's
-    /// record does not hold yet: the record is written (its first write: 0 -> non-zero).
+    /// @dev As test_gas_settle_3of5, with a report carrying a failed challenge that the rental's
+    /// record does not hold yet: the record is written (its first write: 0 -> non-zero). A report
+    /// with passed challenges only, while the rental is Active, does not touch the record.
     function test_gas_settle_3of5_challengeRecordFirstWrite() public {
         vm.pauseGasMetering();
         UsageReport memory report = nextReport;
-        report.challengesPassed = 1;
+        report.challengesFailed = 1;
         bytes memory signatures = _signUsage(report);
         _coolAll();
         vm.resumeGasMetering();
@@ -310,13 +311,13 @@ contract GasSnapshotTest is MarketFixture {
         market.settle(report, signatures);
     }
 
-    /// @dev As test_gas_settle_3of5, with a report carrying the challenge counts the rental's
-    /// record already holds (the common case: challenges are sparse): one cold read, no write.
+    /// @dev As test_gas_settle_3of5, with a report carrying a failed challenge the rental's
+    /// record already holds: one cold read, no write.
     function test_gas_settle_3of5_challengeRecordUnchanged() public {
         vm.pauseGasMetering();
         vm.warp(block.timestamp + 60);
         UsageReport memory report = _report(challengedRentalId, 2, 3660, 2_562_000_000);
-        report.challengesPassed = 1;
+        report.challengesFailed = 1;
         bytes memory signatures = _signUsage(report);
         _coolAll();
         vm.resumeGasMetering();

@@ -39,10 +39,10 @@ def test_gas_per_report_constants_are_the_measured_ones():
 
 def test_a_rental_settles_once_the_gas_is_at_most_one_percent_of_what_it_owes():
     policy = SettlePolicy()
-    gas_price = GWEI // 100  # 0.01 gwei: 13,853 gas cost 416 token units (0.000416 USD)
-    assert policy.gas_cost(gas_price) == 416
+    gas_price = GWEI // 100  # 0.01 gwei: 11,761 gas cost 353 token units (0.000353 USD)
+    assert policy.gas_cost(gas_price) == 353
     worth = policy.seconds_until_worth(H100, gas_price)
-    assert H100.owed_since(worth) * 100 >= 416 * 10_000 > H100.owed_since(worth - 1) * 100
+    assert H100.owed_since(worth) * 100 >= 353 * 10_000 > H100.owed_since(worth - 1) * 100
     assert not policy.is_due(H100, 1_000, 1_000 + worth - 1, gas_price)
     assert policy.is_due(H100, 1_000, 1_000 + worth, gas_price)
 
