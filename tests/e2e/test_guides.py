@@ -84,5 +84,8 @@ def test_the_role_guides_run_as_written(tmp_path: Path) -> None:
     assert "Traceback" not in out, out[-8000:]
     # What the guides promise happened: the rental ran, was metered by the node and settled.
     assert "rental 1 opened on offer 1" in out and "rental 1 started" in out, out[-4000:]
-    assert "stopped: rental ended" in (work / "agent.log").read_text(), (work / "agent.log").read_text()
+    # The agent stops when the rental is over: ended, or already finalized when its next poll of
+    # the chain comes after the guide's `provider finalize` (a quiet machine gets there first).
+    agent_log = (work / "agent.log").read_text()
+    assert "stopped: rental ended" in agent_log or "stopped: rental finalized" in agent_log, agent_log
     assert "finalized" in out and "withdrew" in out, out[-4000:]
