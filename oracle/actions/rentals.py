@@ -131,11 +131,16 @@ def top_up(ctx: ActionContext, rental_id: int, amount: int, *, approve: bool = T
 
 # -- start, end, cancel, finalize ------------------------------------------------------------------------
 
-def _simple(ctx: ActionContext, action: str, function: str, rental_id: int, label: str) -> TxDone:
+def _plan_one(view: MarketView, function: str, verb: str, rental_id: int) -> list[TxRequest]:
+    return [_call(view, function, rental_id, label=f"{verb} rental {rental_id}")]
+
+
+def _run_one(ctx: ActionContext, action: str, function: str, verb: str, rental_id: int) -> tuple[dict, TxDone]:
+    """Send ``function(rental_id)`` through the journal: (receipts by step, what was done)."""
     key = intent_key(action, ctx.address, rental_id)
-    results, resumed = execute(ctx.sender, ctx.journal, key, lambda: [_call(ctx, function, rental_id, label=label)],
-                               action=action, summary=label, contracts=[ctx.market])
-    return TxDone.of(results, function, resumed)
+    results, resumed = execute(ctx.sender, ctx.journal, key, lambda: _plan_one(ctx, function, verb, rental_id),
+                               action=action, summary=f"{verb} rental {rental_id}", contracts=[ctx.market])
+    return results, TxDone.of(results, function, resumed)
 
 
 @dataclass(frozen=True)
@@ -146,11 +151,11 @@ class RentalStarted:
 
 
 def plan_start_rental(view: MarketView, rental_id: int) -> list[TxRequest]:
-    return [_call(view, "startRental", rental_id, label=f"start rental {rental_id}")]
+    return _plan_one(view, "startRental", "start", rental_id)
 
 
 def start_rental(ctx: ActionContext, rental_id: int) -> RentalStarted:
-    done = _simple(ctx, "start_rental", "startRental", rental_id, f"start rental {rental_id}")
+    _, done = _run_one(ctx, "start_rental", "startRental", "start", rental_id)
     return RentalStarted(done, rental_id, views.rental(ctx, rental_id).started_at)
 
 
@@ -162,11 +167,11 @@ class RentalEnded:
 
 
 def plan_end_rental(view: MarketView, rental_id: int) -> list[TxRequest]:
-    return [_call(view, "endRental", rental_id, label=f"end rental {rental_id}")]
+    return _plan_one(view, "endRental", "end", rental_id)
 
 
 def end_rental(ctx: ActionContext, rental_id: int) -> RentalEnded:
-    done = _simple(ctx, "end_rental", "endRental", rental_id, f"end rental {rental_id}")
+    _, done = _run_one(ctx, "end_rental", "endRental", "end", rental_id)
     return RentalEnded(done, rental_id, views.rental(ctx, rental_id).ended_at)
 
 
@@ -179,16 +184,13 @@ class RentalCancelled:
 
 
 def plan_cancel_rental(view: MarketView, rental_id: int) -> list[TxRequest]:
-    return [_call(view, "cancelRental", rental_id, label=f"cancel rental {rental_id}")]
+    return _plan_one(view, "cancelRental", "cancel", rental_id)
 
 
 def cancel_rental(ctx: ActionContext, rental_id: int) -> RentalCancelled:
-    key = intent_key("cancel_rental", ctx.address, rental_id)
-    results, resumed = execute(ctx.sender, ctx.journal, key, lambda: plan_cancel_rental(ctx, rental_id),
-                               action="cancel_rental", summary=f"cancel rental {rental_id}", contracts=[ctx.market])
+    results, done = _run_one(ctx, "cancel_rental", "cancelRental", "cancel", rental_id)
     refund = int(results["cancelRental"].events["RentalCancelled"][0]["refund"])
-    return RentalCancelled(TxDone.of(results, "cancelRental", resumed), rental_id, refund,
-                           views.rental(ctx, rental_id).token)
+    return RentalCancelled(done, rental_id, refund, views.rental(ctx, rental_id).token)
 
 
 @dataclass(frozen=True)
@@ -203,16 +205,14 @@ class RentalFinalized:
 
 
 def plan_finalize_rental(view: MarketView, rental_id: int) -> list[TxRequest]:
-    return [_call(view, "finalizeRental", rental_id, label=f"finalize rental {rental_id}")]
+    return _plan_one(view, "finalizeRental", "finalize", rental_id)
 
 
 def finalize_rental(ctx: ActionContext, rental_id: int) -> RentalFinalized:
     """``finalizeRental`` for either side: the renter's refund, the fee and reputation settle."""
-    key = intent_key("finalize_rental", ctx.address, rental_id)
-    results, resumed = execute(ctx.sender, ctx.journal, key, lambda: plan_finalize_rental(ctx, rental_id),
-                               action="finalize_rental", summary=f"finalize rental {rental_id}", contracts=[ctx.market])
+    results, done = _run_one(ctx, "finalize_rental", "finalizeRental", "finalize", rental_id)
     ev = results["finalizeRental"].events["RentalFinalized"][0]
-    return RentalFinalized(TxDone.of(results, "finalizeRental", resumed), rental_id, int(ev["paid"]), int(ev["fee"]),
+    return RentalFinalized(done, rental_id, int(ev["paid"]), int(ev["fee"]),
                            int(ev["refund"]), bool(ev["abandoned"]), views.rental(ctx, rental_id).token)
 
 
