@@ -108,6 +108,7 @@ class ChainServices:
         self.due = DueRentals(
             self.feed.settleable, local_head,
             recheck_s=recheck_s if recheck_s is not None else max(60.0, 10 * settle_interval_s),
+            lag_retry_s=settle_interval_s,
             policy=settle_policy, economics=self._economics_of, gas_price_wei=self._gas_price_wei,
             is_ended=self.feed.is_ended, max_per_round=max_rentals_per_round,
         )

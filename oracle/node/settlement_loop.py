@@ -38,8 +38,12 @@ class DueRentals:
     while the last round that looked at it is less than ``recheck_s`` old and nothing changed
     since: the chain had settled everything this node holds, or that round found nothing new
     and this node has received no batch since. A skipped rental costs no RPC and no peer
-    request; it is looked at again when a batch arrives, or after ``recheck_s`` (peers may have
-    caught up). Without ``local_head`` every settleable rental is due every round.
+    request; it is looked at again when a batch arrives, or after ``recheck_s``. When that round
+    found nothing new because the peers' quorum was behind the batches this node holds (a peer
+    had not yet received the last batch), it is looked at again after ``lag_retry_s``, doubled
+    at each further such round up to ``recheck_s``: peers that catch up a moment later are
+    settled a round later, peers that never do cost little. Without ``local_head`` every
+    settleable rental is due every round.
 
     ``policy`` with ``economics`` (rental id -> :class:`RentalEconomics` or None) and
     ``gas_price_wei`` (the node's estimate, read once per round) adds the value rule;
@@ -53,6 +57,7 @@ class DueRentals:
         local_head: Callable[[int], int] | None = None,
         *,
         recheck_s: float = 600.0,
+        lag_retry_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         policy: SettlePolicy | None = None,
         economics: Callable[[int], RentalEconomics | None] | None = None,
@@ -64,6 +69,7 @@ class DueRentals:
         self.settleable = settleable
         self.local_head = local_head
         self.recheck_s = recheck_s
+        self.lag_retry_s = lag_retry_s
         self._clock = clock
         self.policy = policy
         self.economics = economics
@@ -72,6 +78,7 @@ class DueRentals:
         self._wall = wall_clock
         self.max_per_round = max_per_round
         self._looked: dict[int, tuple[int, str, int | None, float]] = {}  # head, status, chain seq, when
+        self._lagging: dict[int, int] = {}  # rental id -> rounds in a row the peers' quorum was behind this node
         self._heads: dict[int, int] = {}
         self._attempted: dict[int, float] = {}  # rental id -> when a round last took it (rotation)
         self.last_settled: dict[int, int] = {}
@@ -79,7 +86,8 @@ class DueRentals:
         self.deferred_by_value = 0  # rentals a round left out because settling was not worth the gas yet
 
     def _forget(self, live: set[int]) -> None:
-        for table in (self.last_settled, self._looked, self._heads, self._attempted, self.last_settled_at):
+        for table in (self.last_settled, self._looked, self._heads, self._attempted, self.last_settled_at,
+                      self._lagging):
             for gone in [r for r in table if r not in live]:
                 table.pop(gone, None)
 
@@ -91,10 +99,15 @@ class DueRentals:
         looked = self._looked.get(rental_id)
         if looked is None or now - looked[3] >= self.recheck_s:
             return False
-        last_head, status, chain_sequence, _ = looked
+        last_head, status, chain_sequence, when = looked
         if chain_sequence is not None and chain_sequence >= head:
             return True  # everything this node holds is settled
-        return status == "nothing_new" and last_head == head  # no new batch since
+        if status != "nothing_new" or last_head != head:
+            return False  # a new batch since
+        lagging = self._lagging.get(rental_id, 0)
+        if lagging:
+            return now - when < min(self.recheck_s, self.lag_retry_s * 2 ** (lagging - 1))
+        return True
 
     def _gas_price(self) -> int | None:
         if self.policy is None or self.gas_price_wei is None:
@@ -148,7 +161,10 @@ class DueRentals:
         settled_at = int(self._wall()) if outcome.status == "settled" else outcome.chain_settled_at
         if settled_at is not None:
             self.last_settled_at[rental_id] = max(settled_at, self.last_settled_at.get(rental_id, 0))
-        self._looked[rental_id] = (self._heads.get(rental_id, 0), outcome.status, chain_sequence, self._clock())
+        head = self._heads.get(rental_id, 0)
+        behind = outcome.status == "nothing_new" and outcome.sequence is not None and outcome.sequence < head
+        self._lagging[rental_id] = self._lagging.get(rental_id, 0) + 1 if behind else 0
+        self._looked[rental_id] = (head, outcome.status, chain_sequence, self._clock())
 
 
 class SettlementLoop(BackgroundLoop):

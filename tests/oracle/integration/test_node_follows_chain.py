@@ -299,20 +299,53 @@ def test_idle_rentals_skip_settlement_rounds():
     from oracle.node.quorum import Outcome
 
     heads, settleable, now = {1: 0, 2: 5}, [1, 2], [0.0]
-    due = DueRentals(lambda: list(settleable), heads.__getitem__, recheck_s=60, clock=lambda: now[0])
+    due = DueRentals(lambda: list(settleable), heads.__getitem__, recheck_s=60, lag_retry_s=2,
+                     clock=lambda: now[0])
     assert due() == [1, 2]
     due.record(Outcome(1, "no_quorum", chain_sequence=0))  # no batches anywhere yet
     due.record(Outcome(2, "settled", sequence=5, chain_sequence=5))
     assert due() == []  # everything held is settled
     heads[1] = 3
     assert due() == [1]  # a new batch arrived
-    due.record(Outcome(1, "nothing_new", sequence=2, chain_sequence=2))  # peers behind: their quorum is settled
+    due.record(Outcome(1, "nothing_new", sequence=3, chain_sequence=3))  # settled by another node meanwhile
     due.record(Outcome(1, "slashed", fault_id=0))  # fault outcomes say nothing about the sequence
-    assert due() == []  # no new batch here since
-    now[0] = 61.0
-    assert due() == [1, 2]  # rechecked: peers may have caught up
-    due.record(Outcome(1, "settled", sequence=3, chain_sequence=3))
-    assert due.last_settled == {1: 3, 2: 5}
+    assert due() == []  # everything held is settled
+    heads[1] = 4
+    assert due() == [1]
+    due.record(Outcome(1, "nothing_new", sequence=3, chain_sequence=3))  # a peer has not received batch 4 yet
+    assert due() == []
+    now[0] = 2.0
+    assert due() == [1]  # retried soon: the peer may have caught up
+    due.record(Outcome(1, "nothing_new", sequence=3, chain_sequence=3))  # still behind: back off
+    now[0] = 5.0
+    assert due() == []
+    now[0] = 6.0
+    assert due() == [1]
+    due.record(Outcome(1, "nothing_new", sequence=3, chain_sequence=3))
+    now[0] = 13.0
+    assert due() == []
+    now[0] = 14.0
+    assert due() == [1]  # 2, 4, 8 s: a peer that never catches up costs little
+    due.record(Outcome(1, "settled", sequence=4, chain_sequence=4))
+    assert due() == []
+    now[0] = 75.0
+    assert sorted(due()) == [1, 2]  # rechecked after recheck_s (2 first: looked at longest ago)
+    assert due.last_settled == {1: 4, 2: 5}
     settleable.remove(2)  # finalized
-    assert due() == [] and due.last_settled == {1: 3}
+    assert due() == [1]  # not recorded since the recheck
+    assert due.last_settled == {1: 4}
     assert DueRentals(lambda: [4, 5])() == [4, 5]  # without local heads: every round
+
+
+def test_a_lagging_peer_delays_settlement_by_rounds_not_by_the_recheck_interval():
+    """The race CI met: this node holds batch 9, a peer signs only up to 8 (settled) when the round
+    asks; the batch reaches the peer a moment later. The next round after ``lag_retry_s`` settles 9."""
+    from oracle.node.settlement_loop import DueRentals
+    from oracle.node.quorum import Outcome
+
+    now = [0.0]
+    due = DueRentals(lambda: [7], {7: 9}.__getitem__, recheck_s=600, lag_retry_s=1, clock=lambda: now[0])
+    assert due() == [7]
+    due.record(Outcome(7, "nothing_new", sequence=8, chain_sequence=8))
+    now[0] = 1.0
+    assert due() == [7]
