@@ -14,15 +14,23 @@ export function actionForm({ title, action, fields = [], submit, body = () => ({
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     button.disabled = true;
+    form.setAttribute("aria-busy", "true");
     status.classList.remove("error");
+    const fail = (e) => { status.classList.add("error"); status.textContent = e.message || String(e); };
+    let result;
     try {
-      const result = await wallet.act(action, body(), (text) => { status.textContent = text; });
-      await done(result);
+      result = await wallet.act(action, body(), (text) => { status.textContent = text; });
     } catch (e) {
-      status.classList.add("error");
-      status.textContent = e.message || String(e);
+      fail(e);
+      return;
     } finally {
       button.disabled = false;
+      form.removeAttribute("aria-busy");
+    }
+    try {
+      await done(result);
+    } catch (e) {
+      fail(e);
     }
   });
   return form;

@@ -7,6 +7,11 @@ import { rentalRows, withdrawables } from "./rentals.js";
 import { slashTable } from "./rental.js";
 import * as wallet from "./wallet.js";
 
+const REFRESH_MS = 4000;
+
+// Data sections are refilled in place as the chain moves (a settlement, a slash, a rental to
+// start); the forms are built once, so what the provider is typing survives a refresh, and a
+// section whose action is in flight is left alone until the action is done.
 export async function render(main, [address]) {
   const m = await meta();
   const who = address || wallet.current();
@@ -23,11 +28,49 @@ export async function render(main, [address]) {
     main.append(errorBox(e.message));
     return null;
   }
-  const again = () => { main.replaceChildren(); return render(main, [address]); };
+  const box = () => h("div", {});
+  const boxes = { stake: box(), unbonding: box(), reputation: box(), offers: box(), rentals: box(), earnings: box(),
+    withdraw: box(), slashes: box() };
+  const problems = box();
+  let timer = null;
+  let alive = true;
+  let shown = "";
+  const fill = (data) => {
+    const key = JSON.stringify({ ...data, now: 0 });
+    if (key === shown) return;
+    shown = key;
+    for (const [name, content] of Object.entries(sections(data, mine, m, refresh))) {
+      if (boxes[name].querySelector("[aria-busy='true']")) shown = "";  // filled again next time
+      else clear(boxes[name]).append(content);
+    }
+  };
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      fill(await get(`/providers/${who}`));
+      clear(problems);
+    } catch (e) {
+      clear(problems).append(errorBox(e.message));
+    }
+    if (alive) timer = setTimeout(refresh, REFRESH_MS);
+  }
+  const sym = p.stake.token ? p.stake.token.symbol : "";
+  main.append(h("p", {}, "Account ", addr(p.address), mine ? " (your wallet)" : ""), problems,
+    section("Stake", "stake", boxes.stake, mine ? stakeForms(p.stake, sym, refresh) : null, boxes.unbonding),
+    section("Reputation", "reputation", boxes.reputation),
+    section("Offers", "offers", boxes.offers, mine ? await offerForm(m, refresh) : null),
+    section("Rentals", "provider-rentals", boxes.rentals),
+    section("Earnings", "earnings", boxes.earnings, boxes.withdraw),
+    section("Slashes", "provider-slashes", boxes.slashes));
+  fill(p);
+  timer = setTimeout(refresh, REFRESH_MS);
+  return () => { alive = false; clearTimeout(timer); };
+}
+
+function sections(p, mine, m, again) {
   const stake = p.stake;
-  const sym = stake.token ? stake.token.symbol : "";
-  main.append(h("p", {}, "Account ", addr(p.address), mine ? " (your wallet)" : ""),
-    section("Stake", "stake", facts([
+  return {
+    stake: facts([
       ["Active", num(stake, "active")],
       ["Locked by rentals", num(stake, "locked")],
       ["Unbonding", h("span", {}, num(stake, "unbonding"),
@@ -35,15 +78,17 @@ export async function render(main, [address]) {
       ["Free", num(stake, "free")],
       ["Listed GPUs", num(stake, "listed_gpus")],
       ["Required for them", num(stake, "required")],
-    ], { "data-testid": "stake" }), mine ? stakeForms(stake, sym, again) : null),
-    section("Reputation", "reputation", facts([
+    ], { "data-testid": "stake" }),
+    unbonding: mine && BigInt(stake.unbonding || 0) > 0n ? actionButton({ label: "Complete unstake",
+      action: "complete_unstake", body: {}, done: again, testid: "complete-unstake" }) : "",
+    reputation: facts([
       ["Score", num(p.reputation, "score_bps")],
       ["Completed rentals", num(p.reputation, "completed_rentals")],
       ["Abandoned rentals", num(p.reputation, "abandoned_rentals")],
       ["Uptime", num(p, "uptime_bps")],
       ["Challenges", `${p.verification.challenges_passed} passed, ${p.verification.challenges_failed} failed`],
-    ])),
-    section("Offers", "offers", table({
+    ]),
+    offers: table({
       caption: "Offers", testid: "provider-offers", empty: "no offer",
       columns: [
         { label: "Offer", cell: (o) => String(o.offer_id) },
@@ -56,8 +101,8 @@ export async function render(main, [address]) {
           action: "withdraw_offer", body: { offer_id: o.offer_id }, done: again, testid: `withdraw-offer-${o.offer_id}` }) : "–") },
       ],
       rows: p.offers,
-    }), mine ? await offerForm(m, again) : null),
-    section("Rentals", "provider-rentals",
+    }),
+    rentals: h("div", {},
       rentalRows("Waiting for the provider to start", p.rentals.waiting_for_start, "waiting", [
         { label: "Start deadline", cell: (r) => h("span", {}, num(r, "start_deadline"), " (", num(r, "start_deadline_in_s"), ")") },
         { label: "Action", cell: (r) => (mine ? actionButton({ label: `Start rental ${r.rental_id}`, action: "start_rental",
@@ -69,7 +114,7 @@ export async function render(main, [address]) {
           body: { rental_id: r.rental_id }, done: again, testid: `finalize-${r.rental_id}` }) },
       ]),
       rentalRows("Finalized or cancelled", p.rentals.done, "done-rentals")),
-    section("Earnings", "earnings", table({
+    earnings: table({
       caption: "Earnings per payment token", testid: "earnings", empty: "no earnings yet",
       columns: [
         { label: "Token", cell: (e) => e.token.symbol },
@@ -81,9 +126,10 @@ export async function render(main, [address]) {
         { label: "Withdrawn", cell: (e) => num(e, "withdrawn") },
       ],
       rows: p.earnings,
-    }), mine ? withdrawables(p.withdrawable || [], again) : null),
-    section("Slashes", "provider-slashes", slashTable(p.slashes, m.explorer)));
-  return null;
+    }),
+    withdraw: mine ? withdrawables(p.withdrawable || [], again) : "",
+    slashes: slashTable(p.slashes, m.explorer),
+  };
 }
 
 function stakeForms(stake, sym, again) {
@@ -96,8 +142,7 @@ function stakeForms(stake, sym, again) {
     actionForm({ title: "Request unstake", action: "request_unstake", submit: "Request unstake", testid: "unstake-form",
       fields: [field(`Unstake (${sym}, released after the unbonding delay)`, unstake)],
       body: () => ({ amount: unstake.value.trim() }), done: again }),
-    BigInt(stake.unbonding || 0) > 0n ? actionButton({ label: "Complete unstake", action: "complete_unstake",
-      body: {}, done: again, testid: "complete-unstake" }) : null);
+  );
 }
 
 async function offerForm(m, again) {
