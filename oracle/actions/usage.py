@@ -8,6 +8,7 @@ from typing import Any
 
 from oracle.actions import views
 from oracle.actions.context import MarketView
+from oracle.chain.structs import USAGE_REPORT_ABI_NAMES
 
 
 def settled_usage(view: MarketView, rental_id: int) -> dict[str, Any] | None:
@@ -45,19 +46,18 @@ def report_from_tx(view: MarketView, tx_hash: Any, rental_id: int, sequence: int
                 "carbon_milligrams": fields["carbonMilligrams"],
                 "uptime_bps": fields["uptimeBps"],
                 "fault_flags": fields["faultFlags"],
+                "challenges_passed": fields["challengesPassed"],
+                "challenges_failed": fields["challengesFailed"],
             }
     return None
 
 
-_REPORT_FIELDS = ("rentalId", "sequence", "periodEnd", "availableGpuSeconds", "busyGpuSeconds",
-                  "energyMillijoules", "carbonMilligrams", "uptimeBps", "faultFlags", "telemetryHash",
-                  "signerSetVersion")
 
 
 def _report_fields(report: Any) -> dict[str, Any]:
     if isinstance(report, dict):
         return dict(report)
-    return dict(zip(_REPORT_FIELDS, report))
+    return dict(zip(USAGE_REPORT_ABI_NAMES, report, strict=True))
 
 
 def rental_status(view: MarketView, rental_id: int) -> dict[str, Any]:

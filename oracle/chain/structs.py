@@ -33,6 +33,9 @@ def _camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
+USAGE_REPORT_ABI_NAMES = tuple(_camel(name) for name in USAGE_REPORT_FIELDS)  # as the ABI names them
+
+
 def _bytes32(value: Any, name: str) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         raw = bytes(value)

@@ -19,6 +19,23 @@ GPU_MODEL = "NVIDIA H100 80GB HBM3"
 DEPLOYER, PROVIDER, RENTER = 0, 1, 2
 
 
+START_CHALLENGE_MARGIN_S = 10.0  # the nodes learn the rental and issue its start challenge within this
+
+
+def speed_to_count_the_start_challenge(trace: Path, most: float) -> float:
+    """The fastest replay speed, at most ``most``, at which the replay still runs when the dev start
+    challenge falls due (every node has judged it: commit deadline, open window, telemetry grace),
+    so that a report the nodes settle counts it on chain. A faster replay ends before that: the
+    nodes pass the challenge, but no report's period reaches its due time (docs/protocol.md)."""
+    from oracle.proof.params import DEV_PROFILE_NAME, profile_for
+    from oracle.telemetry.sources.replay import ReplaySource
+
+    duration_s = ReplaySource(trace, speed=1.0, period_ms=1000).duration_ms / 1000
+    dev = profile_for(DEV_PROFILE_NAME)
+    due_s = (dev.start.commit_deadline_ms + dev.open_window_ms + dev.telemetry_grace_ms) / 1000
+    return max(1.0, min(most, round(duration_s / (due_s + START_CHALLENGE_MARGIN_S), 2)))
+
+
 class DemoError(GpurentError, RuntimeError):
     """A demo step failed; the message names the step and where its logs are."""
 

@@ -13,6 +13,7 @@ from conftest import REPO_ROOT, TRACE, ChainReader
 from e2e_checks import check_rental_against_chain
 
 from oracle.demo import DemoError, DemoOptions, _wait_nodes, render_summary, run_demo
+from oracle.demo.base import speed_to_count_the_start_challenge
 from oracle.provider.devdocker import choose_docker, static_busybox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -21,8 +22,9 @@ TRACE_SECONDS = 110  # h100_trace_train.csv, sampled at 1 Hz by the agent
 
 
 def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp_path: Path) -> None:
-    options = DemoOptions(state_dir=tmp_path / "demo", trace=TRACE, speed=20.0, settle_interval_s=1.5,
-                          fast_kdf=True, keep_running=True)
+    # the speed `gpurent demo` picks: the replay lasts until the start challenge is due
+    options = DemoOptions(state_dir=tmp_path / "demo", trace=TRACE, speed=speed_to_count_the_start_challenge(TRACE, 20.0),
+                          settle_interval_s=1.5, fast_kdf=True, keep_running=True)
     result = run_demo(options)
     try:
         summary = result.summary
@@ -60,9 +62,10 @@ def test_demo_rental_pays_provider_exactly_what_settled_and_refunds_the_rest(tmp
         # issue 8: `market list` shows the provider's challenge record, as the chain keeps it
         offer, table, (passed, failed) = market_list_challenges(result, summary["provider"])
         assert (offer["challenges_passed"], offer["challenges_failed"]) == (passed, failed)
-        # (the replay compresses time: its start challenge falls due after the last report, so the chain may
-        # count it as 0 passed; the --cheat test below shows a non-zero record)
-        assert failed == 0 and f"{passed} ok / 0 failed" in table
+        # the chain counts the start challenge: in the last settled report and the provider's record
+        assert summary["challenges_in_report"] == {"passed": summary["challenges"]["passed"], "failed": 0}
+        assert "challenges counted in the settled reports" in text
+        assert passed == summary["challenges"]["passed"] and failed == 0 and f"{passed} ok / 0 failed" in table
     finally:
         assert result.cleanup is not None
         result.cleanup()
