@@ -10,7 +10,7 @@ from oracle.actions.context import ActionContext, MarketView
 from oracle.actions.executor import execute
 from oracle.actions.requests import TxRequest, intent_key
 from oracle.actions.results import TxDone
-from oracle.actions.staking import plan_funding
+from oracle.actions.staking import execute_funded, plan_funding
 from oracle.actions.tokens import TokenMeta
 from oracle.chain.operators import OperatorClient
 from oracle.errors import ChainError, ConfigError
@@ -67,8 +67,12 @@ def plan_bond(view: MarketView, amount: int, token: str | None = None) -> list[T
 
 def bond(ctx: ActionContext, amount: int, token: str | None = None) -> Bonded:
     meta = ctx.token(token or ctx.require_deployment().payment_token)
-    _, done = _execute(ctx, "operator_bond", (meta.address, amount), lambda: plan_bond(ctx, amount, meta.address), "bond")
     ops = registry(ctx)
+    key = intent_key("operator_bond", ctx.address, meta.address, amount)
+    results, resumed, _ = execute_funded(ctx, meta, key, lambda: plan_bond(ctx, amount, meta.address),
+                                         action="operator_bond", summary="operator_bond", contracts=[ops.registry],
+                                         spender=ops.address)
+    done = TxDone.of(results, "bond", resumed)
     return Bonded(done, amount, int(ops.bond_of(ctx.address)["active"]), ops.is_bonded(ctx.address), meta)
 
 

@@ -12,8 +12,8 @@ from oracle.actions.context import ActionContext, MarketView
 from oracle.actions.executor import execute
 from oracle.actions.requests import TxRequest, intent_key
 from oracle.actions.results import TxDone
-from oracle.actions.staking import _payee_call, plan_funding
-from oracle.actions.tokens import TokenMeta, allowance, plan_allowance
+from oracle.actions.staking import _payee_call, execute_funded, plan_funding
+from oracle.actions.tokens import TokenMeta
 from oracle.chain.errors import TransactionRevertedError
 
 ZERO_HASH = b"\0" * 32
@@ -60,38 +60,15 @@ def open_rental(ctx: ActionContext, offer_id: int, budget: int, *, gpus: int = 1
     """Open a rental of ``offer_id`` escrowing ``budget`` of the offer's token. If ``openRental``
     fails after this call approved the market, the allowance is put back as it was."""
     offer = views.offer(ctx, offer_id)
-    market = ctx.market.address
-    before = allowance(ctx.w3, offer.token.address, ctx.address, market)
     whash = bytes(workload_hash or ZERO_HASH)
     key = intent_key("open_rental", ctx.address, offer_id, gpus, budget, whash)
-    try:
-        results, resumed = execute(ctx.sender, ctx.journal, key,
-                                   lambda: plan_open_rental(ctx, offer_id, budget, gpus=gpus, workload_hash=whash,
-                                                            approve=approve),
-                                   action="open_rental", summary=f"open rental of offer {offer_id}, budget {budget}",
-                                   contracts=[ctx.market])
-    except TransactionRevertedError:
-        restore_allowance(ctx, offer.token, before)
-        raise
+    results, resumed, approve_tx = execute_funded(
+        ctx, offer.token, key,
+        lambda: plan_open_rental(ctx, offer_id, budget, gpus=gpus, workload_hash=whash, approve=approve),
+        action="open_rental", summary=f"open rental of offer {offer_id}, budget {budget}", contracts=[ctx.market])
     ev = results["openRental"].events["RentalOpened"][0]
-    approve_tx = results["approve"].tx_hash if "approve" in results else None
     return RentalOpened(TxDone.of(results, "openRental", resumed), int(ev["rentalId"]), offer, budget,
                         int(ev["startDeadline"]), ev["provider"], approve_tx, whash)
-
-
-def restore_allowance(ctx: ActionContext, token: TokenMeta, amount: int) -> None:
-    """Put the market's allowance back to ``amount`` after a failed action raised it (best effort:
-    a token that refuses it keeps the allowance, which a later approval handles anyway)."""
-    market = ctx.require_deployment().market
-    if allowance(ctx.w3, token.address, ctx.address, market) == amount:
-        return
-    key = intent_key("restore_allowance", ctx.address, token.address, amount)
-    try:
-        execute(ctx.sender, ctx.journal, key,
-                lambda: plan_allowance(ctx.w3, token, ctx.address, market, amount, exact=True),
-                action="restore_allowance", summary=f"allowance back to {amount}")
-    except TransactionRevertedError:
-        pass
 
 
 # -- top up ------------------------------------------------------------------------------------------
@@ -114,18 +91,12 @@ def plan_top_up(view: MarketView, rental_id: int, amount: int, *, approve: bool 
 
 def top_up(ctx: ActionContext, rental_id: int, amount: int, *, approve: bool = True) -> ToppedUp:
     token = views.rental(ctx, rental_id).token
-    before = allowance(ctx.w3, token.address, ctx.address, ctx.market.address)
     key = intent_key("top_up", ctx.address, rental_id, amount)
-    try:
-        results, resumed = execute(ctx.sender, ctx.journal, key,
-                                   lambda: plan_top_up(ctx, rental_id, amount, approve=approve),
-                                   action="top_up", summary=f"top up rental {rental_id} by {amount}",
-                                   contracts=[ctx.market])
-    except TransactionRevertedError:
-        restore_allowance(ctx, token, before)
-        raise
+    results, resumed, approve_tx = execute_funded(ctx, token, key,
+                                                  lambda: plan_top_up(ctx, rental_id, amount, approve=approve),
+                                                  action="top_up", summary=f"top up rental {rental_id} by {amount}",
+                                                  contracts=[ctx.market])
     budget = int(results["topUp"].events["RentalToppedUp"][0]["budget"])
-    approve_tx = results["approve"].tx_hash if "approve" in results else None
     return ToppedUp(TxDone.of(results, "topUp", resumed), rental_id, amount, budget, token, approve_tx)
 
 

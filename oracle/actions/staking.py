@@ -37,6 +37,37 @@ def plan_funding(view: MarketView, token: TokenMeta, amount: int, *, approve: bo
     return plan_allowance(view.w3, token, view.account, spender, amount, what=what)
 
 
+def execute_funded(ctx: ActionContext, token: TokenMeta, key: str, planner, *, action: str, summary: str,
+                   contracts: list, spender: str | None = None) -> tuple[dict, bool, str | None]:
+    """Run a plan whose first steps (:func:`plan_funding`) approve ``spender`` (default: the market)
+    for ``token``. If a step reverts after the approval landed, the allowance is put back as it
+    was. Returns (results by step, resumed, the approval's transaction hash or None)."""
+    spender = spender or ctx.require_deployment().market
+    before = allowance(ctx.w3, token.address, ctx.address, spender)
+    try:
+        results, resumed = execute(ctx.sender, ctx.journal, key, planner, action=action, summary=summary,
+                                   contracts=contracts)
+    except TransactionRevertedError:
+        restore_allowance(ctx, token, spender, before)
+        raise
+    approval = results.get("approve")
+    return results, resumed, approval.tx_hash if approval is not None else None
+
+
+def restore_allowance(ctx: ActionContext, token: TokenMeta, spender: str, amount: int) -> None:
+    """Put ``spender``'s allowance back to ``amount`` (best effort: a token that refuses keeps the
+    raised allowance, which a later approval handles anyway)."""
+    if allowance(ctx.w3, token.address, ctx.address, spender) == amount:
+        return
+    key = intent_key("restore_allowance", ctx.address, token.address, spender, amount)
+    try:
+        execute(ctx.sender, ctx.journal, key,
+                lambda: plan_allowance(ctx.w3, token, ctx.address, spender, amount, exact=True),
+                action="restore_allowance", summary=f"allowance back to {amount}")
+    except TransactionRevertedError:
+        pass
+
+
 def _call(view: MarketView, function: str, *args: object, label: str) -> TxRequest:
     return TxRequest(to=view.market.address, data=view.build(function, *args), label=label, function=function)
 
@@ -61,10 +92,10 @@ def plan_stake(view: MarketView, amount: int, *, approve: bool = True) -> list[T
 def stake(ctx: ActionContext, amount: int, *, approve: bool = True) -> Staked:
     token = ctx.stake_token
     key = intent_key("stake", ctx.address, token.address, amount)
-    results, resumed = execute(ctx.sender, ctx.journal, key, lambda: plan_stake(ctx, amount, approve=approve),
-                               action="stake", summary=f"stake {amount} of {token.label}", contracts=[ctx.market])
+    results, resumed, approve_tx = execute_funded(ctx, token, key, lambda: plan_stake(ctx, amount, approve=approve),
+                                                  action="stake", summary=f"stake {amount} of {token.label}",
+                                                  contracts=[ctx.market])
     active = views.stake(ctx, ctx.address).active
-    approve_tx = results["approve"].tx_hash if "approve" in results else None
     return Staked(TxDone.of(results, "stake", resumed), amount, active, token, approve_tx)
 
 

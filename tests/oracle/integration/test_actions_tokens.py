@@ -154,3 +154,21 @@ def test_deploy_with_odd_token_metadata_writes_the_deployment_file(market: Deplo
     assert written.market == out["market"] and written.payment_token == address
     assert (written.payment_token_symbol, written.payment_token_decimals) == (
         ("MKRs", 18) if token_name == "Bytes32SymbolToken" else ("", 18))
+
+
+def test_a_stake_that_fails_after_its_approval_puts_the_allowance_back(market: DeployedMarket, tmp_path: Path):
+    """Stake, open and top up share one rule (``staking.execute_funded``): an approval that landed
+    for a step that then reverted is undone, so no allowance is left behind for the market."""
+    gov = market.client(GOVERNANCE)
+    provider = _ctx(market, PROVIDER, tmp_path)
+    minimum = provider.client.min_stake_per_gpu(market.token)
+    before = allowance(provider.w3, market.token, provider.address, market.market)
+    gov.set_stake_token(market.token, 0)  # governance stops taking new stake in the token
+    try:
+        assert [r.step_key for r in staking.plan_stake(provider, minimum)][-2:] == ["approve", "stake"]
+        with pytest.raises(TransactionRevertedError, match="TokenNotAllowed"):
+            staking.stake(provider, minimum)
+        assert allowance(provider.w3, market.token, provider.address, market.market) == before
+    finally:
+        gov.set_stake_token(market.token, minimum)
+    assert staking.stake(provider, minimum).staked == minimum
