@@ -150,33 +150,32 @@ def format_bps(bps: int) -> str:
     return f"{_plain(_exact(bps, 2))} %"
 
 
+# (unit, base units in one of it), smallest first: a value is shown in the largest unit it reaches.
+_ENERGY_UNITS = (("mJ", 1), ("J", 1_000), ("kJ", 1_000_000), ("kWh", 3_600_000_000), ("MWh", 3_600_000_000_000))
+_CARBON_UNITS = (("mg", 1), ("g", 1_000), ("kg", 1_000_000), ("t", 1_000_000_000))
+
+
+def _scaled(value: int, ladder: tuple[tuple[str, int], ...], suffix: str = "") -> str:
+    """``value`` base units in the largest unit of ``ladder`` it reaches: whole base units
+    below the first step, else three significant figures."""
+    value = int(value)
+    unit, size = ladder[0]
+    for step_unit, step_size in ladder[1:]:
+        if abs(value) < step_size:
+            break
+        unit, size = step_unit, step_size
+    text = f"{value:,}" if size == 1 else _sig3(Decimal(value) / Decimal(size))
+    return f"{text} {unit}{suffix}"
+
+
 def format_energy(millijoules: int) -> str:
     """``4_428_000_000`` -> ``"1.23 kWh"``; ``35_900_000`` -> ``"35.9 kJ"`` (three significant figures)."""
-    mj = int(millijoules)
-    magnitude = abs(mj)
-    if magnitude < 1_000:
-        return f"{mj:,} mJ"
-    if magnitude < 1_000_000:
-        return f"{_sig3(_exact(mj, 3))} J"
-    if magnitude < 3_600_000_000:
-        return f"{_sig3(_exact(mj, 6))} kJ"
-    kwh = Decimal(mj) / Decimal(3_600_000_000)
-    if abs(kwh) < 1_000:
-        return f"{_sig3(kwh)} kWh"
-    return f"{_sig3(kwh / 1_000)} MWh"
+    return _scaled(millijoules, _ENERGY_UNITS)
 
 
 def format_carbon(milligrams: int) -> str:
     """``12_300`` -> ``"12.3 g CO2e"``; mg, g, kg or t by size (three significant figures)."""
-    mg = int(milligrams)
-    magnitude = abs(mg)
-    if magnitude < 1_000:
-        return f"{mg:,} mg CO2e"
-    if magnitude < 1_000_000:
-        return f"{_sig3(_exact(mg, 3))} g CO2e"
-    if magnitude < 1_000_000_000:
-        return f"{_sig3(_exact(mg, 6))} kg CO2e"
-    return f"{_sig3(_exact(mg, 9))} t CO2e"
+    return _scaled(milligrams, _CARBON_UNITS, " CO2e")
 
 
 def format_power_w(watts: int) -> str:
