@@ -304,6 +304,14 @@ def test_market_and_my_rentals_show_the_record_the_rental_left_on_chain(stack: S
     assert mine["budget"][0] == (done["budget"], tusd(done["budget"]))
     assert mine["paid"][0] == (done["paid"], tusd(done["paid"]))
     assert [raw for raw, _ in numbers(page, "[data-testid='withdrawable']")["amount"]] == [chain.withdrawable(stack.renter)] == [0]
+    # the page follows the chain: a rental opened elsewhere (the CLI's path) shows up without a reload
+    from oracle.actions import rentals
+    from oracle.demo import steps
+    from oracle.demo.base import RENTER
+
+    opened = steps.open_rental(stack.demo_chain, stack.offers["pricier"], "1").rental_id
+    page.wait_for_selector(f"[data-testid='my-rentals'] a[href='#/rental/{opened}']", timeout=TIMEOUT_MS)
+    rentals.cancel_rental(stack.demo_chain.ctx(RENTER), opened)
 
 
 def test_receipt_download_is_the_last_settled_report(stack: Stack, chain: ChainView, open_as: Any, tmp_path: Path) -> None:

@@ -1,17 +1,15 @@
 // Provider dashboard: stake (active, locked by rentals, unbonding), offers, rentals waiting for
 // start with their deadline, earnings, slashes with reason and evidence; the wallet actions.
 import { get, meta } from "./api.js";
-import { h, num, facts, section, table, field, clear, errorBox, addr } from "./dom.js";
+import { h, num, facts, section, table, field, errorBox, addr } from "./dom.js";
 import { actionForm, actionButton } from "./actions.js";
+import { liveBoxes } from "./live.js";
 import { rentalRows, withdrawables } from "./rentals.js";
 import { slashTable } from "./rental.js";
 import * as wallet from "./wallet.js";
 
-const REFRESH_MS = 4000;
-
 // Data sections are refilled in place as the chain moves (a settlement, a slash, a rental to
-// start); the forms are built once, so what the provider is typing survives a refresh, and a
-// section whose action is in flight is left alone until the action is done.
+// start; live.js); the forms are built once, outside them.
 export async function render(main, [address]) {
   const m = await meta();
   const who = address || wallet.current();
@@ -28,43 +26,19 @@ export async function render(main, [address]) {
     main.append(errorBox(e.message));
     return null;
   }
-  const box = () => h("div", {});
-  const boxes = { stake: box(), unbonding: box(), reputation: box(), offers: box(), rentals: box(), earnings: box(),
-    withdraw: box(), slashes: box() };
-  const problems = box();
-  let timer = null;
-  let alive = true;
-  let shown = "";
-  const fill = (data) => {
-    const key = JSON.stringify({ ...data, now: 0 });
-    if (key === shown) return;
-    shown = key;
-    for (const [name, content] of Object.entries(sections(data, mine, m, refresh))) {
-      if (boxes[name].querySelector("[aria-busy='true']")) shown = "";  // filled again next time
-      else clear(boxes[name]).append(content);
-    }
-  };
-  async function refresh() {
-    clearTimeout(timer);
-    try {
-      fill(await get(`/providers/${who}`));
-      clear(problems);
-    } catch (e) {
-      clear(problems).append(errorBox(e.message));
-    }
-    if (alive) timer = setTimeout(refresh, REFRESH_MS);
-  }
+  const live = liveBoxes(["stake", "unbonding", "reputation", "offers", "rentals", "earnings", "withdraw", "slashes"],
+    `/providers/${who}`, (data, again) => sections(data, mine, m, again));
+  const { boxes, refresh } = live;
   const sym = p.stake.token ? p.stake.token.symbol : "";
-  main.append(h("p", {}, "Account ", addr(p.address), mine ? " (your wallet)" : ""), problems,
+  main.append(h("p", {}, "Account ", addr(p.address), mine ? " (your wallet)" : ""), live.problems,
     section("Stake", "stake", boxes.stake, mine ? stakeForms(p.stake, sym, refresh) : null, boxes.unbonding),
     section("Reputation", "reputation", boxes.reputation),
     section("Offers", "offers", boxes.offers, mine ? await offerForm(m, refresh) : null),
     section("Rentals", "provider-rentals", boxes.rentals),
     section("Earnings", "earnings", boxes.earnings, boxes.withdraw),
     section("Slashes", "provider-slashes", boxes.slashes));
-  fill(p);
-  timer = setTimeout(refresh, REFRESH_MS);
-  return () => { alive = false; clearTimeout(timer); };
+  live.start(p);
+  return () => live.stop();
 }
 
 function sections(p, mine, m, again) {

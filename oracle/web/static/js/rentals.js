@@ -1,5 +1,6 @@
 // My rentals: the connected account's rentals as renter and what it can withdraw.
 import { get, meta } from "./api.js";
+import { liveBoxes } from "./live.js";
 import { h, num, section, table } from "./dom.js";
 import { actionButton } from "./actions.js";
 import * as wallet from "./wallet.js";
@@ -43,12 +44,17 @@ export async function render(main) {
     main.append(h("p", {}, "Connect your wallet to see your rentals and refunds."));
     return null;
   }
-  const info = await get(`/accounts/${account}`);
-  const rerender = () => { main.replaceChildren(); return render(main); };
-  main.append(
-    section("Rentals", "my-rentals", rentalRows(`Rentals of ${account}`, info.rentals_as_renter, "my-rentals",
-      [{ label: "Runs out", cell: (r) => (r.runs_out_in_s !== null && r.runs_out_in_s !== undefined ? num(r, "runs_out_in_s") : "–") }])),
-    section("Refunds and earnings", "withdraw", withdrawables(info.withdrawable || [], rerender)),
+  const url = `/accounts/${account}`;
+  const info = await get(url);
+  const live = liveBoxes(["rentals", "withdraw"], url, (data, again) => ({
+    rentals: rentalRows(`Rentals of ${account}`, data.rentals_as_renter, "my-rentals",
+      [{ label: "Runs out", cell: (r) => (r.runs_out_in_s !== null && r.runs_out_in_s !== undefined ? num(r, "runs_out_in_s") : "–") }]),
+    withdraw: withdrawables(data.withdrawable || [], again),
+  }));
+  main.append(live.problems,
+    section("Rentals", "my-rentals", live.boxes.rentals),
+    section("Refunds and earnings", "withdraw", live.boxes.withdraw),
   );
-  return null;
+  live.start(info);
+  return () => live.stop();
 }
