@@ -128,6 +128,15 @@ def test_operators_page_shows_node_health_signer_set_params_and_the_pending_chan
     assert row[0].startswith("setGpuModel(") and int(row[1]) == stack.governance["ready_at"]
     assert row[2].lower() == stack.governance["tx"].lower()
     shots(page, "network")
+    # the page follows the chain: a change scheduled while it is open shows up without a reload
+    from oracle.chain.governance import TimelockGovernance
+    from oracle.demo.base import DEPLOYER
+
+    ctx = stack.demo_chain.ctx(DEPLOYER)
+    gov = TimelockGovernance(ctx.sender, stack.demo_chain.deployment.timelock, stack.demo_chain.deployment.market)
+    gov.schedule(gov.operation("setGpuModel", b"NVIDIA GB200".ljust(32, b"\0"), 1200, 186_000))
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='pending'] tbody tr\").length === 2",
+                           timeout=TIMEOUT_MS)
 
 
 def test_renter_opens_watches_ends_and_withdraws_while_provider_sees_rental_and_earnings(

@@ -2,6 +2,7 @@
 // parameters and the timelock's pending changes.
 import { get, meta } from "./api.js";
 import { h, num, facts, section, table, txLink, addr } from "./dom.js";
+import { liveBoxes } from "./live.js";
 
 /** A bytes32 argument that holds text (a GPU model, a region) shown as the text. */
 function arg(value) {
@@ -17,11 +18,25 @@ function paramLabel(key) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
+// Node health is read live on every refill, so this page refills less often than the others.
+const REFRESH_MS = 10_000;
+
 export async function render(main) {
   const m = await meta();
   const n = await get("/network");
-  main.append(h("h1", {}, "Operators and governance"),
-    section("Oracle nodes", "nodes", table({
+  const live = liveBoxes(["nodes", "signers", "params", "governance"], "/network", (data) => sections(data, m), REFRESH_MS);
+  main.append(h("h1", {}, "Operators and governance"), live.problems,
+    section("Oracle nodes", "nodes", live.boxes.nodes),
+    section("Signer set", "signers", live.boxes.signers),
+    section("Parameters", "params", live.boxes.params),
+    section("Pending governance changes", "governance", live.boxes.governance));
+  live.start(n);
+  return () => live.stop();
+}
+
+function sections(n, m) {
+  return {
+    nodes: table({
       caption: "Health as each node reports it (/healthz)", testid: "nodes", empty: "no node configured (gpurent web --node URL)",
       columns: [
         { label: "Node", cell: (x) => h("code", {}, x.url) },
@@ -32,8 +47,8 @@ export async function render(main) {
         { label: "In signer set", cell: (x) => (x.in_signer_set ? "yes" : "no") },
       ],
       rows: n.nodes,
-    })),
-    section("Signer set", "signers", facts([
+    }),
+    signers: h("div", {}, facts([
       ["Version", num(n.signer_set, "version")],
       ["Threshold", h("span", {}, num(n.signer_set, "threshold"), ` of ${n.signer_set.signers.length}`)],
       ["Rotation overlap", num(n.signer_set, "overlap_s")],
@@ -46,9 +61,9 @@ export async function render(main) {
       ],
       rows: n.signer_set.signers,
     })),
-    section("Parameters", "params", facts(Object.keys(n.params).filter((k) => !k.endsWith("_display"))
-      .map((k) => [paramLabel(k), k === "treasury" ? addr(n.params[k]) : num(n.params, k)]), { "data-testid": "params" })),
-    section("Pending governance changes", "governance", n.timelock ? [
+    params: facts(Object.keys(n.params).filter((k) => !k.endsWith("_display"))
+      .map((k) => [paramLabel(k), k === "treasury" ? addr(n.params[k]) : num(n.params, k)]), { "data-testid": "params" }),
+    governance: n.timelock ? h("div", {},
       h("p", {}, "Timelock ", addr(n.timelock.address), " · minimum delay ", num(n.timelock, "min_delay_s")),
       table({
         caption: "Scheduled, not yet executed", testid: "pending", empty: "no pending change",
@@ -59,7 +74,6 @@ export async function render(main) {
           { label: "Scheduled in", cell: (c) => txLink(c.scheduled_tx, m.explorer) },
         ],
         rows: n.timelock.pending,
-      }),
-    ] : h("p", {}, "No timelock governs this market.")));
-  return null;
+      })) : h("p", {}, "No timelock governs this market."),
+  };
 }
