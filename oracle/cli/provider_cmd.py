@@ -270,10 +270,7 @@ def withdraw(token: str | None, to: str | None, chain: ChainOptions, wallet: Wal
 def status(address: str | None, watch_s: float | None, chain: ChainOptions, wallet: WalletSpec) -> None:
     """Stake, offers, earnings and reputation of ADDRESS (default: your account)."""
     s = Session(chain, wallet if wallet.given else None)
-    if address is None:
-        if not s.can_sign:
-            raise click.UsageError("give ADDRESS, or --keystore/--dev-account for your own status")
-        address = s.address
+    address = s.address_or_own(address, "status")
     watching(watch_s, lambda: _show_status(s, address, chain.as_json))
 
 
@@ -290,10 +287,7 @@ def rentals_(address: str | None, pending: bool, include_done: bool, watch_s: fl
     from oracle.cli.rent_cmd import show_rentals
 
     s = Session(chain, wallet if wallet.given else None)
-    if address is None:
-        if not s.can_sign:
-            raise click.UsageError("give ADDRESS, or --keystore FILE / --dev-account N for your own rentals")
-        address = s.address
+    address = s.address_or_own(address, "rentals")
     watching(watch_s, lambda: show_rentals(s, address, "provider", include_done, chain.as_json,
                                            only_status="Open" if pending else None))
 

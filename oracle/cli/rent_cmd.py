@@ -211,10 +211,7 @@ def list_rentals(renter: str | None, include_done: bool, watch_s: float | None, 
                  wallet: WalletSpec) -> None:
     """Your rentals: status, budget left, paid, and when each starts, runs out or ended."""
     s = Session(chain, wallet if wallet.given else None)
-    if renter is None:
-        if not s.can_sign:
-            raise click.UsageError("give --renter ADDRESS, or --keystore FILE / --dev-account N for your own rentals")
-        renter = s.address
+    renter = s.address_or_own(renter, "rentals", "--renter ADDRESS")
     watching(watch_s, lambda: show_rentals(s, renter, "renter", include_done, chain.as_json))
 
 

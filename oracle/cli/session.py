@@ -73,6 +73,16 @@ class Session:
     def is_anvil(self) -> bool:
         return self.ctx.is_anvil
 
+    def address_or_own(self, given: str | None, what: str, flag: str = "ADDRESS") -> str:
+        """``given``, else this session's wallet address (a usage error when there is no wallet)."""
+        if given is not None:
+            return given
+        if not self.can_sign:
+            import click
+
+            raise click.UsageError(f"give {flag}, or --keystore FILE / --dev-account N for your own {what}")
+        return self.address
+
     def require_signer(self) -> ActionContext:
         if not self.can_sign or not isinstance(self.ctx, ActionContext):
             raise ConfigError("this command sends a transaction: pass --keystore FILE or --dev-account N")

@@ -105,10 +105,7 @@ def balance(address: str | None, chain: ChainOptions, wallet: WalletSpec) -> Non
     from oracle.units import format_amount
 
     s = Session(chain, wallet if wallet.given else None)
-    if address is None:
-        if not s.can_sign:
-            raise click.UsageError("give ADDRESS, or --keystore FILE / --dev-account N for your own wallet")
-        address = s.address
+    address = s.address_or_own(address, "wallet")
     wei = int(s.w3.eth.get_balance(address))
     out: dict[str, Any] = {"address": address, "chain_id": s.chain_id, "eth_wei": wei,
                            "eth_display": format_amount(wei, 18, "ETH"), "tokens": []}
