@@ -239,3 +239,17 @@ def test_the_corpus_reaches_every_command_and_kind() -> None:
     assert covered == every
     assert not [c for c in cases() if c[2].startswith("<unclassified")], "classify every parameter in KIND"
     assert json.dumps(BAD)  # the corpus is plain data
+
+
+@pytest.mark.parametrize("argv, flag, what", [
+    (["wallet", "balance"], "ADDRESS", "wallet"),
+    (["provider", "status"], "ADDRESS", "status"),
+    (["provider", "rentals"], "ADDRESS", "rentals"),
+    (["rent", "list"], "--renter ADDRESS", "rentals"),
+])
+def test_a_command_about_an_account_without_one_or_a_wallet_says_which_to_give(
+        world: dict[str, Any], argv: list[str], flag: str, what: str) -> None:
+    result = CliRunner().invoke(main, argv + world["chain"], env={"GPURENT_DEBUG": None})
+    assert result.exit_code == 2, result.output
+    assert f"give {flag}, or --keystore FILE / --dev-account N for your own {what}" in result.output, result.output
+    assert "Traceback" not in result.output
