@@ -401,7 +401,9 @@ def run_agent(config: AgentConfig, *, monitor: Callable[[Agent, threading.Event]
         if close_watcher is not None:
             close_watcher()
         if responder is not None:
-            if not responder.drain(config.challenge_drain_s):
+            progress = getattr(watcher, "progress", None)
+            ended = getattr(progress, "stopped_because", None) == "rental ended"  # its end challenge is owed
+            if not responder.drain(config.challenge_drain_s, rental_ended=ended):
                 log.warning("challenges still unanswered after %.0f s; exiting", config.challenge_drain_s)
             responder.close()
         for sig, handler in previous.items():

@@ -88,6 +88,7 @@ class ChallengeResponder(BackgroundLoop):
         self._opening: dict[tuple[str, tuple], Future] = {}  # (challenge, cells) -> openings
         self._committed: dict[str, set[str]] = {}
         self._opened: dict[str, set[str]] = {}
+        self._end_status: dict[str, str] = {}               # node -> where the rental's end challenge stands
         self._client = httpx.Client(timeout=timeout_s)
         self._stop = threading.Event()
         self._thread = None
@@ -108,16 +109,25 @@ class ChallengeResponder(BackgroundLoop):
             worker.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
-    def drain(self, timeout_s: float) -> bool:
+    def drain(self, timeout_s: float, *, rental_ended: bool = False) -> bool:
         """Keep answering until every node's pending challenges are opened (a challenge drawn
-        during the rental is owed after it ends too), or ``timeout_s``; True when nothing is owed."""
+        during the rental is owed after it ends too), or ``timeout_s``; True when nothing is owed.
+
+        ``rental_ended``: the rental ended on chain, so its end challenge is owed as well: wait
+        until every node that answers has issued it (and it is answered), or says the rental
+        has none."""
         self.stop()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not self.poll_once():
+            self._end_status.clear()
+            owed = self.poll_once()
+            if not owed and (not rental_ended or self._end_settled()):
                 return True
             time.sleep(self.poll_interval_s)
         return False
+
+    def _end_settled(self) -> bool:
+        return all(status in ("issued", "none") for status in self._end_status.values())
 
     def poll_once(self) -> int:
         """Ask every node; solve what is new; commit and open where each node is ready. Returns
@@ -131,7 +141,10 @@ class ChallengeResponder(BackgroundLoop):
                 continue
             if response.status_code != 200:
                 continue
-            for challenge in response.json()["challenges"]:
+            body = response.json()
+            if "end_challenge" in body:
+                self._end_status[url] = body["end_challenge"]
+            for challenge in body["challenges"]:
                 self._answer(url, challenge)
                 if challenge["gpu_index"] in self.gpus and url not in self._opened.get(challenge["id"], set()):
                     owed += 1

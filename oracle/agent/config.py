@@ -83,8 +83,9 @@ class AgentConfig(BaseModel):
     challenges: Literal["off", "numpy", "cuda"] = "off"
     challenge_poll_s: float = Field(default=1.0, gt=0, le=60)
     challenge_cheat: bool = Field(default=False, description="dev only: answer every challenge wrongly")
-    challenge_drain_s: float = Field(default=60.0, ge=0, le=3600,
-                                     description="on exit, keep answering challenges already drawn for this long")
+    challenge_drain_s: float = Field(default=300.0, ge=0, le=3600,
+                                     description="on exit, keep answering challenges already drawn (and, once the "
+                                                 "rental ended, its end challenge) for at most this long")
 
     @field_validator("nodes")
     @classmethod

@@ -63,6 +63,27 @@ def fault_evidence_hash(fault: Fault) -> bytes:
     ))
 
 
+#: The fault id of the end challenge's fault: outside the metered list (ids 0, 1, ...), because
+#: that list may still grow after the end challenge is decided (late batches up to the end).
+END_CHALLENGE_FAULT_ID = 2**32 - 1
+
+
+def _fault_report(rental_id: int, fault_id: int, fault: Fault, signer_set_version: int) -> FaultReport:
+    return FaultReport(
+        rental_id=rental_id,
+        fault_id=fault_id,
+        kind=int(fault.kind),
+        observed_at=fault.end_ms // 1000,
+        evidence_hash=fault_evidence_hash(fault),
+        signer_set_version=signer_set_version,
+    )
+
+
+def build_end_fault_report(rental_id: int, fault: Fault, signer_set_version: int) -> FaultReport:
+    """The FaultReport of a failed end challenge (``observedAt``: the rental's end second)."""
+    return _fault_report(rental_id, END_CHALLENGE_FAULT_ID, fault, signer_set_version)
+
+
 def build_fault_reports(
     rental_id: int, totals: UsageTotals, signer_set_version: int
 ) -> list[FaultReport]:
@@ -74,17 +95,8 @@ def build_fault_reports(
     ``faultFlags`` and never becomes a FaultReport.
     """
     slashable = [fault for fault in totals.faults if fault.kind in SLASHABLE]
-    return [
-        FaultReport(
-            rental_id=rental_id,
-            fault_id=index,
-            kind=int(fault.kind),
-            observed_at=fault.end_ms // 1000,
-            evidence_hash=fault_evidence_hash(fault),
-            signer_set_version=signer_set_version,
-        )
-        for index, fault in enumerate(slashable)
-    ]
+    return [_fault_report(rental_id, index, fault, signer_set_version) for index, fault in enumerate(slashable)]
 
 
-__all__ = ["FAULT_EVIDENCE_ABI", "build_fault_reports", "build_usage_report", "fault_evidence_hash"]
+__all__ = ["END_CHALLENGE_FAULT_ID", "FAULT_EVIDENCE_ABI", "build_end_fault_report", "build_fault_reports",
+           "build_usage_report", "fault_evidence_hash"]

@@ -76,6 +76,11 @@ class ChallengeLedger(Protocol):
         ending (``end_ms``) when it became due: metering files them among its own, by end time."""
         ...
 
+    def end_fault(self, rental_id: int) -> Fault | None:
+        """The CHALLENGE_FAILED fault of a failed end challenge (at the rental's end), once the
+        quorum decided it; None otherwise. It is never part of a usage report."""
+        ...
+
 
 class NoChallenges:
     """The ledger of a node without proof-of-GPU: nothing passed, nothing failed, all paid."""
@@ -85,6 +90,9 @@ class NoChallenges:
 
     def faults(self, rental_id: int, up_to_ms: int) -> list[Fault]:
         return []
+
+    def end_fault(self, rental_id: int) -> Fault | None:
+        return None
 
 
 def with_challenge_faults(totals: UsageTotals, faults: Iterable[Fault]) -> UsageTotals:

@@ -73,7 +73,7 @@ def build_runtime(
     for rental in settings.rentals:
         registry.upsert(Rental(rental.rental_id, rental.agent, rental.gpu_count, rental.region,
                                rental.grid_intensity_g_per_kwh, rental.start_ms,
-                               gpu_model=rental.gpu_model, power_limit_w=rental.power_limit_w))
+                               gpu_model=rental.gpu_model, power_limit_w=rental.power_limit_w, end_ms=rental.end_ms))
     extra = {"clock": clock} if clock is not None else {}
     attestor = Attestor(
         storage=storage,

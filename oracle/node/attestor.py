@@ -208,7 +208,7 @@ class Attestor(BatchIngest):
         signed (the rest cost nothing).
         """
         from oracle.attestation.eip712 import FaultReport, fault_report_digest
-        from oracle.attestation.reports import build_fault_reports
+        from oracle.attestation.reports import END_CHALLENGE_FAULT_ID, build_end_fault_report, build_fault_reports
 
         version = self.signer_set_version if version is None else version
         stored = self.storage.recorded_reports("fault", rental_id, version, from_id, limit)
@@ -216,9 +216,15 @@ class Attestor(BatchIngest):
                 [r.key for r in stored] == list(range(from_id, from_id + limit)):
             return [FaultOutcome(r.key, SignedReport(report_from_bytes(FaultReport, r.body), r.digest, r.signature,
                                                      self.address, newly_signed=False), None) for r in stored]
-        _, _, totals, _ = self.meter(rental_id)
+        reports = []
+        if from_id < END_CHALLENGE_FAULT_ID:
+            _, _, totals, _ = self.meter(rental_id)
+            reports = build_fault_reports(rental_id, totals, version)[from_id:from_id + limit]
+        end_fault = self.challenges.end_fault(rental_id) if from_id + limit > END_CHALLENGE_FAULT_ID else None
+        if end_fault is not None:
+            reports.append(build_end_fault_report(rental_id, end_fault, version))
         outcomes = []
-        for report in build_fault_reports(rental_id, totals, version)[from_id:from_id + limit]:
+        for report in reports:
             digest = fault_report_digest(report, self.chain_id, self.market_address)
             try:
                 signed = self.record_and_sign("fault", rental_id, report.fault_id, report, digest)

@@ -116,6 +116,7 @@ class ChainServices:
         self.loop = SettlementLoop(
             self.aggregator, self.due, interval_s=settle_interval_s, batch=batch,
             submit_delay_s=submit_delay_s, slash_faults=slash_faults, on_outcome=self._outcome,
+            ended_rentals=lambda: [r for r in self.feed.settleable() if self.feed.is_ended(r)],
         )
 
     def _economics_of(self, rental_id: int) -> RentalEconomics | None:

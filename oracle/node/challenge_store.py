@@ -21,6 +21,7 @@ from typing import Callable
 
 from oracle.errors import StorageError
 from oracle.node.errors import ReportConflict
+from oracle.proof.params import END_CHALLENGE_INDEX
 from oracle.proof.schedule import Beacon
 
 SCHEMA = """
@@ -204,9 +205,10 @@ class ChallengeStore:
         return [self._challenge(row) for row in rows]
 
     def withdraw_after(self, rental_id: int, end_ms: int) -> int:
-        """Delete the rental's undecided challenges issued after ``end_ms``; how many."""
-        return self._write("DELETE FROM pog_challenges WHERE rental_id=? AND issued_at_ms>? AND id NOT IN "
-                           "(SELECT id FROM pog_verdicts)", (str(rental_id), end_ms))
+        """Delete the rental's undecided challenges issued after ``end_ms`` (never its end
+        challenge); how many."""
+        return self._write("DELETE FROM pog_challenges WHERE rental_id=? AND issued_at_ms>? AND idx<>? AND id NOT IN "
+                           "(SELECT id FROM pog_verdicts)", (str(rental_id), end_ms, END_CHALLENGE_INDEX))
 
     # -- answers -------------------------------------------------------------------------------
     def record_commitment(self, challenge_id: str, digest: bytes, top_root: bytes, gpu_uuid: str,

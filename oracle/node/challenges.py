@@ -27,8 +27,15 @@ from oracle.node.rentals import Rental, RentalRegistry
 from oracle.proof.answer import CellOpening
 from oracle.proof.judge import Judged, Outcome, WindowSample, decide, quorum, rental_outcomes, window_responds
 from oracle.proof.merkle import keccak
-from oracle.proof.params import DEV_PROFILE_NAME, ChallengeProfile, profile_for
-from oracle.proof.schedule import Beacon, RentalSchedule, RentalScheduler
+from oracle.proof.params import DEV_PROFILE_NAME, END_CHALLENGE_INDEX, ChallengeProfile, profile_for
+from oracle.proof.schedule import (
+    Beacon,
+    Challenge,
+    RentalSchedule,
+    RentalScheduler,
+    end_challenge_not_before_s,
+    end_challenges,
+)
 from oracle.proof.seeds import VERSION, commitment_digest, opening_cells, openings_digest
 from oracle.proof.verify import verify_openings
 from oracle.telemetry.batches import address_of, canonical_json, recover_batch_signer, sign_batch_hash
@@ -81,6 +88,7 @@ class ChallengeService:
         self._clock = clock or (lambda: time.time_ns() // 1_000_000)
         self._chain_offset_ms = 0  # clock "chain": newest block's timestamp minus our clock when we saw it
         self._schedulers: dict[int, RentalScheduler] = {}
+        self._end_issued: set[int] = set()  # rentals whose end challenge is issued
         self._lock = threading.RLock()
 
     def now_ms(self) -> int:
@@ -111,7 +119,9 @@ class ChallengeService:
         return scheduler
 
     def _issue(self, scheduler: RentalScheduler, beacons: list[Beacon]) -> None:
-        issued = [c for beacon in beacons for c in scheduler.feed(beacon)]
+        self._put([c for beacon in beacons for c in scheduler.feed(beacon)])
+
+    def _put(self, issued: list[Challenge]) -> None:
         for c in issued:
             log.info("challenge %s: rental %d GPU %d index %d from block %d (t=%d), commit by %d (now %d)",
                      c.id[:10], c.rental_id, c.gpu_index, c.index, c.beacon.number, c.beacon.timestamp_s,
@@ -133,18 +143,65 @@ class ChallengeService:
                 if scheduler is not None:
                     self._follow_end(scheduler)
                     self._issue(scheduler, beacons)
+                    self._issue_end(scheduler)
 
-    def _end_ms(self, rental_id: int) -> int | None:
+    def end_ms_of(self, rental_id: int) -> int | None:
         """The rental's last millisecond once it ended (rental terms' ``end_ms``), else None."""
         return getattr(self.registry.get(rental_id), "end_ms", None)
 
     def _follow_end(self, scheduler: RentalScheduler) -> None:
         """An ended rental draws no more challenges; any drawn after its end (seen before the end
         event) are withdrawn undecided."""
-        end_ms = self._end_ms(scheduler.rental.rental_id)
+        end_ms = self.end_ms_of(scheduler.rental.rental_id)
         if end_ms is not None and scheduler.rental.end_s is None:
             scheduler.rental = replace(scheduler.rental, end_s=end_ms // 1000)
             self.store.withdraw_after(scheduler.rental.rental_id, end_ms)
+
+    def _issue_end(self, scheduler: RentalScheduler) -> None:
+        """Issue the end challenge of an ended rental from the first stored beacon that may draw
+        it (:func:`~oracle.proof.schedule.end_challenge_not_before_s`): the same block on every
+        node, whenever each learned of the end."""
+        rental = scheduler.rental
+        if rental.end_s is None or rental.rental_id in self._end_issued:
+            return
+        end_ms = rental.end_s * 1000 + 999
+        drawn = self.store.rental_challenges(rental.rental_id)
+        if any(c.index == END_CHALLENGE_INDEX for c in drawn):
+            self._end_issued.add(rental.rental_id)
+            return
+        before_end = [c.open_deadline_ms for c in drawn if c.issued_at_ms <= end_ms]
+        not_before_s = end_challenge_not_before_s(rental.end_s, max(before_end) if before_end else None,
+                                                  rental.profile.end_delay_s)
+        beacon = self.store.first_beacon_at_or_after(not_before_s)
+        if beacon is None:
+            return
+        self._put(end_challenges(rental, beacon, self.config.chain_id, self.config.market))
+        self._end_issued.add(rental.rental_id)
+
+    def end_status(self, rental_id: int) -> str:
+        """What this node knows of the rental's end challenge: ``none`` (the rental is not
+        challenged), ``not_ended``, ``awaited`` (ended; its block is not there yet) or ``issued``."""
+        with self._lock:
+            scheduler = self._scheduler(rental_id)
+            if scheduler is None:
+                return "none"
+            self._follow_end(scheduler)
+            self._issue_end(scheduler)
+            if scheduler.rental.end_s is None:
+                return "not_ended"
+            return "issued" if rental_id in self._end_issued else "awaited"
+
+    def end_outcome(self, rental_id: int) -> tuple[int, str] | None:
+        """(GPU index, outcome) of the first GPU whose end challenge the quorum failed, or
+        (-1, "passed") when every GPU passed; None until the quorum decided all of them."""
+        ends = [c for c in self.store.rental_challenges(rental_id) if c.index == END_CHALLENGE_INDEX]
+        if not ends:
+            return None
+        decided = [(c.gpu_index, self.quorum_outcome(c.id)) for c in sorted(ends, key=lambda c: c.gpu_index)]
+        if any(outcome is None for _, outcome in decided):
+            return None
+        failed = [(gpu, outcome.value) for gpu, outcome in decided if not outcome.passed]
+        return failed[0] if failed else (-1, Outcome.PASSED.value)
 
     # -- what the agent asks --------------------------------------------------------------------
     def _challenge(self, challenge_id: str) -> StoredChallenge:
@@ -257,7 +314,8 @@ class ChallengeService:
             if answer is not None and answer.committed_at_ms <= challenge.commit_deadline_ms:
                 if answer.openings is None and now <= challenge.open_deadline_ms:
                     return None
-                if answer.verified and self.config.check_telemetry:
+                # The end challenge runs after the rental's telemetry closed: time and memory are its proof.
+                if answer.verified and self.config.check_telemetry and challenge.index != END_CHALLENGE_INDEX:
                     gpus, samples, newest = self._telemetry(challenge.rental_id, challenge.issued_at_ms,
                                                             answer.committed_at_ms)
                     grace_ms = profile_for(challenge.profile).telemetry_grace_ms
@@ -328,7 +386,7 @@ class ChallengeService:
         for the same ``up_to_ms``; unpaid time runs from a failure's due time (see
         :func:`oracle.proof.judge.rental_outcomes`)."""
         judged = []
-        end_ms = self._end_ms(rental_id)
+        end_ms = self.end_ms_of(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
             if end_ms is not None and challenge.issued_at_ms > end_ms:
                 continue  # drawn after the rental ended (before this node saw the end)
@@ -346,7 +404,7 @@ class ChallengeService:
         rental = self.registry.get(rental_id)
         if rental is None:
             return []
-        end_ms = self._end_ms(rental_id)
+        end_ms = self.end_ms_of(rental_id)
         seen: dict[int, tuple[int, int, int, int, str]] = {}
         for challenge in self.store.rental_challenges(rental_id):
             profile = profile_for(challenge.profile)
@@ -368,7 +426,7 @@ class ChallengeService:
         now = self.now_ms()
         counted_passed, counted_failed, unpaid = self.outcomes(rental_id, now)
         rows = []
-        end_ms = self._end_ms(rental_id)
+        end_ms = self.end_ms_of(rental_id)
         for challenge in self.store.rental_challenges(rental_id):
             if end_ms is not None and challenge.issued_at_ms > end_ms:
                 continue
@@ -381,10 +439,13 @@ class ChallengeService:
                          "detail": None if own is None else own.detail,
                          "quorum": None if decided is None else decided.value})
         decided_rows = [row["quorum"] for row in rows if row["quorum"] is not None]
+        end = self.end_outcome(rental_id)
         return {"rental_id": rental_id, "passed": decided_rows.count("passed"),
                 "failed": len(decided_rows) - decided_rows.count("passed"),
                 "counted": {"passed": counted_passed, "failed": counted_failed},
-                "unpaid": [{"gpu_index": g, "start_ms": s, "end_ms": e} for g, s, e in unpaid], "challenges": rows}
+                "unpaid": [{"gpu_index": g, "start_ms": s, "end_ms": e} for g, s, e in unpaid], "challenges": rows,
+                "end_challenge": {"status": self.end_status(rental_id), "quorum": None if end is None else end[1],
+                                  "gpu_index": None if end is None or end[0] < 0 else end[0]}}
 
 
 @dataclass(frozen=True, slots=True)

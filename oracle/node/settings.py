@@ -85,6 +85,7 @@ class RentalConfig(BaseModel):
     gpu_model: str = Field(default="NVIDIA H100 80GB HBM3", max_length=32,
                            description="the rented model (oracle/gpu_models.py): metering's power limit")
     power_limit_w: int = Field(default=0, ge=0, le=65_535, description="0: the model's power limit")
+    end_ms: int | None = Field(default=None, ge=0, description="the rental's last unix millisecond, once it ended")
 
     @field_validator("agent")
     @classmethod

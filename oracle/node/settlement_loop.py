@@ -188,9 +188,12 @@ class SettlementLoop(BackgroundLoop):
         submit_delay_s: float = 0.0,
         slash_faults: bool = True,
         on_outcome: Callable[[Outcome], None] | None = None,
+        ended_rentals: Callable[[], Iterable[int]] = lambda: (),
     ) -> None:
         self.aggregator = aggregator
         self.rental_ids = rental_ids
+        self.ended_rentals = ended_rentals
+        self._end_fault_done: set[int] = set()  # ended rentals whose end-challenge fault is decided
         self.interval_s = interval_s
         self.batch = batch
         self.submit_delay_s = submit_delay_s
@@ -212,19 +215,46 @@ class SettlementLoop(BackgroundLoop):
 
     def run_once(self) -> list[Outcome]:
         ids = list(self.rental_ids())
-        if not ids:
+        ended: list[int] = []
+        if self.slash_faults:
+            all_ended = set(self.ended_rentals())
+            self._end_fault_done &= all_ended  # finalized rentals leave it
+            ended = sorted(all_ended - self._end_fault_done)
+        if not ids and not ended:
             return []
         self.aggregator.submit_delay_s = self.submit_delay_s * self._rank() if self.submit_delay_s else 0.0
         self.aggregator.stop = self._stop
+        outcomes: list[Outcome] = []
         if self.batch and len(ids) > 1:
-            outcomes = self.aggregator.settle_batch(ids)
-        else:
-            outcomes = [self.aggregator.settle_rental(i) for i in ids]
+            outcomes.extend(self.aggregator.settle_batch(ids))
+        elif ids:
+            outcomes.extend(self.aggregator.settle_rental(i) for i in ids)
         if self.slash_faults:
             for rental_id in ids:
                 if self._stop.is_set():
                     break
                 outcomes.extend(self.aggregator.submit_faults(rental_id))
+            outcomes.extend(self._end_faults(ended))
+        self._record(outcomes)
+        return outcomes
+
+    def _end_faults(self, ended: list[int]) -> list[Outcome]:
+        """Each Ended rental (not only the due ones: its end challenge is decided after its last
+        batch) is asked for its end-challenge fault every round until that fault is decided or
+        the rental is finalized (it then leaves ``ended_rentals``)."""
+        from oracle.node.slashing import DECIDED
+
+        outcomes: list[Outcome] = []
+        for rental_id in ended:
+            if self._stop.is_set():
+                break
+            found = self.aggregator.submit_end_fault(rental_id)
+            if any(o.status in DECIDED for o in found):
+                self._end_fault_done.add(rental_id)
+            outcomes.extend(found)
+        return outcomes
+
+    def _record(self, outcomes: list[Outcome]) -> None:
         if len(self.outcomes) + len(outcomes) > self.keep_outcomes:
             del self.outcomes[: max(0, len(self.outcomes) + len(outcomes) - self.keep_outcomes // 2)]
         for outcome in outcomes:
@@ -238,7 +268,6 @@ class SettlementLoop(BackgroundLoop):
                 log.warning("rental %d: %s (sequence %s, fault %s): %s", outcome.rental_id, outcome.status,
                             outcome.sequence, outcome.fault_id, outcome.detail[:300])
         del self.outcomes[: max(0, len(self.outcomes) - self.keep_outcomes)]
-        return outcomes
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -14,6 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from oracle.attestation.eip712 import FaultReport, fault_report_digest
+from oracle.attestation.reports import END_CHALLENGE_FAULT_ID
 from oracle.chain.client import SignerSet, fault_report_tuple
 from oracle.chain.errors import TransactionRevertedError
 from oracle.errors import ChainError
@@ -21,6 +22,8 @@ from oracle.node.quorum import NodeSignature, Outcome, Quorum, quorum_of, revert
 
 #: Fault kinds the contract never slashes (a usage flag of the renter's workload: IDLE_POWER_BUSY).
 UNSLASHABLE_KINDS = frozenset({4})
+#: Outcomes after which a fault id needs no further look.
+DECIDED = frozenset({"slashed", "already_settled", "not_slashable"})
 
 
 class FaultSubmission:
@@ -94,9 +97,25 @@ class FaultSubmission:
     def submit_faults(self, rental_id: int) -> list[Outcome]:
         """Slash for the quorum-signed faults of the rental not yet slashed on chain, at most
         ``max_faults_per_rental`` fault ids from the rental's cursor per call."""
-        outcomes: list[Outcome] = []
         start = self.fault_cursor.get(rental_id, 0)
-        quorums = sorted(self.collect_faults(rental_id, from_id=start).items())
+        outcomes = self._slash_quorums(rental_id, sorted(self.collect_faults(rental_id, from_id=start).items()))
+        # The cursor moves past every fault that is decided (slashed, already slashed, never
+        # slashable); a fault still waiting for a quorum holds it.
+        decided = {o.fault_id for o in outcomes if o.status in DECIDED}
+        cursor = start
+        while cursor in decided:
+            cursor += 1
+        self.fault_cursor[rental_id] = cursor
+        return outcomes
+
+    def submit_end_fault(self, rental_id: int) -> list[Outcome]:
+        """Slash for the quorum-signed fault of a failed end challenge (fault id
+        ``END_CHALLENGE_FAULT_ID``), if the nodes sign one and it is not slashed yet."""
+        quorums = self.collect_faults(rental_id, from_id=END_CHALLENGE_FAULT_ID, limit=1)
+        return self._slash_quorums(rental_id, sorted(quorums.items()))
+
+    def _slash_quorums(self, rental_id: int, quorums: list[tuple[int, Quorum]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         pending = []
         for fault_id, quorum in quorums:
             if int(quorum.report.kind) in UNSLASHABLE_KINDS:  # decided without any RPC
@@ -130,13 +149,6 @@ class FaultSubmission:
             self.stats["faults_slashed"] += 1
             outcomes.append(Outcome(rental_id, "slashed", fault_id=fault_id, tx_hash=result.tx_hash,
                                     gas_used=result.gas_used, signers=quorum.signers))
-        # The cursor moves past every fault that is decided (slashed, already slashed, never
-        # slashable); a fault still waiting for a quorum holds it.
-        decided = {o.fault_id for o in outcomes if o.status in ("slashed", "already_settled", "not_slashable")}
-        cursor = start
-        while cursor in decided:
-            cursor += 1
-        self.fault_cursor[rental_id] = cursor
         return outcomes
 
 

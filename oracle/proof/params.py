@@ -28,6 +28,9 @@ OPEN_WINDOW_MS = 60_000               # time to answer the openings once their s
 TELEMETRY_GRACE_MS = 120_000          # how long a verdict waits for telemetry covering the window
 MIN_WINDOW_UTIL_PCT = 50              # a GPU that computed shows this mean utilization in the window ...
 MIN_WINDOW_POWER_BPS = 3_000          # ... and this mean power, as a share of the model's power limit
+END_CHALLENGE_INDEX = 0xFFFF_FFFF     # the end challenge's index (start-sized, issued after the rental ended)
+END_CHALLENGE_DELAY_S = 60            # the end challenge's block is the first this long after the end: every
+                                      # node has seen RentalEnded (2 confirmations of 12 s blocks) by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +201,12 @@ class ChallengeProfile:
     basis: str                # "measured: ...", "estimate: ... (not yet measured)", "dev: ..."
     open_window_ms: int = OPEN_WINDOW_MS
     telemetry_grace_ms: int = TELEMETRY_GRACE_MS
+    end_delay_s: int = END_CHALLENGE_DELAY_S
 
     def size(self, index: int) -> ChallengeSize:
-        """Challenge ``index`` of a rental: 0 is the start challenge."""
-        return self.start if index == 0 else self.periodic
+        """Challenge ``index`` of a rental: 0 (the start challenge) and :data:`END_CHALLENGE_INDEX`
+        (the end challenge, once the renter's job is gone) fill the memory; the rest are periodic."""
+        return self.start if index in (0, END_CHALLENGE_INDEX) else self.periodic
 
     @property
     def shape(self) -> WorkShape:
@@ -236,7 +241,7 @@ def profile_for(model_name: str) -> ChallengeProfile:
         # 20 s: a dev agent may still be starting (interpreter, keystore, the demo's replay alignment)
         dev = ChallengeSize(DEV_SHAPE, 50, DEV_COMMIT_DEADLINE_MS)
         return ChallengeProfile(DEV_PROFILE_NAME, dev, dev, "dev: numpy-sized, not a proof of any GPU",
-                                open_window_ms=10_000, telemetry_grace_ms=5_000)
+                                open_window_ms=10_000, telemetry_grace_ms=5_000, end_delay_s=2)
     model = gpu_model(model_name)
     perf = _PERF.get(model.name)
     if perf is None:
@@ -259,8 +264,9 @@ def all_profiles() -> list[ChallengeProfile]:
 def uncaught_periodic_swaps() -> list[tuple[str, str]]:
     """(listed model, card) pairs where a card with less memory than the listed model is not
     slower on the listed model's periodic challenge: its table fits and the estimated solve is
-    within the deadline. The start challenge is the only memory proof (docs/protocol.md, "Not
-    proven"); these are the swaps after it that periodic challenges do not catch."""
+    within the deadline. The start and end challenges are the memory proofs (docs/protocol.md,
+    "Memory after the start"); these are the swaps between them that periodic challenges do not
+    catch, and that the end challenge then does."""
     out = []
     for listed in PERFORMANCE:
         profile = profile_for(listed.model)

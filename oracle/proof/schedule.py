@@ -9,6 +9,11 @@ block draws a challenge, or its seed, before the block exists; every node follow
 chain computes the same challenges. A draw inside the previous challenge's answer window is
 skipped (one challenge at a time per rental), so challenges never overlap.
 Each challenge covers every GPU of the rental: one seed per GPU index.
+
+Once the rental has ended, the first beacon at least the profile's ``end_delay_s`` after the end
+and after the last challenge's open deadline issues the *end challenge* (:func:`end_challenges`):
+start-sized, because the renter's job is gone and the listed memory is free again, with index
+END_CHALLENGE_INDEX. The delay lets every node see the end before the challenge's deadline runs.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from oracle.proof.params import ChallengeProfile
+from oracle.proof.params import END_CHALLENGE_INDEX, ChallengeProfile
 from oracle.proof.seeds import challenge_id, challenge_seed, schedule_draw
 
 
@@ -105,6 +110,27 @@ class RentalScheduler:
         self.busy_until_ms = out[-1].open_deadline_ms
         self.index += 1
         return out
+
+
+def end_challenge_not_before_s(end_s: int, last_open_deadline_ms: int | None, delay_s: int) -> int:
+    """The earliest beacon timestamp that may issue the end challenge: ``delay_s`` (at least 1)
+    after the end second (the end block's hash was known to whoever ended the rental), and after
+    the open deadline of the last challenge issued up to the end (challenges never overlap)."""
+    after_s = end_s + max(1, delay_s)
+    if last_open_deadline_ms is not None:
+        after_s = max(after_s, last_open_deadline_ms // 1000 + 1)
+    return after_s
+
+
+def end_challenges(rental: RentalSchedule, beacon: Beacon, chain_id: int, market: str) -> list[Challenge]:
+    """The end challenge of ``rental``, one per GPU, issued by ``beacon`` (the first beacon at or
+    after :func:`end_challenge_not_before_s`)."""
+    out = []
+    for gpu in range(rental.gpu_count):
+        seed = challenge_seed(beacon.hash, chain_id, market, rental.rental_id, gpu, END_CHALLENGE_INDEX)
+        out.append(Challenge(challenge_id(seed), rental.rental_id, END_CHALLENGE_INDEX, gpu, beacon, seed,
+                             rental.profile))
+    return out
 
 
 def challenges(rental: RentalSchedule, beacons: Iterable[Beacon], chain_id: int, market: str,

@@ -54,7 +54,8 @@ class TelemetrySettings(BaseModel):
     # Proof of GPU (issue 8): answer the nodes' challenges for each rental's GPUs. "cuda" needs the
     # gpurent[gpu] extra (PyTorch); a rental whose challenges go unanswered is unpaid and slashable.
     challenges: Literal["off", "numpy", "cuda"] = "off"
-    challenge_drain_s: float = Field(default=60.0, ge=0, le=3600, description="answer owed challenges after the end")
+    challenge_drain_s: float = Field(default=300.0, ge=0, le=3600,
+                                     description="answer owed challenges, and the end challenge, after the end")
 
 
 class ProviderConfig(BaseModel):

@@ -260,7 +260,8 @@ class ProviderDaemon:
 
     def _teardown(self, tracked: TrackedRental, rental: dict[str, Any]) -> None:
         rid = tracked.rental_id
-        self._stop_agent(tracked, drain_challenges_s=self.config.telemetry.challenge_drain_s)
+        self._stop_agent(tracked, drain_challenges_s=self.config.telemetry.challenge_drain_s,
+                         rental_ended=rental.get("statusName") == "Ended")
         removed = self.runtime.remove(rid)
         tracked.container = None
         self.store.set_rental_status(FOLLOWER, rid, "done")
@@ -324,7 +325,8 @@ class ProviderDaemon:
             "source": {"kind": self.config.telemetry.source}, "challenges": self.config.telemetry.challenges})
         return start_challenge_responder(agent_config, agent)
 
-    def _stop_agent(self, tracked: TrackedRental, *, drain_challenges_s: float = 0.0) -> None:
+    def _stop_agent(self, tracked: TrackedRental, *, drain_challenges_s: float = 0.0,
+                    rental_ended: bool = False) -> None:
         handle = tracked.agent
         if handle is None:
             return
@@ -332,8 +334,9 @@ class ProviderDaemon:
             responder, rid = handle.responder, tracked.rental_id
 
             def finish() -> None:
-                # A challenge drawn during the rental is owed after it ends too (unanswered, it is a fault).
-                if drain_challenges_s and not responder.drain(drain_challenges_s):
+                # A challenge drawn during the rental is owed after it ends too, and so is the end
+                # challenge of an Ended rental (unanswered, each is a fault).
+                if drain_challenges_s and not responder.drain(drain_challenges_s, rental_ended=rental_ended):
                     log.warning("rental %d: challenges still unanswered after %.0f s", rid, drain_challenges_s)
                 responder.close()
 

@@ -10,7 +10,7 @@ from oracle.node.errors import ReportConflict
 from oracle.node.rentals import InMemoryRentalRegistry, Rental
 from oracle.node.storage import NodeStorage
 from oracle.proof.merkle import keccak
-from oracle.proof.params import DEV_SHAPE, profile_for
+from oracle.proof.params import DEV_SHAPE, END_CHALLENGE_INDEX, profile_for
 from oracle.proof.schedule import Beacon
 from oracle.proof.seeds import opening_cells, openings_digest
 from oracle.proof.solver import NumpySolver
@@ -169,28 +169,133 @@ def test_dev_challenge_settings_are_refused_on_a_real_chain_outside_dev_mode(tmp
             load_settings(env={**base, **risky})
 
 
+def _ended(rental_id: int = 1, end_s: int = START_S + 300, gpus: int = 1) -> Rental:
+    return Rental(rental_id, address_of(AGENT_KEY), gpus, "test", 400, START_S * 1000, end_ms=end_s * 1000 + 999)
+
+
+def _service(tmp_path, name: str = "n", gpus: int = 1, check_telemetry: bool = False, mean_interval_s: int = 60):
+    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), gpus, "test", 400, START_S * 1000)])
+    storage = NodeStorage(tmp_path / f"{name}.sqlite3")
+    storage.put_rental(1, address_of(AGENT_KEY), gpus, "test", 400, START_S * 1000)
+    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=mean_interval_s,
+                             quorum=1, check_telemetry=check_telemetry)
+    clock = Clock(START_S * 1000)
+    service = ChallengeService(ChallengeStore(tmp_path / f"{name}.sqlite3"), registry, NODE_KEY, config, clock)
+    return service, registry, storage, clock
+
+
 def test_an_ended_rental_draws_no_more_challenges_and_late_draws_do_not_count(tmp_path):
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class EndedRental(Rental):
-        end_ms: int | None = None
-
-    registry = InMemoryRentalRegistry([Rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)])
-    storage = NodeStorage(tmp_path / "n.sqlite3")
-    storage.put_rental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000)
-    config = ChallengeConfig(chain_id=31337, market="0x" + "42" * 20, mode="dev", mean_interval_s=60, quorum=1,
-                             check_telemetry=False)
-    service = ChallengeService(ChallengeStore(tmp_path / "n.sqlite3"), registry, NODE_KEY, config,
-                               Clock(START_S * 1000))
+    service, registry, storage, _ = _service(tmp_path)
     service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 40)])  # 20 min of blocks
     drawn_late = [c for c in service.store.rental_challenges(1) if c.issued_at_ms > (START_S + 300) * 1000]
     assert drawn_late, "at a 60 s mean interval, 15 minutes of blocks draw challenges"
-    registry.upsert(EndedRental(1, address_of(AGENT_KEY), 1, "test", 400, START_S * 1000,
-                                end_ms=(START_S + 300) * 1000 + 999))
+    registry.upsert(_ended())
     service.ingest_beacons([_beacon(40, START_S + 1200)])
-    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.undecided(1))
-    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.rental_challenges(1))
+    periodic = [c for c in service.store.rental_challenges(1) if c.index != END_CHALLENGE_INDEX]
+    assert periodic and all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in periodic)
+    assert all(c.issued_at_ms <= (START_S + 300) * 1000 + 999 for c in service.store.undecided(1)
+               if c.index != END_CHALLENGE_INDEX)
+    passed, failed, _ = service.outcomes(1, (START_S + 2000) * 1000)
+    assert passed + failed <= len(periodic)  # nothing drawn after the end counts in a report
+    service.store.close()
+    storage.close()
+
+
+def test_an_ended_rental_gets_one_start_sized_end_challenge_per_gpu_from_the_first_block_after_its_delay(tmp_path):
+    service, registry, storage, _ = _service(tmp_path, gpus=2)
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 40)])
+    assert service.end_status(1) == "not_ended"
+    registry.upsert(_ended(gpus=2))
+    service.ingest_beacons([_beacon(40, START_S + 1200)])
+    ends = [c for c in service.store.rental_challenges(1) if c.index == END_CHALLENGE_INDEX]
+    assert sorted(c.gpu_index for c in ends) == [0, 1]
+    before_end = [c for c in service.store.rental_challenges(1) if c.index != END_CHALLENGE_INDEX]
+    not_before_s = max(START_S + 300 + profile_for("dev").end_delay_s,
+                       max(c.open_deadline_ms for c in before_end) // 1000 + 1)
+    first = min(n for n in range(41) if START_S + 30 * n >= not_before_s)
+    assert {c.beacon_number for c in ends} == {first}
+    assert profile_for("dev").size(END_CHALLENGE_INDEX) == profile_for("dev").start
+    model = profile_for("NVIDIA H100 80GB HBM3")
+    assert model.size(END_CHALLENGE_INDEX) == model.start != model.periodic  # the full-memory table again
+    assert service.end_status(1) == "issued"
+    assert len({c.id for c in ends}) == 2 and service.summary(1)["end_challenge"]["status"] == "issued"
+    service.store.close()
+    storage.close()
+
+
+def test_every_node_issues_the_same_end_challenge_whenever_it_learns_of_the_end(tmp_path):
+    beacons = [_beacon(n, START_S + 30 * n) for n in range(0, 40)]
+    early, early_registry, s1, _ = _service(tmp_path, "early")
+    early_registry.upsert(_ended())  # knew of the end before any block after it
+    early.ingest_beacons(beacons)
+    late, late_registry, s2, _ = _service(tmp_path, "late")
+    late.ingest_beacons(beacons)  # drew periodic challenges past the end first
+    late_registry.upsert(_ended())
+    assert late.end_status(1) == "issued"  # the agent's poll issues it without a new block
+
+    def end_ids(service):
+        return sorted(c.id for c in service.store.rental_challenges(1) if c.index == END_CHALLENGE_INDEX)
+
+    assert end_ids(early) and end_ids(early) == end_ids(late)
+    for service, storage in ((early, s1), (late, s2)):
+        service.store.close()
+        storage.close()
+
+
+def test_the_end_challenge_waits_for_its_block(tmp_path):
+    service, registry, storage, _ = _service(tmp_path)
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 11)])  # up to START + 300
+    registry.upsert(_ended())
+    assert service.end_status(1) == "awaited"
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(11, 20)])
+    assert service.end_status(1) == "issued"
+    service.store.close()
+    storage.close()
+
+
+def _answer(service, challenge, clock, cheat: bool = False):
+    """Commit, then open the drawn cells once their block exists (as the agent does)."""
+    seed = bytes.fromhex(challenge.id[2:])
+    solution = NumpySolver().solve(seed, DEV_SHAPE, UUID, "1")
+    clock.now_ms = challenge.issued_at_ms + 1_000
+    service.post_commitment(challenge.id, solution.top_root, UUID, "1", sign_batch_hash(AGENT_KEY, solution.digest))
+    cells = service.cells(service.store.challenge(challenge.id))
+    openings = [o.to_wire() for o in solution.open([tuple(c) for c in cells])]
+    if cheat:
+        openings[0]["end"]["row"] = "0x" + ("00" * (len(openings[0]["end"]["row"]) // 2 - 1))
+    clock.now_ms = challenge.commit_deadline_ms + 1_000
+    wire = {"openings": openings}
+    return service.post_openings(challenge.id, wire["openings"],
+                                 sign_batch_hash(AGENT_KEY, openings_digest(seed, canonical_json(openings))))
+
+
+@pytest.mark.parametrize("answer", ["honest", "cheat", "none"])
+def test_the_end_challenge_is_judged_without_telemetry_and_a_failure_is_a_fault_at_the_rental_end(tmp_path, answer):
+    from oracle.attestation.reports import END_CHALLENGE_FAULT_ID, build_end_fault_report
+    from oracle.metering.faults import FaultKind
+    from oracle.node.challenges import MeteringLedger
+
+    service, registry, storage, clock = _service(tmp_path, check_telemetry=True, mean_interval_s=10**9)
+    registry.upsert(_ended())
+    service.ingest_beacons([_beacon(n, START_S + 30 * n) for n in range(0, 20)])  # only start + end drawn
+    (end,) = [c for c in service.store.rental_challenges(1) if c.index == END_CHALLENGE_INDEX]
+    ledger = MeteringLedger(service)
+    assert service.end_outcome(1) is None and ledger.end_fault(1) is None  # not decided yet
+    if answer != "none":
+        result = _answer(service, end, clock, cheat=answer == "cheat")
+        assert result["verified"] is (answer == "honest")
+    clock.now_ms = end.open_deadline_ms + 60_000
+    service.decide_all_due()
+    fault = ledger.end_fault(1)
+    if answer == "honest":
+        assert service.end_outcome(1) == (-1, "passed") and fault is None  # no telemetry after the end needed
+        return
+    assert service.end_outcome(1) == (0, "wrong" if answer == "cheat" else "missed")
+    assert fault.kind == FaultKind.CHALLENGE_FAILED and fault.end_ms == (START_S + 300) * 1000 + 999
+    report = build_end_fault_report(1, fault, 1)
+    assert report.fault_id == END_CHALLENGE_FAULT_ID and report.observed_at == START_S + 300  # inside the rental
+    # never in a usage report: counted outcomes up to the end are the periodic ones only
+    assert service.outcomes(1, (START_S + 300) * 1000 + 999)[:2] == service.outcomes(1, 10**15)[:2]
     service.store.close()
     storage.close()
 

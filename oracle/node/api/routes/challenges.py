@@ -41,10 +41,16 @@ def _service(request: Request) -> ChallengeService:
     return service
 
 
-@router.get("/v1/challenges", summary="The rental's challenges not decided yet (with their cells once open)")
+@router.get("/v1/challenges", summary="The rental's challenges not decided yet (with their cells once open), "
+                                      "and where its end challenge stands (none, not_ended, awaited, issued)")
 async def pending(request: Request, rental_id: int) -> JSONResponse:
     service = _service(request)
-    return JSONResponse({"challenges": await asyncio.to_thread(service.pending, rental_id)})
+
+    def read() -> dict:
+        end = service.end_status(rental_id)  # first: it issues the end challenge once its block is there
+        return {"challenges": service.pending(rental_id), "end_challenge": end}
+
+    return JSONResponse(await asyncio.to_thread(read))
 
 
 @router.get("/v1/challenges/{challenge_id}", summary="One challenge")

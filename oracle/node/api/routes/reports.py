@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from oracle.attestation.reports import END_CHALLENGE_FAULT_ID
 from oracle.node.api.deps import NodeDep, limit_report_requests
 from oracle.node.attestor import SignedReport, report_fields
 from oracle.node.errors import ReportConflict
@@ -132,7 +133,8 @@ def get_fault_reports(
 ) -> dict:
     held = node.attestor.contiguous_batches(rental_id)
     key = (rental_id, from_id, limit, signer_set_version)
-    cached = node.fault_answers.get(key)
+    # The end challenge's fault (END_CHALLENGE_FAULT_ID) appears when its quorum decides, with no new batch.
+    cached = node.fault_answers.get(key) if from_id + limit <= END_CHALLENGE_FAULT_ID else None
     if cached is not None and cached[0] == held:  # no batch since: the same answer, no metering
         node.metrics.reports_served_stored.inc()
         return cached[1]
