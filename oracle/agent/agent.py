@@ -413,3 +413,25 @@ def run_agent(config: AgentConfig, *, monitor: Callable[[Agent, threading.Event]
             close()
         agent.spool.close()
     return 0
+
+
+def answer_owed_challenges(config: AgentConfig) -> bool:
+    """Answer what the rental still owes after it ended: challenges drawn during it and its end
+    challenge, for at most ``config.challenge_drain_s``; True when nothing is owed any more.
+
+    What ``gpurent agent answer`` runs when the agent was not running at the rental's end (a
+    replayed trace that ran out, an agent restarted). Samples nothing and sends no batch."""
+    agent = build_agent(config)
+    try:
+        responder = start_challenge_responder(config, agent)
+        if responder is None:
+            raise ConfigError("challenges = \"off\" in the agent config: nothing would answer them")
+        try:
+            return responder.drain(config.challenge_drain_s, rental_ended=True)
+        finally:
+            responder.close()
+    finally:
+        close = getattr(agent.source, "close", None)
+        if close is not None:
+            close()
+        agent.spool.close()

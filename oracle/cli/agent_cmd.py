@@ -1,4 +1,4 @@
-"""``gpurent agent run``: the telemetry agent beside the provider's GPUs."""
+"""``gpurent agent run``: the telemetry agent beside the provider's GPUs; ``agent answer``: what it owes after the end."""
 
 from __future__ import annotations
 
@@ -272,3 +272,26 @@ def requeue(spool: Path, nodes: tuple[str, ...], as_json: bool) -> None:
         return
     per_node = ", ".join(f"{_host(n)} {c}" for n, c in counts.items() if c)
     click.echo(f"requeued {total} batches ({per_node}); `gpurent agent run` with --spool {spool} sends them")
+
+
+@agent.command("answer")
+@click.option("--config", "config_file", type=TEXT_FILE, required=True,
+              help="the agent config `gpurent agent run` used (keys, nodes, GPUs, challenges solver)")
+@click.option("-v", "--verbose", is_flag=True)
+def answer(config_file: Path, verbose: bool) -> None:
+    """Answer the proof-of-GPU challenges a rental still owes once it ended, its end challenge
+    included (unanswered, each is a slashable fault). Run it after the rental ended when
+    `gpurent agent run` was not running then; it waits at most the config's challenge_drain_s.
+    Exits 1 if something is still unanswered."""
+    from oracle.agent import load_agent_config
+    from oracle.agent.agent import answer_owed_challenges
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s agent %(levelname)s %(message)s")
+    config = load_agent_config(config_file)
+    click.echo(f"agent: answering what rental {config.rental_id} owes (end challenge included), "
+               f"at most {config.challenge_drain_s:g} s", err=True)
+    if not answer_owed_challenges(config):
+        raise OperationFailed(f"challenges of rental {config.rental_id} still unanswered after "
+                              f"{config.challenge_drain_s:g} s (challenge_drain_s)")
+    click.echo(f"rental {config.rental_id}: every challenge it owes is answered", err=True)

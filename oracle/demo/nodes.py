@@ -84,6 +84,17 @@ def start_web(rpc: str, deployments: Path, node_urls: list[str], state: Path, pr
     return url
 
 
+def start_end_answer(state: Path, procs: _Processes) -> Path:
+    """``gpurent agent answer`` with the agent's config, once the rental ended: the demo's agent
+    replayed a finite trace and exited, so this answers the rental's end challenge."""
+    answer_log = state / "agent-answer.log"
+    procs.agent = subprocess.Popen(
+        [sys.executable, "-m", "oracle.cli.main", "agent", "answer", "--config", str(state / "agent.config.json"),
+         "-v"], env=_cli_env(state), cwd=str(state), stdout=open(answer_log, "ab"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    return answer_log
+
+
 def start_agent(deployment: dict[str, Any], keys: DemoKeys, options: DemoOptions, state: Path, rental_id: int,
                 node_urls: list[str], started_at: int, *, use_nvml: bool, procs: _Processes) -> Path:
     """``gpurent agent run`` for the rental: NVML GPU 0, or the trace replayed from the rental's start."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from oracle.demo import steps
 from oracle.demo.base import DEPLOYER, GPU_MODEL, PROVIDER, RENTER, DemoError, DemoOptions, DemoResult, Ui
-from oracle.demo.nodes import start_agent, start_nodes, start_web
+from oracle.demo.nodes import start_agent, start_end_answer, start_nodes, start_web
 from oracle.demo.procs import DemoKeys, _cli_env, _Processes, _start_chain, _stop, _Telemetry, _telemetry, make_keys
 from oracle.demo.steps import DemoChain, run_step
 from oracle.demo.watch import (
@@ -221,6 +222,12 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
         # chain clock back to now (a second on, so endedAt is not before the last sample's second)
         _rpc(rpc, "evm_setNextBlockTimestamp", [max(head + 1, int(time.time()) + 1)])
         run_step("gpurent rent end", steps.end_rental, chain, rental_id)
+        answer_log = None
+        if options.challenges:
+            ticker = _BlockTicker(rpc)  # the end challenge draws from the blocks after the end
+            ui.step("the provider answers the rental's end challenge (full-memory, the renter's job is gone)",
+                    "gpurent agent answer --config agent.config.json")
+            answer_log = start_end_answer(state, procs)
         wait_s = 3 * options.settle_interval_s + len(node_urls) * options.submit_stagger_s + 30
         until = time.monotonic() + wait_s
         while watch.sequence < final_sequence:
@@ -234,6 +241,9 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
                     raise DemoError(f"a node exited with {proc.returncode}; see {log}")
             time.sleep(0.5)
             progress()
+    if answer_log is not None:
+        _wait_end_challenge(procs.agent, answer_log, [node_urls[i] for i in live], rental_id)
+        ticker.stop()
     settlements = watch.settlements
     container = box.finish(rental_id) if box is not None else ({"skipped": no_box} if no_box else None)
     slashes = None
@@ -322,6 +332,22 @@ def run_rental(chain: DemoChain, deployment: dict[str, Any], keys: DemoKeys, opt
         "node_names": watch.nodes,
         "quorum": f"{deployment['signer_set']['threshold']} of {len(deployment['signer_set']['signers'])}",
     }
+
+
+def _wait_end_challenge(answer: subprocess.Popen, answer_log: Path, urls: list[str], rental_id: int,
+                        timeout_s: float = 120.0) -> None:
+    """Until ``gpurent agent answer`` has answered the end challenge and the nodes' quorum decided it."""
+    until = time.monotonic() + timeout_s
+    while answer.poll() is None:
+        if time.monotonic() > until:
+            raise DemoError(f"`gpurent agent answer` did not finish in {timeout_s:.0f} s; see {answer_log}")
+        time.sleep(0.5)
+    if answer.returncode != 0:
+        raise DemoError(f"`gpurent agent answer` exited with {answer.returncode}; see {answer_log}")
+    while not ((_challenges(urls, rental_id) or {}).get("end") or {}).get("quorum"):
+        if time.monotonic() > until:
+            raise DemoError(f"the nodes did not decide rental {rental_id}'s end challenge in {timeout_s:.0f} s")
+        time.sleep(0.5)
 
 
 def _slash_payout(watch: _SettlementWatch, rental_id: int, from_block: int) -> dict[str, int] | None:

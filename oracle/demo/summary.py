@@ -46,6 +46,10 @@ def render_summary(result: DemoResult) -> Any:
         unpaid_s = sum(span["end_ms"] - span["start_ms"] for span in pog["unpaid"]) / 1000
         rows.append(("proof-of-GPU challenges (quorum)", f"{pog['passed']} passed, {pog['failed']} failed"
                      + (f", {unpaid_s:.0f} GPU-s unpaid" if pog["unpaid"] else ""), f"node {pog['node']}"))
+        end = pog.get("end") or {}
+        if end.get("status") == "issued":
+            rows.append(("end challenge (full memory, after the end)", end.get("quorum") or "not decided",
+                         f"node {pog['node']}; a failure is a slashable fault, never in a report"))
         counted = s.get("challenges_in_report") or {}
         if counted.get("passed") is not None:
             rows.append(("challenges counted in the settled reports", f"{counted['passed']} passed, "

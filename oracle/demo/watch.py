@@ -186,5 +186,6 @@ def _challenges(urls: Sequence[str], rental_id: int, ended_at_s: int = 0) -> dic
             unpaid = [{**span, "end_ms": min(span["end_ms"], end_ms) if end_ms else span["end_ms"]}
                       for span in body["unpaid"] if not end_ms or span["start_ms"] < end_ms]
             return {"node": url, "passed": body["passed"], "failed": body["failed"], "unpaid": unpaid,
-                    "verdicts": [c["quorum"] or c["verdict"] for c in body["challenges"]]}
+                    "verdicts": [c["quorum"] or c["verdict"] for c in body["challenges"]],
+                    "end": body.get("end_challenge")}
     return None

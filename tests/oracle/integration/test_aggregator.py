@@ -20,6 +20,7 @@ from oracle.attestation.eip712 import (
     usage_batch_digest,
     usage_report_digest,
 )
+from oracle.attestation.reports import END_CHALLENGE_FAULT_ID
 from oracle.attestation.signing import sign_digest
 from oracle.node.aggregator import Aggregator
 from oracle.node.attestor import report_fields
@@ -70,10 +71,14 @@ class FakeNode:
             return httpx.Response(200, json={"rental_id": rental_id, "sequence": sequence, **self.signed(report, digest)})
         if request.method == "GET" and parts[-1] == "faults":
             rental_id = int(parts[2])
-            fault = FaultReport(rental_id, 0, 1, self.fault_observed_at, b"\x33" * 32, 1)
+            fault_id = int(request.url.params.get("from_id", 0))
+            if fault_id not in (0, END_CHALLENGE_FAULT_ID):
+                return httpx.Response(200, json={"rental_id": rental_id, "sequence": self.holds, "faults": []})
+            kind = 5 if fault_id == END_CHALLENGE_FAULT_ID else 1  # the end challenge's fault: CHALLENGE_FAILED
+            fault = FaultReport(rental_id, fault_id, kind, self.fault_observed_at, b"\x33" * 32, 1)
             digest = fault_report_digest(fault, self.chain_id, self.market)
             return httpx.Response(200, json={"rental_id": rental_id, "sequence": self.holds,
-                                             "faults": [{"fault_id": 0, "signed": self.signed(fault, digest)}]})
+                                             "faults": [{"fault_id": fault_id, "signed": self.signed(fault, digest)}]})
         if request.method == "POST" and parts[-1] == "batch-signatures":
             refs = json.loads(request.content)["reports"]
             reports = [self.report(r["rental_id"], r["sequence"]) for r in refs]
@@ -186,6 +191,24 @@ def test_fault_reports_slash_once(deployed, now):
     assert agg.submit_faults(rental.rental_id) == []
     agg.fault_cursor.clear()  # a restarted aggregator reads the chain instead
     assert [o.status for o in agg.submit_faults(rental.rental_id)] == ["already_settled"]
+
+
+def test_a_failed_end_challenge_slashes_an_ended_rental_once_within_its_grace(deployed, now):
+    rental = open_active_rental(deployed)
+    client = deployed.client(SUBMITTER)
+    advance_chain(deployed, 100)
+    deployed.client(RENTER).end_rental(rental.rental_id)
+    ended_at = int(client.get_rental(rental.rental_id)["endedAt"])  # observedAt: the end, inside the rental
+    keys = deployed.node_keys
+    agg = aggregator_for(deployed, {name: FakeNode(key, client.chain_id, deployed.market, holds=2, base_time=now,
+                                                   fault_observed_at=ended_at)
+                                    for name, key in zip(("n1", "n2", "n3"), keys)})
+    (outcome,) = agg.submit_end_fault(rental.rental_id)
+    assert (outcome.status, outcome.fault_id) == ("slashed", END_CHALLENGE_FAULT_ID), outcome.detail
+    after = client.get_rental(rental.rental_id)
+    assert 0 < after["slashed"] <= after["collateral"]
+    assert [o.status for o in agg.submit_end_fault(rental.rental_id)] == ["already_settled"]
+    assert agg.fault_cursor.get(rental.rental_id, 0) == 0  # the metered faults' cursor is not touched
 
 
 def test_ended_rental_settles_the_last_report_that_ends_by_the_end(deployed, now):
