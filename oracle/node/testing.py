@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from oracle.chain.anvil import free_port
 from oracle.telemetry.batches import GENESIS_PREV_HASH, TelemetryBatch, address_of
@@ -181,6 +181,38 @@ def dev_node_env(db_path: Path | str, rentals: str | None = None, *, key: bytes 
         env["GPURENT_NODE_RENTALS"] = rentals
     env.update({f"GPURENT_NODE_{name.upper()}": str(value) for name, value in settings.items() if value is not None})
     return env
+
+
+def challenge_network_env(index: int, keys: list[str], urls: list[str], tmp: Path, rentals: str, beacon_url: str,
+                          *, market: str, liar: int | None = 2) -> dict[str, str]:
+    """Node ``index`` of a proof-of-GPU test network: dev challenges drawn from ``beacon_url``'s
+    blocks, a quorum of 2, the other ``urls`` as peers, and node ``liar`` lying about every verdict.
+    Every agent, node and test shares 127.0.0.1 and polls 10x faster than in production."""
+    return dev_node_env(Path(tmp) / f"node{index}.sqlite3", rentals, key=bytes.fromhex(keys[index]),
+                        chain_id=31337, market=market, challenges="dev", beacon_rpc_url=beacon_url,
+                        challenge_quorum=2, challenge_poll_interval_s=0.2,
+                        peers=",".join(u for u in urls if u != urls[index]), report_rate_per_s=2000,
+                        report_burst=10000, fault="lie_verdicts" if index == liar else None)
+
+
+@contextmanager
+def challenge_network(tmp: Path, rentals: str, keys: list[str], *, market: str) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh anvil (its blocks are the beacons) and one node process per key
+    (:func:`challenge_network_env`): yields (chain, node URLs); stops them all on the way out."""
+    from oracle.chain.anvil import Anvil
+
+    with Anvil() as chain:
+        ports = [free_port() for _ in keys]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        nodes: list[NodeProcess] = []
+        try:
+            for i, port in enumerate(ports):
+                env = challenge_network_env(i, keys, urls, tmp, rentals, chain.url, market=market)
+                nodes.append(NodeProcess(env, port=port).start(timeout_s=90))  # a loaded CI box is slow
+            yield chain, urls
+        finally:
+            for node in nodes:
+                node.stop()
 
 
 class NodeProcess:

@@ -17,8 +17,15 @@ import httpx
 import pytest
 
 from oracle.agent.challenges import ChallengeResponder, GpuIdentity
-from oracle.chain.anvil import Anvil, anvil_env_ok, free_port
-from oracle.node.testing import AGENT_KEY, H100, NodeProcess, chain_batches, shifted, trace_samples
+from oracle.chain.anvil import anvil_env_ok
+from oracle.node.testing import (
+    AGENT_KEY,
+    H100,
+    chain_batches,
+    challenge_network,
+    shifted,
+    trace_samples,
+)
 from oracle.proof.params import profile_for
 from oracle.proof.solver import NumpySolver
 from oracle.telemetry.batches import address_of
@@ -65,31 +72,12 @@ def network(tmp_path_factory):
     rentals = json.dumps([{"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 2 if r == TWO_GPUS else 1,
                            "region": "test",
                            "grid_intensity_g_per_kwh": 400, "start_ms": start_ms} for r in RENTALS])
-    with Anvil() as chain:
-        ports = [free_port() for _ in NODE_KEYS]
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        nodes = []
-        try:
-            for i, key in enumerate(NODE_KEYS):
-                env = {"GPURENT_NODE_DEV_MODE": "true", "GPURENT_NODE_PRIVATE_KEY": key,
-                       "GPURENT_NODE_CHAIN_ID": "31337", "GPURENT_NODE_MARKET_ADDRESS": "0x" + "42" * 20,
-                       "GPURENT_NODE_DB_PATH": str(tmp / f"node{i}.sqlite3"), "GPURENT_NODE_RENTALS": rentals,
-                       "GPURENT_NODE_CHALLENGES": "dev", "GPURENT_NODE_BEACON_RPC_URL": chain.url,
-                       "GPURENT_NODE_CHALLENGE_QUORUM": "2", "GPURENT_NODE_CHALLENGE_POLL_INTERVAL_S": "0.2",
-                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i]),
-                       # every agent, node and the test share 127.0.0.1 and poll 10x faster than in production
-                       "GPURENT_NODE_REPORT_RATE_PER_S": "2000", "GPURENT_NODE_REPORT_BURST": "10000"}
-                if i == 2:
-                    env["GPURENT_NODE_FAULT"] = "lie_verdicts"
-                nodes.append(NodeProcess(env, port=ports[i]).start(timeout_s=90))  # a loaded CI box is slow
-            time.sleep(max(1.0, start_ms / 1000 + 1 - time.time()))
-            chain.set_next_timestamp(max(start_ms // 1000 + 1, int(time.time())))  # at or after the start, now
-            chain.mine()      # the first block after the start: every rental's start challenge
-            issued_s = int(chain.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-            yield chain, urls, issued_s
-        finally:
-            for node in nodes:
-                node.stop()
+    with challenge_network(tmp, rentals, NODE_KEYS, market="0x" + "42" * 20) as (chain, urls):
+        time.sleep(max(1.0, start_ms / 1000 + 1 - time.time()))
+        chain.set_next_timestamp(max(start_ms // 1000 + 1, int(time.time())))  # at or after the start, now
+        chain.mine()      # the first block after the start: every rental's start challenge
+        issued_s = int(chain.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        yield chain, urls, issued_s
 
 
 def _responder(urls, rental_id, **kwargs):

@@ -20,9 +20,9 @@ from oracle.agent.challenges import ChallengeResponder, GpuIdentity
 from oracle.attestation.eip712 import FaultReport, fault_report_digest
 from oracle.attestation.reports import END_CHALLENGE_FAULT_ID
 from oracle.attestation.signing import recover_signer
-from oracle.chain.anvil import Anvil, anvil_env_ok, free_port
+from oracle.chain.anvil import anvil_env_ok
 from oracle.node.quorum import report_from_fields
-from oracle.node.testing import AGENT_KEY, H100, NodeProcess
+from oracle.node.testing import AGENT_KEY, H100, challenge_network
 from oracle.proof.params import END_CHALLENGE_INDEX, profile_for
 from oracle.telemetry.batches import address_of
 
@@ -43,27 +43,9 @@ def ended(tmp_path_factory):
     rentals = json.dumps([{"rental_id": r, "agent": address_of(AGENT_KEY), "gpu_count": 1, "region": "test",
                            "grid_intensity_g_per_kwh": 400, "start_ms": (now_s - 100) * 1000,
                            "end_ms": end_s * 1000 + 999} for r in (HONEST, CHEAT)])
-    with Anvil() as chain:
-        ports = [free_port() for _ in NODE_KEYS]
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        nodes = []
-        try:
-            for i, key in enumerate(NODE_KEYS):
-                env = {"GPURENT_NODE_DEV_MODE": "true", "GPURENT_NODE_PRIVATE_KEY": key,
-                       "GPURENT_NODE_CHAIN_ID": "31337", "GPURENT_NODE_MARKET_ADDRESS": MARKET,
-                       "GPURENT_NODE_DB_PATH": str(tmp / f"node{i}.sqlite3"), "GPURENT_NODE_RENTALS": rentals,
-                       "GPURENT_NODE_CHALLENGES": "dev", "GPURENT_NODE_BEACON_RPC_URL": chain.url,
-                       "GPURENT_NODE_CHALLENGE_QUORUM": "2", "GPURENT_NODE_CHALLENGE_POLL_INTERVAL_S": "0.2",
-                       "GPURENT_NODE_PEERS": ",".join(u for u in urls if u != urls[i]),
-                       "GPURENT_NODE_REPORT_RATE_PER_S": "2000", "GPURENT_NODE_REPORT_BURST": "10000"}
-                if i == 2:
-                    env["GPURENT_NODE_FAULT"] = "lie_verdicts"
-                nodes.append(NodeProcess(env, port=ports[i]).start(timeout_s=90))
-            chain.mine()  # a block after end + delay: both end challenges
-            yield chain, urls, end_s
-        finally:
-            for node in nodes:
-                node.stop()
+    with challenge_network(tmp, rentals, NODE_KEYS, market=MARKET) as (chain, urls):
+        chain.mine()  # a block after end + delay: both end challenges
+        yield chain, urls, end_s
 
 
 def _responder(urls, rental_id, **kwargs):

@@ -264,8 +264,7 @@ def _answer(service, challenge, clock, cheat: bool = False):
     if cheat:
         openings[0]["end"]["row"] = "0x" + ("00" * (len(openings[0]["end"]["row"]) // 2 - 1))
     clock.now_ms = challenge.commit_deadline_ms + 1_000
-    wire = {"openings": openings}
-    return service.post_openings(challenge.id, wire["openings"],
+    return service.post_openings(challenge.id, openings,
                                  sign_batch_hash(AGENT_KEY, openings_digest(seed, canonical_json(openings))))
 
 
@@ -287,17 +286,19 @@ def test_the_end_challenge_is_judged_without_telemetry_and_a_failure_is_a_fault_
     clock.now_ms = end.open_deadline_ms + 60_000
     service.decide_all_due()
     fault = ledger.end_fault(1)
-    if answer == "honest":
-        assert service.end_outcome(1) == (-1, "passed") and fault is None  # no telemetry after the end needed
-        return
-    assert service.end_outcome(1) == (0, "wrong" if answer == "cheat" else "missed")
-    assert fault.kind == FaultKind.CHALLENGE_FAILED and fault.end_ms == (START_S + 300) * 1000 + 999
-    report = build_end_fault_report(1, fault, 1)
-    assert report.fault_id == END_CHALLENGE_FAULT_ID and report.observed_at == START_S + 300  # inside the rental
-    # never in a usage report: counted outcomes up to the end are the periodic ones only
-    assert service.outcomes(1, (START_S + 300) * 1000 + 999)[:2] == service.outcomes(1, 10**15)[:2]
-    service.store.close()
-    storage.close()
+    try:
+        if answer == "honest":
+            assert service.end_outcome(1) == (-1, "passed") and fault is None  # no telemetry after the end needed
+            return
+        assert service.end_outcome(1) == (0, "wrong" if answer == "cheat" else "missed")
+        assert fault.kind == FaultKind.CHALLENGE_FAILED and fault.end_ms == (START_S + 300) * 1000 + 999
+        report = build_end_fault_report(1, fault, 1)
+        assert report.fault_id == END_CHALLENGE_FAULT_ID and report.observed_at == START_S + 300  # inside the rental
+        # never in a usage report: counted outcomes up to the end are the periodic ones only
+        assert service.outcomes(1, (START_S + 300) * 1000 + 999)[:2] == service.outcomes(1, 10**15)[:2]
+    finally:
+        service.store.close()
+        storage.close()
 
 
 def test_failed_challenges_make_one_challenge_failed_fault_per_slash_window(tmp_path):
