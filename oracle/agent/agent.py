@@ -334,7 +334,13 @@ def build_agent(config: AgentConfig, *, source: Source | None = None,
 
 
 def start_challenge_responder(config: AgentConfig, agent: Agent):
-    """The proof-of-GPU responder beside the telemetry loop (``config.challenges`` != "off").
+    """The proof-of-GPU responder beside the telemetry loop (``config.challenges`` != "off"), started."""
+    responder = challenge_responder(config, agent._key, agent.gpus)
+    return None if responder is None else responder.start()
+
+
+def challenge_responder(config: AgentConfig, key: bytes, gpus: Sequence[GpuInfo]):
+    """The proof-of-GPU responder for ``gpus`` (not started), or None with ``challenges = "off"``.
 
     NVML source: each GPU's real UUID and serial from NVML. Replay/simulated sources (dev): the
     source's UUIDs and serial "dev-<index>"; the numpy solver then only fits the dev profile.
@@ -345,10 +351,10 @@ def start_challenge_responder(config: AgentConfig, agent: Agent):
     from oracle.proof.solver import NumpySolver
 
     if config.source.kind == "nvml":
-        wanted = {gpu.index for gpu in agent.gpus}
+        wanted = {gpu.index for gpu in gpus}
         identities = [gpu for gpu in nvml_identities() if gpu.index in wanted]
     else:
-        identities = [GpuIdentity(gpu.index, gpu.uuid, f"dev-{gpu.index}") for gpu in agent.gpus]
+        identities = [GpuIdentity(gpu.index, gpu.uuid, f"dev-{gpu.index}") for gpu in gpus]
     if config.challenges == "cuda":
         from oracle.proof.solver_torch import TorchSolver
 
@@ -360,12 +366,11 @@ def start_challenge_responder(config: AgentConfig, agent: Agent):
             return solvers[index]
     else:
         solver_for = lambda index: NumpySolver()  # noqa: E731
-    responder = ChallengeResponder(config.node_urls, config.rental_id, agent._key, identities, solver_for,
-                                   poll_interval_s=config.challenge_poll_s, cheat=config.challenge_cheat,
-                                   timeout_s=config.request_timeout_s)
     log.info("answering proof-of-GPU challenges with the %s solver%s", config.challenges,
              " (CHEATING: dev mode)" if config.challenge_cheat else "")
-    return responder.start()
+    return ChallengeResponder(config.node_urls, config.rental_id, key, identities, solver_for,
+                              poll_interval_s=config.challenge_poll_s, cheat=config.challenge_cheat,
+                              timeout_s=config.request_timeout_s)
 
 
 def run_agent(config: AgentConfig, *, monitor: Callable[[Agent, threading.Event], object] | None = None) -> int:
@@ -420,18 +425,21 @@ def answer_owed_challenges(config: AgentConfig) -> bool:
     challenge, for at most ``config.challenge_drain_s``; True when nothing is owed any more.
 
     What ``gpurent agent answer`` runs when the agent was not running at the rental's end (a
-    replayed trace that ran out, an agent restarted). Samples nothing and sends no batch."""
-    agent = build_agent(config)
+    replayed trace that ran out, an agent restarted). Samples nothing and leaves the spool alone:
+    it needs only the key and the source's GPUs."""
+    from oracle.keys import load_keystore
+
+    if config.challenges == "off":
+        raise ConfigError("challenges = \"off\" in the agent config: nothing would answer them")
+    key = load_keystore(config.keystore_path, config.password(), dev=config.dev)
+    source = build_source(config)
     try:
-        responder = start_challenge_responder(config, agent)
-        if responder is None:
-            raise ConfigError("challenges = \"off\" in the agent config: nothing would answer them")
-        try:
-            return responder.drain(config.challenge_drain_s, rental_ended=True)
-        finally:
-            responder.close()
+        responder = challenge_responder(config, key, sorted(source.gpus(), key=lambda g: g.index))
     finally:
-        close = getattr(agent.source, "close", None)
+        close = getattr(source, "close", None)
         if close is not None:
             close()
-        agent.spool.close()
+    try:
+        return responder.drain(config.challenge_drain_s, rental_ended=True)
+    finally:
+        responder.close()

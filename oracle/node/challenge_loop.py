@@ -46,7 +46,6 @@ class MeteringLedger:
         return [Fault(FaultKind.CHALLENGE_FAILED, start, due, detail, gpu)
                 for gpu, start, due, _, detail in self.service.failed_windows(rental_id, up_to_ms, window_s)]
 
-
     def end_fault(self, rental_id: int) -> Any:
         """A failed end challenge as a CHALLENGE_FAILED fault at the rental's last millisecond (a
         FaultReport's ``observedAt`` must lie in the rental), for the first GPU that failed."""
@@ -54,7 +53,7 @@ class MeteringLedger:
 
         end = self.service.end_outcome(rental_id)
         end_ms = self.service.end_ms_of(rental_id)
-        if end is None or end[0] < 0 or end_ms is None:
+        if end is None or end[0] is None or end_ms is None:
             return None
         gpu, outcome = end
         return Fault(FaultKind.CHALLENGE_FAILED, end_ms, end_ms, f"end challenge gpu {gpu} {outcome}", gpu)

@@ -204,6 +204,18 @@ class ChallengeStore:
                           "ORDER BY c.issued_at_ms, c.gpu_index", (str(rental_id),))
         return [self._challenge(row) for row in rows]
 
+    def end_challenges(self, rental_id: int) -> list[StoredChallenge]:
+        """The rental's end challenge, one per GPU (empty until it is issued), in GPU order."""
+        rows = self._rows(f"SELECT {self._CHALLENGE_COLUMNS} FROM pog_challenges c WHERE c.rental_id = ? AND c.idx = ? "
+                          "ORDER BY c.gpu_index", (str(rental_id), END_CHALLENGE_INDEX))
+        return [self._challenge(row) for row in rows]
+
+    def last_open_deadline_ms(self, rental_id: int, issued_by_ms: int) -> int | None:
+        """The latest open deadline among the rental's challenges issued by ``issued_by_ms``."""
+        rows = self._rows("SELECT MAX(open_deadline_ms) FROM pog_challenges WHERE rental_id = ? AND issued_at_ms <= ?",
+                          (str(rental_id), issued_by_ms))
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
     def withdraw_after(self, rental_id: int, end_ms: int) -> int:
         """Delete the rental's undecided challenges issued after ``end_ms`` (never its end
         challenge); how many."""

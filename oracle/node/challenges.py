@@ -164,14 +164,11 @@ class ChallengeService:
         rental = scheduler.rental
         if rental.end_s is None or rental.rental_id in self._end_issued:
             return
-        end_ms = rental.end_s * 1000 + 999
-        drawn = self.store.rental_challenges(rental.rental_id)
-        if any(c.index == END_CHALLENGE_INDEX for c in drawn):
+        if self.store.end_challenges(rental.rental_id):
             self._end_issued.add(rental.rental_id)
             return
-        before_end = [c.open_deadline_ms for c in drawn if c.issued_at_ms <= end_ms]
-        not_before_s = end_challenge_not_before_s(rental.end_s, max(before_end) if before_end else None,
-                                                  rental.profile.end_delay_s)
+        last_open_ms = self.store.last_open_deadline_ms(rental.rental_id, rental.end_s * 1000 + 999)
+        not_before_s = end_challenge_not_before_s(rental.end_s, last_open_ms, rental.profile.end_delay_s)
         beacon = self.store.first_beacon_at_or_after(not_before_s)
         if beacon is None:
             return
@@ -191,17 +188,14 @@ class ChallengeService:
                 return "not_ended"
             return "issued" if rental_id in self._end_issued else "awaited"
 
-    def end_outcome(self, rental_id: int) -> tuple[int, str] | None:
+    def end_outcome(self, rental_id: int) -> tuple[int | None, str] | None:
         """(GPU index, outcome) of the first GPU whose end challenge the quorum failed, or
-        (-1, "passed") when every GPU passed; None until the quorum decided all of them."""
-        ends = [c for c in self.store.rental_challenges(rental_id) if c.index == END_CHALLENGE_INDEX]
-        if not ends:
-            return None
-        decided = [(c.gpu_index, self.quorum_outcome(c.id)) for c in sorted(ends, key=lambda c: c.gpu_index)]
-        if any(outcome is None for _, outcome in decided):
+        (None, "passed") when every GPU passed; None until the quorum decided all of them."""
+        decided = [(c.gpu_index, self.quorum_outcome(c.id)) for c in self.store.end_challenges(rental_id)]
+        if not decided or any(outcome is None for _, outcome in decided):
             return None
         failed = [(gpu, outcome.value) for gpu, outcome in decided if not outcome.passed]
-        return failed[0] if failed else (-1, Outcome.PASSED.value)
+        return failed[0] if failed else (None, Outcome.PASSED.value)
 
     # -- what the agent asks --------------------------------------------------------------------
     def _challenge(self, challenge_id: str) -> StoredChallenge:
@@ -445,7 +439,7 @@ class ChallengeService:
                 "counted": {"passed": counted_passed, "failed": counted_failed},
                 "unpaid": [{"gpu_index": g, "start_ms": s, "end_ms": e} for g, s, e in unpaid], "challenges": rows,
                 "end_challenge": {"status": self.end_status(rental_id), "quorum": None if end is None else end[1],
-                                  "gpu_index": None if end is None or end[0] < 0 else end[0]}}
+                                  "gpu_index": None if end is None else end[0]}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from oracle.errors import ChainError
 from oracle.node.aggregator import Aggregator
 from oracle.node.quorum import Outcome
 from oracle.node.settle_policy import RentalEconomics, SettlePolicy
+from oracle.node.slashing import DECIDED
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +243,6 @@ class SettlementLoop(BackgroundLoop):
         """Each Ended rental (not only the due ones: its end challenge is decided after its last
         batch) is asked for its end-challenge fault every round until that fault is decided or
         the rental is finalized (it then leaves ``ended_rentals``)."""
-        from oracle.node.slashing import DECIDED
-
         outcomes: list[Outcome] = []
         for rental_id in ended:
             if self._stop.is_set():
